@@ -1,0 +1,93 @@
+/**
+ * The model catalog: `models/<name>.json`, one file per model that `cdk deploy` gives an endpoint. The schema is
+ * the single definition of every per-model option and its default; infra reads it to size functions, the handlers
+ * read the limits it passes down.
+ */
+import { z } from 'zod';
+
+/** Model names: what DESIGN.md allows, checked before any key or path is built from a name. */
+export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** True when `name` may be used as a model name (and so inside S3 keys and local paths). */
+export function isValidModelName(name: string): boolean {
+  return MODEL_NAME_PATTERN.test(name) && !name.includes('..');
+}
+
+/** Request limits, enforced before allocation. Defaults follow API Gateway's and Lambda's own limits. */
+export const limitsSchema = z
+  .object({
+    /** Request body in bytes (API Gateway REST rejects more than 10 MB before we see it). */
+    maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+    /** Elements over all input tensors of one request. */
+    maxElements: z.number().int().positive().default(16 * 1024 * 1024),
+    /** JSON nesting depth of a request body. */
+    maxJsonDepth: z.number().int().positive().default(64),
+    /** Bytes in one BYTES element. */
+    maxBytesElementSize: z.number().int().positive().default(1024 * 1024),
+    /** Input tensors in one request. */
+    maxInputs: z.number().int().positive().default(64),
+    /** Outputs requested in one request. */
+    maxOutputs: z.number().int().positive().default(64),
+    /** Characters of the request `id`. */
+    maxIdLength: z.number().int().positive().default(256),
+    /** Response body in bytes (Lambda's synchronous response limit is 6 MB, base64 included). */
+    maxResponseBytes: z.number().int().positive().default(6 * 1024 * 1024 - 64 * 1024),
+  })
+  .strict();
+
+/** Resolved request limits. */
+export type Limits = z.infer<typeof limitsSchema>;
+
+/** The limits with every default applied. */
+export const DEFAULT_LIMITS: Limits = limitsSchema.parse({});
+
+/** One `models/<name>.json` file. */
+export const catalogEntrySchema = z
+  .object({
+    /** Lambda memory in MB; also sets the vCPUs and so onnxruntime's intra-op threads. */
+    memoryMb: z.number().int().min(128).max(10240).default(2048),
+    /** CPU architecture of the function and of the onnxruntime layer it uses. */
+    architecture: z.enum(['x86_64', 'arm64']).default('arm64'),
+    /** Function timeout; API Gateway REST stops waiting after 29 s. */
+    timeoutSeconds: z.number().int().min(1).max(900).default(29),
+    /** EventBridge warmer; `false` disables it. */
+    warmer: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            schedule: z.string().min(1).default('rate(5 minutes)'),
+            concurrency: z.number().int().min(1).max(50).default(1),
+          })
+          .strict(),
+      ])
+      .default({ schedule: 'rate(5 minutes)', concurrency: 1 }),
+    /** Provisioned concurrency on the `live` alias; 0 = none. */
+    provisionedConcurrency: z.number().int().min(0).default(0),
+    /** Load the latest version during the init phase instead of on the first request. */
+    preload: z.boolean().default(false),
+    /** A seed model file next to the catalog entry, uploaded to `uploads/<name>/` at deploy time. */
+    seed: z.string().optional(),
+    limits: limitsSchema.default({}),
+    description: z.string().optional(),
+  })
+  .strict();
+
+/** A resolved catalog entry, with its name (the file name without `.json`). */
+export type CatalogEntry = z.infer<typeof catalogEntrySchema> & { readonly name: string };
+
+/**
+ * Parses one catalog file's JSON. Throws an `Error` naming the file and each offending field.
+ * @example parseCatalogEntry('iris', JSON.parse(readFileSync('models/iris.json', 'utf8')))
+ */
+export function parseCatalogEntry(name: string, json: unknown): CatalogEntry {
+  if (!isValidModelName(name)) {
+    throw new Error(`models/${name}.json: "${name}" is not a valid model name (${MODEL_NAME_PATTERN.source}, no "..")`);
+  }
+  const parsed = catalogEntrySchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`models/${name}.json is invalid: ${problems}`);
+  }
+  return { ...parsed.data, name };
+}

@@ -1,0 +1,80 @@
+/**
+ * The error model: one class per failure a client can cause or meet. Each carries its HTTP status; the HTTP layer
+ * (`functions/handlers/http.ts`) is the one place that turns them into responses.
+ */
+
+/** Base class of every error whose message is safe and useful to show to a client. */
+export abstract class InferenceServerError extends Error {
+  /** HTTP status this error maps to. */
+  public abstract readonly statusCode: number;
+
+  public constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+
+  /** The `{"error": ...}` body of the V2 protocol. */
+  public toJSON(): { error: string } {
+    return { error: this.message };
+  }
+}
+
+/** 400: the request is malformed or does not fit the model. */
+export class BadRequestError extends InferenceServerError {
+  public readonly statusCode = 400;
+}
+
+/** 404: unknown model, version or route. */
+export class NotFoundError extends InferenceServerError {
+  public readonly statusCode = 404;
+}
+
+/** 405: known route, wrong method. */
+export class MethodNotAllowedError extends InferenceServerError {
+  public readonly statusCode = 405;
+  public constructor(
+    message: string,
+    public readonly allowed: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** 413: body, tensor or response over a configured limit. */
+export class PayloadTooLargeError extends InferenceServerError {
+  public readonly statusCode = 413;
+}
+
+/** 415: a content type the endpoint does not speak. */
+export class UnsupportedMediaTypeError extends InferenceServerError {
+  public readonly statusCode = 415;
+}
+
+/** 503: the model cannot be loaded right now (storage down, checksum mismatch); retry later. */
+export class ServiceUnavailableError extends InferenceServerError {
+  public readonly statusCode = 503;
+  public constructor(
+    message: string,
+    public readonly retryAfterSeconds: number = 1,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A model upload that cannot become a version; the message is stored under `rejected/`. */
+export class ModelRejectedError extends Error {
+  public constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ModelRejectedError';
+  }
+}
+
+/** A conditional write lost its race (S3 412 or 409): re-read and try again. */
+export class PreconditionFailedError extends Error {
+  public constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PreconditionFailedError';
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The inference-engine boundary of the core. `functions/adapters/onnxruntime-session.ts` implements it on
+ * onnxruntime-node; the core never imports onnxruntime itself.
+ */
+import type { Tensor, TensorSpec } from './types.js';
+
+/** Graph optimization level, as onnxruntime names it. */
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+
+/** How a session is created. */
+export interface SessionOptions {
+  /** Threads used inside one operator; Lambda gives one vCPU per 1,769 MB of memory. */
+  readonly intraOpNumThreads: number;
+  readonly graphOptimizationLevel: GraphOptimizationLevel;
+}
+
+/** A loaded model, ready to run. */
+export interface ModelSession {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Runs the model; `outputNames` selects and orders the outputs returned. */
+  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  /** Frees native memory; the session must not be used afterwards. */
+  release(): Promise<void>;
+}
+
+/** Creates sessions from model bytes. */
+export interface SessionFactory {
+  create(model: Uint8Array, options: SessionOptions): Promise<ModelSession>;
+}

@@ -1,0 +1,97 @@
+/**
+ * A `BlobStore` on a local folder, with the same keys as the S3 bucket. Used by tests and by tools that work on a
+ * copy of a repository; `npm start` uses the embedded S3 server instead.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BlobStore, PutCondition, StoredObject } from '../core/blob-store.js';
+import { PreconditionFailedError } from '../core/errors.js';
+
+function etagOf(body: Uint8Array): string {
+  return `"${createHash('md5').update(body).digest('hex')}"`;
+}
+
+/** Keys are `/`-separated, relative, without `.`/`..` segments: anything else could leave the root folder. */
+function assertSafeKey(key: string): void {
+  const segments = key.split('/');
+  if (key.length === 0 || segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\'))) {
+    throw new Error(`unsafe object key ${JSON.stringify(key)}`);
+  }
+}
+
+/** A folder as an object store. Conditional writes are atomic within one process (a per-key queue). */
+export class FsBlobStore implements BlobStore {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  public constructor(private readonly root: string) {}
+
+  private pathOf(key: string): string {
+    assertSafeKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  public async get(key: string): Promise<StoredObject | undefined> {
+    try {
+      const body = new Uint8Array(await readFile(this.pathOf(key)));
+      return { body, etag: etagOf(body) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  public put(key: string, body: Uint8Array, condition: PutCondition = {}): Promise<{ etag: string }> {
+    // Serialise writers of one key so that check-then-write cannot interleave.
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.putNow(key, body, condition));
+    this.queues.set(key, next);
+    void next.finally(() => {
+      if (this.queues.get(key) === next) this.queues.delete(key);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private async putNow(key: string, body: Uint8Array, condition: PutCondition): Promise<{ etag: string }> {
+    const file = this.pathOf(key);
+    if (condition.ifMatch !== undefined || condition.ifNoneMatch !== undefined) {
+      const current = await this.get(key);
+      if (condition.ifNoneMatch === '*' && current !== undefined) {
+        throw new PreconditionFailedError(`${key} already exists`);
+      }
+      if (condition.ifMatch !== undefined && current?.etag !== condition.ifMatch) {
+        throw new PreconditionFailedError(`${key} changed since it was read`);
+      }
+    }
+    await mkdir(path.dirname(file), { recursive: true });
+    // Write then rename: readers never see a half-written object.
+    const temporary = `${file}.${randomUUID()}.tmp`;
+    await writeFile(temporary, body);
+    await rename(temporary, file);
+    return { etag: etagOf(body) };
+  }
+
+  public async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    const walk = async (dir: string, relative: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw error;
+      }
+      for (const entry of entries) {
+        const key = relative === '' ? entry.name : `${relative}/${entry.name}`;
+        if (entry.isDirectory()) await walk(path.join(dir, entry.name), key);
+        else if (!entry.name.endsWith('.tmp') && key.startsWith(prefix)) keys.push(key);
+      }
+    };
+    await walk(this.root, '');
+    return keys.sort();
+  }
+
+  public async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The `SessionFactory` of the core on onnxruntime-node: converts between the core's tensors and `ort.Tensor`,
+ * and between onnxruntime's type names and V2 datatypes.
+ */
+import * as ort from 'onnxruntime-node';
+import { BadRequestError, ModelRejectedError } from '../core/errors.js';
+import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
+import type { Datatype, Tensor, TensorData, TensorSpec } from '../core/types.js';
+
+/** onnxruntime's tensor element type for each V2 datatype. */
+const ORT_TYPE_BY_DATATYPE = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
+} as const satisfies Record<Datatype, ort.Tensor.Type>;
+
+const DATATYPE_BY_ORT_TYPE: ReadonlyMap<string, Datatype> = new Map(
+  Object.entries(ORT_TYPE_BY_DATATYPE).map(([datatype, ortType]) => [ortType, datatype as Datatype]),
+);
+
+/** Maps onnxruntime's element type name to a V2 datatype; `undefined` when V2 has none (e.g. float8). */
+export function datatypeOfOrtType(ortType: string): Datatype | undefined {
+  return DATATYPE_BY_ORT_TYPE.get(ortType);
+}
+
+function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], side: 'input' | 'output'): TensorSpec[] {
+  return metadata.map((value) => {
+    if (!value.isTensor) {
+      throw new ModelRejectedError(
+        `${side} "${value.name}" is not a tensor (a sequence or map); onnxruntime-node can only serve tensor ${side}s`,
+      );
+    }
+    const datatype = datatypeOfOrtType(value.type);
+    if (datatype === undefined) {
+      throw new ModelRejectedError(`${side} "${value.name}" has element type ${value.type}, which KServe V2 cannot carry`);
+    }
+    // Symbolic dimensions (strings) and unknown ones are dynamic: -1 in V2 metadata.
+    const shape = value.shape.map((dim) => (typeof dim === 'number' && dim >= 0 ? dim : -1));
+    return { name: value.name, datatype, shape };
+  });
+}
+
+function toOrtTensor(tensor: Tensor): ort.Tensor {
+  const type = ORT_TYPE_BY_DATATYPE[tensor.datatype];
+  return new ort.Tensor(type, tensor.data as ort.Tensor.DataType, tensor.shape as number[]);
+}
+
+function fromOrtTensor(name: string, value: ort.OnnxValue): Tensor {
+  const datatype = datatypeOfOrtType(value.type);
+  if (datatype === undefined) {
+    throw new Error(`output "${name}" has element type ${value.type}, which KServe V2 cannot carry`);
+  }
+  // onnxruntime returns bool as Uint8Array and float16 as Uint16Array: the core's storage for both.
+  return { name, datatype, shape: value.dims.map(Number), data: value.data as TensorData };
+}
+
+/** A loaded onnxruntime session behind the core's `ModelSession`. */
+class OnnxruntimeModelSession implements ModelSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    public readonly inputs: readonly TensorSpec[],
+    public readonly outputs: readonly TensorSpec[],
+  ) {}
+
+  /** Creates the session; a model onnxruntime cannot load is a `ModelRejectedError` with onnxruntime's reason. */
+  public static async create(model: Uint8Array, options: SessionOptions): Promise<OnnxruntimeModelSession> {
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(model, {
+        intraOpNumThreads: options.intraOpNumThreads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: options.graphOptimizationLevel,
+        executionMode: 'sequential',
+        executionProviders: ['cpu'],
+      });
+    } catch (error) {
+      throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(error)}`, { cause: error });
+    }
+    try {
+      return new OnnxruntimeModelSession(
+        session,
+        specsOf(session.inputMetadata, 'input'),
+        specsOf(session.outputMetadata, 'output'),
+      );
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+  }
+
+  public async run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of inputs) feeds[input.name] = toOrtTensor(input);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(feeds, outputNames as string[]);
+    } catch (error) {
+      // Inputs were checked against the model's metadata before; what remains is data the graph refuses
+      // (e.g. a shape that a Reshape or MatMul cannot take): the client's to fix.
+      throw new BadRequestError(`the model refused the inputs: ${messageOf(error)}`, { cause: error });
+    }
+    return outputNames.map((name) => {
+      const value = results[name];
+      if (value === undefined) throw new Error(`onnxruntime returned no output "${name}"`);
+      return fromOrtTensor(name, value);
+    });
+  }
+
+  public async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** onnxruntime's error text without the native source locations it sometimes carries. */
+function messageOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s+/g, ' ').trim();
+}
+
+/** The onnxruntime-node `SessionFactory`. */
+export const onnxruntimeSessionFactory: SessionFactory = {
+  create: (model, options) => OnnxruntimeModelSession.create(model, options),
+};

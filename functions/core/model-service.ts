@@ -1,0 +1,308 @@
+/**
+ * Serving: resolves versions from the manifest (re-read at most every TTL), loads and verifies model files,
+ * keeps sessions in the {@link SessionCache}, checks requests against the model's metadata and runs them.
+ * Everything here is independent of HTTP, Lambda and the storage technology.
+ */
+import { createHash } from 'node:crypto';
+import { BadRequestError, InferenceServerError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
+import { isValidModelName } from './catalog.js';
+import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
+import { SessionCache } from './session-cache.js';
+import type {
+  InferenceRequest,
+  InferenceResponse,
+  Manifest,
+  ModelMetadata,
+  Rejection,
+  Tensor,
+  TensorSpec,
+} from './types.js';
+
+/** Hooks for metrics; the handlers implement them with Powertools. */
+export interface ServingTelemetry {
+  modelLoaded?(event: { model: string; version: string; bytes: number; fetchMs: number; createMs: number }): void;
+  inferred?(event: { model: string; version: string; runMs: number }): void;
+}
+
+/** Dependencies and settings of a {@link ModelService}. */
+export interface ModelServiceOptions {
+  readonly repository: ModelRepository;
+  readonly sessionFactory: SessionFactory;
+  readonly sessionOptions: SessionOptions;
+  /** How long a manifest read is trusted before it is read again. @default 15_000 */
+  readonly manifestTtlMs?: number;
+  /** Seconds suggested to clients in `Retry-After` when storage fails. @default 1 */
+  readonly retryAfterSeconds?: number;
+  readonly telemetry?: ServingTelemetry;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** Loaded versions kept per model. @default 2 */
+  readonly maxVersionsPerModel?: number;
+}
+
+/** One row of `POST /v2/repository/index`. */
+export interface RepositoryIndexRow {
+  readonly name: string;
+  readonly version: string;
+  readonly state: 'READY' | 'UNAVAILABLE';
+  readonly reason: string;
+}
+
+/** Request parameter that adds scikit-learn's `{label: probability}` rows to outputs that had a ZipMap. */
+export const ZIPMAP_PARAMETER = 'zipmap';
+
+/** A version resolved from a route: the manifest it came from and its metadata. */
+export interface ResolvedVersion {
+  readonly model: string;
+  readonly version: string;
+  readonly metadata: ModelMetadata;
+}
+
+function isStorageFailure(error: unknown): boolean {
+  return !(error instanceof InferenceServerError);
+}
+
+/** The serving core. One instance per process; it owns the session cache. */
+export class ModelService {
+  private readonly manifests = new Map<string, { snapshot: ManifestSnapshot; readAt: number }>();
+  private readonly metadataCache = new Map<string, Promise<ModelMetadata>>();
+  private readonly sessions: SessionCache;
+  private readonly manifestTtlMs: number;
+  private readonly retryAfterSeconds: number;
+  private readonly now: () => number;
+
+  public constructor(private readonly options: ModelServiceOptions) {
+    this.manifestTtlMs = options.manifestTtlMs ?? 15_000;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+    this.now = options.now ?? Date.now;
+    this.sessions = new SessionCache((model, version) => this.loadSession(model, version), {
+      maxVersionsPerModel: options.maxVersionsPerModel,
+    });
+  }
+
+  /** The repository the service reads from. */
+  public get repository(): ModelRepository {
+    return this.options.repository;
+  }
+
+  /**
+   * Resolves `version` (a number, a label such as `stable`, or `undefined` for `latest`) of `model`.
+   * @throws NotFoundError for an unknown model, version or label; ServiceUnavailableError when storage fails.
+   */
+  public async resolve(model: string, version?: string, options: { refresh?: boolean } = {}): Promise<ResolvedVersion> {
+    if (!isValidModelName(model)) {
+      throw new NotFoundError(`unknown model "${model.slice(0, 128)}": model names are letters, digits, "_", "." and "-"`);
+    }
+    let manifest = await this.manifest(model, options.refresh ?? false);
+    let resolved = manifest === undefined ? undefined : this.pick(manifest, version);
+    if (resolved === undefined && !(options.refresh ?? false)) {
+      // A version registered since the last read must be reachable at once by its pinned route.
+      manifest = await this.manifest(model, true);
+      resolved = manifest === undefined ? undefined : this.pick(manifest, version);
+    }
+    if (manifest === undefined) throw new NotFoundError(`unknown model "${model}"`);
+    if (resolved === undefined) {
+      const available = manifest.versions.filter((v) => v.state === 'READY').map((v) => v.version);
+      throw new NotFoundError(
+        `model "${model}" has no version "${version ?? ''}"; available: ${available.join(', ') || 'none'}` +
+          (Object.keys(manifest.labels).length > 0 ? `; labels: ${Object.keys(manifest.labels).join(', ')}` : ''),
+      );
+    }
+    return { model, version: resolved, metadata: await this.metadata(model, resolved) };
+  }
+
+  /** The manifest of `model` as last read (within the TTL), or `undefined` if the model has none. */
+  public async manifest(model: string, refresh = false): Promise<Manifest | undefined> {
+    const cached = this.manifests.get(model);
+    if (!refresh && cached !== undefined && this.now() - cached.readAt < this.manifestTtlMs) {
+      return cached.snapshot.manifest;
+    }
+    const snapshot = await this.storage(() => this.options.repository.readManifest(model));
+    if (snapshot === undefined) {
+      this.manifests.delete(model);
+      return undefined;
+    }
+    this.manifests.set(model, { snapshot, readAt: this.now() });
+    return snapshot.manifest;
+  }
+
+  /** Runs an inference on the resolved version. Inputs and outputs are checked against its metadata first. */
+  public async infer(target: ResolvedVersion, request: InferenceRequest): Promise<InferenceResponse> {
+    const { metadata } = target;
+    const inputs = checkInputs(request.inputs, metadata.inputs);
+    const outputNames = request.outputs?.map((o) => o.name) ?? metadata.outputs.map((o) => o.name);
+    const known = new Set(metadata.outputs.map((o) => o.name));
+    for (const name of outputNames) {
+      if (!known.has(name)) {
+        throw new BadRequestError(`unknown output "${name}"; the model's outputs are: ${[...known].join(', ')}`);
+      }
+    }
+    const zipmap = request.parameters[ZIPMAP_PARAMETER];
+    if (zipmap !== undefined && typeof zipmap !== 'boolean') {
+      throw new BadRequestError(`parameter "${ZIPMAP_PARAMETER}" must be true or false`);
+    }
+    const outputs = await this.sessions.use(target.model, target.version, async (session) => {
+      const started = this.now();
+      const result = await session.run(inputs, outputNames);
+      this.options.telemetry?.inferred?.({ model: target.model, version: target.version, runMs: this.now() - started });
+      return result;
+    });
+    return {
+      modelName: target.model,
+      modelVersion: target.version,
+      id: request.id,
+      outputs,
+      outputParameters: zipmap === true ? zipmapRows(outputs, metadata) : undefined,
+    };
+  }
+
+  /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */
+  public async ensureLoaded(target: ResolvedVersion): Promise<{ loaded: boolean }> {
+    return this.sessions.ensure(target.model, target.version);
+  }
+
+  /** True when the version's session is loaded in this process. */
+  public isLoaded(target: ResolvedVersion): Promise<boolean> {
+    return this.sessions.isLoaded(target.model, target.version);
+  }
+
+  /** The repository index: one row per version of every model, and one per refused upload. */
+  public async repositoryIndex(): Promise<RepositoryIndexRow[]> {
+    const repository = this.options.repository;
+    return this.storage(async () => {
+      const rows: RepositoryIndexRow[] = [];
+      for (const model of await repository.listModels()) {
+        const manifest = (await repository.readManifest(model))?.manifest;
+        for (const v of manifest?.versions ?? []) {
+          rows.push({ name: model, version: v.version, state: v.state, reason: v.reason ?? '' });
+        }
+      }
+      for (const rejection of await repository.listRejections()) {
+        rows.push({ name: rejection.model, version: '', state: 'UNAVAILABLE', reason: rejectionReason(rejection) });
+      }
+      return rows;
+    });
+  }
+
+  /** Refused uploads of one model, oldest first. */
+  public rejections(model: string): Promise<Rejection[]> {
+    return this.storage(() => this.options.repository.listRejections(model));
+  }
+
+  private pick(manifest: Manifest, version: string | undefined): string | undefined {
+    const wanted = version === undefined ? manifest.latest : (manifest.labels[version] ?? version);
+    return manifest.versions.find((v) => v.version === wanted && v.state === 'READY')?.version;
+  }
+
+  private metadata(model: string, version: string): Promise<ModelMetadata> {
+    const key = `${model}\u0000${version}`;
+    let cached = this.metadataCache.get(key);
+    if (cached === undefined) {
+      // Versions are immutable: their metadata is read once per process.
+      cached = this.storage(() => this.options.repository.readMetadata(model, version));
+      this.metadataCache.set(key, cached);
+      cached.catch(() => this.metadataCache.delete(key));
+    }
+    return cached;
+  }
+
+  private async loadSession(model: string, version: string): Promise<ModelSession> {
+    const metadata = await this.metadata(model, version);
+    const fetchStarted = this.now();
+    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version));
+    const fetchMs = this.now() - fetchStarted;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (sha256 !== metadata.sha256) {
+      throw new ServiceUnavailableError(
+        `version ${version} of "${model}" could not be loaded: the stored file does not match its checksum; retry`,
+        this.retryAfterSeconds,
+      );
+    }
+    const createStarted = this.now();
+    let session: ModelSession;
+    try {
+      session = await this.options.sessionFactory.create(bytes, this.options.sessionOptions);
+    } catch (error) {
+      throw new ServiceUnavailableError(
+        `version ${version} of "${model}" could not be loaded by onnxruntime`,
+        this.retryAfterSeconds,
+        { cause: error },
+      );
+    }
+    this.options.telemetry?.modelLoaded?.({
+      model,
+      version,
+      bytes: bytes.byteLength,
+      fetchMs,
+      createMs: this.now() - createStarted,
+    });
+    return session;
+  }
+
+  /** Storage failures (network, 5xx, timeouts) are a 503 with `Retry-After`, never a 500. */
+  private async storage<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isStorageFailure(error)) throw error;
+      throw new ServiceUnavailableError('model storage is unavailable right now; retry shortly', this.retryAfterSeconds, {
+        cause: error,
+      });
+    }
+  }
+}
+
+function rejectionReason(rejection: Rejection): string {
+  return `upload ${rejection.sourceKey} was rejected at ${rejection.rejectedAt}: ${rejection.reason}`;
+}
+
+/** Checks the request's inputs against the model's: names, datatypes, ranks and fixed dimensions. */
+function checkInputs(inputs: readonly Tensor[], specs: readonly TensorSpec[]): Tensor[] {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const expected = () => specs.map((s) => `"${s.name}" ${s.datatype} [${s.shape.join(', ')}]`).join(', ');
+  const seen = new Set<string>();
+  for (const input of inputs) {
+    const spec = byName.get(input.name);
+    if (spec === undefined) throw new BadRequestError(`unknown input "${input.name}"; the model expects ${expected()}`);
+    seen.add(input.name);
+    if (input.datatype !== spec.datatype) {
+      throw new BadRequestError(`input "${input.name}" must be ${spec.datatype}, got ${input.datatype}`);
+    }
+    const fits =
+      input.shape.length === spec.shape.length && spec.shape.every((dim, i) => dim < 0 || dim === input.shape[i]);
+    if (!fits) {
+      throw new BadRequestError(
+        `input "${input.name}" has shape [${input.shape.join(', ')}]; the model takes [${spec.shape.join(', ')}] (-1 = any size)`,
+      );
+    }
+  }
+  const missing = specs.filter((s) => !seen.has(s.name)).map((s) => `"${s.name}"`);
+  if (missing.length > 0) throw new BadRequestError(`missing input ${missing.join(', ')}; the model expects ${expected()}`);
+  // onnxruntime wants the inputs in any order but only once each; the codec has refused duplicates.
+  return [...inputs];
+}
+
+/** `{label: probability}` rows for each output whose ZipMap was removed at registration. */
+function zipmapRows(
+  outputs: readonly Tensor[],
+  metadata: ModelMetadata,
+): Record<string, Record<string, unknown>> | undefined {
+  const result: Record<string, Record<string, unknown>> = {};
+  for (const output of outputs) {
+    const labels = metadata.classLabels?.[output.name];
+    if (labels === undefined || typeof output.data[0] === 'bigint') continue;
+    const columns = labels.length;
+    const data = output.data as ArrayLike<number>;
+    const rows: Record<string, number>[] = [];
+    for (let start = 0; start + columns <= data.length; start += columns) {
+      const row: Record<string, number> = {};
+      labels.forEach((label, column) => {
+        row[String(label)] = data[start + column] as number;
+      });
+      rows.push(row);
+    }
+    result[output.name] = { [ZIPMAP_PARAMETER]: rows };
+  }
+  return Object.keys(result).length > 0 ? result : undefined;
+}

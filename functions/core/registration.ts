@@ -1,0 +1,227 @@
+/**
+ * Registration of an upload: everything between "an object appeared under `uploads/`" and "a new version is in
+ * the manifest" (or "the upload is refused, with its reason under `rejected/`"). Called by the `register`
+ * handler for each S3 record, locally and on AWS alike.
+ */
+import { createHash } from 'node:crypto';
+import type { BlobStore } from './blob-store.js';
+import { isValidModelName } from './catalog.js';
+import { decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
+import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
+import { rewriteForServing } from './onnx/rewrites.js';
+import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
+import type { Limits } from './catalog.js';
+import type { ModelMetadata, Tensor, TensorData, TensorSpec } from './types.js';
+import { createTensorData } from './codec/index.js';
+
+/** What became of one uploaded object. */
+export type RegistrationOutcome =
+  | { readonly kind: 'registered'; readonly model: string; readonly version: string; readonly key: string }
+  | { readonly kind: 'duplicate'; readonly model: string; readonly version: string; readonly key: string }
+  | { readonly kind: 'rejected'; readonly model: string; readonly reason: string; readonly key: string }
+  | { readonly kind: 'ignored'; readonly reason: string; readonly key: string };
+
+/** Dependencies and settings of registration. */
+export interface RegistrationOptions {
+  readonly store: BlobStore;
+  readonly repository: ModelRepository;
+  readonly sessionFactory: SessionFactory;
+  readonly sessionOptions: SessionOptions;
+  /** Largest model file accepted, in bytes. */
+  readonly maxModelBytes: number;
+  /** Limits applied to the optional sample request. */
+  readonly limits: Limits;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/** Suffix of the optional sample that goes with `<file>.onnx`. */
+export const SAMPLE_SUFFIX = '.json';
+
+/** Default absolute tolerance when a sample gives expected outputs without `decimal`. */
+const DEFAULT_DECIMAL = 4;
+
+interface Sample {
+  readonly inputs: Tensor[];
+  readonly expected?: readonly Tensor[];
+  readonly decimal: number;
+}
+
+/**
+ * Registers the upload under `key` (an `uploads/<model>/<file>.onnx` key, already URL-decoded).
+ * Never throws for a bad upload: that is a `rejected` outcome, recorded under `rejected/`. Storage failures do
+ * throw, so that the event is delivered again.
+ */
+export async function registerUpload(key: string, options: RegistrationOptions): Promise<RegistrationOutcome> {
+  const parsed = parseUploadKey(key);
+  if (parsed.kind === 'ignored') return parsed;
+  const { model } = parsed;
+  const now = options.now ?? (() => new Date());
+
+  const reject = async (reason: string, sha256?: string): Promise<RegistrationOutcome> => {
+    await options.repository.recordRejection({
+      model,
+      sourceKey: key,
+      rejectedAt: now().toISOString(),
+      reason,
+      ...(sha256 === undefined ? {} : { sha256 }),
+    });
+    return { kind: 'rejected', model, reason, key };
+  };
+
+  if (!isValidModelName(model)) {
+    return reject(
+      `"${model.slice(0, 200)}" is not an allowed model name: use 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit, without ".."`,
+    );
+  }
+  const upload = await options.store.get(key);
+  if (upload === undefined) return { kind: 'ignored', reason: 'the object no longer exists', key };
+  const bytes = upload.body;
+  if (bytes.byteLength === 0) return reject('the file is empty');
+  if (bytes.byteLength > options.maxModelBytes) {
+    return reject(`the file has ${bytes.byteLength} bytes; the limit is ${options.maxModelBytes} (MAX_MODEL_BYTES)`);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const existing = (await options.repository.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
+  if (existing !== undefined) return { kind: 'duplicate', model, version: existing.version, key };
+
+  let validated: Awaited<ReturnType<typeof validate>>;
+  try {
+    validated = await validate(bytes, key, options);
+  } catch (error) {
+    if (error instanceof ModelRejectedError || error instanceof InferenceServerError) {
+      return reject(error.message, sha256);
+    }
+    throw error;
+  }
+  const createdAt = now().toISOString();
+  const result = await options.repository.addVersion({
+    model,
+    modelFile: validated.model,
+    sha256,
+    size: bytes.byteLength,
+    sourceKey: key,
+    createdAt,
+    metadataFor: (version): ModelMetadata => ({
+      name: model,
+      version,
+      platform: 'onnxruntime_onnx',
+      inputs: validated.inputs,
+      outputs: validated.outputs,
+      sha256: validated.servedSha256,
+      size: validated.model.byteLength,
+      sourceKey: key,
+      createdAt,
+      rewrites: validated.rewrites,
+      ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
+    }),
+  });
+  return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
+}
+
+/** `uploads/<model>/<file>.onnx` → the model name; anything else is not an upload to register. */
+function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
+  if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };
+  const rest = key.slice(UPLOADS_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0 || !rest.toLowerCase().endsWith('.onnx')) {
+    return { kind: 'ignored', reason: 'not an uploads/<model>/<file>.onnx key', key };
+  }
+  return { kind: 'upload', model: rest.slice(0, slash) };
+}
+
+/** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
+async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions) {
+  const rewritten = rewriteForServing(bytes);
+  const sample = await readSample(key, options);
+  let session: ModelSession | undefined;
+  try {
+    session = await options.sessionFactory.create(rewritten.model, options.sessionOptions);
+    const inputs = sample?.inputs ?? session.inputs.map(generatedInput);
+    const outputNames = session.outputs.map((o) => o.name);
+    let outputs: Tensor[];
+    try {
+      outputs = await session.run(inputs, outputNames);
+    } catch (error) {
+      const what = sample === undefined ? 'generated inputs (dynamic dimensions set to 1)' : 'the sample request';
+      throw new ModelRejectedError(
+        `the smoke inference on ${what} failed: ${error instanceof Error ? error.message : String(error)}` +
+          (sample === undefined ? `; upload a sample request as ${key}${SAMPLE_SUFFIX} before the model` : ''),
+        { cause: error },
+      );
+    }
+    if (sample?.expected !== undefined) compareOutputs(outputs, sample.expected, sample.decimal);
+    const servedSha256 = createHash('sha256').update(rewritten.model).digest('hex');
+    return {
+      model: rewritten.model,
+      servedSha256,
+      rewrites: rewritten.rewrites,
+      classLabels: rewritten.classLabels,
+      inputs: session.inputs,
+      outputs: session.outputs,
+    };
+  } finally {
+    await session?.release();
+  }
+}
+
+/** Reads `<key>.json`: a V2 request whose `inputs` feed the smoke test, with optional `expected_outputs`. */
+async function readSample(key: string, options: RegistrationOptions): Promise<Sample | undefined> {
+  const object = await options.store.get(`${key}${SAMPLE_SUFFIX}`);
+  if (object === undefined) return undefined;
+  let request;
+  try {
+    request = decodeInferenceRequest(object.body, { contentType: 'application/json', limits: options.limits });
+  } catch (error) {
+    throw new ModelRejectedError(`the sample ${key}${SAMPLE_SUFFIX} is not a valid V2 request: ${(error as Error).message}`);
+  }
+  const raw = JSON.parse(new TextDecoder().decode(object.body)) as { expected_outputs?: unknown; decimal?: unknown };
+  const decimal = typeof raw.decimal === 'number' ? raw.decimal : DEFAULT_DECIMAL;
+  if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal };
+  let expected;
+  try {
+    expected = decodeInferenceResponse(new TextEncoder().encode(JSON.stringify({ outputs: raw.expected_outputs })), {
+      'content-type': 'application/json',
+    }).outputs;
+  } catch (error) {
+    throw new ModelRejectedError(`the sample's expected_outputs are not valid V2 outputs: ${(error as Error).message}`);
+  }
+  return { inputs: [...request.inputs], expected, decimal };
+}
+
+/** An input of the declared type and shape (dynamic dimensions = 1), zero-filled: enough to prove the graph runs. */
+function generatedInput(spec: TensorSpec): Tensor {
+  const shape = spec.shape.map((dim) => (dim < 0 ? 1 : dim));
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data: TensorData = createTensorData(spec.datatype, count);
+  return { name: spec.name, datatype: spec.datatype, shape, data };
+}
+
+/** Compares actual outputs with the sample's expected ones (by name when given, else by position). */
+function compareOutputs(actual: readonly Tensor[], expected: readonly Tensor[], decimal: number): void {
+  const tolerance = 10 ** -decimal;
+  expected.forEach((want, index) => {
+    const got = want.name ? actual.find((o) => o.name === want.name) : actual[index];
+    const label = want.name || `#${index}`;
+    if (got === undefined) throw new ModelRejectedError(`expected output ${label} is not produced by the model`);
+    if (got.data.length !== want.data.length) {
+      throw new ModelRejectedError(
+        `output ${label}: expected ${want.data.length} elements, the model produced ${got.data.length}`,
+      );
+    }
+    for (let i = 0; i < want.data.length; i += 1) {
+      const a = got.data[i];
+      const b = want.data[i];
+      const equal =
+        typeof a === 'number' && typeof b === 'number'
+          ? (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) <= tolerance || a === b
+          : String(a) === String(b);
+      if (!equal) {
+        throw new ModelRejectedError(
+          `output ${label} differs from the sample's expected output at element ${i}: expected ${String(b)}, got ${String(a)} (tolerance ${tolerance})`,
+        );
+      }
+    }
+  });
+}

@@ -1,0 +1,115 @@
+/**
+ * Sessions kept across invocations, keyed by model and version: created lazily, once (concurrent first callers
+ * share one promise), and released when a model has more loaded versions than the budget allows, but only once
+ * no request is still running on them.
+ */
+import type { ModelSession } from './session.js';
+
+interface Entry {
+  readonly key: string;
+  readonly model: string;
+  readonly version: string;
+  readonly session: Promise<ModelSession>;
+  inFlight: number;
+  lastUsed: number;
+  evicted: boolean;
+}
+
+/** Options of a {@link SessionCache}. */
+export interface SessionCacheOptions {
+  /** Loaded versions kept per model; the least recently used beyond it are released. @default 2 */
+  readonly maxVersionsPerModel?: number;
+}
+
+/** Loads one version's session; failures are not cached, so the next call tries again. */
+export type SessionLoader = (model: string, version: string) => Promise<ModelSession>;
+
+/**
+ * @example
+ * const cache = new SessionCache((m, v) => loadFromStore(m, v));
+ * const outputs = await cache.use('iris', '3', (session) => session.run(inputs, ['label']));
+ */
+export class SessionCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly maxVersionsPerModel: number;
+  private clock = 0;
+
+  public constructor(
+    private readonly load: SessionLoader,
+    options: SessionCacheOptions = {},
+  ) {
+    this.maxVersionsPerModel = Math.max(1, options.maxVersionsPerModel ?? 2);
+  }
+
+  /** True when the session of this version is loaded (not merely loading). */
+  public async isLoaded(model: string, version: string): Promise<boolean> {
+    const entry = this.entries.get(`${model}\u0000${version}`);
+    if (entry === undefined) return false;
+    try {
+      await entry.session;
+      return this.entries.get(entry.key) === entry;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Loads the session if needed, without running anything (warmers, preloading). */
+  public async ensure(model: string, version: string): Promise<{ loaded: boolean }> {
+    const existing = this.entries.has(`${model}\u0000${version}`);
+    await this.use(model, version, async () => undefined);
+    return { loaded: !existing };
+  }
+
+  /** Runs `work` on the version's session, loading it first if needed; the session stays alive meanwhile. */
+  public async use<T>(model: string, version: string, work: (session: ModelSession) => Promise<T>): Promise<T> {
+    const entry = this.entryFor(model, version);
+    entry.inFlight += 1;
+    entry.lastUsed = ++this.clock;
+    try {
+      const session = await entry.session;
+      this.evictBeyondBudget(model);
+      return await work(session);
+    } finally {
+      entry.inFlight -= 1;
+      if (entry.evicted && entry.inFlight === 0) void this.release(entry);
+    }
+  }
+
+  /** Versions of `model` currently cached (loaded or loading). */
+  public cachedVersions(model: string): string[] {
+    return [...this.entries.values()].filter((e) => e.model === model).map((e) => e.version);
+  }
+
+  private entryFor(model: string, version: string): Entry {
+    const key = `${model}\u0000${version}`;
+    const existing = this.entries.get(key);
+    if (existing !== undefined) return existing;
+    const session = this.load(model, version);
+    const entry: Entry = { key, model, version, session, inFlight: 0, lastUsed: ++this.clock, evicted: false };
+    this.entries.set(key, entry);
+    // A failed load must not poison the cache: forget it so that the next request loads again.
+    session.catch(() => {
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    });
+    return entry;
+  }
+
+  private evictBeyondBudget(model: string): void {
+    const ofModel = [...this.entries.values()]
+      .filter((e) => e.model === model)
+      .sort((a, b) => b.lastUsed - a.lastUsed);
+    for (const entry of ofModel.slice(this.maxVersionsPerModel)) {
+      this.entries.delete(entry.key);
+      entry.evicted = true;
+      if (entry.inFlight === 0) void this.release(entry);
+    }
+  }
+
+  private async release(entry: Entry): Promise<void> {
+    try {
+      await (await entry.session).release();
+    } catch {
+      // A session that failed to load has nothing to release.
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The HTTP API of DESIGN.md over the serving core: route, decode, call the {@link ModelService}, encode.
+ * The same function serves the deployed `infer` and `control` Lambdas (each scoped to its routes) and the local
+ * gateway.
+ */
+import { decodeInferenceRequest, encodeInferenceResponse } from '../core/codec/index.js';
+import type { Limits } from '../core/catalog.js';
+import { NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import type { ModelService } from '../core/model-service.js';
+import type { ModelMetadata } from '../core/types.js';
+import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
+import { MODEL_ROUTES, matchRoute } from './routes.js';
+
+/** Name and version reported by `GET /v2`. */
+export const SERVER_NAME = 'onnx-serverless';
+/** Version reported by `GET /v2`. */
+export const SERVER_VERSION = '0.1.0';
+/** Protocol extensions we implement. */
+export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'classification_zipmap'] as const;
+
+/** Which routes an API instance serves. */
+export type ApiScope =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'control' }
+  /** The per-model function: only this model's routes. */
+  | { readonly kind: 'model'; readonly model: string };
+
+/** Settings of {@link createApi}. */
+export interface ApiOptions {
+  readonly service: ModelService;
+  readonly scope: ApiScope;
+  /** Limits per model name (falls back to `defaultLimits`). */
+  readonly limitsFor: (model: string) => Limits;
+  /** Measures, for metrics; optional. */
+  readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
+}
+
+/** A function from request to response that never throws. */
+export type Api = (request: HttpRequest) => Promise<HttpResponse>;
+
+/** Builds the API handler. */
+export function createApi(options: ApiOptions): Api {
+  const { service, scope } = options;
+  return async (request) => {
+    try {
+      const route = matchRoute(request.method, request.path);
+      const isModelRoute = MODEL_ROUTES.has(route.kind);
+      if (scope.kind === 'control' && isModelRoute) throw new NotFoundError('model routes are served by the model functions');
+      if (scope.kind === 'model' && (!isModelRoute || ('model' in route && route.model !== scope.model))) {
+        throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
+      }
+      switch (route.kind) {
+        case 'server-metadata':
+          return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
+        case 'health-live':
+          return jsonResponse(200, { live: true });
+        case 'health-ready':
+          return jsonResponse(200, { ready: true });
+        case 'repository-index':
+          return jsonResponse(200, await service.repositoryIndex());
+        case 'model-metadata': {
+          const target = await service.resolve(route.model, route.version);
+          const manifest = await service.manifest(route.model);
+          const rejections = await service.rejections(route.model);
+          return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
+        }
+        case 'model-ready': {
+          const target = await service.resolve(route.model, route.version);
+          return jsonResponse(200, { name: route.model, version: target.version, ready: true });
+        }
+        case 'model-infer': {
+          const limits = options.limitsFor(route.model);
+          if (request.body.byteLength > limits.maxBodyBytes) {
+            throw new PayloadTooLargeError(
+              `the request body has ${request.body.byteLength} bytes; the limit is ${limits.maxBodyBytes}: send fewer rows per request`,
+            );
+          }
+          const target = await service.resolve(route.model, route.version);
+          const decoded = decodeInferenceRequest(request.body, {
+            contentType: request.headers['content-type'],
+            inferenceHeaderContentLength: request.headers['inference-header-content-length'],
+            limits,
+            modelInputs: target.metadata.inputs,
+          });
+          const response = await service.infer(target, decoded);
+          const encoded = encodeInferenceResponse(response, decoded);
+          checkResponseSize(encoded.body, encoded.headers['content-type'] ?? '', limits);
+          options.onInference?.({
+            model: route.model,
+            requestBytes: request.body.byteLength,
+            responseBytes: encoded.body.byteLength,
+          });
+          return { statusCode: 200, headers: encoded.headers, body: encoded.body };
+        }
+      }
+    } catch (error) {
+      return errorResponse(error, request.requestId);
+    }
+  };
+}
+
+/**
+ * Lambda returns at most 6 MB synchronously, and a binary body travels base64-encoded (4/3 larger): refuse
+ * clearly rather than let the platform truncate or fail the response.
+ */
+function checkResponseSize(body: Uint8Array, contentType: string, limits: Limits): void {
+  const onTheWire = contentType.startsWith('application/json') ? body.byteLength : Math.ceil(body.byteLength / 3) * 4;
+  if (onTheWire > limits.maxResponseBytes) {
+    throw new PayloadTooLargeError(
+      `the response would be ${onTheWire} bytes, over the ${limits.maxResponseBytes}-byte limit of a Lambda response: ` +
+        'request binary outputs ("binary_data_output": true), fewer outputs, or fewer rows per request',
+    );
+  }
+}
+
+function modelMetadataBody(
+  metadata: ModelMetadata,
+  versions: readonly { version: string; state: string }[],
+  labels: Readonly<Record<string, string>>,
+  rejections: readonly { sourceKey: string; rejectedAt: string; reason: string }[],
+) {
+  return {
+    name: metadata.name,
+    versions: versions.filter((v) => v.state === 'READY').map((v) => v.version),
+    platform: metadata.platform,
+    inputs: metadata.inputs,
+    outputs: metadata.outputs,
+    parameters: {
+      version: metadata.version,
+      sha256: metadata.sha256,
+      created_at: metadata.createdAt,
+      source_key: metadata.sourceKey,
+      labels,
+      rewrites: metadata.rewrites,
+      ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
+      rejections: rejections.slice(-20),
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The environment, read once and typed. Nothing else in the functions reads `process.env`.
+ */
+import os from 'node:os';
+import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
+import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
+
+/** Settings of a function (or of the local runtime), from its environment. */
+export interface RuntimeConfig {
+  /** S3 bucket of the model repository (`MODEL_BUCKET`). */
+  readonly bucket?: string;
+  /** S3 endpoint for S3-compatible servers (`S3_ENDPOINT`); unset on AWS. */
+  readonly s3Endpoint?: string;
+  /** A local folder used as the repository instead of S3 (`MODEL_DIR`). */
+  readonly modelDir?: string;
+  /** The one model an `infer` function serves (`MODEL_NAME`); unset locally, where every model is served. */
+  readonly modelName?: string;
+  /** `MANIFEST_TTL_SECONDS`, default 15. */
+  readonly manifestTtlSeconds: number;
+  /** `MODEL_LIMITS` (JSON of the catalog's `limits`), defaults applied. */
+  readonly limits: Limits;
+  /** `PRELOAD=true`: load the latest version during init. */
+  readonly preload: boolean;
+  /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
+  readonly maxModelBytes: number;
+  /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
+  readonly functionName?: string;
+  /** How onnxruntime sessions are created. */
+  readonly sessionOptions: SessionOptions;
+}
+
+/** Lambda gives one vCPU per 1,769 MB of memory. */
+const MB_PER_VCPU = 1769;
+
+/** Thrown at init when the environment is wrong: the function should not start half-configured. */
+export class ConfigurationError extends Error {
+  public constructor(message: string) {
+    super(message);
+    this.name = 'ConfigurationError';
+  }
+}
+
+function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigurationError(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+/**
+ * onnxruntime's intra-op threads: the vCPUs Lambda gives this memory size (at least 1); locally, the machine's.
+ * More threads than vCPUs only adds contention.
+ */
+export function intraOpThreads(env: NodeJS.ProcessEnv): number {
+  const memory = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+  if (memory !== undefined && memory !== '') return Math.max(1, Math.min(6, Math.floor(Number(memory) / MB_PER_VCPU)));
+  return Math.max(1, os.availableParallelism());
+}
+
+const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
+
+/** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
+  let limits = DEFAULT_LIMITS;
+  if (env.MODEL_LIMITS !== undefined && env.MODEL_LIMITS !== '') {
+    const parsed = limitsSchema.safeParse(JSON.parse(env.MODEL_LIMITS));
+    if (!parsed.success) throw new ConfigurationError(`MODEL_LIMITS is invalid: ${parsed.error.message}`);
+    limits = parsed.data;
+  }
+  const modelName = env.MODEL_NAME === '' ? undefined : env.MODEL_NAME;
+  if (modelName !== undefined && !isValidModelName(modelName)) {
+    throw new ConfigurationError(`MODEL_NAME "${modelName}" is not a valid model name`);
+  }
+  const level = (env.GRAPH_OPTIMIZATION_LEVEL ?? 'all') as GraphOptimizationLevel;
+  if (!OPTIMIZATION_LEVELS.includes(level)) {
+    throw new ConfigurationError(`GRAPH_OPTIMIZATION_LEVEL must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
+  }
+  return {
+    bucket: env.MODEL_BUCKET || undefined,
+    s3Endpoint: env.S3_ENDPOINT || undefined,
+    modelDir: env.MODEL_DIR || undefined,
+    modelName,
+    manifestTtlSeconds: positiveNumber(env, 'MANIFEST_TTL_SECONDS', 15),
+    limits,
+    preload: env.PRELOAD === 'true',
+    maxModelBytes: positiveNumber(env, 'MAX_MODEL_BYTES', 1024 * 1024 * 1024),
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME || undefined,
+    sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
+  };
+}

@@ -1,0 +1,11 @@
+/** Lambda entry point `control`: health, server metadata and the repository index. */
+import { readConfig } from './config.js';
+import { createControlHandler } from './factories.js';
+import { createObservability } from './observability.js';
+import { createRuntime } from './runtime.js';
+
+const config = readConfig();
+const observability = createObservability('control', config.functionName !== undefined);
+
+/** The handler Lambda calls. */
+export const handler = createControlHandler(createRuntime(config, { telemetry: observability.telemetry }), observability);

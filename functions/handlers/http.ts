@@ -1,0 +1,92 @@
+/**
+ * HTTP at the edge: API Gateway events in, API Gateway results out, and the one mapping from errors to status codes.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
+import { InferenceServerError, MethodNotAllowedError, ServiceUnavailableError } from '../core/errors.js';
+
+/** A request as the API sees it, whatever carried it. */
+export interface HttpRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  readonly requestId: string;
+}
+
+/** A response before it is put into an API Gateway result or onto a socket. */
+export interface HttpResponse {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array | string;
+}
+
+/** Any API Gateway proxy event we accept: REST (payload 1.0) or HTTP API (payload 2.0). */
+export type ApiGatewayEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
+
+/** True for an HTTP API payload 2.0 event. */
+export function isHttpApiEvent(event: ApiGatewayEvent): event is APIGatewayProxyEventV2 {
+  return (event as APIGatewayProxyEventV2).version === '2.0';
+}
+
+/** Turns an API Gateway event into an {@link HttpRequest}. */
+export function fromApiGatewayEvent(event: ApiGatewayEvent, fallbackRequestId: string): HttpRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    if (value !== undefined) headers[name.toLowerCase()] = value;
+  }
+  const raw = event.body ?? '';
+  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  if (isHttpApiEvent(event)) {
+    return {
+      method: event.requestContext.http.method.toUpperCase(),
+      path: event.rawPath,
+      headers,
+      body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+      requestId: event.requestContext.requestId ?? fallbackRequestId,
+    };
+  }
+  return {
+    method: event.httpMethod.toUpperCase(),
+    path: event.path,
+    headers,
+    body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+    requestId: event.requestContext?.requestId ?? fallbackRequestId,
+  };
+}
+
+const TEXTUAL = /^(application\/json|text\/)/;
+
+/** Turns an {@link HttpResponse} into the result API Gateway expects (binary bodies base64-encoded). */
+export function toApiGatewayResult(response: HttpResponse): APIGatewayProxyResult {
+  const contentType = response.headers['content-type'] ?? '';
+  if (typeof response.body === 'string' || TEXTUAL.test(contentType)) {
+    const body = typeof response.body === 'string' ? response.body : Buffer.from(response.body).toString('utf8');
+    return { statusCode: response.statusCode, headers: { ...response.headers }, body };
+  }
+  return {
+    statusCode: response.statusCode,
+    headers: { ...response.headers },
+    body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength).toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/** A JSON response. */
+export function jsonResponse(statusCode: number, value: unknown, headers: Record<string, string> = {}): HttpResponse {
+  return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(value) };
+}
+
+/**
+ * The one place where errors become HTTP responses. Our own errors carry their status and a message meant for the
+ * client; anything else is a bug: 500 with a generic message and the request id, never a stack trace or a path.
+ */
+export function errorResponse(error: unknown, requestId: string): HttpResponse {
+  if (error instanceof InferenceServerError) {
+    const headers: Record<string, string> = {};
+    if (error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
+    if (error instanceof MethodNotAllowedError) headers.allow = error.allowed.join(', ');
+    return jsonResponse(error.statusCode, error.toJSON(), headers);
+  }
+  return jsonResponse(500, { error: `internal error; request id ${requestId}` });
+}

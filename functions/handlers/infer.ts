@@ -1,0 +1,28 @@
+/**
+ * Lambda entry point `infer-<model>`: serves `/v2/models/<MODEL_NAME>/...` and warmer events.
+ * Everything that can happen at init does: configuration, clients, and (with `PRELOAD=true`) the latest session.
+ */
+import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
+import { readConfig } from './config.js';
+import { createInferHandler } from './factories.js';
+import { createObservability } from './observability.js';
+import { createRuntime } from './runtime.js';
+
+const config = readConfig();
+const observability = createObservability(config.modelName ?? 'infer', config.functionName !== undefined);
+const runtime = createRuntime(config, { telemetry: observability.telemetry });
+
+if (config.preload && config.modelName !== undefined) {
+  // Init has its own 10 s budget and full CPU: a failed preload is not fatal, the first request loads again.
+  try {
+    await runtime.service.ensureLoaded(await runtime.service.resolve(config.modelName));
+  } catch (error) {
+    observability.logger.warn('preload failed; the first request will load the model', { error: error as Error });
+  }
+}
+
+/** The handler Lambda calls. */
+export const handler = createInferHandler(runtime, observability, {
+  model: config.modelName,
+  invoke: config.functionName === undefined ? undefined : createLambdaInvoker(config.functionName),
+});

@@ -1,0 +1,11 @@
+/** Lambda entry point `register`: S3 ObjectCreated events under `uploads/` become versions or rejections. */
+import { readConfig } from './config.js';
+import { createRegisterHandler } from './factories.js';
+import { createObservability } from './observability.js';
+import { createRuntime } from './runtime.js';
+
+const config = readConfig();
+const observability = createObservability('register', config.functionName !== undefined);
+
+/** The handler Lambda calls. */
+export const handler = createRegisterHandler(createRuntime(config, { telemetry: observability.telemetry }), observability);

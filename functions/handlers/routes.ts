@@ -1,0 +1,77 @@
+/**
+ * The routes of the HTTP contract (DESIGN.md), matched from a path. Model names and versions are decoded and
+ * validated here, before anything else sees them.
+ */
+import { isValidModelName } from '../core/catalog.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError } from '../core/errors.js';
+
+/** A matched route. */
+export type Route =
+  | { readonly kind: 'server-metadata' }
+  | { readonly kind: 'health-live' }
+  | { readonly kind: 'health-ready' }
+  | { readonly kind: 'repository-index' }
+  | { readonly kind: 'model-metadata' | 'model-ready' | 'model-infer'; readonly model: string; readonly version?: string };
+
+/** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
+export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(['model-metadata', 'model-ready', 'model-infer']);
+
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadRequestError('the path is not valid percent-encoding');
+  }
+}
+
+function only(method: string, allowed: string, route: Route): Route {
+  if (method === allowed || (allowed === 'GET' && method === 'HEAD')) return route;
+  throw new MethodNotAllowedError(`${method} is not allowed here; use ${allowed}`, [allowed]);
+}
+
+/**
+ * Matches `path` (with or without a stage prefix before `/v2`) and checks `method`.
+ * @throws NotFoundError for an unknown route or an invalid model name, MethodNotAllowedError for a wrong method.
+ */
+export function matchRoute(method: string, path: string): Route {
+  const start = path.indexOf('/v2');
+  const tail = start < 0 ? path : path.slice(start);
+  const segments = tail.split('/').filter((s) => s.length > 0);
+  if (segments[0] !== 'v2') throw new NotFoundError(`no route ${path.slice(0, 200)}; the API lives under /v2`);
+  const [, first, second, third, fourth, fifth, ...rest] = segments;
+  if (first === undefined) return only(method, 'GET', { kind: 'server-metadata' });
+  if (first === 'health' && second === 'live' && third === undefined) return only(method, 'GET', { kind: 'health-live' });
+  if (first === 'health' && second === 'ready' && third === undefined) return only(method, 'GET', { kind: 'health-ready' });
+  if (first === 'repository' && second === 'index' && third === undefined) {
+    return only(method, 'POST', { kind: 'repository-index' });
+  }
+  if (first === 'models' && second !== undefined && rest.length === 0) {
+    const model = decodeSegment(second);
+    if (!isValidModelName(model)) {
+      throw new NotFoundError(
+        `unknown model: model names are 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit`,
+      );
+    }
+    let version: string | undefined;
+    let action: string | undefined = third;
+    if (third === 'versions') {
+      if (fourth === undefined) throw new NotFoundError('missing version after /versions/');
+      version = decodeSegment(fourth);
+      if (!VERSION_PATTERN.test(version) || version.includes('..')) {
+        throw new NotFoundError(`unknown version of model "${model}"`);
+      }
+      action = fifth;
+    } else if (fifth !== undefined) {
+      throw new NotFoundError(`no route ${path.slice(0, 200)}`);
+    } else if (fourth !== undefined) {
+      throw new NotFoundError(`no route ${path.slice(0, 200)}`);
+    }
+    const target = { model, ...(version === undefined ? {} : { version }) };
+    if (action === undefined) return only(method, 'GET', { kind: 'model-metadata', ...target });
+    if (action === 'ready') return only(method, 'GET', { kind: 'model-ready', ...target });
+    if (action === 'infer') return only(method, 'POST', { kind: 'model-infer', ...target });
+  }
+  throw new NotFoundError(`no route ${path.slice(0, 200)}`);
+}

@@ -1,0 +1,53 @@
+/**
+ * Wiring: builds the store, repository and serving core from a {@link RuntimeConfig}. Handlers call this once,
+ * at init; tests and the local runtime call it with their own configuration.
+ */
+import { FsBlobStore } from '../adapters/fs-blob-store.js';
+import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
+import { createS3Client } from '../adapters/s3-client.js';
+import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import type { BlobStore } from '../core/blob-store.js';
+import { ModelRepository } from '../core/model-repository.js';
+import { ModelService, type ServingTelemetry } from '../core/model-service.js';
+import type { SessionFactory } from '../core/session.js';
+import { ConfigurationError, type RuntimeConfig } from './config.js';
+
+/** Everything a handler needs, built once per process. */
+export interface Runtime {
+  readonly config: RuntimeConfig;
+  readonly store: BlobStore;
+  readonly repository: ModelRepository;
+  readonly service: ModelService;
+  readonly sessionFactory: SessionFactory;
+}
+
+/** Overrides for tests and the local runtime. */
+export interface RuntimeOverrides {
+  readonly store?: BlobStore;
+  readonly sessionFactory?: SessionFactory;
+  readonly telemetry?: ServingTelemetry;
+}
+
+/** The store the configuration names: a folder (`MODEL_DIR`) or an S3 bucket (`MODEL_BUCKET`, `S3_ENDPOINT`). */
+export function storeFromConfig(config: RuntimeConfig): BlobStore {
+  if (config.modelDir !== undefined) return new FsBlobStore(config.modelDir);
+  if (config.bucket === undefined) {
+    throw new ConfigurationError('set MODEL_BUCKET (S3, with S3_ENDPOINT for a local server) or MODEL_DIR (a folder)');
+  }
+  return new S3BlobStore(createS3Client({ endpoint: config.s3Endpoint }), config.bucket);
+}
+
+/** Builds the runtime. */
+export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
+  const store = overrides.store ?? storeFromConfig(config);
+  const repository = new ModelRepository(store);
+  const sessionFactory = overrides.sessionFactory ?? onnxruntimeSessionFactory;
+  const service = new ModelService({
+    repository,
+    sessionFactory,
+    sessionOptions: config.sessionOptions,
+    manifestTtlMs: config.manifestTtlSeconds * 1000,
+    telemetry: overrides.telemetry,
+  });
+  return { config, store, repository, service, sessionFactory };
+}

@@ -1,0 +1,125 @@
+/**
+ * The whole product on a laptop: the embedded S3-compatible server (whose object-created events drive the same
+ * `register` handler as on AWS), the same `infer` and `control` handlers behind a local API Gateway, and the
+ * example models seeded through `uploads/` exactly as a user would upload them.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { S3Event } from 'aws-lambda';
+import { createS3Client } from '../adapters/s3-client.js';
+import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { parseCatalogEntry, type CatalogEntry } from '../core/catalog.js';
+import { readConfig } from '../handlers/config.js';
+import { createControlHandler, createInferHandler, createRegisterHandler, type RegisterResult } from '../handlers/factories.js';
+import { createObservability } from '../handlers/observability.js';
+import { createRuntime, type Runtime } from '../handlers/runtime.js';
+import { startGateway } from './gateway.js';
+import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
+
+/** Settings of {@link startLocal}. */
+export interface LocalOptions {
+  /** Gateway port; 0 for an ephemeral one. @default 8080 */
+  readonly port?: number;
+  /** Embedded S3 port; 0 for an ephemeral one. @default 9000 */
+  readonly s3Port?: number;
+  /** Where the embedded S3 server keeps its data. @default '.data' */
+  readonly dataDir?: string;
+  /** Folder of the catalog whose seed models are uploaded at start; `undefined` seeds nothing. */
+  readonly catalogDir?: string;
+  /** Environment for the handlers' configuration (limits, TTL...). @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Quiet logs (tests). */
+  readonly silent?: boolean;
+}
+
+/** A running local stack. */
+export interface LocalStack {
+  readonly gatewayUrl: string;
+  readonly s3: EmbeddedS3;
+  readonly runtime: Runtime;
+  /** Names of the seeded catalog models. */
+  readonly seeded: readonly string[];
+  /** Resolves when every registration started so far has finished (tests, seeding). */
+  readonly settled: () => Promise<void>;
+  /** Outcomes of every registration so far, in order of completion. */
+  readonly registrations: readonly RegisterResult[];
+  close(): Promise<void>;
+}
+
+/** Reads every `<name>.json` of a catalog folder. */
+export async function readCatalog(dir: string): Promise<CatalogEntry[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+  return Promise.all(
+    files.map(async (file) => parseCatalogEntry(file.slice(0, -'.json'.length), JSON.parse(await readFile(path.join(dir, file), 'utf8')))),
+  );
+}
+
+/** Starts the local stack. */
+export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
+  const pending = new Set<Promise<unknown>>();
+  const registrations: RegisterResult[] = [];
+  let register: ((event: S3Event) => Promise<RegisterResult>) | undefined;
+
+  const s3 = await startEmbeddedS3({
+    port: options.s3Port ?? 9000,
+    dataDir: options.dataDir ?? '.data',
+    silent: options.silent,
+    onObjectCreated: (event) => {
+      if (register === undefined) return;
+      const done = register(event)
+        .then((result) => {
+          registrations.push(result);
+        })
+        .catch(() => undefined)
+        .finally(() => pending.delete(done));
+      pending.add(done);
+      return done;
+    },
+  });
+
+  const config = readConfig({ ...(options.env ?? process.env), MODEL_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, MODEL_DIR: '' });
+  const observability = createObservability('local', false);
+  if (options.silent === true) observability.logger.setLogLevel('SILENT');
+  const store = new S3BlobStore(
+    createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: s3.credentials }),
+    s3.bucket,
+  );
+  const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
+  register = createRegisterHandler(runtime, observability);
+  const gateway = await startGateway({
+    port: options.port ?? 8080,
+    infer: createInferHandler(runtime, observability),
+    control: createControlHandler(runtime, observability),
+    maxBodyBytes: config.limits.maxBodyBytes,
+  });
+
+  const settled = async () => {
+    while (pending.size > 0) await Promise.allSettled([...pending]);
+  };
+
+  const seeded: string[] = [];
+  if (options.catalogDir !== undefined) {
+    for (const entry of await readCatalog(options.catalogDir)) {
+      if (entry.seed === undefined) continue;
+      const body = new Uint8Array(await readFile(path.join(options.catalogDir, entry.seed)));
+      // Uploaded as a user would: the object-created event registers it; the same bytes again are a no-op.
+      await store.put(`uploads/${entry.name}/${path.basename(entry.seed)}`, body);
+      seeded.push(entry.name);
+    }
+    await settled();
+  }
+
+  return {
+    gatewayUrl: gateway.url,
+    s3,
+    runtime,
+    seeded,
+    settled,
+    registrations,
+    close: async () => {
+      await gateway.close();
+      await settled();
+      await s3.close();
+    },
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * Graph rewrites applied at registration so that onnxruntime-node can serve what exporters produce.
+ *
+ * onnxruntime-node returns tensors only ("Non tensor type is temporarily not supported."), yet scikit-learn
+ * classifiers exported by skl2onnx end, by default, in a `ZipMap` that turns the `[N, C]` probability tensor into a
+ * list of `{label: probability}` maps. The rewrite replaces that node by an `Identity` on the same tensor, keeps the
+ * output's name, and hands back the labels so that responses can still say which column is which class.
+ */
+import { ModelRejectedError } from '../errors.js';
+import type { AppliedRewrite } from '../types.js';
+import { FIELD, readModelFile, readNodes, type Located, type ModelFile } from './model-file.js';
+import {
+  DEFAULT_DOMAINS,
+  ML_DOMAIN,
+  ONNX_ELEMENT_TYPE,
+  describeType,
+  int64ToSafe,
+  onnx,
+  tensorDims,
+  typeKind,
+  type Dim,
+  type Int64Like,
+  type OnnxTypes,
+} from './proto.js';
+import { rebuildMessage, type WireField } from './wire.js';
+
+export { inspectModel, type ModelInspection, type ValueSummary } from './inspect.js';
+
+/** What {@link rewriteForServing} did. */
+export interface RewriteResult {
+  /** The model to serve: the original bytes (same object) when nothing was rewritten. */
+  readonly model: Uint8Array;
+  readonly rewrites: readonly AppliedRewrite[];
+  /** Per rewritten output: column i of its probabilities belongs to label i. */
+  readonly classLabels: Readonly<Record<string, readonly (string | number)[]>>;
+}
+
+/**
+ * Identity has kept its meaning since opset 1; 8 is the newest default-domain opset that IR version 3 (the oldest
+ * onnxruntime loads) allows, so the import is valid whatever the model's IR version.
+ */
+const IDENTITY_OPSET = 8;
+
+/** Symbolic batch dimension of a rewritten output whose input shape is not declared in the file. */
+const BATCH_DIM = 'N';
+
+const ZIPMAP_HINT =
+  "For a scikit-learn classifier, re-export it without ZipMap: skl2onnx.to_onnx(model, X, options={id(model): {'zipmap': False}}).";
+
+/**
+ * Makes a model servable by onnxruntime-node: removes the `ZipMap` of scikit-learn classifiers and refuses any
+ * other non-tensor graph input or output. Throws `ModelRejectedError` (with a reason for the user) when the bytes
+ * are not an ONNX model or cannot be served.
+ *
+ * @example
+ * const { model, classLabels } = rewriteForServing(upload);
+ * // classLabels.output_probability: ['setosa', 'versicolor', 'virginica']
+ */
+export function rewriteForServing(model: Uint8Array): RewriteResult {
+  const file = readModelFile(model);
+  for (const { message: input } of file.inputs) {
+    if (typeKind(input.type) !== 'tensor' && typeKind(input.type) !== 'unknown') {
+      throw new ModelRejectedError(
+        `Input "${input.name}" has type ${describeType(input.type)}; only tensor inputs can be sent in an inference ` +
+          'request. Re-export the model so that every graph input is a tensor.',
+      );
+    }
+  }
+  const nonTensorOutputs = file.outputs.filter(({ message }) => typeKind(message.type) !== 'tensor');
+  if (nonTensorOutputs.length === 0) return { model, rewrites: [], classLabels: {} };
+
+  const nodes = readNodes(file);
+  const replace = new Map<WireField, Uint8Array | null>();
+  const rewrites: AppliedRewrite[] = [];
+  const classLabels: Record<string, readonly (string | number)[]> = {};
+  for (const output of nonTensorOutputs) {
+    const name = output.message.name;
+    const zipMap = nodes.find(({ message: n }) => n.opType === 'ZipMap' && n.domain === ML_DOMAIN && n.output[0] === name);
+    if (zipMap === undefined) {
+      if (typeKind(output.message.type) === 'unknown') continue; // onnxruntime infers it; a tensor is fine
+      throw new ModelRejectedError(
+        `Output "${name}" has type ${describeType(output.message.type)}; onnxruntime-node can only return tensors ` +
+          `("Non tensor type is temporarily not supported."). Re-export the model so that every graph output is a ` +
+          `tensor. ${ZIPMAP_HINT}`,
+      );
+    }
+    const rewrite = removeZipMap(file, nodes, zipMap, output);
+    for (const [field, bytes] of rewrite.replace) replace.set(field, bytes);
+    rewrites.push(rewrite.applied);
+    classLabels[name] = rewrite.labels;
+  }
+  if (rewrites.length === 0) return { model, rewrites: [], classLabels: {} };
+
+  const graph = rebuildMessage(file.graphField.value, file.graphFields, replace);
+  const hasDefaultDomain = file.header.opsetImport.some((o) => DEFAULT_DOMAINS.has(o.domain ?? ''));
+  const appendOpset = hasDefaultDomain
+    ? []
+    : [{ number: FIELD.model.opsetImport, value: onnx.OperatorSetIdProto.encode({ domain: '', version: IDENTITY_OPSET }).finish() }];
+  return {
+    model: rebuildMessage(model, file.fields, new Map([[file.graphField, graph]]), appendOpset),
+    rewrites,
+    classLabels,
+  };
+}
+
+/** The field edits that turn one `ZipMap` feeding `output` into an `Identity`. */
+function removeZipMap(
+  file: ModelFile,
+  nodes: readonly Located<OnnxTypes.NodeProto>[],
+  zipMap: Located<OnnxTypes.NodeProto>,
+  output: Located<OnnxTypes.ValueInfoProto>,
+): { replace: Map<WireField, Uint8Array | null>; applied: AppliedRewrite; labels: (string | number)[] } {
+  const name = output.message.name;
+  const probabilities = zipMap.message.input[0];
+  if (probabilities === undefined || probabilities === '') {
+    throw new ModelRejectedError(`The ZipMap node producing output "${name}" has no input; the model is malformed.`);
+  }
+  const consumer = nodes.find(({ message: n }) => n.input.includes(name));
+  if (consumer) {
+    throw new ModelRejectedError(
+      `Output "${name}" (type ${describeType(output.message.type)}) is also read by node "${consumer.message.name}" ` +
+        `(${consumer.message.opType}), so its ZipMap cannot be replaced by a tensor and onnxruntime-node cannot ` +
+        `return it. ${ZIPMAP_HINT}`,
+    );
+  }
+  const labels = classLabelsOf(zipMap.message, name);
+
+  // The batch dim of the probabilities when the file declares their shape (exporters rarely do for
+  // intermediate values); otherwise symbolic, which onnxruntime reports as -1.
+  const declared = [...file.inputs, ...file.valueInfo, ...file.outputs].find((v) => v.message.name === probabilities);
+  const batch: Dim = tensorDims(declared?.message.type)?.[0] ?? BATCH_DIM;
+  const dims: Dim[] = [batch, labels.length];
+
+  const identity = onnx.NodeProto.encode({
+    input: [probabilities],
+    output: [name],
+    name: zipMap.message.name,
+    opType: 'Identity',
+    domain: '',
+    docString: `ZipMap removed by onnx-serverless: "${name}" returns the [N, C] probabilities tensor itself.`,
+  }).finish();
+  const valueInfo = onnx.ValueInfoProto.encode({
+    name,
+    docString: output.message.docString,
+    type: {
+      tensorType: {
+        elemType: ONNX_ELEMENT_TYPE.FP32,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : d < 0 ? {} : { dimValue: d })) },
+      },
+    },
+  }).finish();
+
+  const replace = new Map<WireField, Uint8Array | null>([
+    [zipMap.field, identity],
+    [output.field, valueInfo],
+  ]);
+  // A stale value_info entry of the old type would contradict the new output type.
+  for (const entry of file.valueInfo) if (entry.message.name === name) replace.set(entry.field, null);
+
+  const shown = dims.map((d) => (typeof d === 'string' ? d : String(d))).join(', ');
+  return {
+    replace,
+    labels,
+    applied: {
+      kind: 'remove-zipmap',
+      output: name,
+      detail:
+        `ZipMap replaced by Identity: "${name}" is tensor(float) [${shown}] instead of ` +
+        `${describeType(output.message.type)}; column i is the probability of class label i (${labels.length} labels).`,
+    },
+  };
+}
+
+function classLabelsOf(zipMap: OnnxTypes.NodeProto, output: string): (string | number)[] {
+  const decoder = new TextDecoder();
+  const strings = zipMap.attribute.find((a) => a.name === 'classlabels_strings')?.strings ?? [];
+  if (strings.length > 0) return strings.map((s) => decoder.decode(s));
+  const ints = zipMap.attribute.find((a) => a.name === 'classlabels_int64s')?.ints ?? [];
+  if (ints.length > 0) return ints.map((i) => int64ToSafe(i as Int64Like));
+  throw new ModelRejectedError(
+    `The ZipMap node producing output "${output}" has neither classlabels_strings nor classlabels_int64s; ` +
+      'the model is malformed.',
+  );
+}

@@ -1,0 +1,125 @@
+/**
+ * Models for tests and benchmarks of every part of the project: one per datatype, one that fails at run time, a
+ * scikit-learn-style classifier ending in ZipMap, and one with a chosen amount of weights.
+ */
+import type { Datatype } from '../types.js';
+import { attr, mapType, type AttributeValue, ModelBuilder, sequenceType, tensorType } from './model-builder.js';
+import { createPrng, uniformFloat32 } from './prng.js';
+import type { Dim } from './proto.js';
+
+/**
+ * `output = Identity(input)` for a tensor of `datatype`: the smallest model that loads and runs for each type.
+ * @example buildIdentityModel('BYTES') // input BYTES ['N'] -> output BYTES ['N']
+ */
+export function buildIdentityModel(datatype: Datatype, dims: readonly Dim[] = ['N']): Uint8Array {
+  return new ModelBuilder({ graphName: `identity_${datatype.toLowerCase()}` })
+    .input('input', datatype, dims)
+    .node('Identity', ['input'], ['output'])
+    .output('output', datatype, dims)
+    .toBytes();
+}
+
+/**
+ * A model that loads but fails on every run: `y = Gather(x, [1e9])` on FP32 `x` `['N']` (onnxruntime: "indices
+ * element out of data bounds"), as long as `x` has fewer than a billion elements.
+ */
+export function buildFailingAtRunModel(): Uint8Array {
+  return new ModelBuilder({ graphName: 'fails_at_run' })
+    .input('x', 'FP32', ['N'])
+    .initializer('index', { datatype: 'INT64', dims: [1], data: new BigInt64Array([1_000_000_000n]) })
+    .node('Gather', ['x', 'index'], ['y'], { axis: attr.int(0) })
+    .output('y', 'FP32', [1])
+    .toBytes();
+}
+
+/** Options of {@link buildZipMapClassifier}. */
+export interface ZipMapClassifierOptions {
+  /** Class labels: strings or int64s, as scikit-learn's `classes_`. */
+  readonly labels: readonly string[] | readonly (number | bigint)[];
+  /** Features per row. @default 4 */
+  readonly features?: number;
+  /**
+   * Import the default domain as skl2onnx does; `false` imports `ai.onnx.ml` only, as onnxmltools 1.3 did.
+   * @default true
+   */
+  readonly defaultDomain?: boolean;
+  /** Seed of the random coefficients. @default 7 */
+  readonly seed?: number;
+}
+
+/** A classifier shaped like skl2onnx's default export, and the coefficients it computes with. */
+export interface ZipMapClassifier {
+  readonly bytes: Uint8Array;
+  /** `[classes, features]`, row-major. */
+  readonly coefficients: Float32Array;
+  /** `[classes]`. */
+  readonly intercepts: Float32Array;
+}
+
+/**
+ * A linear classifier exported the way skl2onnx does by default: FP32 `float_input` `['N', F]` -> `output_label`
+ * `['N']` (BYTES or INT64) and `output_probability`: `seq(map(string|int64, float))` through a `ZipMap`; the
+ * probabilities are `softmax(x · coefficientsᵀ + intercepts)`.
+ */
+export function buildZipMapClassifier(options: ZipMapClassifierOptions): ZipMapClassifier {
+  const features = options.features ?? 4;
+  const classes = options.labels.length;
+  const random = createPrng(options.seed ?? 7);
+  const coefficients = uniformFloat32(random, classes * features, 1);
+  const intercepts = uniformFloat32(random, classes, 1);
+  const stringLabels = typeof options.labels[0] === 'string';
+  const labels: Record<string, AttributeValue> = stringLabels
+    ? { classlabels_strings: attr.strings(options.labels as readonly string[]) }
+    : { classlabels_int64s: attr.ints(options.labels as readonly (number | bigint)[]) };
+  const builder = new ModelBuilder({
+    producerName: 'skl2onnx',
+    opsets: options.defaultDomain === false ? { 'ai.onnx.ml': 1 } : { '': 13, 'ai.onnx.ml': 1 },
+    graphName: 'zipmap_classifier',
+  });
+  const bytes = builder
+    .input('float_input', 'FP32', ['N', features])
+    .node(
+      'LinearClassifier',
+      ['float_input'],
+      ['label', 'probability_tensor'],
+      {
+        coefficients: attr.floats([...coefficients]),
+        intercepts: attr.floats([...intercepts]),
+        post_transform: attr.string('SOFTMAX'),
+        // LinearClassifier names its int labels classlabels_ints; ZipMap names them classlabels_int64s.
+        ...(stringLabels ? labels : { classlabels_ints: attr.ints(options.labels as readonly (number | bigint)[]) }),
+      },
+      { domain: 'ai.onnx.ml', name: 'LinearClassifier' },
+    )
+    .node('ZipMap', ['probability_tensor'], ['output_probability'], labels, { domain: 'ai.onnx.ml', name: 'ZipMap' })
+    .node('Identity', ['label'], ['output_label'], {}, { name: 'label_identity' })
+    .output('output_label', stringLabels ? 'BYTES' : 'INT64', ['N'])
+    .output('output_probability', sequenceType(mapType(stringLabels ? 'BYTES' : 'INT64', tensorType('FP32', []))))
+    .toBytes();
+  return { bytes, coefficients, intercepts };
+}
+
+/**
+ * A model with about `weightBytes` bytes of FP32 weights, for memory benchmarks: FP32 `x` `['N', 256]` -> MatMul
+ * `[256, H]` -> Relu -> MatMul `[H, 16]` -> FP32 `y` `['N', 16]`, H chosen to reach the size. The same arguments
+ * always give the same bytes.
+ * @example buildLargeModel(100 * 1024 * 1024) // ~100 MB of weights
+ */
+export function buildLargeModel(weightBytes: number, seed = 11): Uint8Array {
+  const inputs = 256;
+  const outputs = 16;
+  const hidden = Math.max(1, Math.round(weightBytes / 4 / (inputs + outputs)));
+  const random = createPrng(seed);
+  // Scaled so that outputs stay finite and of order 1 for inputs of order 1.
+  const w1 = uniformFloat32(random, inputs * hidden, Math.sqrt(3 / inputs));
+  const w2 = uniformFloat32(random, hidden * outputs, Math.sqrt(3 / hidden));
+  return new ModelBuilder({ graphName: 'large' })
+    .input('x', 'FP32', ['N', inputs])
+    .initializer('w1', { datatype: 'FP32', dims: [inputs, hidden], data: w1 })
+    .initializer('w2', { datatype: 'FP32', dims: [hidden, outputs], data: w2 })
+    .node('MatMul', ['x', 'w1'], ['h_pre'])
+    .node('Relu', ['h_pre'], ['h'])
+    .node('MatMul', ['h', 'w2'], ['y'])
+    .output('y', 'FP32', ['N', outputs])
+    .toBytes();
+}

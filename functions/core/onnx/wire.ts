@@ -1,0 +1,86 @@
+/**
+ * Protobuf wire-level access to ONNX files: list a message's fields as byte ranges, and rebuild a message with some
+ * fields replaced. Edits made this way keep every byte the edit does not touch, including fields that onnx-proto's
+ * schema (IR version 8) does not know, which a decode/encode round trip through protobufjs would silently drop.
+ */
+import protobuf from 'protobufjs/minimal.js';
+
+/** Protobuf wire type of embedded messages, strings and bytes. */
+export const LENGTH_DELIMITED = 2;
+
+/** One field occurrence of a serialized message. */
+export interface WireField {
+  readonly number: number;
+  readonly wireType: number;
+  /** Offset of the field's tag. */
+  readonly start: number;
+  /** Offset just past the field. */
+  readonly end: number;
+  /** The payload of a length-delimited field (without tag and length); empty for other wire types. */
+  readonly value: Uint8Array;
+}
+
+/**
+ * The top-level fields of a serialized message, in file order. Throws `RangeError` or `Error` when the bytes are
+ * not a well-formed protobuf message (truncated, field number 0, invalid wire type).
+ */
+export function readFields(bytes: Uint8Array): WireField[] {
+  const reader = protobuf.Reader.create(bytes);
+  const fields: WireField[] = [];
+  while (reader.pos < reader.len) {
+    const start = reader.pos;
+    const tag = reader.uint32();
+    const number = tag >>> 3;
+    const wireType = tag & 7;
+    if (number === 0) throw new Error(`field number 0 at byte ${start}`);
+    let value = bytes.subarray(0, 0);
+    if (wireType === LENGTH_DELIMITED) {
+      const length = reader.uint32();
+      const valueStart = reader.pos;
+      reader.skip(length);
+      value = bytes.subarray(valueStart, reader.pos);
+    } else {
+      reader.skipType(wireType);
+    }
+    fields.push({ number, wireType, start, end: reader.pos, value });
+  }
+  return fields;
+}
+
+/**
+ * Rebuilds a message from its fields: `replace` maps a field (by identity) to the new payload of the same
+ * length-delimited field number, or to `null` to drop it; `append` adds length-delimited fields at the end.
+ * Untouched fields are copied byte for byte.
+ */
+export function rebuildMessage(
+  bytes: Uint8Array,
+  fields: readonly WireField[],
+  replace: ReadonlyMap<WireField, Uint8Array | null>,
+  append: readonly { readonly number: number; readonly value: Uint8Array }[] = [],
+): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const field of fields) {
+    const replacement = replace.get(field);
+    if (replacement === undefined) parts.push(bytes.subarray(field.start, field.end));
+    else if (replacement !== null) parts.push(lengthDelimited(field.number, replacement));
+  }
+  for (const field of append) parts.push(lengthDelimited(field.number, field.value));
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function lengthDelimited(number: number, value: Uint8Array): Uint8Array {
+  const header = protobuf.Writer.create()
+    .uint32(((number << 3) | LENGTH_DELIMITED) >>> 0)
+    .uint32(value.length)
+    .finish();
+  const out = new Uint8Array(header.length + value.length);
+  out.set(header, 0);
+  out.set(value, header.length);
+  return out;
+}

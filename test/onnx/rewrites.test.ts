@@ -144,9 +144,9 @@ describe('rewriteForServing: ZipMap', () => {
     const after = onnx.ModelProto.decode(result.model);
     expect(after.graph!.initializer).toEqual(before.graph!.initializer);
     expect(after.graph!.input).toEqual(before.graph!.input);
-    expect(after.graph!.output[0]).toEqual(before.graph!.output[0]);
-    expect(after.graph!.node.map((n) => n.opType)).toEqual(['LinearClassifier', 'Identity', 'Identity']);
-    expect(after.graph!.node[0]).toEqual(before.graph!.node[0]);
+    expect(after.graph?.output?.[0]).toEqual(before.graph?.output?.[0]);
+    expect(after.graph?.node?.map((n) => n.opType)).toEqual(['LinearClassifier', 'Identity', 'Identity']);
+    expect(after.graph?.node?.[0]).toEqual(before.graph?.node?.[0]);
     expect(after.opsetImport).toEqual(before.opsetImport);
   });
 

@@ -1,0 +1,333 @@
+/**
+ * Inference requests on the wire: decoding what clients send (server side) and encoding what clients send (tests,
+ * CLI, conformance runner, benchmarks).
+ */
+import type { Limits } from '../catalog.js';
+import { BadRequestError, PayloadTooLargeError } from '../errors.js';
+import type { InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
+import { decodeBinaryTensorData, decodeBytesElements, encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
+import { BYTES_PER_ELEMENT, createTensorData, isFixedSize } from './datatypes.js';
+import { formatShape, plural, quoteName, show } from './describe.js';
+import {
+  DATA_DEPTH,
+  assertDocumentDepth,
+  assertUniqueNames,
+  isJsonObject,
+  optionalBoolean,
+  parseJsonObject,
+  parseParameters,
+  parseTensorDescriptor,
+} from './document.js';
+import type { JsonObject, TensorDescriptor } from './document.js';
+import { fillFromJson, nestJsonData, toJsonData } from './json-data.js';
+import { HEADERS, MEDIA_TYPES, requestForm } from './wire.js';
+import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
+
+/** How {@link decodeInferenceRequest} reads a body. */
+export interface DecodeOptions {
+  /** The request's `Content-Type` header value, if any. */
+  readonly contentType?: string;
+  /** The request's `Inference-Header-Content-Length` header value, if any. */
+  readonly inferenceHeaderContentLength?: string;
+  readonly limits: Limits;
+  /** The model's declared inputs: needed only for the raw binary form, where the body carries no header. */
+  readonly modelInputs?: readonly TensorSpec[];
+}
+
+const EXPECTED_REQUEST = 'with an "inputs" array';
+
+/**
+ * Decodes a KServe V2 inference request in any of its forms: V2 JSON (flat or nested `data`); Triton's binary
+ * tensor extension (a JSON header of `Inference-Header-Content-Length` bytes, then the bytes of every input that
+ * has `parameters.binary_data_size`, in order), also under SageMaker's
+ * `application/vnd.sagemaker-triton.binary+json;json-header-size=N`; and the raw form
+ * (`Inference-Header-Content-Length: 0`: the whole body is the one model input's bytes, outputs binary by default).
+ *
+ * Every limit is checked before the memory it guards is allocated.
+ * @throws BadRequestError (400) for malformed or inconsistent requests, PayloadTooLargeError (413) over a size
+ *   limit (body, elements, BYTES element), UnsupportedMediaTypeError (415) for other content types.
+ * @example
+ * const request = decodeInferenceRequest(body, { contentType: 'application/json', limits: DEFAULT_LIMITS });
+ */
+export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions): InferenceRequest {
+  const { limits } = options;
+  if (body.byteLength > limits.maxBodyBytes) {
+    throw new PayloadTooLargeError(
+      `the request body is ${body.byteLength} bytes; the limit is ${limits.maxBodyBytes} bytes (limits.maxBodyBytes)`,
+    );
+  }
+  const form = requestForm(options.contentType, options.inferenceHeaderContentLength, body.byteLength);
+  if (form.kind === 'raw') return decodeRawRequest(body, options);
+
+  const binary = form.kind === 'binary';
+  const document = binary
+    ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST)
+    : parseJsonObject(body, 'the request body', EXPECTED_REQUEST);
+  assertDocumentDepth(document, 'inputs', limits.maxJsonDepth);
+
+  const id = parseId(document.id, limits);
+  const parameters = parseParameters(document.parameters, 'the request');
+  const binaryOutputByDefault = optionalBoolean(parameters, 'binary_data_output', 'the request') ?? false;
+  const rawInputs = document.inputs;
+  if (!Array.isArray(rawInputs)) {
+    throw new BadRequestError(
+      `the request must have an "inputs" array of tensors ({"name", "shape", "datatype", "data"}), got ${show(rawInputs)}`,
+    );
+  }
+  if (rawInputs.length > limits.maxInputs) {
+    throw new BadRequestError(
+      `the request has ${rawInputs.length} inputs; the limit is ${limits.maxInputs} (limits.maxInputs)`,
+    );
+  }
+  const outputs = parseRequestedOutputs(document.outputs, limits, binaryOutputByDefault);
+
+  // Every descriptor is checked, and the element limit charged, before any tensor is allocated.
+  const budget = { remaining: limits.maxElements, maxElements: limits.maxElements };
+  const descriptors = rawInputs.map((raw, index) => parseTensorDescriptor(raw, 'input', index, budget));
+  assertUniqueNames(descriptors.map((d) => d.name), 'input');
+
+  let offset = binary ? form.headerLength : body.byteLength;
+  const inputs: Tensor[] = [];
+  for (const descriptor of descriptors) {
+    if (descriptor.binaryDataSize === undefined) {
+      inputs.push(decodeJsonTensor(descriptor, limits));
+      continue;
+    }
+    if (!binary) {
+      throw new BadRequestError(
+        `${descriptor.subject}: has "binary_data_size" but the request has no binary part; send the ` +
+          `${HEADERS.inferenceHeaderContentLength} header with the byte length of the JSON header`,
+      );
+    }
+    inputs.push(takeBinaryTensor(descriptor, body, offset, limits));
+    offset += descriptor.binaryDataSize;
+  }
+  if (offset !== body.byteLength) {
+    throw new BadRequestError(
+      `${body.byteLength - offset} bytes follow the inference header and the binary inputs it declares; ` +
+        'every byte after the header must belong to an input with "binary_data_size"',
+    );
+  }
+  return {
+    ...(id === undefined ? {} : { id }),
+    inputs,
+    ...(outputs === undefined ? {} : { outputs }),
+    binaryOutputByDefault,
+    parameters,
+  };
+}
+
+function parseId(value: unknown, limits: Limits): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new BadRequestError(`"id" must be a string, got ${show(value)}`);
+  if (value.length > limits.maxIdLength) {
+    throw new BadRequestError(
+      `"id" is ${value.length} characters; the limit is ${limits.maxIdLength} (limits.maxIdLength)`,
+    );
+  }
+  return value;
+}
+
+function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: boolean): RequestedOutput[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) {
+    throw new BadRequestError(`"outputs" must be an array of {"name", "parameters"?} objects, got ${show(value)}`);
+  }
+  if (value.length > limits.maxOutputs) {
+    throw new BadRequestError(
+      `the request asks for ${value.length} outputs; the limit is ${limits.maxOutputs} (limits.maxOutputs)`,
+    );
+  }
+  const outputs = value.map((raw: unknown, index): RequestedOutput => {
+    if (!isJsonObject(raw) || typeof raw.name !== 'string' || raw.name.length === 0) {
+      throw new BadRequestError(
+        `outputs[${index}] must be an object with a non-empty "name" string, got ` +
+          `${isJsonObject(raw) ? `"name" ${show(raw.name)}` : show(raw)}`,
+      );
+    }
+    const where = `requested output ${quoteName(raw.name)}`;
+    const binary = optionalBoolean(parseParameters(raw.parameters, where), 'binary_data', where);
+    return { name: raw.name, binary: binary ?? binaryByDefault };
+  });
+  assertUniqueNames(outputs.map((o) => o.name), 'requested output');
+  return outputs;
+}
+
+function decodeJsonTensor(descriptor: TensorDescriptor, limits: Limits): Tensor {
+  const { name, datatype, shape, count } = descriptor;
+  const data = createTensorData(datatype, count);
+  fillFromJson(
+    {
+      subject: descriptor.subject,
+      datatype,
+      shape,
+      count,
+      dataDepth: DATA_DEPTH,
+      maxJsonDepth: limits.maxJsonDepth,
+      maxBytesElementSize: limits.maxBytesElementSize,
+    },
+    descriptor.data,
+    data,
+  );
+  return { name, datatype, shape, data };
+}
+
+function decodeRawRequest(body: Uint8Array, options: DecodeOptions): InferenceRequest {
+  const specs = options.modelInputs;
+  const [spec] = specs ?? [];
+  if (spec === undefined || specs?.length !== 1) {
+    const has = specs === undefined ? "the model's inputs are not known here" : `this model has ${plural(specs.length, 'input')}`;
+    throw new BadRequestError(
+      `the raw binary form (${HEADERS.inferenceHeaderContentLength}: 0, the whole body is one input's bytes) needs ` +
+        `a model with exactly one input, and ${has}; send a JSON inference header naming each input instead`,
+    );
+  }
+  const { limits } = options;
+  const subject = `input ${quoteName(spec.name)}`;
+  const { datatype } = spec;
+  let count: number;
+  let data: TensorData | undefined;
+  if (isFixedSize(datatype)) {
+    const width = BYTES_PER_ELEMENT[datatype];
+    if (body.byteLength % width !== 0) {
+      throw new BadRequestError(
+        `${subject}: the raw body is ${body.byteLength} bytes, not a whole number of ${datatype} elements ` +
+          `(${width} bytes each)`,
+      );
+    }
+    count = body.byteLength / width;
+  } else {
+    data = decodeBytesElements(
+      { subject, datatype, maxBytesElementSize: limits.maxBytesElementSize },
+      body,
+      limits.maxElements,
+    );
+    count = data.length;
+  }
+  if (count > limits.maxElements) {
+    throw new PayloadTooLargeError(
+      `${subject}: the raw body holds ${count} elements; the limit is ${limits.maxElements} (limits.maxElements)`,
+    );
+  }
+  const shape = inferShape(spec, count, subject);
+  data ??= decodeBinaryTensorData({ subject, datatype, maxBytesElementSize: limits.maxBytesElementSize }, body, count);
+  return { inputs: [{ name: spec.name, datatype, shape, data }], binaryOutputByDefault: true, parameters: {} };
+}
+
+/** The concrete shape of a raw body of `count` elements: at most one dynamic (-1) dimension can be inferred. */
+function inferShape(spec: TensorSpec, count: number, subject: string): number[] {
+  const declared = formatShape(spec.shape);
+  const useHeader = `send the JSON header form (${HEADERS.inferenceHeaderContentLength}: N) with the shape instead`;
+  const dynamic = spec.shape.filter((dim) => dim < 0).length;
+  const known = spec.shape.reduce((product, dim) => (dim < 0 ? product : product * dim), 1);
+  if (dynamic === 0) {
+    if (known !== count) {
+      throw new BadRequestError(
+        `${subject}: the model declares shape ${declared} (${plural(known, 'element')}), but the raw body holds ` +
+          `${plural(count, `${spec.datatype} element`)}`,
+      );
+    }
+    return [...spec.shape];
+  }
+  if (dynamic > 1) {
+    throw new BadRequestError(
+      `${subject}: the model declares shape ${declared} with ${dynamic} dynamic dimensions, so a raw body cannot ` +
+        `say its shape; ${useHeader}`,
+    );
+  }
+  if (known === 0 || count % known !== 0) {
+    throw new BadRequestError(
+      `${subject}: ${plural(count, `${spec.datatype} element`)} in the raw body do not fill shape ${declared} ` +
+        `(a multiple of ${known} is needed); ${useHeader}`,
+    );
+  }
+  return spec.shape.map((dim) => (dim < 0 ? count / known : dim));
+}
+
+/** A request or response on the wire: its body and the headers that describe it. */
+export type EncodedRequest = EncodedMessage;
+
+/** How {@link encodeInferenceRequest} lays out a request. */
+export interface EncodeRequestOptions {
+  /**
+   * Send every input in the binary tensor extension instead of JSON `data`.
+   * @default false
+   */
+  readonly binary?: boolean;
+  /**
+   * Outputs to ask for: a name (the server's default form), or `{name, binary}` to set `binary_data`.
+   * @default all of the model's outputs
+   */
+  readonly outputs?: readonly (string | RequestedOutput)[];
+  /** Request-level `binary_data_output`: the form of outputs not listed. Omitted when undefined. */
+  readonly binaryOutput?: boolean;
+  readonly id?: string;
+  /** Extra request-level parameters. */
+  readonly parameters?: Readonly<Record<string, unknown>>;
+  /**
+   * JSON `data` nested by shape instead of flat (ignored for binary inputs).
+   * @default false
+   */
+  readonly nested?: boolean;
+}
+
+const jsonEncoder = new TextEncoder();
+
+/**
+ * Encodes a client request: V2 JSON, or (with `binary: true`) the binary tensor extension with every input's bytes
+ * after the JSON header. Throws an `Error` for a tensor whose data does not fit its datatype and shape.
+ * @example
+ * const { body, headers } = encodeInferenceRequest(
+ *   [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: new Float32Array([1, 2]) }],
+ *   { binary: true, outputs: [{ name: 'y', binary: true }] },
+ * );
+ */
+export function encodeInferenceRequest(tensors: readonly Tensor[], options: EncodeRequestOptions = {}): EncodedRequest {
+  const chunks: Uint8Array[] = [];
+  const inputs = tensors.map((tensor): JsonObject => {
+    assertTensor(tensor);
+    const { name, shape, datatype } = tensor;
+    if (options.binary === true) {
+      const bytes = encodeBinaryTensorData(datatype, tensor.data);
+      chunks.push(bytes);
+      return { name, shape, datatype, parameters: { binary_data_size: bytes.byteLength } };
+    }
+    const flat = toJsonData(datatype, tensor.data);
+    return { name, shape, datatype, data: options.nested === true ? nestJsonData(flat, shape) : flat };
+  });
+  const parameters: JsonObject = { ...options.parameters };
+  if (options.binaryOutput !== undefined) parameters.binary_data_output = options.binaryOutput;
+  const document: JsonObject = {
+    ...(options.id === undefined ? {} : { id: options.id }),
+    ...(Object.keys(parameters).length === 0 ? {} : { parameters }),
+    inputs,
+  };
+  if (options.outputs !== undefined) {
+    document.outputs = options.outputs.map((output) =>
+      typeof output === 'string' ? { name: output } : { name: output.name, parameters: { binary_data: output.binary } },
+    );
+  }
+  const header = jsonEncoder.encode(JSON.stringify(document));
+  if (options.binary !== true) {
+    return { body: header, headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
+  }
+  return {
+    body: concatBytes([header, ...chunks]),
+    headers: {
+      [HEADERS.contentType]: MEDIA_TYPES.octetStream,
+      [HEADERS.inferenceHeaderContentLength]: String(header.byteLength),
+    },
+  };
+}
+
+/**
+ * Encodes the raw binary form: the body is `tensor`'s bytes alone, with `Inference-Header-Content-Length: 0`; the
+ * server takes the name and shape from the model (one input, at most one dynamic dimension).
+ */
+export function encodeRawInferenceRequest(tensor: Pick<Tensor, 'datatype' | 'data'>): EncodedRequest {
+  const bytes = encodeBinaryTensorData(tensor.datatype, tensor.data);
+  return {
+    body: bytes.slice(),
+    headers: { [HEADERS.contentType]: MEDIA_TYPES.octetStream, [HEADERS.inferenceHeaderContentLength]: '0' },
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * The CDK app (`cdk.json` runs it with tsx). Synthesizes offline: no context lookups, and the account and region
+ * are optional (`CDK_DEFAULT_ACCOUNT`/`CDK_DEFAULT_REGION`, set by the CLI when credentials are configured).
+ *
+ * Context (`cdk synth -c key=value`): `stackName` (default `OnnxServerless`), `authorization` (`api-key`, the
+ * default, or `iam`).
+ */
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { OnnxServerlessStack, type ApiAuthorization } from './onnx-serverless-stack.js';
+
+const app = new App();
+const account = process.env['CDK_DEFAULT_ACCOUNT'];
+const region = process.env['CDK_DEFAULT_REGION'];
+new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'OnnxServerless'), {
+  ...(account === undefined && region === undefined ? {} : { env: { account, region } }),
+  authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
+  description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',
+});
+// Every synth (and so every deploy) is checked against the AWS Solutions rules; unacknowledged errors fail it.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

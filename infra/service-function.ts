@@ -1,0 +1,165 @@
+/**
+ * One Lambda function of the service, built the same way for infer, register and control: esbuild ESM bundle of a
+ * handler in `functions/handlers/`, its own role with no managed policy, its own log group, X-Ray and Powertools.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENV, METRICS_NAMESPACE } from './constants.js';
+import { acknowledge } from './nag.js';
+import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
+
+/** The repository root: where `package-lock.json` and `functions/` are. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Lambda CPU architecture, spelled as the catalog spells it. */
+export type Architecture = 'x86_64' | 'arm64';
+
+/** The handler files of `functions/handlers/`. */
+export type HandlerName = 'infer' | 'register' | 'control';
+
+/** The Node.js runtime every function runs on (and the layer is built for). */
+export const RUNTIME = lambda.Runtime.NODEJS_22_X;
+
+/** Maps the catalog's architecture names to CDK's. */
+export function lambdaArchitecture(arch: Architecture): lambda.Architecture {
+  return arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
+}
+
+/**
+ * Packages that must not be bundled. `onnxruntime-node` loads native code relative to its own files and comes from
+ * the layer; `onnxruntime-common` is left to the layer too so the handler and onnxruntime-node share one copy
+ * (a second bundled copy would make `instanceof Tensor` checks fail across the two). Everything else, the AWS SDK
+ * included, is bundled: the versions the tests ran are the versions that ship, instead of whatever SDK the
+ * runtime happens to carry that day, and one minified file loads without a node_modules walk.
+ */
+export const EXTERNAL_MODULES = ['onnxruntime-node', 'onnxruntime-common'] as const;
+
+/**
+ * ESM bundles have no `require`; bundled CommonJS dependencies (the AWS SDK's and X-Ray's internals) need one.
+ * The aliased import keeps the banner's names clear of the bundle's own.
+ */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __onnxServerlessCreateRequire } from 'node:module';" +
+  'const require = __onnxServerlessCreateRequire(import.meta.url);';
+
+/** Props of {@link ServiceFunction}. */
+export interface ServiceFunctionProps {
+  /** Which `functions/handlers/<handler>.ts` to bundle. */
+  readonly handler: HandlerName;
+  /** CPU architecture; must match the layer's when a layer is given. */
+  readonly architecture: Architecture;
+  /** Memory in MB. */
+  readonly memoryMb: number;
+  /** Timeout. */
+  readonly timeout: Duration;
+  /** Function-specific environment, merged over the shared Powertools and Node settings. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** `POWERTOOLS_SERVICE_NAME`: the service dimension of metrics and the `service` field of logs. */
+  readonly serviceName: string;
+  /** The onnxruntime layer, for functions that create sessions. @default none */
+  readonly layer?: OnnxruntimeLayer;
+  /** Retention of the function's log group. */
+  readonly logRetention: logs.RetentionDays;
+  /** Powertools log level. @default 'INFO' */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** Shown in the Lambda console. */
+  readonly description: string;
+  /** Retries of asynchronous invocations (S3 events, EventBridge). @default 2 (Lambda's default) */
+  readonly retryAttempts?: number;
+}
+
+/** A handler of `functions/handlers/` as a Lambda function, with its role and log group. */
+export class ServiceFunction extends Construct {
+  /** The function. */
+  public readonly function: NodejsFunction;
+  /** Its execution role: logs and X-Ray only; callers add exactly the S3 and Lambda rights it needs. */
+  public readonly role: iam.Role;
+  /** Its log group, with the configured retention. */
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ServiceFunctionProps) {
+    super(scope, id);
+    if (props.layer !== undefined && props.layer.architecture !== props.architecture) {
+      throw new Error(
+        `${this.node.path}: the function is ${props.architecture} but the onnxruntime layer given is ` +
+          `${props.layer.architecture}; pass the layer built for ${props.architecture}`,
+      );
+    }
+    const entry = join(REPO_ROOT, 'functions', 'handlers', `${props.handler}.ts`);
+    if (!existsSync(entry)) {
+      throw new Error(`${this.node.path}: handler file ${entry} is missing; it must export \`handler\``);
+    }
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      // Logs outlive a stack deletion only by choice; the bucket holds what matters.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // An explicit role instead of AWSLambdaBasicExecutionRole, whose logs:* rights reach every log group.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${props.description}`,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry,
+      handler: 'handler',
+      runtime: RUNTIME,
+      architecture: lambdaArchitecture(props.architecture),
+      memorySize: props.memoryMb,
+      timeout: props.timeout,
+      description: props.description,
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      layers: props.layer === undefined ? [] : [props.layer.layerVersion],
+      retryAttempts: props.retryAttempts,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      environment: {
+        [ENV.serviceName]: props.serviceName,
+        [ENV.metricsNamespace]: METRICS_NAMESPACE,
+        [ENV.logLevel]: props.logLevel ?? 'INFO',
+        // Responses are tensors: capturing them would blow X-Ray's 64 KB segment limit and leak data into traces.
+        [ENV.tracerCaptureResponse]: 'false',
+        [ENV.nodeOptions]: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        sourceMapMode: SourceMapMode.DEFAULT,
+        // Stack traces need file:line, not the sources: keeps the bundle small.
+        sourcesContent: false,
+        mainFields: ['module', 'main'],
+        externalModules: [...EXTERNAL_MODULES],
+        banner: ESM_REQUIRE_BANNER,
+        forceDockerBundling: false,
+        logLevel: LogLevel.ERROR,
+      },
+    });
+
+    acknowledge(
+      this.role,
+      ['IAM5[Resource::*]'],
+      'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions ("*" is their only ' +
+        'resource); added by Tracing.ACTIVE.',
+    );
+    acknowledge(
+      this.function,
+      ['L1'],
+      'Pinned to nodejs22.x on purpose: the onnxruntime layer and the bundles are built and tested for Node 22; ' +
+        'move RUNTIME and the esbuild target together after testing a newer runtime.',
+    );
+  }
+}

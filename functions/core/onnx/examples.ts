@@ -242,3 +242,8 @@ export function buildTextLabelsExample(): ExampleModel<TextLabelsParameters> {
 export function buildExamples(): ExampleModel[] {
   return [buildLinearExample(), buildIrisExample(), buildCnnExample(), buildTextLabelsExample()];
 }
+
+/** The text of `models/<name>.json` for an example: its catalog entry, two-space indented, newline-terminated. */
+export function catalogJson(example: ExampleModel): string {
+  return `${JSON.stringify(example.catalog, null, 2)}\n`;
+}

@@ -109,7 +109,9 @@ function attributeProto(name: string, value: AttributeValue): OnnxTypes.IAttribu
 function checkedInt(name: string, value: number | bigint): number {
   // protobufjs writes int64 fields from numbers or decimal strings; strings carry bigints without rounding.
   if (typeof value === 'bigint') return value.toString() as unknown as number;
-  if (!Number.isSafeInteger(value)) throw new RangeError(`attribute "${name}": ${value} is not a safe integer; pass a bigint`);
+  if (!Number.isSafeInteger(value)) {
+    throw new RangeError(`attribute "${name}": ${value} is not a safe integer (pass a bigint for int64 values beyond 2^53)`);
+  }
   return value;
 }
 

@@ -225,6 +225,17 @@ describe('rewriteForServing: rejections', () => {
     expect(rejectionOf(() => rewriteForServing(optionalModel)).message).toMatch(/^Output "o" has type optional\(tensor\(float\)\);/);
   });
 
+  it('rejects a model whose weights live in external data files', () => {
+    const proto = new ModelBuilder().input('x', 'FP32', [2]).node('Add', ['x', 'w'], ['y']).output('y', 'FP32', [2]).toProto();
+    proto.graph!.initializer = [
+      { name: 'w', dataType: 1, dims: [2], dataLocation: 1, externalData: [{ key: 'location', value: 'weights.bin' }] },
+    ];
+    expect(rejectionOf(() => rewriteForServing(encodeModel(proto))).message).toBe(
+      'The model keeps 1 weight tensor(s) (e.g. "w") in external data files, which a single .onnx upload does not ' +
+        'carry. Save it as one file: onnx.save_model(model, path, save_as_external_data=False) (possible below 2 GB).',
+    );
+  });
+
   it('rejects a non-tensor input', () => {
     const model = new ModelBuilder()
       .input('parts', sequenceType(tensorType('FP32', [-1])))

@@ -10,7 +10,7 @@ import { LENGTH_DELIMITED, readFields, rebuildMessage, type WireField } from './
 export const FIELD = {
   model: { graph: 7, opsetImport: 8 },
   graph: { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13, sparseInitializer: 15 },
-  tensor: { name: 8 },
+  tensor: { name: 8, externalData: 13 },
 } as const;
 
 /** A decoded sub-message and the wire field it came from (so that an edit can replace exactly that field). */
@@ -34,6 +34,8 @@ export interface ModelFile {
   readonly valueInfo: readonly Located<OnnxTypes.ValueInfoProto>[];
   /** Names of the graph's constants: inputs with these names have a default value and need not be fed. */
   readonly initializerNames: ReadonlySet<string>;
+  /** Initializers whose data lives in a separate file (`external_data`), which an upload of one file lacks. */
+  readonly externalInitializers: readonly string[];
 }
 
 const UPLOAD_HINT = 'Upload the binary .onnx file your exporter wrote (torch.onnx.export, skl2onnx, tf2onnx, paddle2onnx, ...).';
@@ -58,10 +60,14 @@ export function readModelFile(bytes: Uint8Array): ModelFile {
         .filter((f) => f.number === number)
         .map((field) => ({ field, message: onnx.ValueInfoProto.decode(lengthDelimited(field)) }));
     const initializerNames = new Set<string>();
+    const externalInitializers: string[] = [];
     for (const field of graphFields) {
       if (field.number === FIELD.graph.initializer) {
-        const name = readFields(lengthDelimited(field)).findLast((f) => f.number === FIELD.tensor.name);
-        if (name) initializerNames.add(new TextDecoder().decode(name.value));
+        const tensorFields = readFields(lengthDelimited(field));
+        const nameField = tensorFields.findLast((f) => f.number === FIELD.tensor.name);
+        const name = nameField ? new TextDecoder().decode(nameField.value) : '';
+        initializerNames.add(name);
+        if (tensorFields.some((f) => f.number === FIELD.tensor.externalData)) externalInitializers.push(name);
       } else if (field.number === FIELD.graph.sparseInitializer) {
         const name = onnx.SparseTensorProto.decode(lengthDelimited(field)).values?.name;
         if (name) initializerNames.add(name);
@@ -77,6 +83,7 @@ export function readModelFile(bytes: Uint8Array): ModelFile {
       outputs: decodeValueInfos(FIELD.graph.output),
       valueInfo: decodeValueInfos(FIELD.graph.valueInfo),
       initializerNames,
+      externalInitializers,
     };
   } catch (error) {
     if (error instanceof ModelRejectedError) throw error;

@@ -58,6 +58,14 @@ const ZIPMAP_HINT =
  */
 export function rewriteForServing(model: Uint8Array): RewriteResult {
   const file = readModelFile(model);
+  if (file.externalInitializers.length > 0) {
+    const [first] = file.externalInitializers;
+    throw new ModelRejectedError(
+      `The model keeps ${file.externalInitializers.length} weight tensor(s) (e.g. "${first}") in external data ` +
+        'files, which a single .onnx upload does not carry. Save it as one file: onnx.save_model(model, path, ' +
+        'save_as_external_data=False) (possible below 2 GB).',
+    );
+  }
   for (const { message: input } of file.inputs) {
     if (typeKind(input.type) !== 'tensor' && typeKind(input.type) !== 'unknown') {
       throw new ModelRejectedError(

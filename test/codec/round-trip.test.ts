@@ -134,7 +134,7 @@ describe('response round trips (encodeInferenceResponse -> decodeInferenceRespon
         const outputs = tensors.flatMap((t, i) => (i % 2 === 0 ? [{ name: t.name, binary: choice[i] as boolean }] : []));
         const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: tensors }, { outputs, binaryOutputByDefault: byDefault });
         const decoded = decodeInferenceResponse(encoded.body, encoded.headers);
-        const decodedAsJson = tensors.map((t, i) => !(i % 2 === 0 ? choice[i] : byDefault));
+        const decodedAsJson = tensors.map((_t, i) => !(i % 2 === 0 ? choice[i] : byDefault));
         decoded.outputs.forEach((t, i) => expectSameTensors([t], [tensors[i] as Tensor], decodedAsJson[i] as boolean));
       }),
       { numRuns: 300 },

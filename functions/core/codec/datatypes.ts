@@ -63,38 +63,29 @@ export function elementCount(shape: readonly number[]): number {
   return count;
 }
 
+/** The typed-array constructor that holds each fixed-size datatype (see {@link TensorDataByType}). */
+const STORAGE = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+  FP16: Uint16Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
+} as const satisfies Record<FixedSizeDatatype, new (n: number) => TensorData>;
+
 /**
  * Zero-filled element storage for `n` elements of `datatype` (BYTES: `n` empty strings).
  * @example createTensorData('INT64', 3) // BigInt64Array [0n, 0n, 0n]
  */
 export function createTensorData<D extends Datatype>(datatype: D, n: number): TensorDataByType[D];
 export function createTensorData(datatype: Datatype, n: number): TensorData {
-  switch (datatype) {
-    case 'BOOL':
-    case 'UINT8':
-      return new Uint8Array(n);
-    case 'INT8':
-      return new Int8Array(n);
-    case 'UINT16':
-    case 'FP16':
-      return new Uint16Array(n);
-    case 'INT16':
-      return new Int16Array(n);
-    case 'UINT32':
-      return new Uint32Array(n);
-    case 'INT32':
-      return new Int32Array(n);
-    case 'UINT64':
-      return new BigUint64Array(n);
-    case 'INT64':
-      return new BigInt64Array(n);
-    case 'FP32':
-      return new Float32Array(n);
-    case 'FP64':
-      return new Float64Array(n);
-    case 'BYTES':
-      return new Array<string>(n).fill('');
-  }
+  return datatype === 'BYTES' ? new Array<string>(n).fill('') : new STORAGE[datatype](n);
 }
 
 /**
@@ -102,34 +93,9 @@ export function createTensorData(datatype: Datatype, n: number): TensorData {
  * `Uint8Array`, FP16 and UINT16 share `Uint16Array`).
  */
 export function isTensorDataOf<D extends Datatype>(datatype: D, data: unknown): data is TensorDataByType[D] {
-  switch (datatype) {
-    case 'BOOL':
-    case 'UINT8':
-      return data instanceof Uint8Array;
-    case 'INT8':
-      return data instanceof Int8Array;
-    case 'UINT16':
-    case 'FP16':
-      return data instanceof Uint16Array;
-    case 'INT16':
-      return data instanceof Int16Array;
-    case 'UINT32':
-      return data instanceof Uint32Array;
-    case 'INT32':
-      return data instanceof Int32Array;
-    case 'UINT64':
-      return data instanceof BigUint64Array;
-    case 'INT64':
-      return data instanceof BigInt64Array;
-    case 'FP32':
-      return data instanceof Float32Array;
-    case 'FP64':
-      return data instanceof Float64Array;
-    case 'BYTES':
-      return Array.isArray(data) && data.every((e) => typeof e === 'string');
-    default:
-      return false;
-  }
+  if (datatype === 'BYTES') return Array.isArray(data) && data.every((e) => typeof e === 'string');
+  // instanceof alone would accept a Buffer for UINT8: that is fine, a Buffer is a Uint8Array.
+  return isDatatype(datatype) && data instanceof STORAGE[datatype as FixedSizeDatatype];
 }
 
 /** Largest finite half-precision value. */

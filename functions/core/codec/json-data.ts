@@ -16,8 +16,9 @@
  * the datatype (which would round to infinity) is refused rather than silently turned into one.
  */
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
-import type { Datatype, TensorData, TensorDataByType } from '../types.js';
+import type { Datatype, Tensor, TensorData, TensorDataByType } from '../types.js';
 import {
+  createTensorData,
   FP16_MAX,
   FP16_OVERFLOW,
   FP32_MAX,
@@ -28,6 +29,8 @@ import {
   float32ToFloat16Bits,
 } from './datatypes.js';
 import { formatShape, show } from './describe.js';
+import { DATA_DEPTH } from './document.js';
+import type { TensorDescriptor } from './document.js';
 
 /** The strings that stand for non-finite floats in JSON, in both directions. */
 export const NON_FINITE_STRINGS = ['NaN', 'Infinity', '-Infinity'] as const;
@@ -333,6 +336,21 @@ function fillNested(target: JsonFillTarget, rows: readonly unknown[], out: Tenso
     next = fillNested(target, child, out, level + 1, path, next);
   }
   return next;
+}
+
+/** Decodes the JSON `data` of a checked tensor descriptor of a request or response document. */
+export function decodeJsonTensor(
+  descriptor: TensorDescriptor,
+  limits: { readonly maxJsonDepth: number; readonly maxBytesElementSize: number },
+): Tensor {
+  const { name, datatype, shape, count, subject } = descriptor;
+  const data = createTensorData(datatype, count);
+  fillFromJson(
+    { subject, datatype, shape, count, dataDepth: DATA_DEPTH, maxJsonDepth: limits.maxJsonDepth, maxBytesElementSize: limits.maxBytesElementSize },
+    descriptor.data,
+    data,
+  );
+  return { name, datatype, shape, data };
 }
 
 /**

@@ -6,10 +6,9 @@ import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import type { InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
 import { decodeBinaryTensorData, decodeBytesElements, encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
-import { BYTES_PER_ELEMENT, createTensorData, isFixedSize } from './datatypes.js';
+import { BYTES_PER_ELEMENT, isFixedSize } from './datatypes.js';
 import { formatShape, plural, quoteName, show } from './describe.js';
 import {
-  DATA_DEPTH,
   assertDocumentDepth,
   assertUniqueNames,
   isJsonObject,
@@ -18,8 +17,8 @@ import {
   parseParameters,
   parseTensorDescriptor,
 } from './document.js';
-import type { JsonObject, TensorDescriptor } from './document.js';
-import { fillFromJson, nestJsonData, toJsonData } from './json-data.js';
+import type { JsonObject } from './document.js';
+import { decodeJsonTensor, nestJsonData, toJsonData } from './json-data.js';
 import { HEADERS, MEDIA_TYPES, requestForm } from './wire.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
 
@@ -151,25 +150,6 @@ function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: 
   });
   assertUniqueNames(outputs.map((o) => o.name), 'requested output');
   return outputs;
-}
-
-function decodeJsonTensor(descriptor: TensorDescriptor, limits: Limits): Tensor {
-  const { name, datatype, shape, count } = descriptor;
-  const data = createTensorData(datatype, count);
-  fillFromJson(
-    {
-      subject: descriptor.subject,
-      datatype,
-      shape,
-      count,
-      dataDepth: DATA_DEPTH,
-      maxJsonDepth: limits.maxJsonDepth,
-      maxBytesElementSize: limits.maxBytesElementSize,
-    },
-    descriptor.data,
-    data,
-  );
-  return { name, datatype, shape, data };
 }
 
 function decodeRawRequest(body: Uint8Array, options: DecodeOptions): InferenceRequest {

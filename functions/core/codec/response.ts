@@ -6,12 +6,11 @@ import { DEFAULT_LIMITS } from '../catalog.js';
 import { BadRequestError, InferenceServerError } from '../errors.js';
 import type { InferenceRequest, InferenceResponse, Tensor } from '../types.js';
 import { encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
-import { createTensorData } from './datatypes.js';
 import { show } from './describe.js';
-import { DATA_DEPTH, assertDocumentDepth, parseJsonObject, parseTensorDescriptor } from './document.js';
+import { assertDocumentDepth, parseJsonObject, parseTensorDescriptor } from './document.js';
 import type { JsonObject } from './document.js';
 import { InvalidInferenceResponseError } from './errors.js';
-import { fillFromJson, toJsonData } from './json-data.js';
+import { decodeJsonTensor, toJsonData } from './json-data.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
 import { HEADERS, MEDIA_TYPES, headerValue } from './wire.js';
 
@@ -113,7 +112,8 @@ function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string
       );
     }
   }
-  const document = parseJsonObject(body.subarray(0, headerLength), 'the response header', 'with an "outputs" array');
+  const what = lengthHeader === undefined ? 'the response body' : 'the response header';
+  const document = parseJsonObject(body.subarray(0, headerLength), what, 'with an "outputs" array');
   if (typeof document.error === 'string' && document.outputs === undefined) {
     throw new InvalidInferenceResponseError(`the server answered with an error: ${document.error}`);
   }
@@ -132,7 +132,7 @@ function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string
   const outputParameters: Record<string, Record<string, unknown>> = {};
   let offset = headerLength;
   for (const descriptor of descriptors) {
-    const { name, datatype, shape, count, binaryDataSize } = descriptor;
+    const { name, count, binaryDataSize } = descriptor;
     const { binary_data_size: _size, ...extra } = descriptor.parameters;
     if (Object.keys(extra).length > 0) outputParameters[name] = extra;
     if (binaryDataSize !== undefined) {
@@ -140,21 +140,11 @@ function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string
       offset += binaryDataSize;
       continue;
     }
-    const data = createTensorData(datatype, count);
-    fillFromJson(
-      {
-        subject: descriptor.subject,
-        datatype,
-        shape,
-        count,
-        dataDepth: DATA_DEPTH,
-        maxJsonDepth: limits.maxJsonDepth,
-        maxBytesElementSize: limits.maxBytesElementSize,
-      },
-      descriptor.data,
-      data,
-    );
-    outputs.push({ name, datatype, shape, data });
+    // No element limit applies here, so the body bounds the allocation: every JSON element takes at least a byte.
+    if (count > headerLength) {
+      throw new BadRequestError(`${descriptor.subject}: shape needs ${count} elements, more than the JSON body could hold`);
+    }
+    outputs.push(decodeJsonTensor(descriptor, limits));
   }
   if (offset !== body.byteLength) {
     throw new BadRequestError(`${body.byteLength - offset} bytes after the binary outputs belong to no output`);

@@ -118,7 +118,7 @@ export class ModelEndpoint extends Construct {
       layer: props.layer,
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       serviceName: `infer-${model.name}`,
-      description: `KServe V2 inference for model ${model.name} (onnx-serverless)`,
+      description: functionDescription(model),
       // A warmer that failed is replaced by the next one; retrying it only burns invocations.
       retryAttempts: 0,
       environment: {
@@ -342,6 +342,12 @@ export class ModelEndpoint extends Construct {
     if (sampleDeployment !== undefined) seed.node.addDependency(sampleDeployment);
     return seed;
   }
+}
+
+/** Lambda allows 256 characters of description: the model's own description, cut to fit. */
+function functionDescription(model: CatalogEntry): string {
+  const text = `infer-${model.name} (onnx-serverless)${model.description === undefined ? '' : `: ${model.description}`}`;
+  return text.length <= 256 ? text : `${text.slice(0, 255)}…`;
 }
 
 /** Re-parses an entry so hand-built entries get the catalog's checks and defaults too. */

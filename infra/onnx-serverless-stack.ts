@@ -2,7 +2,7 @@
  * The whole service in one stack: the model bucket, one {@link ModelEndpoint} per catalog entry on one REST API,
  * the shared `control` and `register` functions, and the onnxruntime layers the functions need.
  */
-import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Token, type StackProps } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -490,6 +490,9 @@ export class OnnxServerlessStack extends Stack {
   private acknowledgeCdkProviders(): void {
     const basicRole = managedPolicyFinding('service-role/AWSLambdaBasicExecutionRole');
     const qualifier = String(this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') ?? DefaultStackSynthesizer.DEFAULT_QUALIFIER);
+    // How cdk-nag prints the asset bucket: pseudo parameters unless the stack has a concrete environment.
+    const account = Token.isUnresolved(this.account) ? '<AWS::AccountId>' : this.account;
+    const region = Token.isUnresolved(this.region) ? '<AWS::Region>' : this.region;
     for (const child of this.node.children) {
       const id = child.node.id;
       if (id.startsWith('BucketNotificationsHandler')) {
@@ -504,7 +507,7 @@ export class OnnxServerlessStack extends Stack {
             'IAM5[Action::s3:List*]',
             'IAM5[Action::s3:DeleteObject*]',
             'IAM5[Action::s3:Abort*]',
-            `IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-${qualifier}-assets-<AWS::AccountId>-<AWS::Region>/*]`,
+            `IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-${qualifier}-assets-${account}-${region}/*]`,
             wildcardResourceFinding(this, this.bucket.arnForObjects('*')),
           ],
           'CDK-managed seed-upload handler: aws-cdk-lib grants it read on the CDK asset bucket and read/write on ' +

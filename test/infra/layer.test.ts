@@ -1,0 +1,125 @@
+/**
+ * The onnxruntime layer: only one platform's binaries, of the right CPU, reproducible, far below Lambda's 250 MB,
+ * and self-sufficient: a fresh Node process that sees nothing but the layer loads onnxruntime-node from it and
+ * runs a real model.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  LAMBDA_UNZIPPED_LIMIT_BYTES,
+  buildOnnxruntimeLayer,
+  formatMegabytes,
+  type LayerBuild,
+} from '../../layers/onnxruntime/build.js';
+import { removeTempDirs, squareModel, tempDir } from './fixture.js';
+
+/** ELF e_machine values. */
+const ELF_MACHINE = { x86_64: 0x3e, arm64: 0xb7 } as const;
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
+function elfMachine(path: string): number {
+  const header = Buffer.alloc(20);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, header, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  expect(header.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+  return header.readUInt16LE(18);
+}
+
+const workDir = tempDir('layer-test');
+const builds: Partial<Record<'x86_64' | 'arm64', LayerBuild>> = {};
+
+beforeAll(() => {
+  builds.x86_64 = buildOnnxruntimeLayer('x86_64', join(workDir, 'x86_64'));
+  builds.arm64 = buildOnnxruntimeLayer('arm64', join(workDir, 'arm64'));
+  for (const [arch, build] of Object.entries(builds)) {
+    // The number the README quotes: printed, not asserted against a fixed value.
+    console.log(`onnxruntime layer ${arch}: ${formatMegabytes(build.unzippedBytes)} unzipped`);
+  }
+}, 60_000);
+
+afterAll(removeTempDirs);
+
+describe.each(['x86_64', 'arm64'] as const)('the %s layer', (arch) => {
+  const nodeArch = arch === 'x86_64' ? 'x64' : 'arm64';
+
+  it('holds onnxruntime-node and onnxruntime-common only, with only linux binaries of its CPU', () => {
+    const build = builds[arch]!;
+    expect(readdirSync(join(build.dir, 'nodejs', 'node_modules')).sort()).toEqual(['onnxruntime-common', 'onnxruntime-node']);
+    const binaries = files(build.dir).filter((f) => f.includes(`${join('onnxruntime-node', 'bin')}`));
+    expect(binaries.length).toBeGreaterThanOrEqual(2);
+    for (const binary of binaries) {
+      expect(binary).toContain(join('bin', 'napi-v6', 'linux', nodeArch, ''));
+      expect(elfMachine(join(build.dir, binary))).toBe(ELF_MACHINE[arch]);
+    }
+    expect(files(build.dir).filter((f) => /darwin|win32|\.dll$|\.dylib$/.test(f))).toEqual([]);
+  });
+
+  it('reports its true unzipped size, far below the 250 MB Lambda allows', () => {
+    const build = builds[arch]!;
+    const counted = files(build.dir).reduce((sum, f) => sum + statSync(join(build.dir, f)).size, 0);
+    expect(build.unzippedBytes).toBe(counted);
+    expect(build.unzippedBytes).toBeLessThan(LAMBDA_UNZIPPED_LIMIT_BYTES / 4);
+  });
+});
+
+it('is reproducible: a rebuild has the same files, bytes and timestamps', () => {
+  const digest = (dir: string): string[] =>
+    files(dir).map((f) => {
+      const path = join(dir, f);
+      return `${f} ${createHash('sha256').update(readFileSync(path)).digest('hex')} ${statSync(path).mtimeMs}`;
+    });
+  const first = digest(builds.arm64!.dir);
+  writeFileSync(join(builds.arm64!.dir, 'nodejs', 'stale-file'), 'left over');
+  const rebuilt = buildOnnxruntimeLayer('arm64', builds.arm64!.dir);
+  expect(digest(rebuilt.dir)).toEqual(first);
+});
+
+it('refuses an unknown architecture', () => {
+  expect(() => buildOnnxruntimeLayer('riscv64' as 'arm64', join(workDir, 'riscv'))).toThrow(/use one of x86_64, arm64/);
+});
+
+it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+  'loads in a fresh Node process that sees only the layer, and runs a model',
+  () => {
+    // Prepare: a model file and a script, in a folder outside the repository so its node_modules is unreachable.
+    const outside = tempDir('layer-run');
+    const modelPath = join(outside, 'square.onnx');
+    writeFileSync(modelPath, squareModel());
+    const script = `
+      const ort = require('onnxruntime-node');
+      const fs = require('node:fs');
+      (async () => {
+        const session = await ort.InferenceSession.create(fs.readFileSync(process.argv[1]));
+        const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1.5, -2, 3]), [3]) });
+        const loaded = Object.keys(require.cache).filter((p) => p.includes('onnxruntime'));
+        console.log(JSON.stringify({ y: Array.from(out.y.data), loaded }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const modules = join(builds.x86_64!.dir, 'nodejs', 'node_modules');
+
+    // Act: the way Lambda loads a layer: NODE_PATH=/opt/nodejs/node_modules.
+    const output = execFileSync(process.execPath, ['-e', script, modelPath], {
+      cwd: outside,
+      env: { PATH: process.env['PATH'] ?? '', NODE_PATH: modules },
+      encoding: 'utf8',
+    });
+
+    // Assess
+    const result = JSON.parse(output) as { y: number[]; loaded: string[] };
+    expect(result.y).toEqual([2.25, 4, 9]);
+    expect(result.loaded.length).toBeGreaterThan(0);
+    for (const path of result.loaded) expect(path.startsWith(modules)).toBe(true);
+  },
+);

@@ -1,0 +1,166 @@
+/**
+ * Stack and construct options: IAM authorization, execution logging off, a destroyable bucket, one architecture
+ * only; misuse of the stack and of ModelEndpoint (toThrow with actionable messages), and the warnings the
+ * construct gives for legal but doubtful catalog entries. Bundling is skipped: these are template-only checks.
+ */
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCatalogEntry, type CatalogEntry } from '../../functions/core/catalog.js';
+import { loadCatalog } from '../../infra/catalog-loader.js';
+import { ModelEndpoint, type ModelEndpointProps } from '../../infra/model-endpoint.js';
+import { OnnxServerlessStack } from '../../infra/onnx-serverless-stack.js';
+import { OnnxruntimeLayer } from '../../infra/onnxruntime-layer.js';
+import { nagFindings, removeTempDirs, resources, synthesize, tempDir, writeCatalog, type Synthesized } from './fixture.js';
+
+afterAll(removeTempDirs);
+
+const model = (name: string, fields: Record<string, unknown> = {}): CatalogEntry => parseCatalogEntry(name, fields);
+
+describe('authorization "iam", execution logging off, destroyable bucket, x86_64 only', () => {
+  let synth: Synthesized;
+  beforeAll(() => {
+    synth = synthesize(
+      {
+        models: [model('a', { architecture: 'x86_64' }), model('b', { architecture: 'x86_64', warmer: false })],
+        authorization: 'iam',
+        executionLogging: false,
+        bucketRemovalPolicy: RemovalPolicy.DESTROY,
+        sharedArchitecture: 'x86_64',
+        throttle: { rateLimit: 5, burstLimit: 10 },
+        stageName: 'v1',
+      },
+      { bundling: false },
+    );
+  }, 120_000);
+
+  it('signs every method with IAM and creates no API key or usage plan', () => {
+    const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
+    expect(methods).toHaveLength(4 + 6 * 2);
+    for (const method of methods) {
+      expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
+      expect(method.Properties?.['ApiKeyRequired']).toBe(false);
+    }
+    synth.template.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
+    synth.template.resourceCountIs('AWS::ApiGateway::UsagePlan', 0);
+    expect(synth.stack.apiKey).toBeUndefined();
+    synth.template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'MISSING_AUTHENTICATION_TOKEN',
+      StatusCode: Match.absent(),
+      ResponseTemplates: { 'application/json': Match.stringLikeRegexp('SigV4') },
+    });
+  });
+
+  it('still throttles every method of the stage', () => {
+    synth.template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'v1',
+      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10, LoggingLevel: 'OFF' })],
+    });
+    synth.template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+
+  it('builds only the x86_64 layer, and empties the bucket on deletion', () => {
+    expect([...synth.stack.layers.keys()]).toEqual(['x86_64']);
+    synth.template.resourceCountIs('AWS::Lambda::LayerVersion', 1);
+    synth.template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete', Properties: Match.objectLike({ VersioningConfiguration: { Status: 'Enabled' } }) });
+    synth.template.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
+    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+  });
+
+  it('passes the AWS Solutions checks too', () => {
+    expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
+  });
+});
+
+describe('misuse', () => {
+  let stack: Stack;
+  let base: Omit<ModelEndpointProps, 'model'>;
+  let x86: OnnxruntimeLayer;
+  let seedDir: string;
+  let counter = 0;
+  const endpoint = (entry: CatalogEntry, extra: Partial<ModelEndpointProps> = {}): ModelEndpoint =>
+    new ModelEndpoint(stack, `Case${counter++}`, { ...base, model: entry, ...extra });
+
+  beforeAll(() => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    stack = new Stack(app, 'Misuse');
+    const api = new apigw.RestApi(stack, 'Api');
+    const layers = tempDir('layers');
+    base = {
+      modelsResource: api.root.addResource('v2').addResource('models'),
+      bucket: new s3.Bucket(stack, 'Bucket'),
+      layer: new OnnxruntimeLayer(stack, 'Arm', { architecture: 'arm64', buildDir: join(layers, 'arm64') }),
+    };
+    x86 = new OnnxruntimeLayer(stack, 'X86', { architecture: 'x86_64', buildDir: join(layers, 'x86_64') });
+    seedDir = writeCatalog({}, { 'good.onnx': 'x', 'model.bin': 'x' });
+  }, 60_000);
+
+  it('refuses a layer of the wrong architecture', () => {
+    expect(() => endpoint(model('m', { architecture: 'x86_64' }))).toThrow(
+      /runs on x86_64 but the onnxruntime layer given is arm64; pass the x86_64 layer/,
+    );
+    expect(() => endpoint(model('m2', { architecture: 'x86_64' }), { layer: x86 })).not.toThrow();
+  });
+
+  it('re-checks hand-built entries against the catalog schema', () => {
+    expect(() => endpoint({ ...model('m'), memoryMb: 64 })).toThrow(/models\/m\.json is invalid: memoryMb: .*128/);
+    expect(() => endpoint({ ...model('m'), name: '../etc' })).toThrow(/not a valid model name/);
+  });
+
+  it('explains bad warmer schedules before EventBridge does', () => {
+    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(1 minutes)' } }))).toThrow(/EventBridge wants "1 minute"/);
+    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(5 minute)' } }))).toThrow(/EventBridge wants "5 minutes"/);
+    expect(() => endpoint(model('m', { warmer: { schedule: 'every 5 minutes' } }))).toThrow(/neither rate\(\.\.\.\) nor a 6-field cron/);
+    expect(() => endpoint(model('m', { warmer: { schedule: 'cron(0/5 * * * *)' } }))).toThrow(/6-field cron/);
+    expect(() => endpoint(model('ok-cron', { warmer: { schedule: 'cron(0/5 * * * ? *)' } }))).not.toThrow();
+  });
+
+  it('refuses seeds that are missing or would never trigger a registration', () => {
+    expect(() => endpoint(model('m', { seed: 'absent.onnx' }), { modelsDir: seedDir })).toThrow(/seed "absent.onnx" not found/);
+    expect(() => endpoint(model('m', { seed: 'model.bin' }), { modelsDir: seedDir })).toThrow(/must end in \.onnx/);
+    expect(() => endpoint(model('seeded', { seed: 'good.onnx' }), { modelsDir: seedDir })).not.toThrow();
+  });
+
+  it('refuses alarm and cache settings that cannot work', () => {
+    expect(() => endpoint(model('m'), { latencyAlarmThreshold: Duration.seconds(30) })).toThrow(/could never fire/);
+    expect(() => endpoint(model('m'), { manifestTtlSeconds: 0 })).toThrow(/manifestTtlSeconds must be an integer from 1 to 3600/);
+    expect(() => endpoint(model('m'), { errorsAlarmThreshold: 0.5 })).toThrow(/errorsAlarmThreshold must be a positive integer/);
+  });
+
+  it('warns about legal but doubtful entries', () => {
+    endpoint(model('slow', { timeoutSeconds: 60, provisionedConcurrency: 1, warmer: { concurrency: 3 } }));
+    const annotations = Annotations.fromStack(stack);
+    const path = `/Misuse/Case${counter - 1}`;
+    annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds API Gateway's 29 s"));
+    annotations.hasWarning(path, Match.stringLikeRegexp('set "preload": true'));
+    annotations.hasWarning(path, Match.stringLikeRegexp('fan-out invokes the unqualified function'));
+  });
+
+  it('validates the stack props', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const props = { models: [], layerBuildDir: tempDir('layers') };
+    expect(() => new OnnxServerlessStack(app, 'A', { ...props, authorization: 'oauth' as 'iam' })).toThrow(/authorization must be "api-key" or "iam", got "oauth"/);
+    expect(() => new OnnxServerlessStack(app, 'B', { ...props, throttle: { rateLimit: 100, burstLimit: 10 } })).toThrow(/burstLimit \(10\) must be at least rateLimit \(100\)/);
+    expect(() => new OnnxServerlessStack(app, 'C', { ...props, models: [model('x'), model('x')] })).toThrow(/model "x" is declared twice/);
+    expect(() => new OnnxServerlessStack(app, 'D', { ...props, stageName: 'my-stage' })).toThrow(/stageName "my-stage"/);
+    expect(() => new OnnxServerlessStack(app, 'E', { ...props, registerMemoryMb: 64 })).toThrow(/registerMemoryMb must be an integer from 128 to 10240/);
+  });
+});
+
+describe('catalog loading', () => {
+  it('reads <name>.json entries with defaults, skips <file>.onnx.json samples, and names broken files', () => {
+    const dir = writeCatalog({ 'b.v2': { memoryMb: 1024 }, a: {} }, { 'a.onnx.json': '{"inputs": []}' });
+    const entries = loadCatalog(dir);
+    expect(entries.map((e) => [e.name, e.memoryMb, e.architecture])).toEqual([
+      ['a', 2048, 'arm64'],
+      ['b.v2', 1024, 'arm64'],
+    ]);
+    writeFileSync(join(dir, 'broken.json'), '{ nope');
+    expect(() => loadCatalog(dir)).toThrow(/models\/broken\.json is not valid JSON/);
+    expect(loadCatalog(join(dir, 'absent'))).toEqual([]);
+  });
+});

@@ -9,6 +9,8 @@ import { isValidModelName } from './catalog.js';
 
 /** Prefix under which users upload candidate models. */
 export const UPLOADS_PREFIX = 'uploads/';
+/** Suffix of the uploads that start a registration (the bucket notification filters on both). */
+export const UPLOAD_SUFFIX = '.onnx';
 
 /** Keys of the repository layout. Model names must have been validated before they get here. */
 export const repositoryKeys = {

@@ -8,7 +8,7 @@ import type { BlobStore } from './blob-store.js';
 import { isValidModelName } from './catalog.js';
 import { decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
-import { UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
+import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import { rewriteForServing } from './onnx/rewrites.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { Limits } from './catalog.js';
@@ -125,7 +125,7 @@ function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };
   const rest = key.slice(UPLOADS_PREFIX.length);
   const slash = rest.indexOf('/');
-  if (slash <= 0 || !rest.toLowerCase().endsWith('.onnx')) {
+  if (slash <= 0 || !rest.endsWith(UPLOAD_SUFFIX)) {
     return { kind: 'ignored', reason: 'not an uploads/<model>/<file>.onnx key', key };
   }
   return { kind: 'upload', model: rest.slice(0, slash) };

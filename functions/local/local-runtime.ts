@@ -9,6 +9,7 @@ import type { S3Event } from 'aws-lambda';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { parseCatalogEntry, type CatalogEntry } from '../core/catalog.js';
+import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { readConfig } from '../handlers/config.js';
 import { createControlHandler, createInferHandler, createRegisterHandler, type RegisterResult } from '../handlers/factories.js';
 import { createObservability } from '../handlers/observability.js';
@@ -63,7 +64,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',
-    silent: options.silent,
+    // The request log of the S3 server is noise next to the handlers' own logs.
+    silent: true,
+    // The same filter as the bucket notification that infra creates.
+    eventFilter: { prefix: UPLOADS_PREFIX, suffix: UPLOAD_SUFFIX },
     onObjectCreated: (event) => {
       if (register === undefined) return;
       const done = register(event)

@@ -18,6 +18,7 @@ import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, KEY_PREFIX, MODEL_FILE_SUFFIX } from './constants.js';
+import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
@@ -206,25 +207,18 @@ export class ModelEndpoint extends Construct {
     }
   }
 
-  /** GetObject and a prefix-scoped ListBucket on `models/<name>/` (versions, metadata, manifest) and nothing else. */
+  /** GetObject and listing on `models/<name>/` (versions, metadata, manifest), and nothing else of the bucket. */
   private grantModelRead(bucket: s3.IBucket, name: string): void {
     const prefix = `${KEY_PREFIX.models}${name}/`;
-    const objects = bucket.arnForObjects(`${prefix}*`);
     const role = this.inferFunction.role;
-    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [objects] }));
-    // Listing only under its prefix; with s3:ListBucket a missing key is a 404 instead of a 403.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:ListBucket'],
-        resources: [bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [prefix, `${prefix}*`] } },
-      }),
-    );
-    acknowledge(
+    grantObjects(
       role,
-      [wildcardResourceFinding(this, objects)],
+      bucket,
+      ['s3:GetObject'],
+      [`${prefix}*`],
       `Read-only access to this model's own prefix ${prefix} (its versions, metadata and manifest), nothing else.`,
     );
+    grantListUnder(role, bucket, [prefix]);
   }
 
   /**

@@ -5,7 +5,6 @@
 import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Token, type StackProps } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
@@ -15,6 +14,7 @@ import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
 import { BINARY_MEDIA_TYPES, ENV, KEY_PREFIX, MODEL_FILE_SUFFIX, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';
+import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction, type Architecture } from './service-function.js';
@@ -377,17 +377,14 @@ export class OnnxServerlessStack extends Stack {
         [ENV.manifestTtlSeconds]: String(manifestTtlSeconds),
       },
     });
-    const manifests = `${KEY_PREFIX.models}*/manifest.json`;
-    const metadata = `${KEY_PREFIX.models}*/*/metadata.json`;
-    const rejected = `${KEY_PREFIX.rejected}*`;
-    control.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [manifests, metadata, rejected].map((p) => this.bucket.arnForObjects(p)),
-      }),
+    grantObjects(
+      control.role,
+      this.bucket,
+      ['s3:GetObject'],
+      [`${KEY_PREFIX.models}*/manifest.json`, `${KEY_PREFIX.models}*/*/metadata.json`, `${KEY_PREFIX.rejected}*`],
+      'Read-only: the repository index reads manifests, version metadata and rejection records of every model.',
     );
-    control.role.addToPrincipalPolicy(listUnder(this.bucket, [KEY_PREFIX.models, KEY_PREFIX.rejected]));
-    acknowledgeObjectWildcards(control.role, this.bucket, [manifests, metadata, rejected], 'Read-only: the repository index reads manifests, version metadata and rejection records.');
+    grantListUnder(control.role, this.bucket, [KEY_PREFIX.models, KEY_PREFIX.rejected]);
 
     const integration = new apigw.LambdaIntegration(control.function, { proxy: true, allowTestInvoke: false });
     const v2 = this.api.root.addResource(V2_ROOT);
@@ -420,22 +417,21 @@ export class OnnxServerlessStack extends Stack {
     const uploads = `${KEY_PREFIX.uploads}*`;
     const models = `${KEY_PREFIX.models}*`;
     const rejected = `${KEY_PREFIX.rejected}*`;
-    register.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [uploads, models].map((p) => this.bucket.arnForObjects(p)),
-      }),
+    grantObjects(
+      register.role,
+      this.bucket,
+      ['s3:GetObject'],
+      [uploads, models],
+      'Register reads any upload, and the manifests and versions of any model (it registers them all).',
     );
-    register.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:PutObject'],
-        resources: [models, rejected].map((p) => this.bucket.arnForObjects(p)),
-      }),
+    grantObjects(
+      register.role,
+      this.bucket,
+      ['s3:PutObject'],
+      [models, rejected],
+      'Register writes versions and manifests of any model, and rejection records (it registers them all).',
     );
-    register.role.addToPrincipalPolicy(
-      listUnder(this.bucket, [KEY_PREFIX.uploads, KEY_PREFIX.models, KEY_PREFIX.rejected]),
-    );
-    acknowledgeObjectWildcards(register.role, this.bucket, [uploads, models, rejected], 'Register reads uploads/, and reads and writes models/ (versions, manifests) and rejected/ of any model: it serves them all.');
+    grantListUnder(register.role, this.bucket, [KEY_PREFIX.uploads, KEY_PREFIX.models, KEY_PREFIX.rejected]);
 
     this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
       prefix: KEY_PREFIX.uploads,
@@ -517,19 +513,6 @@ export class OnnxServerlessStack extends Stack {
       }
     }
   }
-}
-
-/** s3:ListBucket restricted to the given key prefixes. */
-function listUnder(bucket: s3.IBucket, prefixes: readonly string[]): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    actions: ['s3:ListBucket'],
-    resources: [bucket.bucketArn],
-    conditions: { StringLike: { 's3:prefix': prefixes.flatMap((p) => [p, `${p}*`]) } },
-  });
-}
-
-function acknowledgeObjectWildcards(role: iam.IRole, bucket: s3.IBucket, keyPatterns: readonly string[], reason: string): void {
-  acknowledge(role, keyPatterns.map((p) => wildcardResourceFinding(role, bucket.arnForObjects(p))), reason);
 }
 
 function validateStackProps(

@@ -279,7 +279,7 @@ describe('security', () => {
         Action: 's3:ListBucket',
         Effect: 'Allow',
         Resource: bucketArn,
-        Condition: { StringLike: { 's3:prefix': ['models/iris/', 'models/iris/*'] } },
+        Condition: { StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*'] } },
       },
     ]);
     const lambda = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('lambda:')));
@@ -308,6 +308,16 @@ describe('security', () => {
     expect(actionsOn(logicalId(synth.stack.controlFunction.role))).toEqual({
       's3:GetObject': ['models/*/manifest.json', 'models/*/*/metadata.json', 'rejected/*'],
     });
+    const listed = (roleId: string): unknown[] =>
+      roleStatements(synth.template, roleId)
+        .filter((s) => s.Action === 's3:ListBucket')
+        .map((s) => s.Condition);
+    expect(listed(logicalId(synth.stack.registerFunction.role))).toEqual([
+      { StringLikeIfExists: { 's3:prefix': ['uploads/', 'uploads/*', 'models/', 'models/*', 'rejected/', 'rejected/*'] } },
+    ]);
+    expect(listed(logicalId(synth.stack.controlFunction.role))).toEqual([
+      { StringLikeIfExists: { 's3:prefix': ['models/', 'models/*', 'rejected/', 'rejected/*'] } },
+    ]);
   });
 
   it('uses no managed policy on its own roles and keeps logs for a month', () => {

@@ -84,13 +84,14 @@ export function createApi(options: ApiOptions): Api {
           });
           const response = await service.infer(target, decoded);
           const encoded = encodeInferenceResponse(response, decoded);
-          checkResponseSize(encoded.body, encoded.headers['content-type'] ?? '', limits);
+          const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
+          checkResponseSize(encoded.body, headers['content-type'] ?? '', limits);
           options.onInference?.({
             model: route.model,
             requestBytes: request.body.byteLength,
             responseBytes: encoded.body.byteLength,
           });
-          return { statusCode: 200, headers: encoded.headers, body: encoded.body };
+          return { statusCode: 200, headers, body: encoded.body };
         }
       }
     } catch (error) {

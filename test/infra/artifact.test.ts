@@ -1,0 +1,222 @@
+/**
+ * The deployed artifacts, run the way Lambda runs them: each function's bundle as CDK staged it in the cloud
+ * assembly, in a fresh Node process, with the staged layer where Lambda mounts layers (`<opt>/nodejs/node_modules`)
+ * and the environment the template declares, against the embedded S3 server. register gets the S3 event of an
+ * upload, infer gets API Gateway REST events (bodies base64, as the `*\/*` binary media type delivers them) and a
+ * warmer event, control gets its routes.
+ */
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCatalogEntry } from '../../functions/core/catalog.js';
+import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
+import { removeTempDirs, resources, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
+
+const run = promisify(execFile);
+
+let synth: Synthesized;
+let s3: S3Fixture;
+let opt: string;
+
+/** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
+async function invoke(logicalId: string, events: readonly unknown[]): Promise<unknown[]> {
+  const fn = resources(synth.template)[logicalId]?.Properties as {
+    Code: { S3Key: string };
+    MemorySize: number;
+    Environment: { Variables: Record<string, unknown> };
+  };
+  // /var/task: the bundle alone. Lambda's Node runtime resolves ES imports through NODE_PATH
+  // (/opt/nodejs/node_modules); plain Node does not, so the task folder links node_modules to the layer instead.
+  const task = tempDir('task');
+  const bundle = join(synth.assemblyDir, `asset.${fn.Code.S3Key.replace(/\.zip$/, '')}`);
+  for (const file of ['index.mjs', 'index.mjs.map']) copyFileSync(join(bundle, file), join(task, file));
+  symlinkSync(join(opt, 'nodejs', 'node_modules'), join(task, 'node_modules'), 'dir');
+
+  const eventsFile = join(task, 'events.json');
+  const resultsFile = join(task, 'results.json');
+  writeFileSync(eventsFile, JSON.stringify(events));
+  writeFileSync(
+    join(task, 'runner.mjs'),
+    `import { readFileSync, writeFileSync } from 'node:fs';
+     const { handler } = await import('./index.mjs');
+     const results = [];
+     for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
+       const context = {
+         functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, functionVersion: '$LATEST',
+         invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
+         memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, awsRequestId: 'req-' + results.length,
+         logGroupName: 'local', logStreamName: 'local', callbackWaitsForEmptyEventLoop: true,
+         getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
+       };
+       results.push(await handler(event, context));
+     }
+     writeFileSync(process.argv[3], JSON.stringify(results));`,
+  );
+
+  // Only what Lambda sets, what the template declares, and the local S3 endpoint and its key pair.
+  const declared = Object.fromEntries(
+    Object.entries(fn.Environment.Variables).map(([name, value]) => [
+      name,
+      typeof value === 'string' ? value : s3.server.bucket, // the only reference: MODEL_BUCKET -> the bucket
+    ]),
+  );
+  await run(process.execPath, ['runner.mjs', eventsFile, resultsFile], {
+    cwd: task,
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      ...declared,
+      AWS_LAMBDA_FUNCTION_NAME: logicalId,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.MemorySize),
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      AWS_REGION: s3.server.region,
+      AWS_ACCESS_KEY_ID: s3.server.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.server.credentials.secretAccessKey,
+      NODE_PATH: join(opt, 'nodejs', 'node_modules'),
+      S3_ENDPOINT: s3.server.endpoint,
+      // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
+      POWERTOOLS_TRACE_ENABLED: 'false',
+    },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
+}
+
+/** A REST API proxy event for a deployed route (`resource` is the route template, `path` has no stage). */
+function restEvent(method: string, resource: string, path: string, body?: Buffer, headers: Record<string, string> = {}): APIGatewayProxyEvent {
+  const allHeaders = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'test-key', ...headers };
+  const version = /\/versions\/([^/]+)/.exec(path)?.[1];
+  return {
+    resource,
+    path,
+    httpMethod: method,
+    headers: allHeaders,
+    multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: version === undefined ? null : { v: version },
+    stageVariables: null,
+    body: body === undefined ? null : body.toString('base64'),
+    isBase64Encoded: body !== undefined,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      authorizer: undefined,
+      protocol: 'HTTP/1.1',
+      httpMethod: method,
+      identity: { sourceIp: '203.0.113.7', apiKey: 'test-key' } as APIGatewayProxyEvent['requestContext']['identity'],
+      path: `/prod${path}`,
+      stage: 'prod',
+      requestId: `req-${method}-${path}`,
+      requestTimeEpoch: Date.now(),
+      resourceId: 'res',
+      resourcePath: resource,
+    },
+  };
+}
+
+const bodyOf = (result: unknown): unknown => {
+  const r = result as APIGatewayProxyResult;
+  return JSON.parse(r.isBase64Encoded === true ? Buffer.from(r.body, 'base64').toString('utf8') : r.body);
+};
+
+const idOf = (construct: { node: { defaultChild?: unknown } }): string =>
+  synth.stack.resolve(synth.stack.getLogicalId(construct.node.defaultChild as never)) as string;
+
+beforeAll(async () => {
+  synth = synthesize(
+    { models: [parseCatalogEntry('square', { architecture: 'x86_64', warmer: false })], sharedArchitecture: 'x86_64' },
+    { bundling: true, id: 'Artifacts' },
+  );
+  // The staged layer asset, as Lambda would unzip it under /opt.
+  const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as { Content: { S3Key: string } };
+  opt = join(synth.assemblyDir, `asset.${layer.Content.S3Key.replace(/\.zip$/, '')}`);
+  s3 = await startS3Fixture({ eventFilter: { prefix: 'uploads/', suffix: '.onnx' } });
+}, 240_000);
+
+afterAll(async () => {
+  await s3?.stop();
+  removeTempDirs();
+});
+
+describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged bundles with the staged layer', () => {
+  it('register turns the S3 event of an upload into version 1', async () => {
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/square.onnx', Body: squareModel() }));
+    const [event] = (await s3.waitForEvents(1)) as [S3Event];
+
+    await invoke(idOf(synth.stack.registerFunction.function), [event]);
+
+    const manifest = await s3.client.send(
+      new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
+    );
+    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: '1' });
+  });
+
+  it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
+    const floats = Buffer.from(Float32Array.from([0.5, -3]).buffer);
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'x', shape: [2], datatype: 'FP32', parameters: { binary_data_size: floats.length } }],
+        outputs: [{ name: 'y', parameters: { binary_data: true } }],
+      }),
+    );
+    const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+    const [warmed, metadata, inferred, binary, missing, malformed] = (await invoke(
+      idOf(synth.stack.endpoints.get('square')!.inferFunction.function),
+      [
+        { warmer: true, concurrency: 1 },
+        restEvent('GET', '/v2/models/square', '/v2/models/square'),
+        restEvent(
+          'POST',
+          '/v2/models/square/infer',
+          '/v2/models/square/infer',
+          json({ id: 'r1', inputs: [{ name: 'x', shape: [3], datatype: 'FP32', data: [1.5, -2, 3] }] }),
+          { 'content-type': 'application/json' },
+        ),
+        restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', Buffer.concat([header, floats]), {
+          'content-type': 'application/octet-stream',
+          'inference-header-content-length': String(header.length),
+        }),
+        restEvent('GET', '/v2/models/square/versions/{v}/ready', '/v2/models/square/versions/9/ready'),
+        restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', Buffer.from('{"inputs": ['), {
+          'content-type': 'application/json',
+        }),
+      ],
+    )) as APIGatewayProxyResult[];
+
+    expect(warmed).toMatchObject({ warmed: true, model: 'square', version: '1' });
+    expect(metadata?.statusCode).toBe(200);
+    expect(bodyOf(metadata)).toMatchObject({ name: 'square', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }] });
+    expect(inferred?.statusCode).toBe(200);
+    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: '1', outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
+
+    expect(binary?.statusCode).toBe(200);
+    const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
+    const headerLength = Number(Object.entries(binary!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1]);
+    const responseHeader = JSON.parse(raw.subarray(0, headerLength).toString('utf8')) as { outputs: Array<{ parameters: { binary_data_size: number } }> };
+    expect(responseHeader.outputs[0]?.parameters.binary_data_size).toBe(8);
+    const tail = raw.subarray(headerLength);
+    expect(Array.from(new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + 8)))).toEqual([0.25, 9]);
+
+    expect(missing?.statusCode).toBe(404);
+    expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
+    expect(malformed?.statusCode).toBe(400);
+    expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
+  });
+
+  it('control answers health, server metadata and the repository index', async () => {
+    const [ready, server, index] = (await invoke(idOf(synth.stack.controlFunction.function), [
+      restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
+      restEvent('GET', '/v2', '/v2'),
+      restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
+    ])) as APIGatewayProxyResult[];
+
+    expect(ready?.statusCode).toBe(200);
+    expect(bodyOf(ready)).toEqual({ ready: true });
+    expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
+    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version: '1', state: 'READY' })]));
+  });
+});

@@ -9,7 +9,13 @@ import { isValidModelName } from './catalog.js';
 import { decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
-import { rewriteForServing } from './onnx/rewrites.js';
+import {
+  STRING_NORMALIZER_FALLBACK_LOCALE,
+  STRING_NORMALIZER_LOCALE_HINT,
+  isStringNormalizerLocaleFailure,
+  rewriteForServing,
+  type RewriteResult,
+} from './onnx/rewrites.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { Limits } from './catalog.js';
 import type { ModelMetadata, Tensor, TensorData, TensorSpec } from './types.js';
@@ -133,11 +139,11 @@ function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind
 
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
 async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions) {
-  const rewritten = rewriteForServing(bytes);
+  let rewritten = rewriteForServing(bytes);
   const sample = await readSample(key, options);
   let session: ModelSession | undefined;
   try {
-    session = await options.sessionFactory.create(rewritten.model, options.sessionOptions);
+    ({ session, rewritten } = await createSession(bytes, rewritten, options));
     const inputs = sample?.inputs ?? session.inputs.map(generatedInput);
     const outputNames = session.outputs.map((o) => o.name);
     let outputs: Tensor[];
@@ -163,6 +169,37 @@ async function validate(bytes: Uint8Array, key: string, options: RegistrationOpt
     };
   } finally {
     await session?.release();
+  }
+}
+
+/**
+ * Creates the session. When onnxruntime cannot construct the `en_US.UTF-8` locale that `StringNormalizer` uses by
+ * default (AWS Lambda's Amazon Linux 2023 runtimes lack it), the model is served with `C.UTF-8`, which has the same
+ * case mappings; the rewrite is recorded in the version's metadata. Anything else is refused with what to do.
+ */
+async function createSession(
+  bytes: Uint8Array,
+  rewritten: RewriteResult,
+  options: RegistrationOptions,
+): Promise<{ session: ModelSession; rewritten: RewriteResult }> {
+  const create = (model: Uint8Array) => options.sessionFactory.create(model, options.sessionOptions);
+  try {
+    return { session: await create(rewritten.model), rewritten };
+  } catch (error) {
+    if (!(error instanceof ModelRejectedError) || !isStringNormalizerLocaleFailure(error.message)) throw error;
+    let fallback: RewriteResult;
+    try {
+      fallback = rewriteForServing(bytes, { stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE });
+    } catch (refusal) {
+      if (!(refusal instanceof ModelRejectedError)) throw refusal;
+      throw new ModelRejectedError(`${error.message}. ${refusal.message}`, { cause: error });
+    }
+    try {
+      return { session: await create(fallback.model), rewritten: fallback };
+    } catch (again) {
+      if (!(again instanceof ModelRejectedError)) throw again;
+      throw new ModelRejectedError(`${again.message}. ${STRING_NORMALIZER_LOCALE_HINT}`, { cause: again });
+    }
   }
 }
 

@@ -22,9 +22,19 @@ import {
   type Int64Like,
   type OnnxTypes,
 } from './proto.js';
-import { rebuildMessage, type WireField } from './wire.js';
+import { readFields, rebuildMessage, type WireField } from './wire.js';
 
 export { inspectModel, type ModelInspection, type ValueSummary } from './inspect.js';
+
+/** Optional rewrites of {@link rewriteForServing}, applied only when asked for. */
+export interface RewriteOptions {
+  /**
+   * Locale given to every `StringNormalizer` that changes case with onnxruntime's default locale (`en_US.UTF-8`,
+   * absent or spelled out), for runtimes that lack it. Nodes that ask for another locale are refused, since
+   * their casing rules may differ. @default undefined (no change)
+   */
+  readonly stringNormalizerLocale?: string;
+}
 
 /** What {@link rewriteForServing} did. */
 export interface RewriteResult {
@@ -44,19 +54,46 @@ const IDENTITY_OPSET = 8;
 /** Symbolic batch dimension of a rewritten output whose input shape is not declared in the file. */
 const BATCH_DIM = 'N';
 
+/**
+ * The locale registration falls back to when onnxruntime cannot construct `en_US.UTF-8` for a `StringNormalizer`.
+ * AWS Lambda's Amazon Linux 2023 runtimes (nodejs20.x, nodejs22.x) ship glibc-minimal-langpack: C, C.UTF-8 and
+ * POSIX only. glibc builds the case mappings of C.UTF-8 and en_US.UTF-8 from the same Unicode table (i18n_ctype).
+ */
+export const STRING_NORMALIZER_FALLBACK_LOCALE = 'C.UTF-8';
+
+/** Spellings of onnxruntime's default StringNormalizer locale (`en_US.UTF-8` on Linux and macOS, `en-US` on Windows). */
+const DEFAULT_LOCALE_NAMES: ReadonlySet<string> = new Set(['en_US.UTF-8', 'en_US.utf8', 'en_US.UTF8', 'en_US', 'en-US']);
+
+/** What a user can do about a StringNormalizer whose locale the runtime lacks. */
+export const STRING_NORMALIZER_LOCALE_HINT =
+  'StringNormalizer changes case with a locale that this runtime does not have (AWS Lambda\'s Amazon Linux 2023 ' +
+  'runtimes have only C, C.UTF-8 and POSIX). Either set the node\'s "locale" attribute to C.UTF-8, or re-export ' +
+  'the model with case_change_action "NONE" (for skl2onnx text pipelines: lowercase=False) and change case on ' +
+  'the client before sending the strings.';
+
+/** True when `message` is onnxruntime failing to construct a StringNormalizer's locale. */
+export function isStringNormalizerLocaleFailure(message: string): boolean {
+  return message.includes('StringNormalizer') && message.includes('Failed to construct locale');
+}
+
+/** NodeProto.attribute. */
+const NODE_ATTRIBUTE_FIELD = 5;
+
 const ZIPMAP_HINT =
   "For a scikit-learn classifier, re-export it without ZipMap: skl2onnx.to_onnx(model, X, options={id(model): {'zipmap': False}}).";
 
 /**
  * Makes a model servable by onnxruntime-node: removes the `ZipMap` of scikit-learn classifiers and refuses any
- * other non-tensor graph input or output. Throws `ModelRejectedError` (with a reason for the user) when the bytes
+ * other non-tensor graph input or output; with `options.stringNormalizerLocale`, also gives case-changing
+ * `StringNormalizer` nodes that locale instead of the default `en_US.UTF-8` (registration asks for this only after
+ * onnxruntime failed to construct the default one). Throws `ModelRejectedError` (with a reason for the user) when the bytes
  * are not an ONNX model or cannot be served.
  *
  * @example
  * const { model, classLabels } = rewriteForServing(upload);
  * // classLabels.output_probability: ['setosa', 'versicolor', 'virginica']
  */
-export function rewriteForServing(model: Uint8Array): RewriteResult {
+export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {}): RewriteResult {
   const file = readModelFile(model);
   if (file.externalInitializers.length > 0) {
     const [first] = file.externalInitializers;
@@ -75,7 +112,8 @@ export function rewriteForServing(model: Uint8Array): RewriteResult {
     }
   }
   const nonTensorOutputs = file.outputs.filter(({ message }) => typeKind(message.type) !== 'tensor');
-  if (nonTensorOutputs.length === 0) return { model, rewrites: [], classLabels: {} };
+  const locale = options.stringNormalizerLocale;
+  if (nonTensorOutputs.length === 0 && locale === undefined) return { model, rewrites: [], classLabels: {} };
 
   const nodes = readNodes(file);
   const replace = new Map<WireField, Uint8Array | null>();
@@ -96,6 +134,14 @@ export function rewriteForServing(model: Uint8Array): RewriteResult {
     for (const [field, bytes] of rewrite.replace) replace.set(field, bytes);
     rewrites.push(rewrite.applied);
     classLabels[name] = rewrite.labels;
+  }
+  if (locale !== undefined) {
+    for (const node of nodes) {
+      const rewrite = setStringNormalizerLocale(node, locale);
+      if (rewrite === undefined) continue;
+      replace.set(node.field, rewrite.node);
+      rewrites.push(rewrite.applied);
+    }
   }
   if (rewrites.length === 0) return { model, rewrites: [], classLabels: {} };
 
@@ -175,6 +221,57 @@ function removeZipMap(
       detail:
         `ZipMap replaced by Identity: "${name}" is tensor(float) [${shown}] instead of ` +
         `${describeType(output.message.type)}; column i is the probability of class label i (${labels.length} labels).`,
+    },
+  };
+}
+
+/**
+ * Gives a case-changing `StringNormalizer` that uses the default locale the `locale` attribute `locale`; edits
+ * the node at the wire level so that every other byte of it is kept. `undefined` for other nodes: without a
+ * case change onnxruntime constructs no locale.
+ */
+function setStringNormalizerLocale(
+  node: Located<OnnxTypes.NodeProto>,
+  locale: string,
+): { node: Uint8Array; applied: AppliedRewrite } | undefined {
+  const { message } = node;
+  if (message.opType !== 'StringNormalizer' || !DEFAULT_DOMAINS.has(message.domain ?? '')) return undefined;
+  const decoder = new TextDecoder();
+  const stringAttribute = (name: string): string | undefined => {
+    const attribute = message.attribute.find((a) => a.name === name);
+    return attribute === undefined ? undefined : decoder.decode(attribute.s);
+  };
+  const action = stringAttribute('case_change_action') ?? 'NONE';
+  if (action === 'NONE') return undefined;
+  const current = stringAttribute('locale');
+  const label = message.name ? `"${message.name}"` : `producing "${message.output[0] ?? ''}"`;
+  if (current !== undefined && !DEFAULT_LOCALE_NAMES.has(current)) {
+    throw new ModelRejectedError(
+      `The StringNormalizer node ${label} changes case (${action}) with locale "${current}", which this runtime ` +
+        `does not have, and whose casing rules may differ from ${locale}'s. ${STRING_NORMALIZER_LOCALE_HINT}`,
+    );
+  }
+  const fields = readFields(node.field.value);
+  const replace = new Map<WireField, Uint8Array | null>();
+  for (const field of fields) {
+    if (field.number === NODE_ATTRIBUTE_FIELD && onnx.AttributeProto.decode(field.value).name === 'locale') {
+      replace.set(field, null);
+    }
+  }
+  const attribute = onnx.AttributeProto.encode({
+    name: 'locale',
+    type: onnx.AttributeProto.AttributeType.STRING,
+    s: new TextEncoder().encode(locale),
+  }).finish();
+  return {
+    node: rebuildMessage(node.field.value, fields, replace, [{ number: NODE_ATTRIBUTE_FIELD, value: attribute }]),
+    applied: {
+      kind: 'string-normalizer-locale',
+      output: message.output[0] ?? '',
+      detail:
+        `StringNormalizer ${label} changes case (${action}) with locale ${locale} instead of ` +
+        `${current ?? 'the default en_US.UTF-8'}, which this runtime does not have; glibc gives both the same ` +
+        'Unicode case mappings.',
     },
   };
 }

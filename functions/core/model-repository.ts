@@ -109,13 +109,23 @@ export class ModelRepository {
 
   /** Rejections of one model (or all), oldest first. */
   public async listRejections(model?: string): Promise<Rejection[]> {
-    const keys = await this.store.list(repositoryKeys.rejectionsPrefix(model));
     const rejections: Rejection[] = [];
-    for (const key of keys) {
-      const object = await this.store.get(key);
-      if (object !== undefined) rejections.push(parseJson<Rejection>(object.body, key));
+    for (const key of await this.listRejectionKeys(model)) {
+      const rejection = await this.readRejection(key);
+      if (rejection !== undefined) rejections.push(rejection);
     }
     return rejections;
+  }
+
+  /** Keys of the rejections of one model (or all), oldest first: cheap to poll for new ones. */
+  public listRejectionKeys(model?: string): Promise<string[]> {
+    return this.store.list(repositoryKeys.rejectionsPrefix(model));
+  }
+
+  /** One rejection by its key, or `undefined` if it is gone. */
+  public async readRejection(key: string): Promise<Rejection | undefined> {
+    const object = await this.store.get(key);
+    return object === undefined ? undefined : parseJson<Rejection>(object.body, key);
   }
 
   /** Records why an upload was refused. Never touches the manifest. */

@@ -144,7 +144,7 @@ async function validate(bytes: Uint8Array, key: string, options: RegistrationOpt
   let session: ModelSession | undefined;
   try {
     ({ session, rewritten } = await createSession(bytes, rewritten, options));
-    const inputs = sample?.inputs ?? session.inputs.map(generatedInput);
+    const inputs = sample?.inputs ?? generatedInputs(session.inputs, options.limits);
     const outputNames = session.outputs.map((o) => o.name);
     let outputs: Tensor[];
     try {
@@ -218,7 +218,9 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal };
   let expected;
   try {
-    expected = decodeInferenceResponse(new TextEncoder().encode(JSON.stringify({ outputs: raw.expected_outputs })), {
+    // Decoded as the outputs of a V2 response, whose envelope fields the codec requires.
+    const response = { model_name: 'sample', model_version: '0', outputs: raw.expected_outputs };
+    expected = decodeInferenceResponse(new TextEncoder().encode(JSON.stringify(response)), {
       'content-type': 'application/json',
     }).outputs;
   } catch (error) {
@@ -227,12 +229,27 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   return { inputs: [...request.inputs], expected, decimal };
 }
 
-/** An input of the declared type and shape (dynamic dimensions = 1), zero-filled: enough to prove the graph runs. */
-function generatedInput(spec: TensorSpec): Tensor {
-  const shape = spec.shape.map((dim) => (dim < 0 ? 1 : dim));
-  const count = shape.reduce((a, b) => a * b, 1);
-  const data: TensorData = createTensorData(spec.datatype, count);
-  return { name: spec.name, datatype: spec.datatype, shape, data };
+/**
+ * Inputs of the declared types and shapes (dynamic dimensions = 1), zero-filled: enough to prove the graph runs.
+ * Fixed dimensions are checked against the request limit before anything is allocated: a model whose smallest
+ * request is over `maxElements` could never be served, and allocating its input would crash the registration.
+ */
+function generatedInputs(specs: readonly TensorSpec[], limits: Limits): Tensor[] {
+  const shapes = specs.map((spec) => spec.shape.map((dim) => (dim < 0 ? 1 : dim)));
+  const counts = shapes.map((shape) => shape.reduce((a, b) => a * b, 1));
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total > limits.maxElements) {
+    const declared = specs.map((s) => `"${s.name}" [${s.shape.join(', ')}]`).join(', ');
+    throw new ModelRejectedError(
+      `the inputs declare ${total} elements at their smallest (${declared}; -1 = dynamic), over the ` +
+        `${limits.maxElements}-element limit of one request (limits.maxElements), so no request could feed the model; ` +
+        're-export it with a dynamic batch dimension or smaller fixed dimensions',
+    );
+  }
+  return specs.map((spec, index) => {
+    const data: TensorData = createTensorData(spec.datatype, counts[index] ?? 0);
+    return { name: spec.name, datatype: spec.datatype, shape: shapes[index] ?? [], data };
+  });
 }
 
 /** Compares actual outputs with the sample's expected ones (by name when given, else by position). */

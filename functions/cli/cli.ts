@@ -1,0 +1,208 @@
+/**
+ * `npm run models -- <command>`: manage the model repository of any S3 endpoint (AWS, or the embedded server of
+ * `npm start`). {@link runCli} parses argv, opens the store and runs one command; the entry file only wires it to
+ * the process, so tests run the whole CLI in-process.
+ */
+import { parseArgs } from 'node:util';
+import type { BlobStore } from '../core/blob-store.js';
+import { ModelRepository } from '../core/model-repository.js';
+import {
+  type CommandContext,
+  DEFAULT_WAIT_SECONDS,
+  listCommand,
+  promoteCommand,
+  rejectionsCommand,
+  uploadCommand,
+} from './commands.js';
+import { describeConnection, openStore, resolveConnection, type Connection } from './connection.js';
+import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
+
+/** The usage text, as `--help` prints it. */
+export const USAGE = `usage: npm run models -- <command> [options]
+
+commands:
+  upload <file.onnx> --model <m> [--sample <sample.json>] [--wait [--timeout <s>]]
+      upload to uploads/<m>/<file.onnx> (the sample first, as <file.onnx>.json); with --wait, wait until it is
+      registered (prints the version) or refused (prints why, exit 1)
+  list [<m>]                  models with latest version and labels; with <m>, its versions and their state
+  promote <m> <version> [--label <name>]
+                              point latest (rollback or roll forward) or a label such as stable at a version
+  rejections [<m>]            refused uploads and why
+
+options:
+  --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
+                     when MODEL_BUCKET is unset, else AWS
+  --bucket <name>    bucket (env MODEL_BUCKET); default: models
+  --region <name>    region (env AWS_REGION); default: us-east-1
+  --json             machine-readable output
+  -h, --help         this text
+
+credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID..., AWS_PROFILE, SSO, instance role); on a loopback
+endpoint with neither AWS_ACCESS_KEY_ID nor AWS_PROFILE set, the embedded server's S3RVER/S3RVER pair.
+exit codes: 0 done, 1 refused or failed, 2 bad usage, 3 --wait timed out`;
+
+/** Where the CLI writes and what it runs against. */
+export interface CliIo {
+  /** One line of output (stdout). */
+  readonly out: (line: string) => void;
+  /** One line of diagnostics (stderr). @default out */
+  readonly err?: (line: string) => void;
+  /** @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** A store to use instead of opening one from flags and environment (tests). */
+  readonly store?: BlobStore;
+  /** @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+const OPTIONS = {
+  model: { type: 'string' },
+  sample: { type: 'string' },
+  wait: { type: 'boolean' },
+  timeout: { type: 'string' },
+  label: { type: 'string' },
+  endpoint: { type: 'string' },
+  bucket: { type: 'string' },
+  region: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+const GLOBAL_OPTIONS: readonly OptionName[] = ['endpoint', 'bucket', 'region', 'json', 'help'];
+const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
+  upload: ['model', 'sample', 'wait', 'timeout'],
+  list: [],
+  promote: ['label'],
+  rejections: [],
+};
+
+function expectPositionals(command: string, positionals: readonly string[], min: number, max: number, shape: string): void {
+  if (positionals.length < min || positionals.length > max) {
+    throw new UsageError(`${command} takes ${shape}, got ${positionals.length === 0 ? 'nothing' : positionals.join(' ')}`);
+  }
+}
+
+function rejectForeignOptions(command: string, values: Values): void {
+  const allowed = new Set<string>([...GLOBAL_OPTIONS, ...(COMMAND_OPTIONS[command] ?? [])]);
+  const foreign = Object.keys(values).filter((name) => !allowed.has(name));
+  if (foreign.length > 0) throw new UsageError(`${command} does not take --${foreign.join(', --')}`);
+}
+
+function timeoutSeconds(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_WAIT_SECONDS;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--timeout takes a number of seconds > 0, got "${raw}"`);
+  return value;
+}
+
+/** Says what went wrong talking to S3, and what to check, without a stack trace. */
+export function describeFailure(error: unknown, connection: Connection | undefined): string {
+  const where = connection === undefined ? 'the store' : describeConnection(connection);
+  const e = error as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const code = e.code ?? (error as { cause?: { code?: string } }).cause?.code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
+    const hint = connection?.local === true ? ' (start it with `npm start`)' : ' (check --endpoint and your network)';
+    return `cannot reach ${where}: ${code}${hint}`;
+  }
+  if (e.name === 'NoSuchBucket') return `the bucket does not exist: ${where} (check --bucket or MODEL_BUCKET)`;
+  if (e.name === 'CredentialsProviderError') {
+    return `no AWS credentials for ${where}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`;
+  }
+  if (['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken'].includes(e.name ?? '')) {
+    return `${where} refused the credentials (${e.name}): check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`;
+  }
+  const status = e.$metadata?.httpStatusCode;
+  return `${where} failed: ${e.name ?? 'Error'}${status === undefined ? '' : ` (HTTP ${status})`}: ${e.message ?? String(error)}`;
+}
+
+/**
+ * Runs one CLI command and resolves to its exit code; never throws for a user's mistake or an S3 failure.
+ * @example
+ * const code = await runCli(['list', '--json'], { out: (line) => lines.push(line), store });
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const err = io.err ?? io.out;
+  let connection: Connection | undefined;
+  let close: (() => void) | undefined;
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new UsageError((error as Error).message, { cause: error });
+    }
+    const { values, positionals } = parsed;
+    const [command, ...rest] = positionals;
+    if (values.help === true || command === undefined || command === 'help') {
+      io.out(USAGE);
+      return command === undefined && values.help !== true ? EXIT_CODES.usage : EXIT_CODES.ok;
+    }
+    if (!(command in COMMAND_OPTIONS)) throw new UsageError(`unknown command "${command}"`);
+    rejectForeignOptions(command, values);
+
+    let store = io.store;
+    let where = 'the given store';
+    if (store === undefined) {
+      connection = resolveConnection(values, io.env ?? process.env);
+      ({ store, close } = openStore(connection));
+      where = describeConnection(connection);
+    }
+    const ctx: CommandContext = {
+      store,
+      repository: new ModelRepository(store),
+      out: io.out,
+      err,
+      json: values.json === true,
+      where,
+      ...(io.sleep === undefined ? {} : { sleep: io.sleep }),
+      ...(io.now === undefined ? {} : { now: io.now }),
+    };
+
+    switch (command) {
+      case 'upload': {
+        expectPositionals('upload', rest, 1, 1, 'one <file.onnx>');
+        if (values.model === undefined) throw new UsageError('upload needs --model <name>: the model the file is a version of');
+        if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');
+        return await uploadCommand(ctx, {
+          file: rest[0] ?? '',
+          model: values.model,
+          ...(values.sample === undefined ? {} : { sample: values.sample }),
+          wait: values.wait === true,
+          timeoutSeconds: timeoutSeconds(values.timeout),
+        });
+      }
+      case 'list':
+        expectPositionals('list', rest, 0, 1, 'at most one <model>');
+        return await listCommand(ctx, rest[0]);
+      case 'promote':
+        expectPositionals('promote', rest, 2, 2, '<model> <version>');
+        return await promoteCommand(ctx, {
+          model: rest[0] ?? '',
+          version: rest[1] ?? '',
+          ...(values.label === undefined ? {} : { label: values.label }),
+        });
+      default:
+        expectPositionals('rejections', rest, 0, 1, 'at most one <model>');
+        return await rejectionsCommand(ctx, rest[0]);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`error: ${error.message}`);
+      err('run `npm run models -- --help` for usage');
+      return error.exitCode;
+    }
+    if (error instanceof CommandFailedError) {
+      err(`error: ${error.message}`);
+      return error.exitCode;
+    }
+    err(`error: ${describeFailure(error, connection)}`);
+    return EXIT_CODES.failed;
+  } finally {
+    close?.();
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Where the CLI's model repository is: endpoint, bucket, region and credentials from flags and the environment.
+ * With nothing set it talks to the embedded S3 server of `npm start`, so local use needs no flags at all.
+ */
+import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { createS3Client } from '../adapters/s3-client.js';
+import type { BlobStore } from '../core/blob-store.js';
+import { UsageError } from './errors.js';
+
+/**
+ * The embedded server's fixed settings (`functions/local/s3-server.ts`), repeated here so that the CLI does not load
+ * s3rver just to know them; a test checks that both agree.
+ */
+export const LOCAL_S3 = {
+  host: '127.0.0.1',
+  port: 9000,
+  bucket: 'models',
+  /** Not a secret: the embedded server listens on loopback only and accepts this one pair. */
+  credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+} as const;
+
+/** Flags that select the repository; each falls back to an environment variable. */
+export interface ConnectionFlags {
+  /** `--endpoint`, else `S3_ENDPOINT`. */
+  readonly endpoint?: string;
+  /** `--bucket`, else `MODEL_BUCKET`. */
+  readonly bucket?: string;
+  /** `--region`, else `AWS_REGION`. */
+  readonly region?: string;
+}
+
+/** The resolved connection, as printed by the CLI's error messages. */
+export interface Connection {
+  /** `undefined` means AWS's own endpoint for the region. */
+  readonly endpoint?: string;
+  readonly bucket: string;
+  readonly region?: string;
+  /** Whether the endpoint is on this machine (the embedded server, MinIO...). */
+  readonly local: boolean;
+  /** Static credentials, or `undefined` for the SDK's default chain (env, profile, SSO, instance role). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isLoopback(endpoint: string): boolean {
+  try {
+    const host = new URL(endpoint).hostname;
+    return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves the connection. Endpoint: `--endpoint`, `S3_ENDPOINT`, else the embedded server on `S3_PORT` (default
+ * 9000) when `MODEL_BUCKET` is unset, else AWS. Credentials: the SDK's default chain, except on a loopback endpoint
+ * with neither `AWS_ACCESS_KEY_ID` nor `AWS_PROFILE` set, where the embedded server's fixed pair is used.
+ */
+export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv): Connection {
+  const bucketFromEnv = nonEmpty(env.MODEL_BUCKET);
+  const endpoint =
+    nonEmpty(flags.endpoint) ??
+    nonEmpty(env.S3_ENDPOINT) ??
+    (bucketFromEnv === undefined ? `http://${LOCAL_S3.host}:${nonEmpty(env.S3_PORT) ?? LOCAL_S3.port}` : undefined);
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+    throw new UsageError(`the S3 endpoint must be an http(s) URL such as http://127.0.0.1:9000, got "${endpoint}"`);
+  }
+  const local = endpoint !== undefined && isLoopback(endpoint);
+  const chainConfigured = nonEmpty(env.AWS_ACCESS_KEY_ID) !== undefined || nonEmpty(env.AWS_PROFILE) !== undefined;
+  return {
+    endpoint,
+    bucket: nonEmpty(flags.bucket) ?? bucketFromEnv ?? LOCAL_S3.bucket,
+    region: nonEmpty(flags.region) ?? nonEmpty(env.AWS_REGION),
+    local,
+    credentials: local && !chainConfigured ? LOCAL_S3.credentials : undefined,
+  };
+}
+
+/** A human description of the connection, for messages: `s3://models at http://127.0.0.1:9000`. */
+export function describeConnection(connection: Connection): string {
+  return `s3://${connection.bucket} at ${connection.endpoint ?? `AWS (${connection.region ?? 'default region'})`}`;
+}
+
+/** The store of a resolved connection, and how to close its connections (so that the process can exit). */
+export function openStore(connection: Connection): { readonly store: BlobStore; readonly close: () => void } {
+  const client = createS3Client({
+    ...(connection.endpoint === undefined ? {} : { endpoint: connection.endpoint }),
+    ...(connection.region === undefined ? {} : { region: connection.region }),
+    ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
+  });
+  return { store: new S3BlobStore(client, connection.bucket), close: () => client.destroy() };
+}

@@ -1,0 +1,144 @@
+/**
+ * The whole local product on ephemeral loopback ports, in a fresh temporary folder, for end-to-end tests: uploads
+ * go through the real S3 protocol to the embedded server, whose events drive the real `register` handler, and
+ * inferences are real HTTP requests to the local gateway. Reusable by any test that needs a running stack.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
+import { createS3Client } from '../../functions/adapters/s3-client.js';
+import type { Manifest, Rejection } from '../../functions/core/types.js';
+import { ModelBuilder } from '../../functions/core/onnx/index.js';
+import type { RegistrationOutcome } from '../../functions/core/registration.js';
+import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+
+/** An HTTP answer, body parsed as JSON when it is JSON. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: unknown;
+}
+
+/** A running stack and helpers to upload, wait and infer. */
+export interface FlowStack {
+  readonly stack: LocalStack;
+  readonly gatewayUrl: string;
+  /** An SDK client on the embedded server, with its credentials. */
+  readonly client: S3Client;
+  /** The bucket through the S3 protocol (what the CLI and the handlers use too). */
+  readonly store: S3BlobStore;
+  readonly dataDir: string;
+  /** Outcomes registered so far for `key`, in order of completion. */
+  outcomesFor(key: string): RegistrationOutcome[];
+  /** Waits until `key` has more than `seen` outcomes and returns the next one; fails after `timeoutMs`. */
+  waitForOutcome(key: string, seen: number, timeoutMs?: number): Promise<RegistrationOutcome>;
+  /** Puts `body` under `uploads/<model>/<file>` (a sample first, as `<file>.json`) and waits for its outcome. */
+  uploadAndWait(model: string, file: string, body: Uint8Array, sample?: unknown): Promise<RegistrationOutcome>;
+  /** Any request to the gateway. */
+  request(method: string, path: string, body?: unknown): Promise<HttpAnswer>;
+  /** Infers `x` (rows of 4 features) on `model` (at `version`, else latest) with a model from {@link linearModel}. */
+  infer(model: string, x: readonly (readonly number[])[], version?: string): Promise<HttpAnswer>;
+  manifest(model: string): Promise<Manifest | undefined>;
+  rejections(model: string): Promise<Rejection[]>;
+  close(): Promise<void>;
+}
+
+/** Default bound of {@link FlowStack.waitForOutcome}: registration of a small model takes milliseconds. */
+export const OUTCOME_TIMEOUT_MS = 20_000;
+
+/**
+ * `y = x · [w, w, w, w] + b`: FP32 `x` `[N, 4]` to FP32 `y` `[N, 1]`. Different `w`/`b` give different files, and
+ * answers a test can compute: `y = w * sum(x) + b`.
+ */
+export function linearModel(w: number, b = 0): Uint8Array {
+  return new ModelBuilder({ graphName: 'linear' })
+    .input('x', 'FP32', ['N', 4])
+    .initializer('weights', { datatype: 'FP32', dims: [4, 1], data: new Float32Array([w, w, w, w]) })
+    .initializer('bias', { datatype: 'FP32', dims: [1], data: new Float32Array([b]) })
+    .node('MatMul', ['x', 'weights'], ['xw'])
+    .node('Add', ['xw', 'bias'], ['y'])
+    .output('y', 'FP32', ['N', 1])
+    .toBytes();
+}
+
+/** The body of a V2 request for {@link linearModel}. */
+export function linearRequest(x: readonly (readonly number[])[]): unknown {
+  return { inputs: [{ name: 'x', datatype: 'FP32', shape: [x.length, 4], data: x.flat() }] };
+}
+
+/** The `y` column of a V2 JSON answer. */
+export function outputData(answer: HttpAnswer): number[] {
+  const body = answer.body as { outputs?: { data?: number[] }[] };
+  return body.outputs?.[0]?.data ?? [];
+}
+
+/**
+ * Starts the stack. `env` reaches the handlers' configuration; the manifest TTL defaults to 1 ms here so that a
+ * test sees a new `latest` on its next request (the TTL itself is the model service's concern).
+ */
+export async function startFlowStack(env: Record<string, string> = {}): Promise<FlowStack> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-'));
+  const stack = await startLocal({
+    port: 0,
+    s3Port: 0,
+    dataDir,
+    silent: true,
+    env: { ...process.env, MANIFEST_TTL_SECONDS: '0.001', ...env },
+  });
+  const client = createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, credentials: stack.s3.credentials });
+  const store = new S3BlobStore(client, stack.s3.bucket);
+
+  const outcomesFor = (key: string): RegistrationOutcome[] =>
+    stack.registrations.flatMap((r) => r.outcomes).filter((o) => o.key === key);
+
+  const waitForOutcome = async (key: string, seen: number, timeoutMs = OUTCOME_TIMEOUT_MS): Promise<RegistrationOutcome> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const outcome = outcomesFor(key)[seen];
+      if (outcome !== undefined) return outcome;
+      if (Date.now() > deadline) {
+        throw new Error(`no registration outcome #${seen + 1} for ${key} within ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  const request = async (method: string, path: string, body?: unknown): Promise<HttpAnswer> => {
+    const response = await fetch(`${stack.gatewayUrl}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await response.text();
+    const isJson = (response.headers.get('content-type') ?? '').startsWith('application/json');
+    return { status: response.status, headers: response.headers, body: isJson ? JSON.parse(text) : text };
+  };
+
+  return {
+    stack,
+    gatewayUrl: stack.gatewayUrl,
+    client,
+    store,
+    dataDir,
+    outcomesFor,
+    waitForOutcome,
+    uploadAndWait: async (model, file, body, sample) => {
+      const key = `uploads/${model}/${file}`;
+      const seen = outcomesFor(key).length;
+      if (sample !== undefined) await store.put(`${key}.json`, new TextEncoder().encode(JSON.stringify(sample)));
+      await store.put(key, body);
+      return waitForOutcome(key, seen);
+    },
+    request,
+    infer: (model, x, version) =>
+      request('POST', `/v2/models/${model}${version === undefined ? '' : `/versions/${version}`}/infer`, linearRequest(x)),
+    manifest: async (model) => (await stack.runtime.repository.readManifest(model))?.manifest,
+    rejections: (model) => stack.runtime.repository.listRejections(model),
+    close: async () => {
+      client.destroy();
+      await stack.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

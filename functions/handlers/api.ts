@@ -72,7 +72,9 @@ export function createApi(options: ApiOptions): Api {
           const limits = options.limitsFor(route.model);
           if (request.body.byteLength > limits.maxBodyBytes) {
             throw new PayloadTooLargeError(
-              `the request body has ${request.body.byteLength} bytes; the limit is ${limits.maxBodyBytes}: send fewer rows per request`,
+              `the request body has ${request.body.byteLength} bytes; the limit is ${limits.maxBodyBytes} ` +
+                '(limits.maxBodyBytes): send the binary tensor extension (about 3x smaller than JSON numbers) or ' +
+                'fewer rows per request',
             );
           }
           const target = await service.resolve(route.model, route.version);
@@ -101,15 +103,34 @@ export function createApi(options: ApiOptions): Api {
 }
 
 /**
- * Lambda returns at most 6 MB synchronously, and a binary body travels base64-encoded (4/3 larger): refuse
- * clearly rather than let the platform truncate or fail the response.
+ * Bytes a response body adds to the Lambda result that carries it: a binary body travels base64-encoded (4/3
+ * larger); a JSON body travels as a JSON string inside the result, where each double quote and backslash gains an
+ * escaping backslash (BYTES outputs of short strings grow by up to half that way).
+ */
+export function lambdaBodyBytes(body: Uint8Array, contentType: string): number {
+  if (!contentType.startsWith('application/json')) return Math.ceil(body.byteLength / 3) * 4;
+  let escapes = 0;
+  for (let i = 0; i < body.byteLength; i++) {
+    const byte = body[i];
+    // JSON.stringify already escaped control characters, so only these two get a backslash of their own.
+    if (byte === 0x22 || byte === 0x5c) escapes++;
+  }
+  return body.byteLength + escapes;
+}
+
+/**
+ * Lambda returns at most 6 MB synchronously, counted on the result as it travels: refuse clearly rather than let
+ * the platform fail the invocation (API Gateway would answer a bare 502).
  */
 function checkResponseSize(body: Uint8Array, contentType: string, limits: Limits): void {
-  const onTheWire = contentType.startsWith('application/json') ? body.byteLength : Math.ceil(body.byteLength / 3) * 4;
+  const onTheWire = lambdaBodyBytes(body, contentType);
   if (onTheWire > limits.maxResponseBytes) {
+    const json = contentType.startsWith('application/json');
     throw new PayloadTooLargeError(
-      `the response would be ${onTheWire} bytes, over the ${limits.maxResponseBytes}-byte limit of a Lambda response: ` +
-        'request binary outputs ("binary_data_output": true), fewer outputs, or fewer rows per request',
+      `the response would be ${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
+        `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
+        (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
+        'request fewer outputs ("outputs": [{"name": ...}]), or send fewer rows per request',
     );
   }
 }

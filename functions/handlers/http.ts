@@ -78,15 +78,47 @@ export function jsonResponse(statusCode: number, value: unknown, headers: Record
 }
 
 /**
+ * Lambda's limit on a synchronous invocation's request payload: the whole event, as JSON. API Gateway REST sends
+ * every body base64-encoded (binary media type `*\/*`), so a body of more than about 3/4 of this never reaches the
+ * function. A response may be 100 bytes larger; both are "6 MB" in the quotas page.
+ */
+export const LAMBDA_REQUEST_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/** Lambda's limit on a synchronous invocation's response payload: the handler's result, as JSON. */
+export const LAMBDA_RESPONSE_PAYLOAD_BYTES = 6 * 1024 * 1024 + 100;
+
+/** Longest error message sent to a client: messages may quote client input, which must not come back unbounded. */
+export const MAX_ERROR_MESSAGE_CHARS = 4096;
+
+// A source location such as `/onnxruntime_src/onnxruntime/core/providers/cpu/math/element_wise_ops.h:563` (native
+// libraries put them in their messages), optionally followed by the C++ function and the failed check that
+// onnxruntime appends before its human-readable reason ("... was false. ").
+const SOURCE_LOCATION =
+  /(?:[A-Za-z]:\\|\/)[^\s:"'()]*\.(?:h|hh|hpp|c|cc|cpp|cxx|ts|mts|cts|js|mjs|cjs|py|node|so)(?::\d+)+(?:\s[^\n]*? was false\.)?\s*/g;
+// A JavaScript stack frame line.
+const STACK_FRAME = /\n\s+at [^\n]*/g;
+
+/**
+ * A client-safe version of an error message: source locations and stack frames removed (they say nothing a client
+ * can act on and reveal the server's layout), trailing whitespace trimmed, length bounded.
+ * @example redactInternals("Status Message: /src/x.h:12 f() a was false. Bad shape") // "Status Message: Bad shape"
+ */
+export function redactInternals(message: string): string {
+  const cleaned = message.replace(STACK_FRAME, '').replace(SOURCE_LOCATION, '').trimEnd();
+  return cleaned.length <= MAX_ERROR_MESSAGE_CHARS ? cleaned : `${cleaned.slice(0, MAX_ERROR_MESSAGE_CHARS)}...`;
+}
+
+/**
  * The one place where errors become HTTP responses. Our own errors carry their status and a message meant for the
- * client; anything else is a bug: 500 with a generic message and the request id, never a stack trace or a path.
+ * client (redacted once more here, since some quote native libraries); anything else is a bug: 500 with a generic
+ * message and the request id, never a stack trace or a path.
  */
 export function errorResponse(error: unknown, requestId: string): HttpResponse {
   if (error instanceof InferenceServerError) {
     const headers: Record<string, string> = {};
     if (error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
     if (error instanceof MethodNotAllowedError) headers.allow = error.allowed.join(', ');
-    return jsonResponse(error.statusCode, error.toJSON(), headers);
+    return jsonResponse(error.statusCode, { error: redactInternals(error.message) }, headers);
   }
   return jsonResponse(500, { error: `internal error; request id ${requestId}` });
 }

@@ -39,7 +39,28 @@ export interface ModelServiceOptions {
   readonly now?: () => number;
   /** Loaded versions kept per model. @default 2 */
   readonly maxVersionsPerModel?: number;
+  /**
+   * Longest wait for one read of a manifest or metadata, and the fixed part of a model file's deadline. Storage
+   * that does not answer in time is a 503 with `Retry-After`, before API Gateway's 29 s timeout, and the load is
+   * forgotten so that the next request starts a fresh one.
+   * @default 10_000
+   */
+  readonly storageTimeoutMs?: number;
+  /**
+   * Slowest model download still waited for: a model file's deadline is `storageTimeoutMs` plus its size at this
+   * rate, so that a large model is never cut off by a deadline sized for a manifest.
+   * @default 10 MiB/s
+   */
+  readonly minFetchBytesPerSecond?: number;
 }
+
+/** Defaults of {@link ModelServiceOptions}, as constants so the README can quote them. */
+export const MODEL_SERVICE_DEFAULTS = {
+  manifestTtlMs: 15_000,
+  retryAfterSeconds: 1,
+  storageTimeoutMs: 10_000,
+  minFetchBytesPerSecond: 10 * 1024 * 1024,
+} as const;
 
 /** One row of `POST /v2/repository/index`. */
 export interface RepositoryIndexRow {
@@ -59,6 +80,14 @@ export interface ResolvedVersion {
   readonly metadata: ModelMetadata;
 }
 
+/** A storage read that did not settle within its deadline. */
+class StorageTimeoutError extends Error {
+  public constructor(public readonly timeoutMs: number) {
+    super(`storage read timed out after ${timeoutMs} ms`);
+    this.name = 'StorageTimeoutError';
+  }
+}
+
 function isStorageFailure(error: unknown): boolean {
   return !(error instanceof InferenceServerError);
 }
@@ -70,11 +99,15 @@ export class ModelService {
   private readonly sessions: SessionCache;
   private readonly manifestTtlMs: number;
   private readonly retryAfterSeconds: number;
+  private readonly storageTimeoutMs: number;
+  private readonly minFetchBytesPerSecond: number;
   private readonly now: () => number;
 
   public constructor(private readonly options: ModelServiceOptions) {
-    this.manifestTtlMs = options.manifestTtlMs ?? 15_000;
-    this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+    this.manifestTtlMs = options.manifestTtlMs ?? MODEL_SERVICE_DEFAULTS.manifestTtlMs;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? MODEL_SERVICE_DEFAULTS.retryAfterSeconds;
+    this.storageTimeoutMs = options.storageTimeoutMs ?? MODEL_SERVICE_DEFAULTS.storageTimeoutMs;
+    this.minFetchBytesPerSecond = options.minFetchBytesPerSecond ?? MODEL_SERVICE_DEFAULTS.minFetchBytesPerSecond;
     this.now = options.now ?? Date.now;
     this.sessions = new SessionCache((model, version) => this.loadSession(model, version), {
       maxVersionsPerModel: options.maxVersionsPerModel,
@@ -112,13 +145,24 @@ export class ModelService {
     return { model, version: resolved, metadata: await this.metadata(model, resolved) };
   }
 
-  /** The manifest of `model` as last read (within the TTL), or `undefined` if the model has none. */
+  /**
+   * The manifest of `model` as last read (within the TTL), or `undefined` if the model has none. When a refresh
+   * that was only due to the TTL fails, the last good manifest is kept for another TTL: a warm instance keeps
+   * serving its loaded versions through a storage outage instead of answering 503.
+   */
   public async manifest(model: string, refresh = false): Promise<Manifest | undefined> {
     const cached = this.manifests.get(model);
     if (!refresh && cached !== undefined && this.now() - cached.readAt < this.manifestTtlMs) {
       return cached.snapshot.manifest;
     }
-    const snapshot = await this.storage(() => this.options.repository.readManifest(model));
+    let snapshot: ManifestSnapshot | undefined;
+    try {
+      snapshot = await this.storage(() => this.options.repository.readManifest(model), this.storageTimeoutMs);
+    } catch (error) {
+      if (refresh || cached === undefined || !(error instanceof ServiceUnavailableError)) throw error;
+      this.manifests.set(model, { snapshot: cached.snapshot, readAt: this.now() });
+      return cached.snapshot.manifest;
+    }
     if (snapshot === undefined) {
       this.manifests.delete(model);
       return undefined;
@@ -200,7 +244,7 @@ export class ModelService {
     let cached = this.metadataCache.get(key);
     if (cached === undefined) {
       // Versions are immutable: their metadata is read once per process.
-      cached = this.storage(() => this.options.repository.readMetadata(model, version));
+      cached = this.storage(() => this.options.repository.readMetadata(model, version), this.storageTimeoutMs);
       this.metadataCache.set(key, cached);
       cached.catch(() => this.metadataCache.delete(key));
     }
@@ -210,7 +254,8 @@ export class ModelService {
   private async loadSession(model: string, version: string): Promise<ModelSession> {
     const metadata = await this.metadata(model, version);
     const fetchStarted = this.now();
-    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version));
+    const deadlineMs = this.storageTimeoutMs + Math.ceil((metadata.size / this.minFetchBytesPerSecond) * 1000);
+    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version), deadlineMs);
     const fetchMs = this.now() - fetchStarted;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     if (sha256 !== metadata.sha256) {
@@ -240,15 +285,28 @@ export class ModelService {
     return session;
   }
 
-  /** Storage failures (network, 5xx, timeouts) are a 503 with `Retry-After`, never a 500. */
-  private async storage<T>(read: () => Promise<T>): Promise<T> {
+  /**
+   * Storage failures (network, 5xx, timeouts) are a 503 with `Retry-After`, never a 500. With `timeoutMs`, a read
+   * that has not settled by then is a 503 too; it cannot be cancelled through the `BlobStore` interface, so it
+   * finishes (or fails) in the background, and its result is dropped.
+   */
+  private async storage<T>(read: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await read();
+      if (timeoutMs === undefined) return await read();
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StorageTimeoutError(timeoutMs)), timeoutMs);
+      });
+      return await Promise.race([read(), deadline]);
     } catch (error) {
       if (!isStorageFailure(error)) throw error;
-      throw new ServiceUnavailableError('model storage is unavailable right now; retry shortly', this.retryAfterSeconds, {
-        cause: error,
-      });
+      const message =
+        error instanceof StorageTimeoutError
+          ? `model storage did not answer within ${Number(((timeoutMs ?? 0) / 1000).toFixed(1))} s; retry shortly`
+          : 'model storage is unavailable right now; retry shortly';
+      throw new ServiceUnavailableError(message, this.retryAfterSeconds, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -119,8 +119,8 @@ function send(response: http.ServerResponse, result: APIGatewayProxyResult): voi
   response.end(body);
 }
 
-function sendError(response: http.ServerResponse, statusCode: number, message: string, headers: Record<string, string> = {}): void {
-  send(response, { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ error: message }) });
+function sendError(response: http.ServerResponse, statusCode: number, message: string): void {
+  send(response, { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: message }) });
 }
 
 /** The 413 API Gateway and Lambda give a request whose event is over Lambda's payload limit. */
@@ -154,10 +154,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (size > maxBodyBytes && !refused) {
         refused = true;
         chunks.length = 0;
-        // The rest of the body is read and dropped; the connection is not reused after it.
-        sendError(response, 413, `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`, {
-          connection: 'close',
-        });
+        // The rest of the body is read and dropped, so that the client, still sending, gets to read the answer.
+        sendError(response, 413, `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`);
         request.resume();
         return;
       }

@@ -11,28 +11,8 @@
  */
 export const BINARY_MEDIA_TYPES = ['*/*'] as const;
 
-/** CloudWatch namespace of the Powertools metrics of every function. */
-export const METRICS_NAMESPACE = 'OnnxServerless';
-
-/** Environment variable names set on the functions (the contract with `functions/handlers`). */
-export const ENV = {
-  modelBucket: 'MODEL_BUCKET',
-  modelName: 'MODEL_NAME',
-  manifestTtlSeconds: 'MANIFEST_TTL_SECONDS',
-  modelLimits: 'MODEL_LIMITS',
-  preload: 'PRELOAD',
-  serviceName: 'POWERTOOLS_SERVICE_NAME',
-  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
-  logLevel: 'POWERTOOLS_LOG_LEVEL',
-  tracerCaptureResponse: 'POWERTOOLS_TRACER_CAPTURE_RESPONSE',
-  nodeOptions: 'NODE_OPTIONS',
-} as const;
-
-/** S3 key prefixes of the model repository (DESIGN.md). */
-export const KEY_PREFIX = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
-
-/** Suffix of the uploads that start a registration; `<file>.onnx.json` samples must not trigger one. */
-export const MODEL_FILE_SUFFIX = '.onnx';
+export { ENV, METRICS_NAMESPACE } from '../functions/handlers/contract.js';
+export { REPOSITORY_PREFIXES as KEY_PREFIX, UPLOAD_SUFFIX as MODEL_FILE_SUFFIX } from '../functions/core/model-repository.js';
 
 /** The KServe V2 path every route lives under. */
 export const V2_ROOT = 'v2';

@@ -7,8 +7,11 @@ import { NotFoundError, PreconditionFailedError } from './errors.js';
 import type { Manifest, ManifestVersion, ModelMetadata, Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
 
+/** The three top-level folders of the repository (DESIGN.md). */
+export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
+
 /** Prefix under which users upload candidate models. */
-export const UPLOADS_PREFIX = 'uploads/';
+export const UPLOADS_PREFIX = REPOSITORY_PREFIXES.uploads;
 /** Suffix of the uploads that start a registration (the bucket notification filters on both). */
 export const UPLOAD_SUFFIX = '.onnx';
 

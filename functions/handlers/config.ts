@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
+import { ENV } from './contract.js';
 
 /** Settings of a function (or of the local runtime), from its environment. */
 export interface RuntimeConfig {
@@ -63,12 +64,19 @@ const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'bas
 /** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   let limits = DEFAULT_LIMITS;
-  if (env.MODEL_LIMITS !== undefined && env.MODEL_LIMITS !== '') {
-    const parsed = limitsSchema.safeParse(JSON.parse(env.MODEL_LIMITS));
+  const limitsJson = env[ENV.modelLimits];
+  if (limitsJson !== undefined && limitsJson !== '') {
+    let json: unknown;
+    try {
+      json = JSON.parse(limitsJson);
+    } catch {
+      throw new ConfigurationError(`${ENV.modelLimits} is not valid JSON`);
+    }
+    const parsed = limitsSchema.safeParse(json);
     if (!parsed.success) throw new ConfigurationError(`MODEL_LIMITS is invalid: ${parsed.error.message}`);
     limits = parsed.data;
   }
-  const modelName = env.MODEL_NAME === '' ? undefined : env.MODEL_NAME;
+  const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`MODEL_NAME "${modelName}" is not a valid model name`);
   }
@@ -77,13 +85,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     throw new ConfigurationError(`GRAPH_OPTIMIZATION_LEVEL must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
   return {
-    bucket: env.MODEL_BUCKET || undefined,
+    bucket: env[ENV.modelBucket] || undefined,
     s3Endpoint: env.S3_ENDPOINT || undefined,
     modelDir: env.MODEL_DIR || undefined,
     modelName,
-    manifestTtlSeconds: positiveNumber(env, 'MANIFEST_TTL_SECONDS', 15),
+    manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, 15),
     limits,
-    preload: env.PRELOAD === 'true',
+    preload: env[ENV.preload] === 'true',
     maxModelBytes: positiveNumber(env, 'MAX_MODEL_BYTES', 1024 * 1024 * 1024),
     functionName: env.AWS_LAMBDA_FUNCTION_NAME || undefined,
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

@@ -7,9 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ServingTelemetry } from '../core/model-service.js';
-
-/** Namespace of every metric. */
-export const METRICS_NAMESPACE = 'OnnxServerless';
+import { METRICS_NAMESPACE } from './contract.js';
 
 /** The process's logger, metrics and tracer, and the serving telemetry built on them. */
 export interface Observability {

@@ -254,7 +254,8 @@ function generatedInputs(specs: readonly TensorSpec[], limits: Limits): Tensor[]
 
 /** Compares actual outputs with the sample's expected ones (by name when given, else by position). */
 function compareOutputs(actual: readonly Tensor[], expected: readonly Tensor[], decimal: number): void {
-  const tolerance = 10 ** -decimal;
+  // `10 ** -4` is 0.00009999999999999999 in floating point; parsing `1e-4` gives the tolerance the user wrote.
+  const tolerance = Number.isInteger(decimal) ? Number(`1e${-decimal}`) : 10 ** -decimal;
   expected.forEach((want, index) => {
     const got = want.name ? actual.find((o) => o.name === want.name) : actual[index];
     const label = want.name || `#${index}`;

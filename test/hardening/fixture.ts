@@ -105,8 +105,8 @@ export function s3Event(key: string): S3Event {
   };
 }
 
-/** Sends one request to `port` on 127.0.0.1; the connection is not reused. */
-export function sendRaw(port: number, request: RawRequest): Promise<Answer> {
+/** Sends one request to `port` on 127.0.0.1, on a connection of `agent` (by default a fresh one). */
+export function sendRaw(port: number, request: RawRequest, agent: http.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const body = request.body === undefined ? undefined : Buffer.from(request.body);
     const outgoing = http.request(
@@ -115,7 +115,7 @@ export function sendRaw(port: number, request: RawRequest): Promise<Answer> {
         port,
         method: request.method,
         path: request.path,
-        agent: false,
+        agent,
         headers: { ...(body === undefined ? {} : { 'content-length': String(body.byteLength) }), ...request.headers },
       },
       (response) => {

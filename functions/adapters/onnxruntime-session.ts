@@ -82,6 +82,9 @@ class OnnxruntimeModelSession implements ModelSession {
         graphOptimizationLevel: options.graphOptimizationLevel,
         executionMode: 'sequential',
         executionProviders: ['cpu'],
+        // Warnings (legacy opsets, optimizer notes) would flood the function's logs on every load; errors reach
+        // the caller as exceptions anyway.
+        logSeverityLevel: 3,
       });
     } catch (error) {
       throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(error)}`, { cause: error });
@@ -121,10 +124,17 @@ class OnnxruntimeModelSession implements ModelSession {
   }
 }
 
-/** onnxruntime's error text without the native source locations it sometimes carries. */
-function messageOf(error: unknown): string {
+/**
+ * A native source location and the C++ function it names, as onnxruntime prefixes some messages with, e.g.
+ * `/onnxruntime_src/.../model_load_utils.h:46 void onnxruntime::...::ValidateOpsetForDomain(...) `.
+ */
+const NATIVE_SOURCE_LOCATION =
+  /\/[\w./-]+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*(?:(?:[\w:<>~*&,]+\s+)?[\w:~]+::[\w~]+\([^)]*\)(?:::<lambda\(\)>)?(?:\s*const)?\s*)?/g;
+
+/** onnxruntime's error text on one line, without the native source locations it sometimes carries. */
+export function messageOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/\s+/g, ' ').trim();
+  return message.replace(NATIVE_SOURCE_LOCATION, ' ').replace(/\s+/g, ' ').trim();
 }
 
 /** The onnxruntime-node `SessionFactory`. */

@@ -22,6 +22,8 @@ export interface RuntimeConfig {
   readonly limits: Limits;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
+  /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
+  readonly storageTimeoutSeconds?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
@@ -92,6 +94,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, 15),
     limits,
     preload: env[ENV.preload] === 'true',
+    storageTimeoutSeconds: env.STORAGE_TIMEOUT_SECONDS ? positiveNumber(env, 'STORAGE_TIMEOUT_SECONDS', 10) : undefined,
     maxModelBytes: positiveNumber(env, 'MAX_MODEL_BYTES', 1024 * 1024 * 1024),
     functionName: env.AWS_LAMBDA_FUNCTION_NAME || undefined,
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

@@ -47,6 +47,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     sessionFactory,
     sessionOptions: config.sessionOptions,
     manifestTtlMs: config.manifestTtlSeconds * 1000,
+    storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
     telemetry: overrides.telemetry,
   });
   return { config, store, repository, service, sessionFactory };

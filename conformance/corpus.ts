@@ -1,0 +1,77 @@
+/**
+ * The shared conformance corpus on disk: where it is, which cases it holds, and the model name each case is
+ * uploaded under.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { isValidModelName } from '../functions/core/catalog.js';
+
+/** The corpus folders, in the order the runner reports them. */
+export const CATEGORIES = ['sklearn', 'onnx-backend', 'onnx-light', 'paddle'] as const;
+
+/** One corpus folder. */
+export type Category = (typeof CATEGORIES)[number];
+
+/** Framework of origin of each folder (see the corpus README). */
+export const FRAMEWORK_OF: Readonly<Record<Category, string>> = {
+  sklearn: 'scikit-learn (skl2onnx, onnxmltools)',
+  'onnx-backend': 'PyTorch exports and hand-built graphs (ONNX backend test data)',
+  'onnx-light': 'classic CNNs with constant weights (ONNX model zoo, light)',
+  paddle: 'PaddlePaddle (paddle2onnx)',
+};
+
+/** One case: a folder holding `model.onnx` and its oracle's data. */
+export interface CorpusCase {
+  readonly category: Category;
+  readonly name: string;
+  readonly dir: string;
+  /** The model name the case is uploaded under: `<category>.<name>`, sanitised to the allowed pattern. */
+  readonly modelName: string;
+}
+
+/** `$CONFORMANCE_DIR`, else `../shared/conformance` next to the repository (where CI has it). */
+export function resolveCorpusDir(repoRoot: string, env: NodeJS.ProcessEnv = process.env): string {
+  const configured = env.CONFORMANCE_DIR;
+  return configured !== undefined && configured !== '' ? path.resolve(configured) : path.resolve(repoRoot, '../shared/conformance');
+}
+
+/** True when `dir` looks like the corpus (at least one category folder). */
+export function corpusPresent(dir: string): boolean {
+  return CATEGORIES.some((category) => existsSync(path.join(dir, category)));
+}
+
+/**
+ * A model name for a case: letters, digits, `_`, `.` and `-` only, starting with a letter or digit, at most 128
+ * characters, no `..` (what registration accepts).
+ */
+export function modelNameOf(category: Category, name: string): string {
+  const cleaned = `${category}.${name}`
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 128);
+  if (!isValidModelName(cleaned)) throw new Error(`cannot make a model name for ${category}/${name}`);
+  return cleaned;
+}
+
+/** Every case of the corpus (folders holding a `model.onnx`), by category then name. */
+export function discoverCases(corpusDir: string, categories: readonly Category[] = CATEGORIES): CorpusCase[] {
+  const cases: CorpusCase[] = [];
+  const used = new Set<string>();
+  for (const category of categories) {
+    const folder = path.join(corpusDir, category);
+    if (!existsSync(folder)) continue;
+    const names = readdirSync(folder, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && existsSync(path.join(folder, entry.name, 'model.onnx')))
+      .map((entry) => entry.name)
+      .sort();
+    for (const name of names) {
+      let modelName = modelNameOf(category, name);
+      // Two folders could sanitise to the same name; keep every case's model apart.
+      for (let n = 2; used.has(modelName); n += 1) modelName = `${modelNameOf(category, name).slice(0, 120)}-${n}`;
+      used.add(modelName);
+      cases.push({ category, name, dir: path.join(folder, name), modelName });
+    }
+  }
+  return cases;
+}

@@ -76,6 +76,8 @@ export interface HardenedStack {
   readonly loads: { readonly model: string; readonly version: string }[];
   /** Uploads `bytes` as `uploads/<model>/<file>` (a sample first, when given) and registers it. */
   register(model: string, file: string, bytes: Uint8Array, sample?: unknown): Promise<RegistrationOutcome>;
+  /** Delivers the S3 ObjectCreated event of `key` to `register`, whether or not such an object exists. */
+  notify(key: string): Promise<RegistrationOutcome>;
   /** Sends a request over a fresh connection to the gateway. */
   send(request: RawRequest): Promise<Answer>;
   close(): Promise<void>;
@@ -151,6 +153,12 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
   const registerHandler = createRegisterHandler(runtime, observability);
   const gateway = await startGateway({ port: 0, infer, control: createControlHandler(runtime, observability) });
   const port = Number(new URL(gateway.url).port);
+  const notify = async (key: string): Promise<RegistrationOutcome> => {
+    const { outcomes } = await registerHandler(s3Event(key));
+    const [outcome] = outcomes;
+    if (outcome === undefined) throw new Error(`no registration outcome for ${key}`);
+    return outcome;
+  };
   return {
     url: gateway.url,
     port,
@@ -162,11 +170,9 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
       const key = `uploads/${model}/${file}`;
       if (sample !== undefined) await runtime.store.put(`${key}.json`, new TextEncoder().encode(JSON.stringify(sample)));
       await runtime.store.put(key, bytes);
-      const { outcomes } = await registerHandler(s3Event(key));
-      const [outcome] = outcomes;
-      if (outcome === undefined) throw new Error(`no registration outcome for ${key}`);
-      return outcome;
+      return notify(key);
     },
+    notify,
     send: (request) => sendRaw(port, request),
     close: async () => {
       await gateway.close();

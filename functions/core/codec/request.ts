@@ -6,9 +6,10 @@ import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import type { InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
 import { decodeBinaryTensorData, decodeBytesElements, encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
-import { BYTES_PER_ELEMENT, isFixedSize } from './datatypes.js';
+import { BYTES_PER_ELEMENT, createTensorData, isFixedSize } from './datatypes.js';
 import { formatShape, plural, quoteName, show } from './describe.js';
 import {
+  DATA_DEPTH,
   assertDocumentDepth,
   assertUniqueNames,
   isJsonObject,
@@ -17,7 +18,8 @@ import {
   parseParameters,
   parseTensorDescriptor,
 } from './document.js';
-import type { JsonObject } from './document.js';
+import type { JsonObject, TensorDescriptor } from './document.js';
+import { fillFromJsonSpan, findDataSpans, withoutSpans, type DataSpan } from './json-span.js';
 import { decodeJsonTensor, nestJsonData, toJsonData } from './json-data.js';
 import { HEADERS, MEDIA_TYPES, requestForm } from './wire.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
@@ -31,6 +33,12 @@ export interface DecodeOptions {
   readonly limits: Limits;
   /** The model's declared inputs: needed only for the raw binary form, where the body carries no header. */
   readonly modelInputs?: readonly TensorSpec[];
+  /**
+   * Read large numeric `data` arrays of V2 JSON straight from the bytes into the tensors (see `json-span.ts`);
+   * `false` decodes with `JSON.parse` alone. Both give the same tensors and the same errors.
+   * @default true
+   */
+  readonly jsonFastPath?: boolean;
 }
 
 const EXPECTED_REQUEST = 'with an "inputs" array';
@@ -57,11 +65,66 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
   }
   const form = requestForm(options.contentType, options.inferenceHeaderContentLength, body.byteLength);
   if (form.kind === 'raw') return decodeRawRequest(body, options);
-
+  if (form.kind === 'json' && options.jsonFastPath !== false && body.byteLength >= FAST_JSON_MIN_SPAN_BYTES) {
+    const fast = decodeJsonRequestFast(body, limits);
+    if (fast !== undefined) return fast;
+  }
   const binary = form.kind === 'binary';
   const document = binary
     ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST)
     : parseJsonObject(body, 'the request body', EXPECTED_REQUEST);
+  return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits);
+}
+
+/**
+ * `data` arrays shorter than this stay in the document for JSON.parse (and bodies shorter than this skip the fast
+ * path): for them the fast path's bookkeeping costs more than it saves.
+ */
+export const FAST_JSON_MIN_SPAN_BYTES = 1024;
+
+/** Where an input's `data` was before the fast path took it out of the document. */
+class DataSpanValue {
+  public constructor(public readonly span: DataSpan) {}
+}
+
+/** Stops the fast path; the standard path then decodes the body from scratch. */
+class FastPathUnavailableError extends Error {
+  public constructor() {
+    super('the JSON fast path cannot decode this body');
+    this.name = 'FastPathUnavailableError';
+  }
+}
+
+/**
+ * The fast path of V2 JSON requests (see `json-span.ts`): the request as the standard path would decode it, or
+ * `undefined` when the fast path cannot take this body (then nothing, errors included, has been decided).
+ * `minSpanBytes` is exported for the tests, which take every array down this path.
+ */
+export function decodeJsonRequestFast(
+  body: Uint8Array,
+  limits: Limits,
+  minSpanBytes: number = FAST_JSON_MIN_SPAN_BYTES,
+): InferenceRequest | undefined {
+  // Taking `data` out of the document hides it from the depth check of the document's own levels.
+  if (limits.maxJsonDepth < DATA_DEPTH) return undefined;
+  const spans = findDataSpans(body, minSpanBytes);
+  if (spans === undefined) return undefined;
+  try {
+    const document = parseJsonObject(withoutSpans(body, spans), 'the request body', EXPECTED_REQUEST);
+    const rawInputs = document.inputs;
+    for (const span of spans) {
+      const raw: unknown = Array.isArray(rawInputs) ? rawInputs[span.input] : undefined;
+      if (!isJsonObject(raw) || raw.data !== 0) return undefined;
+      raw.data = new DataSpanValue(span);
+    }
+    return decodeRequestDocument(document, body, undefined, limits);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Everything after the JSON document is parsed; `binaryStart` is the header length of the binary form. */
+function decodeRequestDocument(document: JsonObject, body: Uint8Array, binaryStart: number | undefined, limits: Limits): InferenceRequest {
   assertDocumentDepth(document, 'inputs', limits.maxJsonDepth);
 
   const id = parseId(document.id, limits);
@@ -85,14 +148,18 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
   const descriptors = rawInputs.map((raw, index) => parseTensorDescriptor(raw, 'input', index, budget));
   assertUniqueNames(descriptors.map((d) => d.name), 'input');
 
-  let offset = binary ? form.headerLength : body.byteLength;
+  let offset = binaryStart ?? body.byteLength;
   const inputs: Tensor[] = [];
   for (const descriptor of descriptors) {
+    if (descriptor.data instanceof DataSpanValue) {
+      inputs.push(decodeSpanTensor(descriptor, descriptor.data.span, body, limits));
+      continue;
+    }
     if (descriptor.binaryDataSize === undefined) {
       inputs.push(decodeJsonTensor(descriptor, limits));
       continue;
     }
-    if (!binary) {
+    if (binaryStart === undefined) {
       throw new BadRequestError(
         `${descriptor.subject}: has "binary_data_size" but the request has no binary part; send the ` +
           `${HEADERS.inferenceHeaderContentLength} header with the byte length of the JSON header`,
@@ -114,6 +181,22 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
     binaryOutputByDefault,
     parameters,
   };
+}
+
+function decodeSpanTensor(descriptor: TensorDescriptor, span: DataSpan, body: Uint8Array, limits: Limits): Tensor {
+  const { name, datatype, shape, count, subject } = descriptor;
+  const data = createTensorData(datatype, count);
+  const target = {
+    subject,
+    datatype,
+    shape,
+    count,
+    dataDepth: DATA_DEPTH,
+    maxJsonDepth: limits.maxJsonDepth,
+    maxBytesElementSize: limits.maxBytesElementSize,
+  };
+  if (!fillFromJsonSpan(target, body, span.start, span.end, data)) throw new FastPathUnavailableError();
+  return { name, datatype, shape, data };
 }
 
 function parseId(value: unknown, limits: Limits): string | undefined {

@@ -7,16 +7,12 @@
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
-import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
+import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../functions/local/lambda-process.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { removeTempDirs, resources, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
-
-const run = promisify(execFile);
 
 let synth: Synthesized;
 let s3: S3Fixture;
@@ -24,65 +20,32 @@ let opt: string;
 
 /** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
 async function invoke(logicalId: string, events: readonly unknown[]): Promise<unknown[]> {
-  const fn = resources(synth.template)[logicalId]?.Properties as {
-    Code: { S3Key: string };
-    MemorySize: number;
-    Environment: { Variables: Record<string, unknown> };
-  };
-  // /var/task: the bundle alone. Lambda's Node runtime resolves ES imports through NODE_PATH
-  // (/opt/nodejs/node_modules); plain Node does not, so the task folder links node_modules to the layer instead.
-  const task = tempDir('task');
-  const bundle = join(synth.assemblyDir, `asset.${fn.Code.S3Key.replace(/\.zip$/, '')}`);
-  for (const file of ['index.mjs', 'index.mjs.map']) copyFileSync(join(bundle, file), join(task, file));
-  symlinkSync(join(opt, 'nodejs', 'node_modules'), join(task, 'node_modules'), 'dir');
-
-  const eventsFile = join(task, 'events.json');
-  const resultsFile = join(task, 'results.json');
-  writeFileSync(eventsFile, JSON.stringify(events));
-  writeFileSync(
-    join(task, 'runner.mjs'),
-    `import { readFileSync, writeFileSync } from 'node:fs';
-     const { handler } = await import('./index.mjs');
-     const results = [];
-     for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
-       const context = {
-         functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, functionVersion: '$LATEST',
-         invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
-         memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, awsRequestId: 'req-' + results.length,
-         logGroupName: 'local', logStreamName: 'local', callbackWaitsForEmptyEventLoop: true,
-         getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
-       };
-       results.push(await handler(event, context));
-     }
-     writeFileSync(process.argv[3], JSON.stringify(results));`,
-  );
-
-  // Only what Lambda sets, what the template declares, and the local S3 endpoint and its key pair.
+  const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
+  // Only what the template declares, and the local S3 endpoint and its key pair.
   const declared = Object.fromEntries(
-    Object.entries(fn.Environment.Variables).map(([name, value]) => [
+    Object.entries(fn.environment).map(([name, value]) => [
       name,
       typeof value === 'string' ? value : s3.server.bucket, // the only reference: MODEL_BUCKET -> the bucket
     ]),
   );
-  await run(process.execPath, ['runner.mjs', eventsFile, resultsFile], {
-    cwd: task,
-    env: {
-      PATH: process.env['PATH'] ?? '',
+  const { results } = await runInLambdaProcess({
+    bundleDir: fn.bundleDir,
+    layerDir: opt,
+    taskDir: tempDir('task'),
+    functionName: logicalId,
+    memoryMb: fn.memoryMb,
+    events,
+    environment: {
       ...declared,
-      AWS_LAMBDA_FUNCTION_NAME: logicalId,
-      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.MemorySize),
-      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       AWS_REGION: s3.server.region,
       AWS_ACCESS_KEY_ID: s3.server.credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3.server.credentials.secretAccessKey,
-      NODE_PATH: join(opt, 'nodejs', 'node_modules'),
       S3_ENDPOINT: s3.server.endpoint,
       // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
       POWERTOOLS_TRACE_ENABLED: 'false',
     },
-    maxBuffer: 16 * 1024 * 1024,
   });
-  return JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
+  return results;
 }
 
 /** A REST API proxy event for a deployed route (`resource` is the route template, `path` has no stage). */

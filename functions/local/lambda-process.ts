@@ -1,0 +1,183 @@
+/**
+ * Runs a deployed artifact the way Lambda runs it: a function's bundle as CDK staged it in the cloud assembly, in a
+ * fresh Node process, with its layer where Lambda mounts layers, the environment its template declares and the
+ * variables Lambda itself sets. The artifact tests assert on the answers; the benchmarks time them (from the spawn
+ * of the process, so Node's own start is included) and read the process's memory.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** The parts of a synthesized CloudFormation template this module reads. */
+export interface TemplateJson {
+  readonly Resources: Readonly<Record<string, { readonly Type: string; readonly Properties?: Readonly<Record<string, unknown>> }>>;
+}
+
+/** A function of the template, located in its cloud assembly. */
+export interface StagedFunction {
+  /** The asset folder holding the bundle (`index.mjs`). */
+  readonly bundleDir: string;
+  /** The asset folders of its layers, in order (each holds `nodejs/node_modules`). */
+  readonly layerDirs: readonly string[];
+  readonly memoryMb: number;
+  /** `Environment.Variables` as the template has them: strings, or references (`{"Ref": ...}`) to resolve. */
+  readonly environment: Readonly<Record<string, unknown>>;
+}
+
+function assetDir(assemblyDir: string, s3Key: unknown, what: string): string {
+  if (typeof s3Key !== 'string') throw new Error(`${what} has no staged asset (was the app synthesized with bundling?)`);
+  return join(assemblyDir, `asset.${s3Key.replace(/\.zip$/, '')}`);
+}
+
+/** Locates the bundle and layers of the function with logical id `logicalId` in a synthesized app. */
+export function stagedFunction(template: TemplateJson, assemblyDir: string, logicalId: string): StagedFunction {
+  const props = template.Resources[logicalId]?.Properties as
+    | { Code?: { S3Key?: unknown }; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> }; Layers?: unknown[] }
+    | undefined;
+  if (props === undefined) throw new Error(`the template has no function ${logicalId}`);
+  const layerDirs = (props.Layers ?? []).map((layer) => {
+    const id = (layer as { Ref?: unknown }).Ref;
+    const content = typeof id === 'string' ? (template.Resources[id]?.Properties?.['Content'] as { S3Key?: unknown } | undefined) : undefined;
+    return assetDir(assemblyDir, content?.S3Key, `layer ${String(id)} of ${logicalId}`);
+  });
+  return {
+    bundleDir: assetDir(assemblyDir, props.Code?.S3Key, `function ${logicalId}`),
+    layerDirs,
+    memoryMb: props.MemorySize ?? 128,
+    environment: props.Environment?.Variables ?? {},
+  };
+}
+
+/** What {@link runInLambdaProcess} runs. */
+export interface LambdaProcessOptions {
+  /** The folder holding `index.mjs` (and its source map, if any). */
+  readonly bundleDir: string;
+  /** The layer to mount at `/opt`: the folder that holds `nodejs/node_modules`. */
+  readonly layerDir?: string;
+  /** An empty scratch folder used as `/var/task`; the caller removes it. */
+  readonly taskDir: string;
+  /** `AWS_LAMBDA_FUNCTION_NAME`. */
+  readonly functionName: string;
+  /** `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`. */
+  readonly memoryMb: number;
+  /** The function's environment (resolved), and anything else the process needs (endpoints, credentials). */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Events, handled in order by one instance. */
+  readonly events: readonly unknown[];
+  /** Node's command-line options. @default none */
+  readonly nodeOptions?: readonly string[];
+}
+
+/** What happened in the process. Times are milliseconds since the process was spawned. */
+export interface LambdaProcessResult {
+  /** The handler's answers, in event order. */
+  readonly results: unknown[];
+  /** When the handler module had been imported: the end of Lambda's init phase. */
+  readonly initMs: number;
+  /** When each answer was ready. */
+  readonly responseMs: readonly number[];
+  /** Resident memory at the end of init, in bytes. */
+  readonly initRssBytes: number;
+  /** Peak resident memory of the whole process, in bytes, read after each event. */
+  readonly peakRssBytes: readonly number[];
+}
+
+// The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
+// file descriptor 3 so that it never mixes with the function's own logs on stdout.
+const RUNNER = `import { readFileSync, writeFileSync, writeSync } from 'node:fs';
+const mark = (line) => writeSync(3, line + '\\n');
+const { handler } = await import('./index.mjs');
+mark('init ' + process.memoryUsage().rss);
+const results = [];
+for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
+  const context = {
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, awsRequestId: 'req-' + results.length,
+    logGroupName: 'local', logStreamName: 'local', callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
+  };
+  results.push(await handler(event, context));
+  mark('response ' + process.resourceUsage().maxRSS * 1024);
+}
+writeFileSync(process.argv[3], JSON.stringify(results));
+`;
+
+function lines(stream: Readable, onLine: (line: string) => void): void {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    let newline = pending.indexOf('\n');
+    while (newline >= 0) {
+      onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf('\n');
+    }
+  });
+}
+
+/**
+ * Runs `events` through the bundle's `handler` in one fresh Node process, as one Lambda instance would: the task
+ * folder holds only the bundle; Lambda's Node runtime resolves imports through `NODE_PATH`
+ * (`/opt/nodejs/node_modules`), which plain Node does not do for ES modules, so the task folder links
+ * `node_modules` to the layer instead. Rejects with the process's stderr when it fails.
+ */
+export async function runInLambdaProcess(options: LambdaProcessOptions): Promise<LambdaProcessResult> {
+  const task = options.taskDir;
+  mkdirSync(task, { recursive: true });
+  for (const file of ['index.mjs', 'index.mjs.map']) {
+    if (existsSync(join(options.bundleDir, file))) copyFileSync(join(options.bundleDir, file), join(task, file));
+  }
+  const modules = options.layerDir === undefined ? undefined : join(options.layerDir, 'nodejs', 'node_modules');
+  if (modules !== undefined) symlinkSync(modules, join(task, 'node_modules'), 'dir');
+  const eventsFile = join(task, 'events.json');
+  const resultsFile = join(task, 'results.json');
+  writeFileSync(eventsFile, JSON.stringify(options.events));
+  writeFileSync(join(task, 'runner.mjs'), RUNNER);
+
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '',
+    ...options.environment,
+    AWS_LAMBDA_FUNCTION_NAME: options.functionName,
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(options.memoryMb),
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    LAMBDA_TASK_ROOT: task,
+    ...(modules === undefined ? {} : { NODE_PATH: modules }),
+  };
+  const started = performance.now();
+  const child = spawn(process.execPath, [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile], {
+    cwd: task,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+  let initMs = NaN;
+  let initRssBytes = NaN;
+  const responseMs: number[] = [];
+  const peakRssBytes: number[] = [];
+  lines(child.stdio[3] as Readable, (line) => {
+    const at = performance.now() - started;
+    const [kind, value] = line.split(' ');
+    if (kind === 'init') {
+      initMs = at;
+      initRssBytes = Number(value);
+    } else if (kind === 'response') {
+      responseMs.push(at);
+      peakRssBytes.push(Number(value));
+    }
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-16_384);
+  });
+  child.stdout?.resume();
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
+  const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
+  return { results, initMs, responseMs, initRssBytes, peakRssBytes };
+}

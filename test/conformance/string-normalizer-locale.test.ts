@@ -137,8 +137,8 @@ describe('registration of StringNormalizer models', () => {
         loaded.push(model);
         if (loaded.length === 1) {
           throw new ModelRejectedError(
-            'onnxruntime cannot load the model: Exception during initialization: string_normalizer.cc:235 ' +
-              'onnxruntime::StringNormalizer::Locale::Locale Failed to construct locale with name:en_US.UTF-8',
+            'onnxruntime cannot load the model: Exception during initialization: Failed to construct locale with ' +
+              'name:en_US.UTF-8:locale::facet::_S_create_c_locale name not valid:Please, install necessary language-pack-XX',
           );
         }
         return onnxruntimeSessionFactory.create(model, sessionOptions);
@@ -176,7 +176,7 @@ describe('registration of StringNormalizer models', () => {
     const noLocales: SessionFactory = {
       create: async (model) => {
         const locale = attributesOf(model)[0]?.locale ?? 'en_US.UTF-8';
-        throw new ModelRejectedError(`onnxruntime cannot load the model: StringNormalizer Failed to construct locale with name:${locale}`);
+        throw new ModelRejectedError(`onnxruntime cannot load the model: Failed to construct locale with name:${locale}`);
       },
     };
 

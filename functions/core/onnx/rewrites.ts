@@ -71,9 +71,12 @@ export const STRING_NORMALIZER_LOCALE_HINT =
   'the model with case_change_action "NONE" (for skl2onnx text pipelines: lowercase=False) and change case on ' +
   'the client before sending the strings.';
 
-/** True when `message` is onnxruntime failing to construct a StringNormalizer's locale. */
+/**
+ * True when `message` is onnxruntime failing to construct a StringNormalizer's locale (its only kernel that
+ * constructs one; the message may have lost the kernel's source location, which names StringNormalizer).
+ */
 export function isStringNormalizerLocaleFailure(message: string): boolean {
-  return message.includes('StringNormalizer') && message.includes('Failed to construct locale');
+  return message.includes('Failed to construct locale');
 }
 
 /** NodeProto.attribute. */

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isValidModelName } from '../../functions/core/catalog.js';
 import {
   addModel,
+  amplifierModel,
   identityModel,
   linearBody,
   linearModel,
@@ -35,6 +36,7 @@ beforeAll(async () => {
     ['ints', identityModel('INT32')],
     ['add', addModel()],
     ['bytes', identityModel('BYTES')],
+    ['amplifier', amplifierModel(0.5)],
   ];
   for (const [name, bytes] of models) {
     const outcome = await stack.register(name, `${name}.onnx`, bytes);
@@ -46,19 +48,25 @@ beforeAll(async () => {
     ['ints', tensorBody('INT32', [1], [7])],
     ['add', JSON.stringify({ inputs: [vector('a', [1, 2]), vector('b', [3, 4])] })],
     ['bytes', tensorBody('BYTES', [1], ['hello'])],
+    ['amplifier', amplify([1, 1])],
   ];
   for (const [model, body] of warm) {
     const answer = await stack.send({ method: 'POST', path: `/v2/models/${model}/infer`, headers: JSON_TYPE, body });
     expect(answer.status, answer.text).toBe(200);
   }
   loadsAfterWarmUp = stack.loads.length;
-  expect(stack.loads.map((l) => l.model).sort()).toEqual(['add', 'bytes', 'ints', 'linear']);
+  expect(stack.loads.map((l) => l.model).sort()).toEqual(['add', 'amplifier', 'bytes', 'ints', 'linear']);
 });
 afterAll(() => stack?.close());
 
 /** A request for an identity model (input `input`). */
 function tensorBody(datatype: string, shape: unknown[], data: unknown): string {
   return JSON.stringify({ inputs: [{ name: 'input', datatype, shape, data }] });
+}
+
+/** A request for the amplifier model: the output shape it should fill. */
+function amplify(shape: unknown[]): string {
+  return JSON.stringify({ inputs: [{ name: 'shape', datatype: 'INT64', shape: [2], data: shape }] });
 }
 
 function vector(name: string, data: number[]) {
@@ -190,6 +198,10 @@ const CASES: readonly HostileCase[] = [
   { name: 'id of 257 characters', send: linearWith({}, { id: 'i'.repeat(257) }), status: 400, error: /limits\.maxIdLength/ },
   { name: 'id not a string', send: linearWith({}, { id: { evil: true } }), status: 400, error: /"id" must be a string/ },
   { name: 'binary_data_output not a boolean', send: linearWith({}, { parameters: { binary_data_output: 'yes' } }), status: 400, error: /must be true or false/ },
+  { name: 'an output too large for any memory (onnxruntime size overflow)', send: post('/v2/models/amplifier/infer', amplify([3_000_000_000, 3_000_000_000])), status: 400, error: /the model refused the inputs: .*overflowed/ },
+  { name: 'a negative output dimension (onnxruntime shape error)', send: post('/v2/models/amplifier/infer', amplify([-1, 5])), status: 400, error: /the model refused the inputs: .*must be >= 0/ },
+  { name: 'input name of 1 MB, echoed back bounded', send: linearWith({ name: 'n'.repeat(1024 * 1024) }), status: 400, error: /^unknown input "n{100}.{3950,4000}\.\.\.$/ },
+  { name: 'input name of 100,000 slashes', send: linearWith({ name: '/'.repeat(100_000) }), status: 400, error: /unknown input/ },
   { name: 'inputs the graph refuses (onnxruntime broadcast error)', send: post('/v2/models/add/infer', JSON.stringify({ inputs: [vector('a', [1, 2]), vector('b', [1, 2, 3])] })), status: 400, error: /the model refused the inputs: .*broadcast/ },
   // Models, versions and names.
   { name: 'unknown model', send: post('/v2/models/no-such-model/infer', VALID), status: 404, error: /unknown model "no-such-model"/ },
@@ -256,6 +268,6 @@ describe('hostile requests', () => {
       expect(rest.every((segment) => segment !== '..' && segment !== '.'), key).toBe(true);
     }
     // The valid but unknown name was looked up (a 404 needs that); none of the invalid ones was.
-    expect(new Set(modelKeys.map((key) => key.split('/')[1]))).toEqual(new Set(['linear', 'ints', 'add', 'bytes', 'no-such-model']));
+    expect(new Set(modelKeys.map((key) => key.split('/')[1]))).toEqual(new Set(['linear', 'ints', 'add', 'bytes', 'amplifier', 'no-such-model']));
   });
 });

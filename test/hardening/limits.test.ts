@@ -247,6 +247,11 @@ describe('payload arithmetic', () => {
     expect(redactInternals(native)).toBe(
       "Non-zero status code returned while running Add node. Name:'Add_0' Status Message: Attempting to broadcast an axis by a dimension other than 1. 2 by 3",
     );
+    expect(
+      redactInternals(
+        "Status Message: virtual OrtValue* onnxruntime::OpKernelContext::OutputMLValue(int, const onnxruntime::TensorShape&) [ONNXRuntimeError] : 1 : FAIL : tensor.cc:57 CalculateTensorStorageSize Tensor shape.Size() must be >= 0",
+      ),
+    ).toBe('Status Message: CalculateTensorStorageSize Tensor shape.Size() must be >= 0');
     expect(redactInternals('bad\n    at f (/work/main/x.ts:1:2)\n    at g (node:internal/x:3:4)')).toBe('bad');
     expect(redactInternals('no route /v2/models/a/b/c')).toBe('no route /v2/models/a/b/c');
     expect(redactInternals('x'.repeat(10_000))).toHaveLength(4096 + 3);

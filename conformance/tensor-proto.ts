@@ -2,7 +2,7 @@
  * Reads the serialized `onnx.TensorProto` files of the ONNX backend test data (`input_N.pb`, `output_N.pb`) into
  * the core's tensors. Both storages are handled: `raw_data` (little-endian bytes) and the typed repeated fields.
  */
-import { createTensorData } from '../functions/core/codec/index.js';
+import { TYPED_ARRAY_BY_DATATYPE, createTensorData } from '../functions/core/codec/index.js';
 import { datatypeOfElementType, int64ToNumber, onnx, type Int64Like, type OnnxTypes } from '../functions/core/onnx/proto.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
@@ -14,21 +14,6 @@ export class UnsupportedTensorProtoError extends Error {
   }
 }
 
-/** Typed-array constructor per fixed-size datatype, to read `raw_data`. */
-const RAW_VIEWS = {
-  BOOL: Uint8Array,
-  UINT8: Uint8Array,
-  UINT16: Uint16Array,
-  UINT32: Uint32Array,
-  UINT64: BigUint64Array,
-  INT8: Int8Array,
-  INT16: Int16Array,
-  INT32: Int32Array,
-  INT64: BigInt64Array,
-  FP16: Uint16Array,
-  FP32: Float32Array,
-  FP64: Float64Array,
-} as const;
 
 /**
  * Decodes one serialized TensorProto. `name` defaults to the proto's own name.
@@ -53,7 +38,7 @@ function elementsOf(proto: OnnxTypes.TensorProto, datatype: Datatype, count: num
   if (proto.rawData.byteLength > 0) {
     // Copy: raw_data is a view into the file buffer at an arbitrary (unaligned) offset.
     const aligned = Uint8Array.from(proto.rawData).buffer;
-    const View = RAW_VIEWS[datatype];
+    const View = TYPED_ARRAY_BY_DATATYPE[datatype];
     return new View(aligned, 0, count);
   }
   const data = createTensorData(datatype, count);

@@ -64,7 +64,7 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 /** The typed-array constructor that holds each fixed-size datatype (see {@link TensorDataByType}). */
-const STORAGE = {
+export const TYPED_ARRAY_BY_DATATYPE = {
   BOOL: Uint8Array,
   UINT8: Uint8Array,
   UINT16: Uint16Array,
@@ -85,7 +85,7 @@ const STORAGE = {
  */
 export function createTensorData<D extends Datatype>(datatype: D, n: number): TensorDataByType[D];
 export function createTensorData(datatype: Datatype, n: number): TensorData {
-  return datatype === 'BYTES' ? new Array<string>(n).fill('') : new STORAGE[datatype](n);
+  return datatype === 'BYTES' ? new Array<string>(n).fill('') : new TYPED_ARRAY_BY_DATATYPE[datatype](n);
 }
 
 /**
@@ -95,7 +95,7 @@ export function createTensorData(datatype: Datatype, n: number): TensorData {
 export function isTensorDataOf<D extends Datatype>(datatype: D, data: unknown): data is TensorDataByType[D] {
   if (datatype === 'BYTES') return Array.isArray(data) && data.every((e) => typeof e === 'string');
   // instanceof alone would accept a Buffer for UINT8: that is fine, a Buffer is a Uint8Array.
-  return isDatatype(datatype) && data instanceof STORAGE[datatype as FixedSizeDatatype];
+  return isDatatype(datatype) && data instanceof TYPED_ARRAY_BY_DATATYPE[datatype as FixedSizeDatatype];
 }
 
 /** Largest finite half-precision value. */

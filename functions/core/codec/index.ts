@@ -8,6 +8,7 @@ export {
   FP32_MAX,
   INT64_RANGE,
   INTEGER_RANGE,
+  TYPED_ARRAY_BY_DATATYPE,
   bytesPerElement,
   createTensorData,
   elementCount,

@@ -22,7 +22,7 @@ import { DATATYPES, type Datatype, type Tensor, type TensorData } from '../../fu
 import { identityModel, sendRaw, showsInternals, startHardened, type Answer, type HardenedStack, type RawRequest } from './fixture.js';
 
 /** Runs of each property; the README quotes their sum. */
-export const FUZZ_RUNS = { valid: 1000, mutated: 2000, junkHttp: 2000, junkEvents: 2000 } as const;
+const FUZZ_RUNS = { valid: 1000, mutated: 2000, junkHttp: 2000, junkEvents: 2000 } as const;
 
 /** Longest wait for one answer: anything slower is a hang. */
 const HANG_MS = 10_000;

@@ -199,9 +199,34 @@ function objectTarget(ctx: KoaContext): { bucket: string; key: string } | undefi
   }
 }
 
+/**
+ * s3rver maps keys to files with `path.join`, so a `.` or `..` segment (or a backslash, a separator on Windows)
+ * would reach outside the data folder. S3 allows such keys; this local server refuses them, for the object key, the
+ * bucket and a copy source alike.
+ */
+export function escapesDataFolder(bucketOrKey: string): boolean {
+  return bucketOrKey.split(/[/\\]/).some((segment) => segment === '.' || segment === '..') || bucketOrKey.includes('\0');
+}
+
+function refuseEscapes(ctx: KoaContext): void {
+  const segments = /^\/([^/]*)(?:\/(.*))?$/s.exec(ctx.path);
+  let names: string[];
+  try {
+    names = [decodeURIComponent(segments?.[1] ?? ''), decodeURIComponent(segments?.[2] ?? '')];
+    const copySource = ctx.headers['x-amz-copy-source'];
+    if (typeof copySource === 'string') names.push(decodeURIComponent(copySource.split('?')[0] ?? ''));
+  } catch {
+    return; // malformed escapes: s3rver's router refuses them itself
+  }
+  if (names.some(escapesDataFolder)) {
+    throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments', {});
+  }
+}
+
 function s3Extensions(store: S3rverFilesystemStore, locks: KeyedMutex, deliveries: EventDelivery): KoaMiddleware {
   const sequencer = new Sequencer();
   return async (ctx, next) => {
+    refuseEscapes(ctx);
     if (isListObjectsV2(ctx)) {
       await listObjectsV2(ctx, next);
       return;

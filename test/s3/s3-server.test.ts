@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -360,6 +361,37 @@ describe('embedded S3 server', () => {
 
       // Assess
       expect((await getBytes(s3.client, s3.server.bucket, key)).toString()).toBe('previous');
+    });
+  });
+  describe('keys that would leave the data folder', () => {
+    let s3: S3Fixture;
+    beforeAll(async () => {
+      s3 = await startS3Fixture();
+    });
+    afterAll(() => s3.stop());
+
+    it.each([
+      'uploads/../../../escape.onnx',
+      'uploads/%2e%2e/%2E%2E/%2e%2e/escape.onnx',
+      'uploads/..%5C..%5C..%5Cescape.onnx',
+      './escape.onnx',
+    ])('refuses PUT %s with 400 and writes nothing outside the data folder', async (key) => {
+      // The path exactly as written: a URL (fetch, the SDK, http.request with a URL) would resolve the dot segments.
+      const { hostname, port } = new URL(s3.server.endpoint);
+      const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const outgoing = request({ hostname, port, method: 'PUT', path: `/${s3.server.bucket}/${key}` }, (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        });
+        outgoing.on('error', reject);
+        outgoing.end('x');
+      });
+
+      expect(response.status).toBe(400);
+      expect(response.body).toContain('InvalidArgument');
+      expect(await readdir(join(s3.dataDir, '..'))).not.toContain('escape.onnx');
+      expect((await readdir(s3.dataDir, { recursive: true })).filter((f) => String(f).includes('escape'))).toEqual([]);
     });
   });
 });

@@ -2,6 +2,7 @@
  * The model repository: the one place that knows the key layout of DESIGN.md and how the manifest changes.
  * Everything that reads or writes models, versions, manifests or rejections goes through here.
  */
+import { randomUUID } from 'node:crypto';
 import type { BlobStore } from './blob-store.js';
 import { NotFoundError, PreconditionFailedError } from './errors.js';
 import type { Manifest, ManifestVersion, ModelMetadata, Rejection } from './types.js';
@@ -135,7 +136,8 @@ export class ModelRepository {
   public async recordRejection(rejection: Rejection): Promise<string> {
     const folder = isValidModelName(rejection.model) ? rejection.model : INVALID_NAME_REJECTIONS;
     const file = (rejection.sourceKey.split('/').pop() ?? 'upload').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
-    const time = rejection.rejectedAt.replace(/[:.]/g, '-');
+    // Two refusals of the same file name in the same millisecond must not share a key: add a random tag.
+    const time = `${rejection.rejectedAt.replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
     const key = repositoryKeys.rejection(folder, time, file);
     await this.store.put(key, toJsonBytes(rejection));
     return key;

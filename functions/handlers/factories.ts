@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyResult, Context, S3Event } from 'aws-lambda';
+import type { Limits } from '../core/catalog.js';
 import { registerUpload, type RegistrationOutcome } from '../core/registration.js';
 import { createApi, type ApiScope } from './api.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
@@ -20,11 +21,16 @@ export type InferHandler = (
   context?: Pick<Context, 'awsRequestId'>,
 ) => Promise<APIGatewayProxyResult | WarmerResult>;
 
-function httpHandler(runtime: Runtime, observability: Observability, scope: ApiScope): HttpHandler {
+function httpHandler(
+  runtime: Runtime,
+  observability: Observability,
+  scope: ApiScope,
+  limitsFor: (model: string) => Limits = () => runtime.config.limits,
+): HttpHandler {
   const api = createApi({
     service: runtime.service,
     scope,
-    limitsFor: () => runtime.config.limits,
+    limitsFor,
     onInference: observability.payload,
   });
   return async (event, context) => {
@@ -51,10 +57,15 @@ function httpHandler(runtime: Runtime, observability: Observability, scope: ApiS
 export function createInferHandler(
   runtime: Runtime,
   observability: Observability,
-  options: { model?: string; invoke?: SelfInvoker } = {},
+  options: {
+    model?: string;
+    invoke?: SelfInvoker;
+    /** Request limits per model; deployed, the function's own `MODEL_LIMITS`. @default the runtime's limits */
+    limitsFor?: (model: string) => Limits;
+  } = {},
 ): InferHandler {
   const scope: ApiScope = options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
-  const http = httpHandler(runtime, observability, scope);
+  const http = httpHandler(runtime, observability, scope, options.limitsFor);
   return async (event, context) => {
     if (!isWarmerEvent(event)) return http(event, context);
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');

@@ -89,10 +89,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     s3.bucket,
   );
   const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
+  // Deployed, each model's function gets its catalog entry's limits; locally one process serves every model.
+  const catalog = options.catalogDir === undefined ? [] : await readCatalog(options.catalogDir);
+  const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtime, observability);
   const gateway = await startGateway({
     port: options.port ?? 8080,
-    infer: createInferHandler(runtime, observability),
+    infer: createInferHandler(runtime, observability, {
+      limitsFor: (model) => catalogLimits.get(model) ?? config.limits,
+    }),
     control: createControlHandler(runtime, observability),
     maxBodyBytes: config.limits.maxBodyBytes,
   });
@@ -103,7 +108,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
 
   const seeded: string[] = [];
   if (options.catalogDir !== undefined) {
-    for (const entry of await readCatalog(options.catalogDir)) {
+    for (const entry of catalog) {
       if (entry.seed === undefined) continue;
       const body = new Uint8Array(await readFile(path.join(options.catalogDir, entry.seed)));
       // Uploaded as a user would: the object-created event registers it; the same bytes again are a no-op.

@@ -114,9 +114,16 @@ describe('ModelRepository on a folder', () => {
       reason: 'bad name',
     });
 
-    expect(key).toBe('rejected/iris/2026-11-27T10-00-00-000Z-bad.onnx.json');
+    const again = await repository.recordRejection({
+      model: 'iris',
+      sourceKey: 'uploads/iris/bad.onnx',
+      rejectedAt: '2026-11-27T10:00:00.000Z',
+      reason: 'still not a model',
+    });
+    expect(key).toMatch(/^rejected\/iris\/2026-11-27T10-00-00-000Z-[0-9a-f]{8}-bad\.onnx\.json$/);
+    expect(again).not.toBe(key);
     expect(invalidKey.startsWith('rejected/_invalid-names/')).toBe(true);
-    expect((await repository.listRejections('iris')).map((r) => r.reason)).toEqual(['not a model']);
+    expect((await repository.listRejections('iris')).map((r) => r.reason).sort()).toEqual(['not a model', 'still not a model']);
     expect((await store.get(repositoryKeys.manifest('iris')))?.etag).toBe(before?.etag);
   });
 });

@@ -1,0 +1,40 @@
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+
+/** A catalog entry's `limits` apply to that model locally too, as they do to its deployed function. */
+let stack: LocalStack;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-limits-'));
+  const catalog = path.join(dir, 'catalog');
+  await mkdir(catalog);
+  for (const name of ['linear', 'iris']) await copyFile(path.join('models', `${name}.onnx`), path.join(catalog, `${name}.onnx`));
+  await writeFile(path.join(catalog, 'linear.json'), JSON.stringify({ seed: 'linear.onnx', limits: { maxElements: 4 } }));
+  await writeFile(path.join(catalog, 'iris.json'), JSON.stringify({ seed: 'iris.onnx' }));
+  stack = await startLocal({ port: 0, s3Port: 0, dataDir: path.join(dir, 'data'), catalogDir: catalog, silent: true });
+});
+afterAll(async () => {
+  await stack?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function infer(model: string, rows: number): Promise<{ status: number; body: { error?: string } }> {
+  const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 4], data: new Array(rows * 4).fill(1) }] });
+  const response = await fetch(`${stack.gatewayUrl}/v2/models/${model}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  return { status: response.status, body: (await response.json()) as { error?: string } };
+}
+
+it('enforces a model\'s own catalog limits and leaves other models on the defaults', async () => {
+  const withinLimit = await infer('linear', 1);
+  const overLimit = await infer('linear', 2);
+  const otherModel = await infer('iris', 2);
+
+  expect(withinLimit.status).toBe(200);
+  expect(overLimit.status).toBe(413);
+  expect(overLimit.body.error).toMatch(/4/);
+  expect(otherModel.status).toBe(200);
+});

@@ -48,20 +48,7 @@ export interface FlowStack {
 /** Default bound of {@link FlowStack.waitForOutcome}: registration of a small model takes milliseconds. */
 export const OUTCOME_TIMEOUT_MS = 20_000;
 
-/**
- * `y = x · [w, w, w, w] + b`: FP32 `x` `[N, 4]` to FP32 `y` `[N, 1]`. Different `w`/`b` give different files, and
- * answers a test can compute: `y = w * sum(x) + b`.
- */
-export function linearModel(w: number, b = 0): Uint8Array {
-  return new ModelBuilder({ graphName: 'linear' })
-    .input('x', 'FP32', ['N', 4])
-    .initializer('weights', { datatype: 'FP32', dims: [4, 1], data: new Float32Array([w, w, w, w]) })
-    .initializer('bias', { datatype: 'FP32', dims: [1], data: new Float32Array([b]) })
-    .node('MatMul', ['x', 'weights'], ['xw'])
-    .node('Add', ['xw', 'bias'], ['y'])
-    .output('y', 'FP32', ['N', 1])
-    .toBytes();
-}
+export { buildScaledLinearModel as linearModel } from '../../functions/core/onnx/index.js';
 
 /** The body of a V2 request for {@link linearModel}. */
 export function linearRequest(x: readonly (readonly number[])[]): unknown {

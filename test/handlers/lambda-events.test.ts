@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
@@ -12,26 +12,14 @@ import { createControlHandler, createInferHandler, createRegisterHandler } from 
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import type { WarmerEvent, WarmerResult } from '../../functions/handlers/warmer.js';
+import { restApiEvent, s3Event } from '../support/events.js';
 
 const context = { awsRequestId: 'req-123' };
 const observability = createObservability('test', false);
 observability.logger.setLogLevel('SILENT');
 
 function restEvent(method: string, path: string, body?: Uint8Array, headers: Record<string, string> = {}): APIGatewayProxyEvent {
-  return {
-    resource: '/v2/models/linear/infer',
-    path,
-    httpMethod: method,
-    headers,
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: null,
-    stageVariables: null,
-    body: body === undefined ? null : Buffer.from(body).toString('base64'),
-    isBase64Encoded: body !== undefined,
-    requestContext: { requestId: 'gw-1', stage: 'prod', httpMethod: method, path: `/prod${path}` } as APIGatewayProxyEvent['requestContext'],
-  };
+  return restApiEvent({ method, path, body, headers, requestId: 'gw-1' });
 }
 
 function httpApiEvent(method: string, rawPath: string, body?: string, headers: Record<string, string> = {}): APIGatewayProxyEventV2 {
@@ -44,28 +32,6 @@ function httpApiEvent(method: string, rawPath: string, body?: string, headers: R
     body,
     isBase64Encoded: false,
     requestContext: { requestId: 'gw-2', http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' } } as APIGatewayProxyEventV2['requestContext'],
-  };
-}
-
-function s3Event(keys: string[]): S3Event {
-  return {
-    Records: keys.map((key, i) => ({
-      eventVersion: '2.1',
-      eventSource: 'aws:s3',
-      awsRegion: 'us-east-1',
-      eventTime: new Date().toISOString(),
-      eventName: 'ObjectCreated:Put',
-      userIdentity: { principalId: 'local' },
-      requestParameters: { sourceIPAddress: '127.0.0.1' },
-      responseElements: { 'x-amz-request-id': 'r', 'x-amz-id-2': 'r' },
-      s3: {
-        s3SchemaVersion: '1.0',
-        configurationId: 'register',
-        bucket: { name: 'models', ownerIdentity: { principalId: 'local' }, arn: 'arn:aws:s3:::models' },
-        // S3 URL-encodes keys in notifications, spaces as "+".
-        object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 1, eTag: 'e', sequencer: String(i) },
-      },
-    })),
   };
 }
 

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { S3Event } from 'aws-lambda';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
 import { ModelBuilder, attr, buildIdentityModel } from '../../functions/core/onnx/index.js';
@@ -20,6 +19,7 @@ import { createControlHandler, createInferHandler, createRegisterHandler, type I
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import { startGateway } from '../../functions/local/gateway.js';
+import { s3Event } from '../support/events.js';
 
 /** A `BlobStore` that remembers every key it was asked for, in order. */
 export class RecordingStore implements BlobStore {
@@ -83,29 +83,6 @@ export interface HardenedStack {
   close(): Promise<void>;
 }
 
-/** An S3 ObjectCreated notification for `key`, encoded as S3 encodes keys. */
-export function s3Event(key: string): S3Event {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: 'us-east-1',
-        eventTime: new Date().toISOString(),
-        eventName: 'ObjectCreated:Put',
-        userIdentity: { principalId: 'local' },
-        requestParameters: { sourceIPAddress: '127.0.0.1' },
-        responseElements: { 'x-amz-request-id': 'r', 'x-amz-id-2': 'r' },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: 'register',
-          bucket: { name: 'models', ownerIdentity: { principalId: 'local' }, arn: 'arn:aws:s3:::models' },
-          object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 1, eTag: 'e', sequencer: '1' },
-        },
-      },
-    ],
-  };
-}
 
 /** Sends one request to `port` on 127.0.0.1, on a connection of `agent` (by default a fresh one). */
 export function sendRaw(port: number, request: RawRequest, agent: http.Agent | false = false): Promise<Answer> {
@@ -154,7 +131,7 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
   const gateway = await startGateway({ port: 0, infer, control: createControlHandler(runtime, observability) });
   const port = Number(new URL(gateway.url).port);
   const notify = async (key: string): Promise<RegistrationOutcome> => {
-    const { outcomes } = await registerHandler(s3Event(key));
+    const { outcomes } = await registerHandler(s3Event([key]));
     const [outcome] = outcomes;
     if (outcome === undefined) throw new Error(`no registration outcome for ${key}`);
     return outcome;
@@ -181,19 +158,7 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
   };
 }
 
-/**
- * `y = x · [w, w, w, w] + b`: FP32 `x` `['N', 4]` to FP32 `y` `['N', 1]`; answers are `w * sum(row) + b`.
- */
-export function linearModel(w: number, b: number): Uint8Array {
-  return new ModelBuilder({ graphName: 'linear' })
-    .input('x', 'FP32', ['N', 4])
-    .initializer('weights', { datatype: 'FP32', dims: [4, 1], data: new Float32Array([w, w, w, w]) })
-    .initializer('bias', { datatype: 'FP32', dims: [1], data: new Float32Array([b]) })
-    .node('MatMul', ['x', 'weights'], ['xw'])
-    .node('Add', ['xw', 'bias'], ['y'])
-    .output('y', 'FP32', ['N', 1])
-    .toBytes();
-}
+export { buildScaledLinearModel as linearModel } from '../../functions/core/onnx/index.js';
 
 /** `y = a + b` over FP32 vectors of independent lengths: unequal lengths fail inside onnxruntime (broadcasting). */
 export function addModel(): Uint8Array {

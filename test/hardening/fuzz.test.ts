@@ -20,6 +20,7 @@ import {
 } from '../../functions/core/codec/index.js';
 import { DATATYPES, type Datatype, type Tensor, type TensorData } from '../../functions/core/types.js';
 import { identityModel, sendRaw, showsInternals, startHardened, type Answer, type HardenedStack, type RawRequest } from './fixture.js';
+import { restApiEvent } from '../support/events.js';
 
 /** Runs of each property; the README quotes their sum. */
 const FUZZ_RUNS = { valid: 1000, mutated: 2000, junkHttp: 2000, junkEvents: 2000 } as const;
@@ -292,20 +293,7 @@ describe('fuzzing the handler with API Gateway events', () => {
         fc.boolean(),
         fc.dictionary(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 60 }), { maxKeys: 5 }),
         async (path, body, isBase64Encoded, headers) => {
-          const event = {
-            resource: '/{proxy+}',
-            path,
-            httpMethod: 'POST',
-            headers,
-            multiValueHeaders: {},
-            queryStringParameters: null,
-            multiValueQueryStringParameters: null,
-            pathParameters: null,
-            stageVariables: null,
-            body,
-            isBase64Encoded,
-            requestContext: { requestId: 'fuzz' },
-          } as unknown as APIGatewayProxyEvent;
+          const event = restApiEvent({ path, headers, body, isBase64Encoded, requestId: 'fuzz' });
 
           const result = (await stack.infer(event, { awsRequestId: 'fuzz' })) as APIGatewayProxyResult;
 

@@ -19,6 +19,7 @@ import {
   type HardenedStack,
   type RawRequest,
 } from './fixture.js';
+import { restApiEvent } from '../support/events.js';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const INFER = '/v2/models/linear/infer';
@@ -97,20 +98,7 @@ const binaryX = (parameters: Record<string, unknown>, shape: number[] = [1, 4]) 
 });
 
 function restEvent(body: string | null, isBase64Encoded: boolean, headers: Record<string, string> | null = JSON_TYPE): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path: INFER,
-    httpMethod: 'POST',
-    headers: headers ?? (null as unknown as APIGatewayProxyEvent['headers']),
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: null,
-    stageVariables: null,
-    body,
-    isBase64Encoded,
-    requestContext: { requestId: 'hostile' } as APIGatewayProxyEvent['requestContext'],
-  };
+  return restApiEvent({ path: INFER, headers, body, isBase64Encoded, requestId: 'hostile' });
 }
 
 /** Sends an API Gateway event straight to the `infer` handler, as only a misconfigured integration could. */

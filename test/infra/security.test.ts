@@ -15,7 +15,7 @@ import { readConfig } from '../../functions/handlers/config.js';
 import { createInferHandler, createRegisterHandler } from '../../functions/handlers/factories.js';
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
-import { s3Event } from '../hardening/fixture.js';
+import { s3Event } from '../support/events.js';
 import { removeTempDirs, resources, roleStatements, synthesize, writeCatalog, type Synthesized } from './fixture.js';
 
 afterAll(removeTempDirs);
@@ -139,7 +139,7 @@ describe('per-model limits, catalog to handler', () => {
       const config = readConfig(environmentOf(name));
       const runtime = createRuntime(config);
       await runtime.store.put(`uploads/${name}/linear.onnx`, new Uint8Array(await readFile('models/linear.onnx')));
-      const { outcomes } = await createRegisterHandler(runtime, observability)(s3Event(`uploads/${name}/linear.onnx`));
+      const { outcomes } = await createRegisterHandler(runtime, observability)(s3Event([`uploads/${name}/linear.onnx`]));
       expect(outcomes.map((o) => o.kind)).toEqual(['registered']);
       handlers.set(name, createInferHandler(runtime, observability, { model: name }));
     }

@@ -20,6 +20,7 @@ export {
   buildFailingAtRunModel,
   buildIdentityModel,
   buildLargeModel,
+  buildScaledLinearModel,
   buildZipMapClassifier,
   type ZipMapClassifier,
   type ZipMapClassifierOptions,

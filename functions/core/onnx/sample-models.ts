@@ -123,3 +123,18 @@ export function buildLargeModel(weightBytes: number, seed = 11): Uint8Array {
     .output('y', 'FP32', ['N', outputs])
     .toBytes();
 }
+
+/**
+ * `y = x · [w, w, w, w] + b`: FP32 `x` `['N', 4]` to FP32 `y` `['N', 1]`. Different `w`/`b` give different files
+ * (so different versions), and answers a test can compute: `y = w * sum(row) + b`.
+ */
+export function buildScaledLinearModel(w: number, b = 0): Uint8Array {
+  return new ModelBuilder({ graphName: 'linear' })
+    .input('x', 'FP32', ['N', 4])
+    .initializer('weights', { datatype: 'FP32', dims: [4, 1], data: new Float32Array([w, w, w, w]) })
+    .initializer('bias', { datatype: 'FP32', dims: [1], data: new Float32Array([b]) })
+    .node('MatMul', ['x', 'weights'], ['xw'])
+    .node('Add', ['xw', 'bias'], ['y'])
+    .output('y', 'FP32', ['N', 1])
+    .toBytes();
+}

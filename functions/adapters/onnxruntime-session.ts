@@ -64,6 +64,24 @@ function fromOrtTensor(name: string, value: ort.OnnxValue): Tensor {
   return { name, datatype, shape: value.dims.map(Number), data: value.data as TensorData };
 }
 
+/**
+ * onnxruntime's options for the core's {@link SessionOptions} (exported so that benchmarks compare against exactly
+ * these). One inference runs at a time per instance, so operators run one after the other (`sequential`, one
+ * inter-op thread) and each uses the instance's vCPUs (`intraOpNumThreads`).
+ */
+export function ortSessionOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: options.intraOpNumThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: options.graphOptimizationLevel,
+    executionMode: 'sequential',
+    executionProviders: ['cpu'],
+    // Warnings (legacy opsets, optimizer notes) would flood the function's logs on every load; errors reach
+    // the caller as exceptions anyway.
+    logSeverityLevel: 3,
+  };
+}
+
 /** A loaded onnxruntime session behind the core's `ModelSession`. */
 class OnnxruntimeModelSession implements ModelSession {
   private constructor(
@@ -76,16 +94,7 @@ class OnnxruntimeModelSession implements ModelSession {
   public static async create(model: Uint8Array, options: SessionOptions): Promise<OnnxruntimeModelSession> {
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(model, {
-        intraOpNumThreads: options.intraOpNumThreads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: options.graphOptimizationLevel,
-        executionMode: 'sequential',
-        executionProviders: ['cpu'],
-        // Warnings (legacy opsets, optimizer notes) would flood the function's logs on every load; errors reach
-        // the caller as exceptions anyway.
-        logSeverityLevel: 3,
-      });
+      session = await ort.InferenceSession.create(model, ortSessionOptions(options));
     } catch (error) {
       throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(error)}`, { cause: error });
     }

@@ -67,6 +67,8 @@ export interface LambdaProcessOptions {
   readonly events: readonly unknown[];
   /** Node's command-line options. @default none */
   readonly nodeOptions?: readonly string[];
+  /** Keep what the function writes to stdout (its logs) in the result. @default false */
+  readonly captureStdout?: boolean;
 }
 
 /** What happened in the process. Times are milliseconds since the process was spawned. */
@@ -81,6 +83,8 @@ export interface LambdaProcessResult {
   readonly initRssBytes: number;
   /** Peak resident memory of the whole process, in bytes, read after each event. */
   readonly peakRssBytes: readonly number[];
+  /** The function's stdout, with `captureStdout`; else empty. */
+  readonly stdout: string;
 }
 
 // The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
@@ -172,12 +176,20 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   child.stderr?.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-16_384);
   });
-  child.stdout?.resume();
+  let stdout = '';
+  if (options.captureStdout === true) {
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+  } else {
+    child.stdout?.resume();
+  }
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
   const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
-  return { results, initMs, responseMs, initRssBytes, peakRssBytes };
+  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout };
 }

@@ -1,0 +1,132 @@
+/**
+ * What the benchmarks send: input tensors made from a model's declared inputs, the same request in each wire
+ * form, and the API Gateway events that carry them.
+ */
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { writeFileSync } from 'node:fs';
+import { createTensorData, encodeInferenceRequest } from '../functions/core/codec/index.js';
+import { createPrng } from '../functions/core/onnx/prng.js';
+import type { Tensor, TensorSpec } from '../functions/core/types.js';
+
+/** Deterministic data for one input: dynamic dimensions become 1; values are small and valid for the type. */
+export function inputTensor(spec: TensorSpec, seed = 7): Tensor {
+  const shape = spec.shape.map((dim) => (dim < 0 ? 1 : dim));
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data = createTensorData(spec.datatype, count);
+  const random = createPrng(seed);
+  for (let i = 0; i < count; i++) {
+    const r = random();
+    switch (spec.datatype) {
+      case 'FP32':
+      case 'FP64':
+        (data as Float32Array | Float64Array)[i] = r * 2 - 1;
+        break;
+      case 'INT64':
+      case 'UINT64':
+        (data as BigInt64Array)[i] = BigInt(Math.floor(r * 100));
+        break;
+      case 'BYTES':
+        (data as string[])[i] = `text ${Math.floor(r * 100)}`;
+        break;
+      case 'BOOL':
+        (data as Uint8Array)[i] = r < 0.5 ? 0 : 1;
+        break;
+      case 'FP16':
+        (data as Uint16Array)[i] = 0x3c00; // 1.0
+        break;
+      default:
+        (data as Uint8Array)[i] = Math.floor(r * 100);
+    }
+  }
+  return { name: spec.name, datatype: spec.datatype, shape, data };
+}
+
+/** Inputs for every declared input of a model. */
+export function modelInputs(specs: readonly TensorSpec[]): Tensor[] {
+  return specs.map((spec, index) => inputTensor(spec, 7 + index));
+}
+
+/** A request in the binary tensor extension (binary outputs too), as a client library sends it. */
+export function binaryRequest(tensors: readonly Tensor[]): { body: Uint8Array; headers: Record<string, string> } {
+  const { body, headers } = encodeInferenceRequest(tensors, { binary: true, binaryOutput: true });
+  return { body, headers: { ...headers } };
+}
+
+/** A V2 JSON request. */
+export function jsonRequest(tensors: readonly Tensor[]): { body: Uint8Array; headers: Record<string, string> } {
+  const { body, headers } = encodeInferenceRequest(tensors);
+  return { body, headers: { ...headers } };
+}
+
+/**
+ * The API Gateway REST event of `POST /v2/models/<model>/infer`, body base64-encoded as API Gateway delivers it
+ * under the `*\/*` binary media type the stack declares.
+ */
+export function inferEvent(model: string, request: { body: Uint8Array; headers: Record<string, string> }): APIGatewayProxyEvent {
+  const headers: Record<string, string> = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'bench' };
+  for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = value;
+  const path = `/v2/models/${model}/infer`;
+  return {
+    resource: path,
+    path,
+    httpMethod: 'POST',
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    body: Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString('base64'),
+    isBase64Encoded: true,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      authorizer: undefined,
+      protocol: 'HTTP/1.1',
+      httpMethod: 'POST',
+      identity: { sourceIp: '203.0.113.7', apiKey: 'bench' } as APIGatewayProxyEvent['requestContext']['identity'],
+      path: `/prod${path}`,
+      stage: 'prod',
+      requestId: 'bench',
+      requestTimeEpoch: Date.now(),
+      resourceId: 'res',
+      resourcePath: path,
+    },
+  };
+}
+
+/** onnxruntime's element type of each V2 datatype. */
+export const ORT_TYPE = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
+} as const;
+
+/** One input as the child processes read it: onnxruntime's type, dims, and base64 bytes (or strings). */
+export interface InputJson {
+  readonly name: string;
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: string | readonly string[];
+}
+
+/** Writes `tensors` for the benchmark's child processes (the floor, the onnxruntime-web peer). */
+export function writeInputsFile(file: string, tensors: readonly Tensor[]): void {
+  const inputs: InputJson[] = tensors.map((t) => ({
+    name: t.name,
+    type: ORT_TYPE[t.datatype],
+    dims: t.shape,
+    data: Array.isArray(t.data) ? t.data : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64'),
+  }));
+  writeFileSync(file, JSON.stringify(inputs));
+}

@@ -1,19 +1,21 @@
 /**
- * Powertools for AWS Lambda: structured logs, CloudWatch metrics (EMF) and X-Ray tracing, created once per
- * process. Metrics: ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes,
- * ResponseBytes. Outside Lambda (the local runtime, tests) metrics are not emitted.
+ * Powertools for AWS Lambda: structured logs and CloudWatch metrics (EMF), created once per process. Metrics:
+ * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes. Outside Lambda
+ * (the local runtime, tests) metrics are not emitted.
+ *
+ * No Powertools Tracer: Lambda's active tracing records each invocation without it, and nothing here opens
+ * subsegments. Its X-Ray SDK cost about 15 ms of every cold start (bundle size and module initialisation) and, on
+ * import, enables an async hook (cls-hooked) that runs on every promise of every request.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ServingTelemetry } from '../core/model-service.js';
 import { METRICS_NAMESPACE } from './contract.js';
 
-/** The process's logger, metrics and tracer, and the serving telemetry built on them. */
+/** The process's logger and metrics, and the serving telemetry built on them. */
 export interface Observability {
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tracer: Tracer;
   readonly telemetry: ServingTelemetry;
   /** Records request and response sizes of one inference. */
   readonly payload: (event: { requestBytes: number; responseBytes: number }) => void;
@@ -27,7 +29,6 @@ export interface Observability {
 export function createObservability(service: string, inLambda: boolean): Observability {
   const logger = new Logger({ serviceName: service });
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
-  const tracer = new Tracer({ serviceName: service, enabled: inLambda });
   let coldStart = true;
   const telemetry: ServingTelemetry = {
     modelLoaded: ({ model, version, bytes, fetchMs, createMs }) => {
@@ -43,7 +44,6 @@ export function createObservability(service: string, inLambda: boolean): Observa
   return {
     logger,
     metrics,
-    tracer,
     telemetry,
     payload: ({ requestBytes, responseBytes }) => {
       metrics.addMetric('RequestBytes', MetricUnit.Bytes, requestBytes);

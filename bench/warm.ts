@@ -13,7 +13,7 @@ import { ortSessionOptions } from '../functions/adapters/onnxruntime-session.js'
 import { decodeInferenceResponse } from '../functions/core/codec/index.js';
 import type { SessionOptions } from '../functions/core/session.js';
 import type { Tensor } from '../functions/core/types.js';
-import { createInferHandler, type InferHandler } from '../functions/handlers/factories.js';
+import { createInferHandler, type InferHandler } from '../functions/handlers/http-handlers.js';
 import { createObservability } from '../functions/handlers/observability.js';
 import type { Runtime } from '../functions/handlers/runtime.js';
 import { ORT_TYPE, binaryRequest, inferEvent, jsonRequest, modelInputs, writeInputsFile } from './inputs.js';

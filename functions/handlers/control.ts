@@ -1,6 +1,6 @@
 /** Lambda entry point `control`: health, server metadata and the repository index. */
 import { readConfig } from './config.js';
-import { createControlHandler } from './factories.js';
+import { createControlHandler } from './http-handlers.js';
 import { createObservability } from './observability.js';
 import { createRuntime } from './runtime.js';
 

@@ -4,7 +4,7 @@
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import { readConfig } from './config.js';
-import { createInferHandler } from './factories.js';
+import { createInferHandler } from './http-handlers.js';
 import { createObservability } from './observability.js';
 import { createRuntime } from './runtime.js';
 

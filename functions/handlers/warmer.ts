@@ -21,7 +21,10 @@ export interface WarmerResult {
   readonly coldStart: boolean;
   /** Whether this invocation had to load the session. */
   readonly loaded: boolean;
+  /** Fan-out self-invocations that answered. */
   readonly invoked: number;
+  /** Fan-out self-invocations that failed (throttled, timed out, or the instance could not load the model). */
+  readonly failed: number;
 }
 
 /** Invokes this same function with a payload and waits for it (the Lambda client in production). */
@@ -46,6 +49,7 @@ export async function warm(
   const { loaded } = await options.service.ensureLoaded(target);
   const concurrency = Math.min(MAX_WARMER_CONCURRENCY, Math.max(1, Math.floor(event.concurrency ?? 1)));
   let invoked = 0;
+  let failed = 0;
   if (event.holdMs !== undefined) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(event.holdMs ?? 0, 5_000)));
   } else if (concurrency > 1 && options.invoke !== undefined) {
@@ -53,7 +57,9 @@ export async function warm(
     const results = await Promise.allSettled(
       Array.from({ length: concurrency - 1 }, () => invoke({ warmer: true, concurrency: 1, holdMs: DEFAULT_HOLD_MS })),
     );
-    invoked = results.length;
+    // A failed fan-out leaves one instance cold, not the model unserved: report it, do not fail the warmer.
+    invoked = results.filter((r) => r.status === 'fulfilled').length;
+    failed = results.length - invoked;
   }
-  return { warmed: true, model: options.model, version: target.version, coldStart: options.coldStart, loaded, invoked };
+  return { warmed: true, model: options.model, version: target.version, coldStart: options.coldStart, loaded, invoked, failed };
 }

@@ -118,7 +118,7 @@ describe('warmer events', () => {
 
     const result = (await handler({ warmer: true, concurrency: 1 }, context)) as WarmerResult;
 
-    expect(result).toEqual({ warmed: true, model: 'iris', version: '1', coldStart: expect.any(Boolean), loaded: true, invoked: 0 });
+    expect(result).toEqual({ warmed: true, model: 'iris', version: '1', coldStart: expect.any(Boolean), loaded: true, invoked: 0, failed: 0 });
     expect(await fresh.service.isLoaded(latest)).toBe(true);
     expect(await fresh.service.ensureLoaded(latest)).toEqual({ loaded: false });
   });
@@ -135,8 +135,25 @@ describe('warmer events', () => {
     const result = (await handler({ warmer: true, concurrency: 5 }, context)) as WarmerResult;
 
     expect(result.invoked).toBe(4);
+    expect(result.failed).toBe(0);
     expect(payloads).toHaveLength(4);
     expect(payloads.every((p) => p.warmer && p.concurrency === 1 && (p.holdMs ?? 0) > 0)).toBe(true);
+  });
+
+  it('count failed self-invocations apart and still warm this instance', async () => {
+    let calls = 0;
+    const handler = createInferHandler(runtime, observability, {
+      model: 'iris',
+      invoke: async () => {
+        calls += 1;
+        if (calls % 2 === 0) throw new Error('Rate exceeded');
+      },
+    });
+
+    const result = (await handler({ warmer: true, concurrency: 5 }, context)) as WarmerResult;
+
+    expect(result).toMatchObject({ warmed: true, model: 'iris', invoked: 2, failed: 2 });
+    expect(await runtime.service.isLoaded(await runtime.service.resolve('iris'))).toBe(true);
   });
 });
 

@@ -6,8 +6,11 @@
  *   file on local disk and runs it once on the same inputs.
  * And the memory of loading a large model the same way (a warmer event), against its file size.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { runInLambdaProcess, type LambdaProcessResult } from '../functions/local/lambda-process.js';
 import type { Tensor } from '../functions/core/types.js';
@@ -76,7 +79,26 @@ export interface ColdResults {
   readonly cold_start_ratio: number;
   /** Ours: the end of the init phase (bundle and onnxruntime imported, clients built). */
   readonly cold_init_ms: number;
+  /** Ours, from the function's own "model loaded" log: the model file's download, and the session's creation. */
+  readonly cold_model_fetch_ms: number;
+  readonly cold_session_create_ms: number;
+  /** Ours with `NODE_OPTIONS` cleared: what `--enable-source-maps` costs a cold start. */
+  readonly cold_start_without_source_maps_ms: number;
   readonly cold_runs: number;
+}
+
+/** Medians of fields of the function's "model loaded" log lines. */
+function loadLog(stdout: string): { fetchMs: number; createMs: number } | undefined {
+  for (const line of stdout.split('\n')) {
+    if (!line.includes('"model loaded"')) continue;
+    try {
+      const entry = JSON.parse(line) as { fetchMs?: unknown; createMs?: unknown };
+      if (typeof entry.fetchMs === 'number' && typeof entry.createMs === 'number') return { fetchMs: entry.fetchMs, createMs: entry.createMs };
+    } catch {
+      // Not a JSON log line.
+    }
+  }
+  return undefined;
 }
 
 export async function measureColdStart(options: {
@@ -99,7 +121,22 @@ export async function measureColdStart(options: {
   const event = inferEvent(options.model, binaryRequest(options.tensors));
   const ours: number[] = [];
   const inits: number[] = [];
+  const fetches: number[] = [];
+  const creates: number[] = [];
+  const withoutMaps: number[] = [];
   const floor: number[] = [];
+  const runOurs = (run: number, tag: string, overrides: Record<string, string>) =>
+    runInLambdaProcess({
+      bundleDir: infer.bundleDir,
+      layerDir,
+      taskDir: join(workDir, `${tag}-${run}`),
+      functionName: infer.logicalId,
+      memoryMb: infer.memoryMb,
+      environment: functionEnvironment(infer, options.s3, overrides),
+      events: [event],
+      captureStdout: true,
+    });
+  // The three kinds take turns, so that load from the rest of the machine falls on all of them alike.
   for (let run = 0; run < options.runs; run++) {
     const floorRun = await runInLambdaProcess({
       bundleDir: floorDir,
@@ -111,21 +148,28 @@ export async function measureColdStart(options: {
       events: [{}],
     });
     floor.push(firstAnswer(floorRun, 'the floor'));
-    const ourRun = await runInLambdaProcess({
-      bundleDir: infer.bundleDir,
-      layerDir,
-      taskDir: join(workDir, `cold-${run}`),
-      functionName: infer.logicalId,
-      memoryMb: infer.memoryMb,
-      environment: functionEnvironment(infer, options.s3),
-      events: [event],
-    });
+    const ourRun = await runOurs(run, 'cold', {});
     ours.push(firstAnswer(ourRun, 'the infer function'));
     inits.push(ourRun.initMs);
+    const logged = loadLog(ourRun.stdout);
+    if (logged !== undefined) {
+      fetches.push(logged.fetchMs);
+      creates.push(logged.createMs);
+    }
+    withoutMaps.push(firstAnswer(await runOurs(run, 'nomaps', { NODE_OPTIONS: '' }), 'the infer function without source maps'));
   }
   const coldMs = median(ours);
   const floorMs = median(floor);
-  return { cold_start_ms: coldMs, floor_ms: floorMs, cold_start_ratio: coldMs / floorMs, cold_init_ms: median(inits), cold_runs: options.runs };
+  return {
+    cold_start_ms: coldMs,
+    floor_ms: floorMs,
+    cold_start_ratio: coldMs / floorMs,
+    cold_init_ms: median(inits),
+    cold_model_fetch_ms: median(fetches),
+    cold_session_create_ms: median(creates),
+    cold_start_without_source_maps_ms: median(withoutMaps),
+    cold_runs: options.runs,
+  };
 }
 
 /** What {@link measureLoadMemory} reports. */
@@ -159,4 +203,65 @@ export async function measureLoadMemory(options: {
   if (warmed?.warmed !== true || warmed.loaded !== true) throw new Error(`the warmer did not load ${options.model}: ${JSON.stringify(warmed)}`);
   const growth = (run.peakRssBytes[0] ?? NaN) - run.initRssBytes;
   return { large_model_bytes: options.modelBytes, load_peak_rss_growth_bytes: growth, load_peak_rss_over_file: growth / options.modelBytes };
+}
+
+/** What {@link measureLoadAlternatives} reports. */
+export interface LoadAlternativesResults {
+  /** onnxruntime reading the `.onnx` file itself. */
+  readonly path_load_peak_rss_over_file: number;
+  readonly ort_format_bytes: number;
+  /** The ORT-format file in one buffer, weights used in place. */
+  readonly ort_format_load_peak_rss_over_file: number;
+  /** onnxruntime's one-time setup, which every first load includes (measured with a tiny model). */
+  readonly ort_init_rss_bytes: number;
+}
+
+const LOAD_MEMORY_CHILD = fileURLToPath(new URL('./load-memory-child.ts', import.meta.url));
+
+function loadMemoryChild(mode: 'path' | 'ort' | 'init', file: string, threads: number): Promise<{ growth: number; size: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_MEMORY_CHILD, mode, file, String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const growth = Number(/growth (\d+)/.exec(out)?.[1]);
+      const size = Number(/size (\d+)/.exec(out)?.[1]);
+      if (code !== 0 || !Number.isFinite(growth)) reject(new Error(`${mode} load failed (${code}): ${err.trim()}`));
+      else resolve({ growth, size });
+    });
+  });
+}
+
+/**
+ * The same measure for two other ways of loading the model, each in a fresh process: onnxruntime reading the file
+ * from disk, and the model converted to onnxruntime's ORT format (portable `extended` optimizations) loaded from
+ * one buffer with its weights used in place (what storing that form at registration would give).
+ */
+export async function measureLoadAlternatives(
+  modelPath: string,
+  tinyModelPath: string,
+  threads: number,
+  workDir: string,
+): Promise<LoadAlternativesResults> {
+  const init = await loadMemoryChild('init', tinyModelPath, threads);
+  const fromPath = await loadMemoryChild('path', modelPath, threads);
+  const ortFile = join(workDir, 'large.ort');
+  const converter = await ort.InferenceSession.create(modelPath, {
+    graphOptimizationLevel: 'extended',
+    optimizedModelFilePath: ortFile,
+    executionProviders: ['cpu'],
+    logSeverityLevel: 3,
+    extra: { session: { save_model_format: 'ORT' } },
+  });
+  await converter.release();
+  const ortFormat = await loadMemoryChild('ort', ortFile, threads);
+  return {
+    path_load_peak_rss_over_file: fromPath.growth / fromPath.size,
+    ort_format_bytes: ortFormat.size,
+    ort_format_load_peak_rss_over_file: ortFormat.growth / ortFormat.size,
+    ort_init_rss_bytes: init.growth,
+  };
 }

@@ -4,6 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { writeFileSync } from 'node:fs';
+import { restApiEvent } from '../test/support/events.js';
 import { createTensorData, encodeInferenceRequest } from '../functions/core/codec/index.js';
 import { createPrng } from '../functions/core/onnx/prng.js';
 import type { Tensor, TensorSpec } from '../functions/core/types.js';
@@ -65,34 +66,7 @@ export function jsonRequest(tensors: readonly Tensor[]): { body: Uint8Array; hea
 export function inferEvent(model: string, request: { body: Uint8Array; headers: Record<string, string> }): APIGatewayProxyEvent {
   const headers: Record<string, string> = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'bench' };
   for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = value;
-  const path = `/v2/models/${model}/infer`;
-  return {
-    resource: path,
-    path,
-    httpMethod: 'POST',
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: null,
-    stageVariables: null,
-    body: Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength).toString('base64'),
-    isBase64Encoded: true,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123',
-      authorizer: undefined,
-      protocol: 'HTTP/1.1',
-      httpMethod: 'POST',
-      identity: { sourceIp: '203.0.113.7', apiKey: 'bench' } as APIGatewayProxyEvent['requestContext']['identity'],
-      path: `/prod${path}`,
-      stage: 'prod',
-      requestId: 'bench',
-      requestTimeEpoch: Date.now(),
-      resourceId: 'res',
-      resourcePath: path,
-    },
-  };
+  return restApiEvent({ method: 'POST', path: `/v2/models/${model}/infer`, headers, body: request.body, requestId: 'bench' });
 }
 
 /** onnxruntime's element type of each V2 datatype. */

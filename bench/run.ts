@@ -18,7 +18,7 @@ import { readConfig } from '../functions/handlers/config.js';
 import { startLocal, type LocalStack } from '../functions/local/local-runtime.js';
 import { layerSizes, synthesizeInfer } from './artifacts.js';
 import { measureCodec } from './codec.js';
-import { measureColdStart, measureLoadMemory, type S3Access } from './cold.js';
+import { measureColdStart, measureLoadMemory, measureLoadAlternatives, type S3Access } from './cold.js';
 import { modelInputs } from './inputs.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
 
@@ -54,6 +54,9 @@ const INFORMATIVE = [
   'cold_start_ms',
   'floor_ms',
   'cold_init_ms',
+  'cold_model_fetch_ms',
+  'cold_session_create_ms',
+  'cold_start_without_source_maps_ms',
   'handler_binary_p50_ms',
   'session_run_p50_ms',
   'json_parse_ms',
@@ -65,6 +68,9 @@ const INFORMATIVE = [
   'ocr_batch_binary_base64_bytes',
   'source_map_bytes',
   'large_model_bytes',
+  'ort_init_rss_bytes',
+  'path_load_peak_rss_over_file',
+  'ort_format_load_peak_rss_over_file',
   'session_per_request_ratio',
   'ort_web_wasm_ratio',
 ] as const;
@@ -156,7 +162,7 @@ async function main(): Promise<void> {
     const tensors = modelInputs(metadata.inputs);
 
     step('warm path (handler in process against session.run)');
-    const warm = await measureWarm({ runtime: stack.runtime, model: name, modelBytes, small: 'linear', smallBytes: linear, sessionOptions });
+    const warm = await measureWarm({ store: stack.runtime.store, env, model: name, modelBytes, small: 'linear', smallBytes: linear });
 
     step('peer: onnxruntime-web (WebAssembly)');
     const web = await measureOrtWeb(modelPath, tensors, sessionOptions.intraOpNumThreads, workDir);
@@ -169,6 +175,11 @@ async function main(): Promise<void> {
 
     step('memory while loading the large model');
     const memory = await measureLoadMemory({ infer, model: 'large', modelBytes: large.byteLength, s3, workDir });
+    const largePath = join(workDir, 'large.onnx');
+    writeFileSync(largePath, large);
+    const linearPath = join(workDir, 'linear.onnx');
+    writeFileSync(linearPath, linear);
+    const alternatives = await measureLoadAlternatives(largePath, linearPath, sessionOptions.intraOpNumThreads, workDir);
 
     step('layer sizes');
     const layers = layerSizes(workDir);
@@ -184,6 +195,7 @@ async function main(): Promise<void> {
       source_map_bytes: infer.sourceMapBytes,
       layer_unzipped_bytes: layers,
       ...memory,
+      ...alternatives,
       ...web,
     };
     results.targets = Object.fromEntries(

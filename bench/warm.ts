@@ -10,14 +10,15 @@ import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import { ortSessionOptions } from '../functions/adapters/onnxruntime-session.js';
+import type { BlobStore } from '../functions/core/blob-store.js';
 import { decodeInferenceResponse } from '../functions/core/codec/index.js';
-import type { SessionOptions } from '../functions/core/session.js';
 import type { Tensor } from '../functions/core/types.js';
+import { readConfig } from '../functions/handlers/config.js';
 import { createInferHandler, type InferHandler } from '../functions/handlers/http-handlers.js';
 import { createObservability } from '../functions/handlers/observability.js';
-import type { Runtime } from '../functions/handlers/runtime.js';
+import { createRuntime, type Runtime } from '../functions/handlers/runtime.js';
 import { ORT_TYPE, binaryRequest, inferEvent, jsonRequest, modelInputs, writeInputsFile } from './inputs.js';
-import { median, medians, timeAlternating } from './stats.js';
+import { medians, timeAlternating } from './stats.js';
 
 /** onnxruntime feeds for `tensors` (what a program calling onnxruntime directly would pass). */
 export function ortFeeds(tensors: readonly Tensor[]): Record<string, ort.Tensor> {
@@ -26,10 +27,26 @@ export function ortFeeds(tensors: readonly Tensor[]): Record<string, ort.Tensor>
   );
 }
 
-function handlerFor(runtime: Runtime, model: string): InferHandler {
-  const observability = createObservability('bench', false);
-  observability.logger.setLogLevel('SILENT');
-  return createInferHandler(runtime, observability, { model });
+/**
+ * The deployed `infer` function of `model`, built as `infer.ts` builds it (configuration from the environment, the
+ * observability of a Lambda: metrics published on every invocation), over `store`.
+ */
+function deployedHandler(store: BlobStore, model: string, env: Readonly<Record<string, string>>): { runtime: Runtime; handler: InferHandler } {
+  const config = readConfig({ ...env, MODEL_NAME: model, MODEL_BUCKET: 'bench', AWS_LAMBDA_FUNCTION_NAME: `infer-${model}` });
+  const observability = createObservability(model, true);
+  const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
+  return { runtime, handler: createInferHandler(runtime, observability, { model }) };
+}
+
+/** Runs `work` with stdout discarded: the handlers' EMF metrics and logs would flood the bench's output. */
+async function quietly<T>(work: () => Promise<T>): Promise<T> {
+  const write = process.stdout.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    return await work();
+  } finally {
+    process.stdout.write = write;
+  }
 }
 
 /** Calls the handler once and checks that it answered 200 with every output. */
@@ -54,69 +71,73 @@ export interface WarmResults {
 }
 
 /**
- * `model` and `small` are registered versions (their names) served by `runtime`; `modelBytes` and `smallBytes`
- * are the same files, for the direct onnxruntime sessions.
+ * `model` and `small` are registered versions (their names) in `store`; `modelBytes` and `smallBytes` are the same
+ * files, for the direct onnxruntime sessions. `env` is the function's environment (memory size and limits).
  */
 export async function measureWarm(options: {
-  readonly runtime: Runtime;
+  readonly store: BlobStore;
+  readonly env: Readonly<Record<string, string>>;
   readonly model: string;
   readonly modelBytes: Uint8Array;
   readonly small: string;
   readonly smallBytes: Uint8Array;
-  readonly sessionOptions: SessionOptions;
 }): Promise<WarmResults> {
-  const { runtime, sessionOptions } = options;
-  const ortOptions = ortSessionOptions(sessionOptions);
+  return quietly(async () => {
+    // The image model, binary request and response.
+    const image = deployedHandler(options.store, options.model, options.env);
+    const ortOptions = ortSessionOptions(image.runtime.config.sessionOptions);
+    const target = await image.runtime.service.resolve(options.model);
+    const tensors = modelInputs(target.metadata.inputs);
+    const event = inferEvent(options.model, binaryRequest(tensors));
+    await answerOnce(image.handler, event, target.metadata.outputs.length);
+    const session = await ort.InferenceSession.create(options.modelBytes, ortOptions);
+    const feeds = ortFeeds(tensors);
+    // The sample pattern (a new session for every request) runs in the same rotation. Blocks of several calls:
+    // after a run, onnxruntime's pool threads spin for a moment, which slows the next call of another session; the
+    // medians of blocks skip that.
+    const imageTimes = medians(
+      await timeAlternating(
+        {
+          handler: () => image.handler(event),
+          run: () => session.run(feeds),
+          perRequest: async () => {
+            const fresh = await ort.InferenceSession.create(options.modelBytes, ortOptions);
+            await fresh.run(feeds);
+            await fresh.release();
+          },
+        },
+        { warmup: 3, blocks: 6, perBlock: 6 },
+      ),
+    );
 
-  // The image model, binary request and response.
-  const target = await runtime.service.resolve(options.model);
-  const tensors = modelInputs(target.metadata.inputs);
-  const handler = handlerFor(runtime, options.model);
-  const event = inferEvent(options.model, binaryRequest(tensors));
-  await answerOnce(handler, event, target.metadata.outputs.length);
-  const session = await ort.InferenceSession.create(options.modelBytes, ortOptions);
-  const feeds = ortFeeds(tensors);
-  const image = medians(
-    await timeAlternating({ handler: () => handler(event), run: () => session.run(feeds) }, { warmup: 5, blocks: 10, perBlock: 4 }),
-  );
+    // The tiny model, V2 JSON request and response.
+    const small = deployedHandler(options.store, options.small, options.env);
+    const smallTarget = await small.runtime.service.resolve(options.small);
+    const smallTensors = modelInputs(smallTarget.metadata.inputs);
+    const smallEvent = inferEvent(options.small, jsonRequest(smallTensors));
+    await answerOnce(small.handler, smallEvent, smallTarget.metadata.outputs.length);
+    const smallSession = await ort.InferenceSession.create(options.smallBytes, ortOptions);
+    const smallFeeds = ortFeeds(smallTensors);
+    const tiny = medians(
+      await timeAlternating(
+        { handler: () => small.handler(smallEvent), run: () => smallSession.run(smallFeeds) },
+        { warmup: 300, blocks: 40, perBlock: 50 },
+      ),
+    );
 
-  // The tiny model, V2 JSON request and response.
-  const small = await runtime.service.resolve(options.small);
-  const smallTensors = modelInputs(small.metadata.inputs);
-  const smallHandler = handlerFor(runtime, options.small);
-  const smallEvent = inferEvent(options.small, jsonRequest(smallTensors));
-  await answerOnce(smallHandler, smallEvent, small.metadata.outputs.length);
-  const smallSession = await ort.InferenceSession.create(options.smallBytes, ortOptions);
-  const smallFeeds = ortFeeds(smallTensors);
-  const tiny = medians(
-    await timeAlternating(
-      { handler: () => smallHandler(smallEvent), run: () => smallSession.run(smallFeeds) },
-      { warmup: 300, blocks: 20, perBlock: 100 },
-    ),
-  );
-
-  // The sample pattern: a new session for every request.
-  const perRequest: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    const started = performance.now();
-    const fresh = await ort.InferenceSession.create(options.modelBytes, ortOptions);
-    await fresh.run(feeds);
-    perRequest.push(performance.now() - started);
-    await fresh.release();
-  }
-  await session.release();
-  await smallSession.release();
-  const perRequestMs = median(perRequest);
-  return {
-    handler_binary_p50_ms: image.handler,
-    session_run_p50_ms: image.run,
-    warm_overhead_ratio: image.handler / image.run,
-    handler_small_json_p50_ms: tiny.handler,
-    session_run_small_p50_ms: tiny.run,
-    warm_overhead_ms_small_json: tiny.handler - tiny.run,
-    session_per_request_p50_ms: perRequestMs,
-    session_per_request_ratio: perRequestMs / image.handler,
-  };
+    await session.release();
+    await smallSession.release();
+    return {
+      handler_binary_p50_ms: imageTimes.handler,
+      session_run_p50_ms: imageTimes.run,
+      warm_overhead_ratio: imageTimes.handler / imageTimes.run,
+      handler_small_json_p50_ms: tiny.handler,
+      session_run_small_p50_ms: tiny.run,
+      warm_overhead_ms_small_json: tiny.handler - tiny.run,
+      session_per_request_p50_ms: imageTimes.perRequest,
+      session_per_request_ratio: imageTimes.perRequest / imageTimes.handler,
+    };
+  });
 }
 
 /** What {@link measureOrtWeb} reports. */

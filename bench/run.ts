@@ -20,6 +20,7 @@ import { layerSizes, synthesizeInfer } from './artifacts.js';
 import { measureCodec } from './codec.js';
 import { measureColdStart, measureLoadMemory, measureLoadAlternatives, type S3Access } from './cold.js';
 import { modelInputs } from './inputs.js';
+import { measureOptimizedGraph } from './optimized-graph.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -71,6 +72,9 @@ const INFORMATIVE = [
   'ort_init_rss_bytes',
   'path_load_peak_rss_over_file',
   'ort_format_load_peak_rss_over_file',
+  'session_create_ms',
+  'optimized_graph_bytes',
+  'optimized_graph_create_ratio',
   'session_per_request_ratio',
   'ort_web_wasm_ratio',
 ] as const;
@@ -164,6 +168,9 @@ async function main(): Promise<void> {
     step('warm path (handler in process against session.run)');
     const warm = await measureWarm({ store: stack.runtime.store, env, model: name, modelBytes, small: 'linear', smallBytes: linear });
 
+    step('saving the optimized graph: does it pay?');
+    const optimizedGraph = await measureOptimizedGraph(modelBytes, sessionOptions, workDir);
+
     step('peer: onnxruntime-web (WebAssembly)');
     const web = await measureOrtWeb(modelPath, tensors, sessionOptions.intraOpNumThreads, workDir);
 
@@ -191,6 +198,7 @@ async function main(): Promise<void> {
       ...warm,
       ...codec,
       ...cold,
+      ...optimizedGraph,
       bundle_bytes: infer.bundleBytes,
       source_map_bytes: infer.sourceMapBytes,
       layer_unzipped_bytes: layers,

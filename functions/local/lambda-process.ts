@@ -81,7 +81,10 @@ export interface LambdaProcessResult {
   readonly responseMs: readonly number[];
   /** Resident memory at the end of init, in bytes. */
   readonly initRssBytes: number;
-  /** Peak resident memory of the whole process, in bytes, read after each event. */
+  /**
+   * Peak resident memory since the end of init, in bytes, read after each event: Linux's `VmHWM`, reset at the end
+   * of init. (`getrusage`'s maxRSS would not do: a spawned child inherits its parent's peak.) Elsewhere, maxRSS.
+   */
   readonly peakRssBytes: readonly number[];
   /** The function's stdout, with `captureStdout`; else empty. */
   readonly stdout: string;
@@ -91,7 +94,15 @@ export interface LambdaProcessResult {
 // file descriptor 3 so that it never mixes with the function's own logs on stdout.
 const RUNNER = `import { readFileSync, writeFileSync, writeSync } from 'node:fs';
 const mark = (line) => writeSync(3, line + '\\n');
+const peakRss = () => {
+  try {
+    const kb = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb !== undefined) return Number(kb) * 1024;
+  } catch {}
+  return process.resourceUsage().maxRSS * 1024;
+};
 const { handler } = await import('./index.mjs');
+try { writeFileSync('/proc/self/clear_refs', '5'); } catch {}
 mark('init ' + process.memoryUsage().rss);
 const results = [];
 for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
@@ -103,7 +114,7 @@ for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
     getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
   };
   results.push(await handler(event, context));
-  mark('response ' + process.resourceUsage().maxRSS * 1024);
+  mark('response ' + peakRss());
 }
 writeFileSync(process.argv[3], JSON.stringify(results));
 `;

@@ -52,8 +52,10 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number):
 }
 
 /**
- * onnxruntime's intra-op threads: the vCPUs Lambda gives this memory size (at least 1); locally, the machine's.
- * More threads than vCPUs only adds contention.
+ * onnxruntime's intra-op threads: the whole vCPUs Lambda gives this memory size (one per 1,769 MB, at least 1, at
+ * most 6 at 10,240 MB); locally, the machine's. Not `os.availableParallelism()` on Lambda: it reports the host's
+ * cores whatever the memory size. A fractional vCPU is a CPU-time quota, not a core: a thread beyond the whole vCPUs
+ * would spin against that quota between operators instead of adding compute.
  */
 export function intraOpThreads(env: NodeJS.ProcessEnv): number {
   const memory = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;

@@ -3,7 +3,7 @@
  * are optional (`CDK_DEFAULT_ACCOUNT`/`CDK_DEFAULT_REGION`, set by the CLI when credentials are configured).
  *
  * Context (`cdk synth -c key=value`): `stackName` (default `OnnxServerless`), `authorization` (`api-key`, the
- * default, or `iam`).
+ * default, or `iam`), `powertoolsTracer` and `sourceMapStackTraces` (`true`; both off by default).
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -15,6 +15,8 @@ const region = process.env['CDK_DEFAULT_REGION'];
 new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'OnnxServerless'), {
   ...(account === undefined && region === undefined ? {} : { env: { account, region } }),
   authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
+  powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
+  sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',
   description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',
 });
 // Every synth (and so every deploy) is checked against the AWS Solutions rules; unacknowledged errors fail it.

@@ -130,7 +130,6 @@ export class ServiceFunction extends Construct {
         [ENV.logLevel]: props.logLevel ?? 'INFO',
         // Responses are tensors: capturing them would blow X-Ray's 64 KB segment limit and leak data into traces.
         [ENV.tracerCaptureResponse]: 'false',
-        [ENV.nodeOptions]: '--enable-source-maps',
         ...props.environment,
       },
       bundling: {

@@ -28,6 +28,8 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
+  /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
+  readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
   readonly sessionOptions: SessionOptions;
 }
@@ -99,6 +101,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     storageTimeoutSeconds: env.STORAGE_TIMEOUT_SECONDS ? positiveNumber(env, 'STORAGE_TIMEOUT_SECONDS', 10) : undefined,
     maxModelBytes: positiveNumber(env, 'MAX_MODEL_BYTES', 1024 * 1024 * 1024),
     functionName: env.AWS_LAMBDA_FUNCTION_NAME || undefined,
+    tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
   };
 }

@@ -14,6 +14,8 @@ export const ENV = {
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
   logLevel: 'POWERTOOLS_LOG_LEVEL',
   tracerCaptureResponse: 'POWERTOOLS_TRACER_CAPTURE_RESPONSE',
+  /** `true` loads the Powertools Tracer (X-Ray subsegment annotations); off by default for cold starts. */
+  traceEnabled: 'POWERTOOLS_TRACE_ENABLED',
   nodeOptions: 'NODE_OPTIONS',
 } as const;
 

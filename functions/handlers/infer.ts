@@ -5,11 +5,16 @@
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import { readConfig } from './config.js';
 import { createInferHandler } from './http-handlers.js';
-import { createObservability } from './observability.js';
+import { createObservability, loadTracer } from './observability.js';
 import { createRuntime } from './runtime.js';
 
 const config = readConfig();
-const observability = createObservability(config.modelName ?? 'infer', config.functionName !== undefined);
+const service = config.modelName ?? 'infer';
+const observability = createObservability(
+  service,
+  config.functionName !== undefined,
+  config.tracing ? await loadTracer(service) : undefined,
+);
 const runtime = createRuntime(config, { telemetry: observability.telemetry });
 
 if (config.preload && config.modelName !== undefined) {

@@ -3,47 +3,70 @@
  * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes. Outside Lambda
  * (the local runtime, tests) metrics are not emitted.
  *
- * No Powertools Tracer: Lambda's active tracing records each invocation without it, and nothing here opens
- * subsegments. Its X-Ray SDK cost about 15 ms of every cold start (bundle size and module initialisation) and, on
- * import, enables an async hook (cls-hooked) that runs on every promise of every request.
+ * The Powertools Tracer is opt-in (`POWERTOOLS_TRACE_ENABLED=true`, the stack's `powertoolsTracer`): Lambda's
+ * active tracing already records every invocation, and the Tracer's X-Ray SDK costs about 15 ms of each cold start
+ * and, once imported, an async hook on every promise. It is imported only when enabled; it then annotates the
+ * cold start and the model, and adds model loads and inference times as trace metadata.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ServingTelemetry } from '../core/model-service.js';
 import { METRICS_NAMESPACE } from './contract.js';
+
+type TraceSegment = NonNullable<ReturnType<Tracer['getSegment']>>;
+type TraceSubsegment = ReturnType<TraceSegment['addNewSubsegment']>;
 
 /** The process's logger and metrics, and the serving telemetry built on them. */
 export interface Observability {
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Present when tracing is enabled. */
+  readonly tracer?: Tracer;
   readonly telemetry: ServingTelemetry;
   /** Records request and response sizes of one inference. */
   readonly payload: (event: { requestBytes: number; responseBytes: number }) => void;
-  /** Call at the end of each invocation: flushes the metrics of that invocation. */
+  /** Call at the end of each invocation: flushes its metrics and closes its trace subsegment. */
   readonly flush: () => void;
-  /** Whether this is the process's first invocation (then set to false). */
+  /** Starts an invocation: whether it is the process's first (then set to false); opens its trace subsegment. */
   readonly takeColdStart: () => boolean;
 }
 
-/** Creates the observability of a function named `service`; `inLambda` false turns metric output off. */
-export function createObservability(service: string, inLambda: boolean): Observability {
+/** Imports and creates the Powertools Tracer (only called when tracing is enabled: the import has a cost). */
+export async function loadTracer(service: string): Promise<Tracer> {
+  const { Tracer: PowertoolsTracer } = await import('@aws-lambda-powertools/tracer');
+  return new PowertoolsTracer({ serviceName: service });
+}
+
+/**
+ * Creates the observability of a function named `service`; `inLambda` false turns metric output off; `tracer`
+ * (from {@link loadTracer}) adds trace annotations and metadata.
+ */
+export function createObservability(service: string, inLambda: boolean, tracer?: Tracer): Observability {
   const logger = new Logger({ serviceName: service });
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
   let coldStart = true;
+  // With the Tracer, each invocation gets a `## handler` subsegment (the Lambda segment itself is read-only).
+  let invocation: { parent: TraceSegment; subsegment: TraceSubsegment } | undefined;
   const telemetry: ServingTelemetry = {
     modelLoaded: ({ model, version, bytes, fetchMs, createMs }) => {
       logger.info('model loaded', { model, version, bytes, fetchMs, createMs });
       metrics.addMetric('ModelFetchTime', MetricUnit.Milliseconds, fetchMs);
       metrics.addMetric('ModelLoadTime', MetricUnit.Milliseconds, createMs);
       metrics.addMetric('ModelBytes', MetricUnit.Bytes, bytes);
+      tracer?.putAnnotation('modelVersion', version);
+      tracer?.putMetadata('modelLoad', { model, version, bytes, fetchMs, createMs });
     },
-    inferred: ({ runMs }) => {
+    inferred: ({ model, version, runMs }) => {
       metrics.addMetric('InferenceTime', MetricUnit.Milliseconds, runMs);
+      tracer?.putAnnotation('model', model);
+      tracer?.putMetadata('inference', { version, runMs });
     },
   };
   return {
     logger,
     metrics,
+    ...(tracer === undefined ? {} : { tracer }),
     telemetry,
     payload: ({ requestBytes, responseBytes }) => {
       metrics.addMetric('RequestBytes', MetricUnit.Bytes, requestBytes);
@@ -52,10 +75,21 @@ export function createObservability(service: string, inLambda: boolean): Observa
     flush: () => {
       if (inLambda) metrics.publishStoredMetrics();
       else metrics.clearMetrics();
+      if (tracer !== undefined && invocation !== undefined) {
+        invocation.subsegment.close();
+        tracer.setSegment(invocation.parent);
+        invocation = undefined;
+      }
     },
     takeColdStart: () => {
       const was = coldStart;
       if (was && inLambda) metrics.captureColdStartMetric();
+      const parent = tracer?.getSegment();
+      if (tracer !== undefined && parent !== undefined) {
+        invocation = { parent, subsegment: parent.addNewSubsegment('## handler') };
+        tracer.setSegment(invocation.subsegment);
+        tracer.annotateColdStart();
+      }
       coldStart = false;
       return was;
     },

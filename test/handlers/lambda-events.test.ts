@@ -9,7 +9,7 @@ import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions
 import type { SessionFactory } from '../../functions/core/session.js';
 import { readConfig } from '../../functions/handlers/config.js';
 import { createControlHandler, createInferHandler, createRegisterHandler } from '../../functions/handlers/factories.js';
-import { createObservability } from '../../functions/handlers/observability.js';
+import { createObservability, loadTracer } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import type { WarmerEvent, WarmerResult } from '../../functions/handlers/warmer.js';
 import { restApiEvent, s3Event } from '../support/events.js';
@@ -106,6 +106,17 @@ describe('infer handler', () => {
     // The API Gateway request id: the one the client sees in x-amzn-RequestId.
     expect(JSON.parse(result.body)).toEqual({ error: 'internal error; request id gw-1' });
     expect(healthy.statusCode).toBe(200);
+  });
+  it('serves as usual with the Powertools Tracer loaded (POWERTOOLS_TRACE_ENABLED=true)', async () => {
+    const traced = createObservability('test-traced', false, await loadTracer('test-traced'));
+    traced.logger.setLogLevel('SILENT');
+    const handler = createInferHandler(runtime, traced, { model: 'linear' });
+
+    const first = (await handler(restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }), context)) as APIGatewayProxyResult;
+    const second = (await handler(restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }), context)) as APIGatewayProxyResult;
+
+    expect(traced.tracer).toBeDefined();
+    expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
   });
 });
 

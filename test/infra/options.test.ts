@@ -164,3 +164,26 @@ describe('catalog loading', () => {
     expect(loadCatalog(join(dir, 'absent'))).toEqual([]);
   });
 });
+
+describe('powertoolsTracer and sourceMapStackTraces', () => {
+  it('are off by default and, when on, reach every function', () => {
+    const off = synthesize({ models: [model('a')] }, { bundling: false, id: 'TracingOff' });
+    const on = synthesize({ models: [model('a')], powertoolsTracer: true, sourceMapStackTraces: true }, { bundling: false, id: 'TracingOn' });
+
+    // The service's own functions: those with a Powertools service name (CDK's provider functions have none).
+    const environments = (synth: Synthesized) =>
+      Object.values(resources(synth.template))
+        .filter((r) => r.Type === 'AWS::Lambda::Function')
+        .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
+        .filter((variables) => variables.POWERTOOLS_SERVICE_NAME !== undefined);
+    expect(environments(off)).toHaveLength(3);
+    for (const variables of environments(off)) {
+      expect(variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
+      expect(variables.NODE_OPTIONS).toBeUndefined();
+    }
+    expect(environments(on)).toHaveLength(3);
+    for (const variables of environments(on)) {
+      expect(variables).toMatchObject({ POWERTOOLS_TRACE_ENABLED: 'true', NODE_OPTIONS: '--enable-source-maps' });
+    }
+  });
+});

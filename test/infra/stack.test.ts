@@ -84,7 +84,7 @@ describe('functions', () => {
           POWERTOOLS_METRICS_NAMESPACE: 'OnnxServerless',
           POWERTOOLS_LOG_LEVEL: 'INFO',
           POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
-          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_TRACE_ENABLED: 'false',
         },
       },
     });

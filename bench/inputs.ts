@@ -4,6 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { writeFileSync } from 'node:fs';
+import { ORT_TYPE_BY_DATATYPE } from '../functions/adapters/onnxruntime-session.js';
 import { restApiEvent } from '../test/support/events.js';
 import { createTensorData, encodeInferenceRequest } from '../functions/core/codec/index.js';
 import { createPrng } from '../functions/core/onnx/prng.js';
@@ -69,23 +70,6 @@ export function inferEvent(model: string, request: { body: Uint8Array; headers: 
   return restApiEvent({ method: 'POST', path: `/v2/models/${model}/infer`, headers, body: request.body, requestId: 'bench' });
 }
 
-/** onnxruntime's element type of each V2 datatype. */
-export const ORT_TYPE = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
-} as const;
-
 /** One input as the child processes read it: onnxruntime's type, dims, and base64 bytes (or strings). */
 export interface InputJson {
   readonly name: string;
@@ -98,7 +82,7 @@ export interface InputJson {
 export function writeInputsFile(file: string, tensors: readonly Tensor[]): void {
   const inputs: InputJson[] = tensors.map((t) => ({
     name: t.name,
-    type: ORT_TYPE[t.datatype],
+    type: ORT_TYPE_BY_DATATYPE[t.datatype],
     dims: t.shape,
     data: Array.isArray(t.data) ? t.data : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64'),
   }));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
-import { ortSessionOptions } from '../functions/adapters/onnxruntime-session.js';
+import { ortSessionOptions, toOrtTensor } from '../functions/adapters/onnxruntime-session.js';
 import type { BlobStore } from '../functions/core/blob-store.js';
 import { decodeInferenceResponse } from '../functions/core/codec/index.js';
 import type { Tensor } from '../functions/core/types.js';
@@ -17,13 +17,13 @@ import { readConfig } from '../functions/handlers/config.js';
 import { createInferHandler, type InferHandler } from '../functions/handlers/http-handlers.js';
 import { createObservability } from '../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../functions/handlers/runtime.js';
-import { ORT_TYPE, binaryRequest, inferEvent, jsonRequest, modelInputs, writeInputsFile } from './inputs.js';
+import { binaryRequest, inferEvent, jsonRequest, modelInputs, writeInputsFile } from './inputs.js';
 import { medians, timeAlternating } from './stats.js';
 
 /** onnxruntime feeds for `tensors` (what a program calling onnxruntime directly would pass). */
 export function ortFeeds(tensors: readonly Tensor[]): Record<string, ort.Tensor> {
   return Object.fromEntries(
-    tensors.map((t) => [t.name, new ort.Tensor(ORT_TYPE[t.datatype], t.data as ort.Tensor.DataType, [...t.shape])]),
+    tensors.map((t) => [t.name, toOrtTensor(t)]),
   );
 }
 

@@ -3,26 +3,11 @@
  * check that a model refused at registration is one that onnxruntime itself cannot run.
  */
 import * as ort from 'onnxruntime-node';
+// Only the tensor conversions: the session here is created and run directly, with onnxruntime's defaults.
+import { fromOrtTensor, toOrtTensor } from '../functions/adapters/onnxruntime-session.js';
 import { onnx } from '../functions/core/onnx/proto.js';
-import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
+import type { Tensor } from '../functions/core/types.js';
 
-const ORT_TYPES = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
-} as const satisfies Record<Datatype, ort.Tensor.Type>;
-
-const DATATYPES = new Map<string, Datatype>(Object.entries(ORT_TYPES).map(([d, t]) => [t, d as Datatype]));
 
 /** What onnxruntime did with the model and the inputs. */
 export type DirectRun =
@@ -40,14 +25,13 @@ export async function runDirectly(model: Uint8Array, inputs: readonly Tensor[]):
   try {
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of inputs) {
-      feeds[input.name] = new ort.Tensor(ORT_TYPES[input.datatype], input.data as ort.Tensor.DataType, [...input.shape]);
+      feeds[input.name] = toOrtTensor(input);
     }
     const results = await session.run(feeds);
     const outputs = session.outputNames.map((name): Tensor => {
       const value = results[name];
-      const datatype = value === undefined ? undefined : DATATYPES.get(value.type);
-      if (value === undefined || datatype === undefined) throw new Error(`output "${name}" is not a tensor V2 can carry`);
-      return { name, datatype, shape: value.dims.map(Number), data: value.data as TensorData };
+      if (value === undefined) throw new Error(`onnxruntime returned no output "${name}"`);
+      return fromOrtTensor(name, value);
     });
     return { ok: true, outputs };
   } catch (error) {

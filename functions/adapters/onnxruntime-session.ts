@@ -8,7 +8,7 @@ import type { ModelSession, SessionFactory, SessionOptions } from '../core/sessi
 import type { Datatype, Tensor, TensorData, TensorSpec } from '../core/types.js';
 
 /** onnxruntime's tensor element type for each V2 datatype. */
-const ORT_TYPE_BY_DATATYPE = {
+export const ORT_TYPE_BY_DATATYPE = {
   BOOL: 'bool',
   UINT8: 'uint8',
   UINT16: 'uint16',
@@ -50,12 +50,14 @@ function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], side: 
   });
 }
 
-function toOrtTensor(tensor: Tensor): ort.Tensor {
+/** The core's tensor as an `ort.Tensor` over the same memory. */
+export function toOrtTensor(tensor: Tensor): ort.Tensor {
   const type = ORT_TYPE_BY_DATATYPE[tensor.datatype];
   return new ort.Tensor(type, tensor.data as ort.Tensor.DataType, tensor.shape as number[]);
 }
 
-function fromOrtTensor(name: string, value: ort.OnnxValue): Tensor {
+/** onnxruntime's output as the core's tensor. */
+export function fromOrtTensor(name: string, value: ort.OnnxValue): Tensor {
   const datatype = datatypeOfOrtType(value.type);
   if (datatype === undefined) {
     throw new Error(`output "${name}" has element type ${value.type}, which KServe V2 cannot carry`);

@@ -1,6 +1,6 @@
 /** Lambda entry point `register`: S3 ObjectCreated events under `uploads/` become versions or rejections. */
 import { readConfig } from './config.js';
-import { createRegisterHandler } from './factories.js';
+import { createRegisterHandler } from './register-handler.js';
 import { createObservability, loadTracer } from './observability.js';
 import { createRuntime } from './runtime.js';
 

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { HttpHandler, InferHandler } from '../handlers/factories.js';
+import type { HttpHandler, InferHandler } from '../handlers/http-handlers.js';
 import { LAMBDA_REQUEST_PAYLOAD_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES } from '../handlers/http.js';
 
 /** Settings of {@link startGateway}. */

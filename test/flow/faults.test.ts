@@ -13,7 +13,7 @@ import { createS3Client } from '../../functions/adapters/s3-client.js';
 import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
 import { ModelService } from '../../functions/core/model-service.js';
 import { readConfig } from '../../functions/handlers/config.js';
-import { createControlHandler, createInferHandler } from '../../functions/handlers/factories.js';
+import { createControlHandler, createInferHandler } from '../../functions/handlers/http-handlers.js';
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import { startGateway, type Gateway } from '../../functions/local/gateway.js';

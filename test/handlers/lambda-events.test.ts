@@ -8,7 +8,8 @@ import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import type { SessionFactory } from '../../functions/core/session.js';
 import { readConfig } from '../../functions/handlers/config.js';
-import { createControlHandler, createInferHandler, createRegisterHandler } from '../../functions/handlers/factories.js';
+import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
+import { createControlHandler, createInferHandler } from '../../functions/handlers/http-handlers.js';
 import { createObservability, loadTracer } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import type { WarmerEvent, WarmerResult } from '../../functions/handlers/warmer.js';

@@ -15,7 +15,8 @@ import { ModelBuilder, attr, buildIdentityModel } from '../../functions/core/onn
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import type { Datatype } from '../../functions/core/types.js';
 import { readConfig } from '../../functions/handlers/config.js';
-import { createControlHandler, createInferHandler, createRegisterHandler, type InferHandler } from '../../functions/handlers/factories.js';
+import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
+import { createControlHandler, createInferHandler, type InferHandler } from '../../functions/handlers/http-handlers.js';
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import { startGateway } from '../../functions/local/gateway.js';

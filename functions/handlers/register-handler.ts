@@ -1,14 +1,12 @@
 /**
- * The Lambda handlers, as factories over a {@link Runtime}: the entry files (`infer.ts`, `control.ts`,
- * `register.ts`) build them from the environment at init; tests and the local runtime build them with their own.
- * The HTTP-facing ones live in `http-handlers.ts` (re-exported here).
+ * The `register` handler as a factory over a {@link Runtime}: the entry file `register.ts` builds it from the
+ * environment at init; tests and the local runtime build it with their own. (The HTTP-facing handlers are in
+ * `http-handlers.ts`; keeping registration apart keeps the ONNX protobuf schema out of their bundles.)
  */
 import type { S3Event } from 'aws-lambda';
 import { registerUpload, type RegistrationOutcome } from '../core/registration.js';
 import type { Observability } from './observability.js';
 import type { Runtime } from './runtime.js';
-
-export { createControlHandler, createInferHandler, type HttpHandler, type InferHandler } from './http-handlers.js';
 
 /** The `register` handler's answer: one outcome per record. */
 export interface RegisterResult {

@@ -111,10 +111,12 @@ export class ModelRepository {
     return object.body;
   }
 
-  /** Rejections of one model (or all), oldest first. */
-  public async listRejections(model?: string): Promise<Rejection[]> {
+  /** Rejections of one model (or all), oldest first; with `latest`, only that many of the newest. */
+  public async listRejections(model?: string, options: { latest?: number } = {}): Promise<Rejection[]> {
     const rejections: Rejection[] = [];
-    for (const key of await this.listRejectionKeys(model)) {
+    const keys = await this.listRejectionKeys(model);
+    // Keys start with the time of refusal: the newest are last, and only those are read when `latest` is given.
+    for (const key of options.latest === undefined ? keys : keys.slice(-options.latest)) {
       const rejection = await this.readRejection(key);
       if (rejection !== undefined) rejections.push(rejection);
     }

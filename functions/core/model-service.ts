@@ -229,9 +229,9 @@ export class ModelService {
     });
   }
 
-  /** Refused uploads of one model, oldest first. */
-  public rejections(model: string): Promise<Rejection[]> {
-    return this.storage(() => this.options.repository.listRejections(model));
+  /** Refused uploads of one model, oldest first; with `latest`, only that many of the newest. */
+  public rejections(model: string, latest?: number): Promise<Rejection[]> {
+    return this.storage(() => this.options.repository.listRejections(model, { latest }));
   }
 
   private pick(manifest: Manifest, version: string | undefined): string | undefined {

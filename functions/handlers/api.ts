@@ -18,6 +18,9 @@ export const SERVER_VERSION = '0.1.0';
 /** Protocol extensions we implement. */
 export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'classification_zipmap'] as const;
 
+/** Refused uploads listed in a model's metadata, newest last (all of them: `npm run models -- rejections <m>`). */
+const METADATA_REJECTIONS = 20;
+
 /** Which routes an API instance serves. */
 export type ApiScope =
   | { readonly kind: 'all' }
@@ -61,7 +64,7 @@ export function createApi(options: ApiOptions): Api {
         case 'model-metadata': {
           const target = await service.resolve(route.model, route.version);
           const manifest = await service.manifest(route.model);
-          const rejections = await service.rejections(route.model);
+          const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
           return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
         }
         case 'model-ready': {
@@ -155,7 +158,7 @@ function modelMetadataBody(
       labels,
       rewrites: metadata.rewrites,
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
-      rejections: rejections.slice(-20),
+      rejections,
     },
   };
 }

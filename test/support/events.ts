@@ -3,6 +3,7 @@
  * ObjectCreated notifications.
  */
 import type { APIGatewayProxyEvent, S3Event } from 'aws-lambda';
+import { objectCreatedEvent } from '../../functions/local/s3-event.js';
 
 /** What varies between the REST API events of the tests. */
 export interface RestEventParts {
@@ -44,24 +45,24 @@ export function restApiEvent(parts: RestEventParts): APIGatewayProxyEvent {
   };
 }
 
-/** An S3 ObjectCreated notification with one record per key, keys encoded as S3 encodes them (spaces as `+`). */
+/**
+ * An S3 ObjectCreated notification with one record per key, each record built by the embedded S3 server's own
+ * {@link objectCreatedEvent}, so keys are encoded exactly as S3 encodes them (spaces as `+`).
+ */
 export function s3Event(keys: readonly string[]): S3Event {
   return {
-    Records: keys.map((key, i) => ({
-      eventVersion: '2.1',
-      eventSource: 'aws:s3',
-      awsRegion: 'us-east-1',
-      eventTime: new Date().toISOString(),
-      eventName: 'ObjectCreated:Put',
-      userIdentity: { principalId: 'local' },
-      requestParameters: { sourceIPAddress: '127.0.0.1' },
-      responseElements: { 'x-amz-request-id': 'r', 'x-amz-id-2': 'r' },
-      s3: {
-        s3SchemaVersion: '1.0',
-        configurationId: 'register',
-        bucket: { name: 'models', ownerIdentity: { principalId: 'local' }, arn: 'arn:aws:s3:::models' },
-        object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 1, eTag: 'e', sequencer: String(i + 1) },
-      },
-    })),
+    Records: keys.flatMap(
+      (key, i) =>
+        objectCreatedEvent({
+          eventName: 'ObjectCreated:Put',
+          region: 'us-east-1',
+          bucket: 'models',
+          key,
+          size: 1,
+          eTag: 'e',
+          sequencer: String(i + 1),
+          sourceIp: '127.0.0.1',
+        }).Records,
+    ),
   };
 }

@@ -5,7 +5,7 @@
  * template, into the handler that enforces them. One synthesis for the file, without bundling (template only).
  */
 import { Stack, type CfnElement } from 'aws-cdk-lib';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyResult } from 'aws-lambda';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { createRegisterHandler } from '../../functions/handlers/register-handler
 import { createInferHandler } from '../../functions/handlers/http-handlers.js';
 import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime } from '../../functions/handlers/runtime.js';
-import { s3Event } from '../support/events.js';
+import { restApiEvent, s3Event } from '../support/events.js';
 import { removeTempDirs, resources, roleStatements, synthesize, writeCatalog, type Synthesized } from './fixture.js';
 
 afterAll(removeTempDirs);
@@ -145,14 +145,12 @@ describe('per-model limits, catalog to handler', () => {
       handlers.set(name, createInferHandler(runtime, observability, { model: name }));
     }
     const call = async (name: string, body: unknown) => {
-      const event = {
+      const event = restApiEvent({
         path: `/v2/models/${name}/infer`,
-        httpMethod: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
-        isBase64Encoded: false,
-        requestContext: { requestId: 'r' },
-      } as unknown as APIGatewayProxyEvent;
+        requestId: 'r',
+      });
       return (await handlers.get(name)!(event, { awsRequestId: 'r' })) as APIGatewayProxyResult;
     };
     const request = (id: string, rows: number) => ({

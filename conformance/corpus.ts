@@ -12,14 +12,6 @@ export const CATEGORIES = ['sklearn', 'onnx-backend', 'onnx-light', 'paddle'] as
 /** One corpus folder. */
 export type Category = (typeof CATEGORIES)[number];
 
-/** Framework of origin of each folder (see the corpus README). */
-export const FRAMEWORK_OF: Readonly<Record<Category, string>> = {
-  sklearn: 'scikit-learn (skl2onnx, onnxmltools)',
-  'onnx-backend': 'PyTorch exports and hand-built graphs (ONNX backend test data)',
-  'onnx-light': 'classic CNNs with constant weights (ONNX model zoo, light)',
-  paddle: 'PaddlePaddle (paddle2onnx)',
-};
-
 /** One case: a folder holding `model.onnx` and its oracle's data. */
 export interface CorpusCase {
   readonly category: Category;

@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
-import { ModelBuilder, attr, buildIdentityModel } from '../../functions/core/onnx/index.js';
+import { ModelBuilder, attr } from '../../functions/core/onnx/index.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
-import type { Datatype } from '../../functions/core/types.js';
 import { readConfig } from '../../functions/handlers/config.js';
 import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
 import { createControlHandler, createInferHandler, type InferHandler } from '../../functions/handlers/http-handlers.js';
@@ -184,9 +183,7 @@ export function amplifierModel(value: number): Uint8Array {
 }
 
 /** `output = Identity(input)` of `datatype`, input `['N']`. */
-export function identityModel(datatype: Datatype): Uint8Array {
-  return buildIdentityModel(datatype);
-}
+export { buildIdentityModel as identityModel } from '../../functions/core/onnx/index.js';
 
 /** A V2 JSON request body for {@link linearModel}. */
 export function linearBody(rows: readonly (readonly number[])[], extra: Record<string, unknown> = {}): string {

@@ -73,7 +73,7 @@ export interface RepositoryIndexRow {
 /** Request parameter that adds scikit-learn's `{label: probability}` rows to outputs that had a ZipMap. */
 export const ZIPMAP_PARAMETER = 'zipmap';
 
-/** A version resolved from a route: the manifest it came from and its metadata. */
+/** A version resolved from a route (a number, a label or `latest`): its model, its version number and its metadata. */
 export interface ResolvedVersion {
   readonly model: string;
   readonly version: string;

@@ -3,7 +3,7 @@
  * the embedded S3 server of a running local stack, and once as a real child process.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,7 +202,8 @@ describe('commands against the embedded S3 server', () => {
       "refused: output y differs from the sample's expected output at element 0: expected 4, got 12 (tolerance 0.0001)",
       'cli-b still serves version 1',
     ]);
-    expect(await flow.store.get('uploads/cli-b/wrong.onnx.json')).toBeDefined();
+    const storedSample = await flow.store.get('uploads/cli-b/wrong.onnx.json');
+    expect(Buffer.from(storedSample?.body ?? []).toString('utf8')).toBe(await readFile(sample, 'utf8'));
     expect(rejections.code).toBe(EXIT_CODES.ok);
     expect(rejections.out).toEqual([
       expect.stringMatching(/^\d{4}-\d\d-\d\dT[0-9:.]+Z {2}uploads\/cli-b\/wrong\.onnx {2}sha256 [0-9a-f]{12}$/),

@@ -114,11 +114,6 @@ export class ModelService {
     });
   }
 
-  /** The repository the service reads from. */
-  public get repository(): ModelRepository {
-    return this.options.repository;
-  }
-
   /**
    * Resolves `version` (a number, a label such as `stable`, or `undefined` for `latest`) of `model`.
    * @throws NotFoundError for an unknown model, version or label; ServiceUnavailableError when storage fails.

@@ -152,7 +152,7 @@ export function float16BitsToFloat32(bits: number): number {
   return sign * (1024 + mantissa) * 2 ** (exponent - 25);
 }
 
-/** Value range of each integer datatype, as numbers (64-bit types also as bigints). */
+/** Value range of each integer datatype up to 32 bits, as numbers (64-bit types: {@link INT64_RANGE}). */
 export const INTEGER_RANGE = {
   UINT8: { min: 0, max: 0xff },
   UINT16: { min: 0, max: 0xffff },

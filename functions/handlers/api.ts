@@ -11,7 +11,7 @@ import type { ModelMetadata } from '../core/types.js';
 import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
 
-/** Name and version reported by `GET /v2`. */
+/** Server name reported by `GET /v2`. */
 export const SERVER_NAME = 'onnx-serverless';
 /** Version reported by `GET /v2`. */
 export const SERVER_VERSION = '0.1.0';

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toOrtTensor } from '../../functions/adapters/onnxruntime-session.js';
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import type { Tensor } from '../../functions/core/types.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
@@ -35,11 +36,7 @@ async function infer(model: string, inputs: Tensor[], options: Parameters<typeof
 /** onnxruntime called directly on the committed model file: the oracle. */
 async function direct(model: string, inputs: Tensor[]): Promise<Record<string, ort.Tensor>> {
   const session = await ort.InferenceSession.create(await readFile(path.join('models', `${model}.onnx`)));
-  const feeds: Record<string, ort.Tensor> = {};
-  const types = { FP32: 'float32', BYTES: 'string' } as const;
-  for (const input of inputs) {
-    feeds[input.name] = new ort.Tensor(types[input.datatype as keyof typeof types], input.data as Float32Array, [...input.shape]);
-  }
+  const feeds = Object.fromEntries(inputs.map((input) => [input.name, toOrtTensor(input)]));
   const result = await session.run(feeds);
   await session.release();
   return result;

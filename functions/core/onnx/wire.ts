@@ -4,6 +4,7 @@
  * schema (IR version 8) does not know, which a decode/encode round trip through protobufjs would silently drop.
  */
 import protobuf from 'protobufjs/minimal.js';
+import { concatBytes } from '../codec/message.js';
 
 /** Protobuf wire type of embedded messages, strings and bytes. */
 export const LENGTH_DELIMITED = 2;
@@ -65,13 +66,7 @@ export function rebuildMessage(
     else if (replacement !== null) parts.push(lengthDelimited(field.number, replacement));
   }
   for (const field of append) parts.push(lengthDelimited(field.number, field.value));
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function lengthDelimited(number: number, value: Uint8Array): Uint8Array {
@@ -79,8 +74,5 @@ function lengthDelimited(number: number, value: Uint8Array): Uint8Array {
     .uint32(((number << 3) | LENGTH_DELIMITED) >>> 0)
     .uint32(value.length)
     .finish();
-  const out = new Uint8Array(header.length + value.length);
-  out.set(header, 0);
-  out.set(value, header.length);
-  return out;
+  return concatBytes([header, value]);
 }

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { BlobStore } from './blob-store.js';
-import { isValidModelName } from './catalog.js';
-import { decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
+import { isValidModelName, type Limits } from './catalog.js';
+import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import {
@@ -17,9 +17,7 @@ import {
   type RewriteResult,
 } from './onnx/rewrites.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
-import type { Limits } from './catalog.js';
 import type { ModelMetadata, Tensor, TensorData, TensorSpec } from './types.js';
-import { createTensorData } from './codec/index.js';
 
 /** What became of one uploaded object. */
 export type RegistrationOutcome =

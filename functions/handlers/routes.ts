@@ -63,9 +63,8 @@ export function matchRoute(method: string, path: string): Route {
         throw new NotFoundError(`unknown version of model "${model}"`);
       }
       action = fifth;
-    } else if (fifth !== undefined) {
-      throw new NotFoundError(`no route ${path.slice(0, 200)}`);
     } else if (fourth !== undefined) {
+      // Only /versions/<v>/... has a fourth segment (and so a fifth).
       throw new NotFoundError(`no route ${path.slice(0, 200)}`);
     }
     const target = { model, ...(version === undefined ? {} : { version }) };

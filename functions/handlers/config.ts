@@ -3,6 +3,7 @@
  */
 import os from 'node:os';
 import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
+import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from './contract.js';
 
@@ -79,12 +80,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       throw new ConfigurationError(`${ENV.modelLimits} is not valid JSON`);
     }
     const parsed = limitsSchema.safeParse(json);
-    if (!parsed.success) throw new ConfigurationError(`MODEL_LIMITS is invalid: ${parsed.error.message}`);
+    if (!parsed.success) throw new ConfigurationError(`${ENV.modelLimits} is invalid: ${parsed.error.message}`);
     limits = parsed.data;
   }
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
-    throw new ConfigurationError(`MODEL_NAME "${modelName}" is not a valid model name`);
+    throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
   }
   const level = (env.GRAPH_OPTIMIZATION_LEVEL ?? 'all') as GraphOptimizationLevel;
   if (!OPTIMIZATION_LEVELS.includes(level)) {
@@ -95,7 +96,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     s3Endpoint: env.S3_ENDPOINT || undefined,
     modelDir: env.MODEL_DIR || undefined,
     modelName,
-    manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, 15),
+    manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env.STORAGE_TIMEOUT_SECONDS ? positiveNumber(env, 'STORAGE_TIMEOUT_SECONDS', 10) : undefined,

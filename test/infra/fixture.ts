@@ -8,26 +8,16 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import onnxProto from 'onnx-proto';
+import { ModelBuilder } from '../../functions/core/onnx/index.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
-
-const { onnx } = onnxProto;
 
 /** `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. */
 export function squareModel(): Uint8Array {
-  const vector = { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'n' }] } } };
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'onnx-serverless-infra-test',
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name: 'square',
-      node: [{ opType: 'Mul', input: ['x', 'x'], output: ['y'] }],
-      input: [{ name: 'x', type: vector }],
-      output: [{ name: 'y', type: vector }],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return new ModelBuilder({ graphName: 'square' })
+    .input('x', 'FP32', ['n'])
+    .node('Mul', ['x', 'x'], ['y'])
+    .output('y', 'FP32', ['n'])
+    .toBytes();
 }
 
 const created: string[] = [];

@@ -3,7 +3,7 @@
  * `JSON.parse` of the same body alone, and against its binary form; and the sizes of an OCR batch on the wire.
  */
 import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
-import { decodeInferenceRequest, encodeInferenceRequest } from '../functions/core/codec/index.js';
+import { decodeInferenceRequest, elementCount, encodeInferenceRequest } from '../functions/core/codec/index.js';
 import { createPrng, uniformFloat32 } from '../functions/core/onnx/prng.js';
 import type { Tensor } from '../functions/core/types.js';
 import { medians, timeAlternating } from './stats.js';
@@ -25,7 +25,7 @@ export interface CodecResults {
 
 /** Random floats as a client gets them from float32 pixels: printed with up to 17 significant digits. */
 function imageTensor(shape: number[], seed: number): Tensor {
-  const count = shape.reduce((a, b) => a * b, 1);
+  const count = elementCount(shape);
   return { name: 'x', datatype: 'FP32', shape, data: uniformFloat32(createPrng(seed), count, 2.5) };
 }
 

@@ -6,14 +6,14 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { writeFileSync } from 'node:fs';
 import { ORT_TYPE_BY_DATATYPE } from '../functions/adapters/onnxruntime-session.js';
 import { restApiEvent } from '../test/support/events.js';
-import { createTensorData, encodeInferenceRequest } from '../functions/core/codec/index.js';
+import { createTensorData, elementCount, encodeInferenceRequest } from '../functions/core/codec/index.js';
 import { createPrng } from '../functions/core/onnx/prng.js';
 import type { Tensor, TensorSpec } from '../functions/core/types.js';
 
 /** Deterministic data for one input: dynamic dimensions become 1; values are small and valid for the type. */
 export function inputTensor(spec: TensorSpec, seed = 7): Tensor {
   const shape = spec.shape.map((dim) => (dim < 0 ? 1 : dim));
-  const count = shape.reduce((a, b) => a * b, 1);
+  const count = elementCount(shape);
   const data = createTensorData(spec.datatype, count);
   const random = createPrng(seed);
   for (let i = 0; i < count; i++) {

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { elementCount } from '../functions/core/codec/index.js';
 import { inspectModel, type ValueSummary } from '../functions/core/onnx/inspect.js';
 import { int64ToSafe, onnx, type Int64Like } from '../functions/core/onnx/proto.js';
 import type { Tensor } from '../functions/core/types.js';
@@ -18,7 +19,7 @@ import {
 import type { CorpusCase } from './corpus.js';
 import { runDirectly } from './direct.js';
 import { decodeTensorProto } from './tensor-proto.js';
-import { elementsIn, fromJson, generatedInput, joinRows, observe, sliceRows, toNumber, type JsonTensor, type Observed } from './tensors.js';
+import { fromJson, generatedInput, joinRows, observe, sliceRows, toNumber, type JsonTensor, type Observed } from './tensors.js';
 
 /** Inputs with more elements than this travel in the binary tensor extension (and so do the outputs). */
 export const BINARY_ABOVE_ELEMENTS = 4096;
@@ -136,7 +137,7 @@ function sklearnPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
         const part = perRow ? sliceRows(whole, run, 1) : whole;
         // A fully fixed declared shape of the right size is used as declared (e.g. rows of [4] sent as [1, 1]).
         const fixed = (input.shape ?? []).every((d): d is number => typeof d === 'number' && d >= 0) ? (input.shape as number[]) : undefined;
-        return fixed !== undefined && elementsIn(fixed) === size ? { ...part, shape: fixed } : part;
+        return fixed !== undefined && elementCount(fixed) === size ? { ...part, shape: fixed } : part;
       }),
     );
   }
@@ -245,9 +246,9 @@ function generatedInputs(testCase: CorpusCase, declared: readonly ValueSummary[]
     const shape = concreteShape(input.shape);
     const datatype = input.datatype ?? 'FP32';
     // Detection exports take the resize factors and image size beside the image (PicoDet, PP-YOLOE).
-    if (/scale_factor/i.test(input.name)) return { name: input.name, datatype: 'FP32', shape, data: new Float32Array(elementsIn(shape)).fill(1) };
+    if (/scale_factor/i.test(input.name)) return { name: input.name, datatype: 'FP32', shape, data: new Float32Array(elementCount(shape)).fill(1) };
     if (/im_shape/i.test(input.name)) {
-      const data = new Float32Array(elementsIn(shape));
+      const data = new Float32Array(elementCount(shape));
       for (let i = 0; i < data.length; i += 2) data.set([imageShape[2] ?? 1, imageShape[3] ?? 1], i);
       return { name: input.name, datatype: 'FP32', shape, data };
     }

@@ -2,7 +2,7 @@
  * Reads the serialized `onnx.TensorProto` files of the ONNX backend test data (`input_N.pb`, `output_N.pb`) into
  * the core's tensors. Both storages are handled: `raw_data` (little-endian bytes) and the typed repeated fields.
  */
-import { TYPED_ARRAY_BY_DATATYPE, createTensorData } from '../functions/core/codec/index.js';
+import { TYPED_ARRAY_BY_DATATYPE, createTensorData, elementCount } from '../functions/core/codec/index.js';
 import { datatypeOfElementType, int64ToNumber, onnx, type Int64Like, type OnnxTypes } from '../functions/core/onnx/proto.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
@@ -13,7 +13,6 @@ export class UnsupportedTensorProtoError extends Error {
     this.name = 'UnsupportedTensorProtoError';
   }
 }
-
 
 /**
  * Decodes one serialized TensorProto. `name` defaults to the proto's own name.
@@ -26,8 +25,7 @@ export function decodeTensorProto(bytes: Uint8Array, name?: string): Tensor {
     throw new UnsupportedTensorProtoError(`TensorProto "${proto.name}" has element type ${proto.dataType}, which V2 cannot carry`);
   }
   const shape = proto.dims.map((d) => int64ToNumber(d as Int64Like));
-  const count = shape.reduce((a, b) => a * b, 1);
-  return { name: name ?? proto.name, datatype, shape, data: elementsOf(proto, datatype, count) };
+  return { name: name ?? proto.name, datatype, shape, data: elementsOf(proto, datatype, elementCount(shape)) };
 }
 
 function elementsOf(proto: OnnxTypes.TensorProto, datatype: Datatype, count: number): TensorData {

@@ -2,7 +2,7 @@
  * Tensors as the conformance runner handles them: from the corpus's JSON form, cut into per-row requests, joined
  * back, turned into plain values for comparison, and generated deterministically for cases without inputs.
  */
-import { createTensorData, float16BitsToFloat32, float32ToFloat16Bits } from '../functions/core/codec/index.js';
+import { createTensorData, elementCount, float16BitsToFloat32, float32ToFloat16Bits } from '../functions/core/codec/index.js';
 import { createPrng } from '../functions/core/onnx/prng.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
@@ -15,11 +15,6 @@ export interface JsonTensor {
 
 /** A comparable element: numbers (64-bit integers too, which the corpus keeps small), or strings. */
 export type Value = number | string;
-
-/** Elements in a shape. */
-export function elementsIn(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 /** `"NaN"`, `"Infinity"`, `"-Infinity"` and numbers, as numbers. */
 export function toNumber(value: number | string | boolean): number {
@@ -42,7 +37,7 @@ export function fromJson(name: string, json: JsonTensor, shape: readonly number[
 
 /** Rows `[start, start + count)` along the first dimension, as a new tensor with shape `[count, ...rest]`. */
 export function sliceRows(tensor: Tensor, start: number, count: number, shape?: readonly number[]): Tensor {
-  const rowSize = elementsIn(tensor.shape.slice(1));
+  const rowSize = elementCount(tensor.shape.slice(1));
   const data = tensor.data.slice(start * rowSize, (start + count) * rowSize) as TensorData;
   return { ...tensor, shape: shape ?? [count, ...tensor.shape.slice(1)], data };
 }
@@ -75,7 +70,7 @@ export function joinRows(parts: readonly Observed[]): Observed {
 
 /** What a generated input holds: image-like inputs get values in [0, 1), others small integers. */
 export function generatedInput(name: string, datatype: Datatype, shape: readonly number[], seed: number): Tensor {
-  const count = elementsIn(shape);
+  const count = elementCount(shape);
   const random = createPrng(seed);
   const data = createTensorData(datatype, count);
   for (let i = 0; i < count; i += 1) {

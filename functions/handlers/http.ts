@@ -36,13 +36,14 @@ export function fromApiGatewayEvent(event: ApiGatewayEvent, fallbackRequestId: s
     if (value !== undefined) headers[name.toLowerCase()] = value;
   }
   const raw = event.body ?? '';
-  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  const decoded = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  const body = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
   if (isHttpApiEvent(event)) {
     return {
       method: event.requestContext.http.method.toUpperCase(),
       path: event.rawPath,
       headers,
-      body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+      body,
       requestId: event.requestContext.requestId ?? fallbackRequestId,
     };
   }
@@ -50,7 +51,7 @@ export function fromApiGatewayEvent(event: ApiGatewayEvent, fallbackRequestId: s
     method: event.httpMethod.toUpperCase(),
     path: event.path,
     headers,
-    body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+    body,
     requestId: event.requestContext?.requestId ?? fallbackRequestId,
   };
 }

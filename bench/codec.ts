@@ -29,6 +29,10 @@ function imageTensor(shape: number[], seed: number): Tensor {
   return { name: 'x', datatype: 'FP32', shape, data: uniformFloat32(createPrng(seed), count, 2.5) };
 }
 
+/**
+ * Times V2 JSON decoding of the reference image against `JSON.parse` alone and against its binary form, after
+ * checking that both decodings agree; also sizes an OCR batch in both forms.
+ */
 export async function measureCodec(): Promise<CodecResults> {
   const image = imageTensor([1, 3, 224, 224], 3);
   const json = encodeInferenceRequest([image]);

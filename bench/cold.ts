@@ -101,6 +101,10 @@ function loadLog(stdout: string): { fetchMs: number; createMs: number } | undefi
   return undefined;
 }
 
+/**
+ * Runs `runs` cold starts of the staged infer function and of the floor script, alternating, in fresh processes,
+ * and reports their medians and ratio (a ratio, not an absolute time, is what the README compares).
+ */
 export async function measureColdStart(options: {
   readonly infer: InferArtifact;
   readonly model: string;

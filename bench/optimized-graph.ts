@@ -19,6 +19,7 @@ export interface OptimizedGraphResults {
   readonly optimized_graph_create_ratio: number;
 }
 
+/** Saves `modelBytes`' `extended`-optimized graph in `workDir`, then times session creation from it against the original. */
 export async function measureOptimizedGraph(modelBytes: Uint8Array, sessionOptions: SessionOptions, workDir: string): Promise<OptimizedGraphResults> {
   const optimizedFile = join(workDir, 'optimized.onnx');
   const options = ortSessionOptions(sessionOptions);

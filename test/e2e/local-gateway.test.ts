@@ -7,6 +7,7 @@ import { toOrtTensor } from '../../functions/adapters/onnxruntime-session.js';
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import type { Tensor } from '../../functions/core/types.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import { showsInternals } from '../support/internals.js';
 
 /** `npm start`'s stack on ephemeral ports, seeded from models/, spoken to over real HTTP. */
 let stack: LocalStack;
@@ -142,7 +143,7 @@ describe('npm start: the local gateway over real HTTP', () => {
     const error = JSON.parse(new TextDecoder().decode(bad.body)) as { error: string };
     expect(Object.keys(error)).toEqual(['error']);
     expect(error.error).toMatch(message);
-    expect(error.error).not.toMatch(/\/work|node_modules|at .*\.ts/);
+    expect(showsInternals(error.error), error.error).toBe(false);
     expect(good.status).toBe(200);
   });
 

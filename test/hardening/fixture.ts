@@ -190,7 +190,4 @@ export function linearBody(rows: readonly (readonly number[])[], extra: Record<s
   return JSON.stringify({ ...extra, inputs: [{ name: 'x', datatype: 'FP32', shape: [rows.length, 4], data: rows.flat() }] });
 }
 
-/** True when an error message shows server internals: a stack frame, a source location, or a server path. */
-export function showsInternals(message: string): boolean {
-  return /\n\s+at |\bat [\w.<>]+ \(|\/work\/|node_modules|onnxruntime_src|[\w-]+\.(?:ts|js|mjs|h|cc|cpp):\d+|\.data\/|\/tmp\//.test(message);
-}
+export { showsInternals } from '../support/internals.js';

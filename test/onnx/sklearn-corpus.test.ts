@@ -8,22 +8,20 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { elementCount } from '../../functions/core/codec/index.js';
 import { inspectModel, rewriteForServing } from '../../functions/core/onnx/rewrites.js';
+import { sklearnProblems, type SklearnFlag } from '../../conformance/compare.js';
+import { resolveCorpusDir } from '../../conformance/corpus.js';
+import { toNumber, type JsonTensor } from '../../conformance/tensors.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpus = path.join(process.env.CONFORMANCE_DIR ?? path.resolve(repoRoot, '../shared/conformance'), 'sklearn');
-
-interface CaseTensor {
-  readonly datatype: string;
-  readonly shape: readonly number[];
-  readonly data: readonly (number | string)[];
-}
+const corpus = path.join(resolveCorpusDir(repoRoot), 'sklearn');
 
 interface SklearnCase {
-  readonly inputs: Readonly<Record<string, CaseTensor>>;
-  readonly expected_outputs_in_model_order: readonly CaseTensor[];
+  readonly inputs: Readonly<Record<string, JsonTensor>>;
+  readonly expected_outputs_in_model_order: readonly JsonTensor[];
   readonly decimal: number;
-  readonly flags: readonly ('OneOff' | 'SkipDim1' | 'NoProb')[];
+  readonly flags: readonly SklearnFlag[];
 }
 
 interface Output {
@@ -50,11 +48,7 @@ const KNOWN_MISMATCHES: Readonly<Record<string, string>> = {
 
 const ORT_TYPES: Readonly<Record<string, ort.Tensor.Type>> = { FP32: 'float32', INT64: 'int64', BYTES: 'string' };
 
-function toNumber(value: number | string): number {
-  return value === 'NaN' ? NaN : value === 'Infinity' ? Infinity : value === '-Infinity' ? -Infinity : Number(value);
-}
-
-function feed(spec: CaseTensor, values: readonly (number | string)[], dims: readonly number[]): ort.Tensor {
+function feed(spec: JsonTensor, values: JsonTensor['data'], dims: readonly number[]): ort.Tensor {
   const type = ORT_TYPES[spec.datatype];
   if (type === 'float32') return new ort.Tensor(type, Float32Array.from(values, toNumber), dims);
   if (type === 'int64') return new ort.Tensor(type, BigInt64Array.from(values, (v) => BigInt(v)), dims);
@@ -82,7 +76,7 @@ async function runCase(model: Uint8Array, testCase: SklearnCase): Promise<Output
       const values = spec.data.slice(run * size, (run + 1) * size);
       const declared = input.shape ?? [];
       const fixed = declared.every((d): d is number => typeof d === 'number' && d >= 0);
-      const declaredSize = fixed ? declared.reduce((a, b) => a * b, 1) : -1;
+      const declaredSize = fixed ? elementCount(declared) : -1;
       // A declared, fully fixed shape of the right size wins (a [4] case input for a [1, 1] model input).
       const dims = declaredSize === size ? declared : perRow ? [1, ...spec.shape.slice(1)] : spec.shape;
       feeds[input.name] = feed(spec, values, dims as number[]);
@@ -99,50 +93,11 @@ async function runCase(model: Uint8Array, testCase: SklearnCase): Promise<Output
   return outputs;
 }
 
-function shapesMatch(expected: readonly number[], actual: readonly number[], skipDim1: boolean): boolean {
-  const same = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
-  if (same(expected, actual)) return true;
-  // scikit-learn squeezes [N, 1] to [N]; ONNX does not.
-  if (expected.length === 1 && same([...expected, 1], actual)) return true;
-  if (!skipDim1) return false;
-  const trim = (s: readonly number[]): number[] => {
-    const out = [...s];
-    while (out.length > 1 && out.at(-1) === 1) out.pop();
-    return out;
-  };
-  return same(trim(expected), trim(actual));
-}
-
-/** Differences between expected and actual outputs, in words; empty when the case passes. */
-function compare(testCase: SklearnCase, actual: readonly Output[]): string[] {
-  const problems: string[] = [];
-  const tolerance = 10 ** -testCase.decimal;
-  const compared = testCase.flags.includes('NoProb') ? 1 : testCase.expected_outputs_in_model_order.length;
-  for (let i = 0; i < compared; i++) {
-    const expected = testCase.expected_outputs_in_model_order[i]!;
-    const output = actual[i];
-    if (!output) {
-      problems.push(`output ${i}: missing`);
-      continue;
-    }
-    if (!shapesMatch(expected.shape, output.dims, testCase.flags.includes('SkipDim1'))) {
-      problems.push(`output ${i}: shape [${output.dims.join(', ')}], expected [${expected.shape.join(', ')}]`);
-      continue;
-    }
-    const rowSize = expected.data.length / (expected.shape[0] ?? 1);
-    const badRows = new Set<number>();
-    expected.data.forEach((e, j) => {
-      const a = output.data[j];
-      const ok =
-        expected.datatype === 'BYTES'
-          ? a === e
-          : typeof a === 'number' && (Number.isNaN(toNumber(e)) ? Number.isNaN(a) : Math.abs(a - toNumber(e)) <= tolerance);
-      if (!ok) badRows.add(Math.floor(j / rowSize));
-    });
-    const allowed = testCase.flags.includes('OneOff') ? 1 : 0;
-    if (badRows.size > allowed) problems.push(`output ${i}: ${badRows.size} rows differ beyond 1e-${testCase.decimal}`);
-  }
-  return problems;
+/** Differences from scikit-learn's predictions, by the corpus README's rule (the runner's own comparison). */
+function compare(testCase: Pick<SklearnCase, 'expected_outputs_in_model_order' | 'decimal' | 'flags'>, actual: readonly Output[]): string[] {
+  const expected = testCase.expected_outputs_in_model_order;
+  const observed = actual.map((o, i) => ({ datatype: expected[i]?.datatype ?? 'FP32', shape: o.dims, values: o.data }));
+  return sklearnProblems(expected, observed, { decimal: testCase.decimal, flags: testCase.flags });
 }
 
 const present = existsSync(corpus);

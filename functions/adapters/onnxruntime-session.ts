@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { BadRequestError, ModelRejectedError } from '../core/errors.js';
+import { redactInternals } from '../core/redact.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Datatype, Tensor, TensorData, TensorSpec } from '../core/types.js';
 
@@ -135,17 +136,10 @@ class OnnxruntimeModelSession implements ModelSession {
   }
 }
 
-/**
- * A native source location and the C++ function it names, as onnxruntime prefixes some messages with, e.g.
- * `/onnxruntime_src/.../model_load_utils.h:46 void onnxruntime::...::ValidateOpsetForDomain(...) `.
- */
-const NATIVE_SOURCE_LOCATION =
-  /\/[\w./-]+\.(?:cc|cpp|cxx|c|h|hpp):\d+\s*(?:(?:[\w:<>~*&,]+\s+)?[\w:~]+::[\w~]+\([^)]*\)(?:::<lambda\(\)>)?(?:\s*const)?\s*)?/g;
-
-/** onnxruntime's error text on one line, without the native source locations it sometimes carries. */
+/** onnxruntime's error text on one line, without the native source locations and signatures it quotes. */
 export function messageOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(NATIVE_SOURCE_LOCATION, ' ').replace(/\s+/g, ' ').trim();
+  return redactInternals(message).replace(/\s+/g, ' ').trim();
 }
 
 /** The onnxruntime-node `SessionFactory`. */

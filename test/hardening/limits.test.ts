@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type Limits } from '../../functions/core/catalog.js';
 import { decodeInferenceResponse } from '../../functions/core/codec/index.js';
 import { createApi, lambdaBodyBytes } from '../../functions/handlers/api.js';
-import { LAMBDA_REQUEST_PAYLOAD_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES, redactInternals } from '../../functions/handlers/http.js';
+import { redactInternals } from '../../functions/core/redact.js';
+import { LAMBDA_REQUEST_PAYLOAD_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES } from '../../functions/handlers/http.js';
 import { lambdaEventBytes, lambdaResultBytes } from '../../functions/local/gateway.js';
 import {
   addModel,

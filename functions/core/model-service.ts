@@ -80,6 +80,9 @@ export interface ResolvedVersion {
   readonly metadata: ModelMetadata;
 }
 
+/** Deadline of the repository index, which reads every manifest and rejection. */
+const INDEX_DEADLINE_MS = 25_000;
+
 /** A storage read that did not settle within its deadline. */
 class StorageTimeoutError extends Error {
   public constructor(public readonly timeoutMs: number) {
@@ -209,6 +212,7 @@ export class ModelService {
   /** The repository index: one row per version of every model, and one per refused upload. */
   public async repositoryIndex(): Promise<RepositoryIndexRow[]> {
     const repository = this.options.repository;
+    // One read per model and per rejection: a longer deadline than one read's, still under API Gateway's 29 s.
     return this.storage(async () => {
       const rows: RepositoryIndexRow[] = [];
       for (const model of await repository.listModels()) {
@@ -221,12 +225,12 @@ export class ModelService {
         rows.push({ name: rejection.model, version: '', state: 'UNAVAILABLE', reason: rejectionReason(rejection) });
       }
       return rows;
-    });
+    }, INDEX_DEADLINE_MS);
   }
 
   /** Refused uploads of one model, oldest first; with `latest`, only that many of the newest. */
   public rejections(model: string, latest?: number): Promise<Rejection[]> {
-    return this.storage(() => this.options.repository.listRejections(model, { latest }));
+    return this.storage(() => this.options.repository.listRejections(model, { latest }), this.storageTimeoutMs);
   }
 
   private pick(manifest: Manifest, version: string | undefined): string | undefined {
@@ -250,7 +254,18 @@ export class ModelService {
     const metadata = await this.metadata(model, version);
     const fetchStarted = this.now();
     const deadlineMs = this.storageTimeoutMs + Math.ceil((metadata.size / this.minFetchBytesPerSecond) * 1000);
-    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version), deadlineMs);
+    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version), deadlineMs).catch(
+      (error: unknown) => {
+        // The manifest lists the version, so a missing file is the repository's inconsistency (a copy still
+        // replicating, a hand-deleted key): not the client's 404.
+        if (!(error instanceof NotFoundError)) throw error;
+        throw new ServiceUnavailableError(
+          `version ${version} of "${model}" is listed but its model file is missing from storage; retry later`,
+          this.retryAfterSeconds,
+          { cause: error },
+        );
+      },
+    );
     const fetchMs = this.now() - fetchStarted;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     if (sha256 !== metadata.sha256) {

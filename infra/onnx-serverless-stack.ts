@@ -8,7 +8,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
-import type { Construct, IConstruct } from 'constructs';
+import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';

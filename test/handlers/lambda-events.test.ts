@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import type { SessionFactory } from '../../functions/core/session.js';

@@ -6,7 +6,7 @@
  * can carry (control characters in headers, any body string, either base64 flag) goes straight to the handler.
  */
 import http from 'node:http';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';

@@ -10,9 +10,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
 import type { Manifest, Rejection } from '../../functions/core/types.js';
-import { ModelBuilder } from '../../functions/core/onnx/index.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import { linearRequest } from '../support/requests.js';
 
 /** An HTTP answer, body parsed as JSON when it is JSON. */
 export interface HttpAnswer {
@@ -50,10 +50,7 @@ export const OUTCOME_TIMEOUT_MS = 20_000;
 
 export { buildScaledLinearModel as linearModel } from '../../functions/core/onnx/index.js';
 
-/** The body of a V2 request for {@link linearModel}. */
-export function linearRequest(x: readonly (readonly number[])[]): unknown {
-  return { inputs: [{ name: 'x', datatype: 'FP32', shape: [x.length, 4], data: x.flat() }] };
-}
+export { linearRequest } from '../support/requests.js';
 
 /** The `y` column of a V2 JSON answer. */
 export function outputData(answer: HttpAnswer): number[] {

@@ -20,6 +20,7 @@ import { createObservability } from '../../functions/handlers/observability.js';
 import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
 import { startGateway } from '../../functions/local/gateway.js';
 import { s3Event } from '../support/events.js';
+import { linearRequest } from '../support/requests.js';
 
 /** A `BlobStore` that remembers every key it was asked for, in order. */
 export class RecordingStore implements BlobStore {
@@ -187,7 +188,7 @@ export { buildIdentityModel as identityModel } from '../../functions/core/onnx/i
 
 /** A V2 JSON request body for {@link linearModel}. */
 export function linearBody(rows: readonly (readonly number[])[], extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ ...extra, inputs: [{ name: 'x', datatype: 'FP32', shape: [rows.length, 4], data: rows.flat() }] });
+  return JSON.stringify({ ...extra, ...linearRequest(rows) });
 }
 
 export { showsInternals } from '../support/internals.js';

@@ -3,14 +3,16 @@
  * `register` handler as on AWS), the same `infer` and `control` handlers behind a local API Gateway, and the
  * example models seeded through `uploads/` exactly as a user would upload them.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { S3Event } from 'aws-lambda';
+import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
-import { parseCatalogEntry, type CatalogEntry } from '../core/catalog.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { readConfig } from '../handlers/config.js';
+import { SAMPLE_SUFFIX } from '../core/registration.js';
 import { createRegisterHandler, type RegisterResult } from '../handlers/register-handler.js';
 import { createControlHandler, createInferHandler } from '../handlers/http-handlers.js';
 import { createObservability } from '../handlers/observability.js';
@@ -48,13 +50,6 @@ export interface LocalStack {
   close(): Promise<void>;
 }
 
-/** Reads every `<name>.json` of a catalog folder. */
-export async function readCatalog(dir: string): Promise<CatalogEntry[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
-  return Promise.all(
-    files.map(async (file) => parseCatalogEntry(file.slice(0, -'.json'.length), JSON.parse(await readFile(path.join(dir, file), 'utf8')))),
-  );
-}
 
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
@@ -91,7 +86,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   );
   const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
   // Deployed, each model's function gets its catalog entry's limits; locally one process serves every model.
-  const catalog = options.catalogDir === undefined ? [] : await readCatalog(options.catalogDir);
+  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtime, observability);
   const gateway = await startGateway({
@@ -110,10 +105,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const seeded: string[] = [];
   if (options.catalogDir !== undefined) {
     for (const entry of catalog) {
-      if (entry.seed === undefined) continue;
-      const body = new Uint8Array(await readFile(path.join(options.catalogDir, entry.seed)));
-      // Uploaded as a user would: the object-created event registers it; the same bytes again are a no-op.
-      await store.put(`uploads/${entry.name}/${path.basename(entry.seed)}`, body);
+      const seedPath = resolveSeedPath(entry, options.catalogDir);
+      if (seedPath === undefined) continue;
+      const key = `${UPLOADS_PREFIX}${entry.name}/${path.basename(seedPath)}`;
+      // As at deploy time: the sample (if any) first, then the model, whose object-created event registers it;
+      // the same bytes again are a no-op.
+      if (existsSync(`${seedPath}${SAMPLE_SUFFIX}`)) {
+        await store.put(`${key}${SAMPLE_SUFFIX}`, new Uint8Array(await readFile(`${seedPath}${SAMPLE_SUFFIX}`)));
+      }
+      await store.put(key, new Uint8Array(await readFile(seedPath)));
       seeded.push(entry.name);
     }
     await settled();

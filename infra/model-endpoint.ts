@@ -17,7 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
-import { ENV, KEY_PREFIX, MODEL_FILE_SUFFIX } from './constants.js';
+import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
@@ -209,7 +209,7 @@ export class ModelEndpoint extends Construct {
 
   /** GetObject and listing on `models/<name>/` (versions, metadata, manifest), and nothing else of the bucket. */
   private grantModelRead(bucket: s3.IBucket, name: string): void {
-    const prefix = `${KEY_PREFIX.models}${name}/`;
+    const prefix = `${REPOSITORY_PREFIXES.models}${name}/`;
     const role = this.inferFunction.role;
     grantObjects(
       role,
@@ -322,7 +322,7 @@ export class ModelEndpoint extends Construct {
         // Only that one file of its directory: the asset is the directory with everything else excluded.
         sources: [s3deploy.Source.asset(dirname(file), { exclude: ['*', `!${basename(file)}`] })],
         destinationBucket: bucket,
-        destinationKeyPrefix: `${KEY_PREFIX.uploads}${name}/`,
+        destinationKeyPrefix: `${REPOSITORY_PREFIXES.uploads}${name}/`,
         prune: false,
         retainOnDelete: true,
         memoryLimit: 512,
@@ -380,9 +380,9 @@ function validateSchedule(where: string, schedule: string): void {
 }
 
 function validateSeed(where: string, declared: string, path: string): void {
-  if (!path.endsWith(MODEL_FILE_SUFFIX)) {
+  if (!path.endsWith(UPLOAD_SUFFIX)) {
     throw new Error(
-      `${where}: seed "${declared}" must end in ${MODEL_FILE_SUFFIX}; only such uploads start a registration`,
+      `${where}: seed "${declared}" must end in ${UPLOAD_SUFFIX}; only such uploads start a registration`,
     );
   }
   if (!existsSync(path) || !statSync(path).isFile()) {

@@ -12,7 +12,7 @@ import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
-import { BINARY_MEDIA_TYPES, ENV, KEY_PREFIX, MODEL_FILE_SUFFIX, V2_ROOT } from './constants.js';
+import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
@@ -257,7 +257,7 @@ export class OnnxServerlessStack extends Stack {
     }
     new CfnOutput(this, 'BucketName', {
       value: this.bucket.bucketName,
-      description: `Upload models with: aws s3 cp model.onnx s3://<bucket>/${KEY_PREFIX.uploads}<model-name>/`,
+      description: `Upload models with: aws s3 cp model.onnx s3://<bucket>/${REPOSITORY_PREFIXES.uploads}<model-name>/`,
     });
     new CfnOutput(this, 'InferenceUrl', {
       value: `${this.api.url}${V2_ROOT}`,
@@ -400,10 +400,10 @@ export class OnnxServerlessStack extends Stack {
       control.role,
       this.bucket,
       ['s3:GetObject'],
-      [`${KEY_PREFIX.models}*/manifest.json`, `${KEY_PREFIX.models}*/*/metadata.json`, `${KEY_PREFIX.rejected}*`],
+      [`${REPOSITORY_PREFIXES.models}*/manifest.json`, `${REPOSITORY_PREFIXES.models}*/*/metadata.json`, `${REPOSITORY_PREFIXES.rejected}*`],
       'Read-only: the repository index reads manifests, version metadata and rejection records of every model.',
     );
-    grantListUnder(control.role, this.bucket, [KEY_PREFIX.models, KEY_PREFIX.rejected]);
+    grantListUnder(control.role, this.bucket, [REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
 
     const integration = new apigw.LambdaIntegration(control.function, { proxy: true, allowTestInvoke: false });
     const v2 = this.api.root.addResource(V2_ROOT);
@@ -433,9 +433,9 @@ export class OnnxServerlessStack extends Stack {
       description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
       environment: { [ENV.modelBucket]: this.bucket.bucketName },
     });
-    const uploads = `${KEY_PREFIX.uploads}*`;
-    const models = `${KEY_PREFIX.models}*`;
-    const rejected = `${KEY_PREFIX.rejected}*`;
+    const uploads = `${REPOSITORY_PREFIXES.uploads}*`;
+    const models = `${REPOSITORY_PREFIXES.models}*`;
+    const rejected = `${REPOSITORY_PREFIXES.rejected}*`;
     grantObjects(
       register.role,
       this.bucket,
@@ -450,11 +450,11 @@ export class OnnxServerlessStack extends Stack {
       [models, rejected],
       'Register writes versions and manifests of any model, and rejection records (it registers them all).',
     );
-    grantListUnder(register.role, this.bucket, [KEY_PREFIX.uploads, KEY_PREFIX.models, KEY_PREFIX.rejected]);
+    grantListUnder(register.role, this.bucket, [REPOSITORY_PREFIXES.uploads, REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
 
     this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
-      prefix: KEY_PREFIX.uploads,
-      suffix: MODEL_FILE_SUFFIX,
+      prefix: REPOSITORY_PREFIXES.uploads,
+      suffix: UPLOAD_SUFFIX,
     });
     return register;
   }

@@ -6,10 +6,10 @@
  *   file on local disk and runs it once on the same inputs.
  * And the memory of loading a large model the same way (a warmer event), against its file size.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { printedNumber, runTsxChild } from './child.js';
 import * as ort from 'onnxruntime-node';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { runInLambdaProcess, type LambdaProcessResult } from '../functions/local/lambda-process.js';
@@ -222,21 +222,10 @@ export interface LoadAlternativesResults {
 
 const LOAD_MEMORY_CHILD = fileURLToPath(new URL('./load-memory-child.ts', import.meta.url));
 
-function loadMemoryChild(mode: 'path' | 'ort' | 'init', file: string, threads: number): Promise<{ growth: number; size: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_MEMORY_CHILD, mode, file, String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const growth = Number(/growth (\d+)/.exec(out)?.[1]);
-      const size = Number(/size (\d+)/.exec(out)?.[1]);
-      if (code !== 0 || !Number.isFinite(growth)) reject(new Error(`${mode} load failed (${code}): ${err.trim()}`));
-      else resolve({ growth, size });
-    });
-  });
+async function loadMemoryChild(mode: 'path' | 'ort' | 'init', file: string, threads: number): Promise<{ growth: number; size: number }> {
+  const label = `${mode} load`;
+  const out = await runTsxChild(LOAD_MEMORY_CHILD, [mode, file, String(threads)], label);
+  return { growth: printedNumber(out, 'growth', label), size: printedNumber(out, 'size', label) };
 }
 
 /**

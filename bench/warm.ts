@@ -4,9 +4,9 @@
  * (the common sample pattern), and onnxruntime-web's WebAssembly backend (in a separate process, so that its
  * backend registration cannot touch onnxruntime-node's).
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { printedNumber, runTsxChild } from './child.js';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import { ortSessionOptions, toOrtTensor } from '../functions/adapters/onnxruntime-session.js';
@@ -156,22 +156,10 @@ const CHILD = fileURLToPath(new URL('./ort-web-child.ts', import.meta.url));
 export async function measureOrtWeb(modelPath: string, tensors: readonly Tensor[], threads: number, workDir: string): Promise<OrtWebResults> {
   const inputsFile = join(workDir, 'ort-web-inputs.json');
   writeInputsFile(inputsFile, tensors);
-  const run = (backend: 'web' | 'node') =>
-    new Promise<number>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CHILD, backend, modelPath, inputsFile, String(threads)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        const p50 = Number(/p50 (\S+)/.exec(out)?.[1]);
-        if (code !== 0 || !Number.isFinite(p50)) reject(new Error(`ort ${backend} run failed (${code}): ${err.trim()}`));
-        else resolve(p50);
-      });
-    });
+  const run = async (backend: 'web' | 'node') => {
+    const label = `ort ${backend} run`;
+    return printedNumber(await runTsxChild(CHILD, [backend, modelPath, inputsFile, String(threads)], label), 'p50', label);
+  };
   const web = await run('web');
   const node = await run('node');
   return { ort_web_wasm_run_p50_ms: web, ort_node_run_p50_ms: node, ort_web_wasm_ratio: web / node };

@@ -1,7 +1,6 @@
 /**
  * Every scikit-learn model of the shared conformance corpus, rewritten for serving, must load in onnxruntime-node
- * and reproduce scikit-learn's predictions as the corpus README defines the comparison. The few cases that cannot,
- * for reasons other than serving, are listed with the reason, and the test checks that reason.
+ * and reproduce scikit-learn's predictions as the corpus README defines the comparison.
  */
 import * as ort from 'onnxruntime-node';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -28,23 +27,6 @@ interface Output {
   readonly dims: readonly number[];
   readonly data: (number | string)[];
 }
-
-/**
- * Cases onnxruntime cannot match, whatever a server does. Upstream (onnx/sklearn-onnx's onnxruntime backend tests)
- * skips the four SVM ones too: "cannot compute predictions" / "prediction mismatch".
- */
-const KNOWN_MISMATCHES: Readonly<Record<string, string>> = {
-  SklearnBinNuSVCPF:
-    "binary SVC without probabilities: onnxruntime's SVMClassifier returns 2 columns [d, -d], scikit-learn's decision_function returns d as [N]",
-  SklearnBinSVCLinearPF:
-    "binary SVC without probabilities: onnxruntime's SVMClassifier returns 2 columns [d, -d], scikit-learn's decision_function returns d as [N]",
-  SklearnMclNuSVCPF:
-    "multi-class SVC without probabilities: onnxruntime's SVMClassifier scores differ from scikit-learn's decision_function (labels agree)",
-  SklearnMclSVCLinearPF:
-    "multi-class SVC without probabilities: onnxruntime's SVMClassifier scores differ from scikit-learn's decision_function (labels agree)",
-  'SklearnNormalizerL2-SkipDim1':
-    'the model declares input [1, 1] but the case sends 2 features; onnxruntime enforces declared dimensions',
-};
 
 const ORT_TYPES: Readonly<Record<string, ort.Tensor.Type>> = { FP32: 'float32', INT64: 'int64', BYTES: 'string' };
 
@@ -110,8 +92,8 @@ describe('scikit-learn conformance corpus, rewritten for serving', () => {
   }
 
   it('has the cases this test was written against', () => {
-    expect(cases.length).toBe(45);
-    for (const name of Object.keys(KNOWN_MISMATCHES)) expect(cases).toContain(name);
+    // The corpus left out the six cases with no honest oracle (its README says why): every case here must match.
+    expect(cases.length).toBe(40);
   });
 
   it.each(cases)('%s', async (name) => {
@@ -131,28 +113,6 @@ describe('scikit-learn conformance corpus, rewritten for serving', () => {
     if (result.rewrites.length === 0) expect(result.model).toBe(bytes);
     else await expect(runCase(bytes, testCase)).rejects.toThrow('Non tensor type is temporarily not supported.');
 
-    const reason = KNOWN_MISMATCHES[name];
-    if (reason === undefined) {
-      expect(compare(testCase, await runCase(result.model, testCase))).toEqual([]);
-      return;
-    }
-    // Known mismatches: check that they fail for the stated reason, so that a fix upstream shows up here.
-    if (name.startsWith('SklearnNormalizerL2')) {
-      await expect(runCase(result.model, testCase)).rejects.toThrow('Got invalid dimensions for input: input');
-      return;
-    }
-    const actual = await runCase(result.model, testCase);
-    expect(compare(testCase, actual)).not.toEqual([]);
-    const labels = testCase.expected_outputs_in_model_order[0]!;
-    expect(compare({ ...testCase, flags: ['NoProb'] }, actual)).toEqual([]); // labels agree
-    const scores = testCase.expected_outputs_in_model_order[1]!;
-    if (name.startsWith('SklearnBin')) {
-      const [d, negD] = [actual[1]!.data.filter((_, j) => j % 2 === 0), actual[1]!.data.filter((_, j) => j % 2 === 1)];
-      expect(actual[1]!.dims).toEqual([labels.shape[0], 2]);
-      d.forEach((v, j) => expect(v).toBeCloseTo(toNumber(scores.data[j]!), testCase.decimal));
-      negD.forEach((v, j) => expect(v).toBeCloseTo(-toNumber(scores.data[j]!), testCase.decimal));
-    } else {
-      expect(actual[1]!.dims).toEqual(scores.shape);
-    }
+    expect(compare(testCase, await runCase(result.model, testCase))).toEqual([]);
   });
 });

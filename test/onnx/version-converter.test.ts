@@ -227,6 +227,11 @@ describe('upgradeOpset through rewriteForServing', () => {
     // Prepare
     const tile = oneNodeModel(5, 'Tile', [{ name: 'x', dims: [2] }, { name: 't', dims: [1] }], { name: 'y', dims: [4] });
     const experimental = oneNodeModel(6, 'Crop', [{ name: 'x', dims: [1, 1, 4, 4] }], { name: 'y', dims: [1, 1, 2, 2] });
+    const bilinear = oneNodeModel(6, 'Upsample', [{ name: 'x', dims: [1, 1, 2, 2] }], { name: 'y', dims: [1, 1, 4, 4] }, {
+      height_scale: attr.float(2),
+      width_scale: attr.float(2),
+      mode: attr.string('bilinear'),
+    });
     const unknownRank = new ModelBuilder({ irVersion: 3, opsets: { '': 6 } })
       .input('a', { tensorType: { elemType: 1 } })
       .input('b', 'FP32', [3])
@@ -235,12 +240,13 @@ describe('upgradeOpset through rewriteForServing', () => {
       .toBytes();
 
     // Act
-    const reasons = [tile, experimental, unknownRank].map(rejectionOf);
+    const reasons = [tile, experimental, unknownRank, bilinear].map(rejectionOf);
 
     // Assess
     expect(reasons[0]).toMatch(/uses Tile\(1\), whose meaning changed in opset 6/);
     expect(reasons[1]).toMatch(/uses Crop, which opset 6 of the ONNX standard does not define/);
     expect(reasons[2]).toMatch(/node "Add_0" \(Add, version 6 to 7\).*the rank of "a" is not declared/);
+    expect(reasons[3]).toMatch(/\(Upsample, version 1 to 7\).*mode "bilinear" has no exact counterpart/);
     for (const reason of reasons) expect(reason).toContain('opset 7 or later');
   });
 

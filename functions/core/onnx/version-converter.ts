@@ -273,12 +273,21 @@ const reshapeShapeInput: Adapter = (context) => {
   };
 };
 
-/** Upsample 7 takes one scale per dimension (`scales`) where Upsample 1 took `height_scale` and `width_scale` of NCHW. */
+/**
+ * Upsample 7 takes one scale per dimension (`scales`) where Upsample 1 took `height_scale` and `width_scale` of NCHW
+ * (nearest mode only).
+ */
 const upsampleScales: Adapter = (context) => {
   const { node } = context;
   const height = attribute(node, 'height_scale')?.f;
   const width = attribute(node, 'width_scale')?.f;
   if (height === undefined || height === null || width === undefined || width === null) refuse(context, 'it lacks height_scale or width_scale');
+  const modeBytes = attribute(node, 'mode')?.s;
+  const mode = modeBytes ? new TextDecoder().decode(modeBytes) : 'nearest';
+  // Upsample 1's "bilinear" has no documented pixel alignment, and Upsample 7 spells its own mode "linear".
+  if (mode !== 'nearest') refuse(context, `mode "${mode}" has no exact counterpart in Upsample 7 (only "nearest" is converted)`);
+  const rank = context.rank(node.input[0] ?? '');
+  if (rank !== undefined && rank !== 4) refuse(context, `its input has rank ${rank}, while Upsample 1 scaled NCHW (rank 4) only`);
   return {
     remove: ['height_scale', 'width_scale'],
     set: [{ name: 'scales', type: AttributeType.FLOATS, floats: [1, 1, height, width] }],

@@ -59,7 +59,10 @@ interface AdapterContext {
   readonly label: string;
 }
 
-/** What an adapter does to its node; an adapter that cannot adapt the node throws {@link ModelRejectedError}. */
+/**
+ * What an adapter does to its node (`undefined`: nothing, the new version means the same for it); an adapter that
+ * cannot adapt the node throws {@link ModelRejectedError}.
+ */
 interface NodeEdit {
   /** Attributes dropped (by name). */
   readonly remove?: readonly string[];
@@ -73,7 +76,7 @@ interface NodeEdit {
   readonly note: string;
 }
 
-type Adapter = (context: AdapterContext) => NodeEdit;
+type Adapter = (context: AdapterContext) => NodeEdit | undefined;
 
 const AttributeType = onnx.AttributeProto.AttributeType;
 
@@ -101,11 +104,11 @@ function refuse(context: AdapterContext, why: string): never {
 /** Every operator dropped `consumed_inputs` (a legacy in-place hint with no effect on values) in opset 6. */
 const removeConsumedInputs: Adapter = ({ node }) =>
   attribute(node, 'consumed_inputs') === undefined
-    ? { note: 'unchanged' }
+    ? undefined
     : { remove: ['consumed_inputs'], note: 'legacy consumed_inputs attribute dropped (no effect on values)' };
 
 /** An operator whose new version computes the same for every node of the old one (only types or docs changed). */
-const compatible: Adapter = () => ({ note: 'unchanged' });
+const compatible: Adapter = () => (undefined);
 
 /**
  * Legacy broadcasting (Add, Sub, Mul, Div, Pow, And, Or, Xor, Equal, Greater, Less before opset 7): with
@@ -119,7 +122,7 @@ const broadcastToNumpy: Adapter = (context) => {
   const axis = intAttribute(node, 'axis');
   const remove = ['broadcast', 'axis'].filter((name) => attribute(node, name) !== undefined);
   if (broadcast === 0 || axis === undefined) {
-    return remove.length === 0 ? { note: 'unchanged' } : { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
+    return remove.length === 0 ? undefined : { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
   }
   const [a = '', b = ''] = node.input;
   const rankA = context.rank(a);
@@ -154,7 +157,7 @@ function unsqueeze(input: string, output: string, from: number, count: number): 
 /** Gemm 7 broadcasts C unidirectionally to (M, N) always; the legacy `broadcast` flag is gone. */
 const gemmDropBroadcast: Adapter = ({ node }) =>
   attribute(node, 'broadcast') === undefined
-    ? { note: 'unchanged' }
+    ? undefined
     : { remove: ['broadcast'], note: 'legacy broadcast attribute dropped (C is broadcast to (M, N) by numpy rules)' };
 
 /**
@@ -169,7 +172,7 @@ const preluSlopePerChannel: Adapter = (context) => {
   if (rankX === undefined || rankSlope === undefined) {
     refuse(context, `the rank of ${rankX === undefined ? `"${x}"` : `slope "${slope}"`} is not declared in the file, so its channel alignment cannot be kept`);
   }
-  if (rankSlope === 0 || context.elements(slope) === 1 || rankX <= 2 || rankSlope === rankX) return { note: 'unchanged' };
+  if (rankSlope === 0 || context.elements(slope) === 1 || rankX <= 2 || rankSlope === rankX) return undefined;
   if (rankSlope !== 1) refuse(context, `its rank-${rankSlope} slope has no unambiguous alignment with a rank-${rankX} input`);
   const unsqueezed = context.freshName(`${slope}_per_channel`);
   return {
@@ -185,7 +188,7 @@ const preluSlopePerChannel: Adapter = (context) => {
  */
 const dropIsTest: Adapter = (context) => {
   const isTest = intAttribute(context.node, 'is_test');
-  if (isTest === undefined) return { note: 'unchanged' };
+  if (isTest === undefined) return undefined;
   if (isTest === 0) refuse(context, 'is_test=0 asks for training mode, which opset 7 cannot express for inference');
   return { remove: ['is_test'], note: 'is_test=1 dropped (opset 7 computes inference)' };
 };
@@ -193,19 +196,19 @@ const dropIsTest: Adapter = (context) => {
 /** RNN, GRU and LSTM dropped `output_sequence`: Y is produced whenever the node names it. */
 const dropOutputSequence: Adapter = ({ node }) =>
   attribute(node, 'output_sequence') === undefined
-    ? { note: 'unchanged' }
+    ? undefined
     : { remove: ['output_sequence'], note: 'legacy output_sequence attribute dropped (Y is produced when named)' };
 
 /** Concat 1 defaulted `axis` to 1; Concat 4 requires it. */
 const concatAxis: Adapter = ({ node }) =>
   attribute(node, 'axis') === undefined
     ? { set: [{ name: 'axis', type: AttributeType.INT, i: 1 }], note: 'axis=1 made explicit (the opset-1 default)' }
-    : { note: 'unchanged' };
+    : undefined;
 
 /** Pad 2 renamed `paddings` to `pads` (same layout: all begins, then all ends). */
 const padRename: Adapter = (context) => {
   const paddings = attribute(context.node, 'paddings');
-  if (paddings === undefined) return { note: 'unchanged' };
+  if (paddings === undefined) return undefined;
   return {
     remove: ['paddings'],
     set: [intsAttribute('pads', (paddings.ints ?? []).map((v) => int64ToNumber(v as Int64Like)))],
@@ -222,7 +225,7 @@ const splitSizesAttribute: Adapter = (context) => {
 /** LpPool and GlobalLpPool 2 take `p` as an int instead of a float. */
 const lpPoolIntegerP: Adapter = (context) => {
   const p = attribute(context.node, 'p');
-  if (p === undefined) return { note: 'unchanged' };
+  if (p === undefined) return undefined;
   const value = p.f ?? 2;
   if (!Number.isInteger(value)) refuse(context, `p=${value} is not an integer, which LpPool 2 requires`);
   return { remove: ['p'], set: [{ name: 'p', type: AttributeType.INT, i: value }], note: 'p given as an int' };
@@ -410,7 +413,7 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
         );
       }
       const edit = adapter(context);
-      if (edit.note === 'unchanged') continue;
+      if (edit === undefined) continue;
       edited = applyEdit(edited, edit);
       before.push(...(edit.before ?? []));
       const key = `${node.opType}(${steps[i - 1]}→${steps[i]}): ${edit.note}`;

@@ -57,6 +57,8 @@ interface AdapterContext {
   freshName(base: string): string;
   /** The node's label in messages: its operator, version step and name or first output. */
   readonly label: string;
+  /** The model's default-domain opset. */
+  readonly from: number;
 }
 
 /**
@@ -93,12 +95,18 @@ function intsAttribute(name: string, values: readonly number[]): OnnxTypes.IAttr
   return { name, type: AttributeType.INTS, ints: [...values] };
 }
 
-function refuse(context: AdapterContext, why: string): never {
-  throw new ModelRejectedError(
-    `The model's default-domain opset is below ${ONNXRUNTIME_MIN_OPSET}, the oldest onnxruntime implements, and ` +
-      `its ${context.label} cannot be upgraded: ${why}. Re-export the model with a current converter ` +
-      `(opset ${ONNXRUNTIME_MIN_OPSET} or later), or convert it with onnx.version_converter.convert_version(model, ${ONNXRUNTIME_MIN_OPSET}).`,
+/** The refusal of a model below opset 7: `what` says which node cannot be upgraded and why. */
+function cannotUpgrade(from: number | string, what: string): ModelRejectedError {
+  const to = ONNXRUNTIME_MIN_OPSET;
+  return new ModelRejectedError(
+    `The model's default-domain opset ${from} is below ${to}, the oldest onnxruntime implements, and ${what}. ` +
+      `Re-export the model with a current converter (opset ${to} or later), or convert it with ` +
+      `onnx.version_converter.convert_version(model, ${to}).`,
   );
+}
+
+function refuse(context: AdapterContext, why: string): never {
+  throw cannotUpgrade(context.from, `its ${context.label} cannot be upgraded: ${why}`);
 }
 
 /** Every operator dropped `consumed_inputs` (a legacy in-place hint with no effect on values) in opset 6. */
@@ -379,18 +387,14 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
     const where = node.name ? `"${node.name}"` : `producing "${node.output[0] ?? ''}"`;
     const current = versions?.filter((v) => v <= from).at(-1);
     if (versions === undefined || current === undefined) {
-      throw new ModelRejectedError(
-        `The model's default-domain opset ${from} is below ${to}, the oldest onnxruntime implements, and its node ` +
-          `${where} uses ${node.opType}, which opset ${from} of the ONNX standard does not define (experimental or ` +
-          `unknown operator), so it cannot be upgraded. Re-export the model with a current converter (opset ${to} or later).`,
+      throw cannotUpgrade(
+        from,
+        `its node ${where} uses ${node.opType}, which opset ${from} of the ONNX standard does not define ` +
+          '(experimental or unknown operator), so it cannot be upgraded',
       );
     }
     if (node.attribute.some((a) => a.g || (a.graphs ?? []).length > 0)) {
-      throw new ModelRejectedError(
-        `The model's default-domain opset ${from} is below ${to}, the oldest onnxruntime implements, and its node ` +
-          `${where} (${node.opType}) carries subgraphs, which the upgrade does not convert. Re-export the model with ` +
-          `a current converter (opset ${to} or later).`,
-      );
+      throw cannotUpgrade(from, `its node ${where} (${node.opType}) carries subgraphs, which the upgrade does not convert`);
     }
     const steps = versions.filter((v) => v >= current && v <= to);
     let edited = node;
@@ -402,14 +406,15 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
         rank: (name) => ranks.get(name),
         elements: (name) => elements.get(name),
         freshName,
+        from,
         label: `node ${where} (${node.opType}, version ${steps[i - 1]} to ${steps[i]})`,
       };
       const adapter = ADAPTERS.get(step);
       if (adapter === undefined) {
-        throw new ModelRejectedError(
-          `The model's default-domain opset ${from} is below ${to}, the oldest onnxruntime implements, and its node ` +
-            `${where} uses ${node.opType}(${steps[i - 1]}), whose meaning changed in opset ${steps[i]} in a way this ` +
-            `server does not convert. Re-export the model with a current converter (opset ${to} or later).`,
+        throw cannotUpgrade(
+          from,
+          `its node ${where} uses ${node.opType}(${steps[i - 1]}), whose meaning changed in opset ${steps[i]} in a ` +
+            'way this server does not convert',
         );
       }
       const edit = adapter(context);

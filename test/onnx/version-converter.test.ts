@@ -223,10 +223,27 @@ describe('upgradeOpset through rewriteForServing', () => {
     expectClose(y!.data as Float32Array, expected);
   });
 
+  it('keeps experimental operators of opset 1 (ImageScaler) that onnxruntime still implements', async () => {
+    // Prepare: ImageScaler(1) is y = scale * x + bias[c]; it never changed before opset 7.
+    const x = ramp([1, 2, 1, 2]);
+    const model = oneNodeModel(6, 'ImageScaler', [{ name: 'x', dims: [1, 2, 1, 2] }], { name: 'y', dims: [1, 2, 1, 2] }, {
+      scale: attr.float(2),
+      bias: attr.floats([1, -1]),
+    });
+
+    // Act
+    const result = rewriteForServing(model);
+    const { y } = await run(result.model, { x: new ort.Tensor('float32', x, [1, 2, 1, 2]) });
+
+    // Assess
+    expectClose(y!.data as Float32Array, Array.from(x, (v, i) => 2 * v + (i < 2 ? 1 : -1)));
+    expect(result.rewrites.map((r) => r.detail)).toEqual([expect.stringContaining('no operator of the graph changed meaning')]);
+  });
+
   it('refuses, naming operator and version, what it cannot convert exactly', () => {
     // Prepare
     const tile = oneNodeModel(5, 'Tile', [{ name: 'x', dims: [2] }, { name: 't', dims: [1] }], { name: 'y', dims: [4] });
-    const experimental = oneNodeModel(6, 'Crop', [{ name: 'x', dims: [1, 1, 4, 4] }], { name: 'y', dims: [1, 1, 2, 2] });
+    const unknown = oneNodeModel(6, 'Swish', [{ name: 'x', dims: [1, 1, 4, 4] }], { name: 'y', dims: [1, 1, 4, 4] });
     const bilinear = oneNodeModel(6, 'Upsample', [{ name: 'x', dims: [1, 1, 2, 2] }], { name: 'y', dims: [1, 1, 4, 4] }, {
       height_scale: attr.float(2),
       width_scale: attr.float(2),
@@ -240,11 +257,11 @@ describe('upgradeOpset through rewriteForServing', () => {
       .toBytes();
 
     // Act
-    const reasons = [tile, experimental, unknownRank, bilinear].map(rejectionOf);
+    const reasons = [tile, unknown, unknownRank, bilinear].map(rejectionOf);
 
     // Assess
     expect(reasons[0]).toMatch(/uses Tile\(1\), whose meaning changed in opset 6/);
-    expect(reasons[1]).toMatch(/uses Crop, which opset 6 of the ONNX standard does not define/);
+    expect(reasons[1]).toMatch(/uses Swish, which opset 6 of the ONNX standard does not define/);
     expect(reasons[2]).toMatch(/node "Add_0" \(Add, version 6 to 7\).*the rank of "a" is not declared/);
     expect(reasons[3]).toMatch(/\(Upsample, version 1 to 7\).*mode "bilinear" has no exact counterpart/);
     for (const reason of reasons) expect(reason).toContain('opset 7 or later');

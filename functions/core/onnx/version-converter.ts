@@ -23,9 +23,10 @@ import { readFields, rebuildMessage, type WireField } from './wire.js';
 export const ONNXRUNTIME_MIN_OPSET = 7;
 
 /**
- * The versions (since-version) of every default-domain operator up to opset 7, from ONNX's docs/Changelog.md.
- * An operator absent from this table did not exist in opsets 1-7 (or was experimental), so a model below opset 7
- * that uses it is refused.
+ * The versions (since-version) of every default-domain operator up to opset 7, from ONNX's docs/Changelog.md, and
+ * the experimental operators of those years (onnx 1.0-1.2 `defs/experiments`, version 1, unchanged before they were
+ * made standard or removed after opset 7; onnxruntime implements several, e.g. ImageScaler, Crop, ScaledTanh).
+ * An operator absent from this table did not exist in opsets 1-7, so a model below opset 7 that uses it is refused.
  */
 const SCHEMA_VERSIONS: ReadonlyMap<string, readonly number[]> = new Map(
   `Abs 1 6|Acos 7|Add 1 6 7|And 1 7|ArgMax 1|ArgMin 1|Asin 7|Atan 7|AveragePool 1 7|BatchNormalization 1 6 7|
@@ -38,7 +39,8 @@ const SCHEMA_VERSIONS: ReadonlyMap<string, readonly number[]> = new Map(
   ReduceLogSum 1|ReduceLogSumExp 1|ReduceMax 1|ReduceMean 1|ReduceMin 1|ReduceProd 1|ReduceSum 1|ReduceSumSquare 1|
   Relu 1 6|Reshape 1 5|Selu 1 6|Shape 1|Sigmoid 1 6|Sin 7|Size 1|Slice 1|Softmax 1|Softplus 1|Softsign 1|
   SpaceToDepth 1|Split 1 2|Sqrt 1 6|Squeeze 1|Sub 1 6 7|Sum 1 6|Tan 7|Tanh 1 6|Tile 1 6|TopK 1|Transpose 1|
-  Unsqueeze 1|Upsample 1 7|Xor 1 7`
+  Unsqueeze 1|Upsample 1 7|Xor 1 7|ATen 1|Affine 1|ConstantFill 1|Crop 1|GRUUnit 1|GivenTensorFill 1|ImageScaler 1|
+  MeanVarianceNormalization 1|ParametricSoftplus 1|Scale 1|ScaledTanh 1|ThresholdedRelu 1`
     .split('|')
     .map((entry) => {
       const [op = '', ...versions] = entry.trim().split(/\s+/);
@@ -390,7 +392,7 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
       throw cannotUpgrade(
         from,
         `its node ${where} uses ${node.opType}, which opset ${from} of the ONNX standard does not define ` +
-          '(experimental or unknown operator), so it cannot be upgraded',
+          '(nor its experimental operators), so it cannot be upgraded',
       );
     }
     if (node.attribute.some((a) => a.g || (a.graphs ?? []).length > 0)) {

@@ -10,13 +10,14 @@ import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { ENV } from '../core/contract.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
-import { readConfig } from '../handlers/config.js';
+import { readConfig } from '../wiring/config.js';
 import { SAMPLE_SUFFIX } from '../core/registration.js';
-import { createRegisterHandler, type RegisterResult } from '../handlers/register-handler.js';
-import { createControlHandler, createInferHandler } from '../handlers/http-handlers.js';
-import { createObservability } from '../handlers/observability.js';
-import { createRuntime, type Runtime } from '../handlers/runtime.js';
+import { createRegisterHandler, type RegisterResult } from '../transport/register-handler.js';
+import { createControlHandler, createInferHandler } from '../transport/http-handlers.js';
+import { createObservability } from '../wiring/observability.js';
+import { createRuntime, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -77,7 +78,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
-  const config = readConfig({ ...(options.env ?? process.env), MODEL_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, MODEL_DIR: '' });
+  const config = readConfig({ ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   const store = new S3BlobStore(

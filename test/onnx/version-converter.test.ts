@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelRejectedError } from '../../functions/core/errors.js';
-import { attr, ModelBuilder, type AttributeValue } from '../../functions/core/onnx/model-builder.js';
+import { attr, ModelBuilder, type AttributeValue } from '../../tools/onnx/model-builder.js';
 import { onnx } from '../../functions/core/onnx/proto.js';
 import { rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 import { ADAPTED_STEPS, ONNXRUNTIME_MIN_OPSET } from '../../functions/core/onnx/version-converter.js';

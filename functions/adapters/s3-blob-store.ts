@@ -94,6 +94,11 @@ export class S3BlobStore implements BlobStore {
       const ranged = first.$metadata.httpStatusCode === 206;
       const size = ranged ? totalOf(first.ContentRange, key) : (first.ContentLength ?? 0);
       const etag = first.ETag ?? '';
+      if (ranged && size === 0) {
+        // S3 answers 416 for an empty object; some compatible servers answer 206 with a body that never comes.
+        (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
+        return await this.downloadEmpty(key, file);
+      }
       // A server that ignores Range sends the whole object at once: one part.
       const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size));
       try {

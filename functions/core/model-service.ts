@@ -82,6 +82,14 @@ export const MODEL_SERVICE_DEFAULTS = {
 /** Room kept free on the scratch disk beyond the model file itself (onnxruntime and Node write little there). */
 const SCRATCH_HEADROOM_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Scratch disk (`/tmp`) a model file of `modelBytes` needs while it loads, in whole MB: the infrastructure sizes
+ * each function's ephemeral storage with it, and a load refuses to start without it.
+ */
+export function scratchMbFor(modelBytes: number): number {
+  return Math.ceil((modelBytes + SCRATCH_HEADROOM_BYTES) / (1024 * 1024));
+}
+
 /** One row of `POST /v2/repository/index`. */
 export interface RepositoryIndexRow {
   readonly name: string;
@@ -357,7 +365,7 @@ export class ModelService {
 
   private noRoom(model: string, version: string, bytes: number, cause: unknown, free?: number): ServiceUnavailableError {
     const mb = (n: number) => Math.ceil(n / (1024 * 1024));
-    const needed = mb(bytes + SCRATCH_HEADROOM_BYTES);
+    const needed = scratchMbFor(bytes);
     return new ServiceUnavailableError(
       `version ${version} of "${model}" (${mb(bytes)} MB) does not fit in the function's temporary storage ` +
         `(${free === undefined ? 'it ran out' : `${mb(free)} MB free`}): give the function at least ${needed} MB of ` +

@@ -1,6 +1,7 @@
 /**
  * {@link BlobStore} on Amazon S3 (or any S3-compatible server, such as the embedded one of `npm start`).
  */
+import { setMaxListeners } from 'node:events';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -74,6 +75,9 @@ export class S3BlobStore implements BlobStore {
    */
   public async download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
     const controller = new AbortController();
+    // Each ranged GET adds an abort listener that the SDK keeps until the signal is dropped with this download: one
+    // per part, which is by design, not the leak Node's default warning at 11 listeners guesses.
+    setMaxListeners(0, controller.signal);
     const abort = (): void => controller.abort(options.signal?.reason);
     if (options.signal?.aborted === true) abort();
     options.signal?.addEventListener('abort', abort, { once: true });

@@ -17,6 +17,7 @@ import { ModelService } from '../../functions/core/model-service.js';
 import { registerUpload } from '../../functions/core/registration.js';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import type { InferenceRequest } from '../../functions/core/types.js';
+import { readConfig } from '../../functions/wiring/config.js';
 import { buildLargeModel } from '../../tools/onnx/sample-models.js';
 import { startS3Proxy, type ProxyFault, type ProxiedRequest, type S3Proxy } from '../../tools/s3-proxy.js';
 import { startS3Fixture, type S3Fixture } from './fixture.js';
@@ -210,5 +211,22 @@ describe('serving from the streamed file', () => {
       /^version 1 of "big" \(3 MB\) does not fit in the function's temporary storage \(it ran out\): give the function at least 19 MB of ephemeral storage/,
     );
     expect(served.outputs[0]!.shape).toEqual([1, 16]);
+  });
+});
+
+describe('download settings', () => {
+  it('reads part size, concurrency and scratch folder from the environment, and names a bad value', () => {
+    // Act
+    const defaults = readConfig({});
+    const set = readConfig({ MODEL_DOWNLOAD_PART_MB: '0.25', MODEL_DOWNLOAD_CONCURRENCY: '3', MODEL_SCRATCH_DIR: '/mnt/scratch' });
+
+    // Assess
+    expect(defaults.download).toEqual({ partBytes: 8 * 1024 * 1024, concurrency: 8 });
+    expect(defaults.scratchDir).toBeUndefined();
+    expect(set.download).toEqual({ partBytes: 256 * 1024, concurrency: 3 });
+    expect(set.scratchDir).toBe('/mnt/scratch');
+    expect(() => readConfig({ MODEL_DOWNLOAD_CONCURRENCY: '-1' })).toThrow(
+      'MODEL_DOWNLOAD_CONCURRENCY must be a positive number, got "-1"',
+    );
   });
 });

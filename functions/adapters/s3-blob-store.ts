@@ -104,7 +104,11 @@ export class S3BlobStore implements BlobStore {
         return await this.downloadEmpty(key, file);
       }
       // A server that ignores Range sends the whole object at once: one part.
-      const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size));
+      const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size)).catch((error: unknown) => {
+        // The first part's body is open: release its connection rather than leave it to the idle timeout.
+        (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
+        throw error;
+      });
       try {
         const ranges = writer.ranges;
         const fetchPart = async (index: number): Promise<AsyncIterable<Uint8Array> | undefined> => {

@@ -25,6 +25,12 @@ export const ENV = {
   graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
+  /** Serving: MiB per ranged GET of a model file (default 8). */
+  downloadPartMb: 'MODEL_DOWNLOAD_PART_MB',
+  /** Serving: ranged GETs of one model file in flight (default 8). */
+  downloadConcurrency: 'MODEL_DOWNLOAD_CONCURRENCY',
+  /** Serving: folder model files are downloaded to before onnxruntime reads them (default: the OS temp dir). */
+  scratchDir: 'MODEL_SCRATCH_DIR',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

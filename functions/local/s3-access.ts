@@ -39,18 +39,25 @@ export class AccessControl {
   private readonly principals = new Map<string, Principal>();
   private readonly roleCredentials = new Map<string, Credentials>();
 
-  public constructor(owner: Credentials, roles: readonly RolePolicy[]) {
+  public constructor(owner: Credentials) {
     this.principals.set(owner.accessKeyId, { kind: 'owner', secret: owner.secretAccessKey });
-    for (const policy of roles) {
-      if (this.roleCredentials.has(policy.role)) throw new Error(`role "${policy.role}" is defined twice`);
-      // Random per server start: a role's pair exists only inside the process that runs the functions.
-      const credentials = {
-        accessKeyId: `ROLE${randomBytes(8).toString('hex').toUpperCase()}`,
-        secretAccessKey: randomBytes(30).toString('base64'),
-      };
-      this.principals.set(credentials.accessKeyId, { kind: 'role', secret: credentials.secretAccessKey, policy });
-      this.roleCredentials.set(policy.role, credentials);
-    }
+  }
+
+  /** Adds a role and returns its new key pair, random per server start: it exists only inside this process. */
+  public addRole(policy: RolePolicy): Credentials {
+    if (this.roleCredentials.has(policy.role)) throw new Error(`role "${policy.role}" is defined twice`);
+    const credentials = {
+      accessKeyId: `ROLE${randomBytes(8).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(30).toString('base64'),
+    };
+    this.principals.set(credentials.accessKeyId, { kind: 'role', secret: credentials.secretAccessKey, policy });
+    this.roleCredentials.set(policy.role, credentials);
+    return credentials;
+  }
+
+  /** Whether `role` has been added. */
+  public hasRole(role: string): boolean {
+    return this.roleCredentials.has(role);
   }
 
   /** The secret of a known access key id. */

@@ -113,6 +113,8 @@ export interface EmbeddedS3 {
   readonly region: string;
   /** The key pair of a role given in {@link EmbeddedS3Options.roles}; throws for an unknown role. */
   credentialsFor(role: string): Credentials;
+  /** Adds a role after the start (a model uploaded while running gets its infer role); returns its key pair. */
+  addRole(policy: RolePolicy): Credentials;
   /** Waits for pending notifications to be handled, then stops the server. */
   close(): Promise<void>;
 }
@@ -142,11 +144,14 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const app = new S3rver({ address: host, port, silent, directory: dataDir, configureBuckets: [] });
   app.store = app.context.store = store;
 
-  const access = new AccessControl(S3RVER_CREDENTIALS, options.roles ?? []);
-  const revocations = (options.roles ?? []).map(({ role }) => {
-    const { accessKeyId, secretAccessKey } = access.credentialsFor(role);
-    return addS3rverKeyPair(accessKeyId, secretAccessKey);
-  });
+  const access = new AccessControl(S3RVER_CREDENTIALS);
+  const revocations: (() => void)[] = [];
+  const addRole = (policy: RolePolicy): Credentials => {
+    const credentials = access.addRole(policy);
+    revocations.push(addS3rverKeyPair(credentials.accessKeyId, credentials.secretAccessKey));
+    return credentials;
+  };
+  for (const policy of options.roles ?? []) addRole(policy);
   const onAccessDenied =
     options.onAccessDenied ?? ((denial: AccessDenial) => console.error(`embedded S3: ${describeDenial(denial)}`));
 
@@ -173,6 +178,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     credentials: S3RVER_CREDENTIALS,
     region,
     credentialsFor: (role) => access.credentialsFor(role),
+    addRole,
     close: async () => {
       // Notifications first: a handler still running may read and write objects through this server.
       await deliveries.drain();

@@ -89,7 +89,11 @@ export function verifySigV4(
   if (!signedHeaders.includes('host')) {
     throw new SignatureError('AuthorizationHeaderMalformed', 'The host header must be signed.');
   }
-  const payloadHash = authorization !== undefined ? (headers.get('x-amz-content-sha256') ?? '') : 'UNSIGNED-PAYLOAD';
+  // Presigned: S3's presigners hoist x-amz-content-sha256 (UNSIGNED-PAYLOAD) into the query; S3 defaults to it.
+  const payloadHash =
+    authorization !== undefined
+      ? (headers.get('x-amz-content-sha256') ?? '')
+      : (query.find(([name]) => name.toLowerCase() === 'x-amz-content-sha256')?.[1] ?? 'UNSIGNED-PAYLOAD');
   if (authorization !== undefined && payloadHash === '') {
     throw new SignatureError('InvalidArgument', 'x-amz-content-sha256 must be sent with a signed request.');
   }

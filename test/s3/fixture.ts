@@ -62,7 +62,7 @@ export async function startS3Fixture(options: Partial<EmbeddedS3Options> = {}): 
 }
 
 /** SHA-256 in the shape `@smithy/signature-v4` expects (the SDK's own signer, an implementation independent of ours). */
-class NodeSha256 {
+export class NodeSha256 {
   private readonly hash;
   public constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', Buffer.from(secret as ArrayBuffer));

@@ -23,7 +23,7 @@ import type { S3Event } from 'aws-lambda';
 import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
 import { Sequencer, objectCreatedEvent } from './s3-event.js';
 import type { ObjectCreatedEventName } from './s3-event.js';
-import { ConsistentFilesystemStore, listingPages, objectLockKey } from './s3-filesystem-store.js';
+import { ConsistentFilesystemStore, LAYOUT_MARKER, MAX_KEY_SEGMENT_BYTES, listingPages, objectLockKey } from './s3-filesystem-store.js';
 import type { ListingPage } from './s3-filesystem-store.js';
 import { KeyedMutex } from './s3-keyed-mutex.js';
 import { AccessControl, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
@@ -256,6 +256,20 @@ function refuseEscapes(ctx: KoaContext): void {
   }
   if (names.some(escapesDataFolder)) {
     throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments', {});
+  }
+  // Keys are files here: a segment must fit a file name, and must not look like the server's own file layout
+  // (a key `a._S3rver_object/b` would turn the object file of `a` into a folder).
+  const parts = names.flatMap((name) => name.split('/'));
+  if (parts.some((segment) => segment.includes(LAYOUT_MARKER))) {
+    throw new S3Error('InvalidArgument', `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`, {});
+  }
+  const tooLong = parts.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_KEY_SEGMENT_BYTES);
+  if (tooLong !== undefined) {
+    throw new S3Error(
+      'KeyTooLongError',
+      `This local server stores keys as files: each "/"-separated part of a key may have at most ${MAX_KEY_SEGMENT_BYTES} bytes (one has ${Buffer.byteLength(tooLong, 'utf8')}); S3 itself allows 1,024 bytes per key`,
+      {},
+    );
   }
 }
 

@@ -344,7 +344,8 @@ describe('embedded S3 server', () => {
       // Prepare
       const key = 'uploads/aborted/model.onnx';
       await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: key, Body: 'previous' }));
-      const folder = `${s3.dataDir}/${s3.server.bucket}/uploads/aborted`;
+      // Writes stage their bytes in the bucket's temporary folder (short names, same file system).
+      const folder = `${s3.dataDir}/${s3.server.bucket}/._S3rver_uploads/.partial`;
       const partialFiles = async (): Promise<string[]> =>
         (await readdir(folder)).filter((name) => name.endsWith('.partial'));
 

@@ -6,7 +6,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCatalogEntry } from '../functions/core/catalog.js';
-import { stagedFunction, type StagedFunction, type TemplateJson } from '../functions/local/lambda-process.js';
+import { stagedFunction, type StagedFunction, type TemplateJson } from '../tools/lambda-process.js';
 import { OnnxServerlessStack } from '../infra/onnx-serverless-stack.js';
 import { LAYER_ARCHITECTURES, buildOnnxruntimeLayer, type LayerArchitecture } from '../layers/onnxruntime/build.js';
 

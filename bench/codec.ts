@@ -4,7 +4,7 @@
  */
 import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
 import { decodeInferenceRequest, elementCount, encodeInferenceRequest } from '../functions/core/codec/index.js';
-import { createPrng, uniformFloat32 } from '../functions/core/onnx/prng.js';
+import { createPrng, uniformFloat32 } from '../tools/onnx/prng.js';
 import type { Tensor } from '../functions/core/types.js';
 import { medians, timeAlternating } from './stats.js';
 

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { printedNumber, runTsxChild } from './child.js';
 import * as ort from 'onnxruntime-node';
 import type { APIGatewayProxyResult } from 'aws-lambda';
-import { runInLambdaProcess, type LambdaProcessResult } from '../functions/local/lambda-process.js';
+import { runInLambdaProcess, type LambdaProcessResult } from '../tools/lambda-process.js';
 import type { Tensor } from '../functions/core/types.js';
 import type { InferArtifact } from './artifacts.js';
 import { binaryRequest, inferEvent, writeInputsFile } from './inputs.js';

@@ -5,9 +5,9 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { writeFileSync } from 'node:fs';
 import { ORT_TYPE_BY_DATATYPE } from '../functions/adapters/onnxruntime-session.js';
-import { restApiEvent } from '../test/support/events.js';
+import { restApiEvent } from '../tools/lambda-events.js';
 import { createTensorData, elementCount, encodeInferenceRequest } from '../functions/core/codec/index.js';
-import { createPrng } from '../functions/core/onnx/prng.js';
+import { createPrng } from '../tools/onnx/prng.js';
 import type { Tensor, TensorSpec } from '../functions/core/types.js';
 
 /** Deterministic data for one input: dynamic dimensions become 1; values are small and valid for the type. */

@@ -13,10 +13,10 @@ import { ortSessionOptions, toOrtTensor } from '../functions/adapters/onnxruntim
 import type { BlobStore } from '../functions/core/blob-store.js';
 import { decodeInferenceResponse } from '../functions/core/codec/index.js';
 import type { Tensor } from '../functions/core/types.js';
-import { readConfig } from '../functions/handlers/config.js';
-import { createInferHandler, type InferHandler } from '../functions/handlers/http-handlers.js';
-import { createObservability } from '../functions/handlers/observability.js';
-import { createRuntime, type Runtime } from '../functions/handlers/runtime.js';
+import { readConfig } from '../functions/wiring/config.js';
+import { createInferHandler, type InferHandler } from '../functions/transport/http-handlers.js';
+import { createObservability } from '../functions/wiring/observability.js';
+import { createRuntime, type Runtime } from '../functions/wiring/runtime.js';
 import { binaryRequest, inferEvent, jsonRequest, modelInputs, writeInputsFile } from './inputs.js';
 import { medians, timeAlternating } from './stats.js';
 

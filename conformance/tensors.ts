@@ -3,7 +3,7 @@
  * back, turned into plain values for comparison, and generated deterministically for cases without inputs.
  */
 import { createTensorData, elementCount, float16BitsToFloat32, float32ToFloat16Bits } from '../functions/core/codec/index.js';
-import { createPrng } from '../functions/core/onnx/prng.js';
+import { createPrng } from '../tools/onnx/prng.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
 /** A tensor in the corpus's JSON form (`case.json`): KServe V2 JSON with flat, row-major data. */

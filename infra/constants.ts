@@ -11,7 +11,7 @@
  */
 export const BINARY_MEDIA_TYPES = ['*/*'] as const;
 
-export { ENV, METRICS_NAMESPACE } from '../functions/handlers/contract.js';
+export { ENV, METRICS_NAMESPACE } from '../functions/core/contract.js';
 export { REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from '../functions/core/model-repository.js';
 
 /** The KServe V2 path every route lives under. */

@@ -16,6 +16,7 @@ import { Construct, type IDependable } from 'constructs';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
+import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
 import { grantBucketAccess } from './bucket-grants.js';
@@ -24,11 +25,7 @@ import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 
-/** API Gateway REST stops waiting for an integration after this long. */
-export const API_GATEWAY_TIMEOUT_SECONDS = 29;
-
-/** API Gateway REST refuses bodies over 10 MB before Lambda sees them. */
-export const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
+const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } = PLATFORM_LIMITS;
 
 /** Props of {@link ModelEndpoint}. */
 export interface ModelEndpointProps {

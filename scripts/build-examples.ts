@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildExamples, catalogJson } from '../functions/core/onnx/examples.js';
+import { buildExamples, catalogJson } from '../tools/onnx/examples.js';
 
 const modelsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../models');
 mkdirSync(modelsDir, { recursive: true });

@@ -1,6 +1,6 @@
 /** The warmers' self-invocation on the AWS Lambda API. */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import type { SelfInvoker } from '../handlers/warmer.js';
+import type { SelfInvoker } from '../core/warmer.js';
 
 /**
  * Invokes `functionName` synchronously (so that the invocations overlap and land on distinct instances).

@@ -5,6 +5,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
+import { ENV } from '../core/contract.js';
 
 /** Connection and retry settings of {@link createS3Client}, as constants so the README can quote them. */
 export const S3_CLIENT_DEFAULTS = {
@@ -67,7 +68,7 @@ export interface S3ClientOptions {
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: S3_CLIENT_DEFAULTS.maxSockets };
   return new S3Client({
-    region: options.region ?? process.env['AWS_REGION'] ?? S3_CLIENT_DEFAULTS.region,
+    region: options.region ?? process.env[ENV.region] ?? S3_CLIENT_DEFAULTS.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
     ...(options.credentials === undefined

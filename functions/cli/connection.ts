@@ -5,6 +5,7 @@
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import type { BlobStore } from '../core/blob-store.js';
+import { ENV } from '../core/contract.js';
 import { UsageError } from './errors.js';
 
 /**
@@ -60,20 +61,20 @@ function isLoopback(endpoint: string): boolean {
  * with neither `AWS_ACCESS_KEY_ID` nor `AWS_PROFILE` set, where the embedded server's fixed pair is used.
  */
 export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv): Connection {
-  const bucketFromEnv = nonEmpty(env.MODEL_BUCKET);
+  const bucketFromEnv = nonEmpty(env[ENV.modelBucket]);
   const endpoint =
     nonEmpty(flags.endpoint) ??
-    nonEmpty(env.S3_ENDPOINT) ??
-    (bucketFromEnv === undefined ? `http://${LOCAL_S3.host}:${nonEmpty(env.S3_PORT) ?? LOCAL_S3.port}` : undefined);
+    nonEmpty(env[ENV.s3Endpoint]) ??
+    (bucketFromEnv === undefined ? `http://${LOCAL_S3.host}:${nonEmpty(env[ENV.s3Port]) ?? LOCAL_S3.port}` : undefined);
   if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
     throw new UsageError(`the S3 endpoint must be an http(s) URL such as http://127.0.0.1:9000, got "${endpoint}"`);
   }
   const local = endpoint !== undefined && isLoopback(endpoint);
-  const chainConfigured = nonEmpty(env.AWS_ACCESS_KEY_ID) !== undefined || nonEmpty(env.AWS_PROFILE) !== undefined;
+  const chainConfigured = nonEmpty(env[ENV.accessKeyId]) !== undefined || nonEmpty(env[ENV.profile]) !== undefined;
   return {
     endpoint,
     bucket: nonEmpty(flags.bucket) ?? bucketFromEnv ?? LOCAL_S3.bucket,
-    region: nonEmpty(flags.region) ?? nonEmpty(env.AWS_REGION),
+    region: nonEmpty(flags.region) ?? nonEmpty(env[ENV.region]),
     local,
     credentials: local && !chainConfigured ? LOCAL_S3.credentials : undefined,
   };

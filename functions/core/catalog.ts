@@ -4,6 +4,7 @@
  * read the limits it passes down.
  */
 import { z } from 'zod';
+import { PLATFORM_LIMITS } from './platform-limits.js';
 
 /** Model names: what DESIGN.md allows, checked before any key or path is built from a name. */
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -17,7 +18,7 @@ export function isValidModelName(name: string): boolean {
 export const limitsSchema = z
   .object({
     /** Request body in bytes (API Gateway REST rejects more than 10 MB before we see it). */
-    maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+    maxBodyBytes: z.number().int().positive().default(PLATFORM_LIMITS.apiGatewayMaxBodyBytes),
     /** Elements over all input tensors of one request. */
     maxElements: z.number().int().positive().default(16 * 1024 * 1024),
     /** JSON nesting depth of a request body. */
@@ -31,7 +32,7 @@ export const limitsSchema = z
     /** Characters of the request `id`. */
     maxIdLength: z.number().int().positive().default(256),
     /** Response body in bytes (Lambda's synchronous response limit is 6 MB, base64 included). */
-    maxResponseBytes: z.number().int().positive().default(6 * 1024 * 1024 - 64 * 1024),
+    maxResponseBytes: z.number().int().positive().default(PLATFORM_LIMITS.defaultMaxResponseBytes),
   })
   .strict();
 

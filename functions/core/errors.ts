@@ -1,6 +1,6 @@
 /**
  * The error model: one class per failure a client can cause or meet. Each carries its HTTP status; the HTTP layer
- * (`functions/handlers/http.ts`) is the one place that turns them into responses.
+ * (`functions/transport/http.ts`) is the one place that turns them into responses.
  */
 
 /** Base class of every error whose message is safe and useful to show to a client. */

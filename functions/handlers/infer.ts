@@ -3,19 +3,10 @@
  * Everything that can happen at init does: configuration, clients, and (with `PRELOAD=true`) the latest session.
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
-import { readConfig } from './config.js';
-import { createInferHandler } from './http-handlers.js';
-import { createObservability, loadTracer } from './observability.js';
-import { createRuntime } from './runtime.js';
+import { createInferHandler } from '../transport/http-handlers.js';
+import { bootstrap } from '../wiring/bootstrap.js';
 
-const config = readConfig();
-const service = config.modelName ?? 'infer';
-const observability = createObservability(
-  service,
-  config.functionName !== undefined,
-  config.tracing ? await loadTracer(service) : undefined,
-);
-const runtime = createRuntime(config, { telemetry: observability.telemetry });
+const { config, runtime, observability } = await bootstrap((settings) => settings.modelName ?? 'infer');
 
 if (config.preload && config.modelName !== undefined) {
   // Init has its own 10 s budget and full CPU: a failed preload is not fatal, the first request loads again.

@@ -1,16 +1,8 @@
 /** Lambda entry point `register`: S3 ObjectCreated events under `uploads/` become versions or rejections. */
-import { readConfig } from './config.js';
-import { createRegisterHandler } from './register-handler.js';
-import { createObservability, loadTracer } from './observability.js';
-import { createRuntime } from './runtime.js';
+import { createRegisterHandler } from '../transport/register-handler.js';
+import { bootstrap } from '../wiring/bootstrap.js';
 
-const config = readConfig();
-const service = 'register';
-const observability = createObservability(
-  service,
-  config.functionName !== undefined,
-  config.tracing ? await loadTracer(service) : undefined,
-);
+const { runtime, observability } = await bootstrap('register');
 
 /** The handler Lambda calls. */
-export const handler = createRegisterHandler(createRuntime(config, { telemetry: observability.telemetry }), observability);
+export const handler = createRegisterHandler(runtime, observability);

@@ -12,8 +12,8 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { HttpHandler, InferHandler } from '../handlers/http-handlers.js';
-import { LAMBDA_REQUEST_PAYLOAD_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES } from '../handlers/http.js';
+import type { HttpHandler, InferHandler } from '../transport/http-handlers.js';
+import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 
 /** Settings of {@link startGateway}. */
 export interface GatewayOptions {
@@ -33,7 +33,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const API_GATEWAY_MAX_BODY = 10 * 1024 * 1024;
+const { apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY, lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES, lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES } =
+  PLATFORM_LIMITS;
 
 /**
  * The path and query of a request target, as sent: no dot-segment removal or other normalisation, so that

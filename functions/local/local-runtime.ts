@@ -15,17 +15,18 @@ import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { ENV } from '../core/contract.js';
 import { isValidModelName } from '../core/catalog.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCESS } from '../../infra/function-grants.js';
 import type { BucketAccess } from '../../infra/function-grants.js';
 import type { AccessDenial, RolePolicy } from './s3-access.js';
-import { readConfig } from '../handlers/config.js';
+import { readConfig } from '../wiring/config.js';
 import { SAMPLE_SUFFIX } from '../core/registration.js';
-import { createRegisterHandler, type RegisterResult } from '../handlers/register-handler.js';
-import { createControlHandler, createInferHandler, type InferHandler } from '../handlers/http-handlers.js';
-import { createObservability } from '../handlers/observability.js';
-import { createRuntime, type Runtime } from '../handlers/runtime.js';
+import { createRegisterHandler, type RegisterResult } from '../transport/register-handler.js';
+import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import { createObservability } from '../wiring/observability.js';
+import { createRuntime, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -137,7 +138,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
-  const config = readConfig({ ...(options.env ?? process.env), MODEL_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, MODEL_DIR: '' });
+  const config = readConfig({ ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }): Runtime =>

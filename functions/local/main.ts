@@ -2,11 +2,12 @@
  * `npm start`: the local stack on 127.0.0.1 (gateway on PORT, default 8080; embedded S3 on S3_PORT, default 9000;
  * data under .data/), seeded with the example models of `models/`.
  */
+import { ENV } from '../core/contract.js';
 import { startLocal } from './local-runtime.js';
 
-const port = Number(process.env.PORT ?? 8080);
-const s3Port = Number(process.env.S3_PORT ?? 9000);
-const stack = await startLocal({ port, s3Port, dataDir: process.env.DATA_DIR ?? '.data', catalogDir: 'models' });
+const port = Number(process.env[ENV.port] ?? 8080);
+const s3Port = Number(process.env[ENV.s3Port] ?? 9000);
+const stack = await startLocal({ port, s3Port, dataDir: process.env[ENV.dataDir] ?? '.data', catalogDir: 'models' });
 
 const lines = [
   `onnx-serverless is serving on ${stack.gatewayUrl}`,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { messageOf, onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
 import { ModelRejectedError } from '../../functions/core/errors.js';
-import { ModelBuilder } from '../../functions/core/onnx/index.js';
+import { ModelBuilder } from '../../tools/onnx/index.js';
 
 describe('onnxruntime error messages', () => {
   it.each([

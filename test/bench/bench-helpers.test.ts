@@ -10,7 +10,7 @@ import { binaryRequest, inferEvent, inputTensor, jsonRequest, modelInputs, write
 import { median, medians, timeAlternating } from '../../bench/stats.js';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { decodeInferenceRequest } from '../../functions/core/codec/index.js';
-import { fromApiGatewayEvent } from '../../functions/handlers/http.js';
+import { fromApiGatewayEvent } from '../../functions/transport/http.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../functions/local/lambda-process.js';
+import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lambda-process-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

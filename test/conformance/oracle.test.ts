@@ -10,7 +10,7 @@ import { decodeTensorProto, UnsupportedTensorProtoError } from '../../conformanc
 import { joinRows, sliceRows, fromJson, type Observed } from '../../conformance/tensors.js';
 import { isValidModelName } from '../../functions/core/catalog.js';
 import { onnx } from '../../functions/core/onnx/proto.js';
-import { buildZipMapClassifier } from '../../functions/core/onnx/sample-models.js';
+import { buildZipMapClassifier } from '../../tools/onnx/sample-models.js';
 
 function encodeTensor(message: Parameters<typeof onnx.TensorProto.create>[0]): Uint8Array {
   return onnx.TensorProto.encode(onnx.TensorProto.create(message)).finish();

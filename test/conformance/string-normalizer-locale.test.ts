@@ -14,7 +14,7 @@ import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { ModelRejectedError } from '../../functions/core/errors.js';
 import { ModelRepository } from '../../functions/core/model-repository.js';
-import { attr, ModelBuilder, type AttributeValue } from '../../functions/core/onnx/model-builder.js';
+import { attr, ModelBuilder, type AttributeValue } from '../../tools/onnx/model-builder.js';
 import { onnx } from '../../functions/core/onnx/proto.js';
 import { rewriteForServing, STRING_NORMALIZER_FALLBACK_LOCALE } from '../../functions/core/onnx/rewrites.js';
 import { registerUpload, type RegistrationOptions } from '../../functions/core/registration.js';

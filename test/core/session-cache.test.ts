@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
-import { buildIdentityModel } from '../../functions/core/onnx/index.js';
+import { buildIdentityModel } from '../../tools/onnx/index.js';
 import type { ModelSession } from '../../functions/core/session.js';
 import { SessionCache } from '../../functions/core/session-cache.js';
 

@@ -10,15 +10,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
-import { readConfig } from '../../functions/handlers/config.js';
-import { createObservability } from '../../functions/handlers/observability.js';
-import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
-import { createRuntime } from '../../functions/handlers/runtime.js';
+import { readConfig } from '../../functions/wiring/config.js';
+import { createObservability } from '../../functions/wiring/observability.js';
+import { createRegisterHandler } from '../../functions/transport/register-handler.js';
+import { createRuntime } from '../../functions/wiring/runtime.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import { inferAccess } from '../../infra/function-grants.js';
 import { linearModel, linearRequest } from '../flow/fixture.js';
-import { s3Event } from '../support/events.js';
+import { s3Event } from '../../tools/lambda-events.js';
 
 async function start(options: Parameters<typeof startLocal>[0] = {}): Promise<{ stack: LocalStack; denials: AccessDenial[]; stop: () => Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-perms-'));

@@ -4,7 +4,7 @@
  * `.onnx` is not registered at all: the bucket notification (and the embedded server's) filters on the suffix.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildFailingAtRunModel, encodeModel, ModelBuilder, tensorProto } from '../../functions/core/onnx/index.js';
+import { buildFailingAtRunModel, encodeModel, ModelBuilder, tensorProto } from '../../tools/onnx/index.js';
 import { onnx, type OnnxTypes } from '../../functions/core/onnx/proto.js';
 import { type FlowStack, linearModel, outputData, startFlowStack } from './fixture.js';
 

@@ -48,7 +48,7 @@ export interface FlowStack {
 /** Default bound of {@link FlowStack.waitForOutcome}: registration of a small model takes milliseconds. */
 export const OUTCOME_TIMEOUT_MS = 20_000;
 
-export { buildScaledLinearModel as linearModel } from '../../functions/core/onnx/index.js';
+export { buildScaledLinearModel as linearModel } from '../../tools/onnx/index.js';
 
 export { linearRequest } from '../support/requests.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MethodNotAllowedError, NotFoundError } from '../../functions/core/errors.js';
-import { matchRoute } from '../../functions/handlers/routes.js';
+import { matchRoute } from '../../functions/transport/routes.js';
 
 describe('matchRoute', () => {
   it.each([

@@ -11,15 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
-import { ModelBuilder, attr } from '../../functions/core/onnx/index.js';
+import { ModelBuilder, attr } from '../../tools/onnx/index.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
-import { readConfig } from '../../functions/handlers/config.js';
-import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
-import { createControlHandler, createInferHandler, type InferHandler } from '../../functions/handlers/http-handlers.js';
-import { createObservability } from '../../functions/handlers/observability.js';
-import { createRuntime, type Runtime } from '../../functions/handlers/runtime.js';
+import { readConfig } from '../../functions/wiring/config.js';
+import { createRegisterHandler } from '../../functions/transport/register-handler.js';
+import { createControlHandler, createInferHandler, type InferHandler } from '../../functions/transport/http-handlers.js';
+import { createObservability } from '../../functions/wiring/observability.js';
+import { createRuntime, type Runtime } from '../../functions/wiring/runtime.js';
 import { startGateway } from '../../functions/local/gateway.js';
-import { s3Event } from '../support/events.js';
+import { s3Event } from '../../tools/lambda-events.js';
 import { linearRequest } from '../support/requests.js';
 
 /** A `BlobStore` that remembers every key it was asked for, in order. */
@@ -159,7 +159,7 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
   };
 }
 
-export { buildScaledLinearModel as linearModel } from '../../functions/core/onnx/index.js';
+export { buildScaledLinearModel as linearModel } from '../../tools/onnx/index.js';
 
 /** `y = a + b` over FP32 vectors of independent lengths: unequal lengths fail inside onnxruntime (broadcasting). */
 export function addModel(): Uint8Array {
@@ -184,7 +184,7 @@ export function amplifierModel(value: number): Uint8Array {
 }
 
 /** `output = Identity(input)` of `datatype`, input `['N']`. */
-export { buildIdentityModel as identityModel } from '../../functions/core/onnx/index.js';
+export { buildIdentityModel as identityModel } from '../../tools/onnx/index.js';
 
 /** A V2 JSON request body for {@link linearModel}. */
 export function linearBody(rows: readonly (readonly number[])[], extra: Record<string, unknown> = {}): string {

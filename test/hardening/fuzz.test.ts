@@ -20,7 +20,7 @@ import {
 } from '../../functions/core/codec/index.js';
 import { DATATYPES, type Datatype, type Tensor, type TensorData } from '../../functions/core/types.js';
 import { identityModel, sendRaw, showsInternals, startHardened, type Answer, type HardenedStack, type RawRequest } from './fixture.js';
-import { restApiEvent } from '../support/events.js';
+import { restApiEvent } from '../../tools/lambda-events.js';
 
 /** Runs of each property; the README quotes their sum. */
 const FUZZ_RUNS = { valid: 1000, mutated: 2000, junkHttp: 2000, junkEvents: 2000 } as const;

@@ -19,7 +19,7 @@ import {
   type HardenedStack,
   type RawRequest,
 } from './fixture.js';
-import { restApiEvent } from '../support/events.js';
+import { restApiEvent } from '../../tools/lambda-events.js';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const INFER = '/v2/models/linear/infer';

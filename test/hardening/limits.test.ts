@@ -9,9 +9,11 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type Limits } from '../../functions/core/catalog.js';
 import { decodeInferenceResponse } from '../../functions/core/codec/index.js';
-import { createApi, lambdaBodyBytes } from '../../functions/handlers/api.js';
+import { createApi, lambdaBodyBytes } from '../../functions/transport/api.js';
 import { redactInternals } from '../../functions/core/redact.js';
-import { LAMBDA_REQUEST_PAYLOAD_BYTES, LAMBDA_RESPONSE_PAYLOAD_BYTES } from '../../functions/handlers/http.js';
+import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
+
+const { lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES, lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES } = PLATFORM_LIMITS;
 import { lambdaEventBytes, lambdaResultBytes } from '../../functions/local/gateway.js';
 import {
   addModel,

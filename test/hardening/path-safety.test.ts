@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isValidModelName } from '../../functions/core/catalog.js';
 import { InferenceServerError } from '../../functions/core/errors.js';
 import { INVALID_NAME_REJECTIONS, repositoryKeys } from '../../functions/core/model-repository.js';
-import { matchRoute } from '../../functions/handlers/routes.js';
+import { matchRoute } from '../../functions/transport/routes.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import { linearModel, sendRaw, startHardened, type HardenedStack } from './fixture.js';
 

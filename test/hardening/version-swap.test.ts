@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelBuilder } from '../../functions/core/onnx/index.js';
+import { ModelBuilder } from '../../tools/onnx/index.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import { sendRaw } from './fixture.js';
 

@@ -12,7 +12,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-l
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
-import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../functions/local/lambda-process.js';
+import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { removeTempDirs, resources, s3PolicyOf, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';

@@ -8,7 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelBuilder } from '../../functions/core/onnx/index.js';
+import { ModelBuilder } from '../../tools/onnx/index.js';
 import type { PolicyStatementJson } from '../../infra/function-grants.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
 

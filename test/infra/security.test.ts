@@ -11,12 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
-import { readConfig } from '../../functions/handlers/config.js';
-import { createRegisterHandler } from '../../functions/handlers/register-handler.js';
-import { createInferHandler } from '../../functions/handlers/http-handlers.js';
-import { createObservability } from '../../functions/handlers/observability.js';
-import { createRuntime } from '../../functions/handlers/runtime.js';
-import { restApiEvent, s3Event } from '../support/events.js';
+import { readConfig } from '../../functions/wiring/config.js';
+import { createRegisterHandler } from '../../functions/transport/register-handler.js';
+import { createInferHandler } from '../../functions/transport/http-handlers.js';
+import { createObservability } from '../../functions/wiring/observability.js';
+import { createRuntime } from '../../functions/wiring/runtime.js';
+import { restApiEvent, s3Event } from '../../tools/lambda-events.js';
 import { removeTempDirs, resources, roleStatements, synthesize, writeCatalog, type Synthesized } from './fixture.js';
 
 afterAll(removeTempDirs);

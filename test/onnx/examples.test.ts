@@ -12,8 +12,8 @@ import {
   buildTextLabelsExample,
   catalogJson,
   type CnnParameters,
-} from '../../functions/core/onnx/examples.js';
-import { createPrng, uniformFloat32 } from '../../functions/core/onnx/prng.js';
+} from '../../tools/onnx/examples.js';
+import { createPrng, uniformFloat32 } from '../../tools/onnx/prng.js';
 import { inspectModel, rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 
 const modelsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../models');

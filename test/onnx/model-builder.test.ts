@@ -2,9 +2,9 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { Datatype, TensorDataByType } from '../../functions/core/types.js';
 import { DATATYPES } from '../../functions/core/types.js';
-import { attr, ModelBuilder } from '../../functions/core/onnx/model-builder.js';
+import { attr, ModelBuilder } from '../../tools/onnx/model-builder.js';
 import { inspectModel } from '../../functions/core/onnx/rewrites.js';
-import { buildFailingAtRunModel, buildIdentityModel, buildLargeModel } from '../../functions/core/onnx/sample-models.js';
+import { buildFailingAtRunModel, buildIdentityModel, buildLargeModel } from '../../tools/onnx/sample-models.js';
 
 /** Three values of each datatype, and onnxruntime's name for it. */
 const SAMPLES: { readonly [D in Datatype]: { readonly ort: ort.Tensor.Type; readonly values: TensorDataByType[D] } } = {

@@ -1,10 +1,10 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { ModelRejectedError } from '../../functions/core/errors.js';
-import { attr, encodeModel, mapType, ModelBuilder, sequenceType, tensorType } from '../../functions/core/onnx/model-builder.js';
+import { attr, encodeModel, mapType, ModelBuilder, sequenceType, tensorType } from '../../tools/onnx/model-builder.js';
 import { onnx } from '../../functions/core/onnx/proto.js';
 import { inspectModel, rewriteForServing } from '../../functions/core/onnx/rewrites.js';
-import { buildIdentityModel, buildZipMapClassifier } from '../../functions/core/onnx/sample-models.js';
+import { buildIdentityModel, buildZipMapClassifier } from '../../tools/onnx/sample-models.js';
 import { readFields, rebuildMessage } from '../../functions/core/onnx/wire.js';
 
 const ROWS = new Float32Array([1, 2, 3, 4, 0.5, -1, 0, 2, -3, 0.25, 1, -2]); // 3 rows of 4 features

@@ -3,8 +3,8 @@
  * attributes, opset imports. It makes the example models of `models/` and the models tests need (bad ones included:
  * {@link ModelBuilder.toProto} hands out the message to break before encoding).
  */
-import type { Datatype, TensorDataByType } from '../types.js';
-import { ONNX_ELEMENT_TYPE, onnx, type Dim, type OnnxTypes } from './proto.js';
+import type { Datatype, TensorDataByType } from '../../functions/core/types.js';
+import { ONNX_ELEMENT_TYPE, onnx, type Dim, type OnnxTypes } from '../../functions/core/onnx/proto.js';
 
 /** A tensor value: datatype, dims and row-major data in the project's in-memory form. */
 export interface TensorValue<D extends Datatype = Datatype> {

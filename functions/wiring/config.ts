@@ -5,7 +5,7 @@ import os from 'node:os';
 import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
-import { ENV } from './contract.js';
+import { ENV } from '../core/contract.js';
 
 /** Settings of a function (or of the local runtime), from its environment. */
 export interface RuntimeConfig {
@@ -61,7 +61,7 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number):
  * would spin against that quota between operators instead of adding compute.
  */
 export function intraOpThreads(env: NodeJS.ProcessEnv): number {
-  const memory = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+  const memory = env[ENV.functionMemorySize];
   if (memory !== undefined && memory !== '') return Math.max(1, Math.min(6, Math.floor(Number(memory) / MB_PER_VCPU)));
   return Math.max(1, os.availableParallelism());
 }
@@ -87,21 +87,21 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
   }
-  const level = (env.GRAPH_OPTIMIZATION_LEVEL ?? 'all') as GraphOptimizationLevel;
+  const level = (env[ENV.graphOptimizationLevel] ?? 'all') as GraphOptimizationLevel;
   if (!OPTIMIZATION_LEVELS.includes(level)) {
-    throw new ConfigurationError(`GRAPH_OPTIMIZATION_LEVEL must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
+    throw new ConfigurationError(`${ENV.graphOptimizationLevel} must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
   return {
     bucket: env[ENV.modelBucket] || undefined,
-    s3Endpoint: env.S3_ENDPOINT || undefined,
-    modelDir: env.MODEL_DIR || undefined,
+    s3Endpoint: env[ENV.s3Endpoint] || undefined,
+    modelDir: env[ENV.modelDir] || undefined,
     modelName,
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
     preload: env[ENV.preload] === 'true',
-    storageTimeoutSeconds: env.STORAGE_TIMEOUT_SECONDS ? positiveNumber(env, 'STORAGE_TIMEOUT_SECONDS', 10) : undefined,
-    maxModelBytes: positiveNumber(env, 'MAX_MODEL_BYTES', 1024 * 1024 * 1024),
-    functionName: env.AWS_LAMBDA_FUNCTION_NAME || undefined,
+    storageTimeoutSeconds: env[ENV.storageTimeoutSeconds] ? positiveNumber(env, ENV.storageTimeoutSeconds, 10) : undefined,
+    maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
+    functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
   };

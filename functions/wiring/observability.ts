@@ -12,7 +12,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ServingTelemetry } from '../core/model-service.js';
-import { METRICS_NAMESPACE } from './contract.js';
+import { METRICS_NAMESPACE } from '../core/contract.js';
 
 type TraceSegment = NonNullable<ReturnType<Tracer['getSegment']>>;
 type TraceSubsegment = ReturnType<TraceSegment['addNewSubsegment']>;

@@ -8,9 +8,9 @@ import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { Limits } from '../core/catalog.js';
 import { createApi, type ApiScope } from './api.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
-import type { Observability } from './observability.js';
-import type { Runtime } from './runtime.js';
-import { isWarmerEvent, warm, type SelfInvoker, type WarmerEvent, type WarmerResult } from './warmer.js';
+import type { Observability } from '../wiring/observability.js';
+import type { Runtime } from '../wiring/runtime.js';
+import { isWarmerEvent, warm, type SelfInvoker, type WarmerEvent, type WarmerResult } from '../core/warmer.js';
 
 /** An API Gateway handler (REST payload 1.0 or HTTP API payload 2.0). */
 export type HttpHandler = (event: ApiGatewayEvent, context?: Pick<Context, 'awsRequestId'>) => Promise<APIGatewayProxyResult>;

@@ -82,16 +82,6 @@ export function jsonResponse(statusCode: number, value: unknown, headers: Record
 }
 
 /**
- * Lambda's limit on a synchronous invocation's request payload: the whole event, as JSON. API Gateway REST sends
- * every body base64-encoded (binary media type `*\/*`), so a body of more than about 3/4 of this never reaches the
- * function. A response may be 100 bytes larger; both are "6 MB" in the quotas page.
- */
-export const LAMBDA_REQUEST_PAYLOAD_BYTES = 6 * 1024 * 1024;
-
-/** Lambda's limit on a synchronous invocation's response payload: the handler's result, as JSON. */
-export const LAMBDA_RESPONSE_PAYLOAD_BYTES = 6 * 1024 * 1024 + 100;
-
-/**
  * The one place where errors become HTTP responses. Our own errors carry their status and a message meant for the
  * client (redacted once more here, since some quote native libraries); anything else is a bug: 500 with a generic
  * message and the request id, never a stack trace or a path.

@@ -3,6 +3,7 @@
  * The same function serves the deployed `infer` and `control` Lambdas (each scoped to its routes) and the local
  * gateway.
  */
+import packageJson from '../../package.json' with { type: 'json' };
 import { decodeInferenceRequest, encodeInferenceResponse } from '../core/codec/index.js';
 import type { Limits } from '../core/catalog.js';
 import { NotFoundError, PayloadTooLargeError } from '../core/errors.js';
@@ -13,8 +14,8 @@ import { MODEL_ROUTES, matchRoute } from './routes.js';
 
 /** Server name reported by `GET /v2`. */
 export const SERVER_NAME = 'onnx-serverless';
-/** Version reported by `GET /v2`. */
-export const SERVER_VERSION = '0.1.0';
+/** Version reported by `GET /v2`: the package's own (bundled; esbuild inlines the JSON). */
+export const SERVER_VERSION: string = packageJson.version;
 /** Protocol extensions we implement. */
 export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'classification_zipmap'] as const;
 

@@ -3,7 +3,7 @@
  * ObjectCreated notifications.
  */
 import type { APIGatewayProxyEvent, S3Event } from 'aws-lambda';
-import { objectCreatedEvent } from '../../functions/local/s3-event.js';
+import { objectCreatedEvent } from '../functions/local/s3-event.js';
 
 /** What varies between the REST API events of the tests. */
 export interface RestEventParts {

@@ -5,8 +5,8 @@
  */
 import type { S3Event } from 'aws-lambda';
 import { registerUpload, type RegistrationOutcome } from '../core/registration.js';
-import type { Observability } from './observability.js';
-import type { Runtime } from './runtime.js';
+import type { Observability } from '../wiring/observability.js';
+import type { Runtime } from '../wiring/runtime.js';
 
 /** The `register` handler's answer: one outcome per record. */
 export interface RegisterResult {

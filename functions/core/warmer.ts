@@ -3,7 +3,7 @@
  * version's session is loaded, and keeps N instances warm by invoking the function N-1 more times in parallel,
  * each holding briefly so that the invocations cannot share an instance.
  */
-import type { ModelService } from '../core/model-service.js';
+import type { ModelService } from './model-service.js';
 
 /** The event an EventBridge warmer rule sends. */
 export interface WarmerEvent {

@@ -2,10 +2,10 @@
  * Models for tests and benchmarks of every part of the project: one per datatype, one that fails at run time, a
  * scikit-learn-style classifier ending in ZipMap, and one with a chosen amount of weights.
  */
-import type { Datatype } from '../types.js';
+import type { Datatype } from '../../functions/core/types.js';
 import { attr, mapType, type AttributeValue, ModelBuilder, sequenceType, tensorType } from './model-builder.js';
 import { createPrng, uniformFloat32 } from './prng.js';
-import type { Dim } from './proto.js';
+import type { Dim } from '../../functions/core/onnx/proto.js';
 
 /**
  * `output = Identity(input)` for a tensor of `datatype`: the smallest model that loads and runs for each type.

@@ -1,0 +1,46 @@
+/**
+ * The contract between the infrastructure and the functions: every environment variable the product reads (infra
+ * sets most; the local tools read a few of their own), and the metrics namespace. One home for configuration names;
+ * no imports, so that `infra/`, the CLI and the local runtime can depend on it without pulling in runtime code.
+ */
+
+/** Environment variable names set on the functions. */
+export const ENV = {
+  modelBucket: 'MODEL_BUCKET',
+  modelName: 'MODEL_NAME',
+  manifestTtlSeconds: 'MANIFEST_TTL_SECONDS',
+  modelLimits: 'MODEL_LIMITS',
+  preload: 'PRELOAD',
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+  logLevel: 'POWERTOOLS_LOG_LEVEL',
+  tracerCaptureResponse: 'POWERTOOLS_TRACER_CAPTURE_RESPONSE',
+  /** `true` loads the Powertools Tracer (X-Ray subsegment annotations); off by default for cold starts. */
+  traceEnabled: 'POWERTOOLS_TRACE_ENABLED',
+  nodeOptions: 'NODE_OPTIONS',
+  /** S3-compatible endpoint (the embedded server locally); unset on AWS. */
+  s3Endpoint: 'S3_ENDPOINT',
+  /** A local folder used as the repository instead of S3. */
+  modelDir: 'MODEL_DIR',
+  graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
+  storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
+  maxModelBytes: 'MAX_MODEL_BYTES',
+  /** Set by Lambda. */
+  functionName: 'AWS_LAMBDA_FUNCTION_NAME',
+  /** Set by Lambda. */
+  functionMemorySize: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+  /** Set by Lambda; read by the AWS SDK and the CLI. */
+  region: 'AWS_REGION',
+  /** `npm start`: the local gateway's port. */
+  port: 'PORT',
+  /** `npm start` and the CLI: the embedded S3 server's port. */
+  s3Port: 'S3_PORT',
+  /** `npm start`: where the embedded S3 server keeps its data. */
+  dataDir: 'DATA_DIR',
+  /** The CLI: credentials and profile of the AWS SDK's default chain. */
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  profile: 'AWS_PROFILE',
+} as const;
+
+/** CloudWatch namespace of the Powertools metrics of every function. */
+export const METRICS_NAMESPACE = 'OnnxServerless';

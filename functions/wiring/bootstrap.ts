@@ -1,0 +1,33 @@
+/**
+ * What every Lambda entry point does at init, in one place: read the configuration, set up Powertools (the Tracer
+ * only when enabled) and build the runtime.
+ */
+import { readConfig, type RuntimeConfig } from './config.js';
+import { createObservability, loadTracer, type Observability } from './observability.js';
+import { createRuntime, type Runtime } from './runtime.js';
+
+/** An initialised function. */
+export interface Bootstrapped {
+  readonly config: RuntimeConfig;
+  readonly observability: Observability;
+  readonly runtime: Runtime;
+}
+
+/**
+ * Initialises a function whose Powertools service name is `service` (or, for `infer`, the model it serves).
+ *
+ * @example
+ * ```ts
+ * const { runtime, observability } = await bootstrap((config) => config.modelName ?? 'infer');
+ * ```
+ */
+export async function bootstrap(service: string | ((config: RuntimeConfig) => string)): Promise<Bootstrapped> {
+  const config = readConfig();
+  const name = typeof service === 'string' ? service : service(config);
+  const observability = createObservability(
+    name,
+    config.functionName !== undefined,
+    config.tracing ? await loadTracer(name) : undefined,
+  );
+  return { config, observability, runtime: createRuntime(config, { telemetry: observability.telemetry }) };
+}

@@ -20,7 +20,8 @@ import { scratchMbFor } from '../functions/core/model-service.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
-import { grantListUnder, grantObjects } from './bucket-grants.js';
+import { grantBucketAccess } from './bucket-grants.js';
+import { inferAccess } from './function-grants.js';
 import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
@@ -225,18 +226,9 @@ export class ModelEndpoint extends Construct {
     }
   }
 
-  /** GetObject and listing on `models/<name>/` (versions, metadata, manifest), and nothing else of the bucket. */
+  /** This model's own prefixes, read-only, and nothing else of the bucket (see {@link inferAccess}). */
   private grantModelRead(bucket: s3.IBucket, name: string): void {
-    const prefix = `${REPOSITORY_PREFIXES.models}${name}/`;
-    const role = this.inferFunction.role;
-    grantObjects(
-      role,
-      bucket,
-      ['s3:GetObject'],
-      [`${prefix}*`],
-      `Read-only access to this model's own prefix ${prefix} (its versions, metadata and manifest), nothing else.`,
-    );
-    grantListUnder(role, bucket, [prefix]);
+    grantBucketAccess(this.inferFunction.role, bucket, inferAccess(name));
   }
 
   /**

@@ -14,7 +14,8 @@ import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
 import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';
-import { grantListUnder, grantObjects } from './bucket-grants.js';
+import { grantBucketAccess } from './bucket-grants.js';
+import { CONTROL_ACCESS, REGISTER_ACCESS } from './function-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction, type Architecture } from './service-function.js';
@@ -396,14 +397,7 @@ export class OnnxServerlessStack extends Stack {
         [ENV.manifestTtlSeconds]: String(manifestTtlSeconds),
       },
     });
-    grantObjects(
-      control.role,
-      this.bucket,
-      ['s3:GetObject'],
-      [`${REPOSITORY_PREFIXES.models}*/manifest.json`, `${REPOSITORY_PREFIXES.models}*/*/metadata.json`, `${REPOSITORY_PREFIXES.rejected}*`],
-      'Read-only: the repository index reads manifests, version metadata and rejection records of every model.',
-    );
-    grantListUnder(control.role, this.bucket, [REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
+    grantBucketAccess(control.role, this.bucket, CONTROL_ACCESS);
 
     const integration = new apigw.LambdaIntegration(control.function, { proxy: true, allowTestInvoke: false });
     const v2 = this.api.root.addResource(V2_ROOT);
@@ -433,24 +427,7 @@ export class OnnxServerlessStack extends Stack {
       description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
       environment: { [ENV.modelBucket]: this.bucket.bucketName },
     });
-    const uploads = `${REPOSITORY_PREFIXES.uploads}*`;
-    const models = `${REPOSITORY_PREFIXES.models}*`;
-    const rejected = `${REPOSITORY_PREFIXES.rejected}*`;
-    grantObjects(
-      register.role,
-      this.bucket,
-      ['s3:GetObject'],
-      [uploads, models],
-      'Register reads any upload, and the manifests and versions of any model (it registers them all).',
-    );
-    grantObjects(
-      register.role,
-      this.bucket,
-      ['s3:PutObject'],
-      [models, rejected],
-      'Register writes versions and manifests of any model, and rejection records (it registers them all).',
-    );
-    grantListUnder(register.role, this.bucket, [REPOSITORY_PREFIXES.uploads, REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
+    grantBucketAccess(register.role, this.bucket, REGISTER_ACCESS);
 
     this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
       prefix: REPOSITORY_PREFIXES.uploads,

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../core/blob-store.js';
-import { PreconditionFailedError } from '../core/errors.js';
+import { PreconditionFailedError, StorageAccessDeniedError } from '../core/errors.js';
 import { PartedFileWriter } from './file-download.js';
 
 /** Options of {@link S3BlobStore}. */
@@ -60,7 +60,7 @@ export class S3BlobStore implements BlobStore {
       if (isNoSuchKey(error)) {
         return undefined;
       }
-      throw error;
+      throw denied(error, 'GetObject', key);
     }
     const body = response.Body as AsyncIterable<Uint8Array> | undefined;
     const bytes = body === undefined ? new Uint8Array(0) : await readBody(body, response.ContentLength, key);
@@ -93,7 +93,7 @@ export class S3BlobStore implements BlobStore {
         if (isNoSuchKey(error)) return undefined;
         // An empty object has no byte 0: S3 answers 416 to any range.
         if (error instanceof S3ServiceException && error.name === 'InvalidRange') return await this.downloadEmpty(key, file);
-        throw error;
+        throw denied(error, 'GetObject', key);
       }
       const ranged = first.$metadata.httpStatusCode === 206;
       const size = ranged ? totalOf(first.ContentRange, key) : (first.ContentLength ?? 0);
@@ -187,7 +187,7 @@ export class S3BlobStore implements BlobStore {
       if (isConditionFailure(error, condition)) {
         throw new PreconditionFailedError(describeConditionFailure(key, condition), { cause: error });
       }
-      throw error;
+      throw denied(error, 'PutObject', key);
     }
   }
 
@@ -197,12 +197,16 @@ export class S3BlobStore implements BlobStore {
       { client: this.client, pageSize: this.listPageSize },
       { Bucket: this.bucket, Prefix: prefix },
     );
-    for await (const page of pages) {
-      for (const object of page.Contents ?? []) {
-        if (object.Key !== undefined) {
-          keys.push(object.Key);
+    try {
+      for await (const page of pages) {
+        for (const object of page.Contents ?? []) {
+          if (object.Key !== undefined) {
+            keys.push(object.Key);
+          }
         }
       }
+    } catch (error) {
+      throw denied(error, 'ListObjectsV2 (s3:ListBucket) under', prefix);
     }
     // S3 lists in UTF-8 byte order already; pages are concatenated in that order.
     return keys;
@@ -210,7 +214,11 @@ export class S3BlobStore implements BlobStore {
 
   public async delete(key: string): Promise<void> {
     // S3 answers 204 whether or not the key existed, which is the contract.
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      throw denied(error, 'DeleteObject', key);
+    }
   }
 }
 
@@ -248,6 +256,13 @@ function totalOf(contentRange: string | undefined, key: string): number {
   const total = /\/(\d+)$/.exec(contentRange ?? '')?.[1];
   if (total === undefined) throw new Error(`S3 answered a ranged GET of "${key}" without a usable Content-Range`);
   return Number(total);
+}
+
+/** S3's 403 AccessDenied as the core's {@link StorageAccessDeniedError}; any other error as it is. */
+function denied(error: unknown, operation: string, key: string): unknown {
+  return error instanceof S3ServiceException && error.name === 'AccessDenied'
+    ? new StorageAccessDeniedError(operation, key, { cause: error })
+    : error;
 }
 
 function statusOf(error: unknown): number | undefined {

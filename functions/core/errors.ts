@@ -63,6 +63,22 @@ export class ServiceUnavailableError extends InferenceServerError {
   }
 }
 
+/**
+ * Storage refused an operation (S3 403 AccessDenied): the function's permissions do not cover what it did. A
+ * configuration error, not an outage: retrying cannot help, so it is a 500 with the request id (never a 503 that
+ * invites retries), and its message (operation, key, storage's own words) goes to the log, not to the client.
+ */
+export class StorageAccessDeniedError extends Error {
+  public constructor(
+    public readonly operation: string,
+    public readonly key: string,
+    options?: ErrorOptions,
+  ) {
+    super(`storage refused ${operation} of "${key}" (AccessDenied): the function's role lacks this permission`, options);
+    this.name = 'StorageAccessDeniedError';
+  }
+}
+
 /** A model upload that cannot become a version; the message is stored under `rejected/`. */
 export class ModelRejectedError extends Error {
   public constructor(message: string, options?: ErrorOptions) {

@@ -22,6 +22,8 @@ export const repositoryKeys = {
   metadata: (model: string, version: string) => `models/${model}/${version}/metadata.json`,
   manifest: (model: string) => `models/${model}/manifest.json`,
   versionsPrefix: (model: string) => `models/${model}/`,
+  /** Marks that a registration of these exact bytes is under way or done (see `ModelRepository.addVersion`). */
+  contentClaim: (model: string, sha256: string) => `models/${model}/claims/${sha256}.json`,
   rejection: (model: string, time: string, file: string) => `rejected/${model}/${time}-${file}.json`,
   rejectionsPrefix: (model?: string) => (model === undefined ? 'rejected/' : `rejected/${model}/`),
 } as const;
@@ -55,6 +57,33 @@ export interface NewVersion {
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
+
+/** Options of {@link ModelRepository}. */
+export interface ModelRepositoryOptions {
+  /**
+   * How long a duplicate delivery waits for the delivery that claimed the same bytes to list them in the manifest.
+   * @default 20 s
+   */
+  readonly claimWaitMs?: number;
+  /**
+   * Age after which a claim whose registration never reached the manifest is taken over (the claiming invocation
+   * must have died: Lambda's longest timeout is 15 minutes).
+   * @default 15 minutes
+   */
+  readonly claimStaleMs?: number;
+  /** Clock and sleep, for tests. */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** What a content claim records. */
+interface ContentClaim {
+  readonly sha256: string;
+  readonly sourceKey: string;
+  readonly claimedAt: string;
+  /** Set once the claiming registration has its version number. */
+  readonly version?: string;
+}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -77,7 +106,20 @@ function versionNumber(version: string): number {
 
 /** Reads and writes the repository through a {@link BlobStore}. */
 export class ModelRepository {
-  public constructor(private readonly store: BlobStore) {}
+  private readonly claimWaitMs: number;
+  private readonly claimStaleMs: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  public constructor(
+    private readonly store: BlobStore,
+    options: ModelRepositoryOptions = {},
+  ) {
+    this.claimWaitMs = options.claimWaitMs ?? 20_000;
+    this.claimStaleMs = options.claimStaleMs ?? 15 * 60_000;
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
 
   /** Names of the models that have a manifest. */
   public async listModels(): Promise<string[]> {
@@ -158,17 +200,30 @@ export class ModelRepository {
   }
 
   /**
-   * Adds a version: claims the next free number by creating its model file with `If-None-Match: *`, writes the
-   * metadata, then appends it to the manifest with a conditional write, retrying on conflicts. Two concurrent
-   * uploads thus get two numbers and both end in the manifest; an upload whose sha256 a version already has
-   * creates nothing (S3 delivers events at least once).
+   * Adds a version. First claims the bytes themselves: `models/<model>/claims/<sha256>.json`, created with
+   * `If-None-Match: *`, so that of two deliveries of the same upload (S3 delivers events at least once) exactly one
+   * goes on; the other waits for it to list the bytes in the manifest and reports a duplicate. Only the claimant
+   * then claims the next free number by creating its model file with `If-None-Match: *`, writes the metadata, and
+   * appends it to the manifest with a conditional write, retrying on conflicts. So two concurrent uploads of
+   * different bytes get two numbers and both end in the manifest, and a duplicate delivery claims no number: it
+   * never leaves files behind nor needs `s3:DeleteObject`. A claim whose registration died before reaching the
+   * manifest is taken over once stale, reusing the number it had recorded.
    */
   public async addVersion(candidate: NewVersion): Promise<AddVersionResult> {
     const { model } = candidate;
     const existing = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
     if (existing !== undefined) return { kind: 'duplicate', version: existing.version };
 
-    const version = await this.claimVersion(candidate);
+    const claim = await this.claimContent(candidate);
+    if (claim.kind === 'duplicate') return claim;
+    const version = claim.version ?? (await this.claimVersion(candidate));
+    if (claim.version === undefined) {
+      const recorded: ContentClaim = { ...claim.body, version };
+      // Best effort: the number lets a takeover reuse it; losing this race only costs that reuse.
+      await this.store.put(claim.key, toJsonBytes(recorded), { ifMatch: claim.etag }).catch((error: unknown) => {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+      });
+    }
     const metadata = candidate.metadataFor(version);
     await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(metadata));
     const row: ManifestVersion = {
@@ -183,12 +238,7 @@ export class ModelRepository {
     for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
       const snapshot = await this.readManifest(model);
       const duplicate = snapshot?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
-      if (duplicate !== undefined) {
-        // A racing delivery of the same upload won; give our claimed number back.
-        await this.store.delete(repositoryKeys.metadata(model, version));
-        await this.store.delete(repositoryKeys.modelFile(model, version));
-        return { kind: 'duplicate', version: duplicate.version };
-      }
+      if (duplicate !== undefined) return { kind: 'duplicate', version: duplicate.version };
       const versions = [...(snapshot?.manifest.versions ?? []), row].sort(
         (a, b) => versionNumber(a.version) - versionNumber(b.version),
       );
@@ -202,6 +252,55 @@ export class ModelRepository {
       }
     }
     throw new Error(`could not update the manifest of "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
+  }
+
+  /**
+   * Claims `candidate`'s bytes for this registration, or waits for the registration that holds the claim. Returns
+   * the claim to go on with (and the version it recorded, on a takeover), or the duplicate's version.
+   */
+  private async claimContent(
+    candidate: NewVersion,
+  ): Promise<
+    | { kind: 'claimed'; key: string; etag: string; body: ContentClaim; version?: string }
+    | { kind: 'duplicate'; version: string }
+  > {
+    const { model, sha256 } = candidate;
+    const key = repositoryKeys.contentClaim(model, sha256);
+    const body: ContentClaim = { sha256, sourceKey: candidate.sourceKey, claimedAt: new Date(this.now()).toISOString() };
+    const started = this.now();
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+      const current = await this.store.get(key);
+      if (current === undefined) {
+        try {
+          const { etag } = await this.store.put(key, toJsonBytes(body), { ifNoneMatch: '*' });
+          return { kind: 'claimed', key, etag, body };
+        } catch (error) {
+          if (!(error instanceof PreconditionFailedError)) throw error;
+          continue; // another delivery claimed it between the read and the write: wait for it
+        }
+      }
+      const held = parseJson<ContentClaim>(current.body, key);
+      const listed = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
+      if (listed !== undefined) return { kind: 'duplicate', version: listed.version };
+      if (this.now() - Date.parse(held.claimedAt) > this.claimStaleMs) {
+        // The claimant died before the manifest: take over, keeping the number it recorded (if any).
+        try {
+          const renewed: ContentClaim = { ...body, ...(held.version === undefined ? {} : { version: held.version }) };
+          const { etag } = await this.store.put(key, toJsonBytes(renewed), { ifMatch: current.etag });
+          return { kind: 'claimed', key, etag, body: renewed, ...(held.version === undefined ? {} : { version: held.version }) };
+        } catch (error) {
+          if (!(error instanceof PreconditionFailedError)) throw error;
+          continue;
+        }
+      }
+      if (this.now() - started > this.claimWaitMs) {
+        throw new Error(
+          `another delivery of ${held.sourceKey} (sha256 ${sha256}) has been registering it since ${held.claimedAt}; ` +
+            'giving up for now so that the event is retried',
+        );
+      }
+      await this.sleep(delay);
+    }
   }
 
   /**

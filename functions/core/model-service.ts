@@ -7,7 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BadRequestError, InferenceServerError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import {
+  BadRequestError,
+  InferenceServerError,
+  NotFoundError,
+  ServiceUnavailableError,
+  StorageAccessDeniedError,
+} from './errors.js';
 import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
@@ -120,7 +126,8 @@ class StorageTimeoutError extends Error {
 }
 
 function isStorageFailure(error: unknown): boolean {
-  return !(error instanceof InferenceServerError);
+  // A denial is a configuration error (a 500), not an outage to retry.
+  return !(error instanceof InferenceServerError) && !(error instanceof StorageAccessDeniedError);
 }
 
 /** The serving core. One instance per process; it owns the session cache. */

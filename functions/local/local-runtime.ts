@@ -2,6 +2,11 @@
  * The whole product on a laptop: the embedded S3-compatible server (whose object-created events drive the same
  * `register` handler as on AWS), the same `infer` and `control` handlers behind a local API Gateway, and the
  * example models seeded through `uploads/` exactly as a user would upload them.
+ *
+ * Local equals deployed, permissions included: each function talks to the embedded S3 server with its own key
+ * pair, and the server evaluates every request against the policy that function's role is deployed with
+ * (`infra/function-grants.ts`): one infer function (and role) per model, `control`, `register`. A missing grant
+ * fails here as it would on AWS, with a 403 AccessDenied logged by the server (role, action, resource).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -11,11 +16,15 @@ import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { ENV } from '../core/contract.js';
+import { isValidModelName } from '../core/catalog.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
+import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCESS } from '../../infra/function-grants.js';
+import type { BucketAccess } from '../../infra/function-grants.js';
+import type { AccessDenial, RolePolicy } from './s3-access.js';
 import { readConfig } from '../wiring/config.js';
 import { SAMPLE_SUFFIX } from '../core/registration.js';
 import { createRegisterHandler, type RegisterResult } from '../transport/register-handler.js';
-import { createControlHandler, createInferHandler } from '../transport/http-handlers.js';
+import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
@@ -35,12 +44,27 @@ export interface LocalOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Quiet logs (tests). */
   readonly silent?: boolean;
+  /**
+   * Receives every request the embedded S3 server refused under a function's policy.
+   * @default a line on stderr: `embedded S3: AccessDenied: role <role> may not <action> on <resource>...`
+   */
+  readonly onAccessDenied?: (denial: AccessDenial) => void;
+  /**
+   * Replaces a function's grants (tests narrow one on purpose to see the denial it causes). Keys: `register`,
+   * `control`, `infer-<model>`.
+   * @default the deployed grants
+   */
+  readonly accessOverrides?: Readonly<Record<string, BucketAccess>>;
 }
 
 /** A running local stack. */
 export interface LocalStack {
   readonly gatewayUrl: string;
   readonly s3: EmbeddedS3;
+  /**
+   * A runtime with the owner's credentials (full access, as the user's own): for seeding, tests and the start-up
+   * listing. The functions do not use it; each has its own runtime and role.
+   */
   readonly runtime: Runtime;
   /** Names of the seeded catalog models. */
   readonly seeded: readonly string[];
@@ -52,15 +76,51 @@ export interface LocalStack {
 }
 
 
+/**
+ * Routes `/v2/models/<name>...` to that model's own infer function, created on first use. A path with no valid
+ * model name (which API Gateway would not route to any model's function) goes to `unrouted`, whose role may read
+ * nothing: the routes answer it without storage.
+ */
+function perModelInfer(create: (model: string) => InferHandler, unrouted: InferHandler): InferHandler {
+  const handlers = new Map<string, InferHandler>();
+  return (event, context) => {
+    const segment = 'path' in event ? /^\/v2\/models\/([^/]+)/.exec(event.path ?? '')?.[1] : undefined;
+    const model = segment === undefined ? undefined : safeDecode(segment);
+    if (model === undefined || !isValidModelName(model)) return unrouted(event, context);
+    let handler = handlers.get(model);
+    if (handler === undefined) {
+      handler = create(model);
+      handlers.set(model, handler);
+    }
+    return handler(event, context);
+  };
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
   const pending = new Set<Promise<unknown>>();
   const registrations: RegisterResult[] = [];
   let register: ((event: S3Event) => Promise<RegisterResult>) | undefined;
 
+  const bucket = 'models';
+  const policy = (role: string, access: BucketAccess): RolePolicy => ({
+    role,
+    statements: bucketStatements(options.accessOverrides?.[role] ?? access, bucketArn(bucket)),
+  });
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',
+    bucket,
+    roles: [policy('register', REGISTER_ACCESS), policy('control', CONTROL_ACCESS), { role: 'infer-unrouted', statements: [] }],
+    ...(options.onAccessDenied === undefined ? {} : { onAccessDenied: options.onAccessDenied }),
     // The request log of the S3 server is noise next to the handlers' own logs.
     silent: true,
     // The same filter as the bucket notification that infra creates.
@@ -81,21 +141,31 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const config = readConfig({ ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
-  const store = new S3BlobStore(
-    createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: s3.credentials }),
-    s3.bucket,
-  );
-  const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
-  // Deployed, each model's function gets its catalog entry's limits; locally one process serves every model.
+  const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }): Runtime =>
+    createRuntime(config, {
+      store: new S3BlobStore(
+        createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials }),
+        s3.bucket,
+      ),
+      telemetry: observability.telemetry,
+    });
+  const runtime = runtimeAs(s3.credentials);
+  // Deployed, each model's function gets its catalog entry's limits.
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
-  register = createRegisterHandler(runtime, observability);
+  register = createRegisterHandler(runtimeAs(s3.credentialsFor('register')), observability);
   const gateway = await startGateway({
     port: options.port ?? 8080,
-    infer: createInferHandler(runtime, observability, {
-      limitsFor: (model) => catalogLimits.get(model) ?? config.limits,
-    }),
-    control: createControlHandler(runtime, observability),
+    infer: perModelInfer((model) => {
+      // As deployed: one function per model, with that model's role (a model uploaded while running gets one too).
+      const role = `infer-${model}`;
+      const credentials = s3.addRole(policy(role, inferAccess(model)));
+      return createInferHandler(runtimeAs(credentials), observability, {
+        model,
+        limitsFor: () => catalogLimits.get(model) ?? config.limits,
+      });
+    }, createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability)),
+    control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability),
     maxBodyBytes: config.limits.maxBodyBytes,
   });
 
@@ -112,9 +182,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       // As at deploy time: the sample (if any) first, then the model, whose object-created event registers it;
       // the same bytes again are a no-op.
       if (existsSync(`${seedPath}${SAMPLE_SUFFIX}`)) {
-        await store.put(`${key}${SAMPLE_SUFFIX}`, new Uint8Array(await readFile(`${seedPath}${SAMPLE_SUFFIX}`)));
+        await runtime.store.put(`${key}${SAMPLE_SUFFIX}`, new Uint8Array(await readFile(`${seedPath}${SAMPLE_SUFFIX}`)));
       }
-      await store.put(key, new Uint8Array(await readFile(seedPath)));
+      await runtime.store.put(key, new Uint8Array(await readFile(seedPath)));
       seeded.push(entry.name);
     }
     await settled();

@@ -12,6 +12,7 @@ const stack = await startLocal({ port, s3Port, dataDir: process.env[ENV.dataDir]
 const lines = [
   `onnx-serverless is serving on ${stack.gatewayUrl}`,
   `embedded S3: ${stack.s3.endpoint}  bucket: ${stack.s3.bucket}  access key: ${stack.s3.credentials.accessKeyId}  secret: ${stack.s3.credentials.secretAccessKey}  region: ${stack.s3.region}`,
+  `  (owner credentials: full access; each function runs with its deployed role's S3 permissions; denials print as "embedded S3: AccessDenied ...")`,
   '',
   'models:',
   ...(await stack.runtime.repository.listModels()).map((m) => `  ${stack.gatewayUrl}/v2/models/${m}`),

@@ -5,12 +5,14 @@
  * `Content-Encoding: aws-chunked`: the payload is cut into `<hex size>[;chunk-signature=...]\r\n<bytes>\r\n`
  * frames, ended by a `0` frame and optional trailer headers such as `x-amz-checksum-crc32`. S3 strips this framing
  * before storing the object; without that step a model uploaded that way would be stored with the framing inside
- * and fail to parse. Signatures and trailing checksums are not verified: the embedded server is a local stand-in,
- * and the registration computes the model's sha256 anyway.
+ * and fail to parse. Chunk signatures (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) are verified when a
+ * {@link ChunkSigner} is given; trailing checksums are not (the registration computes the model's sha256 anyway).
  */
+import { createHash, type Hash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { ChunkSigner } from './s3-sigv4.js';
 import { S3Error } from './s3-vendor.js';
 
 const CRLF = Buffer.from('\r\n');
@@ -54,8 +56,14 @@ export class AwsChunkedDecoder extends Transform {
   private pending: Buffer = Buffer.alloc(0);
   private frameRemaining = 0;
   private decodedBytes = 0;
+  /** The current frame's signature and running hash, when chunk signatures are verified. */
+  private frameSignature = '';
+  private frameHash: Hash | undefined;
 
-  public constructor(private readonly expectedLength?: number) {
+  public constructor(
+    private readonly expectedLength?: number,
+    private readonly signer?: ChunkSigner,
+  ) {
     super();
   }
 
@@ -91,11 +99,14 @@ export class AwsChunkedDecoder extends Transform {
       if (this.state === 'frame-data') {
         const take = Math.min(this.frameRemaining, buffer.length - position);
         // subarray: the payload passes through without a copy.
-        this.push(buffer.subarray(position, position + take));
+        const data = buffer.subarray(position, position + take);
+        this.frameHash?.update(data);
+        this.push(data);
         this.decodedBytes += take;
         this.frameRemaining -= take;
         position += take;
         if (this.frameRemaining === 0) {
+          this.checkFrameSignature();
           this.state = 'frame-end';
         }
         continue;
@@ -141,6 +152,23 @@ export class AwsChunkedDecoder extends Transform {
     }
     this.frameRemaining = size;
     this.state = size === 0 ? 'trailer' : 'frame-data';
+    if (this.signer !== undefined) {
+      this.frameSignature = /;chunk-signature=([0-9a-fA-F]{64})/.exec(line)?.[1] ?? '';
+      this.frameHash = createHash('sha256');
+      if (size === 0) this.checkFrameSignature();
+    }
+  }
+
+  /**
+   * Checks the frame just read against its chained signature. Its bytes have been passed on already; failing the
+   * stream here fails the whole write, so the object is never stored.
+   */
+  private checkFrameSignature(): void {
+    if (this.signer === undefined || this.frameHash === undefined) return;
+    if (!this.signer.verify(this.frameHash.digest('hex'), this.frameSignature)) {
+      throw new S3Error('SignatureDoesNotMatch', 'The chunk signature of an aws-chunked frame does not match.');
+    }
+    this.frameHash = undefined;
   }
 }
 

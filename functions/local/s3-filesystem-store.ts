@@ -10,13 +10,17 @@
  * - listings are in UTF-8 byte order across directories, which S3 clients rely on when they paginate (s3rver walks
  *   directories depth-first, so `a/b` came before `a.txt` and pages could skip keys);
  * - a truncated ListObjectsV2 page is reported through {@link listingPages} instead of to s3rver, whose
- *   continuation tokens use DES, a cipher OpenSSL 3 (Node 17 and later) no longer provides.
+ *   continuation tokens use DES, a cipher OpenSSL 3 (Node 17 and later) no longer provides;
+ * - temporary files live in one folder per bucket with short names, so that a key whose last segment is long
+ *   (S3 allows 1,024 bytes) does not need a temporary file name over the file system's 255 bytes;
+ * - listings pick regular files only and skip anything of s3rver's layout they cannot read, so one stray entry
+ *   (say a folder named like an object file) cannot fail every listing around it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KeyedMutex } from './s3-keyed-mutex.js';
@@ -27,6 +31,15 @@ import type { S3rverListOptions, S3rverListResult, S3rverMetadata, S3rverObject 
 const OBJECT_SUFFIX = '._S3rver_object';
 /** s3rver's folder of in-progress multipart uploads, at the root of each bucket. */
 const UPLOADS_FOLDER = '._S3rver_uploads';
+/** Temporary files of writes in progress, inside the uploads folder (which listings skip). */
+const TEMPORARY_FOLDER = join(UPLOADS_FOLDER, '.partial');
+/** The marker of s3rver's file names (`<name>._S3rver_object`, `<name>._S3rver_metadata.json`...). */
+export const LAYOUT_MARKER = '._S3rver_';
+/**
+ * The longest key segment this server can store: its longest file name, `<segment>._S3rver_metadata.json`, must
+ * fit in the 255 bytes most file systems allow.
+ */
+export const MAX_KEY_SEGMENT_BYTES = 255 - `${LAYOUT_MARKER}metadata.json`.length;
 
 /** Where a ListObjectsV2 request learns whether its page was truncated, and after which key the next one starts. */
 export interface ListingPage {
@@ -68,6 +81,7 @@ export class ConsistentFilesystemStore extends FilesystemStore {
     const content = object.content ?? Buffer.alloc(0);
     const { size, md5, temporaryPath } = await writeHashed(
       objectPath,
+      this.temporaryFolder(object.bucket),
       Buffer.isBuffer(content) ? Readable.from([content]) : content,
     );
     try {
@@ -89,9 +103,9 @@ export class ConsistentFilesystemStore extends FilesystemStore {
     );
     await mkdir(dirname(metadataPath), { recursive: true });
     if (md5 !== undefined) {
-      await writeFileAtomically(this.getResourcePath(bucket, key, 'object.md5'), md5);
+      await writeFileAtomically(this.getResourcePath(bucket, key, 'object.md5'), this.temporaryFolder(bucket), md5);
     }
-    await writeFileAtomically(metadataPath, JSON.stringify(stored, null, 2));
+    await writeFileAtomically(metadataPath, this.temporaryFolder(bucket), JSON.stringify(stored, null, 2));
   }
 
   public override async putPart(
@@ -101,9 +115,9 @@ export class ConsistentFilesystemStore extends FilesystemStore {
     content: Readable,
   ): Promise<{ size: number; md5: string }> {
     const partPath = join(this.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
-    const { size, md5, temporaryPath } = await writeHashed(partPath, content);
+    const { size, md5, temporaryPath } = await writeHashed(partPath, this.temporaryFolder(bucket), content);
     try {
-      await writeFileAtomically(`${partPath}.md5`, md5);
+      await writeFileAtomically(`${partPath}.md5`, this.temporaryFolder(bucket), md5);
       await rename(temporaryPath, partPath);
     } catch (error) {
       await rm(temporaryPath, { force: true });
@@ -152,7 +166,7 @@ export class ConsistentFilesystemStore extends FilesystemStore {
         objects.push(new S3Object(bucket, key, null, await this.getMetadata(bucket, key)));
       } catch (error) {
         // Deleted between the directory scan and this read: S3 would not list it either.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        if (!['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) {
           throw error;
         }
       }
@@ -160,20 +174,34 @@ export class ConsistentFilesystemStore extends FilesystemStore {
     return { objects, commonPrefixes: [...commonPrefixes].sort(compareUtf8), isTruncated };
   }
 
+  /** Where writes to `bucket` stage their bytes: same file system (so a rename is atomic), short names. */
+  private temporaryFolder(bucket: string): string {
+    return join(this.getBucketPath(bucket), TEMPORARY_FOLDER);
+  }
+
   /** Every key stored in `bucket`, unsorted. */
   private async allKeys(bucket: string): Promise<string[]> {
-    let entries: string[];
+    const root = this.getBucketPath(bucket);
+    let entries;
     try {
-      entries = await readdir(this.getBucketPath(bucket), { recursive: true });
+      entries = await readdir(root, { recursive: true, withFileTypes: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         return [];
       }
       throw error;
     }
-    return entries
-      .filter((entry) => entry.endsWith(OBJECT_SUFFIX) && !entry.startsWith(UPLOADS_FOLDER + sep))
-      .map((entry) => entry.slice(0, -OBJECT_SUFFIX.length).split(sep).join('/'));
+    return (
+      entries
+        // Regular files named `<name>._S3rver_object`, under no folder of s3rver's layout (a stray such folder,
+        // left by an older version, would otherwise list keys whose metadata cannot be read).
+        .filter((entry) => entry.isFile() && entry.name.endsWith(OBJECT_SUFFIX))
+        .map((entry) => relative(root, join(entry.parentPath, entry.name)))
+        .filter((path) => !path.startsWith(UPLOADS_FOLDER + sep))
+        .map((path) => path.slice(0, -OBJECT_SUFFIX.length).split(sep))
+        .filter((segments) => segments.every((segment) => !segment.includes(LAYOUT_MARKER)))
+        .map((segments) => segments.join('/'))
+    );
   }
 }
 
@@ -185,11 +213,12 @@ function compareUtf8(left: string, right: string): number {
 /** Streams `content` to a temporary file beside `finalPath`, hashing it on the way. */
 async function writeHashed(
   finalPath: string,
+  temporaryFolder: string,
   content: Readable,
 ): Promise<{ size: number; md5: string; temporaryPath: string }> {
   await mkdir(dirname(finalPath), { recursive: true });
-  // The suffix keeps the temporary file out of listings, which only pick names ending in `._S3rver_object`.
-  const temporaryPath = `${finalPath}.${randomUUID()}.partial`;
+  await mkdir(temporaryFolder, { recursive: true });
+  const temporaryPath = join(temporaryFolder, `${randomUUID()}.partial`);
   const hash = createHash('md5');
   let size = 0;
   try {
@@ -211,8 +240,9 @@ async function writeHashed(
   return { size, md5: hash.digest('hex'), temporaryPath };
 }
 
-async function writeFileAtomically(path: string, data: string): Promise<void> {
-  const temporaryPath = `${path}.${randomUUID()}.partial`;
+async function writeFileAtomically(path: string, temporaryFolder: string, data: string): Promise<void> {
+  await mkdir(temporaryFolder, { recursive: true });
+  const temporaryPath = join(temporaryFolder, `${randomUUID()}.partial`);
   try {
     await writeFile(temporaryPath, data);
     await rename(temporaryPath, path);

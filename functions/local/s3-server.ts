@@ -10,7 +10,11 @@
  * - `aws-chunked` request bodies (what current SDKs and CLIs send for streamed uploads) are decoded before storing;
  * - atomic, consistent, byte-ordered storage (see `s3-filesystem-store.ts`);
  * - object-created notifications in the exact shape S3 sends to Lambda (key URL-encoded, the right `eventName` for
- *   multipart and copy, increasing sequencers), delivered after the write and never able to crash the server.
+ *   multipart and copy, increasing sequencers), delivered after the write and never able to crash the server;
+ * - authentication and authorization as S3 does them: every request must carry a valid SigV4 signature (header or
+ *   presigned query; chunk signatures of streamed bodies too) made with the owner's printed key pair (full access)
+ *   or a function's own pair, whose requests are evaluated against that function's deployed IAM policy; denials
+ *   are S3's 403 AccessDenied and are logged with action, resource and role. Browser requests are refused.
  */
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -19,10 +23,14 @@ import type { S3Event } from 'aws-lambda';
 import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
 import { Sequencer, objectCreatedEvent } from './s3-event.js';
 import type { ObjectCreatedEventName } from './s3-event.js';
-import { ConsistentFilesystemStore, listingPages, objectLockKey } from './s3-filesystem-store.js';
+import { ConsistentFilesystemStore, LAYOUT_MARKER, MAX_KEY_SEGMENT_BYTES, listingPages, objectLockKey } from './s3-filesystem-store.js';
 import type { ListingPage } from './s3-filesystem-store.js';
 import { KeyedMutex } from './s3-keyed-mutex.js';
-import { S3Error, S3RVER_CREDENTIALS, S3rver } from './s3-vendor.js';
+import { AccessControl, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
+import type { AccessDenial, Credentials, RolePolicy } from './s3-access.js';
+import { SignatureError, verifySigV4 } from './s3-sigv4.js';
+import type { ChunkSigner } from './s3-sigv4.js';
+import { S3Error, S3RVER_CREDENTIALS, S3rver, addS3rverKeyPair } from './s3-vendor.js';
 import type { KoaContext, KoaMiddleware, S3rverFilesystemStore } from './s3-vendor.js';
 
 /** Defaults of {@link startEmbeddedS3}, as constants so the README can quote them. */
@@ -50,8 +58,7 @@ export interface EmbeddedS3Options {
    */
   readonly port?: number;
   /**
-   * Interface to listen on. Keep the loopback default: the server accepts any request signed with its fixed
-   * credentials and does not verify signatures.
+   * Interface to listen on. Keep the loopback default: the owner's key pair is fixed and printed, not a secret.
    * @default '127.0.0.1'
    */
   readonly host?: string;
@@ -83,6 +90,17 @@ export interface EmbeddedS3Options {
    * @default false
    */
   readonly silent?: boolean;
+  /**
+   * The functions' roles: each gets its own key pair ({@link EmbeddedS3.credentialsFor}), and every request signed
+   * with it is evaluated against its statements. The owner's pair always has full access.
+   * @default no roles
+   */
+  readonly roles?: readonly RolePolicy[];
+  /**
+   * Where a request refused by a role's policy is reported (the client gets 403 AccessDenied either way).
+   * @default a line on stderr naming the role, the action and the resource
+   */
+  readonly onAccessDenied?: (denial: AccessDenial) => void;
 }
 
 /** A running embedded S3 server. */
@@ -93,6 +111,10 @@ export interface EmbeddedS3 {
   /** The fixed local key pair (`S3RVER` / `S3RVER`); not a secret, the server only listens on loopback. */
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly region: string;
+  /** The key pair of a role given in {@link EmbeddedS3Options.roles}; throws for an unknown role. */
+  credentialsFor(role: string): Credentials;
+  /** Adds a role after the start (a model uploaded while running gets its infer role); returns its key pair. */
+  addRole(policy: RolePolicy): Credentials;
   /** Waits for pending notifications to be handled, then stops the server. */
   close(): Promise<void>;
 }
@@ -122,9 +144,20 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const app = new S3rver({ address: host, port, silent, directory: dataDir, configureBuckets: [] });
   app.store = app.context.store = store;
 
+  const access = new AccessControl(S3RVER_CREDENTIALS);
+  const revocations: (() => void)[] = [];
+  const addRole = (policy: RolePolicy): Credentials => {
+    const credentials = access.addRole(policy);
+    revocations.push(addS3rverKeyPair(credentials.accessKeyId, credentials.secretAccessKey));
+    return credentials;
+  };
+  for (const policy of options.roles ?? []) addRole(policy);
+  const onAccessDenied =
+    options.onAccessDenied ?? ((denial: AccessDenial) => console.error(`embedded S3: ${describeDenial(denial)}`));
+
   const deliveries = new EventDelivery(options, region);
   // Before s3rver's router (the last middleware), after its logging, XML rendering and virtual-host rewriting.
-  app.middleware.splice(app.middleware.length - 1, 0, s3Extensions(store, locks, deliveries));
+  app.middleware.splice(app.middleware.length - 1, 0, s3Extensions(store, locks, deliveries, access, onAccessDenied));
   app.on('error', (error) => {
     // Koa reports every failed request here; 4xx answers (NoSuchKey, PreconditionFailed) are normal traffic.
     if (!silent && (error.status ?? 500) >= 500) {
@@ -144,10 +177,13 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     bucket,
     credentials: S3RVER_CREDENTIALS,
     region,
+    credentialsFor: (role) => access.credentialsFor(role),
+    addRole,
     close: async () => {
       // Notifications first: a handler still running may read and write objects through this server.
       await deliveries.drain();
       await app.close();
+      for (const revoke of revocations) revoke();
     },
   };
 }
@@ -221,12 +257,83 @@ function refuseEscapes(ctx: KoaContext): void {
   if (names.some(escapesDataFolder)) {
     throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments', {});
   }
+  // Keys are files here: a segment must fit a file name, and must not look like the server's own file layout
+  // (a key `a._S3rver_object/b` would turn the object file of `a` into a folder).
+  const parts = names.flatMap((name) => name.split('/'));
+  if (parts.some((segment) => segment.includes(LAYOUT_MARKER))) {
+    throw new S3Error('InvalidArgument', `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`, {});
+  }
+  const tooLong = parts.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_KEY_SEGMENT_BYTES);
+  if (tooLong !== undefined) {
+    throw new S3Error(
+      'KeyTooLongError',
+      `This local server stores keys as files: each "/"-separated part of a key may have at most ${MAX_KEY_SEGMENT_BYTES} bytes (one has ${Buffer.byteLength(tooLong, 'utf8')}); S3 itself allows 1,024 bytes per key`,
+      {},
+    );
+  }
 }
 
-function s3Extensions(store: S3rverFilesystemStore, locks: KeyedMutex, deliveries: EventDelivery): KoaMiddleware {
+/**
+ * Authenticates the request (SigV4), then authorizes it against the signer's policy. Returns the chunk signer of a
+ * streamed signed body. S3's order: a bad signature is answered before any permission is looked at.
+ */
+async function authorize(
+  ctx: KoaContext,
+  store: S3rverFilesystemStore,
+  access: AccessControl,
+  onAccessDenied: (denial: AccessDenial) => void,
+): Promise<ChunkSigner | undefined> {
+  if (isBrowserRequest(ctx.method, ctx.headers)) {
+    throw new S3Error('AccessDenied', 'Requests from web browsers (Origin, Sec-Fetch-*, CORS preflights, form posts) are refused.');
+  }
+  let verified;
+  try {
+    verified = verifySigV4({ method: ctx.method, url: ctx.originalUrl, rawHeaders: 'rawHeaders' in ctx.req ? ctx.req.rawHeaders : [] }, (id) => access.secretFor(id));
+  } catch (error) {
+    if (error instanceof SignatureError) throw new S3Error(error.code, error.message);
+    throw error;
+  }
+  const path = /^\/([^/]+)(?:\/(.*))?$/s.exec(ctx.path);
+  if (path === null) {
+    // The service root (ListBuckets): the owner's only.
+    const denial = access.check(verified.accessKeyId, [{ action: 's3:ListAllMyBuckets', resource: '*' }]);
+    if (denial !== undefined) deny(denial, onAccessDenied);
+    return verified.chunkSigner;
+  }
+  const bucket = decodeURIComponent(path[1] ?? '');
+  const key = path[2] === undefined || path[2] === '' ? undefined : decodeURIComponent(path[2]);
+  const requests = iamRequestsOf({ method: ctx.method, bucket, key, query: ctx.query, headers: ctx.headers });
+  const denial = access.check(verified.accessKeyId, requests);
+  if (denial !== undefined) deny(denial, onAccessDenied);
+  if (key !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD') && requests[0]?.action === 's3:GetObject') {
+    // S3 answers a missing key with 404 only to callers that may list the bucket (checked without a prefix), and
+    // with 403 to the others, so as not to reveal which keys exist.
+    const listing = access.check(verified.accessKeyId, [{ action: 's3:ListBucket', resource: `arn:aws:s3:::${bucket}` }]);
+    if (listing !== undefined && (await currentEtag(store, bucket, key)) === undefined) deny(listing, onAccessDenied);
+  }
+  return verified.chunkSigner;
+}
+
+function deny(denial: AccessDenial, onAccessDenied: (denial: AccessDenial) => void): never {
+  try {
+    onAccessDenied(denial);
+  } catch {
+    // A failing reporter must not turn a 403 into a 500.
+  }
+  throw new S3Error('AccessDenied', 'Access Denied');
+}
+
+function s3Extensions(
+  store: S3rverFilesystemStore,
+  locks: KeyedMutex,
+  deliveries: EventDelivery,
+  access: AccessControl,
+  onAccessDenied: (denial: AccessDenial) => void,
+): KoaMiddleware {
   const sequencer = new Sequencer();
   return async (ctx, next) => {
     refuseEscapes(ctx);
+    const chunkSigner = await authorize(ctx, store, access, onAccessDenied);
     if (isListObjectsV2(ctx)) {
       await listObjectsV2(ctx, next);
       return;
@@ -238,7 +345,7 @@ function s3Extensions(store: S3rverFilesystemStore, locks: KeyedMutex, deliverie
       return;
     }
     if ((operation.kind === 'upload-part' || operation.kind === 'create') && isAwsChunked(ctx.headers)) {
-      decodeAwsChunkedBody(ctx);
+      decodeAwsChunkedBody(ctx, chunkSigner);
     }
     if (operation.kind === 'upload-part') {
       await next();
@@ -315,9 +422,9 @@ function decodeContinuationToken(token: string): string {
 }
 
 /** Makes s3rver's controllers read the decoded payload instead of the `aws-chunked` framed request stream. */
-function decodeAwsChunkedBody(ctx: KoaContext): void {
+function decodeAwsChunkedBody(ctx: KoaContext, chunkSigner: ChunkSigner | undefined): void {
   const expectedLength = stripAwsChunkedHeaders(ctx.headers);
-  const decoder = new AwsChunkedDecoder(expectedLength);
+  const decoder = new AwsChunkedDecoder(expectedLength, chunkSigner);
   // pipeline: an aborted request fails the decoder, which fails the store's write, which removes its temp file.
   pipeline(ctx.req, decoder, () => undefined);
   ctx.req = decoder;

@@ -15,6 +15,8 @@ export interface KoaContext {
   readonly method: string;
   /** URL path, not decoded; for virtual-host requests s3rver has already prefixed the bucket. */
   readonly path: string;
+  /** The request target exactly as received (before any rewrite): what a SigV4 signature covers. */
+  readonly originalUrl: string;
   /** Parsed query string; assigning it rewrites the request URL's query. */
   query: Readonly<Record<string, string | string[] | undefined>>;
   readonly headers: IncomingHttpHeaders;
@@ -118,7 +120,11 @@ export type S3rverAppClass = new (options: S3rverOptions) => S3rverApp;
 
 /** s3rver's dummy account; its key pair is the only one s3rver accepts. */
 interface S3rverAccountModule {
-  readonly DUMMY_ACCOUNT: { readonly accessKeys: ReadonlyMap<string, string> };
+  readonly DUMMY_ACCOUNT: {
+    readonly accessKeys: ReadonlyMap<string, string>;
+    createKeyPair(accessKeyId: string, secretAccessKey: string): void;
+    revokeAccessKey(accessKeyId: string): void;
+  };
 }
 
 /** The s3rver app class (`s3rver`). */
@@ -130,9 +136,23 @@ export const S3Error = require('s3rver/lib/models/error') as S3rverErrorClass;
 /** s3rver's object model (`s3rver/lib/models/object`). */
 export const S3Object = require('s3rver/lib/models/object') as S3rverObjectClass;
 
-/** The access key pair s3rver accepts (it checks the key id; it does not verify SigV4 signatures). */
+/** s3rver's account registry (`s3rver/lib/models/account`): the key ids its authentication accepts. */
+const account = require('s3rver/lib/models/account') as S3rverAccountModule;
+
+/**
+ * Makes s3rver's own authentication (which runs after the embedded server's SigV4 check and only looks the key id
+ * up) accept a function's key pair; returns the function that removes it again.
+ */
+export function addS3rverKeyPair(accessKeyId: string, secretAccessKey: string): () => void {
+  account.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+  return () => account.DUMMY_ACCOUNT.revokeAccessKey(accessKeyId);
+}
+
+/**
+ * The owner's key pair (s3rver's fixed one): full access, as a bucket owner's credentials. The embedded server
+ * verifies SigV4 signatures made with it (s3rver itself only checks the key id).
+ */
 export const S3RVER_CREDENTIALS: { readonly accessKeyId: string; readonly secretAccessKey: string } = (() => {
-  const account = require('s3rver/lib/models/account') as S3rverAccountModule;
   const [pair] = account.DUMMY_ACCOUNT.accessKeys.entries();
   if (pair === undefined) {
     throw new Error('s3rver has no dummy account key pair: the installed s3rver version is not supported');

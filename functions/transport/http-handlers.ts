@@ -38,7 +38,9 @@ function httpHandler(
     const requestId = context?.awsRequestId ?? randomUUID();
     try {
       const response = await api(fromApiGatewayEvent(event, requestId));
-      if (response.statusCode >= 500) observability.logger.warn('request failed', { statusCode: response.statusCode, requestId });
+      if (response.statusCode >= 500) {
+        observability.logger.warn('request failed', { statusCode: response.statusCode, requestId, error: response.cause as Error });
+      }
       return toApiGatewayResult(response);
     } catch (error) {
       // fromApiGatewayEvent or the result conversion failed: a malformed event is a bug of the caller's setup.

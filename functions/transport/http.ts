@@ -20,6 +20,8 @@ export interface HttpResponse {
   readonly statusCode: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Uint8Array | string;
+  /** The error behind a 5xx answer, for the handler's log line; never sent to the client. */
+  readonly cause?: unknown;
 }
 
 /** Any API Gateway proxy event we accept: REST (payload 1.0) or HTTP API (payload 2.0). */
@@ -89,7 +91,8 @@ export function errorResponse(error: unknown, requestId: string): HttpResponse {
     const headers: Record<string, string> = {};
     if (error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
     if (error instanceof MethodNotAllowedError) headers.allow = error.allowed.join(', ');
-    return jsonResponse(error.statusCode, { error: redactInternals(error.message) }, headers);
+    const response = jsonResponse(error.statusCode, { error: redactInternals(error.message) }, headers);
+    return error.statusCode >= 500 ? { ...response, cause: error.cause ?? error } : response;
   }
-  return jsonResponse(500, { error: `internal error; request id ${requestId}` });
+  return { ...jsonResponse(500, { error: `internal error; request id ${requestId}` }), cause: error };
 }

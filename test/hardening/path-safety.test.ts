@@ -169,7 +169,8 @@ describe('the local data folder', () => {
     expect(valid.status).toBe(200);
     expect(await readdir(parent)).toEqual(['data']);
     expect(await readdir(path.join(parent, 'data'))).toEqual([stack.s3.bucket]);
-    expect((await readdir(path.join(parent, 'data', stack.s3.bucket))).sort()).toEqual(['models', 'uploads']);
+    // `._S3rver_uploads` is the embedded server's own staging area (multipart parts, temporary files), never a key.
+    expect((await readdir(path.join(parent, 'data', stack.s3.bucket))).filter((n) => n !== '._S3rver_uploads').sort()).toEqual(['models', 'uploads']);
     expect(await readdir(path.join(parent, 'data', stack.s3.bucket, 'models'))).toEqual(['linear']);
   });
 });

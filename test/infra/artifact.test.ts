@@ -3,7 +3,9 @@
  * assembly, in a fresh Node process, with the staged layer where Lambda mounts layers (`<opt>/nodejs/node_modules`)
  * and the environment the template declares, against the embedded S3 server. register gets the S3 event of an
  * upload, infer gets API Gateway REST events (bodies base64, as the `*\/*` binary media type delivers them) and a
- * warmer event, control gets its routes.
+ * warmer event, control gets its routes. Each function signs its S3 requests with its own key pair, and the server
+ * evaluates them against the S3 statements the synthesized template attaches to that function's role: a grant
+ * the code needs and the template lacks fails here as it would on AWS.
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
@@ -11,15 +13,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
+import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
-import { removeTempDirs, resources, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
+import { removeTempDirs, resources, s3PolicyOf, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
 
 let synth: Synthesized;
 let s3: S3Fixture;
 let opt: string;
+const denials: AccessDenial[] = [];
 
-/** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
+/**
+ * Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance), signing
+ * as the function's own role.
+ */
 async function invoke(logicalId: string, events: readonly unknown[]): Promise<unknown[]> {
+  const credentials = s3.server.credentialsFor(logicalId);
   const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
   // Only what the template declares, and the local S3 endpoint and its key pair.
   const declared = Object.fromEntries(
@@ -38,8 +46,8 @@ async function invoke(logicalId: string, events: readonly unknown[]): Promise<un
     environment: {
       ...declared,
       AWS_REGION: s3.server.region,
-      AWS_ACCESS_KEY_ID: s3.server.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.server.credentials.secretAccessKey,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
       S3_ENDPOINT: s3.server.endpoint,
       // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
       POWERTOOLS_TRACE_ENABLED: 'false',
@@ -97,7 +105,20 @@ beforeAll(async () => {
   // The staged layer asset, as Lambda would unzip it under /opt.
   const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as { Content: { S3Key: string } };
   opt = join(synth.assemblyDir, `asset.${layer.Content.S3Key.replace(/\.zip$/, '')}`);
-  s3 = await startS3Fixture({ eventFilter: { prefix: 'uploads/', suffix: '.onnx' } });
+  // Each function's role, keyed by the function's logical id, with the S3 statements the template gives it.
+  const template = synth.template;
+  const bucketId = idOf(synth.stack.bucket);
+  const functions = [synth.stack.registerFunction, synth.stack.controlFunction, synth.stack.endpoints.get('square')!.inferFunction];
+  const roles = functions.map((fn) => ({
+    role: idOf(fn.function),
+    statements: s3PolicyOf(template, idOf(fn.role), bucketId, 'models'),
+  }));
+  s3 = await startS3Fixture({
+    bucket: 'models',
+    eventFilter: { prefix: 'uploads/', suffix: '.onnx' },
+    roles,
+    onAccessDenied: (denial) => denials.push(denial),
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -116,6 +137,15 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
       new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
     );
     expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: '1' });
+  });
+
+  it('register records a refused upload under its role', async () => {
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/broken.onnx', Body: 'not a model' }));
+    const [, event] = (await s3.waitForEvents(2)) as [S3Event, S3Event];
+
+    const [result] = await invoke(idOf(synth.stack.registerFunction.function), [event]);
+
+    expect(result).toMatchObject({ outcomes: [{ kind: 'rejected' }] });
   });
 
   it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
@@ -181,5 +211,9 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     expect(bodyOf(ready)).toEqual({ ready: true });
     expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
     expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version: '1', state: 'READY' })]));
+  });
+
+  it('no function was denied anything by the policy its role is deployed with', () => {
+    expect(denials.map(describeDenial)).toEqual([]);
   });
 });

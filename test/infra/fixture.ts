@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelBuilder } from '../../tools/onnx/index.js';
+import type { PolicyStatementJson } from '../../infra/function-grants.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
 
 /** `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. */
@@ -162,4 +163,34 @@ export function findCycle(template: Template): string[] | undefined {
     if (cycle !== undefined) return cycle;
   }
   return undefined;
+}
+
+/**
+ * The statements of a role's policies as the embedded S3 server evaluates them: `Action`/`Resource` as arrays, the
+ * bucket's ARN (`Fn::GetAtt [<bucketId>, Arn]`, alone or joined with a key pattern) resolved to
+ * `arn:aws:s3:::<bucketName>`. Other references (log groups, functions) become `unresolved:...` strings, which no
+ * S3 request matches: the server then sees exactly the S3 rights the template deploys.
+ */
+export function s3PolicyOf(template: Template, roleId: string, bucketId: string, bucketName: string): PolicyStatementJson[] {
+  const resolve = (value: unknown): string => {
+    if (typeof value === 'string') return value;
+    const node = value as Record<string, unknown>;
+    const getAtt = node['Fn::GetAtt'] as unknown[] | undefined;
+    if (getAtt?.[0] === bucketId && getAtt[1] === 'Arn') return `arn:aws:s3:::${bucketName}`;
+    const join = node['Fn::Join'] as [string, unknown[]] | undefined;
+    if (join !== undefined) return join[1].map(resolve).join(join[0]);
+    return `unresolved:${JSON.stringify(value)}`;
+  };
+  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : [value]);
+  return roleStatements(template, roleId).map((statement) => {
+    const raw = statement as unknown as Record<string, unknown>;
+    return {
+      Effect: (raw['Effect'] as 'Allow' | 'Deny' | undefined) ?? 'Allow',
+      Action: list(statement.Action).map(String),
+      Resource: list(statement.Resource).map(resolve),
+      ...(statement.Condition === undefined
+        ? {}
+        : { Condition: statement.Condition as unknown as NonNullable<PolicyStatementJson['Condition']> }),
+    };
+  });
 }

@@ -38,7 +38,7 @@ const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]
 const XRAY_UPLOAD = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
 describe('infer roles', () => {
-  it.each(['tight', 'open'])('%s: no wildcard resource or action; S3 reads only under models/<name>/', (name) => {
+  it.each(['tight', 'open'])('%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/', (name) => {
     const endpoint = synth.stack.endpoints.get(name)!;
     const statements = roleStatements(synth.template, logicalId(endpoint.inferFunction.role.node.defaultChild as CfnElement));
 
@@ -53,11 +53,15 @@ describe('infer roles', () => {
         }
         const text = JSON.stringify(resource);
         // Object ARNs: exactly this model's prefix; function ARNs: this function's versions and aliases.
-        if (text.includes('/models/') || actions.includes('s3:GetObject')) expect(text).toMatch(new RegExp(`"/models/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+        if (text.includes('/models/') || actions.includes('s3:GetObject')) {
+          expect(text).toMatch(new RegExp(`"/(models|rejected)/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+        }
         if (text.endsWith(':*"]]}')) expect(actions).toEqual(['lambda:InvokeFunction']);
       }
       if (actions.includes('s3:ListBucket')) {
-        expect(statement.Condition).toEqual({ StringLikeIfExists: { 's3:prefix': [`models/${name}/`, `models/${name}/*`] } });
+        expect(statement.Condition).toEqual({
+          StringLikeIfExists: { 's3:prefix': [`models/${name}/`, `models/${name}/*`, `rejected/${name}/`, `rejected/${name}/*`] },
+        });
       }
       expect(actions.filter((a) => /^s3:(Put|Delete)/.test(a)), 'infer never writes the bucket').toEqual([]);
     }

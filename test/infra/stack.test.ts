@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { EXTERNAL_MODULES } from '../../infra/service-function.js';
+import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCESS } from '../../infra/function-grants.js';
 import {
   findCycle,
   nagFindings,
@@ -19,6 +20,7 @@ import {
   resources,
   roleStatements,
   routes,
+  s3PolicyOf,
   squareModel,
   synthesize,
   writeCatalog,
@@ -268,18 +270,22 @@ describe('security', () => {
     expect(resources(synth.template)[bucket]).toMatchObject({ DeletionPolicy: 'Retain' });
   });
 
-  it('lets infer read only its own model prefix, and invoke only itself', () => {
+  it('lets infer read only its own model and rejection prefixes, and invoke only itself', () => {
     const iris = synth.stack.endpoints.get('iris')!;
     const statements = roleStatements(synth.template, logicalId(iris.inferFunction.role));
     const s3 = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
     const bucketArn = { 'Fn::GetAtt': [logicalId(synth.stack.bucket), 'Arn'] };
     expect(s3).toEqual([
-      { Action: 's3:GetObject', Effect: 'Allow', Resource: { 'Fn::Join': ['', [bucketArn, '/models/iris/*']] } },
+      {
+        Action: 's3:GetObject',
+        Effect: 'Allow',
+        Resource: [{ 'Fn::Join': ['', [bucketArn, '/models/iris/*']] }, { 'Fn::Join': ['', [bucketArn, '/rejected/iris/*']] }],
+      },
       {
         Action: 's3:ListBucket',
         Effect: 'Allow',
         Resource: bucketArn,
-        Condition: { StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*'] } },
+        Condition: { StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*', 'rejected/iris/', 'rejected/iris/*'] } },
       },
     ]);
     const lambda = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('lambda:')));
@@ -318,6 +324,19 @@ describe('security', () => {
     expect(listed(logicalId(synth.stack.controlFunction.role))).toEqual([
       { StringLikeIfExists: { 's3:prefix': ['models/', 'models/*', 'rejected/', 'rejected/*'] } },
     ]);
+  });
+
+  it('deploys exactly the S3 statements that the local runtime enforces (one source of truth)', () => {
+    const arn = bucketArn('models');
+    const deployed = (role: Parameters<typeof logicalId>[0]) =>
+      s3PolicyOf(synth.template, logicalId(role), logicalId(synth.stack.bucket), 'models').filter((s) =>
+        s.Action.some((a) => a.startsWith('s3:')),
+      );
+    expect(deployed(synth.stack.registerFunction.role)).toEqual(bucketStatements(REGISTER_ACCESS, arn));
+    expect(deployed(synth.stack.controlFunction.role)).toEqual(bucketStatements(CONTROL_ACCESS, arn));
+    for (const [name, endpoint] of synth.stack.endpoints) {
+      expect(deployed(endpoint.inferFunction.role)).toEqual(bucketStatements(inferAccess(name), arn));
+    }
   });
 
   it('uses no managed policy on its own roles and keeps logs for a month', () => {

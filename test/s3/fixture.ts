@@ -1,10 +1,12 @@
 /**
  * A real embedded S3 server on an ephemeral loopback port, in a fresh temporary folder, with an SDK client on it.
  */
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Event } from 'aws-lambda';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
 import { startEmbeddedS3 } from '../../functions/local/s3-server.js';
@@ -57,4 +59,47 @@ export async function startS3Fixture(options: Partial<EmbeddedS3Options> = {}): 
       }
     },
   };
+}
+
+/** SHA-256 in the shape `@smithy/signature-v4` expects (the SDK's own signer, an implementation independent of ours). */
+export class NodeSha256 {
+  private readonly hash;
+  public constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', Buffer.from(secret as ArrayBuffer));
+  }
+  public update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
+  }
+  public digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.hash.digest()));
+  }
+}
+
+/**
+ * The headers that sign a raw request to the embedded server with `credentials` (SigV4, by the SDK's own signer),
+ * for tests that must send what no SDK command sends (malformed bodies, cut-off uploads). The payload is
+ * `UNSIGNED-PAYLOAD` unless `headers` sets `x-amz-content-sha256`.
+ */
+export async function signRaw(
+  endpoint: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  region = 'us-east-1',
+): Promise<Record<string, string>> {
+  const url = new URL(endpoint);
+  const signer = new SignatureV4({ service: 's3', region, credentials, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
+  const [pathname, search = ''] = path.split('?');
+  const query = Object.fromEntries(new URLSearchParams(search));
+  const signed = await signer.sign({
+    method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: pathname ?? '/',
+    query,
+    headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers },
+  });
+  return signed.headers;
 }

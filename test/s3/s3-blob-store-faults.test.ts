@@ -71,6 +71,7 @@ describe('S3BlobStore error mapping', () => {
     const read = store.get('models/m/manifest.json');
 
     // Assess
-    await expect(read).rejects.toMatchObject({ name: 'AccessDenied' });
+    // As the core's configuration error (a 500, never a retryable 503), with S3's own error as its cause.
+    await expect(read).rejects.toMatchObject({ name: 'StorageAccessDeniedError', cause: { name: 'AccessDenied' } });
   });
 });

@@ -16,7 +16,8 @@ import {
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Event } from 'aws-lambda';
-import { startS3Fixture } from './fixture.js';
+import { S3RVER_CREDENTIALS } from '../../functions/local/s3-vendor.js';
+import { signRaw, startS3Fixture } from './fixture.js';
 import type { S3Fixture } from './fixture.js';
 
 async function getBytes(client: S3Client, bucket: string, key: string): Promise<Buffer> {
@@ -28,15 +29,18 @@ function keysOf(events: readonly S3Event[]): string[] {
   return events.flatMap((event) => event.Records.map((record) => record.s3.object.key));
 }
 
-/** Sends a raw, unsigned HTTP request (s3rver accepts anonymous requests) and returns status and body. */
-function rawRequest(
+/** Sends a raw HTTP request, signed with the owner's key pair, and returns status and body. */
+async function rawRequest(
   url: string,
   method: string,
   headers: Record<string, string>,
   body: Buffer,
+  credentials: { accessKeyId: string; secretAccessKey: string } = S3RVER_CREDENTIALS,
 ): Promise<{ status: number; body: string }> {
+  const { origin, pathname, search } = new URL(url);
+  const signed = await signRaw(origin, method, `${pathname}${search}`, headers, credentials);
   return new Promise((resolve, reject) => {
-    const outgoing = request(url, { method, headers }, (response) => {
+    const outgoing = request(url, { method, headers: signed }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -340,14 +344,16 @@ describe('embedded S3 server', () => {
       // Prepare
       const key = 'uploads/aborted/model.onnx';
       await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: key, Body: 'previous' }));
-      const folder = `${s3.dataDir}/${s3.server.bucket}/uploads/aborted`;
+      // Writes stage their bytes in the bucket's temporary folder (short names, same file system).
+      const folder = `${s3.dataDir}/${s3.server.bucket}/._S3rver_uploads/.partial`;
       const partialFiles = async (): Promise<string[]> =>
         (await readdir(folder)).filter((name) => name.endsWith('.partial'));
 
       // Act: announce 1 MB, send 64 KB, wait until the server is writing it, then drop the connection.
-      const outgoing = request(`${s3.server.endpoint}/${s3.server.bucket}/${key}`, {
+      const path = `/${s3.server.bucket}/${key}`;
+      const outgoing = request(`${s3.server.endpoint}${path}`, {
         method: 'PUT',
-        headers: { 'content-length': String(1024 * 1024) },
+        headers: await signRaw(s3.server.endpoint, 'PUT', path, { 'content-length': String(1024 * 1024) }, s3.server.credentials),
       });
       outgoing.on('error', () => undefined);
       outgoing.write(randomBytes(64 * 1024));

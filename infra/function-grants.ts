@@ -1,0 +1,118 @@
+/**
+ * The S3 rights of every function, as plain data: the one source of truth that the CDK stack turns into IAM
+ * policy statements (`bucket-grants.ts`) and that the embedded S3 server of `npm start` and the tests enforces
+ * (`functions/local/s3-access.ts`), so that a function runs locally with exactly the permissions it is deployed
+ * with. No CDK import here: the local runtime loads this module.
+ */
+import { REPOSITORY_PREFIXES } from '../functions/core/model-repository.js';
+
+/** Object actions on keys matching patterns (`*` matches any characters, `/` included, as in IAM). */
+export interface ObjectGrant {
+  readonly actions: readonly string[];
+  /** Key patterns such as `models/iris/*`. */
+  readonly keyPatterns: readonly string[];
+  /** Why the function needs it; also the acknowledgement of each wildcard for cdk-nag. */
+  readonly reason: string;
+}
+
+/** What one function may do in the model bucket. */
+export interface BucketAccess {
+  readonly objects: readonly ObjectGrant[];
+  /** `s3:ListBucket` is allowed for listings under these prefixes (see {@link bucketStatements}). */
+  readonly listPrefixes: readonly string[];
+}
+
+const { uploads, models, rejected } = REPOSITORY_PREFIXES;
+
+/**
+ * The per-model infer function: its own model's versions, metadata and manifest, and its own rejection records
+ * (the model metadata route reports refused uploads), nothing of any other model.
+ */
+export function inferAccess(model: string): BucketAccess {
+  const own = `${models}${model}/`;
+  const ownRejections = `${rejected}${model}/`;
+  return {
+    objects: [
+      {
+        actions: ['s3:GetObject'],
+        keyPatterns: [`${own}*`, `${ownRejections}*`],
+        reason:
+          `Read-only access to this model's own prefixes ${own} (versions, metadata, manifest) and ` +
+          `${ownRejections} (refused uploads, reported by the model metadata route), nothing else.`,
+      },
+    ],
+    listPrefixes: [own, ownRejections],
+  };
+}
+
+/** The shared control function: health, server metadata and the repository index of every model. */
+export const CONTROL_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject'],
+      keyPatterns: [`${models}*/manifest.json`, `${models}*/*/metadata.json`, `${rejected}*`],
+      reason: 'Read-only: the repository index reads manifests, version metadata and rejection records of every model.',
+    },
+  ],
+  listPrefixes: [models, rejected],
+};
+
+/**
+ * The shared register function: reads any upload, writes versions, manifests and rejection records of any model.
+ * No `s3:DeleteObject`: a registration never removes anything (a racing duplicate delivery waits instead of giving
+ * a claimed version number back; see `ModelRepository.addVersion`).
+ */
+export const REGISTER_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject'],
+      keyPatterns: [`${uploads}*`, `${models}*`],
+      reason: 'Register reads any upload, and the manifests and versions of any model (it registers them all).',
+    },
+    {
+      actions: ['s3:PutObject'],
+      keyPatterns: [`${models}*`, `${rejected}*`],
+      reason: 'Register writes versions and manifests of any model, and rejection records (it registers them all).',
+    },
+  ],
+  listPrefixes: [uploads, models, rejected],
+};
+
+/** An IAM policy statement in the JSON form CloudFormation deploys (arrays always, for easy evaluation). */
+export interface PolicyStatementJson {
+  readonly Effect: 'Allow' | 'Deny';
+  readonly Action: readonly string[];
+  readonly Resource: readonly string[];
+  readonly Condition?: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
+}
+
+/** `arn:aws:s3:::<bucket>`, the form the embedded server evaluates against. */
+export function bucketArn(bucket: string): string {
+  return `arn:aws:s3:::${bucket}`;
+}
+
+/** The condition of a listing grant: `s3:prefix` under one of `prefixes` (the prefix itself or below it). */
+export function listCondition(prefixes: readonly string[]): NonNullable<PolicyStatementJson['Condition']> {
+  // StringLikeIfExists rather than StringLike: S3 answers a GET of a missing key with 404 only to callers allowed to
+  // list the bucket, and it checks that without a prefix in the request context; a plain StringLike would turn
+  // every "not registered yet" into a 403. The price: a listing with no prefix at all is allowed too, which reveals
+  // key names (never contents).
+  return { StringLikeIfExists: { 's3:prefix': prefixes.flatMap((p) => [p, `${p}*`]) } };
+}
+
+/**
+ * The statements `access` becomes for the bucket whose ARN is `arn`: what CloudFormation deploys (the stack builds
+ * them with the bucket's token ARN; a test compares the synthesized template with this) and what the embedded
+ * server evaluates.
+ */
+export function bucketStatements(access: BucketAccess, arn: string): PolicyStatementJson[] {
+  const statements: PolicyStatementJson[] = access.objects.map((grant) => ({
+    Effect: 'Allow',
+    Action: [...grant.actions],
+    Resource: grant.keyPatterns.map((pattern) => `${arn}/${pattern}`),
+  }));
+  if (access.listPrefixes.length > 0) {
+    statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [arn], Condition: listCondition(access.listPrefixes) });
+  }
+  return statements;
+}

@@ -26,6 +26,8 @@ export interface RuntimeOverrides {
   readonly store?: BlobStore;
   readonly sessionFactory?: SessionFactory;
   readonly telemetry?: ServingTelemetry;
+  /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** The store the configuration names: a folder (`MODEL_DIR`) or an S3 bucket (`MODEL_BUCKET`, `S3_ENDPOINT`). */
@@ -49,6 +51,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     manifestTtlMs: config.manifestTtlSeconds * 1000,
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
     telemetry: overrides.telemetry,
+    now: overrides.now,
   });
   return { config, store, repository, service, sessionFactory };
 }

@@ -35,6 +35,10 @@ export interface LocalOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Quiet logs (tests). */
   readonly silent?: boolean;
+  /** The serving clock (manifest TTL); tests pass time with it instead of sleeping. @default Date.now */
+  readonly now?: () => number;
+  /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
+  readonly onRegistered?: (result: RegisterResult) => void;
 }
 
 /** A running local stack. */
@@ -70,6 +74,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       const done = register(event)
         .then((result) => {
           registrations.push(result);
+          options.onRegistered?.(result);
         })
         .catch(() => undefined)
         .finally(() => pending.delete(done));
@@ -85,7 +90,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: s3.credentials }),
     s3.bucket,
   );
-  const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
+  const runtime = createRuntime(config, { store, telemetry: observability.telemetry, now: options.now });
   // Deployed, each model's function gets its catalog entry's limits; locally one process serves every model.
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));

@@ -37,7 +37,8 @@ export interface ImportEdge {
 export type ImportRuleName =
   | 'core-is-pure'
   | 'adapters-import-core-only'
-  | 'transport-and-wiring-import-core-and-adapters'
+  | 'wiring-imports-core-and-adapters'
+  | 'transport-imports-core-adapters-and-wiring'
   | 'entry-points-never-import-local-or-cli'
   | 'shipped-code-never-imports-dev-folders'
   | 'no-import-cycles';
@@ -84,10 +85,16 @@ export const FOLDER_RULES: readonly FolderRule[] = [
     why: 'adapters implement core ports and import only functions/core; move shared logic into core',
   },
   {
-    name: 'transport-and-wiring-import-core-and-adapters',
-    from: ['functions/transport/', 'functions/wiring/'],
-    onlyOurs: ['functions/core/', 'functions/adapters/', 'functions/transport/', 'functions/wiring/'],
-    why: 'transport and wiring import only core and adapters (and each other); entry points import them, never the reverse',
+    name: 'wiring-imports-core-and-adapters',
+    from: ['functions/wiring/'],
+    onlyOurs: ['functions/core/', 'functions/adapters/', 'functions/wiring/'],
+    why: 'wiring builds the runtime from core and adapters only; transport and the entry points import it, never the reverse',
+  },
+  {
+    name: 'transport-imports-core-adapters-and-wiring',
+    from: ['functions/transport/'],
+    onlyOurs: ['functions/core/', 'functions/adapters/', 'functions/wiring/', 'functions/transport/'],
+    why: 'transport imports core, adapters and the runtime it is handed (wiring); entry points import transport, never the reverse',
   },
   {
     name: 'entry-points-never-import-local-or-cli',

@@ -71,7 +71,7 @@ describe('import boundaries', () => {
     const { violations } = checkImports(root);
 
     // Assess: one line per broken rule, at the import that breaks it (routes ⇄ infer is also a cycle); package.json
-    // (data), zod, a type-only import inside core, wiring → transport and infra → core are allowed.
+    // (data), zod, a type-only import inside core, wiring → adapters and infra → core are allowed.
     expect(violations.map((v) => `${v.file}:${v.line} ${v.rule}`)).toEqual([
       'functions/adapters/store.ts:2 adapters-import-core-only',
       'functions/core/leaky.ts:1 core-is-pure',
@@ -81,7 +81,8 @@ describe('import boundaries', () => {
       'functions/handlers/infer.ts:1 entry-points-never-import-local-or-cli',
       'functions/handlers/infer.ts:2 no-import-cycles',
       'functions/local/main.ts:1 shipped-code-never-imports-dev-folders',
-      'functions/transport/routes.ts:2 transport-and-wiring-import-core-and-adapters',
+      'functions/transport/routes.ts:2 transport-imports-core-adapters-and-wiring',
+      'functions/wiring/bootstrap.ts:1 wiring-imports-core-and-adapters',
       'infra/stack.ts:1 shipped-code-never-imports-dev-folders',
     ]);
     expect(formatViolation(violations[0]!)).toBe(

@@ -27,6 +27,27 @@ export function resolveCorpusDir(repoRoot: string, env: NodeJS.ProcessEnv = proc
   return configured !== undefined && configured !== '' ? path.resolve(configured) : path.resolve(repoRoot, '../shared/conformance');
 }
 
+/**
+ * The environment variable that makes a missing corpus an error: `.ci/run` sets `REQUIRE_CONFORMANCE=1`, so CI fails
+ * instead of skipping when `../shared/conformance` is gone. Unset (a fresh clone), the corpus tests skip with a note.
+ */
+export const REQUIRE_CONFORMANCE = 'REQUIRE_CONFORMANCE';
+
+/** True under `REQUIRE_CONFORMANCE=1`. */
+export function corpusRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[REQUIRE_CONFORMANCE] === '1';
+}
+
+/**
+ * Why a test that needs the corpus cannot run, or `undefined` when it can. The caller registers a failing test with
+ * this message when {@link corpusRequired}, and skips otherwise.
+ */
+export function missingCorpusMessage(dir: string): string | undefined {
+  return corpusPresent(dir)
+    ? undefined
+    : `corpus not found at ${dir}: set CONFORMANCE_DIR to it (CI has it at ../shared/conformance)`;
+}
+
 /** True when `dir` looks like the corpus (at least one category folder). */
 export function corpusPresent(dir: string): boolean {
   return CATEGORIES.some((category) => existsSync(path.join(dir, category)));

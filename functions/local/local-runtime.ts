@@ -55,6 +55,10 @@ export interface LocalOptions {
    * @default the deployed grants
    */
   readonly accessOverrides?: Readonly<Record<string, BucketAccess>>;
+  /** The serving clock (manifest TTL); tests pass time with it instead of sleeping. @default Date.now */
+  readonly now?: () => number;
+  /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
+  readonly onRegistered?: (result: RegisterResult) => void;
 }
 
 /** A running local stack. */
@@ -130,6 +134,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       const done = register(event)
         .then((result) => {
           registrations.push(result);
+          options.onRegistered?.(result);
         })
         .catch(() => undefined)
         .finally(() => pending.delete(done));
@@ -148,6 +153,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
         s3.bucket,
       ),
       telemetry: observability.telemetry,
+      now: options.now,
     });
   const runtime = runtimeAs(s3.credentials);
   // Deployed, each model's function gets its catalog entry's limits.

@@ -26,6 +26,8 @@ export interface RuntimeOverrides {
   readonly store?: BlobStore;
   readonly sessionFactory?: SessionFactory;
   readonly telemetry?: ServingTelemetry;
+  /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** The store the configuration names: a folder (`MODEL_DIR`) or an S3 bucket (`MODEL_BUCKET`, `S3_ENDPOINT`). */
@@ -52,6 +54,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     downloadPartBytes: config.download.partBytes,
     downloadConcurrency: config.download.concurrency,
     ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
+    now: overrides.now,
   });
   return { config, store, repository, service, sessionFactory };
 }

@@ -5,7 +5,12 @@ import { createLambdaInvoker } from '../../functions/adapters/lambda-invoker.js'
 /** The Lambda API is the one AWS boundary without a local server: a recording client stands in for it. */
 function recordingClient(answer: { FunctionError?: string } = {}) {
   const sent: InvokeCommand[] = [];
-  const client = { send: async (command: InvokeCommand) => (sent.push(command), { StatusCode: 200, ...answer }) };
+  const client = {
+    send: async (command: InvokeCommand) => {
+      sent.push(command);
+      return { StatusCode: 200, ...answer };
+    },
+  };
   return { sent, client: client as unknown as LambdaClient };
 }
 

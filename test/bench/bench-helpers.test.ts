@@ -13,7 +13,9 @@ import { decodeInferenceRequest } from '../../functions/core/codec/index.js';
 import { fromApiGatewayEvent } from '../../functions/transport/http.js';
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('stats', () => {
   it('takes the middle value, or the mean of the two middle ones', () => {

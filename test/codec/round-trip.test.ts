@@ -135,7 +135,9 @@ describe('response round trips (encodeInferenceResponse -> decodeInferenceRespon
         const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: tensors }, { outputs, binaryOutputByDefault: byDefault });
         const decoded = decodeInferenceResponse(encoded.body, encoded.headers);
         const decodedAsJson = tensors.map((_t, i) => !(i % 2 === 0 ? choice[i] : byDefault));
-        decoded.outputs.forEach((t, i) => expectSameTensors([t], [tensors[i] as Tensor], decodedAsJson[i] as boolean));
+        decoded.outputs.forEach((t, i) => {
+          expectSameTensors([t], [tensors[i] as Tensor], decodedAsJson[i] as boolean);
+        });
       }),
       { numRuns: 300 },
     );

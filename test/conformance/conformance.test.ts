@@ -1,7 +1,7 @@
 /**
  * The shared conformance corpus through the whole product (`npm run conformance`, in-process): every model is
  * uploaded to the embedded S3 server, registered by the `register` handler, and asked over HTTP. Skipped, with a
- * message saying why, where the corpus is absent (a fresh clone outside CI).
+ * message saying why, where the corpus is absent (a fresh clone outside CI); a failure under REQUIRE_CONFORMANCE=1.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,28 +9,24 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import * as ort from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { InferenceClient } from '../../conformance/client.js';
-import { corpusPresent, discoverCases, resolveCorpusDir, type Category } from '../../conformance/corpus.js';
+import { discoverCases, resolveCorpusDir, type Category } from '../../conformance/corpus.js';
 import { planCase } from '../../conformance/plans.js';
 import { countsByCategory, writeResults } from '../../conformance/report.js';
 import { ONNXRUNTIME_AGREES, runConformance, type CaseResult, type ConformanceReport } from '../../conformance/runner.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
+import { describeWithCorpus } from '../support/corpus.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpusDir = resolveCorpusDir(repoRoot);
-const present = corpusPresent(corpusDir);
-
-if (!present) {
-  console.warn(`[conformance] SKIPPED: corpus not found at ${corpusDir}; set CONFORMANCE_DIR to run it (CI has it at ../shared/conformance)`);
-}
 
 function lines(results: readonly CaseResult[]): string {
   return results.map((r) => `${r.category}/${r.name}: ${r.detail}`).join('\n');
 }
 
-describe.skipIf(!present)('conformance corpus, end to end', () => {
+describeWithCorpus(corpusDir, 'conformance corpus, end to end', () => {
   let report: ConformanceReport;
   const of = (category: Category, kind?: CaseResult['result']) =>
     report.cases.filter((c) => c.category === category && (kind === undefined || c.result === kind));
@@ -121,7 +117,7 @@ describe.skipIf(!present)('conformance corpus, end to end', () => {
   });
 });
 
-describe.skipIf(!present)('a model onnxruntime cannot run, uploaded over a served one', () => {
+describeWithCorpus(corpusDir, 'a model onnxruntime cannot run, uploaded over a served one', () => {
   let stack: LocalStack;
   let dataDir: string;
 

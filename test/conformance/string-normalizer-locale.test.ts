@@ -25,8 +25,12 @@ ort.env.logLevel = 'fatal';
 /** One StringNormalizer per entry, each reading the input `x` and writing its own output. */
 function stringNormalizerModel(nodes: readonly Readonly<Record<string, AttributeValue>>[]): Uint8Array {
   const builder = new ModelBuilder({ opsets: { '': 12 } }).input('x', 'BYTES', ['N']);
-  nodes.forEach((attributes, i) => builder.node('StringNormalizer', ['x'], [`y${i}`], attributes, { name: `norm${i}` }));
-  nodes.forEach((_, i) => builder.output(`y${i}`, 'BYTES', [-1]));
+  nodes.forEach((attributes, i) => {
+    builder.node('StringNormalizer', ['x'], [`y${i}`], attributes, { name: `norm${i}` });
+  });
+  nodes.forEach((_, i) => {
+    builder.output(`y${i}`, 'BYTES', [-1]);
+  });
   return builder.toBytes();
 }
 
@@ -112,7 +116,10 @@ describe('registration of StringNormalizer models', () => {
     // Prepare
     const model = stringNormalizerModel([UPPER]);
     const hostHasEnUs = await ort.InferenceSession.create(model).then(
-      async (session) => (await session.release(), true),
+      async (session) => {
+        await session.release();
+        return true;
+      },
       () => false,
     );
 

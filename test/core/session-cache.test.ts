@@ -8,10 +8,13 @@ const options = { intraOpNumThreads: 1, graphOptimizationLevel: 'all' } as const
 const model = buildIdentityModel('FP32');
 const input = [{ name: 'input', datatype: 'FP32', shape: [2], data: new Float32Array([1, 2]) }] as const;
 
-/** Real onnxruntime sessions, counted, with their releases recorded. */
+/** Real onnxruntime sessions, counted, with their releases recorded; `releases(n)` resolves once n happened. */
 function countingLoader() {
   const loads: string[] = [];
   const released: string[] = [];
+  const waiting: { count: number; resolve: () => void }[] = [];
+  const releases = (count: number): Promise<void> =>
+    new Promise((resolve) => (released.length >= count ? resolve() : waiting.push({ count, resolve })));
   const load = async (m: string, v: string): Promise<ModelSession> => {
     loads.push(`${m}@${v}`);
     const session = await onnxruntimeSessionFactory.create(model, options);
@@ -21,11 +24,12 @@ function countingLoader() {
       run: (inputs, names) => session.run(inputs, names),
       release: async () => {
         released.push(`${m}@${v}`);
+        for (const waiter of waiting) if (released.length >= waiter.count) waiter.resolve();
         await session.release();
       },
     };
   };
-  return { loads, released, load };
+  return { loads, released, releases, load };
 }
 
 describe('SessionCache', () => {
@@ -62,17 +66,23 @@ describe('SessionCache', () => {
   });
 
   it('releases the least recently used version beyond the budget, only after its in-flight request ends', async () => {
-    const { released, load } = countingLoader();
+    const { released, releases, load } = countingLoader();
     const cache = new SessionCache(load, { maxVersionsPerModel: 1 });
     let finishOld!: () => void;
-    const oldRequest = cache.use('m', '1', () => new Promise<void>((resolve) => (finishOld = resolve)));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    let oldRunning!: () => void;
+    const running = new Promise<void>((resolve) => (oldRunning = resolve));
+    const oldRequest = cache.use('m', '1', () => {
+      oldRunning();
+      return new Promise<void>((resolve) => (finishOld = resolve));
+    });
+    await running;
 
     await cache.ensure('m', '2');
     const releasedWhileInFlight = [...released];
     finishOld();
     await oldRequest;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // The release starts as the old request ends; a missing one leaves this waiting until the test times out.
+    await releases(1);
 
     expect(releasedWhileInFlight).toEqual([]);
     expect(released).toEqual(['m@1']);

@@ -64,12 +64,17 @@ export function outputData(answer: HttpAnswer): number[] {
  */
 export async function startFlowStack(env: Record<string, string> = {}): Promise<FlowStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-'));
+  /** Waiters for a registration outcome; each returns true once it is done. */
+  const registered = new Set<() => boolean>();
   const stack = await startLocal({
     port: 0,
     s3Port: 0,
     dataDir,
     silent: true,
     env: { ...process.env, MANIFEST_TTL_SECONDS: '0.001', ...env },
+    onRegistered: () => {
+      for (const check of [...registered]) check();
+    },
   });
   const client = createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, credentials: stack.s3.credentials });
   const store = new S3BlobStore(client, stack.s3.bucket);
@@ -77,17 +82,23 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
   const outcomesFor = (key: string): RegistrationOutcome[] =>
     stack.registrations.flatMap((r) => r.outcomes).filter((o) => o.key === key);
 
-  const waitForOutcome = async (key: string, seen: number, timeoutMs = OUTCOME_TIMEOUT_MS): Promise<RegistrationOutcome> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const outcome = outcomesFor(key)[seen];
-      if (outcome !== undefined) return outcome;
-      if (Date.now() > deadline) {
-        throw new Error(`no registration outcome #${seen + 1} for ${key} within ${timeoutMs} ms`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
+  // Woken by each finished registration (no polling); the timer only bounds a wait for one that never comes.
+  const waitForOutcome = (key: string, seen: number, timeoutMs = OUTCOME_TIMEOUT_MS): Promise<RegistrationOutcome> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const outcome = outcomesFor(key)[seen];
+        if (outcome === undefined) return false;
+        clearTimeout(timer);
+        registered.delete(check);
+        resolve(outcome);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        registered.delete(check);
+        reject(new Error(`no registration outcome #${seen + 1} for ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      if (!check()) registered.add(check);
+    });
 
   const request = async (method: string, path: string, body?: unknown): Promise<HttpAnswer> => {
     const response = await fetch(`${stack.gatewayUrl}${path}`, {

@@ -3,6 +3,8 @@
  * waves of 256 concurrent requests run while version 2 is uploaded and registered, and until the service has
  * swapped to it. No answer may fail, every answer must name version 1 or 2 and carry that version's numbers, and
  * once the manifest TTL has passed every answer names version 2. Loopback only, bounded in requests and time.
+ * The serving clock is the test's: the TTL passes when the test says so (once version 2 is registered), not by
+ * sleeping, and the registration is awaited through the stack's own notification.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -11,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelBuilder } from '../../tools/onnx/index.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import { ManualClock } from '../support/clock.js';
 import { sendRaw } from './fixture.js';
 
 /** Requests in flight at once in each wave. */
@@ -43,12 +46,27 @@ interface Outcome {
 
 let stack: LocalStack;
 let dataDir: string;
+const clock = new ManualClock();
+/** Resolvers waiting for a number of finished registrations. */
+const waiting: { count: number; resolve: () => void }[] = [];
+const registrationsDone = (count: number): Promise<void> =>
+  new Promise((resolve) => (stack.registrations.length >= count ? resolve() : waiting.push({ count, resolve })));
 let agent: http.Agent;
 let port: number;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'swap-'));
-  stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true, env: { MANIFEST_TTL_SECONDS: String(TTL_SECONDS) } });
+  stack = await startLocal({
+    port: 0,
+    s3Port: 0,
+    dataDir,
+    silent: true,
+    env: { MANIFEST_TTL_SECONDS: String(TTL_SECONDS) },
+    now: clock.now,
+    onRegistered: () => {
+      for (const waiter of waiting) if (stack.registrations.length >= waiter.count) waiter.resolve();
+    },
+  });
   port = Number(new URL(stack.gatewayUrl).port);
   agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   await stack.runtime.store.put('uploads/swap/v1.onnx', versionModel(1));
@@ -82,20 +100,19 @@ describe('version swap under load', () => {
     const registrationStarted = performance.now();
     await stack.runtime.store.put('uploads/swap/v2.onnx', versionModel(2));
     let registrationEnded: number | undefined;
-    // Delivery of the object-created event is asynchronous: watch for its outcome rather than for pending work.
-    const registered = (async () => {
-      while (stack.registrations.length < 2 && performance.now() - registrationStarted < MAX_LOAD_MS) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+    // Delivery of the object-created event is asynchronous: wait for its outcome rather than for pending work. Once
+    // version 2 is registered, the manifest TTL passes on the serving clock, so the next requests read the manifest.
+    const registered = registrationsDone(2).then(() => {
       registrationEnded = performance.now();
-    })();
+      clock.advance(TTL_SECONDS * 1000);
+    });
     const loadStarted = performance.now();
     for (let i = 0; i < MAX_WAVES && performance.now() - loadStarted < MAX_LOAD_MS; i++) {
       outcomes.push(...(await wave()));
       if (registrationEnded !== undefined && outcomes.some((o) => o.version === '2')) break;
     }
     await registered;
-    await new Promise((resolve) => setTimeout(resolve, TTL_SECONDS * 1000 + 200));
+    clock.advance(TTL_SECONDS * 1000);
     const after = await wave();
 
     // Assess.

@@ -132,7 +132,7 @@ export function roleStatements(template: Template, roleId: string): Array<{ Acti
   return Object.values(resources(template))
     .filter((r) => r.Type === 'AWS::IAM::Policy')
     .filter((r) => ((r.Properties?.['Roles'] as unknown[]) ?? []).some((role) => referencedIds(role).has(roleId)))
-    .flatMap((r) => (r.Properties?.['PolicyDocument'] as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }> }).Statement);
+    .flatMap((r) => (r.Properties!['PolicyDocument'] as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }> }).Statement);
 }
 
 /** The logical ids forming a dependency cycle (CloudFormation refuses those), or undefined if there is none. */

@@ -77,7 +77,7 @@ describe('API', () => {
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');
     expect(plan?.Properties).toMatchObject({ Throttle: { RateLimit: expect.any(Number), BurstLimit: expect.any(Number) } });
-    expect((plan?.Properties?.['ApiStages'] as unknown[]).length).toBe(1);
+    expect(plan?.Properties?.['ApiStages']).toHaveLength(1);
     expect(ofType('AWS::ApiGateway::UsagePlanKey')).toHaveLength(1);
   });
 });
@@ -98,7 +98,7 @@ describe('buckets', () => {
       expect(bucket.Properties?.['OwnershipControls'], id).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
     }
     for (const [id, policy] of ofType('AWS::S3::BucketPolicy')) {
-      const statements = (policy.Properties?.['PolicyDocument'] as { Statement: { Effect: string; Principal: unknown }[] }).Statement;
+      const statements = (policy.Properties!['PolicyDocument'] as { Statement: { Effect: string; Principal: unknown }[] }).Statement;
       const open = statements.filter((s) => s.Effect === 'Allow' && JSON.stringify(s.Principal).includes('"*"'));
       expect(open, id).toEqual([]);
     }
@@ -110,7 +110,7 @@ describe('buckets', () => {
     for (const [bucketId] of ofType('AWS::S3::Bucket')) {
       const policy = policies.find(([, p]) => JSON.stringify(p.Properties?.['Bucket']) === JSON.stringify({ Ref: bucketId }));
       expect(policy, `policy of ${bucketId}`).toBeDefined();
-      const statements = (policy![1].Properties?.['PolicyDocument'] as { Statement: Record<string, unknown>[] }).Statement;
+      const statements = (policy![1].Properties!['PolicyDocument'] as { Statement: Record<string, unknown>[] }).Statement;
       const tls = statements.find((s) => JSON.stringify(s['Condition']) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }));
       expect(tls, bucketId).toMatchObject({ Effect: 'Deny', Action: 's3:*', Principal: { AWS: '*' } });
       expect(tls!['Resource']).toEqual([
@@ -131,7 +131,7 @@ describe('per-model limits, catalog to handler', () => {
   /** The environment the template gives `infer-<name>`, with the bucket swapped for a local folder. */
   function environmentOf(name: string): Record<string, string> {
     const fn = all()[logicalId(synth.stack.endpoints.get(name)!.inferFunction.function.node.defaultChild as CfnElement)];
-    const variables = (fn?.Properties?.['Environment'] as { Variables: Record<string, unknown> }).Variables;
+    const variables = (fn!.Properties!['Environment'] as { Variables: Record<string, unknown> }).Variables;
     const plain = Object.entries(variables).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
     return { ...Object.fromEntries(plain), MODEL_BUCKET: '', MODEL_DIR: dir };
   }

@@ -412,7 +412,7 @@ describe('bundles', () => {
     for (const [id, fn] of ours) {
       const code = readFileSync(join(bundleOf(id), 'index.mjs'), 'utf8');
       if (!/from\s*"onnxruntime-node"|import\s*\(\s*"onnxruntime-node"\)|require\("onnxruntime-node"\)/.test(code)) continue;
-      const arch = (fn.Properties?.['Architectures'] as string[])[0] as 'arm64' | 'x86_64';
+      const arch = (fn.Properties!['Architectures'] as string[])[0] as 'arm64' | 'x86_64';
       expect(fn.Properties?.['Layers']).toEqual([{ Ref: logicalId(synth.stack.layers.get(arch)!.layerVersion) }]);
     }
   });

@@ -71,7 +71,7 @@ describe('rewriteForServing: ZipMap', () => {
     const probabilities = outputs.output_probability!;
     expect(probabilities.dims).toEqual([3, labels.length]);
     const expected = expectedProbabilities(ROWS, classifier.coefficients, classifier.intercepts);
-    Array.from(probabilities.data as Float32Array).forEach((p, i) => expect(p).toBeCloseTo(expected[i]!, 5));
+    for (const [i, p] of Array.from(probabilities.data as Float32Array).entries()) expect(p).toBeCloseTo(expected[i]!, 5);
     // Column i belongs to label i: the predicted label is the label of the largest column.
     const predicted = Array.from(outputs.output_label!.data as ArrayLike<string | bigint>, (l) =>
       typeof l === 'bigint' ? Number(l) : l,

@@ -6,15 +6,17 @@ import * as ort from 'onnxruntime-node';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { elementCount } from '../../functions/core/codec/index.js';
 import { inspectModel, rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 import { sklearnProblems, type SklearnFlag } from '../../conformance/compare.js';
 import { resolveCorpusDir } from '../../conformance/corpus.js';
+import { describeWithCorpus } from '../support/corpus.js';
 import { toNumber, type JsonTensor } from '../../conformance/tensors.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const corpus = path.join(resolveCorpusDir(repoRoot), 'sklearn');
+const corpusRoot = resolveCorpusDir(repoRoot);
+const corpus = path.join(corpusRoot, 'sklearn');
 
 interface SklearnCase {
   readonly inputs: Readonly<Record<string, JsonTensor>>;
@@ -85,12 +87,7 @@ function compare(testCase: Pick<SklearnCase, 'expected_outputs_in_model_order' |
 const present = existsSync(corpus);
 const cases = present ? readdirSync(corpus).filter((name) => existsSync(path.join(corpus, name, 'case.json'))).sort() : [];
 
-describe('scikit-learn conformance corpus, rewritten for serving', () => {
-  if (!present) {
-    it.skip(`corpus not found at ${corpus}: set CONFORMANCE_DIR to run these cases`, () => {});
-    return;
-  }
-
+describeWithCorpus(corpusRoot, 'scikit-learn conformance corpus, rewritten for serving', () => {
   it('has the cases this test was written against', () => {
     // The corpus left out the six cases with no honest oracle (its README says why): every case here must match.
     expect(cases.length).toBe(40);

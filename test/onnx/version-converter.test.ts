@@ -46,7 +46,7 @@ async function run(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promis
 
 function expectClose(actual: ArrayLike<number>, expected: readonly number[]): void {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(actual[i]).toBeCloseTo(e, 5));
+  for (const [i, e] of expected.entries()) expect(actual[i]).toBeCloseTo(e, 5);
 }
 
 function rejectionOf(model: Uint8Array): string {

@@ -479,7 +479,6 @@ class SpanFiller {
   /** An array of exactly `expected` scalar elements at `p` (`[`). */
   public row(p: number, expected: number): number {
     const bytes = this.bytes;
-    const end = this.end;
     if (bytes[p] !== OPEN_BRACKET) return -1;
     let q = this.skipWhitespace(p + 1);
     if (bytes[q] === CLOSE_BRACKET) return expected === 0 ? q + 1 : -1;

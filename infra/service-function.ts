@@ -2,7 +2,7 @@
  * One Lambda function of the service, built the same way for infer, register and control: esbuild ESM bundle of a
  * handler in `functions/handlers/`, its own role with no managed policy, its own log group, X-Ray and Powertools.
  */
-import { Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
+import { type Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';

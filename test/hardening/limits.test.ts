@@ -39,6 +39,7 @@ const TIGHT: Limits = {
   maxOutputs: 1,
   maxIdLength: 8,
   maxResponseBytes: 1024,
+  maxImagePixels: 1000,
 };
 
 let tight: HardenedStack;

@@ -7,9 +7,16 @@
  * only run-time dependency `onnxruntime-common`. (`adm-zip` and `global-agent`, also listed as dependencies, are
  * used by the package's install script alone, which downloads GPU providers we do not serve with.)
  *
+ * It also carries `sharp` (image decoding, README "Image inputs"): its JavaScript, its three small run-time
+ * dependencies, and the `@img/sharp-linux-<cpu>` and `@img/sharp-libvips-linux-<cpu>` packages of the layer's CPU
+ * only. npm installs the host's pair; the other CPU's pair is fetched with `npm pack` from the npm registry (the
+ * only source `npm install` uses) into `layers/onnxruntime/cache/`, checked against the sha512 of package-lock.json.
+ *
  * Run as a script to build every architecture and print the sizes:
  * `npm run build:layer` or `npx tsx layers/onnxruntime/build.ts [x86_64|arm64 ...]`.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -84,7 +91,75 @@ export function buildOnnxruntimeLayer(arch: LayerArchitecture, outDir: string = 
   copyLegalFiles(ortCommon, commonTarget);
   copyTree(join(ortCommon, 'dist'), join(commonTarget, 'dist'));
 
+  addSharp(arch, modules);
+
   return { dir, unzippedBytes: treeBytes(dir) };
+}
+
+/** sharp's run-time dependencies besides its native pair (each copied whole: together under 1 MB). */
+const SHARP_DEPENDENCIES = ['@img/colour', 'detect-libc', 'semver'] as const;
+
+/** Copies sharp, its dependencies and the native packages of `arch` into the layer's `node_modules`. */
+function addSharp(arch: LayerArchitecture, modules: string): void {
+  const require = createRequire(import.meta.url);
+  const sharpRoot = packageRoot(dirname(require.resolve('sharp')), 'sharp');
+  const manifest = JSON.parse(readFileSync(join(sharpRoot, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> };
+  const target = join(modules, 'sharp');
+  copyFile(join(sharpRoot, 'package.json'), join(target, 'package.json'));
+  copyLegalFiles(sharpRoot, target);
+  copyTree(join(sharpRoot, 'dist'), join(target, 'dist'));
+  const sharpRequire = createRequire(join(sharpRoot, 'package.json'));
+  for (const name of SHARP_DEPENDENCIES) {
+    const root = packageRoot(dirname(sharpRequire.resolve(name)), name);
+    copyTree(root, join(modules, name));
+  }
+  for (const name of [`@img/sharp-linux-${NODE_ARCH[arch]}`, `@img/sharp-libvips-linux-${NODE_ARCH[arch]}`]) {
+    const version = manifest.optionalDependencies[name];
+    if (version === undefined) throw new Error(`sharp does not list ${name}; is sharp installed from the npm registry?`);
+    copyTree(nativePackage(name, version, join(sharpRoot, '..')), join(modules, name));
+  }
+}
+
+/** The walk from a resolved entry point up to the package's own root (some `exports` hide `package.json`). */
+function packageRoot(start: string, name: string): string {
+  let dir = start;
+  while (!isPackageRoot(dir, name)) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`${name} is not installed; run npm ci`);
+    dir = parent;
+  }
+  return dir;
+}
+
+/**
+ * The directory of native package `name@version`: installed (the host's CPU), else unpacked from `npm pack` into
+ * the cache after its sha512 matched the integrity package-lock.json records for it.
+ */
+function nativePackage(name: string, version: string, nodeModules: string): string {
+  const installed = join(nodeModules, name);
+  if (isPackageRoot(installed, name)) return installed;
+  const cache = join(HERE, 'cache', `${name.replace('/', '+')}-${version}`);
+  if (isPackageRoot(join(cache, 'package'), name)) return join(cache, 'package');
+  const lock = JSON.parse(readFileSync(join(HERE, '..', '..', 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string; integrity?: string }>;
+  };
+  const locked = lock.packages[`node_modules/${name}`];
+  if (locked?.version !== version || locked.integrity === undefined) {
+    throw new Error(`package-lock.json has no ${name}@${version} with an integrity: run npm install to refresh the lock`);
+  }
+  rmSync(cache, { recursive: true, force: true });
+  mkdirSync(cache, { recursive: true });
+  const packed = JSON.parse(
+    execFileSync('npm', ['pack', `${name}@${version}`, '--json', '--pack-destination', cache], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+  ) as { filename: string }[];
+  const tarball = join(cache, packed[0]!.filename);
+  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  if (integrity !== locked.integrity) {
+    rmSync(cache, { recursive: true, force: true });
+    throw new Error(`${name}@${version} from npm pack has ${integrity}, package-lock.json says ${locked.integrity}`);
+  }
+  execFileSync('tar', ['-xzf', tarball, '-C', cache]);
+  return join(cache, 'package');
 }
 
 /** Finds the installed packages the layer is made of. */

@@ -9,14 +9,14 @@
  *
  * It also carries `sharp` (image decoding, README "Image inputs"): its JavaScript, its three small run-time
  * dependencies, and the `@img/sharp-linux-<cpu>` and `@img/sharp-libvips-linux-<cpu>` packages of the layer's CPU
- * only. npm installs the host's pair; the other CPU's pair is fetched with `npm pack` from the npm registry (the
- * only source `npm install` uses) into `layers/onnxruntime/cache/`, checked against the sha512 of package-lock.json.
+ * only. npm installs the host's pair; the other CPU's pair is fetched at `npm install` time (the project's
+ * postinstall, `fetch-native.mjs`) with `npm pack` from the npm registry into `layers/onnxruntime/cache/`, checked
+ * against the sha512 of package-lock.json, so that `cdk synth` stays offline.
  *
  * Run as a script to build every architecture and print the sizes:
  * `npm run build:layer` or `npx tsx layers/onnxruntime/build.ts [x86_64|arm64 ...]`.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -132,34 +132,17 @@ function packageRoot(start: string, name: string): string {
 }
 
 /**
- * The directory of native package `name@version`: installed (the host's CPU), else unpacked from `npm pack` into
- * the cache after its sha512 matched the integrity package-lock.json records for it.
+ * The directory of native package `name@version`: installed (the host's CPU), else the copy that `fetch-native.mjs`
+ * (run by `npm install` as the project's postinstall, or here on demand) unpacked after checking its sha512 against
+ * package-lock.json.
  */
 function nativePackage(name: string, version: string, nodeModules: string): string {
   const installed = join(nodeModules, name);
   if (isPackageRoot(installed, name)) return installed;
-  const cache = join(HERE, 'cache', `${name.replace('/', '+')}-${version}`);
-  if (isPackageRoot(join(cache, 'package'), name)) return join(cache, 'package');
-  const lock = JSON.parse(readFileSync(join(HERE, '..', '..', 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { version?: string; integrity?: string }>;
-  };
-  const locked = lock.packages[`node_modules/${name}`];
-  if (locked?.version !== version || locked.integrity === undefined) {
-    throw new Error(`package-lock.json has no ${name}@${version} with an integrity: run npm install to refresh the lock`);
-  }
-  rmSync(cache, { recursive: true, force: true });
-  mkdirSync(cache, { recursive: true });
-  const packed = JSON.parse(
-    execFileSync('npm', ['pack', `${name}@${version}`, '--json', '--pack-destination', cache], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
-  ) as { filename: string }[];
-  const tarball = join(cache, packed[0]!.filename);
-  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-  if (integrity !== locked.integrity) {
-    rmSync(cache, { recursive: true, force: true });
-    throw new Error(`${name}@${version} from npm pack has ${integrity}, package-lock.json says ${locked.integrity}`);
-  }
-  execFileSync('tar', ['-xzf', tarball, '-C', cache]);
-  return join(cache, 'package');
+  const output = execFileSync(process.execPath, [join(HERE, 'fetch-native.mjs'), `${name}@${version}`], { encoding: 'utf8' });
+  const dir = output.trim().split('\n').pop() ?? '';
+  if (!isPackageRoot(dir, name)) throw new Error(`fetch-native.mjs did not provide ${name}@${version}`);
+  return dir;
 }
 
 /** Finds the installed packages the layer is made of. */

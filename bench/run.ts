@@ -18,6 +18,7 @@ import { readConfig } from '../functions/wiring/config.js';
 import { startLocal, type LocalStack } from '../functions/local/local-runtime.js';
 import { layerSizes, synthesizeInfer } from './artifacts.js';
 import { measureCodec } from './codec.js';
+import { measureImagePreprocess } from './image.js';
 import { measureColdStart, measureLoadMemory, measureLoadAlternatives, type S3Access } from './cold.js';
 import { modelInputs } from './inputs.js';
 import { measureLarge } from './large.js';
@@ -46,13 +47,14 @@ const TARGETS: readonly Target[] = [
   { key: 'binary_speedup_vs_json', bound: 'min', limit: 50, label: '>= 50' },
   { key: 'cold_start_ratio', bound: 'max', limit: 1.15, label: '<= 1.15' },
   { key: 'bundle_bytes', bound: 'max', limit: 1_000_000, label: '<= 1 MB' },
-  { key: 'layer_unzipped_bytes.x86_64', bound: 'max', limit: 50_000_000, label: '<= 50 MB' },
-  { key: 'layer_unzipped_bytes.arm64', bound: 'max', limit: 30_000_000, label: '<= 30 MB' },
+  { key: 'layer_unzipped_bytes.x86_64', bound: 'max', limit: 70_000_000, label: '<= 70 MB' },
+  { key: 'layer_unzipped_bytes.arm64', bound: 'max', limit: 48_000_000, label: '<= 48 MB' },
   { key: 'load_peak_rss_over_file', bound: 'max', limit: 2.5, label: '<= 2.5' },
   { key: 'large.fetch_speedup', bound: 'min', limit: 4, label: '>= 4' },
   { key: 'large.load_peak_rss_over_file', bound: 'max', limit: 1.5, label: '<= 1.5' },
   { key: 'large.register_peak_rss_over_file', bound: 'max', limit: 2.5, label: '<= 2.5' },
   { key: 'large.swap_rss_growth_ratio', bound: 'max', limit: 1.2, label: '<= 1.2' },
+  { key: 'image_preprocess_ms', bound: 'max', limit: 20, label: '<= 20 ms' },
 ];
 
 /** Keys printed without a target: context and peers. */
@@ -87,6 +89,11 @@ const INFORMATIVE = [
   'large.time_to_first_inference_ms.100MB',
   'large.time_to_first_inference_ms.400MB',
   'large.load_peak_rss_over_file_by_size.400MB',
+  'image_preprocess_cpu_ms',
+  'image_decode_ms',
+  'image_resize_normalize_ms',
+  'image_jpeg_bytes',
+  'image_tensor_binary_base64_bytes',
 ] as const;
 
 function defaultModel(): string {
@@ -164,6 +171,9 @@ async function main(): Promise<void> {
     step('codec (1x3x224x224 FP32: V2 JSON, JSON.parse, binary)');
     const codec = await measureCodec();
 
+    step('image preprocessing (1280x720 JPEG -> [1, 3, 640, 640] FP32 letterbox)');
+    const image = await measureImagePreprocess();
+
     step(`registering ${name}, linear and a ${LARGE_WEIGHT_BYTES / 1024 ** 2} MB model in the embedded S3 server`);
     stack = await startLocal({ port: 0, s3Port: 0, dataDir: join(workDir, 's3'), silent: true, env });
     await register(stack, name, 'model.onnx', modelBytes);
@@ -209,6 +219,7 @@ async function main(): Promise<void> {
       settings: { lambda_memory_mb: MEMORY_MB, intra_op_threads: sessionOptions.intraOpNumThreads, graph_optimization_level: sessionOptions.graphOptimizationLevel, cold_runs: runs },
       ...warm,
       ...codec,
+      ...image,
       ...cold,
       ...optimizedGraph,
       bundle_bytes: infer.bundleBytes,

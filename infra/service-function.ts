@@ -39,7 +39,7 @@ export function lambdaArchitecture(arch: Architecture): lambda.Architecture {
  * included, is bundled: the versions the tests ran are the versions that ship, instead of whatever SDK the
  * runtime happens to carry that day, and one minified file loads without a node_modules walk.
  */
-export const EXTERNAL_MODULES = ['onnxruntime-node', 'onnxruntime-common'] as const;
+export const EXTERNAL_MODULES = ['onnxruntime-node', 'onnxruntime-common', 'sharp'] as const;
 
 /**
  * ESM bundles have no `require`; bundled CommonJS dependencies (the AWS SDK's and X-Ray's internals) need one.

@@ -33,6 +33,8 @@ export const limitsSchema = z
     maxIdLength: z.number().int().positive().default(256),
     /** Response body in bytes (Lambda's synchronous response limit is 6 MB, base64 included). */
     maxResponseBytes: z.number().int().positive().default(PLATFORM_LIMITS.defaultMaxResponseBytes),
+    /** Width × height of an image body, checked from its header before decoding (a decompression bomb's guard). */
+    maxImagePixels: z.number().int().positive().default(40_000_000),
   })
   .strict();
 

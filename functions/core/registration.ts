@@ -16,6 +16,8 @@ import {
   rewriteForServing,
   type RewriteResult,
 } from './onnx/rewrites.js';
+import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/spec.js';
+import { imageToTensor, syntheticImage } from './image/preprocess.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { ModelMetadata, Tensor, TensorData, TensorSpec } from './types.js';
 
@@ -47,7 +49,9 @@ export const SAMPLE_SUFFIX = '.json';
 const DEFAULT_DECIMAL = 4;
 
 interface Sample {
-  readonly inputs: Tensor[];
+  /** Absent when the sidecar carries only `preprocess`: the smoke test then feeds a synthetic image. */
+  readonly inputs?: Tensor[];
+  readonly preprocess?: Preprocess;
   readonly expected?: readonly Tensor[];
   readonly decimal: number;
 }
@@ -119,6 +123,7 @@ export async function registerUpload(key: string, options: RegistrationOptions):
       createdAt,
       rewrites: validated.rewrites,
       ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
+      ...(validated.preprocess === undefined ? {} : { preprocess: validated.preprocess }),
     }),
   });
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
@@ -142,16 +147,26 @@ async function validate(bytes: Uint8Array, key: string, options: RegistrationOpt
   let session: ModelSession | undefined;
   try {
     ({ session, rewritten } = await createSession(bytes, rewritten, options));
-    const inputs = sample?.inputs ?? generatedInputs(session.inputs, options.limits);
+    const preprocess = sample?.preprocess;
+    if (preprocess !== undefined) {
+      const problems = checkImagePreprocess(preprocess, session.inputs);
+      if (problems.length > 0) throw new ModelRejectedError(`the sidecar's image preprocessing does not fit the model: ${problems.join('; ')}`);
+    }
+    const inputs = sample?.inputs ?? withSyntheticImages(generatedInputs(session.inputs, options.limits), session.inputs, preprocess);
     const outputNames = session.outputs.map((o) => o.name);
     let outputs: Tensor[];
     try {
       outputs = await session.run(inputs, outputNames);
     } catch (error) {
-      const what = sample === undefined ? 'generated inputs (dynamic dimensions set to 1)' : 'the sample request';
+      const what =
+        sample?.inputs !== undefined
+          ? 'the sample request'
+          : preprocess === undefined
+            ? 'generated inputs (dynamic dimensions set to 1)'
+            : 'a synthetic image through the declared preprocessing';
       throw new ModelRejectedError(
         `the smoke inference on ${what} failed: ${error instanceof Error ? error.message : String(error)}` +
-          (sample === undefined ? `; upload a sample request as ${key}${SAMPLE_SUFFIX} before the model` : ''),
+          (sample?.inputs === undefined ? `; upload a sample request as ${key}${SAMPLE_SUFFIX} before the model` : ''),
         { cause: error },
       );
     }
@@ -164,6 +179,7 @@ async function validate(bytes: Uint8Array, key: string, options: RegistrationOpt
       classLabels: rewritten.classLabels,
       inputs: session.inputs,
       outputs: session.outputs,
+      preprocess,
     };
   } finally {
     await session?.release();
@@ -201,10 +217,26 @@ async function createSession(
   }
 }
 
-/** Reads `<key>.json`: a V2 request whose `inputs` feed the smoke test, with optional `expected_outputs`. */
+/**
+ * Reads `<key>.json`: a V2 request whose `inputs` feed the smoke test, with optional `expected_outputs`, and
+ * optional `preprocess` (declared image preprocessing); a sidecar may carry `preprocess` alone.
+ */
 async function readSample(key: string, options: RegistrationOptions): Promise<Sample | undefined> {
   const object = await options.store.get(`${key}${SAMPLE_SUFFIX}`);
   if (object === undefined) return undefined;
+  let preprocess: Preprocess | undefined;
+  let document: { inputs?: unknown; preprocess?: unknown } | undefined;
+  try {
+    document = JSON.parse(new TextDecoder().decode(object.body)) as typeof document;
+  } catch {
+    // The V2 decoder below says precisely what is wrong with the JSON.
+  }
+  if (document?.preprocess !== undefined) {
+    const parsed = parsePreprocess(document.preprocess);
+    if (!parsed.ok) throw new ModelRejectedError(`the sidecar ${key}${SAMPLE_SUFFIX} is invalid: ${parsed.message}`);
+    preprocess = parsed.value;
+    if (document.inputs === undefined) return { preprocess, decimal: DEFAULT_DECIMAL };
+  }
   let request;
   try {
     request = decodeInferenceRequest(object.body, { contentType: 'application/json', limits: options.limits });
@@ -213,7 +245,7 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   }
   const raw = JSON.parse(new TextDecoder().decode(object.body)) as { expected_outputs?: unknown; decimal?: unknown };
   const decimal = typeof raw.decimal === 'number' ? raw.decimal : DEFAULT_DECIMAL;
-  if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal };
+  if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal, ...(preprocess && { preprocess }) };
   let expected;
   try {
     // Decoded as the outputs of a V2 response, whose envelope fields the codec requires.
@@ -224,7 +256,18 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   } catch (error) {
     throw new ModelRejectedError(`the sample's expected_outputs are not valid V2 outputs: ${(error as Error).message}`);
   }
-  return { inputs: [...request.inputs], expected, decimal };
+  return { inputs: [...request.inputs], expected, decimal, ...(preprocess && { preprocess }) };
+}
+
+/** Smoke-test inputs: each declared image input gets a synthetic 480 x 640 test card through its preprocessing. */
+function withSyntheticImages(generated: Tensor[], specs: readonly TensorSpec[], preprocess: Preprocess | undefined): Tensor[] {
+  if (preprocess === undefined) return generated;
+  return generated.map((tensor, index) => {
+    const image = preprocess.images[tensor.name];
+    const datatype = specs[index]?.datatype;
+    if (image === undefined || !(datatype === 'FP32' || datatype === 'FP16' || datatype === 'UINT8')) return tensor;
+    return imageToTensor(syntheticImage(480, 640), image, tensor.name, datatype).tensor;
+  });
 }
 
 /**

@@ -2,6 +2,7 @@
  * The vocabulary shared by every part of the core: KServe V2 datatypes, tensors, requests and responses,
  * model metadata and the manifest. Pure types and constants; no I/O.
  */
+import type { Preprocess } from './image/spec.js';
 
 /** KServe V2 / Open Inference Protocol tensor datatypes that onnxruntime-node can feed and fetch. */
 export const DATATYPES = [
@@ -87,6 +88,8 @@ export interface InferenceResponse {
   readonly outputs: readonly Tensor[];
   /** Per-output extra JSON fields (e.g. `{label: probability}` rows), keyed by output name. */
   readonly outputParameters?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Response-level `parameters` (e.g. where an image body landed in the input tensor). */
+  readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
 /** A graph rewrite applied at registration, recorded in the version's metadata. */
@@ -113,6 +116,8 @@ export interface ModelMetadata {
   readonly rewrites: readonly AppliedRewrite[];
   /** Class labels per output whose ZipMap was removed: column i of the probabilities is label i. */
   readonly classLabels?: Readonly<Record<string, readonly (string | number)[]>>;
+  /** Declared image preprocessing per input (from the upload's sidecar or the catalog entry). */
+  readonly preprocess?: Preprocess;
 }
 
 /** State of one version in the manifest. */

@@ -4,7 +4,10 @@
  * gateway.
  */
 import packageJson from '../../package.json' with { type: 'json' };
-import { decodeInferenceRequest, encodeInferenceResponse } from '../core/codec/index.js';
+import { decodeInferenceRequest, encodeInferenceResponse, MEDIA_TYPES, parseMediaType } from '../core/codec/index.js';
+import type { ImageDecoder } from '../core/image/decoder.js';
+import { decodeImageRequest, isImageBody } from '../core/image/request.js';
+import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import type { Limits } from '../core/catalog.js';
 import { NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import type { ModelService } from '../core/model-service.js';
@@ -37,6 +40,8 @@ export interface ApiOptions {
   readonly limitsFor: (model: string) => Limits;
   /** Measures, for metrics; optional. */
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
+  /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
+  readonly imageDecoder?: ImageDecoder;
 }
 
 /** A function from request to response that never throws. */
@@ -45,6 +50,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 /** Builds the API handler. */
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
+  const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
   return async (request) => {
     try {
       const route = matchRoute(request.method, request.path);
@@ -82,13 +88,30 @@ export function createApi(options: ApiOptions): Api {
             );
           }
           const target = await service.resolve(route.model, route.version);
-          const decoded = decodeInferenceRequest(request.body, {
-            contentType: request.headers['content-type'],
-            inferenceHeaderContentLength: request.headers['inference-header-content-length'],
-            limits,
-            modelInputs: target.metadata.inputs,
-          });
-          const response = await service.infer(target, decoded);
+          const contentType = request.headers['content-type'];
+          const headerLength = request.headers['inference-header-content-length'];
+          const mediaType = parseMediaType(contentType).type;
+          // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
+          const image =
+            headerLength === undefined && isImageBody(mediaType)
+              ? await decodeImageRequest(request.body, {
+                  mediaType,
+                  metadata: target.metadata,
+                  decoder: imageDecoder,
+                  limits,
+                  binaryOutputs: !acceptsJson(request.headers.accept),
+                })
+              : undefined;
+          const decoded =
+            image?.request ??
+            decodeInferenceRequest(request.body, {
+              contentType,
+              inferenceHeaderContentLength: headerLength,
+              limits,
+              modelInputs: target.metadata.inputs,
+            });
+          const answer = await service.infer(target, decoded);
+          const response = image === undefined ? answer : { ...answer, parameters: { image: image.placement } };
           const encoded = encodeInferenceResponse(response, decoded);
           const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
           checkResponseSize(encoded.body, headers['content-type'] ?? '', limits);
@@ -104,6 +127,11 @@ export function createApi(options: ApiOptions): Api {
       return errorResponse(error, request.requestId);
     }
   };
+}
+
+/** True when an `Accept` header asks for JSON (image requests otherwise answer in the binary extension). */
+function acceptsJson(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((part) => parseMediaType(part).type === MEDIA_TYPES.json);
 }
 
 /**
@@ -158,6 +186,7 @@ function modelMetadataBody(
       source_key: metadata.sourceKey,
       labels,
       rewrites: metadata.rewrites,
+      ...(metadata.preprocess === undefined ? {} : { preprocess: metadata.preprocess }),
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
       rejections,
     },

@@ -7,9 +7,16 @@
  * only run-time dependency `onnxruntime-common`. (`adm-zip` and `global-agent`, also listed as dependencies, are
  * used by the package's install script alone, which downloads GPU providers we do not serve with.)
  *
+ * It also carries `sharp` (image decoding, README "Image inputs"): its JavaScript, its three small run-time
+ * dependencies, and the `@img/sharp-linux-<cpu>` and `@img/sharp-libvips-linux-<cpu>` packages of the layer's CPU
+ * only. npm installs the host's pair; the other CPU's pair is fetched at `npm install` time (the project's
+ * postinstall, `fetch-native.mjs`) with `npm pack` from the npm registry into `layers/onnxruntime/cache/`, checked
+ * against the sha512 of package-lock.json, so that `cdk synth` stays offline.
+ *
  * Run as a script to build every architecture and print the sizes:
  * `npm run build:layer` or `npx tsx layers/onnxruntime/build.ts [x86_64|arm64 ...]`.
  */
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -84,7 +91,58 @@ export function buildOnnxruntimeLayer(arch: LayerArchitecture, outDir: string = 
   copyLegalFiles(ortCommon, commonTarget);
   copyTree(join(ortCommon, 'dist'), join(commonTarget, 'dist'));
 
+  addSharp(arch, modules);
+
   return { dir, unzippedBytes: treeBytes(dir) };
+}
+
+/** sharp's run-time dependencies besides its native pair (each copied whole: together under 1 MB). */
+const SHARP_DEPENDENCIES = ['@img/colour', 'detect-libc', 'semver'] as const;
+
+/** Copies sharp, its dependencies and the native packages of `arch` into the layer's `node_modules`. */
+function addSharp(arch: LayerArchitecture, modules: string): void {
+  const require = createRequire(import.meta.url);
+  const sharpRoot = packageRoot(dirname(require.resolve('sharp')), 'sharp');
+  const manifest = JSON.parse(readFileSync(join(sharpRoot, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> };
+  const target = join(modules, 'sharp');
+  copyFile(join(sharpRoot, 'package.json'), join(target, 'package.json'));
+  copyLegalFiles(sharpRoot, target);
+  copyTree(join(sharpRoot, 'dist'), join(target, 'dist'));
+  const sharpRequire = createRequire(join(sharpRoot, 'package.json'));
+  for (const name of SHARP_DEPENDENCIES) {
+    const root = packageRoot(dirname(sharpRequire.resolve(name)), name);
+    copyTree(root, join(modules, name));
+  }
+  for (const name of [`@img/sharp-linux-${NODE_ARCH[arch]}`, `@img/sharp-libvips-linux-${NODE_ARCH[arch]}`]) {
+    const version = manifest.optionalDependencies[name];
+    if (version === undefined) throw new Error(`sharp does not list ${name}; is sharp installed from the npm registry?`);
+    copyTree(nativePackage(name, version, join(sharpRoot, '..')), join(modules, name));
+  }
+}
+
+/** The walk from a resolved entry point up to the package's own root (some `exports` hide `package.json`). */
+function packageRoot(start: string, name: string): string {
+  let dir = start;
+  while (!isPackageRoot(dir, name)) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`${name} is not installed; run npm ci`);
+    dir = parent;
+  }
+  return dir;
+}
+
+/**
+ * The directory of native package `name@version`: installed (the host's CPU), else the copy that `fetch-native.mjs`
+ * (run by `npm install` as the project's postinstall, or here on demand) unpacked after checking its sha512 against
+ * package-lock.json.
+ */
+function nativePackage(name: string, version: string, nodeModules: string): string {
+  const installed = join(nodeModules, name);
+  if (isPackageRoot(installed, name)) return installed;
+  const output = execFileSync(process.execPath, [join(HERE, 'fetch-native.mjs'), `${name}@${version}`], { encoding: 'utf8' });
+  const dir = output.trim().split('\n').pop() ?? '';
+  if (!isPackageRoot(dir, name)) throw new Error(`fetch-native.mjs did not provide ${name}@${version}`);
+  return dir;
 }
 
 /** Finds the installed packages the layer is made of. */

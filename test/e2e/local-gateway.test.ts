@@ -70,7 +70,7 @@ describe('npm start: the local gateway over real HTTP', () => {
     expect(await live.json()).toEqual({ live: true });
     expect(server).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data', 'model_repository']) });
     expect(index).toEqual(
-      ['cnn', 'iris', 'linear', 'text-labels'].map((name) => ({ name, version: '1', state: 'READY', reason: '' })),
+      ['cnn', 'detector', 'iris', 'linear', 'text-labels'].map((name) => ({ name, version: '1', state: 'READY', reason: '' })),
     );
   });
 
@@ -154,5 +154,28 @@ describe('npm start: the local gateway over real HTTP', () => {
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get('allow')).toBe('POST');
     expect(wrongType.status).toBe(415);
+  });
+
+  it('the 640x640 detector example answers the README\'s JPEG (models/photo.jpg) as onnxruntime does its tensor', async () => {
+    // Prepare: the seed's sidecar declared letterbox preprocessing; the oracle feeds the same preprocessing to
+    // onnxruntime directly (the preprocessing itself is proven against a reference in test/image/).
+    const photo = await readFile(path.join('models', 'photo.jpg'));
+    const { createSharpImageDecoder } = await import('../../functions/adapters/sharp-image-decoder.js');
+    const { imageToTensor, parsePreprocess } = await import('../../functions/core/image/index.js');
+    const sidecar = JSON.parse(await readFile(path.join('models', 'detector.onnx.json'), 'utf8'));
+    const parsed = parsePreprocess(sidecar.preprocess);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const pixels = await createSharpImageDecoder().decode(photo, { mediaType: 'image/jpeg', maxPixels: 1e8 });
+    const { tensor } = imageToTensor(pixels, parsed.value.images['images']!, 'images', 'FP32');
+
+    // Act
+    const response = await post('/v2/models/detector/infer', photo, { 'content-type': 'image/jpeg' });
+
+    // Assess
+    expect(response.status, new TextDecoder().decode(response.body).slice(0, 300)).toBe(200);
+    const headerLength = Number(response.headers['inference-header-content-length']);
+    const header = JSON.parse(new TextDecoder().decode(response.body.subarray(0, headerLength)));
+    expect(header.parameters.image).toEqual({ original_size: [720, 1280], scale: 0.5, pad: [140, 0], size: [640, 640] });
+    expectSameAsDirect(decodeInferenceResponse(response.body, response.headers).outputs, await direct('detector', [tensor]));
   });
 });

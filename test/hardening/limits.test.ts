@@ -5,6 +5,7 @@
  * gateway refuses what Lambda would, and a response too large for Lambda is refused with what to do instead.
  */
 import fc from 'fast-check';
+import sharp from 'sharp';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type Limits } from '../../functions/core/catalog.js';
@@ -39,6 +40,7 @@ const TIGHT: Limits = {
   maxOutputs: 1,
   maxIdLength: 8,
   maxResponseBytes: 1024,
+  maxImagePixels: 1000,
 };
 
 let tight: HardenedStack;
@@ -55,7 +57,18 @@ async function registerAll(stack: HardenedStack): Promise<void> {
     const outcome = await stack.register(name, `${name}.onnx`, bytes);
     expect(outcome.kind, JSON.stringify(outcome)).toBe('registered');
   }
+  // Image bodies: a [1, 3, 2, 2] tensor (12 elements) stays within maxElements whatever the picture's size.
+  const picture = await stack.register('picture', 'picture.onnx', identityModel('FP32', [1, 3, 2, 2]), {
+    preprocess: { images: { input: { size: [2, 2], resize: 'stretch' } } },
+  });
+  expect(picture.kind, JSON.stringify(picture)).toBe('registered');
 }
+
+/** A PNG of `width × height` grey pixels. */
+const png = (width: number, height: number) =>
+  sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer();
+const [pngAtLimit, pngOverLimit] = await Promise.all([png(40, 25), png(40, 26)]);
+const PNG_TYPE = { 'content-type': 'image/png' };
 
 beforeAll(async () => {
   tight = await startHardened({ MODEL_LIMITS: JSON.stringify(TIGHT) });
@@ -89,10 +102,12 @@ interface LimitCase {
   readonly limit: keyof Limits;
   readonly model: string;
   /** A request the limit allows: the largest one, except for the response size (whole elements only). */
-  readonly atLimit: string;
+  readonly atLimit: string | Uint8Array;
   /** One step past it. */
-  readonly overLimit: string;
+  readonly overLimit: string | Uint8Array;
   readonly status: 400 | 413;
+  /** @default JSON */
+  readonly headers?: Record<string, string>;
 }
 
 const CASES: readonly LimitCase[] = [
@@ -121,6 +136,8 @@ const CASES: readonly LimitCase[] = [
   { limit: 'maxIdLength', model: 'linear', atLimit: linearBody(rows(1), { id: '12345678' }), overLimit: linearBody(rows(1), { id: '123456789' }), status: 400 },
   // 0.1 as FP32 is 0.10000000149011612 in JSON: 20 bytes per element, so 30 columns fit in 1024 bytes, 60 do not.
   { limit: 'maxResponseBytes', model: 'amplifier', atLimit: amplify(1, 30), overLimit: amplify(1, 60), status: 413 },
+  // 40 x 25 is the 1,000 pixels allowed, 40 x 26 is past them (checked from the PNG header, before decoding).
+  { limit: 'maxImagePixels', model: 'picture', atLimit: pngAtLimit, overLimit: pngOverLimit, status: 413, headers: PNG_TYPE },
 ];
 
 describe('request limits, per function from MODEL_LIMITS', () => {
@@ -129,10 +146,10 @@ describe('request limits, per function from MODEL_LIMITS', () => {
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) expect(TIGHT[key]).not.toBe(DEFAULT_LIMITS[key]);
   });
 
-  it.each(CASES)('$limit: served at (or just within) the limit, $status past it, naming limits.$limit', async ({ limit, model, atLimit, overLimit, status }) => {
-    const served = await infer(tight, model, atLimit);
-    const refused = await infer(tight, model, overLimit);
-    const elsewhere = await infer(loose, model, overLimit);
+  it.each(CASES)('$limit: served at (or just within) the limit, $status past it, naming limits.$limit', async ({ limit, model, atLimit, overLimit, status, headers = JSON_TYPE }) => {
+    const served = await infer(tight, model, atLimit, headers);
+    const refused = await infer(tight, model, overLimit, headers);
+    const elsewhere = await infer(loose, model, overLimit, headers);
 
     expect(served.status, served.text).toBe(200);
     expect(refused.status, refused.text).toBe(status);

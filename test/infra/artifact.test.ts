@@ -9,6 +9,7 @@
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
@@ -99,7 +100,13 @@ const idOf = (construct: { node: { defaultChild?: unknown } }): string =>
 
 beforeAll(async () => {
   synth = synthesize(
-    { models: [parseCatalogEntry('square', { architecture: 'x86_64', warmer: false })], sharedArchitecture: 'x86_64' },
+    {
+      models: [
+        parseCatalogEntry('square', { architecture: 'x86_64', warmer: false }),
+        parseCatalogEntry('detector', { architecture: 'x86_64', warmer: false }),
+      ],
+      sharedArchitecture: 'x86_64',
+    },
     { bundling: true, id: 'Artifacts' },
   );
   // The staged layer asset, as Lambda would unzip it under /opt.
@@ -198,6 +205,38 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
     expect(malformed?.statusCode).toBe(400);
     expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
+  });
+
+  it('a 640x640 model registered with declared preprocessing answers a JPEG body (sharp from the layer)', async () => {
+    // Prepare: the detector example and its sidecar, uploaded as a user would (sidecar first).
+    const put = (Key: string, Body: Uint8Array) => s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
+    await put('uploads/detector/detector.onnx.json', readFileSync(join('models', 'detector.onnx.json')));
+    await put('uploads/detector/detector.onnx', readFileSync(join('models', 'detector.onnx')));
+    let event: S3Event | undefined;
+    for (let seen = 1; event === undefined; seen++) {
+      event = ((await s3.waitForEvents(seen)) as S3Event[]).find((e) => e.Records[0]?.s3.object.key === 'uploads/detector/detector.onnx');
+    }
+    await invoke(idOf(synth.stack.registerFunction.function), [event]);
+    const photo = readFileSync(join('models', 'photo.jpg'));
+
+    // Act
+    const [answer, notImage] = (await invoke(idOf(synth.stack.endpoints.get('detector')!.inferFunction.function), [
+      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', photo, { 'content-type': 'image/jpeg' }),
+      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from('not a picture'), { 'content-type': 'image/jpeg' }),
+    ])) as APIGatewayProxyResult[];
+
+    // Assess
+    expect(answer?.statusCode, answer?.body.slice(0, 300)).toBe(200);
+    const raw = Buffer.from(answer!.body, answer!.isBase64Encoded === true ? 'base64' : 'utf8');
+    const headerLength = Number(Object.entries(answer!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1]);
+    const header = JSON.parse(raw.subarray(0, headerLength).toString('utf8'));
+    expect(header).toMatchObject({
+      model_name: 'detector',
+      parameters: { image: { original_size: [720, 1280], scale: 0.5, pad: [140, 0], size: [640, 640] } },
+      outputs: [{ name: 'output0', datatype: 'FP32', shape: [1, 6, 400], parameters: { binary_data_size: 9600 } }],
+    });
+    expect(notImage?.statusCode).toBe(400);
+    expect(bodyOf(notImage)).toEqual({ error: expect.stringContaining('not a readable image/jpeg image') });
   });
 
   it('control answers health, server metadata and the repository index', async () => {

@@ -50,4 +50,5 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
   expect(served.sort()).toEqual(loadCatalog().map((entry) => entry.name).sort());
   expect(functions).toHaveLength(served.length + 2);
   expect(readdirSync(outDir).some((f) => f.startsWith('asset.'))).toBe(true);
-}, 180_000);
+  // Five bundles and two layers (with sharp and libvips since images): over 180 s on a loaded 2-core machine.
+}, 300_000);

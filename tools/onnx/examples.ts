@@ -18,6 +18,8 @@ export interface ExampleModel<P = unknown> {
     readonly memoryMb: number;
   };
   readonly parameters: P;
+  /** The seed's sidecar `models/<name>.onnx.json` (a sample request, declared preprocessing), when it has one. */
+  readonly sidecar?: Readonly<Record<string, unknown>>;
 }
 
 const PRODUCER = { producerName: 'onnx-serverless build-examples', producerVersion: '1' } as const;
@@ -238,9 +240,84 @@ export function buildTextLabelsExample(): ExampleModel<TextLabelsParameters> {
   };
 }
 
+/** Parameters of `detector`: a 1x1 convolution over 32 x 32 cell averages. */
+export interface DetectorParameters {
+  /** `[6, 3, 1, 1]`. */
+  readonly head: Float32Array;
+  /** `[6]`. */
+  readonly headBias: Float32Array;
+}
+
+/**
+ * `detector`: shaped like a YOLOv8 export, FP32 `images` `[1, 3, 640, 640]` to FP32 `output0` `[1, 6, 400]`: one
+ * candidate per 32 x 32 cell (400 cells), 4 box values and 2 class scores each, from AveragePool 32/32, a 1x1 Conv
+ * and a Sigmoid (random weights: it is the input and output shape that the example shows). Its sidecar declares
+ * YOLO's letterbox preprocessing, so it takes a JPEG body.
+ */
+export function buildDetectorExample(): ExampleModel<DetectorParameters> {
+  const random = createPrng(16);
+  const head = uniformFloat32(random, 6 * 3, 2);
+  const headBias = uniformFloat32(random, 6, 0.5);
+  const bytes = new ModelBuilder({ ...PRODUCER, opsets: OPSETS, graphName: 'detector' })
+    .input('images', 'FP32', [1, 3, 640, 640])
+    .initializer('head.weight', { datatype: 'FP32', dims: [6, 3, 1, 1], data: head })
+    .initializer('head.bias', { datatype: 'FP32', dims: [6], data: headBias })
+    .initializer('cells', { datatype: 'INT64', dims: [3], data: new BigInt64Array([1n, 6n, 400n]) })
+    .node('AveragePool', ['images'], ['pooled'], { kernel_shape: attr.ints([32, 32]), strides: attr.ints([32, 32]) })
+    .node('Conv', ['pooled', 'head.weight', 'head.bias'], ['logits'])
+    .node('Sigmoid', ['logits'], ['scores'])
+    .node('Reshape', ['scores', 'cells'], ['output0'])
+    .output('output0', 'FP32', [1, 6, 400])
+    .toBytes();
+  return {
+    name: 'detector',
+    bytes,
+    catalog: catalog(
+      'detector',
+      'Detection-shaped example with random weights, YOLO-style: images (FP32 [1, 3, 640, 640]) -> output0 ' +
+        '(FP32 [1, 6, 400]); its sidecar declares letterbox preprocessing, so it takes a JPEG, PNG or WebP body.',
+      1024,
+    ),
+    parameters: { head, headBias },
+    sidecar: {
+      preprocess: {
+        images: {
+          images: { layout: 'NCHW', size: [640, 640], resize: 'letterbox', pad: 114, channel_order: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+        },
+      },
+    },
+  };
+}
+
 /** Every example model, in a stable order. */
 export function buildExamples(): ExampleModel[] {
-  return [buildLinearExample(), buildIrisExample(), buildCnnExample(), buildTextLabelsExample()];
+  return [buildLinearExample(), buildIrisExample(), buildCnnExample(), buildTextLabelsExample(), buildDetectorExample()];
+}
+
+/** The text of `models/<name>.onnx.json` for an example with a sidecar. */
+export function sidecarJson(example: ExampleModel): string | undefined {
+  return example.sidecar === undefined ? undefined : `${JSON.stringify(example.sidecar, null, 2)}\n`;
+}
+
+/**
+ * The example photo of the README's curl (`models/photo.jpg`): 1280 x 720, drawn here (sky, ground, a sun and two
+ * boxes), as 8-bit RGB pixels for any encoder.
+ */
+export function examplePhotoPixels(): { width: number; height: number; data: Uint8Array } {
+  const width = 1280;
+  const height = 720;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      let rgb: [number, number, number] = y < 460 ? [120 + (y >> 3), 170 + (y >> 4), 235] : [70, 140 - ((y - 460) >> 3), 60];
+      if ((x - 1050) ** 2 + (y - 140) ** 2 < 70 ** 2) rgb = [250, 220, 80];
+      if (x > 200 && x < 420 && y > 300 && y < 520) rgb = [180, 40, 40];
+      if (x > 600 && x < 700 && y > 380 && y < 560) rgb = [40, 60, 170];
+      data.set(rgb, i);
+    }
+  }
+  return { width, height, data };
 }
 
 /** The text of `models/<name>.json` for an example: its catalog entry, two-space indented, newline-terminated. */

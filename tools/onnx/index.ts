@@ -24,4 +24,4 @@ export {
   type ZipMapClassifier,
   type ZipMapClassifierOptions,
 } from './sample-models.js';
-export { buildExamples, catalogJson, type ExampleModel } from './examples.js';
+export { buildExamples, catalogJson, examplePhotoPixels, sidecarJson, type ExampleModel } from './examples.js';

@@ -56,6 +56,7 @@ export function encodeInferenceResponse(
     model_name: response.modelName,
     model_version: response.modelVersion,
     ...(response.id === undefined ? {} : { id: response.id }),
+    ...(response.parameters === undefined ? {} : { parameters: response.parameters as JsonObject }),
     outputs,
   };
   // One JSON.stringify over the whole document: V8's serializer is the fastest way to print the numbers.

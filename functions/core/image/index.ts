@@ -1,0 +1,15 @@
+/** Declared image preprocessing: settings, the pure math, and the decoder port. */
+export {
+  IMAGE_DATATYPES,
+  checkImagePreprocess,
+  dynamicSizeSchema,
+  imageAxes,
+  imagePreprocessSchema,
+  parsePreprocess,
+  preprocessSchema,
+} from './spec.js';
+export type { ImagePreprocess, Preprocess } from './spec.js';
+export { imageGeometry, imagePlacement, imageTensorElements, imageToTensor, syntheticImage } from './preprocess.js';
+export type { ImageGeometry, ImagePlacement, RgbImage } from './preprocess.js';
+export { IMAGE_MEDIA_TYPES, isImageMediaType } from './decoder.js';
+export type { DecodeImageOptions, ImageDecoder, ImageMediaType } from './decoder.js';

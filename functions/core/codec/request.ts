@@ -21,7 +21,8 @@ import {
 import type { JsonObject, TensorDescriptor } from './document.js';
 import { fillFromJsonSpan, findDataSpans, withoutSpans, type DataSpan } from './json-span.js';
 import { decodeJsonTensor, nestJsonData, toJsonData } from './json-data.js';
-import { HEADERS, MEDIA_TYPES, requestForm } from './wire.js';
+import { HEADERS, MEDIA_TYPES, parseMediaType, requestForm } from './wire.js';
+import { stringifyJson } from './json-text.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
 
 /** How {@link decodeInferenceRequest} reads a body. */
@@ -52,7 +53,7 @@ const EXPECTED_REQUEST = 'with an "inputs" array';
  *
  * Every limit is checked before the memory it guards is allocated.
  * @throws BadRequestError (400) for malformed or inconsistent requests, PayloadTooLargeError (413) over a size
- *   limit (body, elements, BYTES element), UnsupportedMediaTypeError (415) for other content types.
+ *   limit (body, elements, BYTES element).
  * @example
  * const request = decodeInferenceRequest(body, { contentType: 'application/json', limits: DEFAULT_LIMITS });
  */
@@ -72,8 +73,21 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
   const binary = form.kind === 'binary';
   const document = binary
     ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST)
-    : parseJsonObject(body, 'the request body', EXPECTED_REQUEST);
+    : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST);
   return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits);
+}
+
+/**
+ * How messages name a JSON body: with a content type that does not say JSON, also why it was read as JSON (as
+ * Triton does, the form follows `Inference-Header-Content-Length`, never `Content-Type`).
+ */
+function jsonBodyName(contentType: string | undefined): string {
+  const type = parseMediaType(contentType).type;
+  if (type === '' || type === MEDIA_TYPES.json) return 'the request body';
+  return (
+    `the request body (read as V2 JSON although its Content-Type is ${show(type)}: without an ` +
+    `${HEADERS.inferenceHeaderContentLength} header every body is V2 JSON)`
+  );
 }
 
 /**
@@ -370,7 +384,7 @@ export function encodeInferenceRequest(tensors: readonly Tensor[], options: Enco
       typeof output === 'string' ? { name: output } : { name: output.name, parameters: { binary_data: output.binary } },
     );
   }
-  const header = jsonEncoder.encode(JSON.stringify(document));
+  const header = jsonEncoder.encode(stringifyJson(document));
   if (options.binary !== true) {
     return { body: header, headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
   }

@@ -33,6 +33,11 @@ export const limitsSchema = z
     maxIdLength: z.number().int().positive().default(256),
     /** Response body in bytes (Lambda's synchronous response limit is 6 MB, base64 included). */
     maxResponseBytes: z.number().int().positive().default(PLATFORM_LIMITS.defaultMaxResponseBytes),
+    /**
+     * Smallest response body compressed when the client's `Accept-Encoding` allows gzip or deflate: below about a
+     * kilobyte the coding's framing costs more than it saves.
+     */
+    minCompressBytes: z.number().int().nonnegative().default(1024),
   })
   .strict();
 

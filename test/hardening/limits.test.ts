@@ -39,6 +39,7 @@ const TIGHT: Limits = {
   maxOutputs: 1,
   maxIdLength: 8,
   maxResponseBytes: 1024,
+  minCompressBytes: 0,
 };
 
 let tight: HardenedStack;

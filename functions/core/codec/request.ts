@@ -44,6 +44,9 @@ export interface DecodeOptions {
 
 const EXPECTED_REQUEST = 'with an "inputs" array';
 
+/** The output parameter of Triton's classification extension (the Python client's `class_count`). */
+export const CLASSIFICATION_PARAMETER = 'classification';
+
 /**
  * Decodes a KServe V2 inference request in any of its forms: V2 JSON (flat or nested `data`); Triton's binary
  * tensor extension (a JSON header of `Inference-Header-Content-Length` bytes, then the bytes of every input that
@@ -242,8 +245,26 @@ function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: 
       );
     }
     const where = `requested output ${quoteName(raw.name)}`;
-    const binary = optionalBoolean(parseParameters(raw.parameters, where), 'binary_data', where);
-    return { name: raw.name, binary: binary ?? binaryByDefault };
+    const parameters = parseParameters(raw.parameters, where);
+    const binary = optionalBoolean(parameters, 'binary_data', where);
+    if (parameters.shared_memory_region !== undefined) {
+      throw new BadRequestError(
+        `${where} asks for shared memory ("shared_memory_region"), which a serverless endpoint cannot share with ` +
+          'its clients; leave it out to receive the output in the response',
+      );
+    }
+    const classCount = parameters[CLASSIFICATION_PARAMETER];
+    if (classCount !== undefined && !(typeof classCount === 'number' && Number.isSafeInteger(classCount) && classCount >= 0)) {
+      throw new BadRequestError(
+        `${where} parameter "${CLASSIFICATION_PARAMETER}" must be a non-negative integer (the number of top classes ` +
+          `to return), got ${show(classCount)}`,
+      );
+    }
+    return {
+      name: raw.name,
+      binary: binary ?? binaryByDefault,
+      ...(typeof classCount === 'number' && classCount > 0 ? { classCount } : {}),
+    };
   });
   assertUniqueNames(outputs.map((o) => o.name), 'requested output');
   return outputs;
@@ -381,7 +402,15 @@ export function encodeInferenceRequest(tensors: readonly Tensor[], options: Enco
   };
   if (options.outputs !== undefined) {
     document.outputs = options.outputs.map((output) =>
-      typeof output === 'string' ? { name: output } : { name: output.name, parameters: { binary_data: output.binary } },
+      typeof output === 'string'
+        ? { name: output }
+        : {
+            name: output.name,
+            parameters: {
+              binary_data: output.binary,
+              ...(output.classCount === undefined ? {} : { [CLASSIFICATION_PARAMETER]: output.classCount }),
+            },
+          },
     );
   }
   const header = jsonEncoder.encode(stringifyJson(document));

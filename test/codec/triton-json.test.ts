@@ -83,9 +83,16 @@ describe('64-bit integers as JSON numbers', () => {
     expect(thrown(() => decode(body('UINT64', '[18446744073709551616]', '[1]'))).message).toContain(
       'data[0] is 18446744073709551616, outside the UINT64 range',
     );
-    expect(thrown(() => decode(body('INT32', '[12345678901234567890]', '[1]'))).message).toContain(
-      'data[0] is 12345678901234567890, outside the INT32 range',
-    );
+    // Narrower integers quote JSON.parse's double: only 64-bit tensors send the text to the lossless reader.
+    expect(thrown(() => decode(body('INT32', '[12345678901234567890]', '[1]'))).message).toContain('outside the INT32 range');
+  });
+
+  it('reads 64-bit integers exactly in the binary header and in the client-side response decoder', () => {
+    const header = jsonBytes('{"inputs":[{"name":"x","datatype":"UINT64","shape":[1],"data":[18446744073709551615]}]}');
+    const binary = decodeInferenceRequest(header, { inferenceHeaderContentLength: String(header.byteLength), limits: DEFAULT_LIMITS });
+    expect((binary.inputs[0]?.data as BigUint64Array)[0]).toBe(2n ** 64n - 1n);
+    const response = jsonBytes('{"model_name":"m","model_version":"1","outputs":[{"name":"y","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}');
+    expect((decodeInferenceResponse(response, {}).outputs[0]?.data as BigInt64Array)[0]).toBe(9007199254740993n);
   });
 
   it('reads long integer literals in float tensors as JSON.parse would (the nearest double)', () => {
@@ -106,8 +113,7 @@ describe('the lossless JSON reader', () => {
       '[9007199254740991, -9007199254740991, 1.0e+2, 1234567890123456]',
     ];
     for (const text of texts) {
-      // The 16-digit run sends each text down the lossless path; its values are all doubles.
-      const lossless = parseJsonText(text);
+      const lossless = parseJsonText(text, true);
       const expected: unknown = JSON.parse(text);
       expect(lossless).toEqual(expected);
       expect(Object.getPrototypeOf(lossless)).toBe(Object.getPrototypeOf(expected));
@@ -118,10 +124,10 @@ describe('the lossless JSON reader', () => {
 
   it('refuses what JSON.parse refuses, and reads deep nesting without recursion', () => {
     for (const bad of ['{"a":1,}', '[1 2]', '{"a" 1}', '"\\x"', '[01]', '[1.]', '{"a":1}x', '[NaN]]']) {
-      expect(() => parseJsonText(`${bad} 12345678901234567`)).toThrow(SyntaxError);
+      expect(() => parseJsonText(bad, true)).toThrow(SyntaxError);
     }
     const deep = `${'['.repeat(100_000)}12345678901234567890${']'.repeat(100_000)}`;
-    let value = parseJsonText(deep);
+    let value = parseJsonText(deep, true);
     let depth = 0;
     while (Array.isArray(value)) {
       value = value[0];

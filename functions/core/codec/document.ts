@@ -25,7 +25,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
  * V8's JSON.parse (and the lossless reader) are iterative, so a pathologically deep document cannot overflow the stack here; the depth limit
  * is enforced afterwards by {@link assertDepth} and the tensor-data fillers, without recursion.
  */
-export function parseJsonObject(bytes: Uint8Array, what: string, expected: string): JsonObject {
+export function parseJsonObject(bytes: Uint8Array, what: string, expected: string, lossless = false): JsonObject {
   let text: string;
   try {
     text = strictUtf8.decode(bytes);
@@ -34,7 +34,7 @@ export function parseJsonObject(bytes: Uint8Array, what: string, expected: strin
   }
   let parsed: unknown;
   try {
-    parsed = parseJsonText(text);
+    parsed = parseJsonText(text, lossless);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BadRequestError(`${what} is not valid JSON: ${reason}`, { cause: error });

@@ -35,7 +35,7 @@ import {
 import { formatShape, show } from './describe.js';
 import { DATA_DEPTH } from './document.js';
 import type { TensorDescriptor } from './document.js';
-import { NEGATIVE_ZERO, NonFiniteToken } from './json-text.js';
+import { InexactJsonIntegerError, NEGATIVE_ZERO, NonFiniteToken } from './json-text.js';
 
 /** The strings that stand for non-finite floats in JSON, in both directions. */
 export const NON_FINITE_STRINGS = ['NaN', 'Infinity', '-Infinity'] as const;
@@ -286,6 +286,11 @@ export interface JsonFillTarget {
   readonly dataDepth: number;
   readonly maxJsonDepth: number;
   readonly maxBytesElementSize: number;
+  /**
+   * The document was read by the lossless reader, so a 64-bit integer past 2^53 - 1 that is still a number was
+   * written with a fraction or exponent. Otherwise such a number throws {@link InexactJsonIntegerError} (read again).
+   */
+  readonly exactIntegers?: boolean;
 }
 
 function indexPath(path: readonly number[], depth: number): string {
@@ -295,6 +300,10 @@ function indexPath(path: readonly number[], depth: number): string {
 }
 
 function invalidElement(target: JsonFillTarget, where: string, value: unknown): Error {
+  const wide = target.datatype === 'INT64' || target.datatype === 'UINT64';
+  if (wide && target.exactIntegers !== true && typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return new InexactJsonIntegerError();
+  }
   const { reason, tooLarge } = describeInvalidElement(target.datatype, value, target.maxBytesElementSize);
   const message = `${target.subject}: ${where} ${reason}`;
   return tooLarge ? new PayloadTooLargeError(message) : new BadRequestError(message);
@@ -370,11 +379,13 @@ function fillNested(target: JsonFillTarget, rows: readonly unknown[], out: Tenso
 export function decodeJsonTensor(
   descriptor: TensorDescriptor,
   limits: { readonly maxJsonDepth: number; readonly maxBytesElementSize: number },
+  exactIntegers = false,
 ): Tensor {
   const { name, datatype, shape, count, subject } = descriptor;
   const data = createTensorData(datatype, count);
+  const { maxJsonDepth, maxBytesElementSize } = limits;
   fillFromJson(
-    { subject, datatype, shape, count, dataDepth: DATA_DEPTH, maxJsonDepth: limits.maxJsonDepth, maxBytesElementSize: limits.maxBytesElementSize },
+    { subject, datatype, shape, count, dataDepth: DATA_DEPTH, maxJsonDepth, maxBytesElementSize, exactIntegers },
     descriptor.data,
     data,
   );

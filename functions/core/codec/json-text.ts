@@ -4,11 +4,12 @@
  * Reading: Triton parses with rapidjson, which takes the bare tokens `NaN`, `Infinity` and `-Infinity` (Python's
  * `json` and `rapidjson` write them for non-finite floats) and reads integers exactly up to 64 bits. `JSON.parse`
  * refuses the first and rounds the second to a double. {@link parseJsonText} therefore uses `JSON.parse` for the
- * common document and switches to a small lossless reader only when the text needs it: when `JSON.parse` fails, or
- * when the text holds a run of 16 or more digits that is not part of a fraction or an exponent (every integer past
- * 2^53 has 16 digits or more). The lossless reader gives exactly `JSON.parse`'s values, except that an integer
- * literal beyond 2^53 - 1 becomes a `bigint` (so INT64/UINT64 data is exact and range errors quote the value as sent)
- * and the bare tokens become {@link NonFiniteToken}s (so only floating-point tensors accept them).
+ * common document and a small lossless reader only when it must: when `JSON.parse` fails on a text holding such a
+ * token, or when asked (`lossless`), which the decoders do once they meet a 64-bit integer `JSON.parse` may have
+ * rounded (scanning every body for long digit runs up front would cost half a `JSON.parse`). The lossless reader
+ * gives exactly `JSON.parse`'s values, except that an integer literal beyond 2^53 - 1 becomes a `bigint` (so
+ * INT64/UINT64 data is exact and range errors quote the value as sent) and the bare tokens become
+ * {@link NonFiniteToken}s (so only floating-point tensors accept them).
  *
  * Writing: `JSON.stringify(-0)` is `0`, which loses the sign that rapidjson and Triton keep (`-0.0`);
  * {@link stringifyJson} prints {@link NEGATIVE_ZERO} markers as `-0.0`.
@@ -30,25 +31,22 @@ export class NonFiniteToken {
 /** Stops the lossless reader; {@link parseJsonText} then reports `JSON.parse`'s own error. */
 class JsonSyntaxError extends Error {}
 
-// An integer literal of 16+ digits: not after a digit, a point or an exponent marker, not before a point or exponent.
-const LONG_INTEGER = /(?<![0-9.eE+])-?[0-9]{16,}(?![0-9.eE])/;
-
 /**
- * Parses JSON text as rapidjson does for Triton (see the module comment): `JSON.parse` unless the text has bare
- * non-finite tokens or integers that a double cannot hold.
- * @throws SyntaxError with `JSON.parse`'s message when the text is not JSON (with those two extensions).
+ * Parses JSON text as rapidjson does for Triton (see the module comment): `JSON.parse`, unless the text has bare
+ * non-finite tokens or `lossless` asks for exact integers.
+ * @throws SyntaxError with `JSON.parse`'s message when the text is not JSON (with the bare tokens allowed).
  */
-export function parseJsonText(text: string): unknown {
-  if (!LONG_INTEGER.test(text)) {
+export function parseJsonText(text: string, lossless = false): unknown {
+  if (!lossless) {
     try {
       return JSON.parse(text);
     } catch (error) {
       if (!/NaN|Infinity/.test(text)) throw error;
       try {
         return new LosslessReader(text).document();
-      } catch (lossless) {
-        if (lossless instanceof JsonSyntaxError) throw error;
-        throw lossless;
+      } catch (readerError) {
+        if (readerError instanceof JsonSyntaxError) throw error;
+        throw readerError;
       }
     }
   }
@@ -58,6 +56,17 @@ export function parseJsonText(text: string): unknown {
     // Let JSON.parse word the syntax error; it throws here, since the lossless reader accepts more than it does.
     if (error instanceof JsonSyntaxError) JSON.parse(text);
     throw error;
+  }
+}
+
+/**
+ * Thrown by the tensor decoders when a 64-bit integer tensor holds a JSON number that `JSON.parse` may have rounded
+ * (an integer past 2^53 - 1): the caller decodes the text again with the lossless reader. Never reaches a client.
+ */
+export class InexactJsonIntegerError extends Error {
+  public constructor() {
+    super('a 64-bit integer needs the lossless JSON reader');
+    this.name = 'InexactJsonIntegerError';
   }
 }
 

@@ -21,6 +21,7 @@ import {
 import type { JsonObject, TensorDescriptor } from './document.js';
 import { fillFromJsonSpan, findDataSpans, withoutSpans, type DataSpan } from './json-span.js';
 import { decodeJsonTensor, nestJsonData, toJsonData } from './json-data.js';
+import { InexactJsonIntegerError } from './json-text.js';
 import { HEADERS, MEDIA_TYPES, parseMediaType, requestForm } from './wire.js';
 import { stringifyJson } from './json-text.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
@@ -74,10 +75,19 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
     if (fast !== undefined) return fast;
   }
   const binary = form.kind === 'binary';
-  const document = binary
-    ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST)
-    : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST);
-  return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits);
+  const decode = (lossless: boolean) => {
+    const document = binary
+      ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST, lossless)
+      : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST, lossless);
+    return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits, lossless);
+  };
+  try {
+    return decode(false);
+  } catch (error) {
+    // A 64-bit integer past 2^53: JSON.parse may have rounded it, so read the text again, exactly.
+    if (error instanceof InexactJsonIntegerError) return decode(true);
+    throw error;
+  }
 }
 
 /**
@@ -141,7 +151,13 @@ export function decodeJsonRequestFast(
 }
 
 /** Everything after the JSON document is parsed; `binaryStart` is the header length of the binary form. */
-function decodeRequestDocument(document: JsonObject, body: Uint8Array, binaryStart: number | undefined, limits: Limits): InferenceRequest {
+function decodeRequestDocument(
+  document: JsonObject,
+  body: Uint8Array,
+  binaryStart: number | undefined,
+  limits: Limits,
+  exactIntegers = false,
+): InferenceRequest {
   assertDocumentDepth(document, 'inputs', limits.maxJsonDepth);
 
   const id = parseId(document.id, limits);
@@ -173,7 +189,7 @@ function decodeRequestDocument(document: JsonObject, body: Uint8Array, binarySta
       continue;
     }
     if (descriptor.binaryDataSize === undefined) {
-      inputs.push(decodeJsonTensor(descriptor, limits));
+      inputs.push(decodeJsonTensor(descriptor, limits, exactIntegers));
       continue;
     }
     if (binaryStart === undefined) {

@@ -39,11 +39,10 @@ export function batchesFirstDimension(metadata: Pick<ModelMetadata, 'inputs' | '
 const MAX_BATCH_SIZE = 2 ** 31 - 1;
 
 function configTensor(spec: TensorSpec, batched: boolean) {
-  return {
-    name: spec.name,
-    data_type: TRITON_DATA_TYPES[spec.datatype],
-    dims: batched ? spec.shape.slice(1) : [...spec.shape],
-  };
+  const dims = batched ? spec.shape.slice(1) : [...spec.shape];
+  const tensor = { name: spec.name, data_type: TRITON_DATA_TYPES[spec.datatype], dims };
+  // Triton's configuration cannot say "batch only" with empty dims: it writes dims [1] reshaped to [].
+  return batched && dims.length === 0 ? { ...tensor, dims: [1], reshape: { shape: [] } } : tensor;
 }
 
 /**

@@ -183,7 +183,7 @@ describe('Triton extensions', () => {
       max_batch_size: 4194304,
       input: [{ name: 'float_input', data_type: 'TYPE_FP32', dims: [4] }],
       output: [
-        { name: 'output_label', data_type: 'TYPE_STRING', dims: [] },
+        { name: 'output_label', data_type: 'TYPE_STRING', dims: [1], reshape: { shape: [] } },
         { name: 'output_probability', data_type: 'TYPE_FP32', dims: [3] },
       ],
       default_model_filename: 'model.onnx',

@@ -316,9 +316,7 @@ def _():
 
 @check("error: BYTES with NUL -> 400 in JSON and binary, never cut")
 def _():
-    data = np.array([b"ab\x00cd"], dtype=np.object_)
-    for binary in (True,):
-        expect_error(lambda: identity("BYTES", data, binary, True), 400, "NUL")
+    expect_error(lambda: identity("BYTES", np.array([b"ab\x00cd"], dtype=np.object_), True, True), 400, "NUL")
     # JSON needs str elements: the client decodes bytes as UTF-8 and sends "\u0000".
     expect_error(lambda: identity("BYTES", np.array(["ab\x00cd"], dtype=np.object_), False, False), 400, "NUL")
     same(identity("BYTES", np.array([b"abcd"], dtype=np.object_), True, True).as_numpy("output"), np.array([b"abcd"], dtype=np.object_))

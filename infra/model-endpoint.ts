@@ -263,10 +263,12 @@ export class ModelEndpoint extends Construct {
     model.addMethod('GET', integration, options);
     model.addResource('ready').addMethod('GET', integration, options);
     model.addResource('infer').addMethod('POST', integration, options);
+    model.addResource('config').addMethod('GET', integration, options);
     const version = model.addResource('versions').addResource('{v}');
     version.addMethod('GET', integration, versionParam);
     version.addResource('ready').addMethod('GET', integration, versionParam);
     version.addResource('infer').addMethod('POST', integration, versionParam);
+    version.addResource('config').addMethod('GET', integration, versionParam);
     return model;
   }
 

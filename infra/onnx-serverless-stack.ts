@@ -405,7 +405,12 @@ export class OnnxServerlessStack extends Stack {
     const health = v2.addResource('health');
     health.addResource('live').addMethod('GET', integration, routeOptions);
     health.addResource('ready').addMethod('GET', integration, routeOptions);
-    v2.addResource('repository').addResource('index').addMethod('POST', integration, routeOptions);
+    const repository = v2.addResource('repository');
+    repository.addResource('index').addMethod('POST', integration, routeOptions);
+    // Triton's load/unload: answered with a 400 saying how versions are made here (not a bare 404 from the gateway).
+    const modelControl = repository.addResource('models').addResource('{model}');
+    modelControl.addResource('load').addMethod('POST', integration, routeOptions);
+    modelControl.addResource('unload').addMethod('POST', integration, routeOptions);
     return control;
   }
 

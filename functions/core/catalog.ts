@@ -35,6 +35,11 @@ export const limitsSchema = z
     maxResponseBytes: z.number().int().positive().default(PLATFORM_LIMITS.defaultMaxResponseBytes),
     /** Width × height of an image body, checked from its header before decoding (a decompression bomb's guard). */
     maxImagePixels: z.number().int().positive().default(40_000_000),
+    /**
+     * Smallest response body compressed when the client's `Accept-Encoding` allows gzip or deflate: below about a
+     * kilobyte the coding's framing costs more than it saves.
+     */
+    minCompressBytes: z.number().int().nonnegative().default(1024),
   })
   .strict();
 

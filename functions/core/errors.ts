@@ -51,6 +51,18 @@ export class UnsupportedMediaTypeError extends InferenceServerError {
   public readonly statusCode = 415;
 }
 
+/** 415 for a request `Content-Encoding` the server cannot decode; the response lists the ones it can (RFC 7694). */
+export class UnsupportedContentEncodingError extends UnsupportedMediaTypeError {
+  public constructor(
+    message: string,
+    /** The codings accepted, for the response's `Accept-Encoding` header. */
+    public readonly accepted: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** 503: the model cannot be loaded right now (storage down, checksum mismatch); retry later. */
 export class ServiceUnavailableError extends InferenceServerError {
   public readonly statusCode = 503;

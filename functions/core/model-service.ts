@@ -18,6 +18,7 @@ import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import { SessionCache } from './session-cache.js';
+import { batchesFirstDimension, classify } from './triton.js';
 import type {
   InferenceRequest,
   InferenceResponse,
@@ -106,6 +107,12 @@ export interface RepositoryIndexRow {
 
 /** Request parameter that adds scikit-learn's `{label: probability}` rows to outputs that had a ZipMap. */
 export const ZIPMAP_PARAMETER = 'zipmap';
+
+/**
+ * Request parameters of Triton's sequence extension. Refused rather than ignored: a stateful model answered as if
+ * stateless would give a different answer without a word.
+ */
+export const SEQUENCE_PARAMETERS = ['sequence_id', 'sequence_start', 'sequence_end'] as const;
 
 /** A version resolved from a route (a number, a label or `latest`): its model, its version number and its metadata. */
 export interface ResolvedVersion {
@@ -221,6 +228,14 @@ export class ModelService {
         throw new BadRequestError(`unknown output "${name}"; the model's outputs are: ${[...known].join(', ')}`);
       }
     }
+    for (const key of SEQUENCE_PARAMETERS) {
+      if (request.parameters[key] !== undefined) {
+        throw new BadRequestError(
+          `parameter "${key}" belongs to Triton's sequence extension (stateful models), which this server does not ` +
+            'serve: every request is answered on its own; send it without sequence parameters',
+        );
+      }
+    }
     const zipmap = request.parameters[ZIPMAP_PARAMETER];
     if (zipmap !== undefined && typeof zipmap !== 'boolean') {
       throw new BadRequestError(`parameter "${ZIPMAP_PARAMETER}" must be true or false`);
@@ -235,7 +250,7 @@ export class ModelService {
       modelName: target.model,
       modelVersion: target.version,
       id: request.id,
-      outputs,
+      outputs: classifyOutputs(outputs, request, metadata),
       outputParameters: zipmap === true ? zipmapRows(outputs, metadata) : undefined,
     };
   }
@@ -447,6 +462,17 @@ function checkInputs(inputs: readonly Tensor[], specs: readonly TensorSpec[]): T
   if (missing.length > 0) throw new BadRequestError(`missing input ${missing.join(', ')}; the model expects ${expected()}`);
   // onnxruntime wants the inputs in any order but only once each; the codec has refused duplicates.
   return [...inputs];
+}
+
+/** Outputs asked for with Triton's `classification` parameter, replaced by their top classes. */
+function classifyOutputs(outputs: readonly Tensor[], request: InferenceRequest, metadata: ModelMetadata): readonly Tensor[] {
+  const counts = new Map(request.outputs?.flatMap((o) => (o.classCount === undefined ? [] : [[o.name, o.classCount] as const])));
+  if (counts.size === 0) return outputs;
+  const batched = batchesFirstDimension(metadata);
+  return outputs.map((output) => {
+    const count = counts.get(output.name);
+    return count === undefined ? output : classify(output, count, batched, metadata.classLabels?.[output.name]);
+  });
 }
 
 /** `{label: probability}` rows for each output whose ZipMap was removed at registration. */

@@ -66,6 +66,11 @@ export interface TensorSpec {
 export interface RequestedOutput {
   readonly name: string;
   readonly binary: boolean;
+  /**
+   * Triton's classification extension (`parameters.classification`, the client's `class_count`): answer with the
+   * top `classCount` classes as BYTES `"score:index[:label]"` instead of the tensor.
+   */
+  readonly classCount?: number;
 }
 
 /** A decoded inference request, independent of its wire format. */

@@ -4,12 +4,14 @@
  * gateway.
  */
 import packageJson from '../../package.json' with { type: 'json' };
+import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import { decodeInferenceRequest, encodeInferenceResponse, MEDIA_TYPES, parseMediaType } from '../core/codec/index.js';
 import type { ImageDecoder } from '../core/image/decoder.js';
 import { decodeImageRequest, isImageBody } from '../core/image/request.js';
-import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
-import type { Limits } from '../core/catalog.js';
-import { NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import { DEFAULT_LIMITS, type Limits } from '../core/catalog.js';
+import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import { modelConfig } from '../core/triton.js';
+import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
 import type { ModelMetadata } from '../core/types.js';
 import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
@@ -19,8 +21,11 @@ import { MODEL_ROUTES, matchRoute } from './routes.js';
 export const SERVER_NAME = 'onnx-serverless';
 /** Version reported by `GET /v2`: the package's own (bundled; esbuild inlines the JSON). */
 export const SERVER_VERSION: string = packageJson.version;
-/** Protocol extensions we implement. */
-export const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'classification_zipmap'] as const;
+/**
+ * Protocol extensions we implement, and only those: Triton's `model_repository` is left out (its load and unload
+ * are not served; versions come from uploads), and so is `statistics` (counts would be one Lambda instance's).
+ */
+export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'classification_zipmap'] as const;
 
 /** Refused uploads listed in a model's metadata, newest last (all of them: `npm run models -- rejections <m>`). */
 const METADATA_REJECTIONS = 20;
@@ -52,81 +57,104 @@ export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
   return async (request) => {
+    let response: HttpResponse;
     try {
-      const route = matchRoute(request.method, request.path);
-      const isModelRoute = MODEL_ROUTES.has(route.kind);
-      if (scope.kind === 'control' && isModelRoute) throw new NotFoundError('model routes are served by the model functions');
-      if (scope.kind === 'model' && (!isModelRoute || ('model' in route && route.model !== scope.model))) {
-        throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
-      }
-      switch (route.kind) {
-        case 'server-metadata':
-          return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
-        case 'health-live':
-          return jsonResponse(200, { live: true });
-        case 'health-ready':
-          return jsonResponse(200, { ready: true });
-        case 'repository-index':
-          return jsonResponse(200, await service.repositoryIndex());
-        case 'model-metadata': {
-          const target = await service.resolve(route.model, route.version);
-          const manifest = await service.manifest(route.model);
-          const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
-          return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
-        }
-        case 'model-ready': {
-          const target = await service.resolve(route.model, route.version);
-          return jsonResponse(200, { name: route.model, version: target.version, ready: true });
-        }
-        case 'model-infer': {
-          const limits = options.limitsFor(route.model);
-          if (request.body.byteLength > limits.maxBodyBytes) {
-            throw new PayloadTooLargeError(
-              `the request body has ${request.body.byteLength} bytes; the limit is ${limits.maxBodyBytes} ` +
-                '(limits.maxBodyBytes): send the binary tensor extension (about 3x smaller than JSON numbers) or ' +
-                'fewer rows per request',
-            );
-          }
-          const target = await service.resolve(route.model, route.version);
-          const contentType = request.headers['content-type'];
-          const headerLength = request.headers['inference-header-content-length'];
-          const mediaType = parseMediaType(contentType).type;
-          // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
-          const image =
-            headerLength === undefined && isImageBody(mediaType)
-              ? await decodeImageRequest(request.body, {
-                  mediaType,
-                  metadata: target.metadata,
-                  decoder: imageDecoder,
-                  limits,
-                  binaryOutputs: !acceptsJson(request.headers.accept),
-                })
-              : undefined;
-          const decoded =
-            image?.request ??
-            decodeInferenceRequest(request.body, {
-              contentType,
-              inferenceHeaderContentLength: headerLength,
-              limits,
-              modelInputs: target.metadata.inputs,
-            });
-          const answer = await service.infer(target, decoded);
-          const response = image === undefined ? answer : { ...answer, parameters: { image: image.placement } };
-          const encoded = encodeInferenceResponse(response, decoded);
-          const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
-          checkResponseSize(encoded.body, headers['content-type'] ?? '', limits);
-          options.onInference?.({
-            model: route.model,
-            requestBytes: request.body.byteLength,
-            responseBytes: encoded.body.byteLength,
-          });
-          return { statusCode: 200, headers, body: encoded.body };
-        }
-      }
+      response = await answer(request);
     } catch (error) {
-      return errorResponse(error, request.requestId);
+      response = errorResponse(error, request.requestId);
     }
+    return compressResponse(response, request.headers['accept-encoding'], DEFAULT_LIMITS.minCompressBytes);
   };
+
+  async function answer(request: HttpRequest): Promise<HttpResponse> {
+    const route = matchRoute(request.method, request.path);
+    const isModelRoute = MODEL_ROUTES.has(route.kind);
+    if (scope.kind === 'control' && isModelRoute) throw new NotFoundError('model routes are served by the model functions');
+    if (scope.kind === 'model' && (!isModelRoute || ('model' in route && route.model !== scope.model))) {
+      throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
+    }
+    switch (route.kind) {
+      case 'server-metadata':
+        return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
+      case 'health-live':
+        return jsonResponse(200, { live: true });
+      case 'health-ready':
+        return jsonResponse(200, { ready: true });
+      case 'repository-index':
+        return jsonResponse(200, await service.repositoryIndex());
+      case 'repository-control':
+        throw new BadRequestError(
+          `models are not ${route.action}ed on request here: every READY version is served, loaded on its first ` +
+            'request; upload a model file to uploads/<model>/ to add a version, and promote (npm run models -- ' +
+            'promote) to change the latest',
+        );
+      case 'model-config': {
+        const target = await service.resolve(route.model, route.version);
+        return jsonResponse(200, modelConfig(target.metadata, options.limitsFor(route.model)));
+      }
+      case 'model-metadata': {
+        const target = await service.resolve(route.model, route.version);
+        const manifest = await service.manifest(route.model);
+        const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
+        return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
+      }
+      case 'model-ready': {
+        const target = await service.resolve(route.model, route.version);
+        return jsonResponse(200, { name: route.model, version: target.version, ready: true });
+      }
+      case 'model-infer': {
+        const limits = options.limitsFor(route.model);
+        if (request.body.byteLength > limits.maxBodyBytes) {
+          throw new PayloadTooLargeError(
+            `the request body has ${request.body.byteLength} bytes; the limit is ${limits.maxBodyBytes} ` +
+              '(limits.maxBodyBytes): send the binary tensor extension (about 3x smaller than JSON numbers) or ' +
+              'fewer rows per request',
+          );
+        }
+        const target = await service.resolve(route.model, route.version);
+        const body = await decodeContentEncoding(request.body, request.headers['content-encoding'], limits.maxBodyBytes);
+        const contentType = request.headers['content-type'];
+        const headerLength = request.headers['inference-header-content-length'];
+        const mediaType = parseMediaType(contentType).type;
+        // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
+        const image =
+          headerLength === undefined && isImageBody(mediaType)
+            ? await decodeImageRequest(body, {
+                mediaType,
+                metadata: target.metadata,
+                decoder: imageDecoder,
+                limits,
+                binaryOutputs: !acceptsJson(request.headers.accept),
+              })
+            : undefined;
+        const decoded =
+          image?.request ??
+          decodeInferenceRequest(body, {
+            contentType,
+            inferenceHeaderContentLength: headerLength,
+            limits,
+            modelInputs: target.metadata.inputs,
+          });
+        const answered = await service.infer(target, decoded);
+        const response = image === undefined ? answered : { ...answered, parameters: { image: image.placement } };
+        const encoded = encodeInferenceResponse(response, decoded);
+        const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
+        // Compressed here, so that the size check measures what travels in the Lambda result.
+        const answer = await compressResponse(
+          { statusCode: 200, headers, body: encoded.body },
+          request.headers['accept-encoding'],
+          limits.minCompressBytes,
+        );
+        checkResponseSize(answer, limits);
+        options.onInference?.({
+          model: route.model,
+          requestBytes: request.body.byteLength,
+          responseBytes: encoded.body.byteLength,
+        });
+        return answer;
+      }
+    }
+  }
 }
 
 /** True when an `Accept` header asks for JSON (image requests otherwise answer in the binary extension). */
@@ -139,8 +167,8 @@ function acceptsJson(accept: string | undefined): boolean {
  * larger); a JSON body travels as a JSON string inside the result, where each double quote and backslash gains an
  * escaping backslash (BYTES outputs of short strings grow by up to half that way).
  */
-export function lambdaBodyBytes(body: Uint8Array, contentType: string): number {
-  if (!contentType.startsWith('application/json')) return Math.ceil(body.byteLength / 3) * 4;
+export function lambdaBodyBytes(body: Uint8Array, contentType: string, contentEncoding?: string): number {
+  if (!contentType.startsWith('application/json') || contentEncoding !== undefined) return Math.ceil(body.byteLength / 3) * 4;
   let escapes = 0;
   for (let i = 0; i < body.byteLength; i++) {
     const byte = body[i];
@@ -154,10 +182,13 @@ export function lambdaBodyBytes(body: Uint8Array, contentType: string): number {
  * Lambda returns at most 6 MB synchronously, counted on the result as it travels: refuse clearly rather than let
  * the platform fail the invocation (API Gateway would answer a bare 502).
  */
-function checkResponseSize(body: Uint8Array, contentType: string, limits: Limits): void {
-  const onTheWire = lambdaBodyBytes(body, contentType);
+function checkResponseSize(response: HttpResponse, limits: Limits): void {
+  const contentType = response.headers['content-type'] ?? '';
+  const contentEncoding = response.headers['content-encoding'];
+  const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
+  const onTheWire = lambdaBodyBytes(body, contentType, contentEncoding);
   if (onTheWire > limits.maxResponseBytes) {
-    const json = contentType.startsWith('application/json');
+    const json = contentType.startsWith('application/json') && contentEncoding === undefined;
     throw new PayloadTooLargeError(
       `the response would be ${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
         `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
@@ -186,7 +217,6 @@ function modelMetadataBody(
       source_key: metadata.sourceKey,
       labels,
       rewrites: metadata.rewrites,
-      ...(metadata.preprocess === undefined ? {} : { preprocess: metadata.preprocess }),
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
       rejections,
     },

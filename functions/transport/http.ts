@@ -2,7 +2,7 @@
  * HTTP at the edge: API Gateway events in, API Gateway results out, and the one mapping from errors to status codes.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
-import { InferenceServerError, MethodNotAllowedError, ServiceUnavailableError } from '../core/errors.js';
+import { InferenceServerError, MethodNotAllowedError, ServiceUnavailableError, UnsupportedContentEncodingError } from '../core/errors.js';
 import { redactInternals } from '../core/redact.js';
 
 /** A request as the API sees it, whatever carried it. */
@@ -64,7 +64,9 @@ const TEXTUAL = /^(application\/json|text\/)/;
 /** Turns an {@link HttpResponse} into the result API Gateway expects (binary bodies base64-encoded). */
 export function toApiGatewayResult(response: HttpResponse): APIGatewayProxyResult {
   const contentType = response.headers['content-type'] ?? '';
-  if (typeof response.body === 'string' || TEXTUAL.test(contentType)) {
+  // A compressed body is bytes whatever its media type.
+  const textual = TEXTUAL.test(contentType) && response.headers['content-encoding'] === undefined;
+  if (typeof response.body === 'string' || textual) {
     const body = typeof response.body === 'string' ? response.body : Buffer.from(response.body).toString('utf8');
     return { statusCode: response.statusCode, headers: { ...response.headers }, body };
   }
@@ -91,6 +93,7 @@ export function errorResponse(error: unknown, requestId: string): HttpResponse {
     const headers: Record<string, string> = {};
     if (error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfterSeconds);
     if (error instanceof MethodNotAllowedError) headers.allow = error.allowed.join(', ');
+    if (error instanceof UnsupportedContentEncodingError) headers['accept-encoding'] = error.accepted.join(', ');
     const response = jsonResponse(error.statusCode, { error: redactInternals(error.message) }, headers);
     return error.statusCode >= 500 ? { ...response, cause: error.cause ?? error } : response;
   }

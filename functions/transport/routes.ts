@@ -11,10 +11,16 @@ export type Route =
   | { readonly kind: 'health-live' }
   | { readonly kind: 'health-ready' }
   | { readonly kind: 'repository-index' }
-  | { readonly kind: 'model-metadata' | 'model-ready' | 'model-infer'; readonly model: string; readonly version?: string };
+  /** Triton's `POST /v2/repository/models/<m>/load|unload`: answered with why models are not loaded on request. */
+  | { readonly kind: 'repository-control'; readonly model: string; readonly action: 'load' | 'unload' }
+  | {
+      readonly kind: 'model-metadata' | 'model-ready' | 'model-infer' | 'model-config';
+      readonly model: string;
+      readonly version?: string;
+    };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
-export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(['model-metadata', 'model-ready', 'model-infer']);
+export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(['model-metadata', 'model-ready', 'model-infer', 'model-config']);
 
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -24,6 +30,17 @@ function decodeSegment(segment: string): string {
   } catch {
     throw new BadRequestError('the path is not valid percent-encoding');
   }
+}
+
+/** A model name from a path segment, decoded and checked before anything else sees it. */
+function modelName(segment: string): string {
+  const model = decodeSegment(segment);
+  if (!isValidModelName(model)) {
+    throw new NotFoundError(
+      `unknown model: model names are 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit`,
+    );
+  }
+  return model;
 }
 
 function only(method: string, allowed: string, route: Route): Route {
@@ -47,13 +64,11 @@ export function matchRoute(method: string, path: string): Route {
   if (first === 'repository' && second === 'index' && third === undefined) {
     return only(method, 'POST', { kind: 'repository-index' });
   }
+  if (first === 'repository' && second === 'models' && third !== undefined && (fourth === 'load' || fourth === 'unload') && fifth === undefined) {
+    return only(method, 'POST', { kind: 'repository-control', model: modelName(third), action: fourth });
+  }
   if (first === 'models' && second !== undefined && rest.length === 0) {
-    const model = decodeSegment(second);
-    if (!isValidModelName(model)) {
-      throw new NotFoundError(
-        `unknown model: model names are 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit`,
-      );
-    }
+    const model = modelName(second);
     let version: string | undefined;
     let action: string | undefined = third;
     if (third === 'versions') {
@@ -71,6 +86,7 @@ export function matchRoute(method: string, path: string): Route {
     if (action === undefined) return only(method, 'GET', { kind: 'model-metadata', ...target });
     if (action === 'ready') return only(method, 'GET', { kind: 'model-ready', ...target });
     if (action === 'infer') return only(method, 'POST', { kind: 'model-infer', ...target });
+    if (action === 'config') return only(method, 'GET', { kind: 'model-config', ...target });
   }
   throw new NotFoundError(`no route ${path.slice(0, 200)}`);
 }

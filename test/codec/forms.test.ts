@@ -9,7 +9,7 @@ import {
   encodeRawInferenceRequest,
   headerValue,
 } from '../../functions/core/codec/index.js';
-import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../functions/core/errors.js';
+import { BadRequestError, PayloadTooLargeError } from '../../functions/core/errors.js';
 import type { TensorSpec } from '../../functions/core/types.js';
 import { jsonBytes, tensor, thrown } from './helpers.js';
 
@@ -25,18 +25,22 @@ describe('content types', () => {
   );
 
   it.each(['text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/octet-stream'])(
-    'refuses Content-Type %j without Inference-Header-Content-Length with a 415 naming what is accepted',
+    'reads Content-Type %j without Inference-Header-Content-Length as V2 JSON, as Triton does',
     (contentType) => {
-      const error = thrown(() => decodeInferenceRequest(jsonBytes(request), { contentType, limits: DEFAULT_LIMITS }));
-      expect(error).toBeInstanceOf(UnsupportedMediaTypeError);
-      expect(error.statusCode).toBe(415);
-      expect(error.message).toBe(
-        `unsupported Content-Type ${JSON.stringify(contentType)}: send application/json (the V2 JSON form), or the ` +
-          'binary tensor extension: any content type (usually application/octet-stream) with an ' +
-          'Inference-Header-Content-Length header, or application/vnd.sagemaker-triton.binary+json;json-header-size=N',
-      );
+      const decoded = decodeInferenceRequest(jsonBytes(request), { contentType, limits: DEFAULT_LIMITS });
+      expect(Array.from(decoded.inputs[0]?.data as Float32Array)).toEqual([1]);
     },
   );
+
+  it('says why a body under another content type was read as JSON when it is not JSON', () => {
+    const error = thrown(() =>
+      decodeInferenceRequest(new TextEncoder().encode('<inputs/>'), { contentType: 'application/xml', limits: DEFAULT_LIMITS }),
+    );
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect(error.message).toMatch(
+      /^the request body \(read as V2 JSON although its Content-Type is "application\/xml": without an Inference-Header-Content-Length header every body is V2 JSON\) is not valid JSON/,
+    );
+  });
 
   it('reads the binary extension under any content type when Inference-Header-Content-Length is present', () => {
     const encoded = encodeInferenceRequest([tensor('x', 'INT32', [2], [5, 6])], { binary: true });

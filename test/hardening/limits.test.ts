@@ -10,6 +10,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type Limits } from '../../functions/core/catalog.js';
 import { decodeInferenceResponse } from '../../functions/core/codec/index.js';
+import { gunzipSync } from 'node:zlib';
 import { createApi, lambdaBodyBytes } from '../../functions/transport/api.js';
 import { redactInternals } from '../../functions/core/redact.js';
 import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
@@ -41,6 +42,7 @@ const TIGHT: Limits = {
   maxIdLength: 8,
   maxResponseBytes: 1024,
   maxImagePixels: 1000,
+  minCompressBytes: 0,
 };
 
 let tight: HardenedStack;
@@ -142,7 +144,9 @@ const CASES: readonly LimitCase[] = [
 
 describe('request limits, per function from MODEL_LIMITS', () => {
   it('covers every limit of the catalog schema', () => {
-    expect(new Set(CASES.map((c) => c.limit))).toEqual(new Set(Object.keys(DEFAULT_LIMITS)));
+    // minCompressBytes refuses nothing: its own test is below.
+    const refusing = Object.keys(DEFAULT_LIMITS).filter((key) => key !== 'minCompressBytes');
+    expect(new Set(CASES.map((c) => c.limit))).toEqual(new Set(refusing));
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) expect(TIGHT[key]).not.toBe(DEFAULT_LIMITS[key]);
   });
 
@@ -157,6 +161,16 @@ describe('request limits, per function from MODEL_LIMITS', () => {
     expect(showsInternals(errorOf(refused))).toBe(false);
     // The same request is fine under the default limits, or a different refusal than the limit's.
     if (elsewhere.status !== 200) expect(errorOf(elsewhere)).not.toContain(`limits.${limit}`);
+  });
+
+  it('minCompressBytes: compresses responses from that size when Accept-Encoding allows it', async () => {
+    const headers = { ...JSON_TYPE, 'accept-encoding': 'gzip' };
+    const small = await infer(tight, 'linear', linearBody(rows(1)), headers);
+    const uncompressed = await infer(loose, 'linear', linearBody(rows(1)), headers);
+
+    expect(small.headers['content-encoding']).toBe('gzip');
+    expect(JSON.parse(gunzipSync(small.bytes).toString('utf8'))).toMatchObject({ model_name: 'linear' });
+    expect(uncompressed.headers['content-encoding']).toBeUndefined();
   });
 
   it('echoes an id at the length limit', async () => {

@@ -40,7 +40,7 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(4 + 6 * 2);
+    expect(methods).toHaveLength(6 + 8 * 2);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);

@@ -155,6 +155,8 @@ describe('API', () => {
       ['GET /v2/health/live', control],
       ['GET /v2/health/ready', control],
       ['POST /v2/repository/index', control],
+      ['POST /v2/repository/models/{model}/load', control],
+      ['POST /v2/repository/models/{model}/unload', control],
     ]);
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
@@ -162,6 +164,7 @@ describe('API', () => {
         expected.set(`GET ${base}`, target);
         expected.set(`GET ${base}/ready`, target);
         expected.set(`POST ${base}/infer`, target);
+        expected.set(`GET ${base}/config`, target);
       }
     }
     expect(new Map([...all].map(([route, targets]) => [route, [...targets].join()]))).toEqual(expected);
@@ -170,8 +173,10 @@ describe('API', () => {
 
   it('delivers every body as binary, requires an API key on every method and validates path parameters', () => {
     synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['*/*'] });
+    // Compression is the function's job (README: HTTP compression): the gateway neither compresses nor decodes.
+    synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { MinimumCompressionSize: Match.absent() });
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(16);
+    expect(methods).toHaveLength(22);
     for (const method of methods) {
       expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
     }

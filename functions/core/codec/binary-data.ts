@@ -2,7 +2,7 @@
  * Tensor bytes in Triton's binary tensor extension, both directions. Fixed-size datatypes are little-endian element
  * arrays (BOOL one byte, 0 or 1); BYTES is a sequence of elements, each a 4-byte little-endian length followed by
  * that many bytes. This server holds BYTES as UTF-8 strings (onnxruntime's string tensors), so BYTES elements must
- * be valid UTF-8.
+ * be valid UTF-8 without NUL (onnxruntime-node passes them as C strings, which a NUL would cut).
  */
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import type { Limits } from '../catalog.js';
@@ -11,7 +11,7 @@ import { BYTES_PER_ELEMENT, createTensorData, isFixedSize } from './datatypes.js
 import type { FixedSizeDatatype } from './datatypes.js';
 import { formatShape } from './describe.js';
 import type { TensorDescriptor } from './document.js';
-import { utf8Length } from './json-data.js';
+import { nulReason, utf8Length } from './json-data.js';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -115,8 +115,11 @@ export function decodeBytesElements(target: BinaryTarget, bytes: Uint8Array, max
           "tensor's binary data",
       );
     }
+    const element = bytes.subarray(offset, offset + length);
+    const nul = element.indexOf(0);
+    if (nul >= 0) throw new BadRequestError(`${target.subject}: BYTES element ${index} ${nulReason(nul)}`);
     try {
-      elements.push(strictUtf8.decode(bytes.subarray(offset, offset + length)));
+      elements.push(strictUtf8.decode(element));
     } catch (error) {
       throw new BadRequestError(
         `${target.subject}: BYTES element ${index} is not valid UTF-8; this server carries BYTES as UTF-8 strings`,

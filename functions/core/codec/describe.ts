@@ -2,6 +2,7 @@
  * How the codec quotes client-supplied values inside error messages: short, JSON-like, and bounded so that a
  * 10 MB string or a 100,000-dimension shape never ends up in a log line or a response body.
  */
+import { NonFiniteToken } from './json-text.js';
 
 const MAX_SHOWN_CHARS = 64;
 const MAX_SHOWN_DIMS = 8;
@@ -21,9 +22,10 @@ export function formatShape(shape: readonly unknown[]): string {
   return `[${shape.slice(0, MAX_SHOWN_DIMS).map(show).join(',')},...] (${shape.length} dims)`;
 }
 
-/** Any JSON value, briefly: `"abc"`, `1.5`, `null`, `an array`, `an object`. */
+/** Any JSON value, briefly: `"abc"`, `1.5`, `NaN`, `null`, `an array`, `an object`. */
 export function show(value: unknown): string {
   if (typeof value === 'string') return quoteName(value);
+  if (value instanceof NonFiniteToken) return value.text;
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
   if (value === undefined) return 'missing';

@@ -7,6 +7,7 @@ import { DATATYPES } from '../types.js';
 import type { Datatype } from '../types.js';
 import { isDatatype } from './datatypes.js';
 import { formatShape, quoteName, show } from './describe.js';
+import { parseJsonText } from './json-text.js';
 
 /** A parsed JSON object. */
 export type JsonObject = Record<string, unknown>;
@@ -20,10 +21,11 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Decodes and parses a JSON object. `what` names it in messages ("request body", "inference header").
- * V8's JSON.parse is iterative, so a pathologically deep document cannot overflow the stack here; the depth limit
+ * Bare `NaN`/`Infinity` tokens and exact 64-bit integers are read as Triton reads them (see `json-text.ts`).
+ * V8's JSON.parse (and the lossless reader) are iterative, so a pathologically deep document cannot overflow the stack here; the depth limit
  * is enforced afterwards by {@link assertDepth} and the tensor-data fillers, without recursion.
  */
-export function parseJsonObject(bytes: Uint8Array, what: string, expected: string): JsonObject {
+export function parseJsonObject(bytes: Uint8Array, what: string, expected: string, lossless = false): JsonObject {
   let text: string;
   try {
     text = strictUtf8.decode(bytes);
@@ -32,7 +34,7 @@ export function parseJsonObject(bytes: Uint8Array, what: string, expected: strin
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonText(text, lossless);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new BadRequestError(`${what} is not valid JSON: ${reason}`, { cause: error });

@@ -7,13 +7,17 @@
  * Row fillers return the index of the first invalid element instead of throwing, so error messages (which need the
  * element's path) are built only on the error path.
  *
- * 64-bit integers (INT64, UINT64): JSON numbers are doubles, so a JSON number is accepted only when it is a safe
- * integer (|n| <= 2^53 - 1); any 64-bit value may be sent as a decimal string such as `"9007199254740993"`; outputs
- * are emitted as numbers when safe and as decimal strings otherwise. Nothing is ever rounded silently.
+ * 64-bit integers (INT64, UINT64): integer literals are read exactly (the JSON reader keeps those past 2^53 - 1 as
+ * `bigint`, see `json-text.ts`), as Triton reads them; a decimal string such as `"9007199254740993"` is accepted
+ * too; outputs are emitted as numbers when safe and as decimal strings otherwise. Nothing is ever rounded silently.
  *
  * Non-finite floats (FP16, FP32, FP64): JSON has no NaN or infinities, so these datatypes accept the strings
- * `"NaN"`, `"Infinity"` and `"-Infinity"` and emit those strings for non-finite values. A JSON number too large for
- * the datatype (which would round to infinity) is refused rather than silently turned into one.
+ * `"NaN"`, `"Infinity"` and `"-Infinity"`, and the bare tokens rapidjson writes, and emit the strings. A JSON number
+ * too large for the datatype (which would round to infinity) is refused rather than silently turned into one.
+ * A -0 is emitted as `-0.0` (see `stringifyJson`), as rapidjson prints it.
+ *
+ * BYTES: strings without NUL. onnxruntime-node hands strings to the runtime as C strings, which end at the first
+ * NUL: `"ab\u0000cd"` would silently become `"ab"`, so it is refused instead.
  */
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import type { Datatype, Tensor, TensorData, TensorDataByType } from '../types.js';
@@ -31,11 +35,13 @@ import {
 import { formatShape, show } from './describe.js';
 import { DATA_DEPTH } from './document.js';
 import type { TensorDescriptor } from './document.js';
+import { InexactJsonIntegerError, NEGATIVE_ZERO, NonFiniteToken } from './json-text.js';
 
 /** The strings that stand for non-finite floats in JSON, in both directions. */
 export const NON_FINITE_STRINGS = ['NaN', 'Infinity', '-Infinity'] as const;
 
 function nonFiniteValue(value: unknown): number | undefined {
+  if (value instanceof NonFiniteToken) return value.value;
   if (value === 'NaN') return NaN;
   if (value === 'Infinity') return Infinity;
   if (value === '-Infinity') return -Infinity;
@@ -80,6 +86,11 @@ function fillFloatsWithStrings(out: Float32Array | Float64Array, offset: number,
     const v = row[i];
     if (typeof v === 'number' && v < limit && v > -limit) {
       out[offset + i] = v;
+    } else if (typeof v === 'bigint') {
+      // A long integer literal: the double JSON.parse would have given, then the same range check.
+      const n = Number(v);
+      if (!(n < limit && n > -limit)) return i;
+      out[offset + i] = n;
     } else {
       const special = nonFiniteValue(v);
       if (special === undefined) return i;
@@ -93,8 +104,9 @@ function fillFp16(out: Uint16Array, offset: number, row: Row): number {
   const n = row.length;
   for (let i = 0; i < n; i++) {
     const v = row[i];
-    if (typeof v === 'number' && v < FP16_OVERFLOW && v > -FP16_OVERFLOW) {
-      out[offset + i] = float32ToFloat16Bits(v);
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n === 'number' && n < FP16_OVERFLOW && n > -FP16_OVERFLOW) {
+      out[offset + i] = float32ToFloat16Bits(n);
     } else {
       const special = nonFiniteValue(v);
       if (special === undefined) return i;
@@ -125,6 +137,9 @@ function fillBigInts(out: BigInt64Array | BigUint64Array, offset: number, row: R
     if (typeof v === 'number') {
       if (!Number.isSafeInteger(v) || (unsigned && v < 0)) return i;
       out[offset + i] = BigInt(v);
+    } else if (typeof v === 'bigint') {
+      if (v < range.min || v > range.max) return i;
+      out[offset + i] = v;
     } else {
       const parsed = parseDecimal(v, range);
       if (parsed === undefined) return i;
@@ -151,7 +166,7 @@ function fillStrings(out: string[], offset: number, row: Row, maxBytes: number):
   const n = row.length;
   for (let i = 0; i < n; i++) {
     const v = row[i];
-    if (typeof v !== 'string' || (v.length > safeLength && utf8Length(v) > maxBytes)) return i;
+    if (typeof v !== 'string' || (v.length > safeLength && utf8Length(v) > maxBytes) || v.includes('\0')) return i;
     out[offset + i] = v;
   }
   return -1;
@@ -200,7 +215,7 @@ export function describeInvalidElement(
     case 'FP16':
     case 'FP32':
     case 'FP64': {
-      if (typeof value === 'number') {
+      if (typeof value === 'number' || typeof value === 'bigint') {
         const max = datatype === 'FP16' ? FP16_MAX : datatype === 'FP32' ? FP32_MAX : Number.MAX_VALUE;
         return fail(
           `${is}, outside the finite ${datatype} range (largest magnitude ${max}); ` +
@@ -218,7 +233,7 @@ export function describeInvalidElement(
     case 'INT16':
     case 'INT32': {
       const { min, max } = INTEGER_RANGE[datatype];
-      if (typeof value === 'number' && Number.isInteger(value)) {
+      if ((typeof value === 'number' && Number.isInteger(value)) || typeof value === 'bigint') {
         return fail(`${is}, outside the ${datatype} range [${min}, ${max}]`);
       }
       return fail(`${is}, but ${datatype} elements must be integers`);
@@ -227,24 +242,37 @@ export function describeInvalidElement(
     case 'UINT64': {
       const { min, max } = INT64_RANGE[datatype];
       const range = `the ${datatype} range [${min}, ${max}]`;
+      if (typeof value === 'bigint') return fail(`${is}, outside ${range}`);
       if (typeof value === 'number' && Number.isInteger(value)) {
         if (datatype === 'UINT64' && value < 0) return fail(`${is}, outside ${range}`);
         return fail(
-          `${is}, which a JSON number cannot carry exactly (beyond +/-2^53-1); ` +
-            'send 64-bit integers of that size as decimal strings, e.g. "9007199254740993"',
+          `${is}, written with a fraction or an exponent, which cannot carry a 64-bit integer exactly; ` +
+            'write it in plain digits (e.g. 9007199254740993) or as a decimal string',
         );
       }
       if (typeof value === 'string' && DECIMAL_INTEGER.test(value)) return fail(`${is}, outside ${range}`);
-      return fail(`${is}, but ${datatype} elements must be integers (JSON numbers up to 2^53-1, or decimal strings)`);
+      return fail(`${is}, but ${datatype} elements must be integers (plain JSON integers or decimal strings)`);
     }
     case 'BYTES':
       if (typeof value !== 'string') return fail(`${is}, but BYTES elements must be strings`);
+      if (value.includes('\0')) return fail(nulReason(value.indexOf('\0')));
       return fail(
         `is ${utf8Length(value)} bytes of UTF-8; the limit is ${maxBytesElementSize} bytes per BYTES element ` +
           '(limits.maxBytesElementSize)',
         true,
       );
   }
+}
+
+/**
+ * Why a BYTES element with a NUL at `index` (a character index in JSON, a byte index in binary) is refused: it
+ * would reach onnxruntime as a C string and be cut there without a word.
+ */
+export function nulReason(index: number): string {
+  return (
+    `contains a NUL character (\\u0000) at index ${index}; this server passes BYTES to onnxruntime as C strings, ` +
+    'which would silently end there, so BYTES must be UTF-8 text without NUL (encode binary payloads, e.g. base64)'
+  );
 }
 
 /** What {@link fillFromJson} needs to know about the tensor it fills. */
@@ -258,6 +286,11 @@ export interface JsonFillTarget {
   readonly dataDepth: number;
   readonly maxJsonDepth: number;
   readonly maxBytesElementSize: number;
+  /**
+   * The document was read by the lossless reader, so a 64-bit integer past 2^53 - 1 that is still a number was
+   * written with a fraction or exponent. Otherwise such a number throws {@link InexactJsonIntegerError} (read again).
+   */
+  readonly exactIntegers?: boolean;
 }
 
 function indexPath(path: readonly number[], depth: number): string {
@@ -267,6 +300,10 @@ function indexPath(path: readonly number[], depth: number): string {
 }
 
 function invalidElement(target: JsonFillTarget, where: string, value: unknown): Error {
+  const wide = target.datatype === 'INT64' || target.datatype === 'UINT64';
+  if (wide && target.exactIntegers !== true && typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return new InexactJsonIntegerError();
+  }
   const { reason, tooLarge } = describeInvalidElement(target.datatype, value, target.maxBytesElementSize);
   const message = `${target.subject}: ${where} ${reason}`;
   return tooLarge ? new PayloadTooLargeError(message) : new BadRequestError(message);
@@ -342,11 +379,13 @@ function fillNested(target: JsonFillTarget, rows: readonly unknown[], out: Tenso
 export function decodeJsonTensor(
   descriptor: TensorDescriptor,
   limits: { readonly maxJsonDepth: number; readonly maxBytesElementSize: number },
+  exactIntegers = false,
 ): Tensor {
   const { name, datatype, shape, count, subject } = descriptor;
   const data = createTensorData(datatype, count);
+  const { maxJsonDepth, maxBytesElementSize } = limits;
   fillFromJson(
-    { subject, datatype, shape, count, dataDepth: DATA_DEPTH, maxJsonDepth: limits.maxJsonDepth, maxBytesElementSize: limits.maxBytesElementSize },
+    { subject, datatype, shape, count, dataDepth: DATA_DEPTH, maxJsonDepth, maxBytesElementSize, exactIntegers },
     descriptor.data,
     data,
   );
@@ -354,7 +393,8 @@ export function decodeJsonTensor(
 }
 
 /**
- * Element storage as flat JSON values: numbers; `"NaN"`/`"Infinity"`/`"-Infinity"` for non-finite floats;
+ * Element storage as flat JSON values for {@link stringifyJson}: numbers ({@link NEGATIVE_ZERO} for -0);
+ * `"NaN"`/`"Infinity"`/`"-Infinity"` for non-finite floats;
  * booleans for BOOL; decimal strings for 64-bit integers beyond 2^53-1; strings for BYTES.
  */
 export function toJsonData(datatype: Datatype, data: TensorData): unknown[] {
@@ -367,7 +407,7 @@ export function toJsonData(datatype: Datatype, data: TensorData): unknown[] {
       const values: unknown[] = [];
       for (let i = 0; i < bits.length; i++) {
         const v = float16BitsToFloat32(bits[i] as number);
-        values.push(v - v === 0 ? v : nonFiniteString(v));
+        values.push(v - v === 0 ? (v === 0 && 1 / v < 0 ? NEGATIVE_ZERO : v) : nonFiniteString(v));
       }
       return values;
     }
@@ -400,7 +440,7 @@ function floatsToJson(floats: Float32Array | Float64Array): unknown[] {
   for (let i = 0; i < floats.length; i++) {
     const v = floats[i] as number;
     // v - v is 0 for finite numbers and NaN otherwise: one subtraction instead of a call to Number.isFinite.
-    values.push(v - v === 0 ? v : nonFiniteString(v));
+    values.push(v - v === 0 ? (v === 0 && 1 / v < 0 ? NEGATIVE_ZERO : v) : nonFiniteString(v));
   }
   return values;
 }

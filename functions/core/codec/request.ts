@@ -21,7 +21,9 @@ import {
 import type { JsonObject, TensorDescriptor } from './document.js';
 import { fillFromJsonSpan, findDataSpans, withoutSpans, type DataSpan } from './json-span.js';
 import { decodeJsonTensor, nestJsonData, toJsonData } from './json-data.js';
-import { HEADERS, MEDIA_TYPES, requestForm } from './wire.js';
+import { InexactJsonIntegerError } from './json-text.js';
+import { HEADERS, MEDIA_TYPES, parseMediaType, requestForm } from './wire.js';
+import { stringifyJson } from './json-text.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
 
 /** How {@link decodeInferenceRequest} reads a body. */
@@ -43,6 +45,9 @@ export interface DecodeOptions {
 
 const EXPECTED_REQUEST = 'with an "inputs" array';
 
+/** The output parameter of Triton's classification extension (the Python client's `class_count`). */
+export const CLASSIFICATION_PARAMETER = 'classification';
+
 /**
  * Decodes a KServe V2 inference request in any of its forms: V2 JSON (flat or nested `data`); Triton's binary
  * tensor extension (a JSON header of `Inference-Header-Content-Length` bytes, then the bytes of every input that
@@ -52,7 +57,7 @@ const EXPECTED_REQUEST = 'with an "inputs" array';
  *
  * Every limit is checked before the memory it guards is allocated.
  * @throws BadRequestError (400) for malformed or inconsistent requests, PayloadTooLargeError (413) over a size
- *   limit (body, elements, BYTES element), UnsupportedMediaTypeError (415) for other content types.
+ *   limit (body, elements, BYTES element).
  * @example
  * const request = decodeInferenceRequest(body, { contentType: 'application/json', limits: DEFAULT_LIMITS });
  */
@@ -70,10 +75,32 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
     if (fast !== undefined) return fast;
   }
   const binary = form.kind === 'binary';
-  const document = binary
-    ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST)
-    : parseJsonObject(body, 'the request body', EXPECTED_REQUEST);
-  return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits);
+  const decode = (lossless: boolean) => {
+    const document = binary
+      ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST, lossless)
+      : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST, lossless);
+    return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits, lossless);
+  };
+  try {
+    return decode(false);
+  } catch (error) {
+    // A 64-bit integer past 2^53: JSON.parse may have rounded it, so read the text again, exactly.
+    if (error instanceof InexactJsonIntegerError) return decode(true);
+    throw error;
+  }
+}
+
+/**
+ * How messages name a JSON body: with a content type that does not say JSON, also why it was read as JSON (as
+ * Triton does, the form follows `Inference-Header-Content-Length`, never `Content-Type`).
+ */
+function jsonBodyName(contentType: string | undefined): string {
+  const type = parseMediaType(contentType).type;
+  if (type === '' || type === MEDIA_TYPES.json) return 'the request body';
+  return (
+    `the request body (read as V2 JSON although its Content-Type is ${show(type)}: without an ` +
+    `${HEADERS.inferenceHeaderContentLength} header every body is V2 JSON)`
+  );
 }
 
 /**
@@ -124,7 +151,13 @@ export function decodeJsonRequestFast(
 }
 
 /** Everything after the JSON document is parsed; `binaryStart` is the header length of the binary form. */
-function decodeRequestDocument(document: JsonObject, body: Uint8Array, binaryStart: number | undefined, limits: Limits): InferenceRequest {
+function decodeRequestDocument(
+  document: JsonObject,
+  body: Uint8Array,
+  binaryStart: number | undefined,
+  limits: Limits,
+  exactIntegers = false,
+): InferenceRequest {
   assertDocumentDepth(document, 'inputs', limits.maxJsonDepth);
 
   const id = parseId(document.id, limits);
@@ -156,7 +189,7 @@ function decodeRequestDocument(document: JsonObject, body: Uint8Array, binarySta
       continue;
     }
     if (descriptor.binaryDataSize === undefined) {
-      inputs.push(decodeJsonTensor(descriptor, limits));
+      inputs.push(decodeJsonTensor(descriptor, limits, exactIntegers));
       continue;
     }
     if (binaryStart === undefined) {
@@ -228,8 +261,26 @@ function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: 
       );
     }
     const where = `requested output ${quoteName(raw.name)}`;
-    const binary = optionalBoolean(parseParameters(raw.parameters, where), 'binary_data', where);
-    return { name: raw.name, binary: binary ?? binaryByDefault };
+    const parameters = parseParameters(raw.parameters, where);
+    const binary = optionalBoolean(parameters, 'binary_data', where);
+    if (parameters.shared_memory_region !== undefined) {
+      throw new BadRequestError(
+        `${where} asks for shared memory ("shared_memory_region"), which a serverless endpoint cannot share with ` +
+          'its clients; leave it out to receive the output in the response',
+      );
+    }
+    const classCount = parameters[CLASSIFICATION_PARAMETER];
+    if (classCount !== undefined && !(typeof classCount === 'number' && Number.isSafeInteger(classCount) && classCount >= 0)) {
+      throw new BadRequestError(
+        `${where} parameter "${CLASSIFICATION_PARAMETER}" must be a non-negative integer (the number of top classes ` +
+          `to return), got ${show(classCount)}`,
+      );
+    }
+    return {
+      name: raw.name,
+      binary: binary ?? binaryByDefault,
+      ...(typeof classCount === 'number' && classCount > 0 ? { classCount } : {}),
+    };
   });
   assertUniqueNames(outputs.map((o) => o.name), 'requested output');
   return outputs;
@@ -367,10 +418,18 @@ export function encodeInferenceRequest(tensors: readonly Tensor[], options: Enco
   };
   if (options.outputs !== undefined) {
     document.outputs = options.outputs.map((output) =>
-      typeof output === 'string' ? { name: output } : { name: output.name, parameters: { binary_data: output.binary } },
+      typeof output === 'string'
+        ? { name: output }
+        : {
+            name: output.name,
+            parameters: {
+              binary_data: output.binary,
+              ...(output.classCount === undefined ? {} : { [CLASSIFICATION_PARAMETER]: output.classCount }),
+            },
+          },
     );
   }
-  const header = jsonEncoder.encode(JSON.stringify(document));
+  const header = jsonEncoder.encode(stringifyJson(document));
   if (options.binary !== true) {
     return { body: header, headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
   }

@@ -11,6 +11,7 @@ import { assertDocumentDepth, parseJsonObject, parseTensorDescriptor } from './d
 import type { JsonObject } from './document.js';
 import { InvalidInferenceResponseError } from './errors.js';
 import { decodeJsonTensor, toJsonData } from './json-data.js';
+import { InexactJsonIntegerError, stringifyJson } from './json-text.js';
 import { assertTensor, concatBytes, type EncodedMessage } from './message.js';
 import { HEADERS, MEDIA_TYPES, headerValue } from './wire.js';
 
@@ -59,8 +60,8 @@ export function encodeInferenceResponse(
     ...(response.parameters === undefined ? {} : { parameters: response.parameters as JsonObject }),
     outputs,
   };
-  // One JSON.stringify over the whole document: V8's serializer is the fastest way to print the numbers.
-  const header = jsonEncoder.encode(JSON.stringify(document));
+  // One JSON.stringify over the whole document: V8's serializer is the fastest way to print the numbers (-0 aside).
+  const header = jsonEncoder.encode(stringifyJson(document));
   if (chunks.length === 0) return { body: header, headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
   return {
     body: concatBytes([header, ...chunks]),
@@ -92,7 +93,13 @@ export function decodeInferenceResponse(
   headers: Readonly<Record<string, string | undefined>>,
 ): InferenceResponse {
   try {
-    return decodeResponseOrThrow(body, headers);
+    try {
+      return decodeResponseOrThrow(body, headers, false);
+    } catch (error) {
+      // A 64-bit integer past 2^53 printed as a number (as Triton prints them): read the text again, exactly.
+      if (error instanceof InexactJsonIntegerError) return decodeResponseOrThrow(body, headers, true);
+      throw error;
+    }
   } catch (error) {
     if (error instanceof InferenceServerError) {
       throw new InvalidInferenceResponseError(`invalid inference response: ${error.message}`, { cause: error });
@@ -101,7 +108,11 @@ export function decodeInferenceResponse(
   }
 }
 
-function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string, string | undefined>>): InferenceResponse {
+function decodeResponseOrThrow(
+  body: Uint8Array,
+  headers: Readonly<Record<string, string | undefined>>,
+  lossless: boolean,
+): InferenceResponse {
   const limits = RESPONSE_LIMITS;
   const lengthHeader = headerValue(headers, HEADERS.inferenceHeaderContentLength);
   let headerLength = body.byteLength;
@@ -114,7 +125,7 @@ function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string
     }
   }
   const what = lengthHeader === undefined ? 'the response body' : 'the response header';
-  const document = parseJsonObject(body.subarray(0, headerLength), what, 'with an "outputs" array');
+  const document = parseJsonObject(body.subarray(0, headerLength), what, 'with an "outputs" array', lossless);
   if (typeof document.error === 'string' && document.outputs === undefined) {
     throw new InvalidInferenceResponseError(`the server answered with an error: ${document.error}`);
   }
@@ -145,7 +156,7 @@ function decodeResponseOrThrow(body: Uint8Array, headers: Readonly<Record<string
     if (count > headerLength) {
       throw new BadRequestError(`${descriptor.subject}: shape needs ${count} elements, more than the JSON body could hold`);
     }
-    outputs.push(decodeJsonTensor(descriptor, limits));
+    outputs.push(decodeJsonTensor(descriptor, limits, lossless));
   }
   if (offset !== body.byteLength) {
     throw new BadRequestError(`${body.byteLength - offset} bytes after the binary outputs belong to no output`);

@@ -1,7 +1,7 @@
 /**
  * HTTP-level facts of the protocol: header names, media types, and how a request says which form its body has.
  */
-import { BadRequestError, UnsupportedMediaTypeError } from '../errors.js';
+import { BadRequestError } from '../errors.js';
 import { show } from './describe.js';
 
 /** Header names the codec reads and writes, as they are sent (HTTP header names are case-insensitive). */
@@ -19,11 +19,10 @@ export const MEDIA_TYPES = {
   sagemakerBinary: 'application/vnd.sagemaker-triton.binary+json',
 } as const;
 
-/** What the 415 message tells a client to send instead. */
+/** The request forms, as error messages name them. */
 export const ACCEPTED_REQUEST_FORMS =
-  'send application/json (the V2 JSON form), or the binary tensor extension: any content type (usually ' +
-  'application/octet-stream) with an Inference-Header-Content-Length header, or ' +
-  'application/vnd.sagemaker-triton.binary+json;json-header-size=N';
+  'V2 JSON (any content type), or the binary tensor extension: an Inference-Header-Content-Length header, or ' +
+  'Content-Type application/vnd.sagemaker-triton.binary+json;json-header-size=N';
 
 /**
  * The value of header `name` in a plain header map, matched case-insensitively. The first match wins.
@@ -80,9 +79,10 @@ function parseHeaderLength(value: string, source: string, bodyLength: number): n
 }
 
 /**
- * Decides the form of a request body from its headers: an `Inference-Header-Content-Length` header means the binary
- * extension whatever the content type; otherwise `application/json` (or no content type) means JSON, and SageMaker's
- * binary+json type means the binary extension. Anything else is a 415.
+ * Decides the form of a request body from its headers, as Triton does: an `Inference-Header-Content-Length` header
+ * means the binary extension whatever the content type, and so does SageMaker's binary+json type; anything else is
+ * JSON. A generic `Content-Type` is never consulted: Triton never reads it, and clients send anything there
+ * (aiohttp, under `tritonclient.http.aio`, sends `application/octet-stream` with JSON bodies).
  */
 export function requestForm(contentType: string | undefined, inferenceHeaderContentLength: string | undefined, bodyLength: number): RequestForm {
   let headerLength: number;
@@ -90,10 +90,7 @@ export function requestForm(contentType: string | undefined, inferenceHeaderCont
     headerLength = parseHeaderLength(inferenceHeaderContentLength, `${HEADERS.inferenceHeaderContentLength}`, bodyLength);
   } else {
     const media = parseMediaType(contentType);
-    if (media.type === '' || media.type === MEDIA_TYPES.json) return { kind: 'json' };
-    if (media.type !== MEDIA_TYPES.sagemakerBinary) {
-      throw new UnsupportedMediaTypeError(`unsupported Content-Type ${show(contentType)}: ${ACCEPTED_REQUEST_FORMS}`);
-    }
+    if (media.type !== MEDIA_TYPES.sagemakerBinary) return { kind: 'json' };
     const size = media.parameters.get('json-header-size');
     if (size === undefined) {
       throw new BadRequestError(

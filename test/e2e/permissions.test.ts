@@ -62,7 +62,7 @@ describe('under the deployed grants', () => {
     expect(metadata.status).toBe(200);
     expect(JSON.stringify(metadata.body)).toContain('broken.onnx');
     expect([ready.status, inferred.status, health.status, index.status]).toEqual([200, 200, 200, 200]);
-    expect(local.stack.registrations.map((r) => r.outcomes.map((o) => o.kind)).flat().sort()).toEqual(['registered', 'rejected']);
+    expect(local.stack.registrations.flatMap((r) => r.outcomes.map((o) => o.kind)).sort()).toEqual(['registered', 'rejected']);
     expect(local.denials.map(describeDenial)).toEqual([]);
   });
 

@@ -14,7 +14,7 @@
  */
 import { float32ToFloat16Bits } from '../codec/datatypes.js';
 import type { Tensor } from '../types.js';
-import { imageAxes, type ImagePreprocess } from './spec.js';
+import type { ImagePreprocess } from './spec.js';
 
 /** Decoded pixels: 8-bit RGB, interleaved, row-major, no padding between rows. */
 export interface RgbImage {

@@ -4,7 +4,7 @@
  * gateway.
  */
 import packageJson from '../../package.json' with { type: 'json' };
-import { decodeInferenceRequest, encodeInferenceResponse } from '../core/codec/index.js';
+import { decodeInferenceRequest, encodeInferenceResponse, minimumResponseBytes } from '../core/codec/index.js';
 import type { Limits } from '../core/catalog.js';
 import { NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import type { ModelService } from '../core/model-service.js';
@@ -89,9 +89,14 @@ export function createApi(options: ApiOptions): Api {
             modelInputs: target.metadata.inputs,
           });
           const response = await service.infer(target, decoded);
+          // Refused from the element counts first: building a response of a billion numbers to measure it would
+          // take seconds and gigabytes, or crash the process outright.
+          const floor = minimumResponseBytes(response, decoded);
+          checkResponseSize(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
           const encoded = encodeInferenceResponse(response, decoded);
           const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
-          checkResponseSize(encoded.body, headers['content-type'] ?? '', limits);
+          const contentType = headers['content-type'] ?? '';
+          checkResponseSize(lambdaBodyBytes(encoded.body, contentType), contentType.startsWith('application/json'), limits);
           options.onInference?.({
             model: route.model,
             requestBytes: request.body.byteLength,
@@ -112,7 +117,7 @@ export function createApi(options: ApiOptions): Api {
  * escaping backslash (BYTES outputs of short strings grow by up to half that way).
  */
 export function lambdaBodyBytes(body: Uint8Array, contentType: string): number {
-  if (!contentType.startsWith('application/json')) return Math.ceil(body.byteLength / 3) * 4;
+  if (!contentType.startsWith('application/json')) return base64Bytes(body.byteLength);
   let escapes = 0;
   for (let i = 0; i < body.byteLength; i++) {
     const byte = body[i];
@@ -122,16 +127,19 @@ export function lambdaBodyBytes(body: Uint8Array, contentType: string): number {
   return body.byteLength + escapes;
 }
 
+function base64Bytes(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
+}
+
 /**
  * Lambda returns at most 6 MB synchronously, counted on the result as it travels: refuse clearly rather than let
- * the platform fail the invocation (API Gateway would answer a bare 502).
+ * the platform fail the invocation (API Gateway would answer a bare 502). `qualifier` is "at least " when
+ * `onTheWire` is a floor computed before the body was built.
  */
-function checkResponseSize(body: Uint8Array, contentType: string, limits: Limits): void {
-  const onTheWire = lambdaBodyBytes(body, contentType);
+function checkResponseSize(onTheWire: number, json: boolean, limits: Limits, qualifier = ''): void {
   if (onTheWire > limits.maxResponseBytes) {
-    const json = contentType.startsWith('application/json');
     throw new PayloadTooLargeError(
-      `the response would be ${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
+      `the response would be ${qualifier}${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
         `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
         (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
         'request fewer outputs ("outputs": [{"name": ...}]), or send fewer rows per request',

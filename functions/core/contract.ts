@@ -25,6 +25,10 @@ export const ENV = {
   graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
+  /** Deadline of registration's isolated onnxruntime session (load and smoke inference), in seconds. */
+  registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
+  /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */
+  registrationMemoryMb: 'REGISTRATION_MEMORY_MB',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

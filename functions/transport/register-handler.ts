@@ -35,7 +35,7 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
           const outcome = await registerUpload(key, {
             store: runtime.store,
             repository: runtime.repository,
-            sessionFactory: runtime.sessionFactory,
+            sessionFactory: runtime.registrationSessionFactory,
             sessionOptions: runtime.config.sessionOptions,
             maxModelBytes: runtime.config.maxModelBytes,
             limits: runtime.config.limits,

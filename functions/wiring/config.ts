@@ -29,10 +29,28 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
+  /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
+  readonly registrationTimeoutSeconds: number;
+  /**
+   * `REGISTRATION_MEMORY_MB`: resident-memory cap of that isolated process; default 75% of the function's memory
+   * on Lambda, 2048 locally.
+   */
+  readonly registrationMemoryMb: number;
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
   readonly sessionOptions: SessionOptions;
+}
+
+/**
+ * Bounds of registration's isolated session. The deadline leaves the register function's 5-minute timeout room
+ * for a locale fallback (a second session) and the writes; the cap leaves the handler's own process a quarter.
+ */
+export const REGISTRATION_DEFAULTS = { timeoutSeconds: 100, memoryShare: 0.75, localMemoryMb: 2048 } as const;
+
+function registrationMemoryDefault(env: NodeJS.ProcessEnv): number {
+  const memory = Number(env[ENV.functionMemorySize]);
+  return memory > 0 ? Math.floor(memory * REGISTRATION_DEFAULTS.memoryShare) : REGISTRATION_DEFAULTS.localMemoryMb;
 }
 
 /** Lambda gives one vCPU per 1,769 MB of memory. */
@@ -101,6 +119,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds] ? positiveNumber(env, ENV.storageTimeoutSeconds, 10) : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
+    registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
+    registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

@@ -3,6 +3,7 @@
  * at init; tests and the local runtime call it with their own configuration.
  */
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
+import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
@@ -19,6 +20,11 @@ export interface Runtime {
   readonly repository: ModelRepository;
   readonly service: ModelService;
   readonly sessionFactory: SessionFactory;
+  /**
+   * Sessions for registration's smoke test: each in a child process under the configured deadline and memory cap
+   * (unless a test overrides `sessionFactory`, which then serves both).
+   */
+  readonly registrationSessionFactory: SessionFactory;
 }
 
 /** Overrides for tests and the local runtime. */
@@ -50,5 +56,11 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
     telemetry: overrides.telemetry,
   });
-  return { config, store, repository, service, sessionFactory };
+  const registrationSessionFactory =
+    overrides.sessionFactory ??
+    isolatedSessionFactory({
+      deadlineMs: config.registrationTimeoutSeconds * 1000,
+      memoryBytes: config.registrationMemoryMb * 2 ** 20,
+    });
+  return { config, store, repository, service, sessionFactory, registrationSessionFactory };
 }

@@ -124,6 +124,60 @@ export async function registerUpload(key: string, options: RegistrationOptions):
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
 }
 
+/**
+ * Uploads with no outcome yet: an `uploads/<model>/<file>.onnx` key that no version lists as its source and no
+ * rejection names. An event lost to a crash, a timeout or a restart leaves such an upload behind; nothing else
+ * would ever register it. With `model`, only that model's uploads are looked at (one listing, one manifest read
+ * and the model's rejections). A model whose manifest cannot be read keeps its uploads pending: the next
+ * reconciliation retries them.
+ */
+export async function pendingUploads(options: Pick<RegistrationOptions, 'store' | 'repository'>, model?: string): Promise<string[]> {
+  const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
+    (key) => parseUploadKey(key).kind === 'upload',
+  );
+  const byModel = new Map<string, string[]>();
+  for (const key of keys) {
+    const parsed = parseUploadKey(key);
+    if (parsed.kind !== 'upload' || !isValidModelName(parsed.model)) continue;
+    byModel.set(parsed.model, [...(byModel.get(parsed.model) ?? []), key]);
+  }
+  const pending: string[] = [];
+  for (const [name, uploads] of byModel) {
+    let done: Set<string>;
+    try {
+      const manifest = (await options.repository.readManifest(name))?.manifest;
+      const rejections = await options.repository.listRejections(name);
+      done = new Set([...(manifest?.versions ?? []).map((v) => v.sourceKey), ...rejections.map((r) => r.sourceKey)]);
+    } catch {
+      continue;
+    }
+    pending.push(...uploads.filter((key) => !done.has(key)));
+  }
+  return pending;
+}
+
+/**
+ * Registers every {@link pendingUploads} upload (of `model`, or of all models), one after the other. A storage
+ * failure leaves that upload pending for the next reconciliation instead of failing the others.
+ */
+export async function reconcileUploads(
+  options: RegistrationOptions,
+  model?: string,
+  skip: ReadonlySet<string> = new Set(),
+): Promise<{ outcomes: RegistrationOutcome[]; failures: { key: string; error: unknown }[] }> {
+  const outcomes: RegistrationOutcome[] = [];
+  const failures: { key: string; error: unknown }[] = [];
+  for (const key of await pendingUploads(options, model)) {
+    if (skip.has(key)) continue;
+    try {
+      outcomes.push(await registerUpload(key, options));
+    } catch (error) {
+      failures.push({ key, error });
+    }
+  }
+  return { outcomes, failures };
+}
+
 /** `uploads/<model>/<file>.onnx` → the model name; anything else is not an upload to register. */
 function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };

@@ -13,8 +13,8 @@ import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { ENV } from '../core/contract.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { readConfig } from '../wiring/config.js';
-import { SAMPLE_SUFFIX } from '../core/registration.js';
-import { createRegisterHandler, type RegisterResult } from '../transport/register-handler.js';
+import { SAMPLE_SUFFIX, reconcileUploads } from '../core/registration.js';
+import { createRegisterHandler, registrationOptions, type RegisterResult } from '../transport/register-handler.js';
 import { createControlHandler, createInferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, type Runtime } from '../wiring/runtime.js';
@@ -102,6 +102,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const settled = async () => {
     while (pending.size > 0) await Promise.allSettled([...pending]);
   };
+
+  // Uploads left without an outcome by the last run (stopped mid-registration, or its events lost): register them
+  // now, as their events would have.
+  const reconciliation = reconcileUploads(registrationOptions(runtime))
+    .then(({ outcomes, failures }) => {
+      if (outcomes.length > 0) registrations.push({ outcomes: [], reconciled: outcomes });
+      for (const outcome of outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
+      for (const { key, error } of failures) observability.logger.error('pending upload still pending', { key, error: error as Error });
+    })
+    .catch((error: unknown) => observability.logger.error('could not list pending uploads', { error: error as Error }))
+    .finally(() => pending.delete(reconciliation));
+  pending.add(reconciliation);
 
   const seeded: string[] = [];
   if (options.catalogDir !== undefined) {

@@ -4,13 +4,27 @@
  * `http-handlers.ts`; keeping registration apart keeps the ONNX protobuf schema out of their bundles.)
  */
 import type { S3Event } from 'aws-lambda';
-import { registerUpload, type RegistrationOutcome } from '../core/registration.js';
+import { reconcileUploads, registerUpload, type RegistrationOptions, type RegistrationOutcome } from '../core/registration.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
 
-/** The `register` handler's answer: one outcome per record. */
+/** The `register` handler's answer: one outcome per record, then those of the pending uploads it reconciled. */
 export interface RegisterResult {
   readonly outcomes: readonly RegistrationOutcome[];
+  /** Earlier uploads of the same models that had no outcome yet (their event was lost), registered now. */
+  readonly reconciled?: readonly RegistrationOutcome[];
+}
+
+/** Registration's dependencies and settings from the runtime. */
+export function registrationOptions(runtime: Runtime): RegistrationOptions {
+  return {
+    store: runtime.store,
+    repository: runtime.repository,
+    sessionFactory: runtime.registrationSessionFactory,
+    sessionOptions: runtime.config.sessionOptions,
+    maxModelBytes: runtime.config.maxModelBytes,
+    limits: runtime.config.limits,
+  };
 }
 
 /** The S3 object key of a notification record, decoded as S3 encodes it (`+` for spaces, then percent-encoding). */
@@ -28,24 +42,29 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
     observability.takeColdStart();
     const outcomes: RegistrationOutcome[] = [];
     const failures: unknown[] = [];
+    const reconciled: RegistrationOutcome[] = [];
     try {
       for (const record of event.Records ?? []) {
         const key = decodeS3Key(record.s3.object.key);
         try {
-          const outcome = await registerUpload(key, {
-            store: runtime.store,
-            repository: runtime.repository,
-            sessionFactory: runtime.registrationSessionFactory,
-            sessionOptions: runtime.config.sessionOptions,
-            maxModelBytes: runtime.config.maxModelBytes,
-            limits: runtime.config.limits,
-          });
+          const outcome = await registerUpload(key, registrationOptions(runtime));
           outcomes.push(outcome);
           observability.logger.info('upload processed', { ...outcome });
           observability.metrics.addMetric(`Upload_${outcome.kind}`, 'Count', 1);
         } catch (error) {
           failures.push(error);
           observability.logger.error('registration failed; the event will be retried', { key, error: error as Error });
+        }
+      }
+      // The event of a model is also the moment to finish what a crash, timeout or restart left of its earlier
+      // uploads: each gets its version or its rejection now (deployed, there is no other process to do it).
+      const processed = new Set(outcomes.map((o) => o.key));
+      for (const model of new Set(outcomes.flatMap((o) => (o.kind === 'ignored' ? [] : [o.model])))) {
+        const result = await reconcileUploads(registrationOptions(runtime), model, processed);
+        reconciled.push(...result.outcomes);
+        for (const outcome of result.outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
+        for (const { key, error } of result.failures) {
+          observability.logger.error('pending upload still pending; the next event of its model retries it', { key, error: error as Error });
         }
       }
     } finally {
@@ -56,6 +75,6 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
         cause: failures[0],
       });
     }
-    return { outcomes };
+    return { outcomes, ...(reconciled.length === 0 ? {} : { reconciled }) };
   };
 }

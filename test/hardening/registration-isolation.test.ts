@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { onnx } from '../../functions/core/onnx/proto.js';
+import { pendingUploads } from '../../functions/core/registration.js';
 import { ModelBuilder, encodeModel } from '../../tools/onnx/index.js';
 import { amplifierModel, linearBody, linearModel, startHardened, type HardenedStack } from './fixture.js';
 
@@ -89,4 +90,20 @@ it('still registers a sound upload through the child process, with its metadata'
 
   expect(outcome).toMatchObject({ kind: 'registered', version: '2' });
   expect(answer).toEqual({ status: 200, version: '2' });
+});
+
+it('registers an upload whose event was lost on the next event of its model', async () => {
+  // As after a crash or a restart mid-registration: the object is there, its event will never come again.
+  await stack.runtime.store.put('uploads/linear/lost.onnx', linearModel(5, 0));
+  const before = await pendingUploads(stack.runtime, 'linear');
+
+  const outcome = await stack.register('linear', 'v3.onnx', linearModel(7, 0));
+  const manifest = (await stack.runtime.repository.readManifest('linear'))?.manifest;
+
+  expect(before).toEqual(['uploads/linear/lost.onnx']);
+  expect(outcome).toMatchObject({ kind: 'registered', version: '3' });
+  expect(manifest?.versions.map((v) => [v.version, v.sourceKey])).toContainEqual(['4', 'uploads/linear/lost.onnx']);
+  expect(await pendingUploads(stack.runtime, 'linear')).toEqual([]);
+  // Rejected uploads have their outcome too: none of the earlier ones is pending.
+  expect(await pendingUploads(stack.runtime)).toEqual([]);
 });

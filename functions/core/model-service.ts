@@ -4,7 +4,7 @@
  * Everything here is independent of HTTP, Lambda and the storage technology.
  */
 import { createHash } from 'node:crypto';
-import { BadRequestError, InferenceServerError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import { BadRequestError, CorruptObjectError, InferenceServerError, NotFoundError, ServiceUnavailableError } from './errors.js';
 import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
@@ -219,7 +219,15 @@ export class ModelService {
     return this.storage(async () => {
       const rows: RepositoryIndexRow[] = [];
       for (const model of await repository.listModels()) {
-        const manifest = (await repository.readManifest(model))?.manifest;
+        let manifest: Manifest | undefined;
+        try {
+          manifest = (await repository.readManifest(model))?.manifest;
+        } catch (error) {
+          // One corrupt manifest is its model's problem: a row says which object, the other models are listed.
+          if (!(error instanceof CorruptObjectError)) throw error;
+          rows.push({ name: model, version: '', state: 'UNAVAILABLE', reason: error.message });
+          continue;
+        }
         for (const v of manifest?.versions ?? []) {
           rows.push({ name: model, version: v.version, state: v.state, reason: v.reason ?? '' });
         }
@@ -245,8 +253,18 @@ export class ModelService {
     const key = `${model}\u0000${version}`;
     let cached = this.metadataCache.get(key);
     if (cached === undefined) {
-      // Versions are immutable: their metadata is read once per process.
-      cached = this.storage(() => this.options.repository.readMetadata(model, version), this.storageTimeoutMs);
+      // Versions are immutable: their metadata is read once per process. The manifest lists the version, so a
+      // missing metadata file is the repository's inconsistency (as a missing model file is), not the client's 404.
+      cached = this.storage(() => this.options.repository.readMetadata(model, version), this.storageTimeoutMs).catch(
+        (error: unknown) => {
+          if (!(error instanceof NotFoundError)) throw error;
+          throw new ServiceUnavailableError(
+            `version ${version} of "${model}" is listed but its metadata.json is missing from storage; retry later`,
+            this.retryAfterSeconds,
+            { cause: error },
+          );
+        },
+      );
       this.metadataCache.set(key, cached);
       cached.catch(() => this.metadataCache.delete(key));
     }
@@ -326,6 +344,8 @@ export class ModelService {
       return await Promise.race([read(), deadline]);
     } catch (error) {
       if (!isStorageFailure(error)) throw error;
+      // The message names the object and what is wrong with it: the operator's to fix, and no secret.
+      if (error instanceof CorruptObjectError) throw new ServiceUnavailableError(error.message, this.retryAfterSeconds, { cause: error });
       const message =
         error instanceof StorageTimeoutError
           ? `model storage did not answer within ${Number(((timeoutMs ?? 0) / 1000).toFixed(1))} s; retry shortly`

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { BlobStore } from './blob-store.js';
 import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
-import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import {
   STRING_NORMALIZER_FALLBACK_LOCALE,
@@ -128,8 +128,8 @@ export async function registerUpload(key: string, options: RegistrationOptions):
  * Uploads with no outcome yet: an `uploads/<model>/<file>.onnx` key that no version lists as its source and no
  * rejection names. An event lost to a crash, a timeout or a restart leaves such an upload behind; nothing else
  * would ever register it. With `model`, only that model's uploads are looked at (one listing, one manifest read
- * and the model's rejections). A model whose manifest cannot be read keeps its uploads pending: the next
- * reconciliation retries them.
+ * and the model's rejections). A model whose manifest is corrupt keeps its uploads pending: the next
+ * reconciliation retries them. Storage failures throw.
  */
 export async function pendingUploads(options: Pick<RegistrationOptions, 'store' | 'repository'>, model?: string): Promise<string[]> {
   const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
@@ -143,14 +143,14 @@ export async function pendingUploads(options: Pick<RegistrationOptions, 'store' 
   }
   const pending: string[] = [];
   for (const [name, uploads] of byModel) {
-    let done: Set<string>;
-    try {
-      const manifest = (await options.repository.readManifest(name))?.manifest;
-      const rejections = await options.repository.listRejections(name);
-      done = new Set([...(manifest?.versions ?? []).map((v) => v.sourceKey), ...rejections.map((r) => r.sourceKey)]);
-    } catch {
-      continue;
-    }
+    // A corrupt manifest tells nothing: every upload not rejected stays pending (registering one again is a
+    // duplicate once the manifest is fixed).
+    const manifest = await options.repository.readManifest(name).catch((error: unknown) => {
+      if (error instanceof CorruptObjectError) return undefined;
+      throw error;
+    });
+    const rejections = await options.repository.listRejections(name);
+    const done = new Set([...(manifest?.manifest.versions ?? []).map((v) => v.sourceKey), ...rejections.map((r) => r.sourceKey)]);
     pending.push(...uploads.filter((key) => !done.has(key)));
   }
   return pending;

@@ -60,7 +60,10 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
       // uploads: each gets its version or its rejection now (deployed, there is no other process to do it).
       const processed = new Set(outcomes.map((o) => o.key));
       for (const model of new Set(outcomes.flatMap((o) => (o.kind === 'ignored' ? [] : [o.model])))) {
-        const result = await reconcileUploads(registrationOptions(runtime), model, processed);
+        const result = await reconcileUploads(registrationOptions(runtime), model, processed).catch((error: unknown) => {
+          observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
+          return { outcomes: [], failures: [] };
+        });
         reconciled.push(...result.outcomes);
         for (const outcome of result.outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
         for (const { key, error } of result.failures) {

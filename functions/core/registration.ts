@@ -192,10 +192,11 @@ function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
 async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions) {
   let rewritten = rewriteForServing(bytes);
-  const sample = await readSample(key, options);
   let session: ModelSession | undefined;
   try {
     ({ session, rewritten } = await createSession(bytes, rewritten, options));
+    assertReachable(session.inputs, options.limits);
+    const sample = await readSample(key, options);
     const inputs = sample?.inputs ?? generatedInputs(session.inputs, options.limits);
     const outputNames = session.outputs.map((o) => o.name);
     let outputs: Tensor[];
@@ -279,6 +280,19 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
     throw new ModelRejectedError(`the sample's expected_outputs are not valid V2 outputs: ${(error as Error).message}`);
   }
   return { inputs: [...request.inputs], expected, decimal };
+}
+
+/**
+ * Refuses a model that no request within the limits could feed, before it displaces the version that serves: every
+ * request must carry every input, so more inputs than `limits.maxInputs` make each one a 413.
+ */
+function assertReachable(specs: readonly TensorSpec[], limits: Limits): void {
+  if (specs.length > limits.maxInputs) {
+    throw new ModelRejectedError(
+      `the model has ${specs.length} inputs, over the ${limits.maxInputs}-input limit of one request ` +
+        '(limits.maxInputs), so no request could feed it; raise limits.maxInputs in the catalog entry or merge inputs',
+    );
+  }
 }
 
 /**

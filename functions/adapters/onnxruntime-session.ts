@@ -80,6 +80,10 @@ export function ortSessionOptions(options: SessionOptions): ort.InferenceSession
     graphOptimizationLevel: options.graphOptimizationLevel,
     executionMode: 'sequential',
     executionProviders: ['cpu'],
+    // The CPU arena keeps every block it ever grew to: one request with a 1.6 GB output left 2.4 GB resident
+    // for good (measured: 112 MB before, 3.2 GB peak, 2.5 GB after). Without it the peak halves and most of the
+    // memory returns, at no measurable cost per run for small models (same-run ratio 0.91, noise).
+    enableCpuMemArena: false,
     // Warnings (legacy opsets, optimizer notes) would flood the function's logs on every load; errors reach
     // the caller as exceptions anyway.
     logSeverityLevel: 3,

@@ -132,6 +132,8 @@ export async function registerUpload(key: string, options: RegistrationOptions):
  * reconciliation retries them. Storage failures throw.
  */
 export async function pendingUploads(options: Pick<RegistrationOptions, 'store' | 'repository'>, model?: string): Promise<string[]> {
+  // No key is ever built from a name that is not allowed (its uploads are refused by name, never pending).
+  if (model !== undefined && !isValidModelName(model)) return [];
   const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
     (key) => parseUploadKey(key).kind === 'upload',
   );

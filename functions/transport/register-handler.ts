@@ -5,6 +5,7 @@
  */
 import type { S3Event } from 'aws-lambda';
 import { reconcileUploads, registerUpload, type RegistrationOptions, type RegistrationOutcome } from '../core/registration.js';
+import { isValidModelName } from '../core/catalog.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
 
@@ -59,7 +60,7 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
       // The event of a model is also the moment to finish what a crash, timeout or restart left of its earlier
       // uploads: each gets its version or its rejection now (deployed, there is no other process to do it).
       const processed = new Set(outcomes.map((o) => o.key));
-      for (const model of new Set(outcomes.flatMap((o) => (o.kind === 'ignored' ? [] : [o.model])))) {
+      for (const model of new Set(outcomes.flatMap((o) => (o.kind === 'ignored' || !isValidModelName(o.model) ? [] : [o.model])))) {
         const result = await reconcileUploads(registrationOptions(runtime), model, processed).catch((error: unknown) => {
           observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
           return { outcomes: [], failures: [] };

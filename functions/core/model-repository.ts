@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { CorruptObjectError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
+import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
 
 /** The three top-level folders of the repository (DESIGN.md). */
 export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
@@ -214,6 +215,11 @@ export class ModelRepository {
 
   /** Records why an upload was refused. Never touches the manifest. */
   public async recordRejection(rejection: Rejection): Promise<string> {
+    // Reasons quote the upload (node names, sample text): bounded, as every message a client can read is.
+    if (rejection.reason.length > MAX_ERROR_MESSAGE_CHARS) {
+      const cut = rejection.reason.length - MAX_ERROR_MESSAGE_CHARS;
+      rejection = { ...rejection, reason: `${rejection.reason.slice(0, MAX_ERROR_MESSAGE_CHARS)}... (${cut} more characters)` };
+    }
     const folder = isValidModelName(rejection.model) ? rejection.model : INVALID_NAME_REJECTIONS;
     const file = (rejection.sourceKey.split('/').pop() ?? 'upload').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
     // Two refusals of the same file name in the same millisecond must not share a key: add a random tag.

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { HttpHandler, InferHandler } from '../transport/http-handlers.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
+import { isModelPath } from '../transport/routes.js';
 
 /** Settings of {@link startGateway}. */
 export interface GatewayOptions {
@@ -217,7 +218,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           sendError(response, 413, eventTooLargeMessage(size, eventBytes));
           return;
         }
-        const isModelRoute = /^\/v2\/models(\/|$)/.test(event.path);
+        const isModelRoute = isModelPath(event.path);
         const context = { awsRequestId: requestId };
         pending = isModelRoute ? options.infer(event, context) : options.control(event, context);
       } catch {

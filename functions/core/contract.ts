@@ -29,6 +29,8 @@ export const ENV = {
   registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
   /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */
   registrationMemoryMb: 'REGISTRATION_MEMORY_MB',
+  /** `worker` runs serving's onnxruntime sessions on a worker thread (`npm start`'s default); `main` on Lambda. */
+  onnxruntimeThread: 'ONNXRUNTIME_THREAD',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

@@ -78,7 +78,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
-  const config = readConfig({ ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
+  // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
+  const config = readConfig({ [ENV.onnxruntimeThread]: 'worker', ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   const store = new S3BlobStore(

@@ -36,6 +36,8 @@ export interface RuntimeConfig {
    * on Lambda, 2048 locally.
    */
   readonly registrationMemoryMb: number;
+  /** `ONNXRUNTIME_THREAD`: where serving runs onnxruntime, `main` (default) or `worker` (a worker thread). */
+  readonly onnxruntimeThread: 'main' | 'worker';
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
@@ -109,7 +111,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (!OPTIMIZATION_LEVELS.includes(level)) {
     throw new ConfigurationError(`${ENV.graphOptimizationLevel} must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
+  const thread = env[ENV.onnxruntimeThread] || 'main';
+  if (thread !== 'main' && thread !== 'worker') {
+    throw new ConfigurationError(`${ENV.onnxruntimeThread} must be main or worker, got "${thread}"`);
+  }
   return {
+    onnxruntimeThread: thread,
     bucket: env[ENV.modelBucket] || undefined,
     s3Endpoint: env[ENV.s3Endpoint] || undefined,
     modelDir: env[ENV.modelDir] || undefined,

@@ -5,6 +5,7 @@
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
 import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
+import { workerSessionFactory } from '../adapters/worker-session.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import type { BlobStore } from '../core/blob-store.js';
@@ -47,7 +48,8 @@ export function storeFromConfig(config: RuntimeConfig): BlobStore {
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? storeFromConfig(config);
   const repository = new ModelRepository(store);
-  const sessionFactory = overrides.sessionFactory ?? onnxruntimeSessionFactory;
+  const sessionFactory =
+    overrides.sessionFactory ?? (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
   const service = new ModelService({
     repository,
     sessionFactory,

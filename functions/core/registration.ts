@@ -180,6 +180,12 @@ export async function reconcileUploads(
   return { outcomes, failures };
 }
 
+/** The model an `uploads/<model>/<file>.onnx` key is for (not validated), or `undefined` for any other key. */
+export function uploadModel(key: string): string | undefined {
+  const parsed = parseUploadKey(key);
+  return parsed.kind === 'upload' ? parsed.model : undefined;
+}
+
 /** `uploads/<model>/<file>.onnx` → the model name; anything else is not an upload to register. */
 function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };

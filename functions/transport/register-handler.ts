@@ -4,7 +4,7 @@
  * `http-handlers.ts`; keeping registration apart keeps the ONNX protobuf schema out of their bundles.)
  */
 import type { S3Event } from 'aws-lambda';
-import { reconcileUploads, registerUpload, type RegistrationOptions, type RegistrationOutcome } from '../core/registration.js';
+import { reconcileUploads, registerUpload, uploadModel, type RegistrationOptions, type RegistrationOutcome } from '../core/registration.js';
 import { isValidModelName } from '../core/catalog.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
@@ -45,8 +45,23 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
     const failures: unknown[] = [];
     const reconciled: RegistrationOutcome[] = [];
     try {
-      for (const record of event.Records ?? []) {
-        const key = decodeS3Key(record.s3.object.key);
+      const keys = (event.Records ?? []).map((record) => decodeS3Key(record.s3.object.key));
+      // The event of a model is also the moment to finish what a crash, timeout or restart left of its earlier
+      // uploads: each gets its version or its rejection (deployed, no other process would). Done first, so that the
+      // event's own outcome is the last thing written and the handler returns right after it.
+      const models = new Set(keys.map(uploadModel).filter((m): m is string => m !== undefined && isValidModelName(m)));
+      for (const model of models) {
+        const result = await reconcileUploads(registrationOptions(runtime), model, new Set(keys)).catch((error: unknown) => {
+          observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
+          return { outcomes: [], failures: [] };
+        });
+        reconciled.push(...result.outcomes);
+        for (const outcome of result.outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
+        for (const { key, error } of result.failures) {
+          observability.logger.error('pending upload still pending; the next event of its model retries it', { key, error: error as Error });
+        }
+      }
+      for (const key of keys) {
         try {
           const outcome = await registerUpload(key, registrationOptions(runtime));
           outcomes.push(outcome);
@@ -55,20 +70,6 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
         } catch (error) {
           failures.push(error);
           observability.logger.error('registration failed; the event will be retried', { key, error: error as Error });
-        }
-      }
-      // The event of a model is also the moment to finish what a crash, timeout or restart left of its earlier
-      // uploads: each gets its version or its rejection now (deployed, there is no other process to do it).
-      const processed = new Set(outcomes.map((o) => o.key));
-      for (const model of new Set(outcomes.flatMap((o) => (o.kind === 'ignored' || !isValidModelName(o.model) ? [] : [o.model])))) {
-        const result = await reconcileUploads(registrationOptions(runtime), model, processed).catch((error: unknown) => {
-          observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
-          return { outcomes: [], failures: [] };
-        });
-        reconciled.push(...result.outcomes);
-        for (const outcome of result.outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
-        for (const { key, error } of result.failures) {
-          observability.logger.error('pending upload still pending; the next event of its model retries it', { key, error: error as Error });
         }
       }
     } finally {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { isValidModelName } from '../functions/core/catalog.js';
 
 /** The corpus folders, in the order the runner reports them. */
-export const CATEGORIES = ['sklearn', 'onnx-backend', 'onnx-light', 'paddle'] as const;
+export const CATEGORIES = ['sklearn', 'onnx-backend', 'onnx-light', 'paddle', 'frameworks'] as const;
 
 /** One corpus folder. */
 export type Category = (typeof CATEGORIES)[number];

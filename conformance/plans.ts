@@ -84,6 +84,8 @@ export async function planCase(testCase: CorpusCase): Promise<CasePlan> {
       return lightPlan(testCase, model);
     case 'paddle':
       return paddlePlan(testCase, model);
+    case 'frameworks':
+      return frameworksPlan(testCase, model);
   }
 }
 
@@ -197,9 +199,8 @@ function numbered(dir: string, prefix: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
-function backendPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
-  const dataDir = path.join(testCase.dir, 'test_data_set_0');
-  const inspection = inspectModel(model);
+/** One `test_data_set_N` folder: its inputs (named after the graph inputs a caller feeds) and expected outputs. */
+function testDataSet(dataDir: string, inspection: ReturnType<typeof inspectModel>): { inputs: Tensor[]; expected: Observed[] } {
   // Inputs are numbered in the order of the graph inputs a caller feeds (those without an initializer).
   const inputs = numbered(dataDir, 'input_').map((file, i) => {
     const name = inspection.inputs[i]?.name;
@@ -207,27 +208,62 @@ function backendPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
     return decodeTensorProto(readFileSync(file), name);
   });
   const expected = numbered(dataDir, 'output_').map((file) => observe(decodeTensorProto(readFileSync(file))));
-  return tensorOraclePlan(model, inspection.outputs.map((o) => o.name), [inputs], expected, ONNX_BACKEND_TOLERANCE, 'test_data_set_0');
+  return { inputs, expected };
 }
 
+function backendPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
+  const inspection = inspectModel(model);
+  const { inputs, expected } = testDataSet(path.join(testCase.dir, 'test_data_set_0'), inspection);
+  return tensorOraclePlan(model, inspection.outputs.map((o) => o.name), [inputs], [expected], ONNX_BACKEND_TOLERANCE, 'test_data_set_0');
+}
+
+/**
+ * Framework exports (tf2onnx, keras2onnx, CNTK): every `test_data_set_N` is one request, compared with the original
+ * framework's predictions with the ONNX backend tests' relative tolerance (some were printed with about 8
+ * significant digits, see the corpus README).
+ */
+function frameworksPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
+  const inspection = inspectModel(model);
+  const sets = readdirSync(testCase.dir)
+    .filter((f) => /^test_data_set_\d+$/.test(f))
+    .sort((a, b) => Number(a.slice('test_data_set_'.length)) - Number(b.slice('test_data_set_'.length)));
+  if (sets.length === 0) throw new Error('the case has no test_data_set_N folder');
+  const data = sets.map((set) => testDataSet(path.join(testCase.dir, set), inspection));
+  const how = sets.length === 1 ? (sets[0] ?? '') : `${sets.length} test data sets`;
+  return tensorOraclePlan(
+    model,
+    inspection.outputs.map((o) => o.name),
+    data.map((d) => d.inputs),
+    data.map((d) => d.expected),
+    ONNX_BACKEND_TOLERANCE,
+    how,
+  );
+}
+
+/** A plan whose oracle is a list of expected tensors per request (in `outputNames` order). */
 function tensorOraclePlan(
   model: Uint8Array,
   outputNames: readonly string[],
   requests: readonly (readonly Tensor[])[],
-  expected: readonly Observed[],
+  expected: readonly (readonly Observed[])[],
   tolerance: AllCloseTolerance,
   how: string,
 ): CasePlan {
-  const binary = totalElements(requests[0] ?? []) > BINARY_ABOVE_ELEMENTS || expected.some((e) => e.values.length > BINARY_ABOVE_ELEMENTS);
+  const binary =
+    totalElements(requests[0] ?? []) > BINARY_ABOVE_ELEMENTS || expected.some((set) => set.some((e) => e.values.length > BINARY_ABOVE_ELEMENTS));
   return {
     model,
     outputNames,
     requests,
     ...withSample(requests),
     binary,
-    bytesInBothForms: hasBytes(requests[0] ?? [], expected),
+    bytesInBothForms: hasBytes(requests[0] ?? [], expected[0] ?? []),
     how: `${how}${binary ? ', binary tensors' : ', JSON'}`,
-    check: (answers) => allCloseProblems(expected, answers[0] ?? [], tolerance, outputNames),
+    check: (answers) =>
+      expected.flatMap((set, i) => {
+        const problems = allCloseProblems(set, answers[i] ?? [], tolerance, outputNames);
+        return expected.length === 1 ? problems : problems.map((p) => `request ${i + 1}: ${p}`);
+      }),
   };
 }
 
@@ -261,7 +297,7 @@ function lightPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
   const inputs = generatedInputs(testCase, inspection.inputs);
   const expected = [observe(decodeTensorProto(readFileSync(path.join(testCase.dir, 'output_0.pb'))))];
   const shapes = inputs.map((i) => `[${i.shape.join(', ')}]`).join(', ');
-  return tensorOraclePlan(model, inspection.outputs.slice(0, 1).map((o) => o.name), [inputs], expected, ONNX_BACKEND_TOLERANCE, `generated input ${shapes}`);
+  return tensorOraclePlan(model, inspection.outputs.slice(0, 1).map((o) => o.name), [inputs], [expected], ONNX_BACKEND_TOLERANCE, `generated input ${shapes}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -284,5 +320,5 @@ async function paddlePlan(testCase: CorpusCase, model: Uint8Array): Promise<Case
       check: () => [`served, yet onnxruntime called directly fails to ${direct.stage} it: ${direct.error}`],
     };
   }
-  return tensorOraclePlan(model, outputNames, [inputs], direct.outputs.map(observe), PADDLE_TOLERANCE, `generated input ${shapes}`);
+  return tensorOraclePlan(model, outputNames, [inputs], [direct.outputs.map(observe)], PADDLE_TOLERANCE, `generated input ${shapes}`);
 }

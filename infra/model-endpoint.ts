@@ -16,6 +16,7 @@ import { Construct, type IDependable } from 'constructs';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
+import { scratchMbFor } from '../functions/core/model-service.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
@@ -107,11 +108,13 @@ export class ModelEndpoint extends Construct {
     const seedPath = resolveSeedPath(model, props.modelsDir ?? DEFAULT_MODELS_DIR);
     this.validate(model, props, { ttl, errorsThreshold, latencyThreshold, seedPath });
     this.modelName = model.name;
+    const ephemeralStorageMb = this.ephemeralStorageMb(model, seedPath);
 
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: model.architecture,
       memoryMb: model.memoryMb,
+      ephemeralStorageMb,
       timeout: Duration.seconds(model.timeoutSeconds),
       layer: props.layer,
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -144,6 +147,24 @@ export class ModelEndpoint extends Construct {
     if (model.warmer !== false) this.warmerRule = this.addWarmer(model.name, model.warmer);
     this.alarms = this.addAlarms(fn, model.name, errorsThreshold, latencyThreshold, props.alarmAction);
     if (seedPath !== undefined) this.seedDeployment = this.addSeed(props.bucket, model.name, seedPath, props.seedAfter ?? []);
+  }
+
+  /**
+   * `/tmp` holds the model file while onnxruntime reads it: the largest declared (`maxModelMb`) or seeded model plus
+   * headroom, at least Lambda's 512 MB. A model that cannot fit in Lambda's 10,240 MB fails the synth.
+   */
+  private ephemeralStorageMb(model: CatalogEntry, seedPath: string | undefined): number {
+    const seedBytes = seedPath !== undefined && existsSync(seedPath) ? statSync(seedPath).size : 0;
+    const modelBytes = Math.max(seedBytes, (model.maxModelMb ?? 0) * 1024 * 1024);
+    const needed = scratchMbFor(modelBytes);
+    if (needed > PLATFORM_LIMITS.lambdaMaxEphemeralStorageMb) {
+      throw new Error(
+        `${this.node.path} (models/${model.name}.json): a ${Math.ceil(modelBytes / (1024 * 1024))} MB model needs ` +
+          `${needed} MB of /tmp to load, more than Lambda's ${PLATFORM_LIMITS.lambdaMaxEphemeralStorageMb} MB of ` +
+          `ephemeral storage; lower maxModelMb or serve a smaller model`,
+      );
+    }
+    return Math.max(PLATFORM_LIMITS.lambdaMinEphemeralStorageMb, needed);
   }
 
   private validate(

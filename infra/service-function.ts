@@ -2,7 +2,7 @@
  * One Lambda function of the service, built the same way for infer, register and control: esbuild ESM bundle of a
  * handler in `functions/handlers/`, its own role with no managed policy, its own log group, X-Ray and Powertools.
  */
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { LogLevel, NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -71,6 +71,8 @@ export interface ServiceFunctionProps {
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** Shown in the Lambda console. */
   readonly description: string;
+  /** Ephemeral storage (`/tmp`) in MB. @default 512 (Lambda's default) */
+  readonly ephemeralStorageMb?: number;
   /** Retries of asynchronous invocations (S3 events, EventBridge). @default 2 (Lambda's default) */
   readonly retryAttempts?: number;
 }
@@ -115,6 +117,7 @@ export class ServiceFunction extends Construct {
       runtime: RUNTIME,
       architecture: lambdaArchitecture(props.architecture),
       memorySize: props.memoryMb,
+      ...(props.ephemeralStorageMb === undefined ? {} : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
       timeout: props.timeout,
       description: props.description,
       role: this.role,

@@ -120,7 +120,7 @@ class IsolatedModelSession implements ModelSession {
   }
 
   /** Starts a child, creates the session in it; a model onnxruntime refuses is a `ModelRejectedError`. */
-  public static async create(model: Uint8Array, options: SessionOptions, limits: IsolationLimits): Promise<IsolatedModelSession> {
+  public static async create(model: Uint8Array | string, options: SessionOptions, limits: IsolationLimits): Promise<IsolatedModelSession> {
     const child = spawn(process.execPath, ['-e', CHILD_SOURCE, onnxruntimePath()], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
@@ -202,5 +202,9 @@ class IsolatedModelSession implements ModelSession {
  * const factory = isolatedSessionFactory({ deadlineMs: 100_000, memoryBytes: 2 * 2 ** 30 });
  */
 export function isolatedSessionFactory(limits: IsolationLimits): SessionFactory {
-  return { create: (model, options) => IsolatedModelSession.create(model, options, limits) };
+  return {
+    create: (model, options) => IsolatedModelSession.create(model, options, limits),
+    // The child reads the file itself: only its path crosses the process boundary.
+    createFromFile: (file, options) => IsolatedModelSession.create(file, options, limits),
+  };
 }

@@ -99,10 +99,12 @@ class OnnxruntimeModelSession implements ModelSession {
   ) {}
 
   /** Creates the session; a model onnxruntime cannot load is a `ModelRejectedError` with onnxruntime's reason. */
-  public static async create(model: Uint8Array, options: SessionOptions): Promise<OnnxruntimeModelSession> {
+  public static async create(model: Uint8Array | string, options: SessionOptions): Promise<OnnxruntimeModelSession> {
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(model, ortSessionOptions(options));
+      session = typeof model === 'string'
+        ? await ort.InferenceSession.create(model, ortSessionOptions(options))
+        : await ort.InferenceSession.create(model, ortSessionOptions(options));
     } catch (error) {
       throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(error)}`, { cause: error });
     }
@@ -167,4 +169,5 @@ export function messageOf(error: unknown): string {
 /** The onnxruntime-node `SessionFactory`. */
 export const onnxruntimeSessionFactory: SessionFactory = {
   create: (model, options) => OnnxruntimeModelSession.create(model, options),
+  createFromFile: (file, options) => OnnxruntimeModelSession.create(file, options),
 };

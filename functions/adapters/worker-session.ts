@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { ModelRejectedError, ServiceUnavailableError } from '../core/errors.js';
-import type { ModelSession, SessionFactory } from '../core/session.js';
+import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
 import { ORT_TYPE_BY_DATATYPE, fromOrtTensor, messageOf, ortSessionOptions, runFailure, specsOf } from './onnxruntime-session.js';
 
@@ -146,20 +146,20 @@ class WorkerModelSession implements ModelSession {
  */
 export function workerSessionFactory(): SessionFactory {
   const worker = new OnnxruntimeWorker();
-  return {
-    create: async (model, options) => {
-      const answer = await worker.call({ op: 'create', model, options: ortSessionOptions(options) });
-      if (!answer.ok || answer.sid === undefined) {
-        throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(answer.message)}`);
-      }
-      try {
-        const inputs = specsOf(answer.inputs ?? [], 'input');
-        const outputs = specsOf((answer.outputs ?? []) as ort.InferenceSession.ValueMetadata[], 'output');
-        return new WorkerModelSession(worker, answer.sid, worker.generation, inputs, outputs);
-      } catch (error) {
-        await worker.call({ op: 'release', sid: answer.sid });
-        throw error;
-      }
-    },
+  const create = async (model: Uint8Array | string, options: SessionOptions): Promise<ModelSession> => {
+    const answer = await worker.call({ op: 'create', model, options: ortSessionOptions(options) });
+    if (!answer.ok || answer.sid === undefined) {
+      throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(answer.message)}`);
+    }
+    try {
+      const inputs = specsOf(answer.inputs ?? [], 'input');
+      const outputs = specsOf((answer.outputs ?? []) as ort.InferenceSession.ValueMetadata[], 'output');
+      return new WorkerModelSession(worker, answer.sid, worker.generation, inputs, outputs);
+    } catch (error) {
+      await worker.call({ op: 'release', sid: answer.sid });
+      throw error;
+    }
   };
+  // The worker reads a file itself: only its path crosses the thread boundary.
+  return { create, createFromFile: create };
 }

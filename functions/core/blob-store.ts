@@ -19,6 +19,25 @@ export interface PutCondition {
   readonly ifNoneMatch?: '*';
 }
 
+/** How {@link BlobStore.download} fetches a large object. */
+export interface DownloadOptions {
+  /** Bytes per ranged GET. */
+  readonly partBytes: number;
+  /** Ranged GETs in flight at once. */
+  readonly concurrency: number;
+  /** Aborts the transfer (a deadline passed); the partial file is removed. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link BlobStore.download} wrote. */
+export interface DownloadedObject {
+  /** Bytes written to the file. */
+  readonly size: number;
+  /** sha256 (hex) of the bytes, computed while they streamed. */
+  readonly sha256: string;
+  readonly etag: string;
+}
+
 /**
  * A key/value object store with conditional writes.
  * Implementations throw `PreconditionFailedError` (from `./errors.ts`) when a condition does not hold, and let
@@ -27,6 +46,12 @@ export interface PutCondition {
 export interface BlobStore {
   /** The object, or `undefined` if there is none under `key`. */
   get(key: string): Promise<StoredObject | undefined>;
+  /**
+   * Streams the object into the local file `file` (created or truncated) and hashes it on the way, without holding
+   * it in memory: large models go to disk, never through one JavaScript buffer. `undefined` (and no file) if there
+   * is no object under `key`. On any failure the partial file is removed and the error propagates.
+   */
+  download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined>;
   /** Writes `body` under `key` if `condition` holds; returns the new etag. */
   put(key: string, body: Uint8Array, condition?: PutCondition): Promise<{ etag: string }>;
   /** Every key under `prefix`, in lexicographic order. */

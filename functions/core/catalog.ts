@@ -67,6 +67,11 @@ export const catalogEntrySchema = z
     provisionedConcurrency: z.number().int().min(0).default(0),
     /** Load the latest version during the init phase instead of on the first request. */
     preload: z.boolean().default(false),
+    /**
+     * The largest model file (MB) the endpoint must load: sizes the function's ephemeral storage (`/tmp`), which
+     * holds the file while onnxruntime reads it. Defaults to the seed's size; without either, Lambda's 512 MB.
+     */
+    maxModelMb: z.number().positive().max(10240).optional(),
     /** A seed model file next to the catalog entry, uploaded to `uploads/<name>/` at deploy time. */
     seed: z.string().optional(),
     limits: limitsSchema.default({}),

@@ -31,6 +31,12 @@ export const ENV = {
   registrationMemoryMb: 'REGISTRATION_MEMORY_MB',
   /** `worker` runs serving's onnxruntime sessions on a worker thread (`npm start`'s default); `main` on Lambda. */
   onnxruntimeThread: 'ONNXRUNTIME_THREAD',
+  /** Serving: MiB per ranged GET of a model file (default 8). */
+  downloadPartMb: 'MODEL_DOWNLOAD_PART_MB',
+  /** Serving: ranged GETs of one model file in flight (default 8). */
+  downloadConcurrency: 'MODEL_DOWNLOAD_CONCURRENCY',
+  /** Serving: folder model files are downloaded to before onnxruntime reads them (default: the OS temp dir). */
+  scratchDir: 'MODEL_SCRATCH_DIR',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

@@ -3,7 +3,7 @@
  * Everything that reads or writes models, versions, manifests or rejections goes through here.
  */
 import { randomUUID } from 'node:crypto';
-import type { BlobStore } from './blob-store.js';
+import type { BlobStore, DownloadedObject, DownloadOptions } from './blob-store.js';
 import { z } from 'zod';
 import { CorruptObjectError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
@@ -181,6 +181,18 @@ export class ModelRepository {
     const object = await this.store.get(repositoryKeys.modelFile(model, version));
     if (object === undefined) throw new NotFoundError(`model "${model}" has no file for version "${version}"`);
     return object.body;
+  }
+
+  /** Streams a version's model file into the local `file`; `NotFoundError` when it does not exist. */
+  public async downloadModelFile(
+    model: string,
+    version: string,
+    file: string,
+    options: DownloadOptions,
+  ): Promise<DownloadedObject> {
+    const object = await this.store.download(repositoryKeys.modelFile(model, version), file, options);
+    if (object === undefined) throw new NotFoundError(`model "${model}" has no file for version "${version}"`);
+    return object;
   }
 
   /** Rejections of one model (or all), oldest first; with `latest`, only that many of the newest. */

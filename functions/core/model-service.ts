@@ -3,7 +3,10 @@
  * keeps sessions in the {@link SessionCache}, checks requests against the model's metadata and runs them.
  * Everything here is independent of HTTP, Lambda and the storage technology.
  */
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm, statfs } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { BadRequestError, CorruptObjectError, InferenceServerError, NotFoundError, ServiceUnavailableError } from './errors.js';
 import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
@@ -23,6 +26,8 @@ import type {
 export interface ServingTelemetry {
   modelLoaded?(event: { model: string; version: string; bytes: number; fetchMs: number; createMs: number }): void;
   inferred?(event: { model: string; version: string; runMs: number }): void;
+  /** A version could not be loaded: the reason an operator acts on (the client gets a 503 saying the same). */
+  loadFailed?(event: { model: string; version: string; reason: string }): void;
 }
 
 /** Dependencies and settings of a {@link ModelService}. */
@@ -52,6 +57,16 @@ export interface ModelServiceOptions {
    * @default 10 MiB/s
    */
   readonly minFetchBytesPerSecond?: number;
+  /**
+   * Folder the model files are downloaded to before onnxruntime reads them (`/tmp` on Lambda: its ephemeral
+   * storage). Each load uses its own subfolder, removed once the session is created.
+   * @default `<os.tmpdir()>/onnx-serverless-models`
+   */
+  readonly scratchDir?: string;
+  /** Bytes per ranged GET of a model file. @default 8 MiB */
+  readonly downloadPartBytes?: number;
+  /** Ranged GETs of one model file in flight at once. @default 8 */
+  readonly downloadConcurrency?: number;
 }
 
 /** Defaults of {@link ModelServiceOptions}, as constants so the README can quote them. */
@@ -60,7 +75,20 @@ export const MODEL_SERVICE_DEFAULTS = {
   retryAfterSeconds: 1,
   storageTimeoutMs: 10_000,
   minFetchBytesPerSecond: 10 * 1024 * 1024,
+  downloadPartBytes: 8 * 1024 * 1024,
+  downloadConcurrency: 8,
 } as const;
+
+/** Room kept free on the scratch disk beyond the model file itself (onnxruntime and Node write little there). */
+const SCRATCH_HEADROOM_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Scratch disk (`/tmp`) a model file of `modelBytes` needs while it loads, in whole MB: the infrastructure sizes
+ * each function's ephemeral storage with it, and a load refuses to start without it.
+ */
+export function scratchMbFor(modelBytes: number): number {
+  return Math.ceil((modelBytes + SCRATCH_HEADROOM_BYTES) / (1024 * 1024));
+}
 
 /** One row of `POST /v2/repository/index`. */
 export interface RepositoryIndexRow {
@@ -107,6 +135,9 @@ export class ModelService {
   private readonly retryAfterSeconds: number;
   private readonly storageTimeoutMs: number;
   private readonly minFetchBytesPerSecond: number;
+  private readonly scratchDir: string;
+  private readonly downloadPartBytes: number;
+  private readonly downloadConcurrency: number;
   private readonly now: () => number;
 
   public constructor(private readonly options: ModelServiceOptions) {
@@ -114,6 +145,9 @@ export class ModelService {
     this.retryAfterSeconds = options.retryAfterSeconds ?? MODEL_SERVICE_DEFAULTS.retryAfterSeconds;
     this.storageTimeoutMs = options.storageTimeoutMs ?? MODEL_SERVICE_DEFAULTS.storageTimeoutMs;
     this.minFetchBytesPerSecond = options.minFetchBytesPerSecond ?? MODEL_SERVICE_DEFAULTS.minFetchBytesPerSecond;
+    this.scratchDir = options.scratchDir ?? path.join(os.tmpdir(), 'onnx-serverless-models');
+    this.downloadPartBytes = options.downloadPartBytes ?? MODEL_SERVICE_DEFAULTS.downloadPartBytes;
+    this.downloadConcurrency = options.downloadConcurrency ?? MODEL_SERVICE_DEFAULTS.downloadConcurrency;
     this.now = options.now ?? Date.now;
     this.sessions = new SessionCache((model, version) => this.loadSession(model, version), {
       maxVersionsPerModel: options.maxVersionsPerModel,
@@ -271,12 +305,31 @@ export class ModelService {
     return cached;
   }
 
+  /**
+   * Downloads the version's file into its own scratch folder (parallel ranged GETs, hashed while streaming), checks
+   * the sha256, and lets onnxruntime read the file. Any failure removes the folder and is a 503: the session cache
+   * forgets failed loads, so the next request starts afresh.
+   */
   private async loadSession(model: string, version: string): Promise<ModelSession> {
     const metadata = await this.metadata(model, version);
-    const fetchStarted = this.now();
-    const deadlineMs = this.storageTimeoutMs + Math.ceil((metadata.size / this.minFetchBytesPerSecond) * 1000);
-    const bytes = await this.storage(() => this.options.repository.readModelFile(model, version), deadlineMs).catch(
-      (error: unknown) => {
+    const folder = path.join(this.scratchDir, `${model}-${version}-${randomUUID().slice(0, 8)}`);
+    try {
+      const fetchStarted = this.now();
+      await this.ensureScratchRoom(model, version, metadata.size);
+      await mkdir(folder, { recursive: true });
+      const file = path.join(folder, 'model.onnx');
+      const deadlineMs = this.storageTimeoutMs + Math.ceil((metadata.size / this.minFetchBytesPerSecond) * 1000);
+      const downloaded = await this.storage(
+        (signal) => this.options.repository.downloadModelFile(model, version, file, {
+          partBytes: this.downloadPartBytes,
+          concurrency: this.downloadConcurrency,
+          signal,
+        }),
+        deadlineMs,
+      ).catch((error: unknown) => {
+        if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
+          throw this.noRoom(model, version, metadata.size, error.cause);
+        }
         // The manifest lists the version, so a missing file is the repository's inconsistency (a copy still
         // replicating, a hand-deleted key): not the client's 404.
         if (!(error instanceof NotFoundError)) throw error;
@@ -285,35 +338,62 @@ export class ModelService {
           this.retryAfterSeconds,
           { cause: error },
         );
-      },
-    );
-    const fetchMs = this.now() - fetchStarted;
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (sha256 !== metadata.sha256) {
-      throw new ServiceUnavailableError(
-        `version ${version} of "${model}" could not be loaded: the stored file does not match its checksum; retry`,
-        this.retryAfterSeconds,
-      );
-    }
-    const createStarted = this.now();
-    let session: ModelSession;
-    try {
-      session = await this.options.sessionFactory.create(bytes, this.options.sessionOptions);
+      });
+      const fetchMs = this.now() - fetchStarted;
+      if (downloaded.sha256 !== metadata.sha256) {
+        throw new ServiceUnavailableError(
+          `version ${version} of "${model}" could not be loaded: the stored file does not match its checksum; retry`,
+          this.retryAfterSeconds,
+        );
+      }
+      const createStarted = this.now();
+      let session: ModelSession;
+      try {
+        session = await this.options.sessionFactory.createFromFile(file, this.options.sessionOptions);
+      } catch (error) {
+        throw new ServiceUnavailableError(
+          `version ${version} of "${model}" could not be loaded by onnxruntime`,
+          this.retryAfterSeconds,
+          { cause: error },
+        );
+      }
+      this.options.telemetry?.modelLoaded?.({
+        model,
+        version,
+        bytes: downloaded.size,
+        fetchMs,
+        createMs: this.now() - createStarted,
+      });
+      return session;
     } catch (error) {
-      throw new ServiceUnavailableError(
-        `version ${version} of "${model}" could not be loaded by onnxruntime`,
-        this.retryAfterSeconds,
-        { cause: error },
-      );
+      if (error instanceof ServiceUnavailableError) {
+        this.options.telemetry?.loadFailed?.({ model, version, reason: error.message });
+      }
+      throw error;
+    } finally {
+      // onnxruntime has read the file (or failed to): the disk is free for the next version.
+      await rm(folder, { recursive: true, force: true });
     }
-    this.options.telemetry?.modelLoaded?.({
-      model,
-      version,
-      bytes: bytes.byteLength,
-      fetchMs,
-      createMs: this.now() - createStarted,
-    });
-    return session;
+  }
+
+  /** Refuses a load up front when the scratch disk cannot hold the file, rather than failing half-way. */
+  private async ensureScratchRoom(model: string, version: string, bytes: number): Promise<void> {
+    await mkdir(this.scratchDir, { recursive: true });
+    const stats = await statfs(this.scratchDir);
+    const free = stats.bavail * stats.bsize;
+    if (free < bytes + SCRATCH_HEADROOM_BYTES) throw this.noRoom(model, version, bytes, undefined, free);
+  }
+
+  private noRoom(model: string, version: string, bytes: number, cause: unknown, free?: number): ServiceUnavailableError {
+    const mb = (n: number) => Math.ceil(n / (1024 * 1024));
+    const needed = scratchMbFor(bytes);
+    return new ServiceUnavailableError(
+      `version ${version} of "${model}" (${mb(bytes)} MB) does not fit in the function's temporary storage ` +
+        `(${free === undefined ? 'it ran out' : `${mb(free)} MB free`}): give the function at least ${needed} MB of ` +
+        `ephemeral storage (the catalog's "ephemeralStorageMb" in models/${model}.json, then deploy)`,
+      this.retryAfterSeconds,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   /**
@@ -321,10 +401,11 @@ export class ModelService {
    * that has not settled by then is a 503 too; it cannot be cancelled through the `BlobStore` interface, so it
    * finishes (or fails) in the background, and its result is dropped.
    */
-  private async storage<T>(read: () => Promise<T>, timeoutMs?: number): Promise<T> {
+  private async storage<T>(read: (signal: AbortSignal) => Promise<T>, timeoutMs?: number): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const controller = new AbortController();
     try {
-      if (timeoutMs === undefined) return await read();
+      if (timeoutMs === undefined) return await read(controller.signal);
       const deadline = new Promise<never>((_, reject) => {
         // Time the event loop spent blocked (a session created on it, a large response encoded) is not storage's
         // slowness: a timer that fires late by more than a tick waits that much longer (in all at most three more
@@ -336,12 +417,17 @@ export class ModelService {
             const now = performance.now();
             const late = now - due;
             if (late > BLOCKED_LOOP_MS && now < limit) arm(Math.min(late, limit - now));
-            else reject(new StorageTimeoutError(timeoutMs));
+            else {
+              const error = new StorageTimeoutError(timeoutMs);
+              // A read that can be cancelled (a model download) stops and removes its partial file.
+              controller.abort(error);
+              reject(error);
+            }
           }, delayMs);
         };
         arm(timeoutMs);
       });
-      return await Promise.race([read(), deadline]);
+      return await Promise.race([read(controller.signal), deadline]);
     } catch (error) {
       if (!isStorageFailure(error)) throw error;
       // The message names the object and what is wrong with it: the operator's to fix, and no secret.
@@ -355,6 +441,11 @@ export class ModelService {
       clearTimeout(timer);
     }
   }
+}
+
+/** A write that failed because the disk is full. */
+function isNoSpace(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC';
 }
 
 function rejectionReason(rejection: Rejection): string {

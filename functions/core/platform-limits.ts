@@ -18,4 +18,7 @@ export const PLATFORM_LIMITS = {
   lambdaResponsePayloadBytes: 6 * 1024 * 1024 + 100,
   /** The default response budget: Lambda's response limit less room for the result's envelope and headers. */
   defaultMaxResponseBytes: 6 * 1024 * 1024 - 64 * 1024,
+  /** Lambda's ephemeral storage (`/tmp`), in MB: what every function gets, and the most one can have. */
+  lambdaMinEphemeralStorageMb: 512,
+  lambdaMaxEphemeralStorageMb: 10240,
 } as const;

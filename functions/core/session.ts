@@ -24,7 +24,12 @@ export interface ModelSession {
   release(): Promise<void>;
 }
 
-/** Creates sessions from model bytes. */
+/** Creates sessions from model bytes, or from a model file on local disk. */
 export interface SessionFactory {
   create(model: Uint8Array, options: SessionOptions): Promise<ModelSession>;
+  /**
+   * Creates the session from a `.onnx` file (its external data files beside it): the engine reads the file itself,
+   * so no copy of the model passes through JavaScript memory. Serving loads every model this way.
+   */
+  createFromFile(file: string, options: SessionOptions): Promise<ModelSession>;
 }

@@ -25,6 +25,10 @@ export interface RuntimeConfig {
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
   readonly storageTimeoutSeconds?: number;
+  /** `MODEL_DOWNLOAD_PART_MB` (default 8) and `MODEL_DOWNLOAD_CONCURRENCY` (default 8): the serving download. */
+  readonly download: { readonly partBytes: number; readonly concurrency: number };
+  /** `MODEL_SCRATCH_DIR`: where model files are downloaded; unset, the OS temp dir (`/tmp` on Lambda). */
+  readonly scratchDir?: string;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
@@ -125,6 +129,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     limits,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds] ? positiveNumber(env, ENV.storageTimeoutSeconds, 10) : undefined,
+    download: {
+      partBytes: Math.round(
+        positiveNumber(env, ENV.downloadPartMb, MODEL_SERVICE_DEFAULTS.downloadPartBytes / 1024 ** 2) * 1024 ** 2,
+      ),
+      concurrency: Math.max(1, Math.round(positiveNumber(env, ENV.downloadConcurrency, MODEL_SERVICE_DEFAULTS.downloadConcurrency))),
+    },
+    scratchDir: env[ENV.scratchDir] || undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
     registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
     registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),

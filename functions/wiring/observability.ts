@@ -57,6 +57,9 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
       tracer?.putAnnotation('modelVersion', version);
       tracer?.putMetadata('modelLoad', { model, version, bytes, fetchMs, createMs });
     },
+    loadFailed: ({ model, version, reason }) => {
+      logger.error('model load failed', { model, version, reason });
+    },
     inferred: ({ model, version, runMs }) => {
       metrics.addMetric('InferenceTime', MetricUnit.Milliseconds, runMs);
       tracer?.putAnnotation('model', model);

@@ -57,6 +57,9 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     manifestTtlMs: config.manifestTtlSeconds * 1000,
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
     telemetry: overrides.telemetry,
+    downloadPartBytes: config.download.partBytes,
+    downloadConcurrency: config.download.concurrency,
+    ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
   });
   const registrationSessionFactory =
     overrides.sessionFactory ??

@@ -143,6 +143,7 @@ describe('registration of StringNormalizer models', () => {
         }
         return onnxruntimeSessionFactory.create(model, sessionOptions);
       },
+      createFromFile: onnxruntimeSessionFactory.createFromFile,
     };
 
     // Act
@@ -178,6 +179,7 @@ describe('registration of StringNormalizer models', () => {
         const locale = attributesOf(model)[0]?.locale ?? 'en_US.UTF-8';
         throw new ModelRejectedError(`onnxruntime cannot load the model: Failed to construct locale with name:${locale}`);
       },
+      createFromFile: onnxruntimeSessionFactory.createFromFile,
     };
 
     // Act

@@ -10,7 +10,15 @@ import { S3ServiceException } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
-import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import type {
+  BlobStore,
+  DownloadedObject,
+  DownloadOptions,
+  PutCondition,
+  StoredObject,
+} from '../../functions/core/blob-store.js';
 import { ModelService } from '../../functions/core/model-service.js';
 import { readConfig } from '../../functions/wiring/config.js';
 import { createControlHandler, createInferHandler } from '../../functions/transport/http-handlers.js';
@@ -21,6 +29,16 @@ import { showsInternals } from '../support/internals.js';
 import { type FlowStack, type HttpAnswer, linearModel, linearRequest, outputData, startFlowStack } from './fixture.js';
 
 type Fault = 'none' | 'unavailable' | 'hang' | 'corrupt';
+
+/** What S3 throws when it sheds load. */
+function unavailable(): S3ServiceException {
+  return new S3ServiceException({
+    name: 'ServiceUnavailable',
+    $fault: 'server',
+    $metadata: { httpStatusCode: 503 },
+    message: 'Please reduce your request rate.',
+  });
+}
 
 /** A real store with switchable faults on the keys matching `target`; counts every read per key. */
 class FaultyBlobStore implements BlobStore {
@@ -43,12 +61,7 @@ class FaultyBlobStore implements BlobStore {
     if (!this.target.test(key)) return this.inner.get(key);
     switch (this.fault) {
       case 'unavailable':
-        throw new S3ServiceException({
-          name: 'ServiceUnavailable',
-          $fault: 'server',
-          $metadata: { httpStatusCode: 503 },
-          message: 'Please reduce your request rate.',
-        });
+        throw unavailable();
       case 'hang':
         return new Promise<never>(() => undefined);
       case 'corrupt': {
@@ -60,6 +73,28 @@ class FaultyBlobStore implements BlobStore {
       }
       default:
         return this.inner.get(key);
+    }
+  }
+
+  /** The same faults on the streamed path serving uses: 5xx, a transfer that never ends, or bytes altered in transit. */
+  public async download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
+    this.reads.push(key);
+    if (!this.target.test(key)) return this.inner.download(key, file, options);
+    switch (this.fault) {
+      case 'unavailable':
+        throw unavailable();
+      case 'hang':
+        return new Promise<never>(() => undefined);
+      case 'corrupt': {
+        const object = await this.inner.download(key, file, options);
+        if (object === undefined) return undefined;
+        const body = await readFile(file);
+        body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0xff;
+        await writeFile(file, body);
+        return { ...object, sha256: createHash('sha256').update(body).digest('hex') };
+      }
+      default:
+        return this.inner.download(key, file, options);
     }
   }
 

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResul
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
-import type { SessionFactory } from '../../functions/core/session.js';
+import type { ModelSession, SessionFactory } from '../../functions/core/session.js';
 import { readConfig } from '../../functions/wiring/config.js';
 import { createRegisterHandler } from '../../functions/transport/register-handler.js';
 import { createControlHandler, createInferHandler } from '../../functions/transport/http-handlers.js';
@@ -89,11 +89,10 @@ describe('infer handler', () => {
   });
 
   it('answers a bug with 500, a generic message and the request id, and keeps serving', async () => {
+    const explode = (session: ModelSession): ModelSession => ({ ...session, inputs: session.inputs, outputs: session.outputs, run: async () => { throw new TypeError('/secret/path.ts exploded'); }, release: () => session.release() });
     const broken: SessionFactory = {
-      create: async (model, options) => {
-        const session = await onnxruntimeSessionFactory.create(model, options);
-        return { ...session, inputs: session.inputs, outputs: session.outputs, run: async () => { throw new TypeError('/secret/path.ts exploded'); }, release: () => session.release() };
-      },
+      create: async (model, options) => explode(await onnxruntimeSessionFactory.create(model, options)),
+      createFromFile: async (file, options) => explode(await onnxruntimeSessionFactory.createFromFile(file, options)),
     };
     const faulty = createRuntime(readConfig({ MODEL_DIR: dir }), { sessionFactory: broken });
     const handler = createInferHandler(faulty, observability, { model: 'linear' });

@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
-import type { BlobStore, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
+import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
 import { ModelBuilder, attr } from '../../tools/onnx/index.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import { readConfig } from '../../functions/wiring/config.js';
@@ -31,6 +31,11 @@ export class RecordingStore implements BlobStore {
   public get(key: string): Promise<StoredObject | undefined> {
     this.keys.push(key);
     return this.inner.get(key);
+  }
+
+  public download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
+    this.keys.push(key);
+    return this.inner.download(key, file, options);
   }
 
   public put(key: string, body: Uint8Array, condition?: PutCondition): Promise<{ etag: string }> {

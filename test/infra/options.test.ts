@@ -106,6 +106,23 @@ describe('misuse', () => {
     expect(() => endpoint(model('m2', { architecture: 'x86_64' }), { layer: x86 })).not.toThrow();
   });
 
+  it('sizes /tmp from the largest model the entry declares, and refuses one that cannot fit', () => {
+    // Act
+    const sized = endpoint(model('big-model', { maxModelMb: 2000 }));
+    const small = endpoint(model('small-model'));
+
+    // Assess: the model plus 16 MB of headroom; at least Lambda's 512 MB.
+    const storage = (e: ModelEndpoint) =>
+      (Stack.of(e).resolve((e.inferFunction.function.node.defaultChild as { ephemeralStorage?: unknown }).ephemeralStorage) as
+        | { size?: number }
+        | undefined)?.size;
+    expect(storage(sized)).toBe(2016);
+    expect(storage(small)).toBe(512);
+    expect(() => endpoint(model('huge-model', { maxModelMb: 10230 }))).toThrow(
+      /a 10230 MB model needs 10246 MB of \/tmp to load, more than Lambda's 10240 MB of ephemeral storage; lower maxModelMb/,
+    );
+  });
+
   it('re-checks hand-built entries against the catalog schema', () => {
     expect(() => endpoint({ ...model('m'), memoryMb: 64 })).toThrow(/models\/m\.json is invalid: memoryMb: .*128/);
     expect(() => endpoint({ ...model('m'), name: '../etc' })).toThrow(/not a valid model name/);

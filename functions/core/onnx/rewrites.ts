@@ -22,6 +22,7 @@ import {
   type Int64Like,
   type OnnxTypes,
 } from './proto.js';
+import { defaultOpsetOf, ONNXRUNTIME_MIN_OPSET, upgradeOpset } from './version-converter.js';
 import { readFields, rebuildMessage, type WireField } from './wire.js';
 
 export { inspectModel, type ModelInspection, type ValueSummary } from './inspect.js';
@@ -86,7 +87,8 @@ const ZIPMAP_HINT =
   "For a scikit-learn classifier, re-export it without ZipMap: skl2onnx.to_onnx(model, X, options={id(model): {'zipmap': False}}).";
 
 /**
- * Makes a model servable by onnxruntime-node: removes the `ZipMap` of scikit-learn classifiers and refuses any
+ * Makes a model servable by onnxruntime-node: upgrades models below the default-domain opset onnxruntime
+ * implements (see `version-converter.ts`), removes the `ZipMap` of scikit-learn classifiers and refuses any
  * other non-tensor graph input or output; with `options.stringNormalizerLocale`, also gives case-changing
  * `StringNormalizer` nodes that locale instead of the default `en_US.UTF-8` (registration asks for this only after
  * onnxruntime failed to construct the default one). Throws `ModelRejectedError` (with a reason for the user) when the bytes
@@ -116,11 +118,19 @@ export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {
   }
   const nonTensorOutputs = file.outputs.filter(({ message }) => typeKind(message.type) !== 'tensor');
   const locale = options.stringNormalizerLocale;
-  if (nonTensorOutputs.length === 0 && locale === undefined) return { model, rewrites: [], classLabels: {} };
+  const opset = defaultOpsetOf(file);
+  const oldOpset = opset !== undefined && opset < ONNXRUNTIME_MIN_OPSET;
+  if (nonTensorOutputs.length === 0 && locale === undefined && !oldOpset) return { model, rewrites: [], classLabels: {} };
 
   const nodes = readNodes(file);
-  const replace = new Map<WireField, Uint8Array | null>();
+  const replace = new Map<WireField, Uint8Array | readonly Uint8Array[] | null>();
   const rewrites: AppliedRewrite[] = [];
+  // First, so that the other rewrites see (and leave alone) nodes of the opset the model will be served with.
+  const upgrade = upgradeOpset(file, nodes);
+  if (upgrade !== undefined) {
+    for (const [field, bytes] of upgrade.graphReplace) replace.set(field, bytes);
+    rewrites.push(...upgrade.rewrites);
+  }
   const classLabels: Record<string, readonly (string | number)[]> = {};
   for (const output of nonTensorOutputs) {
     const name = output.message.name;
@@ -153,8 +163,10 @@ export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {
   const appendOpset = hasDefaultDomain
     ? []
     : [{ number: FIELD.model.opsetImport, value: onnx.OperatorSetIdProto.encode({ domain: '', version: IDENTITY_OPSET }).finish() }];
+  const modelReplace = new Map<WireField, Uint8Array>([[file.graphField, graph]]);
+  if (upgrade !== undefined) modelReplace.set(upgrade.opsetField, upgrade.opsetImport);
   return {
-    model: rebuildMessage(model, file.fields, new Map([[file.graphField, graph]]), appendOpset),
+    model: rebuildMessage(model, file.fields, modelReplace, appendOpset),
     rewrites,
     classLabels,
   };

@@ -50,20 +50,22 @@ export function readFields(bytes: Uint8Array): WireField[] {
 
 /**
  * Rebuilds a message from its fields: `replace` maps a field (by identity) to the new payload of the same
- * length-delimited field number, or to `null` to drop it; `append` adds length-delimited fields at the end.
- * Untouched fields are copied byte for byte.
+ * length-delimited field number, to several payloads that take its place in order (e.g. nodes inserted before a
+ * node, which keeps a graph's nodes in topological order), or to `null` to drop it; `append` adds length-delimited
+ * fields at the end. Untouched fields are copied byte for byte.
  */
 export function rebuildMessage(
   bytes: Uint8Array,
   fields: readonly WireField[],
-  replace: ReadonlyMap<WireField, Uint8Array | null>,
+  replace: ReadonlyMap<WireField, Uint8Array | readonly Uint8Array[] | null>,
   append: readonly { readonly number: number; readonly value: Uint8Array }[] = [],
 ): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const field of fields) {
     const replacement = replace.get(field);
     if (replacement === undefined) parts.push(bytes.subarray(field.start, field.end));
-    else if (replacement !== null) parts.push(lengthDelimited(field.number, replacement));
+    else if (replacement instanceof Uint8Array) parts.push(lengthDelimited(field.number, replacement));
+    else if (replacement !== null) for (const value of replacement) parts.push(lengthDelimited(field.number, value));
   }
   for (const field of append) parts.push(lengthDelimited(field.number, field.value));
   return concatBytes(parts);

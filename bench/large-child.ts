@@ -1,0 +1,61 @@
+/**
+ * Measurements of the `large` bench section that need a process of their own (their peak RSS must not include the
+ * bench's). The repository is a folder (`FsBlobStore`): these measure registration and session churn, not S3.
+ *
+ * - `register <dir> <key>`: registers the upload under `key`; prints `growth <bytes> size <bytes>`, the peak RSS
+ *   growth from before the registration over the upload's size.
+ * - `swap <dir> <model> <swaps>`: loads versions 1 and 2 of `model` alternately, `swaps` times after the first load,
+ *   keeping one loaded version (each swap creates one session and releases the other: onnxruntime-node issue
+ *   #25325's cycle); prints `first <rss>` after the first load and `last <rss>` after the last.
+ */
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FsBlobStore } from '../functions/adapters/fs-blob-store.js';
+import { onnxruntimeSessionFactory } from '../functions/adapters/onnxruntime-session.js';
+import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
+import { ModelRepository } from '../functions/core/model-repository.js';
+import { ModelService } from '../functions/core/model-service.js';
+import { registerUpload } from '../functions/core/registration.js';
+import { buildLinearExample } from '../tools/onnx/examples.js';
+
+const [mode, dir, arg, count] = process.argv.slice(2);
+if ((mode !== 'register' && mode !== 'swap') || dir === undefined || arg === undefined) {
+  throw new Error('usage: large-child <register <dir> <key> | swap <dir> <model> <swaps>>');
+}
+const sessionOptions = { intraOpNumThreads: 2, graphOptimizationLevel: 'all' } as const;
+const store = new FsBlobStore(dir);
+const repository = new ModelRepository(store);
+
+function peakRss(): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  if (kb === undefined) throw new Error('this measure needs Linux /proc/self/status');
+  return Number(kb) * 1024;
+}
+
+if (mode === 'register') {
+  // onnxruntime's one-time setup is paid before the baseline, as in a warm register function.
+  await (await onnxruntimeSessionFactory.create(buildLinearExample().bytes, sessionOptions)).release();
+  writeFileSync('/proc/self/clear_refs', '5');
+  const before = process.memoryUsage().rss;
+  const outcome = await registerUpload(arg, {
+    store,
+    repository,
+    sessionFactory: onnxruntimeSessionFactory,
+    sessionOptions,
+    maxModelBytes: 2 * 1024 ** 3,
+    limits: DEFAULT_LIMITS,
+  });
+  if (outcome.kind !== 'registered' && outcome.kind !== 'duplicate') throw new Error(`registration failed: ${JSON.stringify(outcome)}`);
+  console.log(`growth ${peakRss() - before} size ${statSync(join(dir, ...arg.split('/'))).size}`);
+} else {
+  const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions, maxVersionsPerModel: 1 });
+  const swaps = Number(count ?? '20');
+  const load = async (version: string) => service.ensureLoaded(await service.resolve(arg, version));
+  await load('1');
+  const first = process.memoryUsage().rss;
+  for (let swap = 1; swap <= swaps; swap++) await load(swap % 2 === 1 ? '2' : '1');
+  // A released session's memory is returned when the next one loads; let pending releases finish first.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  console.log(`first ${first} last ${process.memoryUsage().rss}`);
+}
+process.exit(0);

@@ -39,19 +39,23 @@ export function decodeS3Key(key: string): string {
  * idempotent: a file already registered is a duplicate, not a new version).
  */
 export function createRegisterHandler(runtime: Runtime, observability: Observability) {
+  // Uploads whose events this process is handling now: never reconciled by another event meanwhile (two
+  // concurrent uploads would otherwise each register the other's, and both events end as duplicates).
+  const inFlight = new Set<string>();
   return async (event: S3Event): Promise<RegisterResult> => {
     observability.takeColdStart();
+    const keys = (event.Records ?? []).map((record) => decodeS3Key(record.s3.object.key));
+    for (const key of keys) inFlight.add(key);
     const outcomes: RegistrationOutcome[] = [];
     const failures: unknown[] = [];
     const reconciled: RegistrationOutcome[] = [];
     try {
-      const keys = (event.Records ?? []).map((record) => decodeS3Key(record.s3.object.key));
       // The event of a model is also the moment to finish what a crash, timeout or restart left of its earlier
       // uploads: each gets its version or its rejection (deployed, no other process would). Done first, so that the
       // event's own outcome is the last thing written and the handler returns right after it.
       const models = new Set(keys.map(uploadModel).filter((m): m is string => m !== undefined && isValidModelName(m)));
       for (const model of models) {
-        const result = await reconcileUploads(registrationOptions(runtime), model, new Set(keys)).catch((error: unknown) => {
+        const result = await reconcileUploads(registrationOptions(runtime), model, inFlight).catch((error: unknown) => {
           observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
           return { outcomes: [], failures: [] };
         });
@@ -73,6 +77,7 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
         }
       }
     } finally {
+      for (const key of keys) inFlight.delete(key);
       observability.flush();
     }
     if (failures.length > 0) {

@@ -3,7 +3,7 @@
  * and between onnxruntime's type names and V2 datatypes.
  */
 import * as ort from 'onnxruntime-node';
-import { BadRequestError, ModelRejectedError } from '../core/errors.js';
+import { BadRequestError, ModelRejectedError, PayloadTooLargeError } from '../core/errors.js';
 import { redactInternals } from '../core/redact.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Datatype, Tensor, TensorData, TensorSpec } from '../core/types.js';
@@ -34,7 +34,8 @@ export function datatypeOfOrtType(ortType: string): Datatype | undefined {
   return DATATYPE_BY_ORT_TYPE.get(ortType);
 }
 
-function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], side: 'input' | 'output'): TensorSpec[] {
+/** The core's tensor specs for onnxruntime's input or output metadata; refuses what V2 cannot carry. */
+export function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], side: 'input' | 'output'): TensorSpec[] {
   return metadata.map((value) => {
     if (!value.isTensor) {
       throw new ModelRejectedError(
@@ -79,6 +80,10 @@ export function ortSessionOptions(options: SessionOptions): ort.InferenceSession
     graphOptimizationLevel: options.graphOptimizationLevel,
     executionMode: 'sequential',
     executionProviders: ['cpu'],
+    // The CPU arena keeps every block it ever grew to: one request with a 1.6 GB output left 2.4 GB resident
+    // for good (measured: 112 MB before, 3.2 GB peak, 2.5 GB after). Without it the peak halves and most of the
+    // memory returns, at no measurable cost per run for small models (same-run ratio 0.91, noise).
+    enableCpuMemArena: false,
     // Warnings (legacy opsets, optimizer notes) would flood the function's logs on every load; errors reach
     // the caller as exceptions anyway.
     logSeverityLevel: 3,
@@ -122,9 +127,7 @@ class OnnxruntimeModelSession implements ModelSession {
     try {
       results = await this.session.run(feeds, outputNames as string[]);
     } catch (error) {
-      // Inputs were checked against the model's metadata before; what remains is data the graph refuses
-      // (e.g. a shape that a Reshape or MatMul cannot take): the client's to fix.
-      throw new BadRequestError(`the model refused the inputs: ${messageOf(error)}`, { cause: error });
+      throw runFailure(error);
     }
     return outputNames.map((name) => {
       const value = results[name];
@@ -136,6 +139,25 @@ class OnnxruntimeModelSession implements ModelSession {
   public async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+// onnxruntime's words when an allocation fails (its arena, or the system allocator refusing a size).
+const ALLOCATION_FAILURE = /Failed to allocate|bad_alloc|out of memory/i;
+
+/**
+ * The client error for a failed `run`. Inputs were checked against the model's metadata before; what remains is
+ * data the graph refuses (a shape that a Reshape or MatMul cannot take), a 400, or inputs that make it need more
+ * memory than the instance has (a `ConstantOfShape` asked for 400 GB), a 413: the request is too large, not wrong.
+ */
+export function runFailure(error: unknown): BadRequestError | PayloadTooLargeError {
+  const message = messageOf(error);
+  if (ALLOCATION_FAILURE.test(message)) {
+    return new PayloadTooLargeError(
+      `the inference needs more memory than this instance has (${message}): send fewer rows or smaller inputs`,
+      { cause: error },
+    );
+  }
+  return new BadRequestError(`the model refused the inputs: ${message}`, { cause: error });
 }
 
 /** onnxruntime's error text on one line, without the native source locations and signatures it quotes. */

@@ -25,6 +25,12 @@ export const ENV = {
   graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
+  /** Deadline of registration's isolated onnxruntime session (load and smoke inference), in seconds. */
+  registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
+  /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */
+  registrationMemoryMb: 'REGISTRATION_MEMORY_MB',
+  /** `worker` runs serving's onnxruntime sessions on a worker thread (`npm start`'s default); `main` on Lambda. */
+  onnxruntimeThread: 'ONNXRUNTIME_THREAD',
   /** Serving: MiB per ranged GET of a model file (default 8). */
   downloadPartMb: 'MODEL_DOWNLOAD_PART_MB',
   /** Serving: ranged GETs of one model file in flight (default 8). */

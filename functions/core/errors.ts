@@ -106,3 +106,19 @@ export class PreconditionFailedError extends Error {
     this.name = 'PreconditionFailedError';
   }
 }
+
+/**
+ * An object of the repository that is not what its key says (truncated JSON, a manifest of the wrong shape): the
+ * problem of the one model it belongs to. Serving answers 503 naming the object; registration leaves the upload
+ * pending, to be retried once the object is fixed.
+ */
+export class CorruptObjectError extends Error {
+  public constructor(
+    public readonly key: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'CorruptObjectError';
+  }
+}

@@ -4,9 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { BlobStore, DownloadedObject, DownloadOptions } from './blob-store.js';
-import { NotFoundError, PreconditionFailedError } from './errors.js';
-import type { Manifest, ManifestVersion, ModelMetadata, Rejection } from './types.js';
+import { z } from 'zod';
+import { CorruptObjectError, NotFoundError, PreconditionFailedError } from './errors.js';
+import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
+import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
 
 /** The three top-level folders of the repository (DESIGN.md). */
 export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
@@ -91,12 +93,86 @@ function toJsonBytes(value: unknown): Uint8Array {
   return encoder.encode(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function parseJson<T>(bytes: Uint8Array, key: string): T {
+const tensorSpecSchema = z.object({
+  name: z.string(),
+  datatype: z.enum(DATATYPES),
+  shape: z.array(z.number().int().min(-1)),
+});
+
+// Unknown fields pass through: a newer writer's additions survive this reader's conditional rewrite of the manifest.
+const manifestSchema = z
+  .object({
+    name: z.string(),
+    latest: z.string(),
+    versions: z.array(
+      z
+        .object({
+          version: z.string(),
+          state: z.enum(['READY', 'UNAVAILABLE']),
+          sha256: z.string(),
+          size: z.number(),
+          sourceKey: z.string(),
+          createdAt: z.string(),
+          reason: z.string().optional(),
+        })
+        .passthrough(),
+    ),
+    labels: z.record(z.string()).default({}),
+  })
+  .passthrough();
+
+const metadataSchema = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    platform: z.literal('onnxruntime_onnx'),
+    inputs: z.array(tensorSpecSchema),
+    outputs: z.array(tensorSpecSchema),
+    sha256: z.string(),
+    size: z.number(),
+    sourceKey: z.string(),
+    createdAt: z.string(),
+    rewrites: z.array(z.object({ kind: z.string(), output: z.string(), detail: z.string() }).passthrough()).default([]),
+    classLabels: z.record(z.array(z.union([z.string(), z.number()]))).optional(),
+  })
+  .passthrough();
+
+const claimSchema = z
+  .object({ sha256: z.string(), sourceKey: z.string(), claimedAt: z.string(), version: z.string().optional() })
+  .passthrough();
+
+const rejectionSchema = z
+  .object({
+    model: z.string(),
+    sourceKey: z.string(),
+    rejectedAt: z.string(),
+    reason: z.string(),
+    sha256: z.string().optional(),
+  })
+  .passthrough();
+
+/**
+ * The one reader of the repository's JSON objects: parses `bytes` and checks them against `schema`, or throws a
+ * {@link CorruptObjectError} naming `key` and what is wrong, so that one bad object stays its model's problem.
+ */
+function parseObject<T>(bytes: Uint8Array, key: string, what: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>): T {
+  let json: unknown;
   try {
-    return JSON.parse(decoder.decode(bytes)) as T;
+    json = JSON.parse(decoder.decode(bytes));
   } catch (error) {
-    throw new Error(`${key} is not valid JSON`, { cause: error });
+    throw new CorruptObjectError(key, `${key} is not valid JSON (${bytes.byteLength} bytes): restore it or fix it by hand`, { cause: error });
   }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue === undefined || issue.path.length === 0 ? '' : ` at "${issue.path.join('.')}"`;
+    throw new CorruptObjectError(
+      key,
+      `${key} is not a valid ${what}${where}: ${issue?.message ?? 'wrong shape'}; restore it or fix it by hand`,
+      { cause: parsed.error },
+    );
+  }
+  return parsed.data;
 }
 
 /** Versions are decimal integers; order them numerically. */
@@ -135,7 +211,7 @@ export class ModelRepository {
     const key = repositoryKeys.manifest(model);
     const object = await this.store.get(key);
     if (object === undefined) return undefined;
-    return { manifest: parseJson<Manifest>(object.body, key), etag: object.etag };
+    return { manifest: parseObject<Manifest>(object.body, key, 'manifest', manifestSchema), etag: object.etag };
   }
 
   /** A version's metadata; `NotFoundError` when it does not exist. */
@@ -143,7 +219,7 @@ export class ModelRepository {
     const key = repositoryKeys.metadata(model, version);
     const object = await this.store.get(key);
     if (object === undefined) throw new NotFoundError(`model "${model}" has no version "${version}"`);
-    return parseJson<ModelMetadata>(object.body, key);
+    return parseObject<ModelMetadata>(object.body, key, 'version metadata', metadataSchema);
   }
 
   /** A version's model file; `NotFoundError` when it does not exist. */
@@ -171,8 +247,15 @@ export class ModelRepository {
     const keys = await this.listRejectionKeys(model);
     // Keys start with the time of refusal: the newest are last, and only those are read when `latest` is given.
     for (const key of options.latest === undefined ? keys : keys.slice(-options.latest)) {
-      const rejection = await this.readRejection(key);
-      if (rejection !== undefined) rejections.push(rejection);
+      try {
+        const rejection = await this.readRejection(key);
+        if (rejection !== undefined) rejections.push(rejection);
+      } catch (error) {
+        // A corrupt record still says an upload was refused: listed with what is wrong, the others unaffected.
+        if (!(error instanceof CorruptObjectError)) throw error;
+        const folder = key.slice(repositoryKeys.rejectionsPrefix().length).split('/')[0] ?? '';
+        rejections.push({ model: folder, sourceKey: key, rejectedAt: '', reason: error.message });
+      }
     }
     return rejections;
   }
@@ -185,11 +268,16 @@ export class ModelRepository {
   /** One rejection by its key, or `undefined` if it is gone. */
   public async readRejection(key: string): Promise<Rejection | undefined> {
     const object = await this.store.get(key);
-    return object === undefined ? undefined : parseJson<Rejection>(object.body, key);
+    return object === undefined ? undefined : parseObject<Rejection>(object.body, key, 'rejection record', rejectionSchema);
   }
 
   /** Records why an upload was refused. Never touches the manifest. */
   public async recordRejection(rejection: Rejection): Promise<string> {
+    // Reasons quote the upload (node names, sample text): bounded, as every message a client can read is.
+    if (rejection.reason.length > MAX_ERROR_MESSAGE_CHARS) {
+      const cut = rejection.reason.length - MAX_ERROR_MESSAGE_CHARS;
+      rejection = { ...rejection, reason: `${rejection.reason.slice(0, MAX_ERROR_MESSAGE_CHARS)}... (${cut} more characters)` };
+    }
     const folder = isValidModelName(rejection.model) ? rejection.model : INVALID_NAME_REJECTIONS;
     const file = (rejection.sourceKey.split('/').pop() ?? 'upload').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
     // Two refusals of the same file name in the same millisecond must not share a key: add a random tag.
@@ -279,7 +367,7 @@ export class ModelRepository {
           continue; // another delivery claimed it between the read and the write: wait for it
         }
       }
-      const held = parseJson<ContentClaim>(current.body, key);
+      const held: ContentClaim = parseObject(current.body, key, 'content claim', claimSchema);
       const listed = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
       if (listed !== undefined) return { kind: 'duplicate', version: listed.version };
       if (this.now() - Date.parse(held.claimedAt) > this.claimStaleMs) {

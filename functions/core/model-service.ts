@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   BadRequestError,
+  CorruptObjectError,
   InferenceServerError,
   NotFoundError,
   ServiceUnavailableError,
@@ -120,6 +121,9 @@ export interface ResolvedVersion {
   readonly version: string;
   readonly metadata: ModelMetadata;
 }
+
+/** A timer this late means the event loop was blocked rather than storage slow. */
+const BLOCKED_LOOP_MS = 20;
 
 /** Deadline of the repository index, which reads every manifest and rejection. */
 const INDEX_DEADLINE_MS = 25_000;
@@ -272,7 +276,15 @@ export class ModelService {
     return this.storage(async () => {
       const rows: RepositoryIndexRow[] = [];
       for (const model of await repository.listModels()) {
-        const manifest = (await repository.readManifest(model))?.manifest;
+        let manifest: Manifest | undefined;
+        try {
+          manifest = (await repository.readManifest(model))?.manifest;
+        } catch (error) {
+          // One corrupt manifest is its model's problem: a row says which object, the other models are listed.
+          if (!(error instanceof CorruptObjectError)) throw error;
+          rows.push({ name: model, version: '', state: 'UNAVAILABLE', reason: error.message });
+          continue;
+        }
         for (const v of manifest?.versions ?? []) {
           rows.push({ name: model, version: v.version, state: v.state, reason: v.reason ?? '' });
         }
@@ -298,8 +310,18 @@ export class ModelService {
     const key = `${model}\u0000${version}`;
     let cached = this.metadataCache.get(key);
     if (cached === undefined) {
-      // Versions are immutable: their metadata is read once per process.
-      cached = this.storage(() => this.options.repository.readMetadata(model, version), this.storageTimeoutMs);
+      // Versions are immutable: their metadata is read once per process. The manifest lists the version, so a
+      // missing metadata file is the repository's inconsistency (as a missing model file is), not the client's 404.
+      cached = this.storage(() => this.options.repository.readMetadata(model, version), this.storageTimeoutMs).catch(
+        (error: unknown) => {
+          if (!(error instanceof NotFoundError)) throw error;
+          throw new ServiceUnavailableError(
+            `version ${version} of "${model}" is listed but its metadata.json is missing from storage; retry later`,
+            this.retryAfterSeconds,
+            { cause: error },
+          );
+        },
+      );
       this.metadataCache.set(key, cached);
       cached.catch(() => this.metadataCache.delete(key));
     }
@@ -408,16 +430,31 @@ export class ModelService {
     try {
       if (timeoutMs === undefined) return await read(controller.signal);
       const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const error = new StorageTimeoutError(timeoutMs);
-          // A read that can be cancelled (a model download) stops and removes its partial file.
-          controller.abort(error);
-          reject(error);
-        }, timeoutMs);
+        // Time the event loop spent blocked (a session created on it, a large response encoded) is not storage's
+        // slowness: a timer that fires late by more than a tick waits that much longer (in all at most three more
+        // deadlines), so that the answer already waiting in the poll phase is taken instead of a false 503.
+        const limit = performance.now() + 4 * timeoutMs;
+        const arm = (delayMs: number) => {
+          const due = performance.now() + delayMs;
+          timer = setTimeout(() => {
+            const now = performance.now();
+            const late = now - due;
+            if (late > BLOCKED_LOOP_MS && now < limit) arm(Math.min(late, limit - now));
+            else {
+              const error = new StorageTimeoutError(timeoutMs);
+              // A read that can be cancelled (a model download) stops and removes its partial file.
+              controller.abort(error);
+              reject(error);
+            }
+          }, delayMs);
+        };
+        arm(timeoutMs);
       });
       return await Promise.race([read(controller.signal), deadline]);
     } catch (error) {
       if (!isStorageFailure(error)) throw error;
+      // The message names the object and what is wrong with it: the operator's to fix, and no secret.
+      if (error instanceof CorruptObjectError) throw new ServiceUnavailableError(error.message, this.retryAfterSeconds, { cause: error });
       const message =
         error instanceof StorageTimeoutError
           ? `model storage did not answer within ${Number(((timeoutMs ?? 0) / 1000).toFixed(1))} s; retry shortly`

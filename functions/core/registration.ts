@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { BlobStore } from './blob-store.js';
 import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
-import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import {
   STRING_NORMALIZER_FALLBACK_LOCALE,
@@ -129,6 +129,68 @@ export async function registerUpload(key: string, options: RegistrationOptions):
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
 }
 
+/**
+ * Uploads with no outcome yet: an `uploads/<model>/<file>.onnx` key that no version lists as its source and no
+ * rejection names. An event lost to a crash, a timeout or a restart leaves such an upload behind; nothing else
+ * would ever register it. With `model`, only that model's uploads are looked at (one listing, one manifest read
+ * and the model's rejections). A model whose manifest is corrupt keeps its uploads pending: the next
+ * reconciliation retries them. Storage failures throw.
+ */
+export async function pendingUploads(options: Pick<RegistrationOptions, 'store' | 'repository'>, model?: string): Promise<string[]> {
+  // No key is ever built from a name that is not allowed (its uploads are refused by name, never pending).
+  if (model !== undefined && !isValidModelName(model)) return [];
+  const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
+    (key) => parseUploadKey(key).kind === 'upload',
+  );
+  const byModel = new Map<string, string[]>();
+  for (const key of keys) {
+    const parsed = parseUploadKey(key);
+    if (parsed.kind !== 'upload' || !isValidModelName(parsed.model)) continue;
+    byModel.set(parsed.model, [...(byModel.get(parsed.model) ?? []), key]);
+  }
+  const pending: string[] = [];
+  for (const [name, uploads] of byModel) {
+    // A corrupt manifest tells nothing: every upload not rejected stays pending (registering one again is a
+    // duplicate once the manifest is fixed).
+    const manifest = await options.repository.readManifest(name).catch((error: unknown) => {
+      if (error instanceof CorruptObjectError) return undefined;
+      throw error;
+    });
+    const rejections = await options.repository.listRejections(name);
+    const done = new Set([...(manifest?.manifest.versions ?? []).map((v) => v.sourceKey), ...rejections.map((r) => r.sourceKey)]);
+    pending.push(...uploads.filter((key) => !done.has(key)));
+  }
+  return pending;
+}
+
+/**
+ * Registers every {@link pendingUploads} upload (of `model`, or of all models), one after the other. A storage
+ * failure leaves that upload pending for the next reconciliation instead of failing the others.
+ */
+export async function reconcileUploads(
+  options: RegistrationOptions,
+  model?: string,
+  skip: ReadonlySet<string> = new Set(),
+): Promise<{ outcomes: RegistrationOutcome[]; failures: { key: string; error: unknown }[] }> {
+  const outcomes: RegistrationOutcome[] = [];
+  const failures: { key: string; error: unknown }[] = [];
+  for (const key of await pendingUploads(options, model)) {
+    if (skip.has(key)) continue;
+    try {
+      outcomes.push(await registerUpload(key, options));
+    } catch (error) {
+      failures.push({ key, error });
+    }
+  }
+  return { outcomes, failures };
+}
+
+/** The model an `uploads/<model>/<file>.onnx` key is for (not validated), or `undefined` for any other key. */
+export function uploadModel(key: string): string | undefined {
+  const parsed = parseUploadKey(key);
+  return parsed.kind === 'upload' ? parsed.model : undefined;
+}
+
 /** `uploads/<model>/<file>.onnx` → the model name; anything else is not an upload to register. */
 function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };
@@ -147,6 +209,7 @@ async function validate(bytes: Uint8Array, key: string, options: RegistrationOpt
   let session: ModelSession | undefined;
   try {
     ({ session, rewritten } = await createSession(bytes, rewritten, options));
+    assertReachable(session.inputs, options.limits);
     const preprocess = sample?.preprocess;
     if (preprocess !== undefined) {
       const problems = checkImagePreprocess(preprocess, session.inputs);
@@ -268,6 +331,19 @@ function withSyntheticImages(generated: Tensor[], specs: readonly TensorSpec[], 
     if (image === undefined || !(datatype === 'FP32' || datatype === 'FP16' || datatype === 'UINT8')) return tensor;
     return imageToTensor(syntheticImage(480, 640), image, tensor.name, datatype).tensor;
   });
+}
+
+/**
+ * Refuses a model that no request within the limits could feed, before it displaces the version that serves: every
+ * request must carry every input, so more inputs than `limits.maxInputs` make each one a 413.
+ */
+function assertReachable(specs: readonly TensorSpec[], limits: Limits): void {
+  if (specs.length > limits.maxInputs) {
+    throw new ModelRejectedError(
+      `the model has ${specs.length} inputs, over the ${limits.maxInputs}-input limit of one request ` +
+        '(limits.maxInputs), so no request could feed it; raise limits.maxInputs in the catalog entry or merge inputs',
+    );
+  }
 }
 
 /**

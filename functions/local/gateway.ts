@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { HttpHandler, InferHandler } from '../transport/http-handlers.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
+import { isModelPath } from '../transport/routes.js';
 
 /** Settings of {@link startGateway}. */
 export interface GatewayOptions {
@@ -25,7 +26,16 @@ export interface GatewayOptions {
   readonly host?: string;
   /** API Gateway REST refuses larger bodies with 413 before the function runs. @default 10 MiB */
   readonly maxBodyBytes?: number;
+  /**
+   * Request bytes held at once across all connections, from the first body byte until the answer is sent: past it,
+   * a request is a 503 with `Retry-After` instead of more memory (API Gateway's fleet has no such limit; one local
+   * process does). @default 4 x `maxBodyBytes`
+   */
+  readonly maxBufferedBytes?: number;
 }
+
+/** Bytes of a refused body still read and dropped so that the client can read the answer, before the socket closes. */
+const REFUSED_BODY_DRAIN_BYTES = 1024 * 1024;
 
 /** A running gateway. */
 export interface Gateway {
@@ -146,21 +156,55 @@ function resultTooLargeMessage(resultBytes: number): string {
 /** Starts the gateway; resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_MAX_BODY;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 4 * maxBodyBytes;
+  let buffered = 0;
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = 0;
     let refused = false;
+    const release = () => {
+      buffered -= held;
+      held = 0;
+    };
+    response.on('close', release);
+    /**
+     * Answers now and stops reading: the connection closes once a little more of the body (so that the client,
+     * still sending, gets to read the answer) has been dropped, never after the whole of an endless body.
+     */
+    const refuse = (statusCode: number, message: string, headers: Record<string, string> = {}) => {
+      refused = true;
+      chunks.length = 0;
+      release();
+      send(response, { statusCode, headers: { 'content-type': 'application/json', connection: 'close', ...headers }, body: JSON.stringify({ error: message }) });
+      let drained = 0;
+      request.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > REFUSED_BODY_DRAIN_BYTES) request.socket.destroy();
+      });
+      response.on('finish', () => setTimeout(() => request.socket.destroy(), 1000).unref());
+      request.resume();
+    };
+    const tooLarge = () => `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`;
+    const declared = Number(request.headers['content-length']);
+    if (declared > maxBodyBytes) {
+      refuse(413, tooLarge());
+      return;
+    }
     request.on('data', (chunk: Buffer) => {
+      if (refused) return;
       size += chunk.length;
-      if (size > maxBodyBytes && !refused) {
-        refused = true;
-        chunks.length = 0;
-        // The rest of the body is read and dropped, so that the client, still sending, gets to read the answer.
-        sendError(response, 413, `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`);
-        request.resume();
+      if (size > maxBodyBytes) {
+        refuse(413, tooLarge());
         return;
       }
-      if (!refused) chunks.push(chunk);
+      if (buffered + chunk.length > maxBufferedBytes) {
+        refuse(503, `the gateway holds ${maxBufferedBytes} bytes of request bodies already; retry shortly`, { 'retry-after': '1' });
+        return;
+      }
+      buffered += chunk.length;
+      held += chunk.length;
+      chunks.push(chunk);
     });
     request.on('end', () => {
       if (refused) return;
@@ -174,7 +218,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           sendError(response, 413, eventTooLargeMessage(size, eventBytes));
           return;
         }
-        const isModelRoute = /^\/v2\/models(\/|$)/.test(event.path);
+        const isModelRoute = isModelPath(event.path);
         const context = { awsRequestId: requestId };
         pending = isModelRoute ? options.infer(event, context) : options.control(event, context);
       } catch {

@@ -22,8 +22,8 @@ import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCE
 import type { BucketAccess } from '../../infra/function-grants.js';
 import type { AccessDenial, RolePolicy } from './s3-access.js';
 import { readConfig } from '../wiring/config.js';
-import { SAMPLE_SUFFIX } from '../core/registration.js';
-import { createRegisterHandler, type RegisterResult } from '../transport/register-handler.js';
+import { SAMPLE_SUFFIX, reconcileUploads } from '../core/registration.js';
+import { createRegisterHandler, registrationOptions, type RegisterResult } from '../transport/register-handler.js';
 import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, type Runtime } from '../wiring/runtime.js';
@@ -143,7 +143,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
-  const config = readConfig({ ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
+  // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
+  const config = readConfig({ [ENV.onnxruntimeThread]: 'worker', ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }): Runtime =>
@@ -178,6 +179,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const settled = async () => {
     while (pending.size > 0) await Promise.allSettled([...pending]);
   };
+
+  // Uploads left without an outcome by the last run (stopped mid-registration, or its events lost): register them
+  // now, as their events would have.
+  const reconciliation = reconcileUploads(registrationOptions(runtime))
+    .then(({ outcomes, failures }) => {
+      if (outcomes.length > 0) registrations.push({ outcomes: [], reconciled: outcomes });
+      for (const outcome of outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
+      for (const { key, error } of failures) observability.logger.error('pending upload still pending', { key, error: error as Error });
+    })
+    .catch((error: unknown) => observability.logger.error('could not list pending uploads', { error: error as Error }))
+    .finally(() => pending.delete(reconciliation));
+  pending.add(reconciliation);
 
   const seeded: string[] = [];
   if (options.catalogDir !== undefined) {

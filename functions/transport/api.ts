@@ -5,7 +5,13 @@
  */
 import packageJson from '../../package.json' with { type: 'json' };
 import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
-import { decodeInferenceRequest, encodeInferenceResponse, MEDIA_TYPES, parseMediaType } from '../core/codec/index.js';
+import {
+  decodeInferenceRequest,
+  encodeInferenceResponse,
+  MEDIA_TYPES,
+  minimumResponseBytes,
+  parseMediaType,
+} from '../core/codec/index.js';
 import type { ImageDecoder } from '../core/image/decoder.js';
 import { decodeImageRequest, isImageBody } from '../core/image/request.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/catalog.js';
@@ -137,6 +143,11 @@ export function createApi(options: ApiOptions): Api {
           });
         const answered = await service.infer(target, decoded);
         const response = image === undefined ? answered : { ...answered, parameters: { image: image.placement } };
+        // Refused from the element counts first: building a response of a billion numbers to measure it would take
+        // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
+        // saves bytes on the wire, it does not raise the limit on what is built.
+        const floor = minimumResponseBytes(response, decoded);
+        assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
         const encoded = encodeInferenceResponse(response, decoded);
         const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
         // Compressed here, so that the size check measures what travels in the Lambda result.
@@ -168,7 +179,7 @@ function acceptsJson(accept: string | undefined): boolean {
  * escaping backslash (BYTES outputs of short strings grow by up to half that way).
  */
 export function lambdaBodyBytes(body: Uint8Array, contentType: string, contentEncoding?: string): number {
-  if (!contentType.startsWith('application/json') || contentEncoding !== undefined) return Math.ceil(body.byteLength / 3) * 4;
+  if (!contentType.startsWith('application/json') || contentEncoding !== undefined) return base64Bytes(body.byteLength);
   let escapes = 0;
   for (let i = 0; i < body.byteLength; i++) {
     const byte = body[i];
@@ -178,19 +189,31 @@ export function lambdaBodyBytes(body: Uint8Array, contentType: string, contentEn
   return body.byteLength + escapes;
 }
 
+function base64Bytes(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
+}
+
 /**
  * Lambda returns at most 6 MB synchronously, counted on the result as it travels: refuse clearly rather than let
- * the platform fail the invocation (API Gateway would answer a bare 502).
+ * the platform fail the invocation (API Gateway would answer a bare 502). `qualifier` is "at least " when
+ * `onTheWire` is a floor computed before the body was built.
  */
 function checkResponseSize(response: HttpResponse, limits: Limits): void {
   const contentType = response.headers['content-type'] ?? '';
   const contentEncoding = response.headers['content-encoding'];
   const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
-  const onTheWire = lambdaBodyBytes(body, contentType, contentEncoding);
+  assertResponseFits(
+    lambdaBodyBytes(body, contentType, contentEncoding),
+    contentType.startsWith('application/json') && contentEncoding === undefined,
+    limits,
+  );
+}
+
+/** Refuses a response of `onTheWire` bytes over the limit; `qualifier` is "at least " for a floor. */
+function assertResponseFits(onTheWire: number, json: boolean, limits: Limits, qualifier = ''): void {
   if (onTheWire > limits.maxResponseBytes) {
-    const json = contentType.startsWith('application/json') && contentEncoding === undefined;
     throw new PayloadTooLargeError(
-      `the response would be ${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
+      `the response would be ${qualifier}${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
         `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
         (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
         'request fewer outputs ("outputs": [{"name": ...}]), or send fewer rows per request',

@@ -49,14 +49,33 @@ function only(method: string, allowed: string, route: Route): Route {
 }
 
 /**
- * Matches `path` (with or without a stage prefix before `/v2`) and checks `method`.
+ * The segments of `path` from `v2` on, or `undefined` when it is not an API path. One rule for the route matcher
+ * and the local gateway's choice of handler, so that they never disagree: `/v2/...`, or one stage segment before
+ * it (`/prod/v2/...`, as an HTTP API's `rawPath` carries it); no empty segment (`//v2//models`), one trailing
+ * slash tolerated.
+ */
+export function apiSegments(path: string): string[] | undefined {
+  if (!path.startsWith('/')) return undefined;
+  const segments = path.slice(1).split('/');
+  if (segments.length > 1 && segments[segments.length - 1] === '') segments.pop();
+  if (segments.some((s) => s.length === 0)) return undefined;
+  if (segments[0] === 'v2') return segments;
+  if (segments[1] === 'v2') return segments.slice(1);
+  return undefined;
+}
+
+/** True when `path` names a model route (`/v2/models/...`): what the deployed API sends to a model's function. */
+export function isModelPath(path: string): boolean {
+  return apiSegments(path)?.[1] === 'models';
+}
+
+/**
+ * Matches `path` (with or without a stage prefix before `/v2`, see {@link apiSegments}) and checks `method`.
  * @throws NotFoundError for an unknown route or an invalid model name, MethodNotAllowedError for a wrong method.
  */
 export function matchRoute(method: string, path: string): Route {
-  const start = path.indexOf('/v2');
-  const tail = start < 0 ? path : path.slice(start);
-  const segments = tail.split('/').filter((s) => s.length > 0);
-  if (segments[0] !== 'v2') throw new NotFoundError(`no route ${path.slice(0, 200)}; the API lives under /v2`);
+  const segments = apiSegments(path);
+  if (segments === undefined) throw new NotFoundError(`no route ${path.slice(0, 200)}; the API lives under /v2`);
   const [, first, second, third, fourth, fifth, ...rest] = segments;
   if (first === undefined) return only(method, 'GET', { kind: 'server-metadata' });
   if (first === 'health' && second === 'live' && third === undefined) return only(method, 'GET', { kind: 'health-live' });

@@ -33,10 +33,30 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
+  /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
+  readonly registrationTimeoutSeconds: number;
+  /**
+   * `REGISTRATION_MEMORY_MB`: resident-memory cap of that isolated process; default 75% of the function's memory
+   * on Lambda, 2048 locally.
+   */
+  readonly registrationMemoryMb: number;
+  /** `ONNXRUNTIME_THREAD`: where serving runs onnxruntime, `main` (default) or `worker` (a worker thread). */
+  readonly onnxruntimeThread: 'main' | 'worker';
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
   readonly sessionOptions: SessionOptions;
+}
+
+/**
+ * Bounds of registration's isolated session. The deadline leaves the register function's 5-minute timeout room
+ * for a locale fallback (a second session) and the writes; the cap leaves the handler's own process a quarter.
+ */
+export const REGISTRATION_DEFAULTS = { timeoutSeconds: 100, memoryShare: 0.75, localMemoryMb: 2048 } as const;
+
+function registrationMemoryDefault(env: NodeJS.ProcessEnv): number {
+  const memory = Number(env[ENV.functionMemorySize]);
+  return memory > 0 ? Math.floor(memory * REGISTRATION_DEFAULTS.memoryShare) : REGISTRATION_DEFAULTS.localMemoryMb;
 }
 
 /** Lambda gives one vCPU per 1,769 MB of memory. */
@@ -95,7 +115,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (!OPTIMIZATION_LEVELS.includes(level)) {
     throw new ConfigurationError(`${ENV.graphOptimizationLevel} must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
+  const thread = env[ENV.onnxruntimeThread] || 'main';
+  if (thread !== 'main' && thread !== 'worker') {
+    throw new ConfigurationError(`${ENV.onnxruntimeThread} must be main or worker, got "${thread}"`);
+  }
   return {
+    onnxruntimeThread: thread,
     bucket: env[ENV.modelBucket] || undefined,
     s3Endpoint: env[ENV.s3Endpoint] || undefined,
     modelDir: env[ENV.modelDir] || undefined,
@@ -112,6 +137,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     },
     scratchDir: env[ENV.scratchDir] || undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
+    registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
+    registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

@@ -3,7 +3,9 @@
  * at init; tests and the local runtime call it with their own configuration.
  */
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
+import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
+import { workerSessionFactory } from '../adapters/worker-session.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import type { BlobStore } from '../core/blob-store.js';
@@ -19,6 +21,11 @@ export interface Runtime {
   readonly repository: ModelRepository;
   readonly service: ModelService;
   readonly sessionFactory: SessionFactory;
+  /**
+   * Sessions for registration's smoke test: each in a child process under the configured deadline and memory cap
+   * (unless a test overrides `sessionFactory`, which then serves both).
+   */
+  readonly registrationSessionFactory: SessionFactory;
 }
 
 /** Overrides for tests and the local runtime. */
@@ -43,7 +50,8 @@ export function storeFromConfig(config: RuntimeConfig): BlobStore {
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? storeFromConfig(config);
   const repository = new ModelRepository(store);
-  const sessionFactory = overrides.sessionFactory ?? onnxruntimeSessionFactory;
+  const sessionFactory =
+    overrides.sessionFactory ?? (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
   const service = new ModelService({
     repository,
     sessionFactory,
@@ -56,5 +64,11 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
     now: overrides.now,
   });
-  return { config, store, repository, service, sessionFactory };
+  const registrationSessionFactory =
+    overrides.sessionFactory ??
+    isolatedSessionFactory({
+      deadlineMs: config.registrationTimeoutSeconds * 1000,
+      memoryBytes: config.registrationMemoryMb * 2 ** 20,
+    });
+  return { config, store, repository, service, sessionFactory, registrationSessionFactory };
 }

@@ -25,7 +25,7 @@ export { InvalidInferenceResponseError } from './errors.js';
 export type { EncodedMessage } from './message.js';
 export { CLASSIFICATION_PARAMETER, decodeInferenceRequest, encodeInferenceRequest, encodeRawInferenceRequest } from './request.js';
 export type { DecodeOptions, EncodeRequestOptions, EncodedRequest } from './request.js';
-export { decodeInferenceResponse, encodeInferenceResponse } from './response.js';
+export { decodeInferenceResponse, encodeInferenceResponse, minimumResponseBytes } from './response.js';
 export type { EncodedResponse } from './response.js';
 export { ACCEPTED_REQUEST_FORMS, HEADERS, MEDIA_TYPES, headerValue, parseMediaType, requestForm } from './wire.js';
 export type { MediaType, RequestForm } from './wire.js';

@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS } from '../catalog.js';
 import { BadRequestError, InferenceServerError } from '../errors.js';
 import type { InferenceRequest, InferenceResponse, Tensor } from '../types.js';
 import { encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
+import { BYTES_PER_ELEMENT } from './datatypes.js';
 import { show } from './describe.js';
 import { assertDocumentDepth, parseJsonObject, parseTensorDescriptor } from './document.js';
 import type { JsonObject } from './document.js';
@@ -70,6 +71,40 @@ export function encodeInferenceResponse(
       [HEADERS.inferenceHeaderContentLength]: String(header.byteLength),
     },
   };
+}
+
+/**
+ * The fewest bytes {@link encodeInferenceResponse} could produce for `response`, counted from each output's element
+ * count before any text is built: exact for binary outputs, and for JSON a floor (one character per number and a
+ * comma, `true` or `""` per BOOL or BYTES element). A caller with a size limit refuses from this first, so that a
+ * tiny request asking for a huge output never makes the encoder build (or V8 fail to build) a response that would
+ * be refused anyway. `binary` tells whether the body would be the binary extension.
+ */
+export function minimumResponseBytes(
+  response: Pick<InferenceResponse, 'outputs'>,
+  request: Pick<InferenceRequest, 'outputs' | 'binaryOutputByDefault'>,
+): { readonly bytes: number; readonly binary: boolean } {
+  const binaryByName = new Map(request.outputs?.map((output) => [output.name, output.binary]));
+  let bytes = 0;
+  let binary = false;
+  for (const { name, datatype, data } of response.outputs) {
+    const count = data.length;
+    if (binaryByName.get(name) ?? request.binaryOutputByDefault) {
+      binary = true;
+      bytes += datatype === 'BYTES' ? binaryBytesSize(data as readonly string[]) : count * BYTES_PER_ELEMENT[datatype];
+    } else {
+      const perElement = datatype === 'BOOL' ? 5 : datatype === 'BYTES' ? 3 : 2;
+      bytes += Math.max(0, count * perElement - 1);
+    }
+  }
+  return { bytes, binary };
+}
+
+function binaryBytesSize(elements: readonly string[]): number {
+  // Four length bytes each, plus at least one UTF-8 byte per UTF-16 unit of the text.
+  let bytes = 0;
+  for (const element of elements) bytes += 4 + element.length;
+  return bytes;
 }
 
 /** Limits for decoding responses: only the structural ones apply; a client takes what the server sends. */

@@ -17,7 +17,8 @@ import { ModelEndpoint } from './model-endpoint.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
-import { ServiceFunction, type Architecture } from './service-function.js';
+import type { Architecture } from './lambda-runtime.js';
+import { ServiceFunction } from './service-function.js';
 
 /** How callers authenticate to the REST API. */
 export type ApiAuthorization = 'api-key' | 'iam';

@@ -11,7 +11,7 @@ import {
   buildOnnxruntimeLayer,
   formatMegabytes,
 } from '../layers/onnxruntime/build.js';
-import { RUNTIME, lambdaArchitecture, type Architecture } from './service-function.js';
+import { RUNTIME, lambdaArchitecture, type Architecture } from './lambda-runtime.js';
 
 /**
  * The layer may use at most this share of Lambda's 250 MB so the function bundle, and a future onnxruntime

@@ -12,25 +12,15 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, METRICS_NAMESPACE } from './constants.js';
+import { RUNTIME, lambdaArchitecture, type Architecture } from './lambda-runtime.js';
 import { acknowledge } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 
 /** The repository root: where `package-lock.json` and `functions/` are. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Lambda CPU architecture, spelled as the catalog spells it. */
-export type Architecture = 'x86_64' | 'arm64';
-
 /** The handler files of `functions/handlers/`. */
 export type HandlerName = 'infer' | 'register' | 'control';
-
-/** The Node.js runtime every function runs on (and the layer is built for). */
-export const RUNTIME = lambda.Runtime.NODEJS_22_X;
-
-/** Maps the catalog's architecture names to CDK's. */
-export function lambdaArchitecture(arch: Architecture): lambda.Architecture {
-  return arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
-}
 
 /**
  * Packages that must not be bundled. `onnxruntime-node` loads native code relative to its own files and comes from

@@ -7,6 +7,7 @@
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
 import { OnnxServerlessStack, type ApiAuthorization } from './onnx-serverless-stack.js';
 
 const app = new App();
@@ -14,6 +15,9 @@ const account = process.env['CDK_DEFAULT_ACCOUNT'];
 const region = process.env['CDK_DEFAULT_REGION'];
 new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'OnnxServerless'), {
   ...(account === undefined && region === undefined ? {} : { env: { account, region } }),
+  // The catalog is read here, once: the stack and its constructs take parsed entries.
+  models: loadCatalog(DEFAULT_MODELS_DIR),
+  modelsDir: DEFAULT_MODELS_DIR,
   authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
   powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
   sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',

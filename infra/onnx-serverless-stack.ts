@@ -1,45 +1,39 @@
 /**
- * The whole service in one stack: the model bucket, one {@link ModelEndpoint} per catalog entry on one REST API,
- * the shared `control` and `register` functions, and the onnxruntime layers the functions need.
+ * The whole service in one stack, composed of constructs: the {@link ModelBucket}, the {@link InferenceApi} with
+ * the shared `control` function, the {@link Registrar}, one {@link ModelEndpoint} per catalog entry, and the
+ * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
-import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Token, type StackProps } from 'aws-cdk-lib';
-import * as apigw from 'aws-cdk-lib/aws-apigateway';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { CfnOutput, DefaultStackSynthesizer, Duration, Stack, Token, type CfnElement, type StackProps, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
-import type { Construct } from 'constructs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
-import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
-import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX, V2_ROOT } from './constants.js';
-import { ModelEndpoint } from './model-endpoint.js';
+import { functionErrorsAlarm } from './alarms.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
+import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
+import { ENV, REPOSITORY_PREFIXES } from './constants.js';
+import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
+import type { Architecture } from './lambda-runtime.js';
+import { ModelBucket } from './model-bucket.js';
+import { ModelEndpoint } from './model-endpoint.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
-import type { Architecture } from './lambda-runtime.js';
+import { Registrar } from './registrar.js';
 import { ServiceFunction } from './service-function.js';
 
-/** How callers authenticate to the REST API. */
-export type ApiAuthorization = 'api-key' | 'iam';
-
-/** Steady-state requests per second and burst, per method of the stage and for the usage plan. */
-export interface ThrottleSettings {
-  /** Requests per second. */
-  readonly rateLimit: number;
-  /** Requests allowed in a burst. */
-  readonly burstLimit: number;
-}
+export type { ApiAuthorization, ThrottleSettings } from './inference-api.js';
 
 /** Props of {@link OnnxServerlessStack}. */
 export interface OnnxServerlessStackProps extends StackProps {
   /**
-   * The models to serve.
-   * @default every `models/<name>.json` of `modelsDir`
+   * The models that get a dedicated endpoint: the parsed catalog (`loadCatalog(modelsDir)`, as `app.ts` does).
    */
-  readonly models?: readonly CatalogEntry[];
+  readonly models: readonly CatalogEntry[];
   /**
-   * The catalog directory: read when `models` is not given, and the base of the entries' `seed` paths.
+   * The catalog directory: the base of the entries' `seed` paths.
    * @default the repository's `models/`
    */
   readonly modelsDir?: string;
@@ -120,15 +114,11 @@ export interface OnnxServerlessStackProps extends StackProps {
   readonly layerBuildDir?: string;
 }
 
-const DEFAULT_THROTTLE: ThrottleSettings = { rateLimit: 50, burstLimit: 100 };
-
-// Feature flags this stack relies on, set on the stack so `cdk synth` and tests behave alike without cdk.json.
+// Feature flags this stack relies on, set on the stack so `cdk synth` and tests behave alike without cdk.json
+// (ModelBucket and InferenceApi set their own).
 const FEATURE_FLAGS = {
-  // Access-log delivery by bucket policy: the log bucket can keep ACLs disabled (BucketOwnerEnforced).
-  '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true,
   // A new layer version (new onnxruntime) publishes a new function version for the provisioned alias.
   '@aws-cdk/aws-lambda:recognizeLayerVersion': true,
-  '@aws-cdk/aws-apigateway:usagePlanKeyOrderInsensitiveId': true,
 } as const;
 
 /** The onnx-serverless service. */
@@ -139,12 +129,16 @@ export class OnnxServerlessStack extends Stack {
   public readonly accessLogBucket: s3.Bucket;
   /** The REST API with every route. */
   public readonly api: apigw.RestApi;
+  /** The API construct: the REST API, its resources, key and usage plan. */
+  public readonly inferenceApi: InferenceApi;
   /** One endpoint per served model, by model name. */
   public readonly endpoints: ReadonlyMap<string, ModelEndpoint>;
   /** The onnxruntime layers, by architecture (only those some function uses). */
   public readonly layers: ReadonlyMap<Architecture, OnnxruntimeLayer>;
   /** Health, server metadata and repository index. */
   public readonly controlFunction: ServiceFunction;
+  /** Registration: the `register` function, its notification and alarm. */
+  public readonly registrar: Registrar;
   /** Validates and registers uploads. */
   public readonly registerFunction: ServiceFunction;
   /** The API key callers send as `x-api-key`, with `authorization: 'api-key'`. */
@@ -152,23 +146,29 @@ export class OnnxServerlessStack extends Stack {
   /** The usage plan throttling that key, with `authorization: 'api-key'`. */
   public readonly usagePlan?: apigw.UsagePlan;
 
-  constructor(scope: Construct, id: string, props: OnnxServerlessStackProps = {}) {
+  /**
+   * The constructs that only group resources. They are left out of logical ids, so every resource keeps the id it
+   * had when the stack built everything inline: an update never replaces the retained bucket, the API (and so its
+   * URL) or the API key.
+   */
+  private readonly groupingConstructs = new Set<IConstruct>();
+
+  constructor(scope: Construct, id: string, props: OnnxServerlessStackProps) {
     super(scope, id, props);
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
 
-    const authorization = props.authorization ?? 'api-key';
-    const throttle = props.throttle ?? DEFAULT_THROTTLE;
     const modelsDir = props.modelsDir ?? DEFAULT_MODELS_DIR;
-    const models = props.models ?? loadCatalog(modelsDir);
+    const models = props.models;
     const sharedArchitecture = props.sharedArchitecture ?? 'arm64';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
-    const executionLogging = props.executionLogging ?? true;
-    validateStackProps(this.node.path, { authorization, throttle, models, stageName: props.stageName, registerMemoryMb: props.registerMemoryMb });
+    validateModels(this.node.path, models);
 
-    ({ bucket: this.bucket, accessLogBucket: this.accessLogBucket } = this.createBuckets(
-      props.bucketRemovalPolicy ?? RemovalPolicy.RETAIN,
-    ));
+    const repository = this.group(new ModelBucket(this, 'Repository', {
+      ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
+    }));
+    this.bucket = repository.bucket;
+    this.accessLogBucket = repository.accessLogBucket;
 
     const layers = new Map<Architecture, OnnxruntimeLayer>();
     for (const arch of [...new Set([sharedArchitecture, ...models.map((m) => m.architecture)])].sort()) {
@@ -181,57 +181,47 @@ export class OnnxServerlessStack extends Stack {
       );
     }
     this.layers = layers;
+    const sharedLayer = layers.get(sharedArchitecture) as OnnxruntimeLayer;
 
-    const methodOptions: apigw.MethodOptions = {
-      apiKeyRequired: authorization === 'api-key',
-      authorizationType: authorization === 'iam' ? apigw.AuthorizationType.IAM : apigw.AuthorizationType.NONE,
-    };
-    this.api = this.createApi({ authorization, throttle, logRetention, executionLogging, stageName: props.stageName ?? 'prod', methodOptions });
-    const validator = new apigw.RequestValidator(this, 'PathParameterValidator', {
-      restApi: this.api,
-      validateRequestParameters: true,
-      validateRequestBody: false,
+    // Id "Default": CDK leaves it out of every logical id and of the unique ids that API Gateway's permissions and
+    // usage-plan key embed in theirs; a renamed usage-plan key would be created beside the old one and conflict.
+    this.inferenceApi = new InferenceApi(this, 'Default', {
+      ...(props.authorization === undefined ? {} : { authorization: props.authorization }),
+      ...(props.throttle === undefined ? {} : { throttle: props.throttle }),
+      ...(props.stageName === undefined ? {} : { stageName: props.stageName }),
+      ...(props.executionLogging === undefined ? {} : { executionLogging: props.executionLogging }),
+      logRetention,
+      serviceName: this.stackName,
     });
-    const routeOptions: apigw.MethodOptions = { ...methodOptions, requestValidator: validator };
+    this.api = this.inferenceApi.api;
+    this.apiKey = this.inferenceApi.apiKey;
+    this.usagePlan = this.inferenceApi.usagePlan;
 
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
-    this.controlFunction = this.createControl(
-      sharedArchitecture,
-      layers.get(sharedArchitecture) as OnnxruntimeLayer,
-      logRetention,
-      manifestTtlSeconds,
-      routeOptions,
-    );
-    this.registerFunction = this.createRegister({
-      architecture: sharedArchitecture,
-      layer: layers.get(sharedArchitecture) as OnnxruntimeLayer,
-      logRetention,
-      memoryMb: props.registerMemoryMb ?? 3008,
-      timeout: props.registerTimeout ?? Duration.minutes(5),
-    });
-    for (const fn of [this.controlFunction, this.registerFunction]) {
-      new cloudwatch.Alarm(fn, 'ErrorsAlarm', {
-        alarmDescription: `${fn.node.id.toLowerCase()}: function errors`,
-        metric: fn.function.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(...(props.alarmAction === undefined ? [] : [props.alarmAction]));
-    }
+    this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, logRetention, manifestTtlSeconds);
+    this.inferenceApi.addControlRoutes(this.controlFunction.function);
+    functionErrorsAlarm(this.controlFunction, props.alarmAction);
 
-    const modelsResource = this.api.root.getResource(V2_ROOT)?.addResource('models');
-    if (modelsResource === undefined) throw new Error('unreachable: /v2 is created with the control routes');
+    this.registrar = this.group(new Registrar(this, 'Registration', {
+      bucket: this.bucket,
+      layer: sharedLayer,
+      logRetention,
+      ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
+      ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
+      ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+    }));
+    this.registerFunction = this.registrar.registerFunction;
+
     const endpoints = new Map<string, ModelEndpoint>();
     for (const model of models) {
       endpoints.set(
         model.name,
         new ModelEndpoint(this, `Model-${model.name}`, {
           model,
-          modelsResource,
+          modelsResource: this.inferenceApi.modelsResource,
           bucket: this.bucket,
           layer: layers.get(model.architecture) as OnnxruntimeLayer,
-          methodOptions: routeOptions,
+          methodOptions: this.inferenceApi.routeOptions,
           manifestTtlSeconds,
           logRetention,
           modelsDir,
@@ -243,14 +233,7 @@ export class OnnxServerlessStack extends Stack {
     }
     this.endpoints = endpoints;
 
-    if (authorization === 'api-key') {
-      this.apiKey = this.api.addApiKey('ApiKey', { description: `Key for ${this.stackName}'s inference API` });
-      this.usagePlan = this.api.addUsagePlan('UsagePlan', {
-        description: `Default throttling of ${this.stackName}'s API key`,
-        throttle: { rateLimit: throttle.rateLimit, burstLimit: throttle.burstLimit },
-        apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
-      });
-      this.usagePlan.addApiKey(this.apiKey);
+    if (this.apiKey !== undefined) {
       new CfnOutput(this, 'ApiKeyId', {
         value: this.apiKey.keyId,
         description: 'aws apigateway get-api-key --include-value --query value --output text --api-key <this id>',
@@ -261,7 +244,7 @@ export class OnnxServerlessStack extends Stack {
       description: `Upload models with: aws s3 cp model.onnx s3://<bucket>/${REPOSITORY_PREFIXES.uploads}<model-name>/`,
     });
     new CfnOutput(this, 'InferenceUrl', {
-      value: `${this.api.url}${V2_ROOT}`,
+      value: this.inferenceApi.v2Url,
       description: 'KServe V2 root; models are under /models/<name>',
     });
 
@@ -271,109 +254,19 @@ export class OnnxServerlessStack extends Stack {
       if (props.sourceMapStackTraces ?? false) serviceFunction.function.addEnvironment(ENV.nodeOptions, '--enable-source-maps');
     }
 
-    this.suppressNagFindings(authorization, executionLogging);
+    this.acknowledgeCdkProviders();
   }
 
-  private createBuckets(removalPolicy: RemovalPolicy): { bucket: s3.Bucket; accessLogBucket: s3.Bucket } {
-    const destroy = removalPolicy === RemovalPolicy.DESTROY;
-    const accessLogBucket = new s3.Bucket(this, 'AccessLogBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: Duration.days(90) }],
-      removalPolicy,
-      autoDeleteObjects: destroy,
-    });
-    const bucket = new s3.Bucket(this, 'ModelBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      // Versioning keeps overwritten manifests and deleted versions recoverable; the rules bound what that costs.
-      versioned: true,
-      lifecycleRules: [
-        { noncurrentVersionExpiration: Duration.days(30) },
-        { abortIncompleteMultipartUploadAfter: Duration.days(7) },
-      ],
-      serverAccessLogsBucket: accessLogBucket,
-      serverAccessLogsPrefix: 'model-bucket/',
-      removalPolicy,
-      autoDeleteObjects: destroy,
-    });
-    return { bucket, accessLogBucket };
+  /** Logical ids leave out the grouping constructs (see {@link groupingConstructs}). */
+  protected override allocateLogicalId(element: CfnElement): string {
+    const scopes = element.node.scopes.filter((scope) => !this.groupingConstructs.has(scope));
+    // Stack's own allocation, over the path without the grouping constructs.
+    return super.allocateLogicalId({ node: { scopes }, stack: this } as unknown as CfnElement);
   }
 
-  private createApi(options: {
-    authorization: ApiAuthorization;
-    throttle: ThrottleSettings;
-    logRetention: logs.RetentionDays;
-    executionLogging: boolean;
-    stageName: string;
-    methodOptions: apigw.MethodOptions;
-  }): apigw.RestApi {
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
-      retention: options.logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const api = new apigw.RestApi(this, 'Api', {
-      description: 'KServe V2 inference endpoints (onnx-serverless)',
-      binaryMediaTypes: [...BINARY_MEDIA_TYPES],
-      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
-      cloudWatchRole: options.executionLogging,
-      defaultMethodOptions: options.methodOptions,
-      deployOptions: {
-        stageName: options.stageName,
-        accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: true,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
-        loggingLevel: options.executionLogging ? apigw.MethodLoggingLevel.ERROR : apigw.MethodLoggingLevel.OFF,
-        // Request and response bodies are tensors: never write them to logs.
-        dataTraceEnabled: false,
-        tracingEnabled: true,
-        throttlingRateLimit: options.throttle.rateLimit,
-        throttlingBurstLimit: options.throttle.burstLimit,
-      },
-    });
-    // Gateway-made errors get the same {"error": ...} shape as the handlers' errors.
-    const errorBody = { 'application/json': '{"error": $context.error.messageString}' };
-    api.addGatewayResponse('Default4xx', { type: apigw.ResponseType.DEFAULT_4XX, templates: errorBody });
-    api.addGatewayResponse('Default5xx', { type: apigw.ResponseType.DEFAULT_5XX, templates: errorBody });
-    // API Gateway answers an unknown path or method with "Missing Authentication Token"; say what it means.
-    api.addGatewayResponse('UnknownRoute', {
-      type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-      ...(options.authorization === 'api-key'
-        ? {
-            statusCode: '404',
-            templates: {
-              'application/json': JSON.stringify({
-                error:
-                  'No such route or method. Models are served under /v2/models/<name> (GET, GET /ready, ' +
-                  'POST /infer, optionally after /versions/<v>); POST /v2/repository/index lists them.',
-              }),
-            },
-          }
-        : {
-            templates: {
-              'application/json': JSON.stringify({
-                error:
-                  'Request not signed or no such route: sign requests with SigV4 for execute-api, and check the ' +
-                  'method and path (/v2/models/<name>/infer, POST /v2/repository/index lists the models).',
-              }),
-            },
-          }),
-    });
-    return api;
+  private group<T extends IConstruct>(construct: T): T {
+    this.groupingConstructs.add(construct);
+    return construct;
   }
 
   private createControl(
@@ -381,7 +274,6 @@ export class OnnxServerlessStack extends Stack {
     layer: OnnxruntimeLayer,
     logRetention: logs.RetentionDays,
     manifestTtlSeconds: number,
-    routeOptions: apigw.MethodOptions,
   ): ServiceFunction {
     const control = new ServiceFunction(this, 'Control', {
       handler: 'control',
@@ -405,97 +297,7 @@ export class OnnxServerlessStack extends Stack {
       'Read-only: the repository index reads manifests, version metadata and rejection records of every model.',
     );
     grantListUnder(control.role, this.bucket, [REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
-
-    const integration = new apigw.LambdaIntegration(control.function, { proxy: true, allowTestInvoke: false });
-    const v2 = this.api.root.addResource(V2_ROOT);
-    v2.addMethod('GET', integration, routeOptions);
-    const health = v2.addResource('health');
-    health.addResource('live').addMethod('GET', integration, routeOptions);
-    health.addResource('ready').addMethod('GET', integration, routeOptions);
-    v2.addResource('repository').addResource('index').addMethod('POST', integration, routeOptions);
     return control;
-  }
-
-  private createRegister(options: {
-    architecture: Architecture;
-    layer: OnnxruntimeLayer;
-    logRetention: logs.RetentionDays;
-    memoryMb: number;
-    timeout: Duration;
-  }): ServiceFunction {
-    const register = new ServiceFunction(this, 'Register', {
-      handler: 'register',
-      architecture: options.architecture,
-      layer: options.layer,
-      memoryMb: options.memoryMb,
-      timeout: options.timeout,
-      logRetention: options.logRetention,
-      serviceName: 'register',
-      description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
-      environment: { [ENV.modelBucket]: this.bucket.bucketName },
-    });
-    const uploads = `${REPOSITORY_PREFIXES.uploads}*`;
-    const models = `${REPOSITORY_PREFIXES.models}*`;
-    const rejected = `${REPOSITORY_PREFIXES.rejected}*`;
-    grantObjects(
-      register.role,
-      this.bucket,
-      ['s3:GetObject'],
-      [uploads, models],
-      'Register reads any upload, and the manifests and versions of any model (it registers them all).',
-    );
-    grantObjects(
-      register.role,
-      this.bucket,
-      ['s3:PutObject'],
-      [models, rejected],
-      'Register writes versions and manifests of any model, and rejection records (it registers them all).',
-    );
-    grantListUnder(register.role, this.bucket, [REPOSITORY_PREFIXES.uploads, REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
-
-    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
-      prefix: REPOSITORY_PREFIXES.uploads,
-      suffix: UPLOAD_SUFFIX,
-    });
-    return register;
-  }
-
-  private suppressNagFindings(authorization: ApiAuthorization, executionLogging: boolean): void {
-    acknowledge(this.accessLogBucket, ['S1'], 'This is the access-log bucket itself; logging it into itself would loop.');
-    acknowledge(
-      this.api,
-      ['APIG2'],
-      'Path parameters are validated by API Gateway; bodies (V2 JSON or the binary tensor extension, which no JSON ' +
-        'schema can describe) are validated by the handler against the catalog limits, with messages a client can act on.',
-    );
-    acknowledge(
-      this.api,
-      ['APIG3'],
-      'WAF is left to the operator (its cost and rules depend on the traffic); API keys or IAM plus throttling apply.',
-    );
-    acknowledge(
-      this.api,
-      ['COG4'],
-      'Machine-to-machine inference API: API keys with a usage plan by default, SigV4 IAM as the option; no user pool.',
-    );
-    if (authorization === 'api-key') {
-      acknowledge(
-        this.api,
-        ['APIG4'],
-        'Every method requires an API key bound to a throttled usage plan (the default); deploy with authorization ' +
-          '"iam" for SigV4 authorization.',
-      );
-    }
-    if (executionLogging) {
-      acknowledge(
-        this.api,
-        [managedPolicyFinding('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
-        'The AWS-maintained policy of the account-level role that API Gateway execution logging requires.',
-      );
-    } else {
-      acknowledge(this.api, ['APIG6'], 'Execution logging disabled by the operator; access logs stay on.');
-    }
-    this.acknowledgeCdkProviders();
   }
 
   /**
@@ -535,38 +337,11 @@ export class OnnxServerlessStack extends Stack {
   }
 }
 
-function validateStackProps(
-  path: string,
-  props: {
-    authorization: string;
-    throttle: ThrottleSettings;
-    models: readonly CatalogEntry[];
-    stageName: string | undefined;
-    registerMemoryMb: number | undefined;
-  },
-): void {
-  if (props.authorization !== 'api-key' && props.authorization !== 'iam') {
-    throw new Error(`${path}: authorization must be "api-key" or "iam", got "${props.authorization}"`);
-  }
-  const { rateLimit, burstLimit } = props.throttle;
-  if (!(rateLimit > 0) || !Number.isInteger(burstLimit) || burstLimit < 1) {
-    throw new Error(
-      `${path}: throttle needs rateLimit > 0 and an integer burstLimit >= 1, got ${JSON.stringify(props.throttle)}`,
-    );
-  }
-  if (burstLimit < rateLimit) {
-    throw new Error(`${path}: throttle.burstLimit (${burstLimit}) must be at least rateLimit (${rateLimit})`);
-  }
+/** Model names must be unique: each gets its own routes and function. */
+function validateModels(path: string, models: readonly CatalogEntry[]): void {
   const seen = new Set<string>();
-  for (const model of props.models) {
+  for (const model of models) {
     if (seen.has(model.name)) throw new Error(`${path}: model "${model.name}" is declared twice; names must be unique`);
     seen.add(model.name);
-  }
-  if (props.stageName !== undefined && !/^[A-Za-z0-9_]{1,128}$/.test(props.stageName)) {
-    throw new Error(`${path}: stageName "${props.stageName}" may only hold letters, digits and underscores`);
-  }
-  const memory = props.registerMemoryMb;
-  if (memory !== undefined && (!Number.isInteger(memory) || memory < 128 || memory > 10240)) {
-    throw new Error(`${path}: registerMemoryMb must be an integer from 128 to 10240, got ${memory}`);
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * Registration on AWS: the `register` function, subscribed to the bucket's ObjectCreated events for
+ * `uploads/**` + `.onnx`, with the S3 rights registration needs and an alarm on its errors.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import { Construct } from 'constructs';
+import { functionErrorsAlarm } from './alarms.js';
+import { grantListUnder, grantObjects } from './bucket-grants.js';
+import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
+import type { Architecture } from './lambda-runtime.js';
+import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
+import { ServiceFunction } from './service-function.js';
+
+/** Props of {@link Registrar}. */
+export interface RegistrarProps {
+  /** The model repository: uploads are read from it, versions and rejections written to it. */
+  readonly bucket: s3.IBucket;
+  /** The onnxruntime layer: registration test-runs every upload. Its architecture is the function's. */
+  readonly layer: OnnxruntimeLayer;
+  /**
+   * Memory of `register`, which parses, rewrites and test-runs every upload.
+   * @default 3008
+   */
+  readonly memoryMb?: number;
+  /**
+   * Timeout of `register`.
+   * @default Duration.minutes(5)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Retention of the function's logs.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * Where the alarms notify.
+   * @default none: the alarms still show in CloudWatch
+   */
+  readonly alarmAction?: cloudwatch.IAlarmAction;
+}
+
+/** The `register` function, its bucket notification, rights and alarm. */
+export class Registrar extends Construct {
+  /** The `register` function and its role. */
+  public readonly registerFunction: ServiceFunction;
+  /** Fires on any error of `register` in five minutes. */
+  public readonly errorsAlarm: cloudwatch.Alarm;
+  /** The architecture `register` runs on (its layer's). */
+  public readonly architecture: Architecture;
+
+  constructor(scope: Construct, id: string, props: RegistrarProps) {
+    super(scope, id);
+    const memory = props.memoryMb ?? 3008;
+    if (!Number.isInteger(memory) || memory < 128 || memory > 10240) {
+      throw new Error(`${this.node.path}: registerMemoryMb must be an integer from 128 to 10240, got ${memory}`);
+    }
+    this.architecture = props.layer.architecture;
+    const register = new ServiceFunction(this, 'Register', {
+      handler: 'register',
+      architecture: props.layer.architecture,
+      layer: props.layer,
+      memoryMb: memory,
+      timeout: props.timeout ?? Duration.minutes(5),
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      serviceName: 'register',
+      description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
+      environment: { [ENV.modelBucket]: props.bucket.bucketName },
+    });
+    this.registerFunction = register;
+    const uploads = `${REPOSITORY_PREFIXES.uploads}*`;
+    const models = `${REPOSITORY_PREFIXES.models}*`;
+    const rejected = `${REPOSITORY_PREFIXES.rejected}*`;
+    grantObjects(
+      register.role,
+      props.bucket,
+      ['s3:GetObject'],
+      [uploads, models],
+      'Register reads any upload, and the manifests and versions of any model (it registers them all).',
+    );
+    grantObjects(
+      register.role,
+      props.bucket,
+      ['s3:PutObject'],
+      [models, rejected],
+      'Register writes versions and manifests of any model, and rejection records (it registers them all).',
+    );
+    grantListUnder(register.role, props.bucket, [REPOSITORY_PREFIXES.uploads, REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
+
+    props.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
+      prefix: REPOSITORY_PREFIXES.uploads,
+      suffix: UPLOAD_SUFFIX,
+    });
+    this.errorsAlarm = functionErrorsAlarm(register, props.alarmAction);
+  }
+}

@@ -3,11 +3,13 @@
  * are optional (`CDK_DEFAULT_ACCOUNT`/`CDK_DEFAULT_REGION`, set by the CLI when credentials are configured).
  *
  * Context (`cdk synth -c key=value`): `stackName` (default `OnnxServerless`), `authorization` (`api-key`, the
- * default, or `iam`), `powertoolsTracer` and `sourceMapStackTraces` (`true`; both off by default).
+ * default, or `iam`), `runtime` (`nodejs24.x`, the default, or `nodejs22.x`), `powertoolsTracer` and
+ * `sourceMapStackTraces` (`true`; both off by default).
  */
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
+import type { NodeRuntime } from './lambda-runtime.js';
 import { OnnxServerlessStack, type ApiAuthorization } from './onnx-serverless-stack.js';
 
 const app = new App();
@@ -19,6 +21,7 @@ new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'Onnx
   models: loadCatalog(DEFAULT_MODELS_DIR),
   modelsDir: DEFAULT_MODELS_DIR,
   authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
+  ...(app.node.tryGetContext('runtime') === undefined ? {} : { runtime: String(app.node.tryGetContext('runtime')) as NodeRuntime }),
   powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
   sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',
   description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',

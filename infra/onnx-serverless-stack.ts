@@ -23,6 +23,7 @@ import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './na
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { Registrar } from './registrar.js';
 import { ServiceFunction } from './service-function.js';
+import { SharedModelEndpoint } from './shared-endpoint.js';
 
 export type { ApiAuthorization, ThrottleSettings } from './inference-api.js';
 
@@ -93,6 +94,12 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly sharedArchitecture?: Architecture;
   /**
+   * Memory of the shared infer function (models without a catalog entry); a quarter of it is its budget of loaded
+   * model files.
+   * @default 3008
+   */
+  readonly sharedInferMemoryMb?: number;
+  /**
    * Memory of `register`, which parses, rewrites and test-runs every upload.
    * @default 3008
    */
@@ -142,6 +149,8 @@ export class OnnxServerlessStack extends Stack {
   public readonly layers: ReadonlyMap<Architecture, OnnxruntimeLayer>;
   /** Health, server metadata and repository index. */
   public readonly controlFunction: ServiceFunction;
+  /** Every model without a catalog entry: the shared infer function behind `/v2/models/{model}`. */
+  public readonly sharedEndpoint: SharedModelEndpoint;
   /** Registration: the `register` function, its notification and alarm. */
   public readonly registrar: Registrar;
   /** Validates and registers uploads. */
@@ -245,6 +254,17 @@ export class OnnxServerlessStack extends Stack {
       );
     }
     this.endpoints = endpoints;
+    this.sharedEndpoint = new SharedModelEndpoint(this, 'SharedModels', {
+      modelsResource: this.inferenceApi.modelsResource,
+      bucket: this.bucket,
+      layer: sharedLayer,
+      methodOptions: this.inferenceApi.routeOptions,
+      runtime,
+      manifestTtlSeconds,
+      logRetention,
+      ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
+      ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+    });
 
     if (this.apiKey !== undefined) {
       new CfnOutput(this, 'ApiKeyId', {
@@ -261,7 +281,12 @@ export class OnnxServerlessStack extends Stack {
       description: 'KServe V2 root; models are under /models/<name>',
     });
 
-    const functions = [this.controlFunction, this.registerFunction, ...[...this.endpoints.values()].map((e) => e.inferFunction)];
+    const functions = [
+      this.controlFunction,
+      this.registerFunction,
+      this.sharedEndpoint.inferFunction,
+      ...[...this.endpoints.values()].map((e) => e.inferFunction),
+    ];
     for (const serviceFunction of functions) {
       serviceFunction.function.addEnvironment(ENV.traceEnabled, String(props.powertoolsTracer ?? false));
       if (props.sourceMapStackTraces ?? false) serviceFunction.function.addEnvironment(ENV.nodeOptions, '--enable-source-maps');

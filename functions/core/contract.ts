@@ -23,6 +23,11 @@ export const ENV = {
   /** A local folder used as the repository instead of S3. */
   modelDir: 'MODEL_DIR',
   graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
+  /**
+   * Megabytes of model files kept loaded across all models in one process (the shared infer function serves every
+   * model without a catalog entry); beyond it the least recently used sessions are released. Unset: no limit.
+   */
+  sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
   /** Set by Lambda. */

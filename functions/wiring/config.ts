@@ -25,6 +25,8 @@ export interface RuntimeConfig {
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
   readonly storageTimeoutSeconds?: number;
+  /** `SESSION_BUDGET_MB` in bytes: model files kept loaded across models; unset, no limit. */
+  readonly maxLoadedBytes?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
@@ -100,6 +102,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     limits,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds] ? positiveNumber(env, ENV.storageTimeoutSeconds, 10) : undefined,
+    maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',

@@ -49,6 +49,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     manifestTtlMs: config.manifestTtlSeconds * 1000,
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
     telemetry: overrides.telemetry,
+    maxLoadedBytes: config.maxLoadedBytes,
   });
   return { config, store, repository, service, sessionFactory };
 }

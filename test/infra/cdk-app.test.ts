@@ -38,7 +38,7 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
     maxBuffer: 64 * 1024 * 1024,
   });
 
-  // Assess: one infer function per catalog entry, named by MODEL_NAME, plus register and control.
+  // Assess: one infer function per catalog entry, named by MODEL_NAME, plus the shared infer, register and control.
   expect(`${stdout}\n${stderr}`).not.toMatch(/\bERROR\b|AwsSolutions-/);
   const template = JSON.parse(readFileSync(join(outDir, 'OnnxServerless.template.json'), 'utf8')) as {
     Resources: Record<string, { Type: string; Properties?: { Runtime?: string; Environment?: { Variables?: Record<string, string> } } }>;
@@ -48,6 +48,6 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
   );
   const served = functions.map((f) => f.Properties?.Environment?.Variables?.['MODEL_NAME']).filter((n) => n !== undefined);
   expect(served.sort()).toEqual(loadCatalog().map((entry) => entry.name).sort());
-  expect(functions).toHaveLength(served.length + 2);
+  expect(functions).toHaveLength(served.length + 3);
   expect(readdirSync(outDir).some((f) => f.startsWith('asset.'))).toBe(true);
 }, 180_000);

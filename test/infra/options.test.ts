@@ -40,7 +40,7 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(4 + 6 * 2);
+    expect(methods).toHaveLength(4 + 6 * 3);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);
@@ -171,7 +171,7 @@ describe('runtime', () => {
     const ours = Object.values(resources(on22.template)).filter(
       (r) => r.Type === 'AWS::Lambda::Function' && (r.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables?.['POWERTOOLS_SERVICE_NAME'] !== undefined,
     );
-    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(['nodejs22.x', 'nodejs22.x', 'nodejs22.x']);
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(['nodejs22.x', 'nodejs22.x', 'nodejs22.x', 'nodejs22.x']);
     on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', { CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'] });
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(() => new OnnxServerlessStack(app, 'Old', { models: [], layerBuildDir: tempDir('layers'), runtime: 'nodejs20.x' as 'nodejs22.x' })).toThrow(
@@ -191,12 +191,12 @@ describe('powertoolsTracer and sourceMapStackTraces', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function')
         .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
         .filter((variables) => variables.POWERTOOLS_SERVICE_NAME !== undefined);
-    expect(environments(off)).toHaveLength(3);
+    expect(environments(off)).toHaveLength(4);
     for (const variables of environments(off)) {
       expect(variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
       expect(variables.NODE_OPTIONS).toBeUndefined();
     }
-    expect(environments(on)).toHaveLength(3);
+    expect(environments(on)).toHaveLength(4);
     for (const variables of environments(on)) {
       expect(variables).toMatchObject({ POWERTOOLS_TRACE_ENABLED: 'true', NODE_OPTIONS: '--enable-source-maps' });
     }

@@ -115,7 +115,7 @@ describe('functions', () => {
     const ours = Object.values(resources(synth.template)).filter(
       (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
-    expect(ours).toHaveLength(4);
+    expect(ours).toHaveLength(5);
   });
 
   it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
@@ -145,15 +145,21 @@ describe('functions', () => {
 });
 
 describe('API', () => {
-  it('routes exactly the KServe V2 paths: per model to its function, the rest to control', () => {
+  it('routes exactly the KServe V2 paths: per model to its function, other models to the shared one, the rest to control', () => {
     const all = routes(synth.template);
     const control = logicalId(synth.stack.controlFunction.function);
+    const shared = logicalId(synth.stack.sharedEndpoint.inferFunction.function);
     const expected = new Map<string, string>([
       ['GET /v2', control],
       ['GET /v2/health/live', control],
       ['GET /v2/health/ready', control],
       ['POST /v2/repository/index', control],
     ]);
+    for (const base of ['/v2/models/{model}', '/v2/models/{model}/versions/{v}']) {
+      expected.set(`GET ${base}`, shared);
+      expected.set(`GET ${base}/ready`, shared);
+      expected.set(`POST ${base}/infer`, shared);
+    }
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
       for (const base of [`/v2/models/${model}`, `/v2/models/${model}/versions/{v}`]) {
@@ -169,7 +175,7 @@ describe('API', () => {
   it('delivers every body as binary, requires an API key on every method and validates path parameters', () => {
     synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: ['*/*'] });
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(16);
+    expect(methods).toHaveLength(22);
     for (const method of methods) {
       expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
     }
@@ -236,8 +242,8 @@ describe('events', () => {
     });
   });
 
-  it('alarms on errors, throttles and p99 latency of each model, and on errors of register and control', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 2);
+  it('alarms on errors, throttles and p99 latency of each model, and on errors of register, control and the shared infer', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 3);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
@@ -325,7 +331,7 @@ describe('security', () => {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(5);
+    expect(groups.length).toBe(6);
     for (const group of groups) expect(group.Properties?.['RetentionInDays']).toBe(30);
   });
 

@@ -3,7 +3,8 @@
  * are optional (`CDK_DEFAULT_ACCOUNT`/`CDK_DEFAULT_REGION`, set by the CLI when credentials are configured).
  *
  * Context (`cdk synth -c key=value`): `stackName` (default `OnnxServerless`), `authorization` (`api-key`, the
- * default, or `iam`), `runtime` (`nodejs24.x`, the default, or `nodejs22.x`), `powertoolsTracer` and
+ * default, or `iam`), `runtime` (`nodejs24.x`, the default, or `nodejs22.x`), `alarmEmail` or `alarmTopicArn`
+ * (where every alarm notifies), `powertoolsTracer` and
  * `sourceMapStackTraces` (`true`; both off by default).
  */
 import { App, Validations } from 'aws-cdk-lib';
@@ -22,6 +23,8 @@ new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'Onnx
   modelsDir: DEFAULT_MODELS_DIR,
   authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
   ...(app.node.tryGetContext('runtime') === undefined ? {} : { runtime: String(app.node.tryGetContext('runtime')) as NodeRuntime }),
+  ...(app.node.tryGetContext('alarmEmail') === undefined ? {} : { alarmEmail: String(app.node.tryGetContext('alarmEmail')) }),
+  ...(app.node.tryGetContext('alarmTopicArn') === undefined ? {} : { alarmTopicArn: String(app.node.tryGetContext('alarmTopicArn')) }),
   powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
   sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',
   description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',

@@ -199,13 +199,6 @@ export class ModelEndpoint extends Construct {
           'request; set "preload": true',
       );
     }
-    if (model.provisionedConcurrency > 0 && model.warmer !== false && model.warmer.concurrency > 1) {
-      annotations.addWarningV2(
-        'onnx-serverless:warmer-fanout',
-        'warmer concurrency > 1 with provisioned concurrency: the fan-out invokes the unqualified function, not ' +
-          'the provisioned alias; provisioned instances are already warm, so set "warmer": false or concurrency 1',
-      );
-    }
   }
 
   /** GetObject and listing on `models/<name>/` (versions, metadata, manifest), and nothing else of the bucket. */

@@ -11,7 +11,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
-import { functionErrorsAlarm } from './alarms.js';
+import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES } from './constants.js';
@@ -115,10 +115,14 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly bucketRemovalPolicy?: RemovalPolicy;
   /**
-   * Where every alarm notifies (e.g. `new SnsAction(topic)`).
-   * @default none
+   * Where every alarm notifies (e.g. `new SnsAction(topic)`); overrides `alarmEmail` and `alarmTopicArn`.
+   * @default the topic of alarmEmail or alarmTopicArn, else none (alarms only show in CloudWatch)
    */
   readonly alarmAction?: cloudwatch.IAlarmAction;
+  /** Every alarm notifies a new SNS topic with this address subscribed. CLI: `-c alarmEmail=ops@example.com`. */
+  readonly alarmEmail?: string;
+  /** Every alarm notifies this existing SNS topic. CLI: `-c alarmTopicArn=arn:aws:sns:...`. */
+  readonly alarmTopicArn?: string;
   /**
    * Directory the onnxruntime layers are built in, one sub-directory per architecture.
    * @default `layers/onnxruntime/build`
@@ -151,6 +155,8 @@ export class OnnxServerlessStack extends Stack {
   public readonly controlFunction: ServiceFunction;
   /** Every model without a catalog entry: the shared infer function behind `/v2/models/{model}`. */
   public readonly sharedEndpoint: SharedModelEndpoint;
+  /** The topic every alarm notifies, with `alarmEmail` or `alarmTopicArn`. */
+  public readonly alarmTopic?: AlarmTopic;
   /** Registration: the `register` function, its notification and alarm. */
   public readonly registrar: Registrar;
   /** Validates and registers uploads. */
@@ -183,6 +189,14 @@ export class OnnxServerlessStack extends Stack {
     } catch (error) {
       throw new Error(`${this.node.path}: ${(error as Error).message}`, { cause: error });
     }
+
+    if (props.alarmEmail !== undefined || props.alarmTopicArn !== undefined) {
+      this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+        ...(props.alarmEmail === undefined ? {} : { email: props.alarmEmail }),
+        ...(props.alarmTopicArn === undefined ? {} : { topicArn: props.alarmTopicArn }),
+      });
+    }
+    const alarmAction = props.alarmAction ?? this.alarmTopic?.action;
 
     const repository = this.group(new ModelBucket(this, 'Repository', {
       ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
@@ -220,7 +234,7 @@ export class OnnxServerlessStack extends Stack {
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
     this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, runtime, logRetention, manifestTtlSeconds);
     this.inferenceApi.addControlRoutes(this.controlFunction.function);
-    functionErrorsAlarm(this.controlFunction, props.alarmAction);
+    functionErrorsAlarm(this.controlFunction, alarmAction);
 
     this.registrar = this.group(new Registrar(this, 'Registration', {
       bucket: this.bucket,
@@ -229,7 +243,7 @@ export class OnnxServerlessStack extends Stack {
       logRetention,
       ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
       ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
-      ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
     }));
     this.registerFunction = this.registrar.registerFunction;
 
@@ -249,7 +263,7 @@ export class OnnxServerlessStack extends Stack {
           modelsDir,
           // The bucket construct holds the notification resource: seeds go up once register would see them.
           seedAfter: [this.bucket, this.registerFunction],
-          ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+          ...(alarmAction === undefined ? {} : { alarmAction }),
         }),
       );
     }
@@ -263,7 +277,7 @@ export class OnnxServerlessStack extends Stack {
       manifestTtlSeconds,
       logRetention,
       ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
-      ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
     });
 
     if (this.apiKey !== undefined) {
@@ -275,6 +289,10 @@ export class OnnxServerlessStack extends Stack {
     new CfnOutput(this, 'BucketName', {
       value: this.bucket.bucketName,
       description: `Upload models with: aws s3 cp model.onnx s3://<bucket>/${REPOSITORY_PREFIXES.uploads}<model-name>/`,
+    });
+    new CfnOutput(this, 'FailedRegistrationsQueue', {
+      value: this.registrar.failedEvents.queueUrl,
+      description: 'S3 events of uploads whose registration failed after retries (re-upload to retry)',
     });
     new CfnOutput(this, 'InferenceUrl', {
       value: this.inferenceApi.v2Url,

@@ -4,13 +4,16 @@
  */
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
+import { acknowledge } from './nag.js';
 import type { Architecture, NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
@@ -45,12 +48,23 @@ export interface RegistrarProps {
   readonly alarmAction?: cloudwatch.IAlarmAction;
 }
 
-/** The `register` function, its bucket notification, rights and alarm. */
+/**
+ * The `register` function, its bucket notification, rights and alarms, and the queue where S3 events land when
+ * registration failed on every attempt (Lambda retries an asynchronous invocation twice).
+ */
 export class Registrar extends Construct {
   /** The `register` function and its role. */
   public readonly registerFunction: ServiceFunction;
   /** Fires on any error of `register` in five minutes. */
   public readonly errorsAlarm: cloudwatch.Alarm;
+  /**
+   * Receives the S3 event (with the error) of every upload whose registration failed after Lambda's retries: the
+   * upload neither became a version nor a rejection record. Redrive by re-uploading, or invoke `register` with the
+   * message's event.
+   */
+  public readonly failedEvents: sqs.Queue;
+  /** Fires when a failed registration is waiting in {@link failedEvents}. */
+  public readonly failedEventsAlarm: cloudwatch.Alarm;
   /** The architecture `register` runs on (its layer's). */
   public readonly architecture: Architecture;
 
@@ -98,5 +112,22 @@ export class Registrar extends Construct {
       suffix: UPLOAD_SUFFIX,
     });
     this.errorsAlarm = functionErrorsAlarm(register, props.alarmAction);
+
+    this.failedEvents = new sqs.Queue(this, 'FailedRegistrations', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    acknowledge(this.failedEvents, ['SQS3'], 'This queue is itself the on-failure destination of register; nothing consumes it automatically.');
+    register.function.configureAsyncInvoke({ onFailure: new destinations.SqsDestination(this.failedEvents) });
+    this.failedEventsAlarm = new cloudwatch.Alarm(this, 'FailedRegistrationsAlarm', {
+      alarmDescription: 'register: an upload could not be registered after retries; its S3 event waits in the failed-registrations queue',
+      metric: this.failedEvents.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    if (props.alarmAction !== undefined) this.failedEventsAlarm.addAlarmAction(props.alarmAction);
   }
 }

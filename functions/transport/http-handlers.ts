@@ -18,7 +18,7 @@ export type HttpHandler = (event: ApiGatewayEvent, context?: Pick<Context, 'awsR
 /** The `infer` handler: API Gateway events and warmer events. */
 export type InferHandler = (
   event: ApiGatewayEvent | WarmerEvent,
-  context?: Pick<Context, 'awsRequestId'>,
+  context?: Pick<Context, 'awsRequestId'> & Partial<Pick<Context, 'invokedFunctionArn'>>,
 ) => Promise<APIGatewayProxyResult | WarmerResult>;
 
 function httpHandler(
@@ -75,7 +75,15 @@ export function createInferHandler(
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');
     const coldStart = observability.takeColdStart();
     try {
-      const result = await warm(event, { service: runtime.service, model: options.model, coldStart, invoke: options.invoke });
+      // The fan-out goes where this warmer came in (the serving alias with provisioned concurrency), not $LATEST.
+      const target = context?.invokedFunctionArn;
+      const result = await warm(event, {
+        service: runtime.service,
+        model: options.model,
+        coldStart,
+        invoke: options.invoke,
+        ...(target === undefined ? {} : { target }),
+      });
       observability.logger.info('warmed', { ...result });
       return result;
     } finally {

@@ -50,4 +50,4 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
   expect(served.sort()).toEqual(loadCatalog().map((entry) => entry.name).sort());
   expect(functions).toHaveLength(served.length + 3);
   expect(readdirSync(outDir).some((f) => f.startsWith('asset.'))).toBe(true);
-}, 180_000);
+}, 300_000);

@@ -137,7 +137,8 @@ describe('misuse', () => {
     const path = `/Misuse/Case${counter - 1}`;
     annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds API Gateway's 29 s"));
     annotations.hasWarning(path, Match.stringLikeRegexp('set "preload": true'));
-    annotations.hasWarning(path, Match.stringLikeRegexp('fan-out invokes the unqualified function'));
+    // The warmer's fan-out invokes the ARN it came in through (the live alias), so that needs no warning.
+    annotations.hasNoWarning(path, Match.stringLikeRegexp('fan-out'));
   });
 
   it('validates the stack props', () => {
@@ -162,6 +163,45 @@ describe('catalog loading', () => {
     writeFileSync(join(dir, 'broken.json'), '{ nope');
     expect(() => loadCatalog(dir)).toThrow(/models\/broken\.json is not valid JSON/);
     expect(loadCatalog(join(dir, 'absent'))).toEqual([]);
+  });
+});
+
+describe('operations', () => {
+  it('wires every alarm to an SNS topic with the alarm e-mail, and parks failed registrations in a queue', () => {
+    const synth = synthesize({ models: [model('a', { provisionedConcurrency: 1, preload: true, warmer: { concurrency: 2 } })], alarmEmail: 'ops@example.com' }, { bundling: false, id: 'Ops' });
+    const all = resources(synth.template);
+    const topicId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SNS::Topic')![0];
+    synth.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
+    const alarms = Object.values(all).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBe(3 + 4);
+    for (const alarm of alarms) expect(alarm.Properties?.['AlarmActions']).toEqual([{ Ref: topicId }]);
+
+    const queueId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SQS::Queue')![0];
+    synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: Match.stringLikeRegexp('^RegisterFunction') },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+    });
+    expect(synth.template.findOutputs('FailedRegistrationsQueue')).not.toEqual({});
+    // The warmer targets the live alias, which serves the traffic.
+    const aliasId = Object.entries(all).find(([, r]) => r.Type === 'AWS::Lambda::Alias')![0];
+    synth.template.hasResourceProperties('AWS::Events::Rule', { Targets: [Match.objectLike({ Arn: { Ref: aliasId } })] });
+    expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
+  });
+
+  it('uses an existing topic by ARN, and refuses an address or ARN that cannot work', () => {
+    const arn = 'arn:aws:sns:eu-west-1:123456789012:pager';
+    const synth = synthesize({ models: [], alarmTopicArn: arn }, { bundling: false, id: 'OpsArn' });
+    synth.template.resourceCountIs('AWS::SNS::Topic', 0);
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: [arn] });
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const props = { models: [], layerBuildDir: tempDir('layers') };
+    expect(() => new OnnxServerlessStack(app, 'M', { ...props, alarmEmail: 'ops' })).toThrow(/alarmEmail "ops" is not an e-mail address/);
+    expect(() => new OnnxServerlessStack(app, 'N', { ...props, alarmTopicArn: 'pager' })).toThrow(/not an SNS topic ARN/);
+    expect(() => new OnnxServerlessStack(app, 'O', { ...props, alarmEmail: 'a@b.co', alarmTopicArn: arn })).toThrow(/exactly one of email/);
   });
 });
 

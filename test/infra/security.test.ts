@@ -68,7 +68,7 @@ describe('API', () => {
   it('requires an API key on every method by default, with a key bound to a throttled usage plan', () => {
     const methods = ofType('AWS::ApiGateway::Method');
 
-    expect(methods.length).toBe(4 + 6 * 2);
+    expect(methods.length).toBe(4 + 6 * 3);
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');

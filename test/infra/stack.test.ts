@@ -242,8 +242,8 @@ describe('events', () => {
     });
   });
 
-  it('alarms on errors, throttles and p99 latency of each model, and on errors of register, control and the shared infer', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 3);
+  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control and the shared infer, and on failed registrations', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 4);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',

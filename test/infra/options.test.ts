@@ -205,6 +205,36 @@ describe('operations', () => {
   });
 });
 
+describe('managedInstances', () => {
+  it('"managedInstances": true alone synthesizes a capacity provider in a VPC made for it, with the function on it', () => {
+    const synth = synthesize({ models: [model('steady', { managedInstances: true, warmer: false }), model('plain')] }, { bundling: false, id: 'Managed' });
+    synth.template.resourceCountIs('AWS::Lambda::CapacityProvider', 1);
+    synth.template.resourceCountIs('AWS::EC2::VPC', 1);
+    synth.template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    const providerId = Object.entries(resources(synth.template)).find(([, r]) => r.Type === 'AWS::Lambda::CapacityProvider')![0];
+    const steady = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('steady')!.inferFunction.function.node.defaultChild as never)) as string];
+    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain(providerId);
+    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain('"PerExecutionEnvironmentMaxConcurrency":10');
+    const plain = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('plain')!.inferFunction.function.node.defaultChild as never)) as string];
+    expect(plain?.Properties?.['CapacityProviderConfig']).toBeUndefined();
+    expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
+  });
+
+  it('uses given subnets and security groups, and refuses managedInstances with provisioned concurrency', () => {
+    const synth = synthesize(
+      { models: [model('m', { managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })], managedInstancesSubnetIds: ['subnet-1', 'subnet-2'], managedInstancesSecurityGroupIds: ['sg-1'] },
+      { bundling: false, id: 'ManagedGiven' },
+    );
+    synth.template.resourceCountIs('AWS::EC2::VPC', 0);
+    expect(JSON.stringify(synth.template.findResources('AWS::Lambda::CapacityProvider'))).toMatch(/subnet-1.*subnet-2/);
+    expect(() => parseCatalogEntry('x', { managedInstances: { maxConcurrency: 65 } })).toThrow(/managedInstances/);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(() => new OnnxServerlessStack(app, 'Both', { models: [model('b', { managedInstances: true, provisionedConcurrency: 1 })], layerBuildDir: tempDir('layers') })).toThrow(
+      /managedInstances or provisionedConcurrency, not both/,
+    );
+  });
+});
+
 describe('runtime', () => {
   it('is nodejs24.x by default, nodejs22.x on request for every function, and nothing else', () => {
     const on22 = synthesize({ models: [model('a')], runtime: 'nodejs22.x' }, { bundling: false, id: 'Node22' });

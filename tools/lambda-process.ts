@@ -99,6 +99,8 @@ export interface LambdaProcessResult {
   readonly peakRssBytes: readonly number[];
   /** The function's stdout, with `captureStdout`; else empty. */
   readonly stdout: string;
+  /** The last 16 KB of the function's stderr (where warnings and errors are logged). */
+  readonly stderr: string;
   /** `process.version` of the Node that ran the function, e.g. `v22.23.5`. */
   readonly nodeVersion: string;
 }
@@ -229,5 +231,5 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   });
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
   const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
-  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout, nodeVersion };
+  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout, stderr, nodeVersion };
 }

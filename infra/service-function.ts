@@ -12,25 +12,15 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, METRICS_NAMESPACE } from './constants.js';
+import { BUNDLE_TARGET, DEFAULT_NODE_RUNTIME, lambdaArchitecture, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
 import { acknowledge } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 
 /** The repository root: where `package-lock.json` and `functions/` are. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Lambda CPU architecture, spelled as the catalog spells it. */
-export type Architecture = 'x86_64' | 'arm64';
-
 /** The handler files of `functions/handlers/`. */
 export type HandlerName = 'infer' | 'register' | 'control';
-
-/** The Node.js runtime every function runs on (and the layer is built for). */
-export const RUNTIME = lambda.Runtime.NODEJS_22_X;
-
-/** Maps the catalog's architecture names to CDK's. */
-export function lambdaArchitecture(arch: Architecture): lambda.Architecture {
-  return arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
-}
 
 /**
  * Packages that must not be bundled. `onnxruntime-node` loads native code relative to its own files and comes from
@@ -73,6 +63,8 @@ export interface ServiceFunctionProps {
   readonly description: string;
   /** Ephemeral storage (`/tmp`) in MB. @default 512 (Lambda's default) */
   readonly ephemeralStorageMb?: number;
+  /** The Node.js runtime. @default 'nodejs24.x' */
+  readonly runtime?: NodeRuntime;
   /** Retries of asynchronous invocations (S3 events, EventBridge). @default 2 (Lambda's default) */
   readonly retryAttempts?: number;
 }
@@ -114,7 +106,7 @@ export class ServiceFunction extends Construct {
     this.function = new NodejsFunction(this, 'Function', {
       entry,
       handler: 'handler',
-      runtime: RUNTIME,
+      runtime: lambdaRuntime(props.runtime ?? DEFAULT_NODE_RUNTIME),
       architecture: lambdaArchitecture(props.architecture),
       memorySize: props.memoryMb,
       ...(props.ephemeralStorageMb === undefined ? {} : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
@@ -137,7 +129,7 @@ export class ServiceFunction extends Construct {
       },
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: BUNDLE_TARGET,
         minify: true,
         sourceMap: true,
         sourceMapMode: SourceMapMode.DEFAULT,
@@ -160,8 +152,8 @@ export class ServiceFunction extends Construct {
     acknowledge(
       this.function,
       ['L1'],
-      'Pinned to nodejs22.x on purpose: the onnxruntime layer and the bundles are built and tested for Node 22; ' +
-        'move RUNTIME and the esbuild target together after testing a newer runtime.',
+      'The runtime is chosen among the Node majors the artifact test runs the bundles and layer on ' +
+        '(NODE_RUNTIMES, nodejs24.x by default); a newer one is added there once tested.',
     );
   }
 }

@@ -65,6 +65,17 @@ export interface LambdaProcessOptions {
   readonly environment: Readonly<Record<string, string>>;
   /** Events, handled in order by one instance. */
   readonly events: readonly unknown[];
+  /**
+   * The Node binary to run (e.g. another major, from `tools/node-binaries.ts`).
+   * @default this process's own (`process.execPath`)
+   */
+  readonly nodeBinary?: string;
+  /**
+   * Start every event at once instead of one after the other, as Lambda Managed Instances do with several
+   * invocations per execution environment. Each invocation still gets its own request id (`req-<index>`).
+   * @default false
+   */
+  readonly concurrent?: boolean;
   /** Node's command-line options. @default none */
   readonly nodeOptions?: readonly string[];
   /** Keep what the function writes to stdout (its logs) in the result. @default false */
@@ -77,7 +88,7 @@ export interface LambdaProcessResult {
   readonly results: unknown[];
   /** When the handler module had been imported: the end of Lambda's init phase. */
   readonly initMs: number;
-  /** When each answer was ready. */
+  /** When each answer was ready (in completion order when the events ran concurrently). */
   readonly responseMs: readonly number[];
   /** Resident memory at the end of init, in bytes. */
   readonly initRssBytes: number;
@@ -88,6 +99,10 @@ export interface LambdaProcessResult {
   readonly peakRssBytes: readonly number[];
   /** The function's stdout, with `captureStdout`; else empty. */
   readonly stdout: string;
+  /** The last 16 KB of the function's stderr (where warnings and errors are logged). */
+  readonly stderr: string;
+  /** `process.version` of the Node that ran the function, e.g. `v22.23.5`. */
+  readonly nodeVersion: string;
 }
 
 // The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
@@ -101,20 +116,30 @@ const peakRss = () => {
   } catch {}
   return process.resourceUsage().maxRSS * 1024;
 };
+mark('node ' + process.version);
 const { handler } = await import('./index.mjs');
 try { writeFileSync('/proc/self/clear_refs', '5'); } catch {}
 mark('init ' + process.memoryUsage().rss);
+const contextOf = (index) => ({
+  functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
+  memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, awsRequestId: 'req-' + index,
+  logGroupName: 'local', logStreamName: 'local', callbackWaitsForEmptyEventLoop: true,
+  getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
+});
+const events = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const results = [];
-for (const event of JSON.parse(readFileSync(process.argv[2], 'utf8'))) {
-  const context = {
-    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:' + process.env.AWS_LAMBDA_FUNCTION_NAME,
-    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, awsRequestId: 'req-' + results.length,
-    logGroupName: 'local', logStreamName: 'local', callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => 25000, done() {}, fail() {}, succeed() {},
-  };
-  results.push(await handler(event, context));
-  mark('response ' + peakRss());
+if (process.argv[4] === 'concurrent') {
+  results.push(...(await Promise.all(events.map(async (event, index) => {
+    const result = await handler(event, contextOf(index));
+    mark('response ' + peakRss());
+    return result;
+  }))));
+} else {
+  for (const event of events) {
+    results.push(await handler(event, contextOf(results.length)));
+    mark('response ' + peakRss());
+  }
 }
 writeFileSync(process.argv[3], JSON.stringify(results));
 `;
@@ -162,11 +187,13 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
     ...(modules === undefined ? {} : { NODE_PATH: modules }),
   };
   const started = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile], {
+  const mode = options.concurrent === true ? ['concurrent'] : [];
+  const child = spawn(options.nodeBinary ?? process.execPath, [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile, ...mode], {
     cwd: task,
     env,
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
+  let nodeVersion = '';
   let initMs = NaN;
   let initRssBytes = NaN;
   const responseMs: number[] = [];
@@ -174,7 +201,9 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   lines(child.stdio[3] as Readable, (line) => {
     const at = performance.now() - started;
     const [kind, value] = line.split(' ');
-    if (kind === 'init') {
+    if (kind === 'node') {
+      nodeVersion = value ?? '';
+    } else if (kind === 'init') {
       initMs = at;
       initRssBytes = Number(value);
     } else if (kind === 'response') {
@@ -202,5 +231,5 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   });
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
   const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
-  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout };
+  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout, stderr, nodeVersion };
 }

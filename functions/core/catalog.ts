@@ -72,6 +72,29 @@ export const catalogEntrySchema = z
       .default({ schedule: 'rate(5 minutes)', concurrency: 1 }),
     /** Provisioned concurrency on the `live` alias; 0 = none. */
     provisionedConcurrency: z.number().int().min(0).default(0),
+    /**
+     * Lambda Managed Instances: the function runs on EC2 capacity of a capacity provider, many invocations per
+     * execution environment, no cold starts on the request path. `true` for the defaults, or the settings.
+     */
+    managedInstances: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            /** Invocations one execution environment runs at once. */
+            maxConcurrency: z.number().int().min(1).max(64).default(10),
+            /** GiB of memory per vCPU of an execution environment. */
+            memoryGiBPerVCpu: z.union([z.literal(2), z.literal(4), z.literal(8)]).default(2),
+            /** Most vCPUs the capacity provider may scale to. */
+            maxVCpuCount: z.number().int().min(2).max(15000).optional(),
+            /** Execution environments kept for the published version. */
+            minExecutionEnvironments: z.number().int().min(0).default(3),
+            maxExecutionEnvironments: z.number().int().min(1).optional(),
+          })
+          .strict(),
+      ])
+      .default(false)
+      .transform((value) => (value === false ? false : value === true ? { maxConcurrency: 10, memoryGiBPerVCpu: 2 as 2 | 4 | 8, minExecutionEnvironments: 3 } : value)),
     /** Load the latest version during the init phase instead of on the first request. */
     preload: z.boolean().default(false),
     /**

@@ -23,6 +23,11 @@ export const ENV = {
   /** A local folder used as the repository instead of S3. */
   modelDir: 'MODEL_DIR',
   graphOptimizationLevel: 'GRAPH_OPTIMIZATION_LEVEL',
+  /**
+   * Megabytes of model files kept loaded across all models in one process (the shared infer function serves every
+   * model without a catalog entry); beyond it the least recently used sessions are released. Unset: no limit.
+   */
+  sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
   /** Deadline of registration's isolated onnxruntime session (load and smoke inference), in seconds. */
@@ -49,6 +54,11 @@ export const ENV = {
   s3Port: 'S3_PORT',
   /** `npm start`: where the embedded S3 server keeps its data. */
   dataDir: 'DATA_DIR',
+  /**
+   * `true` silences the AWS SDK's notice that its 2027 releases need Node 22. Set by the local tools (`npm start`,
+   * `npm run models`) when unset, since Node 20 is supported locally; never set on Lambda (Node 22 or 24 there).
+   */
+  sdkNodeVersionWarningDisabled: 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
   /** The CLI: credentials and profile of the AWS SDK's default chain. */
   accessKeyId: 'AWS_ACCESS_KEY_ID',
   profile: 'AWS_PROFILE',

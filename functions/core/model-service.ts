@@ -52,6 +52,8 @@ export interface ModelServiceOptions {
   readonly now?: () => number;
   /** Loaded versions kept per model. @default 2 */
   readonly maxVersionsPerModel?: number;
+  /** Model-file bytes kept loaded across all models (see `SessionCacheOptions.maxLoadedBytes`). @default no limit */
+  readonly maxLoadedBytes?: number;
   /**
    * Longest wait for one read of a manifest or metadata, and the fixed part of a model file's deadline. Storage
    * that does not answer in time is a 503 with `Retry-After`, before API Gateway's 29 s timeout, and the load is
@@ -166,6 +168,7 @@ export class ModelService {
     this.now = options.now ?? Date.now;
     this.sessions = new SessionCache((model, version) => this.loadSession(model, version), {
       maxVersionsPerModel: options.maxVersionsPerModel,
+      maxLoadedBytes: options.maxLoadedBytes,
     });
   }
 
@@ -249,7 +252,7 @@ export class ModelService {
       const result = await session.run(inputs, outputNames);
       this.options.telemetry?.inferred?.({ model: target.model, version: target.version, runMs: this.now() - started });
       return result;
-    });
+    }, metadata.size);
     return {
       modelName: target.model,
       modelVersion: target.version,
@@ -261,7 +264,12 @@ export class ModelService {
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */
   public async ensureLoaded(target: ResolvedVersion): Promise<{ loaded: boolean }> {
-    return this.sessions.ensure(target.model, target.version);
+    return this.sessions.ensure(target.model, target.version, target.metadata.size);
+  }
+
+  /** Models with a session loaded (or loading) in this process. */
+  public loadedModels(): string[] {
+    return this.sessions.cachedModels();
   }
 
   /** True when the version's session is loaded in this process. */

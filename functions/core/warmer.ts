@@ -27,8 +27,12 @@ export interface WarmerResult {
   readonly failed: number;
 }
 
-/** Invokes this same function with a payload and waits for it (the Lambda client in production). */
-export type SelfInvoker = (payload: WarmerEvent) => Promise<void>;
+/**
+ * Invokes this same function with a payload and waits for it (the Lambda client in production). `target` is the
+ * ARN the warmer itself was invoked through (its alias, with provisioned concurrency), so that the fan-out warms the
+ * instances that serve traffic rather than `$LATEST`; without it, the function's own name.
+ */
+export type SelfInvoker = (payload: WarmerEvent, target?: string) => Promise<void>;
 
 /** Most instances one warmer may keep warm. */
 export const MAX_WARMER_CONCURRENCY = 50;
@@ -43,7 +47,7 @@ export function isWarmerEvent(event: unknown): event is WarmerEvent {
 /** Handles a warmer event for `model`, without touching the inference path. */
 export async function warm(
   event: WarmerEvent,
-  options: { service: ModelService; model: string; coldStart: boolean; invoke?: SelfInvoker },
+  options: { service: ModelService; model: string; coldStart: boolean; invoke?: SelfInvoker; target?: string },
 ): Promise<WarmerResult> {
   const target = await options.service.resolve(options.model, undefined, { refresh: true });
   const { loaded } = await options.service.ensureLoaded(target);
@@ -55,7 +59,7 @@ export async function warm(
   } else if (concurrency > 1 && options.invoke !== undefined) {
     const invoke = options.invoke;
     const results = await Promise.allSettled(
-      Array.from({ length: concurrency - 1 }, () => invoke({ warmer: true, concurrency: 1, holdMs: DEFAULT_HOLD_MS })),
+      Array.from({ length: concurrency - 1 }, () => invoke({ warmer: true, concurrency: 1, holdMs: DEFAULT_HOLD_MS }, options.target)),
     );
     // A failed fan-out leaves one instance cold, not the model unserved: report it, do not fail the warmer.
     invoked = results.filter((r) => r.status === 'fulfilled').length;

@@ -1,5 +1,6 @@
 /**
- * Lambda entry point `infer-<model>`: serves `/v2/models/<MODEL_NAME>/...` and warmer events.
+ * Lambda entry point `infer-<model>`: serves `/v2/models/<MODEL_NAME>/...` and warmer events. With `MODEL_NAME`
+ * unset it is the shared infer function: every model without a catalog entry, within `SESSION_BUDGET_MB`.
  * Everything that can happen at init does: configuration, clients, and (with `PRELOAD=true`) the latest session.
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';

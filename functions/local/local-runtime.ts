@@ -10,15 +10,24 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
 import { isValidModelName } from '../core/catalog.js';
 import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
-import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCESS } from '../../infra/function-grants.js';
+import {
+  bucketArn,
+  bucketStatements,
+  CONTROL_ACCESS,
+  inferAccess,
+  REGISTER_ACCESS,
+  SHARED_INFER_ACCESS,
+} from '../../infra/function-grants.js';
 import type { BucketAccess } from '../../infra/function-grants.js';
 import type { AccessDenial, RolePolicy } from './s3-access.js';
 import { readConfig } from '../wiring/config.js';
@@ -81,9 +90,10 @@ export interface LocalStack {
 
 
 /**
- * Routes `/v2/models/<name>...` to that model's own infer function, created on first use. A path with no valid
- * model name (which API Gateway would not route to any model's function) goes to `unrouted`, whose role may read
- * nothing: the routes answer it without storage.
+ * Routes `/v2/models/<name>...` as API Gateway does: a catalog model to its own infer function (created on first
+ * use), any other model to the shared one (`create` decides). A path with no valid model name (which API Gateway
+ * would not route to any model's function) goes to `unrouted`, whose role may read nothing: the routes answer it
+ * without storage.
  */
 function perModelInfer(create: (model: string) => InferHandler, unrouted: InferHandler): InferHandler {
   const handlers = new Map<string, InferHandler>();
@@ -108,6 +118,27 @@ function safeDecode(text: string): string | undefined {
   }
 }
 
+/**
+ * One line for a port that is taken, naming the variable that moves it (`PORT` or `S3_PORT`), for `npm start` to
+ * print instead of a stack trace; `undefined` for any other failure.
+ */
+export function busyPortMessage(error: unknown, ports: { port: number; s3Port: number }): string | undefined {
+  const failure = error as { code?: string; port?: number } | undefined;
+  if (failure?.code !== 'EADDRINUSE') return undefined;
+  const [name, value] = failure.port === ports.s3Port ? [ENV.s3Port, ports.s3Port] : [ENV.port, ports.port];
+  return `npm start: port ${value} is already in use (${name}); stop what listens there, or run ${name}=${value + 1} npm start`;
+}
+
+/** Rejects with the listen error (`code: 'EADDRINUSE'`, `port`) when something listens on `port` of 127.0.0.1. */
+async function assertPortFree(port: number): Promise<void> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(port, '127.0.0.1', () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
   const pending = new Set<Promise<unknown>>();
@@ -119,11 +150,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     role,
     statements: bucketStatements(options.accessOverrides?.[role] ?? access, bucketArn(bucket)),
   });
+  // s3rver never rejects when its port is taken (the listen error is an unhandled 'error' event that stops the
+  // process): find out first, so the caller gets an EADDRINUSE error it can explain.
+  if ((options.s3Port ?? 9000) !== 0) await assertPortFree(options.s3Port ?? 9000);
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',
     bucket,
-    roles: [policy('register', REGISTER_ACCESS), policy('control', CONTROL_ACCESS), { role: 'infer-unrouted', statements: [] }],
+    roles: [
+      policy('register', REGISTER_ACCESS),
+      policy('control', CONTROL_ACCESS),
+      policy('infer-shared', SHARED_INFER_ACCESS),
+      { role: 'infer-unrouted', statements: [] },
+    ],
     ...(options.onAccessDenied === undefined ? {} : { onAccessDenied: options.onAccessDenied }),
     // The request log of the S3 server is noise next to the handlers' own logs.
     silent: true,
@@ -147,6 +186,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const config = readConfig({ [ENV.onnxruntimeThread]: 'worker', ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
+  // One onnxruntime worker for the whole process, shared by every function's runtime (a worker per function would
+  // load onnxruntime and its thread pools once per model).
+  const sessionFactory = config.onnxruntimeThread === 'worker' ? workerSessionFactory() : undefined;
   const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }): Runtime =>
     createRuntime(config, {
       store: new S3BlobStore(
@@ -155,26 +197,46 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       ),
       telemetry: observability.telemetry,
       now: options.now,
+      ...(sessionFactory === undefined ? {} : { sessionFactory }),
     });
   const runtime = runtimeAs(s3.credentials);
   // Deployed, each model's function gets its catalog entry's limits.
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtimeAs(s3.credentialsFor('register')), observability);
-  const gateway = await startGateway({
-    port: options.port ?? 8080,
-    infer: perModelInfer((model) => {
-      // As deployed: one function per model, with that model's role (a model uploaded while running gets one too).
-      const role = `infer-${model}`;
-      const credentials = s3.addRole(policy(role, inferAccess(model)));
-      return createInferHandler(runtimeAs(credentials), observability, {
-        model,
-        limitsFor: () => catalogLimits.get(model) ?? config.limits,
-      });
-    }, createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability)),
-    control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability),
-    maxBodyBytes: config.limits.maxBodyBytes,
+  // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and
+  // then calls a seeded model must find it (the gateway listens before, so that it can answer 503 meanwhile).
+  let starting: string | undefined = 'starting: the start-up models are still being registered; retry shortly';
+  const notReadyReason = (): string | undefined => starting;
+  // As deployed: a catalog model has its own function and role; every other model is served by the shared function
+  // (one runtime, one multi-model session cache) with the shared role.
+  const catalogNames = new Set(catalog.map((entry) => entry.name));
+  const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared')), observability, {
+    limitsFor: () => config.limits,
+    notReadyReason,
   });
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway({
+      port: options.port ?? 8080,
+      infer: perModelInfer((model) => {
+        if (!catalogNames.has(model)) return shared;
+        const role = `infer-${model}`;
+        const credentials = s3.addRole(policy(role, inferAccess(model)));
+        return createInferHandler(runtimeAs(credentials), observability, {
+          model,
+          limitsFor: () => catalogLimits.get(model) ?? config.limits,
+          notReadyReason,
+        });
+      }, createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, { notReadyReason })),
+      control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability, { notReadyReason }),
+      maxBodyBytes: config.limits.maxBodyBytes,
+    });
+  } catch (error) {
+    // A busy gateway port must not leave the S3 server holding its own port.
+    await s3.close();
+    throw error;
+  }
 
   const settled = async () => {
     while (pending.size > 0) await Promise.allSettled([...pending]);
@@ -208,6 +270,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     }
     await settled();
   }
+  starting = undefined;
 
   return {
     gatewayUrl: gateway.url,

@@ -1,16 +1,33 @@
 /**
  * `npm start`: the local stack on 127.0.0.1 (gateway on PORT, default 8080; embedded S3 on S3_PORT, default 9000;
- * data under .data/), seeded with the example models of `models/`.
+ * data under .data/), seeded with the example models of `models/`. It prints the URLs once the seeds are
+ * registered, which is also when `/v2/health/ready` turns 200.
  */
 import { ENV } from '../core/contract.js';
-import { startLocal } from './local-runtime.js';
+import { busyPortMessage, startLocal, type LocalStack } from './local-runtime.js';
 
-const port = Number(process.env[ENV.port] ?? 8080);
-const s3Port = Number(process.env[ENV.s3Port] ?? 9000);
-const stack = await startLocal({ port, s3Port, dataDir: process.env[ENV.dataDir] ?? '.data', catalogDir: 'models' });
+// The SDK's "2027 releases need Node 22" notice is about the SDK's future, not this run: Node 20 works locally.
+process.env[ENV.sdkNodeVersionWarningDisabled] ??= 'true';
 
+const DEFAULT_PORT = 8080;
+const DEFAULT_S3_PORT = 9000;
+const port = Number(process.env[ENV.port] ?? DEFAULT_PORT);
+const s3Port = Number(process.env[ENV.s3Port] ?? DEFAULT_S3_PORT);
+
+let stack: LocalStack;
+try {
+  stack = await startLocal({ port, s3Port, dataDir: process.env[ENV.dataDir] ?? '.data', catalogDir: 'models' });
+} catch (error) {
+  const busy = busyPortMessage(error, { port, s3Port });
+  if (busy === undefined) throw error;
+  console.error(busy);
+  process.exit(1);
+}
+
+// The CLI finds the local server through S3_PORT; say so when it is not the default.
+const cliEnv = s3Port === DEFAULT_S3_PORT ? '' : `${ENV.s3Port}=${s3Port} `;
 const lines = [
-  `onnx-serverless is serving on ${stack.gatewayUrl}`,
+  `onnx-serverless is ready on ${stack.gatewayUrl}`,
   `embedded S3: ${stack.s3.endpoint}  bucket: ${stack.s3.bucket}  access key: ${stack.s3.credentials.accessKeyId}  secret: ${stack.s3.credentials.secretAccessKey}  region: ${stack.s3.region}`,
   `  (owner credentials: full access; each function runs with its deployed role's S3 permissions; denials print as "embedded S3: AccessDenied ...")`,
   '',
@@ -24,7 +41,7 @@ const lines = [
   'upload a new version:',
   `  AWS_ACCESS_KEY_ID=${stack.s3.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${stack.s3.credentials.secretAccessKey} \\`,
   `    aws s3 cp model.onnx s3://${stack.s3.bucket}/uploads/<model>/ --endpoint-url ${stack.s3.endpoint}`,
-  `  or: npm run models -- upload model.onnx --model <model>`,
+  `  or: ${cliEnv}npm run models -- upload model.onnx --model <model>`,
 ];
 console.log(lines.join('\n'));
 

@@ -49,6 +49,13 @@ export interface ApiOptions {
   readonly scope: ApiScope;
   /** Limits per model name (falls back to `defaultLimits`). */
   readonly limitsFor: (model: string) => Limits;
+  /**
+   * Why the server is not ready yet (start-up registrations still running), or `undefined` once it is. While it
+   * returns a reason, `GET /v2/health/ready` and the model readiness routes answer 503 with `"ready": false`, as
+   * Triton and KServe do until their models are loaded. Deployed functions have nothing to wait for.
+   * @default always ready
+   */
+  readonly notReadyReason?: () => string | undefined;
   /** Measures, for metrics; optional. */
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
@@ -84,8 +91,11 @@ export function createApi(options: ApiOptions): Api {
         return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
       case 'health-live':
         return jsonResponse(200, { live: true });
-      case 'health-ready':
+      case 'health-ready': {
+        const reason = options.notReadyReason?.();
+        if (reason !== undefined) return notReady({}, reason);
         return jsonResponse(200, { ready: true });
+      }
       case 'repository-index':
         return jsonResponse(200, await service.repositoryIndex());
       case 'repository-control':
@@ -105,6 +115,8 @@ export function createApi(options: ApiOptions): Api {
         return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
       }
       case 'model-ready': {
+        const reason = options.notReadyReason?.();
+        if (reason !== undefined) return notReady({ name: route.model }, reason);
         const target = await service.resolve(route.model, route.version);
         return jsonResponse(200, { name: route.model, version: target.version, ready: true });
       }
@@ -171,6 +183,14 @@ export function createApi(options: ApiOptions): Api {
 /** True when an `Accept` header asks for JSON (image requests otherwise answer in the binary extension). */
 function acceptsJson(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((part) => parseMediaType(part).type === MEDIA_TYPES.json);
+}
+
+/** Seconds a client is told to wait before asking again while the server starts. */
+const NOT_READY_RETRY_AFTER_SECONDS = 1;
+
+/** 503 with `"ready": false` and why, plus `Retry-After`: a readiness probe reads the status, a person the reason. */
+function notReady(fields: Record<string, string>, reason: string): HttpResponse {
+  return jsonResponse(503, { ...fields, ready: false, error: reason }, { 'retry-after': String(NOT_READY_RETRY_AFTER_SECONDS) });
 }
 
 /**

@@ -18,7 +18,7 @@ export type HttpHandler = (event: ApiGatewayEvent, context?: Pick<Context, 'awsR
 /** The `infer` handler: API Gateway events and warmer events. */
 export type InferHandler = (
   event: ApiGatewayEvent | WarmerEvent,
-  context?: Pick<Context, 'awsRequestId'>,
+  context?: Pick<Context, 'awsRequestId'> & Partial<Pick<Context, 'invokedFunctionArn'>>,
 ) => Promise<APIGatewayProxyResult | WarmerResult>;
 
 function httpHandler(
@@ -26,12 +26,14 @@ function httpHandler(
   observability: Observability,
   scope: ApiScope,
   limitsFor: (model: string) => Limits = () => runtime.config.limits,
+  notReadyReason?: () => string | undefined,
 ): HttpHandler {
   const api = createApi({
     service: runtime.service,
     scope,
     limitsFor,
     onInference: observability.payload,
+    ...(notReadyReason === undefined ? {} : { notReadyReason }),
   });
   return async (event, context) => {
     observability.takeColdStart();
@@ -64,16 +66,26 @@ export function createInferHandler(
     invoke?: SelfInvoker;
     /** Request limits per model; deployed, the function's own `MODEL_LIMITS`. @default the runtime's limits */
     limitsFor?: (model: string) => Limits;
+    /** Why models are not ready yet (see `ApiOptions.notReadyReason`). @default always ready */
+    notReadyReason?: () => string | undefined;
   } = {},
 ): InferHandler {
   const scope: ApiScope = options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
-  const http = httpHandler(runtime, observability, scope, options.limitsFor);
+  const http = httpHandler(runtime, observability, scope, options.limitsFor, options.notReadyReason);
   return async (event, context) => {
     if (!isWarmerEvent(event)) return http(event, context);
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');
     const coldStart = observability.takeColdStart();
     try {
-      const result = await warm(event, { service: runtime.service, model: options.model, coldStart, invoke: options.invoke });
+      // The fan-out goes where this warmer came in (the serving alias with provisioned concurrency), not $LATEST.
+      const target = context?.invokedFunctionArn;
+      const result = await warm(event, {
+        service: runtime.service,
+        model: options.model,
+        coldStart,
+        invoke: options.invoke,
+        ...(target === undefined ? {} : { target }),
+      });
       observability.logger.info('warmed', { ...result });
       return result;
     } finally {
@@ -83,6 +95,13 @@ export function createInferHandler(
 }
 
 /** The `control` handler: health, server metadata and the repository index. */
-export function createControlHandler(runtime: Runtime, observability: Observability): HttpHandler {
-  return httpHandler(runtime, observability, { kind: 'control' });
+export function createControlHandler(
+  runtime: Runtime,
+  observability: Observability,
+  options: {
+    /** Why the server is not ready yet (see `ApiOptions.notReadyReason`). @default always ready */
+    notReadyReason?: () => string | undefined;
+  } = {},
+): HttpHandler {
+  return httpHandler(runtime, observability, { kind: 'control' }, undefined, options.notReadyReason);
 }

@@ -29,6 +29,8 @@ export interface RuntimeConfig {
   readonly download: { readonly partBytes: number; readonly concurrency: number };
   /** `MODEL_SCRATCH_DIR`: where model files are downloaded; unset, the OS temp dir (`/tmp` on Lambda). */
   readonly scratchDir?: string;
+  /** `SESSION_BUDGET_MB` in bytes: model files kept loaded across models; unset, no limit. */
+  readonly maxLoadedBytes?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
@@ -136,6 +138,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       concurrency: Math.max(1, Math.round(positiveNumber(env, ENV.downloadConcurrency, MODEL_SERVICE_DEFAULTS.downloadConcurrency))),
     },
     scratchDir: env[ENV.scratchDir] || undefined,
+    maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
     registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
     registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),

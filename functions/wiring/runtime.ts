@@ -63,6 +63,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     downloadConcurrency: config.download.concurrency,
     ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
     now: overrides.now,
+    maxLoadedBytes: config.maxLoadedBytes,
   });
   const registrationSessionFactory =
     overrides.sessionFactory ??

@@ -89,4 +89,31 @@ describe('SessionCache', () => {
     expect(cache.cachedVersions('m')).toEqual(['2']);
     expect(cache.cachedVersions('other')).toEqual([]);
   });
+
+  it('keeps many models within a byte budget: least recently used first, in-flight ones after their request', async () => {
+    // Prepare: a budget of 250 bytes and models of 100 bytes each.
+    const { released, load } = countingLoader();
+    const cache = new SessionCache(load, { maxLoadedBytes: 250 });
+    await cache.ensure('a', '1', 100);
+    await cache.ensure('b', '1', 100);
+    let finishB!: () => void;
+    const bRequest = cache.use('b', '1', () => new Promise<void>((resolve) => (finishB = resolve)), 100);
+    await cache.use('a', '1', async () => undefined, 100); // a is now more recent than b
+
+    // Act: a third model goes over the budget while b still has a request running.
+    await cache.ensure('c', '1', 100);
+    const releasedWhileInFlight = [...released];
+    finishB();
+    await bRequest;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+
+    // Assess: b (least recently used) left the cache at once but was released only after its request.
+    expect(cache.cachedModels().sort()).toEqual(['a', 'c']);
+    expect(releasedWhileInFlight).toEqual([]);
+    expect(released).toEqual(['b@1']);
+    // One model alone over the budget still serves.
+    const tight = new SessionCache(load, { maxLoadedBytes: 10 });
+    const outputs = await tight.use('big', '1', (session) => session.run(input, [session.outputs[0]!.name]), 100);
+    expect(Array.from(outputs[0]!.data as Float32Array)).toEqual([1, 2]);
+  });
 });

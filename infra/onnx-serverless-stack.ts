@@ -12,7 +12,7 @@ import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
-import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX, V2_ROOT } from './constants.js';
+import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
@@ -452,10 +452,13 @@ export class OnnxServerlessStack extends Stack {
     );
     grantListUnder(register.role, this.bucket, [REPOSITORY_PREFIXES.uploads, REPOSITORY_PREFIXES.models, REPOSITORY_PREFIXES.rejected]);
 
-    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
-      prefix: REPOSITORY_PREFIXES.uploads,
-      suffix: UPLOAD_SUFFIX,
-    });
+    // S3 takes one suffix per filter: one notification per suffix that starts a registration.
+    for (const suffix of UPLOAD_SUFFIXES) {
+      this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
+        prefix: REPOSITORY_PREFIXES.uploads,
+        suffix,
+      });
+    }
     return register;
   }
 

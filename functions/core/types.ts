@@ -113,6 +113,19 @@ export interface ModelMetadata {
   readonly rewrites: readonly AppliedRewrite[];
   /** Class labels per output whose ZipMap was removed: column i of the probabilities is label i. */
   readonly classLabels?: Readonly<Record<string, readonly (string | number)[]>>;
+  /**
+   * External-data files of a version registered from a `.zip` (README, "External data"): stored beside
+   * `model.onnx` under their `location`, each with its own checksum. Absent for a single-file model.
+   */
+  readonly externalData?: readonly ExternalDataFile[];
+}
+
+/** One external-data file of a version: `models/<model>/<version>/<location>`. */
+export interface ExternalDataFile {
+  /** Path relative to `model.onnx`, as the model's initializers name it (`location`). */
+  readonly location: string;
+  readonly sha256: string;
+  readonly size: number;
 }
 
 /** State of one version in the manifest. */

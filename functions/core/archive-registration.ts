@@ -1,0 +1,133 @@
+/**
+ * Registration of an archive upload (`uploads/<model>/<name>.zip`: one `.onnx` file and the external-data files its
+ * initializers reference). The archive is streamed to a scratch folder, unpacked with the guards of
+ * `model-archive.ts`, its references checked by `onnx/external-data.ts`, laid out as the version will be stored
+ * (`model.onnx` with each data file beside it under its `location`), and validated and smoke-inferred like a single
+ * file, onnxruntime reading the data files from disk. The version is then stored file by file.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { unpackModelArchive } from './model-archive.js';
+import { checkExternalData, externalDataReferences } from './onnx/external-data.js';
+import { readModelFile } from './onnx/model-file.js';
+import { validate, type RegistrationOptions, type RegistrationOutcome } from './registration.js';
+import type { ExternalDataFile, ModelMetadata } from './types.js';
+
+/** Ranged GETs that stream the archive to disk (the serving defaults: 8 MiB parts; fewer in flight). */
+const ARCHIVE_DOWNLOAD = { partBytes: 8 * 1024 * 1024, concurrency: 4 } as const;
+
+/**
+ * Registers the archive under `key` for `model` (a valid name). `reject` records a refusal and returns its outcome.
+ * Storage failures throw, so that the event is delivered again; the scratch folder is always removed.
+ */
+export async function registerArchive(
+  key: string,
+  model: string,
+  options: RegistrationOptions,
+  reject: (reason: string, sha256?: string) => Promise<RegistrationOutcome>,
+): Promise<RegistrationOutcome> {
+  const root = await mkdtemp(path.join(options.scratchDir ?? os.tmpdir(), 'onnx-serverless-register-'));
+  try {
+    const archive = path.join(root, 'upload.zip');
+    const downloaded = await options.store.download(key, archive, ARCHIVE_DOWNLOAD);
+    if (downloaded === undefined) return { kind: 'ignored', reason: 'the object no longer exists', key };
+    if (downloaded.size === 0) return reject('the file is empty');
+    if (downloaded.size > options.maxModelBytes) {
+      return reject(`the archive has ${downloaded.size} bytes; the limit is ${options.maxModelBytes} (MAX_MODEL_BYTES)`);
+    }
+    // The version's identity is the upload's: the same archive delivered twice is one version.
+    const { sha256 } = downloaded;
+    const existing = (await options.repository.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
+    if (existing !== undefined) return { kind: 'duplicate', model, version: existing.version, key };
+
+    let prepared: Awaited<ReturnType<typeof prepare>>;
+    try {
+      prepared = await prepare(archive, root, key, options);
+    } catch (error) {
+      if (error instanceof ModelRejectedError || error instanceof InferenceServerError) return reject(error.message, sha256);
+      throw error;
+    }
+    const { validated, dataFiles } = prepared;
+    const createdAt = (options.now ?? (() => new Date()))().toISOString();
+    const result = await options.repository.addVersion({
+      model,
+      modelFile: validated.model,
+      sha256,
+      size: downloaded.size,
+      sourceKey: key,
+      createdAt,
+      dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })),
+      metadataFor: (version): ModelMetadata => ({
+        name: model,
+        version,
+        platform: 'onnxruntime_onnx',
+        inputs: validated.inputs,
+        outputs: validated.outputs,
+        sha256: validated.servedSha256,
+        size: validated.model.byteLength,
+        sourceKey: key,
+        createdAt,
+        rewrites: validated.rewrites,
+        ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
+        externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })),
+      }),
+    });
+    return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** Unpacks, checks, lays out and validates. Throws `ModelRejectedError` with the reason. */
+async function prepare(archive: string, root: string, key: string, options: RegistrationOptions) {
+  const unpacked = path.join(root, 'unpacked');
+  const layout = path.join(root, 'version');
+  await mkdir(unpacked);
+  await mkdir(layout);
+  const contents = await unpackModelArchive(archive, unpacked, { maxUnpackedBytes: options.maxModelBytes });
+  // The archive's bytes are on disk twice now; the unpacked copy is all that is needed from here on.
+  await rm(archive, { force: true });
+  const bytes = await readFile(contents.model.file);
+  const references = externalDataReferences(readModelFile(bytes));
+  const sizes = new Map([...contents.others].map(([name, entry]) => [name, entry.size]));
+  const used = checkExternalData(references, contents.model.name, sizes);
+  const referenced = new Set(used.values());
+  const extra = [...contents.others.keys()].filter((name) => !referenced.has(name));
+  if (extra.length > 0) {
+    throw new ModelRejectedError(
+      `the archive holds files no initializer of "${contents.model.name}" references ` +
+        `(${extra.slice(0, 5).map((n) => `"${n}"`).join(', ')}${extra.length > 5 ? ', ...' : ''}); ` +
+        'zip only the .onnx file and its external-data files',
+    );
+  }
+  const dataFiles: { location: string; path: string; size: number; sha256: string }[] = [];
+  for (const [location, name] of used) {
+    const entry = contents.others.get(name);
+    if (entry === undefined) continue;
+    const target = path.join(layout, ...location.split('/'));
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(entry.file, target);
+    dataFiles.push({ location, path: target, size: entry.size, sha256: await sha256Of(target) });
+  }
+  const modelPath = path.join(layout, 'model.onnx');
+  const validated = await validate(bytes, key, options, {
+    rewrite: { externalData: true },
+    // onnxruntime finds the data files beside the model file, as serving lays them out.
+    open: async (model) => {
+      await writeFile(modelPath, model);
+      return options.sessionFactory.createFromFile(modelPath, options.sessionOptions);
+    },
+  });
+  return { validated, dataFiles };
+}
+
+/** sha256 (hex) of a file, streamed. */
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

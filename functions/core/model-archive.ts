@@ -94,7 +94,7 @@ export async function unpackModelArchive(
           inflatedTotal += chunk.length;
           // yauzl stops at the declared size too; this also holds when an archive lies about it in both headers.
           if (inflated > entry.uncompressedSize || inflatedTotal > limits.maxUnpackedBytes) {
-            done(new ModelRejectedError(`the archive entry "${name}" inflates to more bytes than it declares (a zip bomb?)`));
+            done(bomb(name));
             return;
           }
           done(null, chunk);
@@ -104,6 +104,8 @@ export async function unpackModelArchive(
         await pipeline(await openEntry(zip, entry), count, createWriteStream(file));
       } catch (error) {
         if (error instanceof ModelRejectedError) throw error;
+        // yauzl's own check of the declared size (validateEntrySizes) says "too many bytes in the stream".
+        if (/too many bytes|not enough bytes/.test(messageOf(error))) throw bomb(name, error);
         throw new ModelRejectedError(`the archive entry "${name}" cannot be unpacked: ${messageOf(error)}`, { cause: error });
       }
       files.push({ name, size: inflated, file });
@@ -162,6 +164,14 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
   return new Promise((resolve, reject) => {
     zip.openReadStream(entry, (error, stream) => (error ? reject(error) : resolve(stream)));
   });
+}
+
+function bomb(name: string, cause?: unknown): ModelRejectedError {
+  return new ModelRejectedError(
+    `the archive entry "${name}" inflates to more bytes than it declares (a zip bomb, or a corrupt archive); make the ` +
+      'archive again with zip or Python\'s zipfile',
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 function messageOf(error: unknown): string {

@@ -12,6 +12,8 @@ import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
+import { registerScratchMbFor } from '../functions/core/archive-registration.js';
+import { DEFAULT_MAX_MODEL_BYTES } from '../functions/wiring/config.js';
 import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';
 import { grantListUnder, grantObjects } from './bucket-grants.js';
@@ -430,7 +432,9 @@ export class OnnxServerlessStack extends Stack {
       timeout: options.timeout,
       logRetention: options.logRetention,
       serviceName: 'register',
-      description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
+      description: 'Validates uploads/<model>/*.onnx and *.zip and registers them as new versions (onnx-serverless)',
+      // A .zip upload and its unpacked files sit in /tmp together while it registers.
+      ephemeralStorageMb: registerScratchMbFor(DEFAULT_MAX_MODEL_BYTES),
       environment: { [ENV.modelBucket]: this.bucket.bucketName },
     });
     const uploads = `${REPOSITORY_PREFIXES.uploads}*`;

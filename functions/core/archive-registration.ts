@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
 import { unpackModelArchive } from './model-archive.js';
+import { scratchMbFor } from './model-service.js';
 import { checkExternalData, externalDataReferences } from './onnx/external-data.js';
 import { readModelFile } from './onnx/model-file.js';
 import { validate, type RegistrationOptions, type RegistrationOutcome } from './registration.js';
@@ -19,6 +20,14 @@ import type { ExternalDataFile, ModelMetadata } from './types.js';
 
 /** Ranged GETs that stream the archive to disk (the serving defaults: 8 MiB parts; fewer in flight). */
 const ARCHIVE_DOWNLOAD = { partBytes: 8 * 1024 * 1024, concurrency: 4 } as const;
+
+/**
+ * Scratch disk (`/tmp`, in MB) the register function needs for archives up to `maxModelBytes`: the archive and its
+ * unpacked files are on disk together until the archive is removed.
+ */
+export function registerScratchMbFor(maxModelBytes: number): number {
+  return scratchMbFor(2 * maxModelBytes);
+}
 
 /**
  * Registers the archive under `key` for `model` (a valid name). `reject` records a refusal and returns its outcome.

@@ -42,6 +42,9 @@ export interface RuntimeConfig {
 /** Lambda gives one vCPU per 1,769 MB of memory. */
 const MB_PER_VCPU = 1769;
 
+/** `MAX_MODEL_BYTES` when unset: the largest upload registration accepts (the infra sizes register's `/tmp` by it). */
+export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
 /** Thrown at init when the environment is wrong: the function should not start half-configured. */
 export class ConfigurationError extends Error {
   public constructor(message: string) {
@@ -111,7 +114,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       concurrency: Math.max(1, Math.round(positiveNumber(env, ENV.downloadConcurrency, MODEL_SERVICE_DEFAULTS.downloadConcurrency))),
     },
     scratchDir: env[ENV.scratchDir] || undefined,
-    maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
+    maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

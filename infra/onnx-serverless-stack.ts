@@ -12,7 +12,7 @@ import type { Construct } from 'constructs';
 import { join } from 'node:path';
 import type { CatalogEntry } from '../functions/core/catalog.js';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
-import { registerScratchMbFor } from '../functions/core/archive-registration.js';
+import { registerScratchMbFor } from '../functions/core/file-registration.js';
 import { DEFAULT_MAX_MODEL_BYTES } from '../functions/wiring/config.js';
 import { BINARY_MEDIA_TYPES, ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES, V2_ROOT } from './constants.js';
 import { ModelEndpoint } from './model-endpoint.js';

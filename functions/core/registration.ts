@@ -8,7 +8,7 @@ import type { BlobStore } from './blob-store.js';
 import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
-import { registerArchive } from './archive-registration.js';
+import { registerFromFile } from './file-registration.js';
 import { ARCHIVE_SUFFIX, isRegistrationUpload, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import {
   STRING_NORMALIZER_FALLBACK_LOCALE,
@@ -38,8 +38,14 @@ export interface RegistrationOptions {
   readonly maxModelBytes: number;
   /** Limits applied to the optional sample request. */
   readonly limits: Limits;
-  /** Folder for the files of an archive upload while it registers. @default `<os.tmpdir()>` */
+  /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
   readonly scratchDir?: string;
+  /**
+   * Stream the upload to a file in `scratchDir` and validate from the path (`file-registration.ts`): memory stays
+   * bounded for large models, and `.zip` uploads need it. `false` keeps the whole upload in one buffer.
+   * @default true
+   */
+  readonly fromFile?: boolean;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }
@@ -83,7 +89,9 @@ export async function registerUpload(key: string, options: RegistrationOptions):
       `"${model.slice(0, 200)}" is not an allowed model name: use 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit, without ".."`,
     );
   }
-  if (key.endsWith(ARCHIVE_SUFFIX)) return registerArchive(key, model, options, reject);
+  // Both forms stream to a scratch file (bounded memory); the in-memory path below stays for stores without disk.
+  if (options.fromFile !== false) return registerFromFile(key, model, options, reject);
+  if (key.endsWith(ARCHIVE_SUFFIX)) return reject('a .zip upload needs registration from a file (fromFile)');
   const upload = await options.store.get(key);
   if (upload === undefined) return { kind: 'ignored', reason: 'the object no longer exists', key };
   const bytes = upload.body;

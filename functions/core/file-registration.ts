@@ -1,9 +1,13 @@
 /**
- * Registration of an archive upload (`uploads/<model>/<name>.zip`: one `.onnx` file and the external-data files its
- * initializers reference). The archive is streamed to a scratch folder, unpacked with the guards of
- * `model-archive.ts`, its references checked by `onnx/external-data.ts`, laid out as the version will be stored
- * (`model.onnx` with each data file beside it under its `location`), and validated and smoke-inferred like a single
- * file, onnxruntime reading the data files from disk. The version is then stored file by file.
+ * Registration from a file on local disk, with bounded memory: the upload is streamed to a scratch folder (parallel
+ * ranged GETs, sha256 on the way) instead of being read into one buffer, and onnxruntime creates the validation
+ * session from the path. Both upload forms go through here:
+ *
+ * - `uploads/<model>/<name>.onnx`: the file itself (its bytes are read once, for the graph rewrites).
+ * - `uploads/<model>/<name>.zip`: one `.onnx` file and the external-data files its initializers reference. The
+ *   archive is unpacked with the guards of `model-archive.ts`, its references checked by `onnx/external-data.ts`,
+ *   and laid out as the version will be stored (`model.onnx` with each data file beside it under its `location`),
+ *   so that onnxruntime reads the data files from disk. The version is then stored file by file.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -11,6 +15,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { ARCHIVE_SUFFIX } from './model-repository.js';
 import { unpackModelArchive } from './model-archive.js';
 import { scratchMbFor } from './model-service.js';
 import { checkExternalData, externalDataReferences } from './onnx/external-data.js';
@@ -18,7 +23,7 @@ import { readModelFile } from './onnx/model-file.js';
 import { validate, type RegistrationOptions, type RegistrationOutcome } from './registration.js';
 import type { ExternalDataFile, ModelMetadata } from './types.js';
 
-/** Ranged GETs that stream the archive to disk (the serving defaults: 8 MiB parts; fewer in flight). */
+/** Ranged GETs that stream the upload to disk (the serving defaults: 8 MiB parts; fewer in flight). */
 const ARCHIVE_DOWNLOAD = { partBytes: 8 * 1024 * 1024, concurrency: 4 } as const;
 
 /**
@@ -30,10 +35,11 @@ export function registerScratchMbFor(maxModelBytes: number): number {
 }
 
 /**
- * Registers the archive under `key` for `model` (a valid name). `reject` records a refusal and returns its outcome.
- * Storage failures throw, so that the event is delivered again; the scratch folder is always removed.
+ * Registers the upload (`.onnx` or `.zip`) under `key` for `model` (a valid name). `reject` records a refusal and
+ * returns its outcome. Storage failures throw, so that the event is delivered again; the scratch folder is always
+ * removed.
  */
-export async function registerArchive(
+export async function registerFromFile(
   key: string,
   model: string,
   options: RegistrationOptions,
@@ -41,21 +47,24 @@ export async function registerArchive(
 ): Promise<RegistrationOutcome> {
   const root = await mkdtemp(path.join(options.scratchDir ?? os.tmpdir(), 'onnx-serverless-register-'));
   try {
-    const archive = path.join(root, 'upload.zip');
-    const downloaded = await options.store.download(key, archive, ARCHIVE_DOWNLOAD);
+    const isArchive = key.endsWith(ARCHIVE_SUFFIX);
+    const upload = path.join(root, isArchive ? 'upload.zip' : 'upload.onnx');
+    const downloaded = await options.store.download(key, upload, ARCHIVE_DOWNLOAD);
     if (downloaded === undefined) return { kind: 'ignored', reason: 'the object no longer exists', key };
     if (downloaded.size === 0) return reject('the file is empty');
     if (downloaded.size > options.maxModelBytes) {
-      return reject(`the archive has ${downloaded.size} bytes; the limit is ${options.maxModelBytes} (MAX_MODEL_BYTES)`);
+      return reject(
+        `the ${isArchive ? 'archive' : 'file'} has ${downloaded.size} bytes; the limit is ${options.maxModelBytes} (MAX_MODEL_BYTES)`,
+      );
     }
-    // The version's identity is the upload's: the same archive delivered twice is one version.
+    // The version's identity is the upload's: the same upload delivered twice is one version.
     const { sha256 } = downloaded;
     const existing = (await options.repository.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
     if (existing !== undefined) return { kind: 'duplicate', model, version: existing.version, key };
 
-    let prepared: Awaited<ReturnType<typeof prepare>>;
+    let prepared: Awaited<ReturnType<typeof prepareArchive>>;
     try {
-      prepared = await prepare(archive, root, key, options);
+      prepared = isArchive ? await prepareArchive(upload, root, key, options) : await prepareFile(upload, root, key, options);
     } catch (error) {
       if (error instanceof ModelRejectedError || error instanceof InferenceServerError) return reject(error.message, sha256);
       throw error;
@@ -69,7 +78,7 @@ export async function registerArchive(
       size: downloaded.size,
       sourceKey: key,
       createdAt,
-      dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })),
+      ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })) } : {}),
       metadataFor: (version): ModelMetadata => ({
         name: model,
         version,
@@ -82,7 +91,9 @@ export async function registerArchive(
         createdAt,
         rewrites: validated.rewrites,
         ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
-        externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })),
+        ...(isArchive
+          ? { externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })) }
+          : {}),
       }),
     });
     return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
@@ -91,8 +102,25 @@ export async function registerArchive(
   }
 }
 
-/** Unpacks, checks, lays out and validates. Throws `ModelRejectedError` with the reason. */
-async function prepare(archive: string, root: string, key: string, options: RegistrationOptions) {
+/**
+ * A single `.onnx`: validated with the session created from the downloaded file when no rewrite changed it (else
+ * from the rewritten bytes, written beside it). Throws `ModelRejectedError` with the reason.
+ */
+async function prepareFile(upload: string, root: string, key: string, options: RegistrationOptions) {
+  const bytes = await readFile(upload);
+  const rewrittenPath = path.join(root, 'model.onnx');
+  const validated = await validate(bytes, key, options, {
+    open: async (model) => {
+      if (model === bytes) return openFile(upload, options);
+      await writeFile(rewrittenPath, model);
+      return openFile(rewrittenPath, options);
+    },
+  });
+  return { validated, dataFiles: [] as { location: string; path: string; size: number; sha256: string }[] };
+}
+
+/** Unpacks, checks, lays out and validates an archive. Throws `ModelRejectedError` with the reason. */
+async function prepareArchive(archive: string, root: string, key: string, options: RegistrationOptions) {
   const unpacked = path.join(root, 'unpacked');
   const layout = path.join(root, 'version');
   await mkdir(unpacked);
@@ -128,10 +156,24 @@ async function prepare(archive: string, root: string, key: string, options: Regi
     // onnxruntime finds the data files beside the model file, as serving lays them out.
     open: async (model) => {
       await writeFile(modelPath, model);
-      return options.sessionFactory.createFromFile(modelPath, options.sessionOptions);
+      return openFile(modelPath, options);
     },
   });
   return { validated, dataFiles };
+}
+
+/**
+ * The session from a file. onnxruntime prefixes its reasons with "Load model from <path> failed:" when it reads a
+ * path; the scratch path means nothing to the user, so the reason reads as it does for bytes.
+ */
+async function openFile(file: string, options: RegistrationOptions) {
+  try {
+    return await options.sessionFactory.createFromFile(file, options.sessionOptions);
+  } catch (error) {
+    if (!(error instanceof ModelRejectedError)) throw error;
+    const message = error.message.replace(`Load model from ${file} failed:`, '');
+    throw new ModelRejectedError(message, { cause: error.cause ?? error });
+  }
 }
 
 /** sha256 (hex) of a file, streamed. */

@@ -45,7 +45,9 @@ export async function registerFromFile(
   options: RegistrationOptions,
   reject: (reason: string, sha256?: string) => Promise<RegistrationOutcome>,
 ): Promise<RegistrationOutcome> {
-  const root = await mkdtemp(path.join(options.scratchDir ?? os.tmpdir(), 'onnx-serverless-register-'));
+  const scratch = options.scratchDir ?? os.tmpdir();
+  await mkdir(scratch, { recursive: true });
+  const root = await mkdtemp(path.join(scratch, 'onnx-serverless-register-'));
   try {
     const isArchive = key.endsWith(ARCHIVE_SUFFIX);
     const upload = path.join(root, isArchive ? 'upload.zip' : 'upload.onnx');
@@ -97,9 +99,22 @@ export async function registerFromFile(
       }),
     });
     return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
+  } catch (error) {
+    // Redelivering the event would fail the same way: record why, so the user sees it and what to change.
+    if (!isNoSpace(error)) throw error;
+    return reject(
+      'the register function ran out of temporary storage (/tmp) for this upload and its unpacked files: check the ' +
+        'file is under MAX_MODEL_BYTES, or give the register function more ephemeral storage, then upload again',
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** A write that failed because the disk is full (as the adapters raise it, or wrapped once). */
+function isNoSpace(error: unknown): boolean {
+  const code = (value: unknown) => (value as NodeJS.ErrnoException | undefined)?.code;
+  return code(error) === 'ENOSPC' || code((error as Error | undefined)?.cause) === 'ENOSPC';
 }
 
 /**

@@ -84,6 +84,25 @@ describe('zip uploads', () => {
     outputData(answer).forEach((value, i) => expect(value).toBeCloseTo(reference([-1, 0, 0.5, 2])[i] ?? NaN, 5));
   });
 
+  it('refuses to serve a version whose stored data file no longer matches its sha256 (503, nothing cached)', async () => {
+    // Prepare: registered, then its data file altered in storage before any load (fault injected).
+    const outcome = await flow.uploadAndWait('tampered', 'affine.zip', writeZip(goodEntries()));
+    const altered = Uint8Array.from(DATA, (byte, i) => (i === 0 ? byte ^ 0xff : byte));
+    await flow.store.put('models/tampered/1/model.onnx.data', altered);
+
+    // Act
+    const first = await flow.infer('tampered', [[1, 2, 3, 4]]);
+    await flow.store.put('models/tampered/1/model.onnx.data', DATA);
+    const second = await flow.infer('tampered', [[1, 2, 3, 4]]);
+
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'registered', version: '1' });
+    expect(first.status).toBe(503);
+    expect(first.headers.get('retry-after')).not.toBeNull();
+    expect(JSON.stringify(first.body)).toMatch(/data file \\"model\.onnx\.data\\" does not match its checksum/);
+    expect(second.status).toBe(200);
+  });
+
   const escaping = (location: string) => external((_t, offset, length) => ({ location, offset: String(offset), length: String(length) }));
   const BAD: readonly { kind: string; body: () => Uint8Array; reason: RegExp }[] = [
     {

@@ -7,6 +7,8 @@
  * - `swap <dir> <model> <swaps>`: loads versions 1 and 2 of `model` alternately, `swaps` times after the first load,
  *   keeping one loaded version (each swap creates one session and releases the other: onnxruntime-node issue
  *   #25325's cycle); prints `first <rss>` after the first load and `last <rss>` after the last.
+ * - `load <dir> <model>`: loads the latest version as serving does (download to a scratch folder, session from the
+ *   path); prints `growth <bytes> size <bytes>`, the peak RSS growth over the stored bytes (model and data files).
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,8 +21,8 @@ import { registerUpload } from '../functions/core/registration.js';
 import { buildLinearExample } from '../tools/onnx/examples.js';
 
 const [mode, dir, arg, count] = process.argv.slice(2);
-if ((mode !== 'register' && mode !== 'swap') || dir === undefined || arg === undefined) {
-  throw new Error('usage: large-child <register <dir> <key> | swap <dir> <model> <swaps>>');
+if ((mode !== 'register' && mode !== 'swap' && mode !== 'load') || dir === undefined || arg === undefined) {
+  throw new Error('usage: large-child <register <dir> <key> | swap <dir> <model> <swaps> | load <dir> <model>>');
 }
 const sessionOptions = { intraOpNumThreads: 2, graphOptimizationLevel: 'all' } as const;
 const store = new FsBlobStore(dir);
@@ -47,6 +49,15 @@ if (mode === 'register') {
   });
   if (outcome.kind !== 'registered' && outcome.kind !== 'duplicate') throw new Error(`registration failed: ${JSON.stringify(outcome)}`);
   console.log(`growth ${peakRss() - before} size ${statSync(join(dir, ...arg.split('/'))).size}`);
+} else if (mode === 'load') {
+  const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions });
+  const target = await service.resolve(arg);
+  await (await onnxruntimeSessionFactory.create(buildLinearExample().bytes, sessionOptions)).release();
+  writeFileSync('/proc/self/clear_refs', '5');
+  const before = process.memoryUsage().rss;
+  await service.ensureLoaded(target);
+  const size = target.metadata.size + (target.metadata.externalData ?? []).reduce((sum, file) => sum + file.size, 0);
+  console.log(`growth ${peakRss() - before} size ${size}`);
 } else {
   const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions, maxVersionsPerModel: 1 });
   const swaps = Number(count ?? '20');

@@ -12,7 +12,7 @@
 export const BINARY_MEDIA_TYPES = ['*/*'] as const;
 
 export { ENV, METRICS_NAMESPACE } from '../functions/core/contract.js';
-export { REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from '../functions/core/model-repository.js';
+export { REPOSITORY_PREFIXES, UPLOAD_SUFFIX, UPLOAD_SUFFIXES } from '../functions/core/model-repository.js';
 
 /** The KServe V2 path every route lives under. */
 export const V2_ROOT = 'v2';

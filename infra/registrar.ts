@@ -13,7 +13,9 @@ import { Construct } from 'constructs';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { REGISTER_ACCESS } from './function-grants.js';
-import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
+import { registerScratchMbFor } from '../functions/core/file-registration.js';
+import { DEFAULT_MAX_MODEL_BYTES } from '../functions/wiring/config.js';
+import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES } from './constants.js';
 import { acknowledge } from './nag.js';
 import type { Architecture, NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
@@ -85,16 +87,21 @@ export class Registrar extends Construct {
       timeout: props.timeout ?? Duration.minutes(5),
       logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       serviceName: 'register',
-      description: 'Validates uploads/<model>/*.onnx and registers them as new versions (onnx-serverless)',
+      description: 'Validates uploads/<model>/*.onnx and *.zip and registers them as new versions (onnx-serverless)',
+      // A .zip upload and its unpacked files sit in /tmp together while it registers.
+      ephemeralStorageMb: registerScratchMbFor(DEFAULT_MAX_MODEL_BYTES),
       environment: { [ENV.modelBucket]: props.bucket.bucketName },
     });
     this.registerFunction = register;
     grantBucketAccess(register.role, props.bucket, REGISTER_ACCESS);
 
-    props.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
-      prefix: REPOSITORY_PREFIXES.uploads,
-      suffix: UPLOAD_SUFFIX,
-    });
+    // S3 takes one suffix per filter: one notification per suffix that starts a registration.
+    for (const suffix of UPLOAD_SUFFIXES) {
+      props.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(register.function), {
+        prefix: REPOSITORY_PREFIXES.uploads,
+        suffix,
+      });
+    }
     this.errorsAlarm = functionErrorsAlarm(register, props.alarmAction);
 
     this.failedEvents = new sqs.Queue(this, 'FailedRegistrations', {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { BlobStore } from '../core/blob-store.js';
 import { isValidModelName, MODEL_NAME_PATTERN } from '../core/catalog.js';
 import { NotFoundError } from '../core/errors.js';
-import { type ModelRepository, UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
+import { ARCHIVE_SUFFIX, type ModelRepository, UPLOAD_SUFFIX, UPLOAD_SUFFIXES, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { SAMPLE_SUFFIX } from '../core/registration.js';
 import type { Manifest, Rejection } from '../core/types.js';
 import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
@@ -86,16 +86,17 @@ export interface UploadReport {
 }
 
 /**
- * Uploads `uploads/<model>/<file>.onnx` (its sample first, as `<file>.onnx.json`) and, with `wait`, polls the
+ * Uploads `uploads/<model>/<file>.onnx` or `.zip` (its sample first, as `<file>.onnx.json`) and, with `wait`, polls the
  * manifest and `rejected/<model>/` until registration has added a version with the file's sha256 or refused it.
  */
 export async function uploadCommand(ctx: CommandContext, options: UploadOptions): Promise<number> {
   checkModelName(options.model);
   const name = path.basename(options.file);
-  if (!name.endsWith(UPLOAD_SUFFIX) || name === UPLOAD_SUFFIX) {
+  if (!UPLOAD_SUFFIXES.some((suffix) => name.endsWith(suffix) && name !== suffix)) {
     throw new UsageError(
-      `"${name}" does not end in ${UPLOAD_SUFFIX}: only ${UPLOADS_PREFIX}<model>/<file>${UPLOAD_SUFFIX} objects start a ` +
-        'registration (the bucket notification filters on the suffix); rename the file',
+      `"${name}" does not end in ${UPLOAD_SUFFIXES.join(' or ')}: only ${UPLOADS_PREFIX}<model>/<file>${UPLOAD_SUFFIX} ` +
+        `(or ${ARCHIVE_SUFFIX}, a model with its external-data files) objects start a registration (the bucket ` +
+        'notification filters on the suffix); rename the file',
     );
   }
   const body = await readLocalFile(options.file, 'model file');

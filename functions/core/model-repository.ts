@@ -15,13 +15,27 @@ export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rej
 
 /** Prefix under which users upload candidate models. */
 export const UPLOADS_PREFIX = REPOSITORY_PREFIXES.uploads;
-/** Suffix of the uploads that start a registration (the bucket notification filters on both). */
+/** Suffix of the single-file uploads that start a registration (the bucket notification filters on both). */
 export const UPLOAD_SUFFIX = '.onnx';
+/** Suffix of an upload holding one `.onnx` file and its external-data files (README, "External data"). */
+export const ARCHIVE_SUFFIX = '.zip';
+/**
+ * Every suffix that starts a registration: the bucket notifications (one per suffix, as S3 allows one suffix per
+ * filter) and the local S3's event filter both read this list.
+ */
+export const UPLOAD_SUFFIXES = [UPLOAD_SUFFIX, ARCHIVE_SUFFIX] as const;
+
+/** True when an object created under `key` starts a registration. */
+export function isRegistrationUpload(key: string): boolean {
+  return key.startsWith(UPLOADS_PREFIX) && UPLOAD_SUFFIXES.some((suffix) => key.endsWith(suffix));
+}
 
 /** Keys of the repository layout. Model names must have been validated before they get here. */
 export const repositoryKeys = {
   modelFile: (model: string, version: string) => `models/${model}/${version}/model.onnx`,
   metadata: (model: string, version: string) => `models/${model}/${version}/metadata.json`,
+  /** An external-data file, beside `model.onnx` as onnxruntime looks for it. */
+  dataFile: (model: string, version: string, location: string) => `models/${model}/${version}/${location}`,
   manifest: (model: string) => `models/${model}/manifest.json`,
   versionsPrefix: (model: string) => `models/${model}/`,
   /** Marks that a registration of these exact bytes is under way or done (see `ModelRepository.addVersion`). */
@@ -56,6 +70,11 @@ export interface NewVersion {
   readonly sourceKey: string;
   readonly createdAt: string;
   readonly metadataFor: (version: string) => ModelMetadata;
+  /**
+   * External-data files, written beside the model file once the version number is claimed and before the
+   * metadata, so that a version in the manifest always has all its files. `read` gives one file's bytes.
+   */
+  readonly dataFiles?: readonly { readonly location: string; readonly read: () => Promise<Uint8Array> }[];
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
@@ -241,6 +260,21 @@ export class ModelRepository {
     return object;
   }
 
+  /** Streams one external-data file of a version into the local `file`; `NotFoundError` when it does not exist. */
+  public async downloadDataFile(
+    model: string,
+    version: string,
+    location: string,
+    file: string,
+    options: DownloadOptions,
+  ): Promise<DownloadedObject> {
+    const object = await this.store.download(repositoryKeys.dataFile(model, version, location), file, options);
+    if (object === undefined) {
+      throw new NotFoundError(`model "${model}" has no external-data file "${location}" for version "${version}"`);
+    }
+    return object;
+  }
+
   /** Rejections of one model (or all), oldest first; with `latest`, only that many of the newest. */
   public async listRejections(model?: string, options: { latest?: number } = {}): Promise<Rejection[]> {
     const rejections: Rejection[] = [];
@@ -311,6 +345,10 @@ export class ModelRepository {
       await this.store.put(claim.key, toJsonBytes(recorded), { ifMatch: claim.etag }).catch((error: unknown) => {
         if (!(error instanceof PreconditionFailedError)) throw error;
       });
+    }
+    // One file in memory at a time: the largest external-data file bounds what this costs.
+    for (const file of candidate.dataFiles ?? []) {
+      await this.store.put(repositoryKeys.dataFile(model, version, file.location), await file.read());
     }
     const metadata = candidate.metadataFor(version);
     await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(metadata));

@@ -346,10 +346,11 @@ export class ModelService {
     const folder = path.join(this.scratchDir, `${model}-${version}-${randomUUID().slice(0, 8)}`);
     try {
       const fetchStarted = this.now();
-      await this.ensureScratchRoom(model, version, metadata.size);
+      const totalBytes = metadata.size + (metadata.externalData ?? []).reduce((sum, data) => sum + data.size, 0);
+      await this.ensureScratchRoom(model, version, totalBytes);
       await mkdir(folder, { recursive: true });
       const file = path.join(folder, 'model.onnx');
-      const deadlineMs = this.storageTimeoutMs + Math.ceil((metadata.size / this.minFetchBytesPerSecond) * 1000);
+      const deadlineMs = this.storageTimeoutMs + Math.ceil((totalBytes / this.minFetchBytesPerSecond) * 1000);
       const downloaded = await this.storage(
         (signal) => this.options.repository.downloadModelFile(model, version, file, {
           partBytes: this.downloadPartBytes,
@@ -359,7 +360,7 @@ export class ModelService {
         deadlineMs,
       ).catch((error: unknown) => {
         if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
-          throw this.noRoom(model, version, metadata.size, error.cause);
+          throw this.noRoom(model, version, totalBytes, error.cause);
         }
         // The manifest lists the version, so a missing file is the repository's inconsistency (a copy still
         // replicating, a hand-deleted key): not the client's 404.
@@ -370,6 +371,37 @@ export class ModelService {
           { cause: error },
         );
       });
+      // External data (a version registered from a .zip): each file beside model.onnx, where onnxruntime looks.
+      let bytes = downloaded.size;
+      for (const data of metadata.externalData ?? []) {
+        const target = path.join(folder, ...data.location.split('/'));
+        await mkdir(path.dirname(target), { recursive: true });
+        const got = await this.storage(
+          (signal) => this.options.repository.downloadDataFile(model, version, data.location, target, {
+            partBytes: this.downloadPartBytes,
+            concurrency: this.downloadConcurrency,
+            signal,
+          }),
+          deadlineMs,
+        ).catch((error: unknown) => {
+          if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
+            throw this.noRoom(model, version, totalBytes, error.cause);
+          }
+          if (!(error instanceof NotFoundError)) throw error;
+          throw new ServiceUnavailableError(
+            `version ${version} of "${model}" is listed but its data file "${data.location}" is missing from storage; retry later`,
+            this.retryAfterSeconds,
+            { cause: error },
+          );
+        });
+        if (got.sha256 !== data.sha256) {
+          throw new ServiceUnavailableError(
+            `version ${version} of "${model}" could not be loaded: its data file "${data.location}" does not match its checksum; retry`,
+            this.retryAfterSeconds,
+          );
+        }
+        bytes += got.size;
+      }
       const fetchMs = this.now() - fetchStarted;
       if (downloaded.sha256 !== metadata.sha256) {
         throw new ServiceUnavailableError(
@@ -391,7 +423,7 @@ export class ModelService {
       this.options.telemetry?.modelLoaded?.({
         model,
         version,
-        bytes: downloaded.size,
+        bytes,
         fetchMs,
         createMs: this.now() - createStarted,
       });

@@ -8,12 +8,14 @@ import type { BlobStore } from './blob-store.js';
 import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
-import { UPLOAD_SUFFIX, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
+import { registerFromFile } from './file-registration.js';
+import { ARCHIVE_SUFFIX, isRegistrationUpload, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
 import {
   STRING_NORMALIZER_FALLBACK_LOCALE,
   STRING_NORMALIZER_LOCALE_HINT,
   isStringNormalizerLocaleFailure,
   rewriteForServing,
+  type RewriteOptions,
   type RewriteResult,
 } from './onnx/rewrites.js';
 import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/spec.js';
@@ -38,6 +40,14 @@ export interface RegistrationOptions {
   readonly maxModelBytes: number;
   /** Limits applied to the optional sample request. */
   readonly limits: Limits;
+  /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
+  readonly scratchDir?: string;
+  /**
+   * Stream the upload to a file in `scratchDir` and validate from the path (`file-registration.ts`): memory stays
+   * bounded for large models, and `.zip` uploads need it. `false` keeps the whole upload in one buffer.
+   * @default true
+   */
+  readonly fromFile?: boolean;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }
@@ -83,6 +93,9 @@ export async function registerUpload(key: string, options: RegistrationOptions):
       `"${model.slice(0, 200)}" is not an allowed model name: use 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit, without ".."`,
     );
   }
+  // Both forms stream to a scratch file (bounded memory); the in-memory path below stays for stores without disk.
+  if (options.fromFile !== false) return registerFromFile(key, model, options, reject, validate);
+  if (key.endsWith(ARCHIVE_SUFFIX)) return reject('a .zip upload needs registration from a file (fromFile)');
   const upload = await options.store.get(key);
   if (upload === undefined) return { kind: 'ignored', reason: 'the object no longer exists', key };
   const bytes = upload.body;
@@ -196,19 +209,28 @@ function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };
   const rest = key.slice(UPLOADS_PREFIX.length);
   const slash = rest.indexOf('/');
-  if (slash <= 0 || !rest.endsWith(UPLOAD_SUFFIX)) {
-    return { kind: 'ignored', reason: 'not an uploads/<model>/<file>.onnx key', key };
+  if (slash <= 0 || !isRegistrationUpload(key)) {
+    return { kind: 'ignored', reason: 'not an uploads/<model>/<file>.onnx or .zip key', key };
   }
   return { kind: 'upload', model: rest.slice(0, slash) };
 }
 
+/**
+ * How {@link validate} gets a session for the rewritten model bytes, and which rewrite options apply: a single-file
+ * upload is loaded from memory; an archive writes the bytes beside its data files and loads from the path.
+ */
+export interface ValidationTarget {
+  readonly open?: (model: Uint8Array) => Promise<ModelSession>;
+  readonly rewrite?: RewriteOptions;
+}
+
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
-async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions) {
-  let rewritten = rewriteForServing(bytes);
+export async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions, target: ValidationTarget = {}) {
+  let rewritten = rewriteForServing(bytes, target.rewrite);
   const sample = await readSample(key, options);
   let session: ModelSession | undefined;
   try {
-    ({ session, rewritten } = await createSession(bytes, rewritten, options));
+    ({ session, rewritten } = await createSession(bytes, rewritten, options, target));
     assertReachable(session.inputs, options.limits);
     const preprocess = sample?.preprocess;
     if (preprocess !== undefined) {
@@ -258,15 +280,16 @@ async function createSession(
   bytes: Uint8Array,
   rewritten: RewriteResult,
   options: RegistrationOptions,
+  target: ValidationTarget,
 ): Promise<{ session: ModelSession; rewritten: RewriteResult }> {
-  const create = (model: Uint8Array) => options.sessionFactory.create(model, options.sessionOptions);
+  const create = target.open ?? ((model: Uint8Array) => options.sessionFactory.create(model, options.sessionOptions));
   try {
     return { session: await create(rewritten.model), rewritten };
   } catch (error) {
     if (!(error instanceof ModelRejectedError) || !isStringNormalizerLocaleFailure(error.message)) throw error;
     let fallback: RewriteResult;
     try {
-      fallback = rewriteForServing(bytes, { stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE });
+      fallback = rewriteForServing(bytes, { ...target.rewrite, stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE });
     } catch (refusal) {
       if (!(refusal instanceof ModelRejectedError)) throw refusal;
       throw new ModelRejectedError(`${error.message}. ${refusal.message}`, { cause: error });

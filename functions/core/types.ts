@@ -123,6 +123,19 @@ export interface ModelMetadata {
   readonly classLabels?: Readonly<Record<string, readonly (string | number)[]>>;
   /** Declared image preprocessing per input (from the upload's sidecar or the catalog entry). */
   readonly preprocess?: Preprocess;
+  /**
+   * External-data files of a version registered from a `.zip` (README, "External data"): stored beside
+   * `model.onnx` under their `location`, each with its own checksum. Absent for a single-file model.
+   */
+  readonly externalData?: readonly ExternalDataFile[];
+}
+
+/** One external-data file of a version: `models/<model>/<version>/<location>`. */
+export interface ExternalDataFile {
+  /** Path relative to `model.onnx`, as the model's initializers name it (`location`). */
+  readonly location: string;
+  readonly sha256: string;
+  readonly size: number;
 }
 
 /** State of one version in the manifest. */

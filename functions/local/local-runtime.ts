@@ -19,7 +19,7 @@ import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
 import { isValidModelName } from '../core/catalog.js';
-import { UPLOAD_SUFFIX, UPLOADS_PREFIX } from '../core/model-repository.js';
+import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import {
   bucketArn,
   bucketStatements,
@@ -166,10 +166,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     ...(options.onAccessDenied === undefined ? {} : { onAccessDenied: options.onAccessDenied }),
     // The request log of the S3 server is noise next to the handlers' own logs.
     silent: true,
-    // The same filter as the bucket notification that infra creates.
-    eventFilter: { prefix: UPLOADS_PREFIX, suffix: UPLOAD_SUFFIX },
+    // The same filter as the bucket notifications that infra creates (one per suffix of UPLOAD_SUFFIXES).
+    eventFilter: { prefix: UPLOADS_PREFIX },
     onObjectCreated: (event) => {
       if (register === undefined) return;
+      if (!event.Records.some((record) => isRegistrationUpload(decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '))))) return;
       const done = register(event)
         .then((result) => {
           registrations.push(result);

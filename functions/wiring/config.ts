@@ -64,6 +64,9 @@ function registrationMemoryDefault(env: NodeJS.ProcessEnv): number {
 /** Lambda gives one vCPU per 1,769 MB of memory. */
 const MB_PER_VCPU = 1769;
 
+/** `MAX_MODEL_BYTES` when unset: the largest upload registration accepts (the infra sizes register's `/tmp` by it). */
+export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
 /** Thrown at init when the environment is wrong: the function should not start half-configured. */
 export class ConfigurationError extends Error {
   public constructor(message: string) {
@@ -139,7 +142,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     },
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
-    maxModelBytes: positiveNumber(env, ENV.maxModelBytes, 1024 * 1024 * 1024),
+    maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
     registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
     registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
     functionName: env[ENV.functionName] || undefined,

@@ -97,7 +97,7 @@ describe('command line errors', () => {
     [['list', 'a', 'b'], /^error: list takes at most one <model>, got a b$/],
     [['upload', 'm.onnx'], /^error: upload needs --model <name>/],
     [['upload', 'm.onnx', '--model', 'bad..name'], /^error: "bad\.\.name" is not an allowed model name/],
-    [['upload', 'model.pt', '--model', 'm'], /^error: "model\.pt" does not end in \.onnx: only uploads\/<model>\/<file>\.onnx objects start a registration/],
+    [['upload', 'model.pt', '--model', 'm'], /^error: "model\.pt" does not end in \.onnx or \.zip: only uploads\/<model>\/<file>\.onnx \(or \.zip, a model with its external-data files\) objects start a registration/],
     [['upload', '/nonexistent/m.onnx', '--model', 'm'], /^error: cannot read the model file "\/nonexistent\/m\.onnx": no such file$/],
     [['upload', 'm.onnx', '--model', 'm', '--timeout', '5'], /^error: --timeout goes with --wait$/],
     [['upload', 'm.onnx', '--model', 'm', '--wait', '--timeout', 'soon'], /^error: --timeout takes a number of seconds > 0, got "soon"$/],

@@ -223,17 +223,14 @@ describe('API', () => {
 });
 
 describe('events', () => {
-  it('registers uploads/**/*.onnx only', () => {
+  it('registers uploads/**/*.onnx and uploads/**/*.zip only', () => {
+    const rule = (suffix: string) => ({
+      Events: ['s3:ObjectCreated:*'],
+      Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: suffix }, { Name: 'prefix', Value: 'uploads/' }] } },
+      LambdaFunctionArn: { 'Fn::GetAtt': [logicalId(synth.stack.registerFunction.function), 'Arn'] },
+    });
     synth.template.hasResourceProperties('Custom::S3BucketNotifications', {
-      NotificationConfiguration: {
-        LambdaFunctionConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.onnx' }, { Name: 'prefix', Value: 'uploads/' }] } },
-            LambdaFunctionArn: { 'Fn::GetAtt': [logicalId(synth.stack.registerFunction.function), 'Arn'] },
-          },
-        ],
-      },
+      NotificationConfiguration: { LambdaFunctionConfigurations: [rule('.onnx'), rule('.zip')] },
     });
   });
 

@@ -35,6 +35,11 @@ export interface RewriteOptions {
    * their casing rules may differ. @default undefined (no change)
    */
   readonly stringNormalizerLocale?: string;
+  /**
+   * The model comes with its external-data files (a `.zip` upload, checked by `external-data.ts`), so initializers
+   * stored outside the file are accepted. @default false
+   */
+  readonly externalData?: boolean;
 }
 
 /** What {@link rewriteForServing} did. */
@@ -100,12 +105,13 @@ const ZIPMAP_HINT =
  */
 export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {}): RewriteResult {
   const file = readModelFile(model);
-  if (file.externalInitializers.length > 0) {
+  if (file.externalInitializers.length > 0 && options.externalData !== true) {
     const [first] = file.externalInitializers;
     throw new ModelRejectedError(
       `The model keeps ${file.externalInitializers.length} weight tensor(s) (e.g. "${first}") in external data ` +
         'files, which a single .onnx upload does not carry. Save it as one file: onnx.save_model(model, path, ' +
-        'save_as_external_data=False) (possible below 2 GB).',
+        'save_as_external_data=False) (possible below 2 GB), or upload it as a .zip with its data files (README, ' +
+        '"External data").',
     );
   }
   for (const { message: input } of file.inputs) {

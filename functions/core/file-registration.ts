@@ -24,7 +24,8 @@ import type { RegistrationOptions, RegistrationOutcome, validate } from './regis
 
 /** registration.ts's `validate`, passed in: that module calls this one, so this one cannot import it back. */
 type Validate = typeof validate;
-import type { ExternalDataFile, ModelMetadata } from './types.js';
+import type { ExternalDataFile } from './types.js';
+import { versionMetadata } from './version-metadata.js';
 
 /** Ranged GETs that stream the upload to disk (the serving defaults: 8 MiB parts; fewer in flight). */
 const ARCHIVE_DOWNLOAD = { partBytes: 8 * 1024 * 1024, concurrency: 4 } as const;
@@ -85,22 +86,16 @@ export async function registerFromFile(
       sourceKey: key,
       createdAt,
       ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })) } : {}),
-      metadataFor: (version): ModelMetadata => ({
-        name: model,
-        version,
-        platform: 'onnxruntime_onnx',
-        inputs: validated.inputs,
-        outputs: validated.outputs,
-        sha256: validated.servedSha256,
-        size: validated.model.byteLength,
-        sourceKey: key,
-        createdAt,
-        rewrites: validated.rewrites,
-        ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
-        ...(isArchive
-          ? { externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })) }
-          : {}),
-      }),
+      metadataFor: (version) =>
+        versionMetadata(validated, {
+          model,
+          version,
+          sourceKey: key,
+          createdAt,
+          ...(isArchive
+            ? { externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })) }
+            : {}),
+        }),
     });
     return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
   } catch (error) {

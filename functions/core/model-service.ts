@@ -351,49 +351,32 @@ export class ModelService {
       await mkdir(folder, { recursive: true });
       const file = path.join(folder, 'model.onnx');
       const deadlineMs = this.storageTimeoutMs + Math.ceil((totalBytes / this.minFetchBytesPerSecond) * 1000);
-      const downloaded = await this.storage(
-        (signal) => this.options.repository.downloadModelFile(model, version, file, {
-          partBytes: this.downloadPartBytes,
-          concurrency: this.downloadConcurrency,
-          signal,
-        }),
-        deadlineMs,
-      ).catch((error: unknown) => {
-        if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
-          throw this.noRoom(model, version, totalBytes, error.cause);
-        }
-        // The manifest lists the version, so a missing file is the repository's inconsistency (a copy still
-        // replicating, a hand-deleted key): not the client's 404.
-        if (!(error instanceof NotFoundError)) throw error;
-        throw new ServiceUnavailableError(
-          `version ${version} of "${model}" is listed but its model file is missing from storage; retry later`,
-          this.retryAfterSeconds,
-          { cause: error },
-        );
-      });
+      const fetch = <T>(what: string, download: (signal: AbortSignal) => Promise<T>): Promise<T> =>
+        this.storage(download, deadlineMs).catch((error: unknown) => {
+          if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
+            throw this.noRoom(model, version, totalBytes, error.cause);
+          }
+          // The manifest lists the version, so a missing file is the repository's inconsistency (a copy still
+          // replicating, a hand-deleted key): not the client's 404.
+          if (!(error instanceof NotFoundError)) throw error;
+          throw new ServiceUnavailableError(
+            `version ${version} of "${model}" is listed but its ${what} is missing from storage; retry later`,
+            this.retryAfterSeconds,
+            { cause: error },
+          );
+        });
+      const parts = { partBytes: this.downloadPartBytes, concurrency: this.downloadConcurrency };
+      const downloaded = await fetch('model file', (signal) =>
+        this.options.repository.downloadModelFile(model, version, file, { ...parts, signal }),
+      );
       // External data (a version registered from a .zip): each file beside model.onnx, where onnxruntime looks.
       let bytes = downloaded.size;
       for (const data of metadata.externalData ?? []) {
         const target = path.join(folder, ...data.location.split('/'));
         await mkdir(path.dirname(target), { recursive: true });
-        const got = await this.storage(
-          (signal) => this.options.repository.downloadDataFile(model, version, data.location, target, {
-            partBytes: this.downloadPartBytes,
-            concurrency: this.downloadConcurrency,
-            signal,
-          }),
-          deadlineMs,
-        ).catch((error: unknown) => {
-          if (error instanceof ServiceUnavailableError && isNoSpace(error.cause)) {
-            throw this.noRoom(model, version, totalBytes, error.cause);
-          }
-          if (!(error instanceof NotFoundError)) throw error;
-          throw new ServiceUnavailableError(
-            `version ${version} of "${model}" is listed but its data file "${data.location}" is missing from storage; retry later`,
-            this.retryAfterSeconds,
-            { cause: error },
-          );
-        });
+        const got = await fetch(`data file "${data.location}"`, (signal) =>
+          this.options.repository.downloadDataFile(model, version, data.location, target, { ...parts, signal }),
+        );
         if (got.sha256 !== data.sha256) {
           throw new ServiceUnavailableError(
             `version ${version} of "${model}" could not be loaded: its data file "${data.location}" does not match its checksum; retry`,

@@ -21,7 +21,8 @@ import {
 import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/spec.js';
 import { imageToTensor, syntheticImage } from './image/preprocess.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
-import type { ModelMetadata, Tensor, TensorData, TensorSpec } from './types.js';
+import type { Tensor, TensorData, TensorSpec } from './types.js';
+import { versionMetadata } from './version-metadata.js';
 
 /** What became of one uploaded object. */
 export type RegistrationOutcome =
@@ -124,20 +125,7 @@ export async function registerUpload(key: string, options: RegistrationOptions):
     size: bytes.byteLength,
     sourceKey: key,
     createdAt,
-    metadataFor: (version): ModelMetadata => ({
-      name: model,
-      version,
-      platform: 'onnxruntime_onnx',
-      inputs: validated.inputs,
-      outputs: validated.outputs,
-      sha256: validated.servedSha256,
-      size: validated.model.byteLength,
-      sourceKey: key,
-      createdAt,
-      rewrites: validated.rewrites,
-      ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
-      ...(validated.preprocess === undefined ? {} : { preprocess: validated.preprocess }),
-    }),
+    metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
   });
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
 }

@@ -105,7 +105,7 @@ describe('Registrar', () => {
     layer = new OnnxruntimeLayer(stack, 'Layer', { architecture: 'x86_64', buildDir: join(tempDir('layers'), 'x86_64') });
   }, 60_000);
 
-  it('subscribes register to uploads/**.onnx, with the layer, its rights and an errors alarm', () => {
+  it('subscribes register to uploads/**.onnx and uploads/**.zip, with the layer, its rights and an errors alarm', () => {
     const bucket = new s3.Bucket(stack, 'Bucket');
     const registrar = new Registrar(stack, 'Registration', { bucket, layer, memoryMb: 1024, timeout: Duration.minutes(2) });
     const template = Template.fromStack(stack);
@@ -119,6 +119,7 @@ describe('Registrar', () => {
       NotificationConfiguration: {
         LambdaFunctionConfigurations: [
           Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.onnx' }, { Name: 'prefix', Value: 'uploads/' }] } } }),
+          Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.zip' }, { Name: 'prefix', Value: 'uploads/' }] } } }),
         ],
       },
     });

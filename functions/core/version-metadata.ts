@@ -1,0 +1,40 @@
+/**
+ * The one place a version's `metadata.json` is assembled from what validation found, for both registration paths
+ * (the upload read into memory, and the upload streamed to a file, `.zip` included).
+ */
+import type { AppliedRewrite } from './types.js';
+import type { Preprocess } from './image/spec.js';
+import type { ExternalDataFile, ModelMetadata, TensorSpec } from './types.js';
+
+/** What validation found out about a model (the result of registration's `validate`). */
+export interface ValidatedModel {
+  readonly model: Uint8Array;
+  readonly servedSha256: string;
+  readonly rewrites: readonly AppliedRewrite[];
+  readonly classLabels: Readonly<Record<string, readonly (string | number)[]>>;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  readonly preprocess?: Preprocess | undefined;
+}
+
+/** The metadata of `version` of `model`, registered from the upload `sourceKey`. */
+export function versionMetadata(
+  validated: ValidatedModel,
+  where: { model: string; version: string; sourceKey: string; createdAt: string; externalData?: readonly ExternalDataFile[] },
+): ModelMetadata {
+  return {
+    name: where.model,
+    version: where.version,
+    platform: 'onnxruntime_onnx',
+    inputs: validated.inputs,
+    outputs: validated.outputs,
+    sha256: validated.servedSha256,
+    size: validated.model.byteLength,
+    sourceKey: where.sourceKey,
+    createdAt: where.createdAt,
+    rewrites: validated.rewrites,
+    ...(Object.keys(validated.classLabels).length > 0 ? { classLabels: validated.classLabels } : {}),
+    ...(validated.preprocess === undefined ? {} : { preprocess: validated.preprocess }),
+    ...(where.externalData === undefined ? {} : { externalData: where.externalData }),
+  };
+}

@@ -73,12 +73,12 @@ async function main(): Promise<number> {
   }
 }
 
+// Exit explicitly once done: a one-shot command must not wait on handles the local stack may leave behind
+// (onnxruntime's worker thread and child pipes; see the README's known issues).
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (error: unknown) => {
     console.error(error instanceof Error ? error.message : String(error));
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -5,8 +5,7 @@
  * does not stall the gateway: onnxruntime-node blocks the thread that calls it, so it runs on a worker thread.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { onnx } from '../../functions/core/onnx/proto.js';
-import { ModelBuilder, encodeModel } from '../../tools/onnx/index.js';
+import { buildLoopModel } from '../../tools/onnx/index.js';
 import { linearModel, startHardened, type HardenedStack } from './fixture.js';
 
 const TIMEOUT_MS = 200;
@@ -49,24 +48,7 @@ it('still refuses storage that does not answer while the loop is free', async ()
 
 /** `y = Loop(trips, true, x)` with an identity body: the request chooses how long the inference takes. */
 function spinModel(): Uint8Array {
-  const proto = new ModelBuilder({ graphName: 'spin' })
-    .input('trips', 'INT64', [])
-    .input('x', 'FP32', [1])
-    .initializer('keep_going', { datatype: 'BOOL', dims: [], data: new Uint8Array([1]) })
-    .node('Loop', ['trips', 'keep_going', 'x'], ['y'])
-    .output('y', 'FP32', [1])
-    .toProto();
-  const body = new ModelBuilder({ graphName: 'body' })
-    .input('i', 'INT64', [])
-    .input('cond_in', 'BOOL', [])
-    .input('x_in', 'FP32', [1])
-    .node('Identity', ['cond_in'], ['cond_out'])
-    .node('Identity', ['x_in'], ['x_out'])
-    .output('cond_out', 'BOOL', [])
-    .output('x_out', 'FP32', [1])
-    .toProto().graph!;
-  proto.graph!.node![0]!.attribute = [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }];
-  return encodeModel(proto);
+  return buildLoopModel({ trips: 'input', body: 'Identity' });
 }
 
 it('answers other requests while a long inference runs on the worker thread', async () => {

@@ -4,9 +4,8 @@
  * serves keeps answering meanwhile, and the version that served before keeps serving.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { onnx } from '../../functions/core/onnx/proto.js';
 import { pendingUploads } from '../../functions/core/registration.js';
-import { ModelBuilder, encodeModel } from '../../tools/onnx/index.js';
+import { buildLoopModel } from '../../tools/onnx/index.js';
 import { amplifierModel, linearBody, linearModel, startHardened, type HardenedStack } from './fixture.js';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -24,24 +23,7 @@ afterAll(() => stack?.close());
 
 /** `y = Loop(2^62, true, x)` whose body doubles x: a graph whose smoke inference never ends. */
 function endlessLoopModel(): Uint8Array {
-  const proto = new ModelBuilder({ graphName: 'endless' })
-    .input('x', 'FP32', [1])
-    .initializer('trips', { datatype: 'INT64', dims: [], data: new BigInt64Array([2n ** 62n]) })
-    .initializer('keep_going', { datatype: 'BOOL', dims: [], data: new Uint8Array([1]) })
-    .node('Loop', ['trips', 'keep_going', 'x'], ['y'])
-    .output('y', 'FP32', [1])
-    .toProto();
-  const body = new ModelBuilder({ graphName: 'body' })
-    .input('i', 'INT64', [])
-    .input('cond_in', 'BOOL', [])
-    .input('x_in', 'FP32', [1])
-    .node('Identity', ['cond_in'], ['cond_out'])
-    .node('Add', ['x_in', 'x_in'], ['x_out'])
-    .output('cond_out', 'BOOL', [])
-    .output('x_out', 'FP32', [1])
-    .toProto().graph!;
-  proto.graph!.node![0]!.attribute = [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }];
-  return encodeModel(proto);
+  return buildLoopModel({ trips: 2n ** 62n, body: 'Add' });
 }
 
 async function linearServes(route = 'linear'): Promise<{ status: number; version: string }> {

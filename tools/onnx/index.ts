@@ -19,6 +19,7 @@ export {
   buildFailingAtRunModel,
   buildIdentityModel,
   buildLargeModel,
+  buildLoopModel,
   buildScaledLinearModel,
   buildZipMapClassifier,
   type ZipMapClassifier,

@@ -3,9 +3,9 @@
  * scikit-learn-style classifier ending in ZipMap, and one with a chosen amount of weights.
  */
 import type { Datatype } from '../../functions/core/types.js';
-import { attr, mapType, type AttributeValue, ModelBuilder, sequenceType, tensorType } from './model-builder.js';
+import { attr, encodeModel, mapType, type AttributeValue, ModelBuilder, sequenceType, tensorType } from './model-builder.js';
 import { createPrng, uniformFloat32 } from './prng.js';
-import type { Dim } from '../../functions/core/onnx/proto.js';
+import { onnx, type Dim } from '../../functions/core/onnx/proto.js';
 
 /**
  * `output = Identity(input)` for a tensor of `datatype`: the smallest model that loads and runs for each type.
@@ -137,4 +137,31 @@ export function buildScaledLinearModel(w: number, b = 0): Uint8Array {
     .node('Add', ['xw', 'bias'], ['y'])
     .output('y', 'FP32', ['N', 1])
     .toBytes();
+}
+
+/**
+ * `y = Loop(trips, true, x)`: a graph whose inference takes as long as `trips` says. `trips` is an INT64 scalar
+ * input (the request chooses) or a fixed count; the body keeps `x` (`Identity`) or doubles it (`Add`).
+ */
+export function buildLoopModel(options: { trips: 'input' | bigint; body: 'Identity' | 'Add' }): Uint8Array {
+  const outer = new ModelBuilder({ graphName: options.trips === 'input' ? 'spin' : 'endless' });
+  if (options.trips === 'input') outer.input('trips', 'INT64', []);
+  outer.input('x', 'FP32', [1]);
+  if (options.trips !== 'input') outer.initializer('trips', { datatype: 'INT64', dims: [], data: new BigInt64Array([options.trips]) });
+  const proto = outer
+    .initializer('keep_going', { datatype: 'BOOL', dims: [], data: new Uint8Array([1]) })
+    .node('Loop', ['trips', 'keep_going', 'x'], ['y'])
+    .output('y', 'FP32', [1])
+    .toProto();
+  const body = new ModelBuilder({ graphName: 'body' })
+    .input('i', 'INT64', [])
+    .input('cond_in', 'BOOL', [])
+    .input('x_in', 'FP32', [1])
+    .node('Identity', ['cond_in'], ['cond_out'])
+    .node(options.body, options.body === 'Add' ? ['x_in', 'x_in'] : ['x_in'], ['x_out'])
+    .output('cond_out', 'BOOL', [])
+    .output('x_out', 'FP32', [1])
+    .toProto().graph!;
+  proto.graph!.node![0]!.attribute = [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }];
+  return encodeModel(proto);
 }

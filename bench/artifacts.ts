@@ -50,6 +50,9 @@ export function synthesizeInfer(name: string, catalog: Record<string, unknown>, 
 /** Unzipped bytes of the onnxruntime layer of every architecture, built into `workDir`. */
 export function layerSizes(workDir: string): Record<LayerArchitecture, number> {
   return Object.fromEntries(
-    LAYER_ARCHITECTURES.map((arch) => [arch, buildOnnxruntimeLayer(arch, join(workDir, 'layer-sizes', arch)).unzippedBytes]),
+    LAYER_ARCHITECTURES.map((arch) => [
+      arch,
+      buildOnnxruntimeLayer(arch, join(workDir, 'layer-sizes', arch)).unzippedBytes,
+    ]),
   ) as Record<LayerArchitecture, number>;
 }

@@ -48,7 +48,11 @@ export async function measureCodec(): Promise<CodecResults> {
   // Guard: all three decode the same tensor before anything is timed.
   const decoded = decodeInferenceRequest(json.body, jsonOptions).inputs[0]?.data;
   const reference = decodeInferenceRequest(binary.body, binaryOptions).inputs[0]?.data;
-  if (!(decoded instanceof Float32Array) || !(reference instanceof Float32Array) || Buffer.compare(Buffer.from(decoded.buffer), Buffer.from(reference.buffer)) !== 0) {
+  if (
+    !(decoded instanceof Float32Array) ||
+    !(reference instanceof Float32Array) ||
+    Buffer.compare(Buffer.from(decoded.buffer), Buffer.from(reference.buffer)) !== 0
+  ) {
     throw new Error('the JSON and binary decodings of the benchmark image differ');
   }
 
@@ -61,7 +65,10 @@ export async function measureCodec(): Promise<CodecResults> {
     { warmup: 5, blocks: 10, perBlock: 4 },
   );
   // Binary decoding is 100x faster: its own loop, long enough for the allocator to reach its steady state.
-  const binarySamples = await timeAlternating({ binary: () => decodeInferenceRequest(binary.body, binaryOptions) }, { warmup: 500, blocks: 4, perBlock: 250 });
+  const binarySamples = await timeAlternating(
+    { binary: () => decodeInferenceRequest(binary.body, binaryOptions) },
+    { warmup: 500, blocks: 4, perBlock: 250 },
+  );
   const m = { ...medians(samples), ...medians(binarySamples) };
 
   const ocr = imageTensor([6, 3, 32, 960], 5);

@@ -47,7 +47,11 @@ export const handler = async () => {
 `;
 
 /** The staged function's environment, as the template declares it, pointed at the local S3 server. */
-export function functionEnvironment(infer: InferArtifact, s3: S3Access, overrides: Record<string, string> = {}): Record<string, string> {
+export function functionEnvironment(
+  infer: InferArtifact,
+  s3: S3Access,
+  overrides: Record<string, string> = {},
+): Record<string, string> {
   const declared = Object.fromEntries(
     Object.entries(infer.environment).map(([name, value]) => [name, typeof value === 'string' ? value : s3.bucket]),
   );
@@ -93,7 +97,8 @@ function loadLog(stdout: string): { fetchMs: number; createMs: number } | undefi
     if (!line.includes('"model loaded"')) continue;
     try {
       const entry = JSON.parse(line) as { fetchMs?: unknown; createMs?: unknown };
-      if (typeof entry.fetchMs === 'number' && typeof entry.createMs === 'number') return { fetchMs: entry.fetchMs, createMs: entry.createMs };
+      if (typeof entry.fetchMs === 'number' && typeof entry.createMs === 'number')
+        return { fetchMs: entry.fetchMs, createMs: entry.createMs };
     } catch {
       // Not a JSON log line.
     }
@@ -160,7 +165,9 @@ export async function measureColdStart(options: {
       fetches.push(logged.fetchMs);
       creates.push(logged.createMs);
     }
-    withoutMaps.push(firstAnswer(await runOurs(run, 'nomaps', { NODE_OPTIONS: '' }), 'the infer function without source maps'));
+    withoutMaps.push(
+      firstAnswer(await runOurs(run, 'nomaps', { NODE_OPTIONS: '' }), 'the infer function without source maps'),
+    );
   }
   const coldMs = median(ours);
   const floorMs = median(floor);
@@ -204,9 +211,14 @@ export async function measureLoadMemory(options: {
     events: [{ warmer: true }],
   });
   const warmed = run.results[0] as { warmed?: boolean; loaded?: boolean } | undefined;
-  if (warmed?.warmed !== true || warmed.loaded !== true) throw new Error(`the warmer did not load ${options.model}: ${JSON.stringify(warmed)}`);
+  if (warmed?.warmed !== true || warmed.loaded !== true)
+    throw new Error(`the warmer did not load ${options.model}: ${JSON.stringify(warmed)}`);
   const growth = (run.peakRssBytes[0] ?? NaN) - run.initRssBytes;
-  return { large_model_bytes: options.modelBytes, load_peak_rss_growth_bytes: growth, load_peak_rss_over_file: growth / options.modelBytes };
+  return {
+    large_model_bytes: options.modelBytes,
+    load_peak_rss_growth_bytes: growth,
+    load_peak_rss_over_file: growth / options.modelBytes,
+  };
 }
 
 /** What {@link measureLoadAlternatives} reports. */
@@ -222,7 +234,11 @@ export interface LoadAlternativesResults {
 
 const LOAD_MEMORY_CHILD = fileURLToPath(new URL('./load-memory-child.ts', import.meta.url));
 
-async function loadMemoryChild(mode: 'path' | 'ort' | 'init', file: string, threads: number): Promise<{ growth: number; size: number }> {
+async function loadMemoryChild(
+  mode: 'path' | 'ort' | 'init',
+  file: string,
+  threads: number,
+): Promise<{ growth: number; size: number }> {
   const label = `${mode} load`;
   const out = await runTsxChild(LOAD_MEMORY_CHILD, [mode, file, String(threads)], label);
   return { growth: printedNumber(out, 'growth', label), size: printedNumber(out, 'size', label) };

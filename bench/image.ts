@@ -27,7 +27,9 @@ async function photoJpeg(): Promise<Buffer> {
       data[i + 2] = Math.min(255, (box ? 60 : 200 - (x * 100) / width) + noise);
     }
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** p50 of decode + letterbox + normalize of a 1280 x 720 JPEG to `[1, 3, 640, 640]` FP32, and its parts. */
@@ -40,7 +42,13 @@ export async function measureImagePreprocess(): Promise<Record<string, number>> 
   const decoded = await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 });
   const samples = await timeAlternating(
     {
-      whole: async () => imageToTensor(await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }), spec, 'images', 'FP32'),
+      whole: async () =>
+        imageToTensor(
+          await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+          spec,
+          'images',
+          'FP32',
+        ),
       decode: () => decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
       math: () => imageToTensor(decoded, spec, 'images', 'FP32'),
     },
@@ -50,7 +58,12 @@ export async function measureImagePreprocess(): Promise<Record<string, number>> 
   const cpu: number[] = [];
   for (let i = 0; i < 30; i++) {
     const started = process.cpuUsage();
-    imageToTensor(await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }), spec, 'images', 'FP32');
+    imageToTensor(
+      await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+      spec,
+      'images',
+      'FP32',
+    );
     const used = process.cpuUsage(started);
     cpu.push((used.user + used.system) / 1000);
   }

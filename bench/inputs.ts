@@ -64,10 +64,19 @@ export function jsonRequest(tensors: readonly Tensor[]): { body: Uint8Array; hea
  * The API Gateway REST event of `POST /v2/models/<model>/infer`, body base64-encoded as API Gateway delivers it
  * under the `*\/*` binary media type the stack declares.
  */
-export function inferEvent(model: string, request: { body: Uint8Array; headers: Record<string, string> }): APIGatewayProxyEvent {
+export function inferEvent(
+  model: string,
+  request: { body: Uint8Array; headers: Record<string, string> },
+): APIGatewayProxyEvent {
   const headers: Record<string, string> = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'bench' };
   for (const [name, value] of Object.entries(request.headers)) headers[name.toLowerCase()] = value;
-  return restApiEvent({ method: 'POST', path: `/v2/models/${model}/infer`, headers, body: request.body, requestId: 'bench' });
+  return restApiEvent({
+    method: 'POST',
+    path: `/v2/models/${model}/infer`,
+    headers,
+    body: request.body,
+    requestId: 'bench',
+  });
 }
 
 /** One input as the child processes read it: onnxruntime's type, dims, and base64 bytes (or strings). */
@@ -84,7 +93,9 @@ export function writeInputsFile(file: string, tensors: readonly Tensor[]): void 
     name: t.name,
     type: ORT_TYPE_BY_DATATYPE[t.datatype],
     dims: t.shape,
-    data: Array.isArray(t.data) ? t.data : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64'),
+    data: Array.isArray(t.data)
+      ? t.data
+      : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64'),
   }));
   writeFileSync(file, JSON.stringify(inputs));
 }

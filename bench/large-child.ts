@@ -47,7 +47,8 @@ if (mode === 'register') {
     maxModelBytes: 2 * 1024 ** 3,
     limits: DEFAULT_LIMITS,
   });
-  if (outcome.kind !== 'registered' && outcome.kind !== 'duplicate') throw new Error(`registration failed: ${JSON.stringify(outcome)}`);
+  if (outcome.kind !== 'registered' && outcome.kind !== 'duplicate')
+    throw new Error(`registration failed: ${JSON.stringify(outcome)}`);
   console.log(`growth ${peakRss() - before} size ${statSync(join(dir, ...arg.split('/'))).size}`);
 } else if (mode === 'load') {
   const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions });
@@ -59,7 +60,12 @@ if (mode === 'register') {
   const size = target.metadata.size + (target.metadata.externalData ?? []).reduce((sum, file) => sum + file.size, 0);
   console.log(`growth ${peakRss() - before} size ${size}`);
 } else {
-  const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions, maxVersionsPerModel: 1 });
+  const service = new ModelService({
+    repository,
+    sessionFactory: onnxruntimeSessionFactory,
+    sessionOptions,
+    maxVersionsPerModel: 1,
+  });
   const swaps = Number(count ?? '20');
   const load = async (version: string) => service.ensureLoaded(await service.resolve(arg, version));
   await load('1');

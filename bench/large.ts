@@ -50,7 +50,8 @@ async function register(stack: LocalStack, name: string, bytes: Uint8Array): Pro
   await stack.runtime.store.put(`uploads/${name}/${name}.onnx`, bytes);
   await stack.settled();
   const outcome = stack.registrations.flatMap((r) => r.outcomes).find((o) => o.key === `uploads/${name}/${name}.onnx`);
-  if (outcome?.kind !== 'registered' && outcome?.kind !== 'duplicate') throw new Error(`registration of ${name} failed: ${JSON.stringify(outcome)}`);
+  if (outcome?.kind !== 'registered' && outcome?.kind !== 'duplicate')
+    throw new Error(`registration of ${name} failed: ${JSON.stringify(outcome)}`);
 }
 
 /** Runs the section. `large100` is the 100 MB model the caller registered as `large100Name`. */
@@ -64,7 +65,10 @@ export async function measureLarge(options: {
   readonly step: (what: string) => void;
 }): Promise<LargeResults> {
   const { stack, infer, s3, step } = options;
-  const rate = process.env['BENCH_S3_MBPS'] === undefined ? S3_CONNECTION_BYTES_PER_SECOND : Number(process.env['BENCH_S3_MBPS']) * 1000 * 1000;
+  const rate =
+    process.env['BENCH_S3_MBPS'] === undefined
+      ? S3_CONNECTION_BYTES_PER_SECOND
+      : Number(process.env['BENCH_S3_MBPS']) * 1000 * 1000;
   const dir = join(options.workDir, 'large');
   mkdirSync(dir, { recursive: true });
   const proxy = await startS3Proxy({ target: s3.endpoint, bytesPerSecond: rate });
@@ -104,7 +108,10 @@ export async function measureLarge(options: {
     const request = binaryRequest(modelInputs(metadata.inputs));
     const ttfi: Record<string, number> = {};
     const peak: Record<string, number> = {};
-    for (const [label, name] of [['100MB', options.large100Name], ['400MB', 'large400']] as const) {
+    for (const [label, name] of [
+      ['100MB', options.large100Name],
+      ['400MB', 'large400'],
+    ] as const) {
       const run = await runInLambdaProcess({
         bundleDir: infer.bundleDir,
         layerDir: infer.layerDirs[0],
@@ -115,7 +122,8 @@ export async function measureLarge(options: {
         events: [inferEvent(name, request)],
       });
       const answer = run.results[0] as APIGatewayProxyResult | undefined;
-      if (answer?.statusCode !== 200) throw new Error(`the first inference of ${name} failed: ${JSON.stringify(answer).slice(0, 300)}`);
+      if (answer?.statusCode !== 200)
+        throw new Error(`the first inference of ${name} failed: ${JSON.stringify(answer).slice(0, 300)}`);
       ttfi[label] = run.responseMs[0] ?? NaN;
       peak[label] = ((run.peakRssBytes[0] ?? NaN) - run.initRssBytes) / sizes[label];
     }
@@ -124,7 +132,11 @@ export async function measureLarge(options: {
     mkdirSync(join(dir, 'repo', 'uploads', 'big'), { recursive: true });
     writeFileSync(join(dir, 'repo', 'uploads', 'big', 'a.onnx'), options.large100);
     writeFileSync(join(dir, 'repo', 'uploads', 'big', 'b.onnx'), buildLargeModel(100 * MB, 12));
-    const registered = await runTsxChild(LARGE_CHILD, ['register', join(dir, 'repo'), 'uploads/big/a.onnx'], 'register a');
+    const registered = await runTsxChild(
+      LARGE_CHILD,
+      ['register', join(dir, 'repo'), 'uploads/big/a.onnx'],
+      'register a',
+    );
     await runTsxChild(LARGE_CHILD, ['register', join(dir, 'repo'), 'uploads/big/b.onnx'], 'register b');
     const swapped = await runTsxChild(LARGE_CHILD, ['swap', join(dir, 'repo'), 'big', String(SWAPS)], 'swaps');
     const first = printedNumber(swapped, 'first', 'swaps');
@@ -142,7 +154,8 @@ export async function measureLarge(options: {
       time_to_first_inference_ms: ttfi,
       load_peak_rss_over_file: peak['100MB'] ?? NaN,
       load_peak_rss_over_file_by_size: peak,
-      register_peak_rss_over_file: printedNumber(registered, 'growth', 'register') / printedNumber(registered, 'size', 'register'),
+      register_peak_rss_over_file:
+        printedNumber(registered, 'growth', 'register') / printedNumber(registered, 'size', 'register'),
       swap_rss_first_bytes: first,
       swap_rss_last_bytes: last,
       swap_rss_growth_ratio: last / first,

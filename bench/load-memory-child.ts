@@ -14,7 +14,11 @@ const [mode, file, threads] = process.argv.slice(2);
 if ((mode !== 'path' && mode !== 'ort' && mode !== 'init') || file === undefined) {
   throw new Error('usage: load-memory-child <path|ort|init> <file> <threads>');
 }
-const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: Number(threads ?? '1'), executionProviders: ['cpu'], logSeverityLevel: 3 };
+const options: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: Number(threads ?? '1'),
+  executionProviders: ['cpu'],
+  logSeverityLevel: 3,
+};
 /** Peak RSS since the last reset (Linux `VmHWM`; a spawned child's maxRSS would include its parent's). */
 function peakRss(): number {
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
@@ -39,7 +43,9 @@ if (mode === 'path' || mode === 'init') {
 const input = session.inputMetadata[0];
 if (input?.isTensor === true) {
   const dims = input.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
-  await session.run({ [input.name]: new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims) });
+  await session.run({
+    [input.name]: new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims),
+  });
 }
 const peak = peakRss();
 // `bytes` backs the session's weights in `ort` mode: it is used here, after the run, so it lives until then.

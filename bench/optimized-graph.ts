@@ -20,17 +20,30 @@ export interface OptimizedGraphResults {
 }
 
 /** Saves `modelBytes`' `extended`-optimized graph in `workDir`, then times session creation from it against the original. */
-export async function measureOptimizedGraph(modelBytes: Uint8Array, sessionOptions: SessionOptions, workDir: string): Promise<OptimizedGraphResults> {
+export async function measureOptimizedGraph(
+  modelBytes: Uint8Array,
+  sessionOptions: SessionOptions,
+  workDir: string,
+): Promise<OptimizedGraphResults> {
   const optimizedFile = join(workDir, 'optimized.onnx');
   const options = ortSessionOptions(sessionOptions);
-  const saver = await ort.InferenceSession.create(modelBytes, { ...options, graphOptimizationLevel: 'extended', optimizedModelFilePath: optimizedFile });
+  const saver = await ort.InferenceSession.create(modelBytes, {
+    ...options,
+    graphOptimizationLevel: 'extended',
+    optimizedModelFilePath: optimizedFile,
+  });
   await saver.release();
   const optimized = new Uint8Array(readFileSync(optimizedFile));
   const create = (bytes: Uint8Array) => async () => {
     const session = await ort.InferenceSession.create(bytes, options);
     await session.release();
   };
-  const m = medians(await timeAlternating({ original: create(modelBytes), optimized: create(optimized) }, { warmup: 1, blocks: 4, perBlock: 2 }));
+  const m = medians(
+    await timeAlternating(
+      { original: create(modelBytes), optimized: create(optimized) },
+      { warmup: 1, blocks: 4, perBlock: 2 },
+    ),
+  );
   return {
     optimized_graph_bytes: optimized.byteLength,
     session_create_ms: m.original,

@@ -23,7 +23,8 @@ const TYPED = {
 } as const;
 
 const [backend, modelPath, inputsFile, threadsArg] = process.argv.slice(2);
-if (modelPath === undefined || inputsFile === undefined) throw new Error('usage: ort-web-child <web|node> <model> <inputs> <threads>');
+if (modelPath === undefined || inputsFile === undefined)
+  throw new Error('usage: ort-web-child <web|node> <model> <inputs> <threads>');
 const threads = Number(threadsArg ?? '1');
 // Both packages follow onnxruntime-common's API; the web one is typed the same.
 const ort = backend === 'web' ? await import('onnxruntime-web') : await import('onnxruntime-node');
@@ -31,7 +32,9 @@ if (backend === 'web') ort.env.wasm.numThreads = threads;
 const session = await ort.InferenceSession.create(readFileSync(modelPath), {
   executionProviders: [backend === 'web' ? 'wasm' : 'cpu'],
   graphOptimizationLevel: 'all',
-  ...(backend === 'web' ? {} : { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' as const }),
+  ...(backend === 'web'
+    ? {}
+    : { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' as const }),
 });
 const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
 for (const input of JSON.parse(readFileSync(inputsFile, 'utf8')) as InputJson[]) {

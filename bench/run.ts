@@ -103,7 +103,11 @@ function defaultModel(): string {
 
 function modelNameOf(path: string): string {
   const stem = basename(path) === 'model.onnx' ? basename(dirname(path)) : basename(path).replace(/\.onnx$/, '');
-  const name = stem.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 100) || 'model';
+  const name =
+    stem
+      .replace(/[^A-Za-z0-9_.-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 100) || 'model';
   return isValidModelName(name) ? name : 'model';
 }
 
@@ -181,12 +185,24 @@ async function main(): Promise<void> {
     await register(stack, 'linear', 'linear.onnx', linear);
     const large = buildLargeModel(LARGE_WEIGHT_BYTES);
     await register(stack, 'large', 'large.onnx', large);
-    const s3: S3Access = { endpoint: stack.s3.endpoint, bucket: stack.s3.bucket, region: stack.s3.region, credentials: stack.s3.credentials };
+    const s3: S3Access = {
+      endpoint: stack.s3.endpoint,
+      bucket: stack.s3.bucket,
+      region: stack.s3.region,
+      credentials: stack.s3.credentials,
+    };
     const metadata = (await stack.runtime.service.resolve(name)).metadata;
     const tensors = modelInputs(metadata.inputs);
 
     step('warm path (handler in process against session.run)');
-    const warm = await measureWarm({ store: stack.runtime.store, env, model: name, modelBytes, small: 'linear', smallBytes: linear });
+    const warm = await measureWarm({
+      store: stack.runtime.store,
+      env,
+      model: name,
+      modelBytes,
+      small: 'linear',
+      smallBytes: linear,
+    });
 
     step('saving the optimized graph: does it pay?');
     const optimizedGraph = await measureOptimizedGraph(modelBytes, sessionOptions, workDir);
@@ -198,7 +214,16 @@ async function main(): Promise<void> {
     const infer = synthesizeInfer(name, { architecture, memoryMb: MEMORY_MB, warmer: false }, workDir);
 
     step(`cold starts (${runs} fresh processes each: the staged function, and the floor)`);
-    const cold = await measureColdStart({ infer, model: name, modelPath, tensors, threads: sessionOptions.intraOpNumThreads, s3, workDir, runs });
+    const cold = await measureColdStart({
+      infer,
+      model: name,
+      modelPath,
+      tensors,
+      threads: sessionOptions.intraOpNumThreads,
+      s3,
+      workDir,
+      runs,
+    });
 
     step('memory while loading the large model');
     const memory = await measureLoadMemory({ infer, model: 'large', modelBytes: large.byteLength, s3, workDir });
@@ -206,17 +231,41 @@ async function main(): Promise<void> {
     writeFileSync(largePath, large);
     const linearPath = join(workDir, 'linear.onnx');
     writeFileSync(linearPath, linear);
-    const alternatives = await measureLoadAlternatives(largePath, linearPath, sessionOptions.intraOpNumThreads, workDir);
+    const alternatives = await measureLoadAlternatives(
+      largePath,
+      linearPath,
+      sessionOptions.intraOpNumThreads,
+      workDir,
+    );
 
-    const largeResults = await measureLarge({ stack, infer, s3, workDir, large100: large, large100Name: 'large', step });
+    const largeResults = await measureLarge({
+      stack,
+      infer,
+      s3,
+      workDir,
+      large100: large,
+      large100Name: 'large',
+      step,
+    });
 
     step('layer sizes');
     const layers = layerSizes(workDir);
 
     const results: Record<string, unknown> = {
       machine: machine(),
-      model: { path: modelPath, name, bytes: modelBytes.byteLength, inputs: metadata.inputs, outputs: metadata.outputs },
-      settings: { lambda_memory_mb: MEMORY_MB, intra_op_threads: sessionOptions.intraOpNumThreads, graph_optimization_level: sessionOptions.graphOptimizationLevel, cold_runs: runs },
+      model: {
+        path: modelPath,
+        name,
+        bytes: modelBytes.byteLength,
+        inputs: metadata.inputs,
+        outputs: metadata.outputs,
+      },
+      settings: {
+        lambda_memory_mb: MEMORY_MB,
+        intra_op_threads: sessionOptions.intraOpNumThreads,
+        graph_optimization_level: sessionOptions.graphOptimizationLevel,
+        cold_runs: runs,
+      },
       ...warm,
       ...codec,
       ...image,
@@ -246,10 +295,18 @@ async function main(): Promise<void> {
       }),
       ...INFORMATIVE.map((key) => [key, format(lookup(results, key)), '', '']),
     ];
-    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length), ['key', 'value', 'target', ''][i]?.length ?? 0));
-    const line = (cells: readonly string[]) => cells.map((c, i) => (i === 1 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+    const widths = [0, 1, 2, 3].map((i) =>
+      Math.max(...rows.map((r) => (r[i] ?? '').length), ['key', 'value', 'target', ''][i]?.length ?? 0),
+    );
+    const line = (cells: readonly string[]) =>
+      cells
+        .map((c, i) => (i === 1 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
     const m = results.machine as Record<string, unknown>;
-    console.log(`\n${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Node ${m.node}; model ${name} (${modelBytes.byteLength} bytes)\n`);
+    console.log(
+      `\n${m.cpu}, ${m.cores} cores, ${m.memory_gb} GB, Node ${m.node}; model ${name} (${modelBytes.byteLength} bytes)\n`,
+    );
     console.log(line(['key', 'value', 'target', '']));
     for (const row of rows) console.log(line(row));
     console.log(`\nwritten to ${RESULTS_FILE}`);

@@ -8,7 +8,9 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /** How {@link timeAlternating} samples. */
@@ -47,5 +49,7 @@ export async function timeAlternating<K extends string>(
 
 /** Medians of each alternative's samples. */
 export function medians<K extends string>(samples: Readonly<Record<K, readonly number[]>>): Record<K, number> {
-  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values as number[])])) as Record<K, number>;
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, values]) => [name, median(values as number[])]),
+  ) as Record<K, number>;
 }

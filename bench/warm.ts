@@ -22,17 +22,24 @@ import { medians, timeAlternating } from './stats.js';
 
 /** onnxruntime feeds for `tensors` (what a program calling onnxruntime directly would pass). */
 export function ortFeeds(tensors: readonly Tensor[]): Record<string, ort.Tensor> {
-  return Object.fromEntries(
-    tensors.map((t) => [t.name, toOrtTensor(t)]),
-  );
+  return Object.fromEntries(tensors.map((t) => [t.name, toOrtTensor(t)]));
 }
 
 /**
  * The deployed `infer` function of `model`, built as `infer.ts` builds it (configuration from the environment, the
  * observability of a Lambda: metrics published on every invocation), over `store`.
  */
-function deployedHandler(store: BlobStore, model: string, env: Readonly<Record<string, string>>): { runtime: Runtime; handler: InferHandler } {
-  const config = readConfig({ ...env, MODEL_NAME: model, MODEL_BUCKET: 'bench', AWS_LAMBDA_FUNCTION_NAME: `infer-${model}` });
+function deployedHandler(
+  store: BlobStore,
+  model: string,
+  env: Readonly<Record<string, string>>,
+): { runtime: Runtime; handler: InferHandler } {
+  const config = readConfig({
+    ...env,
+    MODEL_NAME: model,
+    MODEL_BUCKET: 'bench',
+    AWS_LAMBDA_FUNCTION_NAME: `infer-${model}`,
+  });
   const observability = createObservability(model, true);
   const runtime = createRuntime(config, { store, telemetry: observability.telemetry });
   return { runtime, handler: createInferHandler(runtime, observability, { model }) };
@@ -52,10 +59,12 @@ async function quietly<T>(work: () => Promise<T>): Promise<T> {
 /** Calls the handler once and checks that it answered 200 with every output. */
 async function answerOnce(handler: InferHandler, event: ReturnType<typeof inferEvent>, outputs: number): Promise<void> {
   const result = (await handler(event)) as APIGatewayProxyResult;
-  if (result.statusCode !== 200) throw new Error(`the handler answered ${result.statusCode}: ${result.body.slice(0, 300)}`);
+  if (result.statusCode !== 200)
+    throw new Error(`the handler answered ${result.statusCode}: ${result.body.slice(0, 300)}`);
   const body = Buffer.from(result.body, result.isBase64Encoded === true ? 'base64' : 'utf8');
   const decoded = decodeInferenceResponse(body, result.headers as Record<string, string>);
-  if (decoded.outputs.length !== outputs) throw new Error(`the handler answered ${decoded.outputs.length} outputs, expected ${outputs}`);
+  if (decoded.outputs.length !== outputs)
+    throw new Error(`the handler answered ${decoded.outputs.length} outputs, expected ${outputs}`);
 }
 
 /** What {@link measureWarm} reports. */
@@ -153,12 +162,21 @@ const CHILD = fileURLToPath(new URL('./ort-web-child.ts', import.meta.url));
  * onnxruntime-web (WebAssembly, `threads` threads) against onnxruntime-node on the same model file and inputs,
  * each in its own fresh process, timed by the same loop.
  */
-export async function measureOrtWeb(modelPath: string, tensors: readonly Tensor[], threads: number, workDir: string): Promise<OrtWebResults> {
+export async function measureOrtWeb(
+  modelPath: string,
+  tensors: readonly Tensor[],
+  threads: number,
+  workDir: string,
+): Promise<OrtWebResults> {
   const inputsFile = join(workDir, 'ort-web-inputs.json');
   writeInputsFile(inputsFile, tensors);
   const run = async (backend: 'web' | 'node') => {
     const label = `ort ${backend} run`;
-    return printedNumber(await runTsxChild(CHILD, [backend, modelPath, inputsFile, String(threads)], label), 'p50', label);
+    return printedNumber(
+      await runTsxChild(CHILD, [backend, modelPath, inputsFile, String(threads)], label),
+      'p50',
+      label,
+    );
   };
   const web = await run('web');
   const node = await run('node');

@@ -52,10 +52,18 @@ export class InferenceClient {
 
   /** `POST /v2/repository/index`: one row per version and per refused upload. */
   public async repositoryIndex(): Promise<{ name: string; version: string; state: string; reason: string }[]> {
-    const response = await fetch(`${this.baseUrl}/v2/repository/index`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
+    const response = await fetch(`${this.baseUrl}/v2/repository/index`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(30_000),
+    });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (!response.ok) throw new HttpStatusError(response.status, `HTTP ${response.status}: ${errorMessage(bytes)}`);
-    return JSON.parse(new TextDecoder().decode(bytes)) as { name: string; version: string; state: string; reason: string }[];
+    return JSON.parse(new TextDecoder().decode(bytes)) as {
+      name: string;
+      version: string;
+      state: string;
+      reason: string;
+    }[];
   }
 }
 

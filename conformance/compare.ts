@@ -76,7 +76,9 @@ export function sklearnProblems(
     });
     const allowed = tolerance.flags.includes('OneOff') ? 1 : 0;
     if (badRows.size > allowed) {
-      problems.push(`output ${i}: ${badRows.size} of ${want.shape[0] ?? 1} rows differ beyond 1e-${tolerance.decimal} (${first ?? ''})`);
+      problems.push(
+        `output ${i}: ${badRows.size} of ${want.shape[0] ?? 1} rows differ beyond 1e-${tolerance.decimal} (${first ?? ''})`,
+      );
     }
   }
   return problems;

@@ -24,7 +24,9 @@ export interface CorpusCase {
 /** `$CONFORMANCE_DIR`, else `../shared/conformance` next to the repository (where CI has it). */
 export function resolveCorpusDir(repoRoot: string, env: NodeJS.ProcessEnv = process.env): string {
   const configured = env.CONFORMANCE_DIR;
-  return configured !== undefined && configured !== '' ? path.resolve(configured) : path.resolve(repoRoot, '../shared/conformance');
+  return configured !== undefined && configured !== ''
+    ? path.resolve(configured)
+    : path.resolve(repoRoot, '../shared/conformance');
 }
 
 /**

@@ -8,7 +8,6 @@ import { fromOrtTensor, toOrtTensor } from '../functions/adapters/onnxruntime-se
 import { onnx } from '../functions/core/onnx/proto.js';
 import type { Tensor } from '../functions/core/types.js';
 
-
 /** What onnxruntime did with the model and the inputs. */
 export type DirectRun =
   | { readonly ok: true; readonly outputs: Tensor[] }
@@ -63,6 +62,13 @@ export function withZipMapInputsAsOutputs(model: Uint8Array): Uint8Array {
     return onnx.ValueInfoProto.create({ name: zipMap.input?.[0] ?? '' });
   });
   if (!changed) return model;
-  graph.node = (graph.node ?? []).filter((n) => !(n.opType === 'ZipMap' && zipMaps.has(n.output?.[0] ?? '') && !graph.output?.some((o) => o.name === n.output?.[0])));
+  graph.node = (graph.node ?? []).filter(
+    (n) =>
+      !(
+        n.opType === 'ZipMap' &&
+        zipMaps.has(n.output?.[0] ?? '') &&
+        !graph.output?.some((o) => o.name === n.output?.[0])
+      ),
+  );
   return onnx.ModelProto.encode(proto).finish();
 }

@@ -19,7 +19,16 @@ import {
 import type { CorpusCase } from './corpus.js';
 import { runDirectly } from './direct.js';
 import { decodeTensorProto } from './tensor-proto.js';
-import { fromJson, generatedInput, joinRows, observe, sliceRows, toNumber, type JsonTensor, type Observed } from './tensors.js';
+import {
+  fromJson,
+  generatedInput,
+  joinRows,
+  observe,
+  sliceRows,
+  toNumber,
+  type JsonTensor,
+  type Observed,
+} from './tensors.js';
 
 /** Inputs with more elements than this travel in the binary tensor extension (and so do the outputs). */
 export const BINARY_ABOVE_ELEMENTS = 4096;
@@ -138,14 +147,18 @@ function sklearnPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
         const size = json.data.length / runs;
         const part = perRow ? sliceRows(whole, run, 1) : whole;
         // A fully fixed declared shape of the right size is used as declared (e.g. rows of [4] sent as [1, 1]).
-        const fixed = (input.shape ?? []).every((d): d is number => typeof d === 'number' && d >= 0) ? (input.shape as number[]) : undefined;
+        const fixed = (input.shape ?? []).every((d): d is number => typeof d === 'number' && d >= 0)
+          ? (input.shape as number[])
+          : undefined;
         return fixed !== undefined && elementCount(fixed) === size ? { ...part, shape: fixed } : part;
       }),
     );
   }
   const outputNames = inspection.outputs.map((o) => o.name);
   const tolerance = { decimal: file.decimal, flags: file.flags };
-  const zipMap = file.flags.includes('NoProb') ? undefined : zipMapCheck(model, inspection.outputs, file, requests[0]?.[0]?.shape[0] ?? 1);
+  const zipMap = file.flags.includes('NoProb')
+    ? undefined
+    : zipMapCheck(model, inspection.outputs, file, requests[0]?.[0]?.shape[0] ?? 1);
   return {
     model,
     outputNames,
@@ -156,7 +169,9 @@ function sklearnPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
     how: perRow ? `${rows} one-row requests (batch fixed to 1)` : `1 request of ${rows} rows`,
     ...(zipMap === undefined ? {} : { zipMap }),
     check: (answers) => {
-      const joined = outputNames.map((_, i) => joinRows(answers.map((outputs) => outputs[i]).filter((o): o is Observed => o !== undefined)));
+      const joined = outputNames.map((_, i) =>
+        joinRows(answers.map((outputs) => outputs[i]).filter((o): o is Observed => o !== undefined)),
+      );
       return sklearnProblems(file.expected_outputs_in_model_order, joined, tolerance);
     },
   };
@@ -173,12 +188,15 @@ function zipMapCheck(
   const output = outputs[index];
   const expected = file.expected_outputs_in_model_order[index];
   if (output === undefined || expected === undefined) return undefined;
-  const node = (onnx.ModelProto.decode(model).graph?.node ?? []).find((n) => n.opType === 'ZipMap' && n.output?.[0] === output.name);
+  const node = (onnx.ModelProto.decode(model).graph?.node ?? []).find(
+    (n) => n.opType === 'ZipMap' && n.output?.[0] === output.name,
+  );
   if (node === undefined) return undefined;
   const decoder = new TextDecoder();
   const strings = node.attribute?.find((a) => a.name === 'classlabels_strings')?.strings ?? [];
   const ints = node.attribute?.find((a) => a.name === 'classlabels_int64s')?.ints ?? [];
-  const labels = strings.length > 0 ? strings.map((s) => decoder.decode(s)) : ints.map((i) => int64ToSafe(i as Int64Like));
+  const labels =
+    strings.length > 0 ? strings.map((s) => decoder.decode(s)) : ints.map((i) => int64ToSafe(i as Int64Like));
   const columns = labels.length;
   // Only where scikit-learn's answer is the dense [rows, classes] probabilities the rows can be checked against.
   if (expected.shape.length !== 2 || expected.shape[1] !== columns) return undefined;
@@ -200,7 +218,10 @@ function numbered(dir: string, prefix: string): string[] {
 }
 
 /** One `test_data_set_N` folder: its inputs (named after the graph inputs a caller feeds) and expected outputs. */
-function testDataSet(dataDir: string, inspection: ReturnType<typeof inspectModel>): { inputs: Tensor[]; expected: Observed[] } {
+function testDataSet(
+  dataDir: string,
+  inspection: ReturnType<typeof inspectModel>,
+): { inputs: Tensor[]; expected: Observed[] } {
   // Inputs are numbered in the order of the graph inputs a caller feeds (those without an initializer).
   const inputs = numbered(dataDir, 'input_').map((file, i) => {
     const name = inspection.inputs[i]?.name;
@@ -214,7 +235,14 @@ function testDataSet(dataDir: string, inspection: ReturnType<typeof inspectModel
 function backendPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
   const inspection = inspectModel(model);
   const { inputs, expected } = testDataSet(path.join(testCase.dir, 'test_data_set_0'), inspection);
-  return tensorOraclePlan(model, inspection.outputs.map((o) => o.name), [inputs], [expected], ONNX_BACKEND_TOLERANCE, 'test_data_set_0');
+  return tensorOraclePlan(
+    model,
+    inspection.outputs.map((o) => o.name),
+    [inputs],
+    [expected],
+    ONNX_BACKEND_TOLERANCE,
+    'test_data_set_0',
+  );
 }
 
 /**
@@ -250,7 +278,8 @@ function tensorOraclePlan(
   how: string,
 ): CasePlan {
   const binary =
-    totalElements(requests[0] ?? []) > BINARY_ABOVE_ELEMENTS || expected.some((set) => set.some((e) => e.values.length > BINARY_ABOVE_ELEMENTS));
+    totalElements(requests[0] ?? []) > BINARY_ABOVE_ELEMENTS ||
+    expected.some((set) => set.some((e) => e.values.length > BINARY_ABOVE_ELEMENTS));
   return {
     model,
     outputNames,
@@ -282,7 +311,8 @@ function generatedInputs(testCase: CorpusCase, declared: readonly ValueSummary[]
     const shape = concreteShape(input.shape);
     const datatype = input.datatype ?? 'FP32';
     // Detection exports take the resize factors and image size beside the image (PicoDet, PP-YOLOE).
-    if (/scale_factor/i.test(input.name)) return { name: input.name, datatype: 'FP32', shape, data: new Float32Array(elementCount(shape)).fill(1) };
+    if (/scale_factor/i.test(input.name))
+      return { name: input.name, datatype: 'FP32', shape, data: new Float32Array(elementCount(shape)).fill(1) };
     if (/im_shape/i.test(input.name)) {
       const data = new Float32Array(elementCount(shape));
       for (let i = 0; i < data.length; i += 2) data.set([imageShape[2] ?? 1, imageShape[3] ?? 1], i);
@@ -297,7 +327,14 @@ function lightPlan(testCase: CorpusCase, model: Uint8Array): CasePlan {
   const inputs = generatedInputs(testCase, inspection.inputs);
   const expected = [observe(decodeTensorProto(readFileSync(path.join(testCase.dir, 'output_0.pb'))))];
   const shapes = inputs.map((i) => `[${i.shape.join(', ')}]`).join(', ');
-  return tensorOraclePlan(model, inspection.outputs.slice(0, 1).map((o) => o.name), [inputs], [expected], ONNX_BACKEND_TOLERANCE, `generated input ${shapes}`);
+  return tensorOraclePlan(
+    model,
+    inspection.outputs.slice(0, 1).map((o) => o.name),
+    [inputs],
+    [expected],
+    ONNX_BACKEND_TOLERANCE,
+    `generated input ${shapes}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -320,5 +357,12 @@ async function paddlePlan(testCase: CorpusCase, model: Uint8Array): Promise<Case
       check: () => [`served, yet onnxruntime called directly fails to ${direct.stage} it: ${direct.error}`],
     };
   }
-  return tensorOraclePlan(model, outputNames, [inputs], [direct.outputs.map(observe)], PADDLE_TOLERANCE, `generated input ${shapes}`);
+  return tensorOraclePlan(
+    model,
+    outputNames,
+    [inputs],
+    [direct.outputs.map(observe)],
+    PADDLE_TOLERANCE,
+    `generated input ${shapes}`,
+  );
 }

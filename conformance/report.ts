@@ -41,10 +41,25 @@ export function formatSummary(report: ConformanceReport): string {
   const header = ['folder', 'total', 'served+matching', 'refused', 'mismatch', 'other failure'];
   const rows = Object.entries(countsByCategory(report))
     .filter(([, c]) => c.total > 0)
-    .map(([category, c]) => [category, c.total, c.served_and_matching, c.refused_at_registration, c.mismatch, c.other_failure]);
-  rows.push(['all', report.total, report.served_and_matching, report.refused_at_registration, report.mismatch, report.other_failure]);
+    .map(([category, c]) => [
+      category,
+      c.total,
+      c.served_and_matching,
+      c.refused_at_registration,
+      c.mismatch,
+      c.other_failure,
+    ]);
+  rows.push([
+    'all',
+    report.total,
+    report.served_and_matching,
+    report.refused_at_registration,
+    report.mismatch,
+    report.other_failure,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells: readonly (string | number)[]) => cells.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ');
+  const line = (cells: readonly (string | number)[]) =>
+    cells.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
 }
 

@@ -21,7 +21,8 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   const categories = (values.category ?? []).map((c) => {
-    if (!(CATEGORIES as readonly string[]).includes(c)) throw new Error(`unknown --category ${c}; use one of ${CATEGORIES.join(', ')}`);
+    if (!(CATEGORIES as readonly string[]).includes(c))
+      throw new Error(`unknown --category ${c}; use one of ${CATEGORIES.join(', ')}`);
     return c as Category;
   });
   const corpusDir = resolveCorpusDir(repoRoot);
@@ -40,7 +41,9 @@ async function main(): Promise<number> {
   });
   const file = path.join(repoRoot, 'conformance', 'results.json');
   await writeResults(file, report);
-  console.log(`\n${formatSummary(report)}\n\n${report.total} cases in ${((Date.now() - started) / 1000).toFixed(1)} s; results in ${path.relative(process.cwd(), file)}`);
+  console.log(
+    `\n${formatSummary(report)}\n\n${report.total} cases in ${((Date.now() - started) / 1000).toFixed(1)} s; results in ${path.relative(process.cwd(), file)}`,
+  );
   return report.mismatch === 0 && report.other_failure === 0 ? 0 : 1;
 }
 

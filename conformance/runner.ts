@@ -69,7 +69,12 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   const cases = discoverCases(options.corpusDir, options.categories).filter(options.filter ?? (() => true));
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'conformance-'));
   const stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true });
-  const s3 = createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, forcePathStyle: true, credentials: stack.s3.credentials });
+  const s3 = createS3Client({
+    endpoint: stack.s3.endpoint,
+    region: stack.s3.region,
+    forcePathStyle: true,
+    credentials: stack.s3.credentials,
+  });
   const context: RunContext = {
     stack,
     s3,
@@ -80,7 +85,11 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   try {
     const results = await inPool(cases, options.concurrency ?? 3, async (testCase) => {
       const result = await runCase(testCase, context).catch(
-        (error: unknown): CaseResult => ({ ...caseId(testCase), result: 'other_failure', detail: `runner error: ${messageOf(error)}` }),
+        (error: unknown): CaseResult => ({
+          ...caseId(testCase),
+          result: 'other_failure',
+          detail: `runner error: ${messageOf(error)}`,
+        }),
       );
       options.onResult?.(result);
       return result;
@@ -135,7 +144,11 @@ async function runCase(testCase: CorpusCase, context: RunContext): Promise<CaseR
   await put(context, key, plan.model);
   const outcome = await outcomeOf(key, context);
   if (outcome === undefined) {
-    return { ...id, result: 'other_failure', detail: `no registration outcome for ${key} within ${context.registrationTimeoutMs} ms` };
+    return {
+      ...id,
+      result: 'other_failure',
+      detail: `no registration outcome for ${key} within ${context.registrationTimeoutMs} ms`,
+    };
   }
   switch (outcome.kind) {
     case 'registered':
@@ -148,7 +161,12 @@ async function runCase(testCase: CorpusCase, context: RunContext): Promise<CaseR
 }
 
 /** Sends the plan's requests and compares the answers with the oracle. */
-async function serve(model: string, version: string, plan: CasePlan, context: RunContext): Promise<Omit<CaseResult, 'category' | 'name'>> {
+async function serve(
+  model: string,
+  version: string,
+  plan: CasePlan,
+  context: RunContext,
+): Promise<Omit<CaseResult, 'category' | 'name'>> {
   const answers: Observed[][] = [];
   try {
     for (const inputs of plan.requests) {
@@ -164,7 +182,10 @@ async function serve(model: string, version: string, plan: CasePlan, context: Ru
     }
   } catch (error) {
     if (error instanceof HttpStatusError && error.status >= 400 && error.status < 500) {
-      return { result: 'mismatch', detail: `served, but the case's request ${answers.length + 1} was refused: ${error.message}` };
+      return {
+        result: 'mismatch',
+        detail: `served, but the case's request ${answers.length + 1} was refused: ${error.message}`,
+      };
     }
     return { result: 'other_failure', detail: `request ${answers.length + 1} failed: ${messageOf(error)}` };
   }
@@ -185,7 +206,8 @@ async function serve(model: string, version: string, plan: CasePlan, context: Ru
 }
 
 /** What a mismatching case's detail starts with when onnxruntime itself computes what the server returned. */
-export const ONNXRUNTIME_AGREES = 'the server returns what onnxruntime-node computes directly on the uploaded model, which differs from the oracle';
+export const ONNXRUNTIME_AGREES =
+  'the server returns what onnxruntime-node computes directly on the uploaded model, which differs from the oracle';
 
 /**
  * Tells a mismatch of the model file from one of the server: runs onnxruntime-node directly (ZipMap outputs read
@@ -197,38 +219,62 @@ async function directVerdict(plan: CasePlan, answers: readonly (readonly Observe
     const direct = await runDirectly(model, inputs);
     if (!direct.ok) return `onnxruntime-node called directly fails to ${direct.stage} the model (${direct.error})`;
     const served = answers[index] ?? [];
-    const differences = allCloseProblems(direct.outputs.map(observe), served, { rtol: 1e-5, atol: 1e-6 }, plan.outputNames);
-    if (differences.length > 0) return `the server's answers differ from onnxruntime-node's own (${differences.join('; ')})`;
+    const differences = allCloseProblems(
+      direct.outputs.map(observe),
+      served,
+      { rtol: 1e-5, atol: 1e-6 },
+      plan.outputNames,
+    );
+    if (differences.length > 0)
+      return `the server's answers differ from onnxruntime-node's own (${differences.join('; ')})`;
   }
   return ONNXRUNTIME_AGREES;
 }
 
 /** The first request again in the other wire form (JSON or binary): the answer must be the same, element for element. */
-async function otherFormProblems(model: string, plan: CasePlan, first: readonly Observed[], context: RunContext): Promise<string[]> {
+async function otherFormProblems(
+  model: string,
+  plan: CasePlan,
+  first: readonly Observed[],
+  context: RunContext,
+): Promise<string[]> {
   const binary = !plan.binary;
   const response = await context.client.infer(model, plan.requests[0] ?? [], { binary, binaryOutput: binary });
-  const again = plan.outputNames.map((name) => response.outputs.find((o) => o.name === name)).map((o) => (o === undefined ? undefined : observe(o)));
+  const again = plan.outputNames
+    .map((name) => response.outputs.find((o) => o.name === name))
+    .map((o) => (o === undefined ? undefined : observe(o)));
   const form = binary ? 'binary' : 'JSON';
   return again.flatMap((output, i) => {
     const expected = first[i];
     if (output === undefined || expected === undefined) return [`${form} form: output ${i} missing`];
-    const same = output.datatype === expected.datatype && output.values.length === expected.values.length && output.values.every((v, j) => Object.is(v, expected.values[j]));
+    const same =
+      output.datatype === expected.datatype &&
+      output.values.length === expected.values.length &&
+      output.values.every((v, j) => Object.is(v, expected.values[j]));
     return same ? [] : [`${form} form: output ${i} differs from the other form's answer`];
   });
 }
 
 /** The `zipmap: true` parameter must add `{label: probability}` rows equal to scikit-learn's probabilities. */
-async function zipMapProblems(model: string, plan: CasePlan, check: ZipMapCheck, context: RunContext): Promise<string[]> {
+async function zipMapProblems(
+  model: string,
+  plan: CasePlan,
+  check: ZipMapCheck,
+  context: RunContext,
+): Promise<string[]> {
   const response = await context.client.infer(model, plan.requests[0] ?? [], { parameters: { zipmap: true } });
   const rows = response.outputParameters?.[check.output]?.zipmap;
   if (!Array.isArray(rows)) return [`zipmap: the response has no parameters.zipmap rows for "${check.output}"`];
-  if (rows.length !== check.expectedRows.length) return [`zipmap: ${rows.length} rows, expected ${check.expectedRows.length}`];
+  if (rows.length !== check.expectedRows.length)
+    return [`zipmap: ${rows.length} rows, expected ${check.expectedRows.length}`];
   const problems: string[] = [];
   check.expectedRows.forEach((expected, r) => {
     const row = rows[r] as Record<string, unknown>;
     const keys = Object.keys(row);
     if (keys.length !== check.labels.length || !check.labels.every((label) => keys.includes(String(label)))) {
-      problems.push(`zipmap row ${r}: labels ${JSON.stringify(keys)}, expected ${JSON.stringify(check.labels.map(String))}`);
+      problems.push(
+        `zipmap row ${r}: labels ${JSON.stringify(keys)}, expected ${JSON.stringify(check.labels.map(String))}`,
+      );
       return;
     }
     check.labels.forEach((label, column) => {
@@ -249,10 +295,16 @@ async function zipMapProblems(model: string, plan: CasePlan, check: ZipMapCheck,
 async function refused(reason: string, plan: CasePlan): Promise<Omit<CaseResult, 'category' | 'name'>> {
   const direct = await runDirectly(plan.model, plan.requests[0] ?? []);
   if (direct.ok) {
-    return { result: 'other_failure', detail: `refused at registration (${reason}), yet onnxruntime-node runs it directly` };
+    return {
+      result: 'other_failure',
+      detail: `refused at registration (${reason}), yet onnxruntime-node runs it directly`,
+    };
   }
   if (direct.error.includes('Non tensor type')) {
-    return { result: 'other_failure', detail: `refused at registration (${reason}); a non-tensor output must be rewritten, not refused` };
+    return {
+      result: 'other_failure',
+      detail: `refused at registration (${reason}); a non-tensor output must be rewritten, not refused`,
+    };
   }
   return { result: 'refused_at_registration', detail: reason };
 }
@@ -275,7 +327,9 @@ async function confirmRefusalsListed(
         const listed = await context.s3.send(
           new ListObjectsV2Command({ Bucket: context.bucket, Prefix: repositoryKeys.rejectionsPrefix(model) }),
         );
-        const inIndex = rows.some((row) => row.version === '' && row.state === 'UNAVAILABLE' && row.reason.includes(result.detail));
+        const inIndex = rows.some(
+          (row) => row.version === '' && row.state === 'UNAVAILABLE' && row.reason.includes(result.detail),
+        );
         if ((listed.KeyCount ?? 0) === 0 || !inIndex) {
           return {
             ...result,
@@ -283,8 +337,15 @@ async function confirmRefusalsListed(
             detail: `refused (${result.detail}), but the refusal is missing under rejected/ or from the repository index`,
           };
         }
-      } else if (result.result === 'served_and_matching' && !rows.some((row) => row.version === '1' && row.state === 'READY')) {
-        return { ...result, result: 'other_failure', detail: 'served, but the repository index does not list version 1 as READY afterwards' };
+      } else if (
+        result.result === 'served_and_matching' &&
+        !rows.some((row) => row.version === '1' && row.state === 'READY')
+      ) {
+        return {
+          ...result,
+          result: 'other_failure',
+          detail: 'served, but the repository index does not list version 1 as READY afterwards',
+        };
       }
       return result;
     }),
@@ -310,7 +371,9 @@ async function outcomeOf(key: string, context: RunContext): Promise<Registration
 
 /** The kinds of rewrites registration applied, from the version's `metadata.json`. */
 async function rewritesOf(model: string, version: string, context: RunContext): Promise<string[]> {
-  const object = await context.s3.send(new GetObjectCommand({ Bucket: context.bucket, Key: repositoryKeys.metadata(model, version) }));
+  const object = await context.s3.send(
+    new GetObjectCommand({ Bucket: context.bucket, Key: repositoryKeys.metadata(model, version) }),
+  );
   const metadata = JSON.parse((await object.Body?.transformToString()) ?? '{}') as Partial<ModelMetadata>;
   return [...new Set((metadata.rewrites ?? []).map((r) => r.kind))];
 }

@@ -3,7 +3,13 @@
  * the core's tensors. Both storages are handled: `raw_data` (little-endian bytes) and the typed repeated fields.
  */
 import { TYPED_ARRAY_BY_DATATYPE, createTensorData, elementCount } from '../functions/core/codec/index.js';
-import { datatypeOfElementType, int64ToNumber, onnx, type Int64Like, type OnnxTypes } from '../functions/core/onnx/proto.js';
+import {
+  datatypeOfElementType,
+  int64ToNumber,
+  onnx,
+  type Int64Like,
+  type OnnxTypes,
+} from '../functions/core/onnx/proto.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
 /** A TensorProto whose element type KServe V2 has no datatype for (complex, bfloat16, float8...). */
@@ -22,7 +28,9 @@ export function decodeTensorProto(bytes: Uint8Array, name?: string): Tensor {
   const proto = onnx.TensorProto.decode(bytes);
   const datatype = datatypeOfElementType(proto.dataType);
   if (datatype === undefined) {
-    throw new UnsupportedTensorProtoError(`TensorProto "${proto.name}" has element type ${proto.dataType}, which V2 cannot carry`);
+    throw new UnsupportedTensorProtoError(
+      `TensorProto "${proto.name}" has element type ${proto.dataType}, which V2 cannot carry`,
+    );
   }
   const shape = proto.dims.map((d) => int64ToNumber(d as Int64Like));
   return { name: name ?? proto.name, datatype, shape, data: elementsOf(proto, datatype, elementCount(shape)) };

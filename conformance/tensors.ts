@@ -2,7 +2,12 @@
  * Tensors as the conformance runner handles them: from the corpus's JSON form, cut into per-row requests, joined
  * back, turned into plain values for comparison, and generated deterministically for cases without inputs.
  */
-import { createTensorData, elementCount, float16BitsToFloat32, float32ToFloat16Bits } from '../functions/core/codec/index.js';
+import {
+  createTensorData,
+  elementCount,
+  float16BitsToFloat32,
+  float32ToFloat16Bits,
+} from '../functions/core/codec/index.js';
 import { createPrng } from '../tools/onnx/prng.js';
 import type { Datatype, Tensor, TensorData } from '../functions/core/types.js';
 
@@ -75,7 +80,8 @@ export function generatedInput(name: string, datatype: Datatype, shape: readonly
   const data = createTensorData(datatype, count);
   for (let i = 0; i < count; i += 1) {
     if (Array.isArray(data)) data[i] = `s${Math.floor(random() * 1000)}`;
-    else if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = BigInt(Math.floor(random() * 4));
+    else if (data instanceof BigInt64Array || data instanceof BigUint64Array)
+      data[i] = BigInt(Math.floor(random() * 4));
     else if (datatype === 'BOOL') (data as Uint8Array)[i] = random() < 0.5 ? 0 : 1;
     else if (datatype === 'FP32' || datatype === 'FP64') (data as Float64Array)[i] = random();
     else if (datatype === 'FP16') (data as Uint16Array)[i] = float32ToFloat16Bits(random());

@@ -28,13 +28,20 @@ export class AlarmTopic extends Construct {
   constructor(scope: Construct, id: string, props: AlarmTopicProps) {
     super(scope, id);
     if ((props.email === undefined) === (props.topicArn === undefined)) {
-      throw new Error(`${this.node.path}: give exactly one of email (-c alarmEmail=...) or topicArn (-c alarmTopicArn=...)`);
+      throw new Error(
+        `${this.node.path}: give exactly one of email (-c alarmEmail=...) or topicArn (-c alarmTopicArn=...)`,
+      );
     }
     if (props.email !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.email)) {
       throw new Error(`${this.node.path}: alarmEmail "${props.email}" is not an e-mail address`);
     }
-    if (props.topicArn !== undefined && !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(props.topicArn)) {
-      throw new Error(`${this.node.path}: alarmTopicArn "${props.topicArn}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)`);
+    if (
+      props.topicArn !== undefined &&
+      !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(props.topicArn)
+    ) {
+      throw new Error(
+        `${this.node.path}: alarmTopicArn "${props.topicArn}" is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)`,
+      );
     }
     if (props.topicArn !== undefined) {
       this.topic = sns.Topic.fromTopicArn(this, 'Topic', props.topicArn);

@@ -18,7 +18,12 @@ const app = new App();
 /** A comma-separated context value as a list. */
 const list = (key: string): string[] | undefined => {
   const value = app.node.tryGetContext(key) as unknown;
-  return value === undefined ? undefined : String(value).split(',').map((v) => v.trim()).filter((v) => v !== '');
+  return value === undefined
+    ? undefined
+    : String(value)
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
 };
 const account = process.env['CDK_DEFAULT_ACCOUNT'];
 const region = process.env['CDK_DEFAULT_REGION'];
@@ -28,9 +33,15 @@ new OnnxServerlessStack(app, String(app.node.tryGetContext('stackName') ?? 'Onnx
   models: loadCatalog(DEFAULT_MODELS_DIR),
   modelsDir: DEFAULT_MODELS_DIR,
   authorization: (app.node.tryGetContext('authorization') ?? 'api-key') as ApiAuthorization,
-  ...(app.node.tryGetContext('runtime') === undefined ? {} : { runtime: String(app.node.tryGetContext('runtime')) as NodeRuntime }),
-  ...(app.node.tryGetContext('alarmEmail') === undefined ? {} : { alarmEmail: String(app.node.tryGetContext('alarmEmail')) }),
-  ...(app.node.tryGetContext('alarmTopicArn') === undefined ? {} : { alarmTopicArn: String(app.node.tryGetContext('alarmTopicArn')) }),
+  ...(app.node.tryGetContext('runtime') === undefined
+    ? {}
+    : { runtime: String(app.node.tryGetContext('runtime')) as NodeRuntime }),
+  ...(app.node.tryGetContext('alarmEmail') === undefined
+    ? {}
+    : { alarmEmail: String(app.node.tryGetContext('alarmEmail')) }),
+  ...(app.node.tryGetContext('alarmTopicArn') === undefined
+    ? {}
+    : { alarmTopicArn: String(app.node.tryGetContext('alarmTopicArn')) }),
   powertoolsTracer: String(app.node.tryGetContext('powertoolsTracer')) === 'true',
   sourceMapStackTraces: String(app.node.tryGetContext('sourceMapStackTraces')) === 'true',
   description: 'onnx-serverless: ONNX models as KServe V2 inference endpoints on AWS Lambda',

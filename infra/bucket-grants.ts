@@ -28,7 +28,11 @@ function grantObjects(
   const resources = keyPatterns.map((pattern) => bucket.arnForObjects(pattern));
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...actions], resources }));
   const wildcards = resources.filter((resource) => resource.includes('*'));
-  acknowledge(role, wildcards.map((resource) => wildcardResourceFinding(role, resource)), reason);
+  acknowledge(
+    role,
+    wildcards.map((resource) => wildcardResourceFinding(role, resource)),
+    reason,
+  );
 }
 
 /** Allows `s3:ListBucket` for listings under `prefixes` only (see {@link listCondition} for the condition). */

@@ -129,7 +129,12 @@ export function bucketStatements(access: BucketAccess, arn: string): PolicyState
     Resource: grant.keyPatterns.map((pattern) => `${arn}/${pattern}`),
   }));
   if (access.listPrefixes.length > 0) {
-    statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [arn], Condition: listCondition(access.listPrefixes) });
+    statements.push({
+      Effect: 'Allow',
+      Action: ['s3:ListBucket'],
+      Resource: [arn],
+      Condition: listCondition(access.listPrefixes),
+    });
   }
   return statements;
 }

@@ -175,7 +175,9 @@ export class InferenceApi extends Construct {
     }
     const { rateLimit, burstLimit } = throttle;
     if (!(rateLimit > 0) || !Number.isInteger(burstLimit) || burstLimit < 1) {
-      throw new Error(`${path}: throttle needs rateLimit > 0 and an integer burstLimit >= 1, got ${JSON.stringify(throttle)}`);
+      throw new Error(
+        `${path}: throttle needs rateLimit > 0 and an integer burstLimit >= 1, got ${JSON.stringify(throttle)}`,
+      );
     }
     if (burstLimit < rateLimit) {
       throw new Error(`${path}: throttle.burstLimit (${burstLimit}) must be at least rateLimit (${rateLimit})`);

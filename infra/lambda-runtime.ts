@@ -40,6 +40,8 @@ export function lambdaRuntime(name: string): lambda.Runtime {
     case 'nodejs22.x':
       return lambda.Runtime.NODEJS_22_X;
     default:
-      throw new Error(`runtime "${name}" is not supported: use ${NODE_RUNTIMES.join(' or ')} (e.g. -c runtime=nodejs22.x)`);
+      throw new Error(
+        `runtime "${name}" is not supported: use ${NODE_RUNTIMES.join(' or ')} (e.g. -c runtime=nodejs22.x)`,
+      );
   }
 }

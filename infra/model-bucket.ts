@@ -38,8 +38,12 @@ export class ModelBucket extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const noncurrentDays = props.noncurrentVersionDays ?? 30;
     const logDays = props.accessLogDays ?? 90;
-    for (const [name, days] of [['noncurrentVersionDays', noncurrentDays], ['accessLogDays', logDays]] as const) {
-      if (!Number.isInteger(days) || days < 1) throw new Error(`${this.node.path}: ${name} must be a positive integer, got ${days}`);
+    for (const [name, days] of [
+      ['noncurrentVersionDays', noncurrentDays],
+      ['accessLogDays', logDays],
+    ] as const) {
+      if (!Number.isInteger(days) || days < 1)
+        throw new Error(`${this.node.path}: ${name} must be a positive integer, got ${days}`);
     }
     const destroy = removalPolicy === RemovalPolicy.DESTROY;
     // Access-log delivery by bucket policy, so the log bucket can keep ACLs disabled (BucketOwnerEnforced). Set
@@ -72,6 +76,10 @@ export class ModelBucket extends Construct {
       removalPolicy,
       autoDeleteObjects: destroy,
     });
-    acknowledge(this.accessLogBucket, ['S1'], 'This is the access-log bucket itself; logging it into itself would loop.');
+    acknowledge(
+      this.accessLogBucket,
+      ['S1'],
+      'This is the access-log bucket itself; logging it into itself would loop.',
+    );
   }
 }

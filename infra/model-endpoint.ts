@@ -27,7 +27,8 @@ import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 
-const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } = PLATFORM_LIMITS;
+const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
+  PLATFORM_LIMITS;
 
 /** Props of {@link ModelEndpoint}. */
 export interface ModelEndpointProps {
@@ -104,7 +105,11 @@ export class ModelEndpoint extends Construct {
   /** The EventBridge warmer rule, unless the catalog disables warmers. */
   public readonly warmerRule?: events.Rule;
   /** Alarms on errors, throttles and p99 latency. */
-  public readonly alarms: { readonly errors: cloudwatch.Alarm; readonly throttles: cloudwatch.Alarm; readonly latencyP99: cloudwatch.Alarm };
+  public readonly alarms: {
+    readonly errors: cloudwatch.Alarm;
+    readonly throttles: cloudwatch.Alarm;
+    readonly latencyP99: cloudwatch.Alarm;
+  };
   /** The upload of the seed model to `uploads/<name>/`, when the entry has a seed. */
   public readonly seedDeployment?: s3deploy.BucketDeployment;
 
@@ -149,7 +154,9 @@ export class ModelEndpoint extends Construct {
         executionEnvironmentMemoryGiBPerVCpu: settings.memoryGiBPerVCpu,
         latestPublishedScalingConfig: {
           minExecutionEnvironments: settings.minExecutionEnvironments,
-          ...(settings.maxExecutionEnvironments === undefined ? {} : { maxExecutionEnvironments: settings.maxExecutionEnvironments }),
+          ...(settings.maxExecutionEnvironments === undefined
+            ? {}
+            : { maxExecutionEnvironments: settings.maxExecutionEnvironments }),
         },
       });
     }
@@ -168,7 +175,8 @@ export class ModelEndpoint extends Construct {
     this.resource = this.addRoutes(props.modelsResource, model.name, props.methodOptions ?? {});
     if (model.warmer !== false) this.warmerRule = this.addWarmer(model.name, model.warmer);
     this.alarms = this.addAlarms(fn, model.name, errorsThreshold, latencyThreshold, props.alarmAction);
-    if (seedPath !== undefined) this.seedDeployment = this.addSeed(props.bucket, model.name, seedPath, props.seedAfter ?? []);
+    if (seedPath !== undefined)
+      this.seedDeployment = this.addSeed(props.bucket, model.name, seedPath, props.seedAfter ?? []);
   }
 
   /**
@@ -216,10 +224,14 @@ export class ModelEndpoint extends Construct {
     }
     if (model.warmer !== false) validateSchedule(where, model.warmer.schedule);
     if (model.managedInstances !== false && props.capacityProvider === undefined) {
-      throw new Error(`${where}: managedInstances needs a capacity provider; pass capacityProvider (OnnxServerlessStack does)`);
+      throw new Error(
+        `${where}: managedInstances needs a capacity provider; pass capacityProvider (OnnxServerlessStack does)`,
+      );
     }
     if (model.managedInstances !== false && model.provisionedConcurrency > 0) {
-      throw new Error(`${where}: choose managedInstances or provisionedConcurrency, not both (Managed Instances have no cold starts)`);
+      throw new Error(
+        `${where}: choose managedInstances or provisionedConcurrency, not both (Managed Instances have no cold starts)`,
+      );
     }
     if (resolved.seedPath !== undefined) validateSeed(where, model.seed ?? '', resolved.seedPath);
 
@@ -348,7 +360,12 @@ export class ModelEndpoint extends Construct {
    * Uploads the seed to `uploads/<name>/` (never pruning what users uploaded), after the register notification
    * exists. A `<seed>.json` sample next to it goes up first, as registration reads it when the model arrives.
    */
-  private addSeed(bucket: s3.IBucket, name: string, seedPath: string, after: readonly IDependable[]): s3deploy.BucketDeployment {
+  private addSeed(
+    bucket: s3.IBucket,
+    name: string,
+    seedPath: string,
+    after: readonly IDependable[],
+  ): s3deploy.BucketDeployment {
     const upload = (id: string, file: string): s3deploy.BucketDeployment => {
       const deployment = new s3deploy.BucketDeployment(this, id, {
         // Only that one file of its directory: the asset is the directory with everything else excluded.
@@ -393,7 +410,8 @@ function validateSchedule(where: string, schedule: string): void {
   const example = 'use "rate(5 minutes)" or "cron(0/5 * * * ? *)"';
   if (schedule.startsWith('rate(')) {
     const match = RATE.exec(schedule);
-    if (match === null) throw new Error(`${where}: warmer.schedule "${schedule}" is not a valid rate expression; ${example}`);
+    if (match === null)
+      throw new Error(`${where}: warmer.schedule "${schedule}" is not a valid rate expression; ${example}`);
     const value = Number(match[1]);
     const plural = match[2]?.endsWith('s') ?? false;
     if (value < 1) throw new Error(`${where}: warmer.schedule "${schedule}" must be at least 1; ${example}`);
@@ -421,4 +439,3 @@ function validateSeed(where: string, declared: string, path: string): void {
     throw new Error(`${where}: seed "${declared}" not found at ${path}; the path is relative to models/`);
   }
 }
-

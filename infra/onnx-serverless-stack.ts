@@ -3,7 +3,16 @@
  * the shared `control` function, the {@link Registrar}, one {@link ModelEndpoint} per catalog entry, and the
  * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
-import { CfnOutput, DefaultStackSynthesizer, Duration, Stack, Token, type CfnElement, type StackProps, type RemovalPolicy } from 'aws-cdk-lib';
+import {
+  CfnOutput,
+  DefaultStackSynthesizer,
+  Duration,
+  Stack,
+  Token,
+  type CfnElement,
+  type StackProps,
+  type RemovalPolicy,
+} from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -213,9 +222,11 @@ export class OnnxServerlessStack extends Stack {
     }
     const alarmAction = props.alarmAction ?? this.alarmTopic?.action;
 
-    const repository = this.group(new ModelBucket(this, 'Repository', {
-      ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
-    }));
+    const repository = this.group(
+      new ModelBucket(this, 'Repository', {
+        ...(props.bucketRemovalPolicy === undefined ? {} : { removalPolicy: props.bucketRemovalPolicy }),
+      }),
+    );
     this.bucket = repository.bucket;
     this.accessLogBucket = repository.accessLogBucket;
 
@@ -247,34 +258,48 @@ export class OnnxServerlessStack extends Stack {
     this.usagePlan = this.inferenceApi.usagePlan;
 
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
-    this.controlFunction = this.createControl(sharedArchitecture, sharedLayer, runtime, logRetention, manifestTtlSeconds);
+    this.controlFunction = this.createControl(
+      sharedArchitecture,
+      sharedLayer,
+      runtime,
+      logRetention,
+      manifestTtlSeconds,
+    );
     this.inferenceApi.addControlRoutes(this.controlFunction.function);
     functionErrorsAlarm(this.controlFunction, alarmAction);
 
-    this.registrar = this.group(new Registrar(this, 'Registration', {
-      bucket: this.bucket,
-      layer: sharedLayer,
-      runtime,
-      logRetention,
-      ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
-      ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
-      ...(alarmAction === undefined ? {} : { alarmAction }),
-    }));
+    this.registrar = this.group(
+      new Registrar(this, 'Registration', {
+        bucket: this.bucket,
+        layer: sharedLayer,
+        runtime,
+        logRetention,
+        ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
+        ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
+        ...(alarmAction === undefined ? {} : { alarmAction }),
+      }),
+    );
     this.registerFunction = this.registrar.registerFunction;
 
     const capacityProviders = new Map<Architecture, lambda.CapacityProvider>();
-    const managedArchitectures = [...new Set(models.filter((m) => m.managedInstances !== false).map((m) => m.architecture))].sort();
+    const managedArchitectures = [
+      ...new Set(models.filter((m) => m.managedInstances !== false).map((m) => m.architecture)),
+    ].sort();
     if (managedArchitectures.length > 0) {
       let network: { subnets: ec2.ISubnet[]; securityGroups: ec2.ISecurityGroup[] } | undefined;
       const subnetIds = props.managedInstancesSubnetIds ?? [];
       const groupIds = props.managedInstancesSecurityGroupIds ?? [];
       if ((subnetIds.length === 0) !== (groupIds.length === 0)) {
-        throw new Error(`${this.node.path}: give both managedInstancesSubnetIds and managedInstancesSecurityGroupIds, or neither`);
+        throw new Error(
+          `${this.node.path}: give both managedInstancesSubnetIds and managedInstancesSecurityGroupIds, or neither`,
+        );
       }
       if (subnetIds.length > 0) {
         network = {
           subnets: subnetIds.map((id, i) => ec2.Subnet.fromSubnetId(this, `ManagedInstancesSubnet${i}`, id)),
-          securityGroups: groupIds.map((id, i) => ec2.SecurityGroup.fromSecurityGroupId(this, `ManagedInstancesGroup${i}`, id)),
+          securityGroups: groupIds.map((id, i) =>
+            ec2.SecurityGroup.fromSecurityGroupId(this, `ManagedInstancesGroup${i}`, id),
+          ),
         };
       } else {
         this.managedInstancesVpc = this.createManagedInstancesVpc();
@@ -298,7 +323,7 @@ export class OnnxServerlessStack extends Stack {
         acknowledge(
           provider,
           [managedPolicyFinding('AWSLambdaManagedEC2ResourceOperator')],
-          'The AWS-maintained policy Lambda assumes to launch and manage the capacity provider\'s EC2 instances.',
+          "The AWS-maintained policy Lambda assumes to launch and manage the capacity provider's EC2 instances.",
         );
         capacityProviders.set(arch, provider);
       }
@@ -366,7 +391,8 @@ export class OnnxServerlessStack extends Stack {
     ];
     for (const serviceFunction of functions) {
       serviceFunction.function.addEnvironment(ENV.traceEnabled, String(props.powertoolsTracer ?? false));
-      if (props.sourceMapStackTraces ?? false) serviceFunction.function.addEnvironment(ENV.nodeOptions, '--enable-source-maps');
+      if (props.sourceMapStackTraces ?? false)
+        serviceFunction.function.addEnvironment(ENV.nodeOptions, '--enable-source-maps');
     }
 
     this.acknowledgeCdkProviders();
@@ -393,7 +419,7 @@ export class OnnxServerlessStack extends Stack {
     acknowledge(
       vpc,
       ['VPC7'],
-      'VPC flow logs are left to the operator: the VPC only carries the Managed Instances\' own traffic to AWS APIs.',
+      "VPC flow logs are left to the operator: the VPC only carries the Managed Instances' own traffic to AWS APIs.",
     );
     return vpc;
   }
@@ -436,7 +462,9 @@ export class OnnxServerlessStack extends Stack {
    */
   private acknowledgeCdkProviders(): void {
     const basicRole = managedPolicyFinding('service-role/AWSLambdaBasicExecutionRole');
-    const qualifier = String(this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') ?? DefaultStackSynthesizer.DEFAULT_QUALIFIER);
+    const qualifier = String(
+      this.node.tryGetContext('@aws-cdk/core:bootstrapQualifier') ?? DefaultStackSynthesizer.DEFAULT_QUALIFIER,
+    );
     // How cdk-nag prints the asset bucket: pseudo parameters unless the stack has a concrete environment.
     const account = Token.isUnresolved(this.account) ? '<AWS::AccountId>' : this.account;
     const region = Token.isUnresolved(this.region) ? '<AWS::Region>' : this.region;

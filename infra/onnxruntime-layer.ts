@@ -47,7 +47,7 @@ export class OnnxruntimeLayer extends Construct {
       throw new Error(
         `${this.node.path}: the ${props.architecture} onnxruntime layer is ${formatMegabytes(build.unzippedBytes)} ` +
           `unzipped, over its ${formatMegabytes(LAYER_BUDGET_BYTES)} budget of Lambda's 250 MB; check that ` +
-          'layers/onnxruntime/build.ts still copies only one platform\'s binaries',
+          "layers/onnxruntime/build.ts still copies only one platform's binaries",
       );
     }
     this.unzippedBytes = build.unzippedBytes;

@@ -109,11 +109,19 @@ export class Registrar extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    acknowledge(this.failedEvents, ['SQS3'], 'This queue is itself the on-failure destination of register; nothing consumes it automatically.');
+    acknowledge(
+      this.failedEvents,
+      ['SQS3'],
+      'This queue is itself the on-failure destination of register; nothing consumes it automatically.',
+    );
     register.function.configureAsyncInvoke({ onFailure: new destinations.SqsDestination(this.failedEvents) });
     this.failedEventsAlarm = new cloudwatch.Alarm(this, 'FailedRegistrationsAlarm', {
-      alarmDescription: 'register: an upload could not be registered after retries; its S3 event waits in the failed-registrations queue',
-      metric: this.failedEvents.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      alarmDescription:
+        'register: an upload could not be registered after retries; its S3 event waits in the failed-registrations queue',
+      metric: this.failedEvents.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(5),
+        statistic: cloudwatch.Stats.MAXIMUM,
+      }),
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -12,7 +12,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, METRICS_NAMESPACE } from './constants.js';
-import { BUNDLE_TARGET, DEFAULT_NODE_RUNTIME, lambdaArchitecture, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
+import {
+  BUNDLE_TARGET,
+  DEFAULT_NODE_RUNTIME,
+  lambdaArchitecture,
+  lambdaRuntime,
+  type Architecture,
+  type NodeRuntime,
+} from './lambda-runtime.js';
 import { acknowledge } from './nag.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 
@@ -109,7 +116,9 @@ export class ServiceFunction extends Construct {
       runtime: lambdaRuntime(props.runtime ?? DEFAULT_NODE_RUNTIME),
       architecture: lambdaArchitecture(props.architecture),
       memorySize: props.memoryMb,
-      ...(props.ephemeralStorageMb === undefined ? {} : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
+      ...(props.ephemeralStorageMb === undefined
+        ? {}
+        : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
       timeout: props.timeout,
       description: props.description,
       role: this.role,

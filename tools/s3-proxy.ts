@@ -60,13 +60,19 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   const requests: ProxiedRequest[] = [];
   const server: Server = createServer((req, res) => {
     const range = typeof req.headers.range === 'string' ? req.headers.range : undefined;
-    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', ...(range === undefined ? {} : { range }) };
+    const record: ProxiedRequest = {
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      ...(range === undefined ? {} : { range }),
+    };
     requests.push(record);
     const fault = options.fault?.(record);
     if (fault?.status !== undefined) {
       req.resume();
       res.writeHead(fault.status, { 'content-type': 'application/xml' });
-      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>',
+      );
       return;
     }
     const upstream = httpRequest(

@@ -67,7 +67,12 @@ export class PartedFileWriter {
     }
     let offset = 0;
     while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, part.start + part.written + offset);
+      const { bytesWritten } = await this.handle.write(
+        chunk,
+        offset,
+        chunk.byteLength - offset,
+        part.start + part.written + offset,
+      );
       offset += bytesWritten;
     }
     const before = part.written;

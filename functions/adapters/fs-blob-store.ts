@@ -73,9 +73,11 @@ export class FsBlobStore implements BlobStore {
     const previous = this.queues.get(key) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(() => this.putNow(key, body, condition));
     this.queues.set(key, next);
-    void next.finally(() => {
-      if (this.queues.get(key) === next) this.queues.delete(key);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.queues.get(key) === next) this.queues.delete(key);
+      })
+      .catch(() => undefined);
     return next;
   }
 

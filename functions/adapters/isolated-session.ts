@@ -15,7 +15,14 @@ import type * as ort from 'onnxruntime-node';
 import { ModelRejectedError } from '../core/errors.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
-import { ORT_TYPE_BY_DATATYPE, fromOrtTensor, messageOf, ortSessionOptions, runFailure, specsOf } from './onnxruntime-session.js';
+import {
+  ORT_TYPE_BY_DATATYPE,
+  fromOrtTensor,
+  messageOf,
+  ortSessionOptions,
+  runFailure,
+  specsOf,
+} from './onnxruntime-session.js';
 
 /** Bounds of one isolated session. */
 export interface IsolationLimits {
@@ -58,7 +65,11 @@ interface ChildAnswer {
   readonly ok: boolean;
   readonly message?: string;
   readonly inputs?: readonly ort.InferenceSession.ValueMetadata[];
-  readonly outputs?: readonly (ort.InferenceSession.ValueMetadata | { type: string; dims: number[]; data: unknown } | undefined)[];
+  readonly outputs?: readonly (
+    | ort.InferenceSession.ValueMetadata
+    | { type: string; dims: number[]; data: unknown }
+    | undefined
+  )[];
 }
 
 /** Where the child finds onnxruntime-node: the parent's own resolution (`NODE_PATH` covers Lambda layers). */
@@ -120,7 +131,11 @@ class IsolatedModelSession implements ModelSession {
   }
 
   /** Starts a child, creates the session in it; a model onnxruntime refuses is a `ModelRejectedError`. */
-  public static async create(model: Uint8Array | string, options: SessionOptions, limits: IsolationLimits): Promise<IsolatedModelSession> {
+  public static async create(
+    model: Uint8Array | string,
+    options: SessionOptions,
+    limits: IsolationLimits,
+  ): Promise<IsolatedModelSession> {
     const child = spawn(process.execPath, ['-e', CHILD_SOURCE, onnxruntimePath()], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
@@ -154,7 +169,12 @@ class IsolatedModelSession implements ModelSession {
     this.doing = 'running the model';
     const answer = await this.call({
       op: 'run',
-      inputs: inputs.map((t) => ({ name: t.name, type: ORT_TYPE_BY_DATATYPE[t.datatype], data: t.data, shape: t.shape })),
+      inputs: inputs.map((t) => ({
+        name: t.name,
+        type: ORT_TYPE_BY_DATATYPE[t.datatype],
+        data: t.data,
+        shape: t.shape,
+      })),
       outputNames,
     });
     this.doing = 'idle';

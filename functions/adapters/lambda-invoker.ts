@@ -9,7 +9,9 @@ import type { SelfInvoker } from '../core/warmer.js';
  */
 export function createLambdaInvoker(functionName: string, client?: LambdaClient): SelfInvoker {
   const encoder = new TextEncoder();
-  let ready: Promise<{ client: LambdaClient; InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand }> | undefined;
+  let ready:
+    | Promise<{ client: LambdaClient; InvokeCommand: typeof import('@aws-sdk/client-lambda').InvokeCommand }>
+    | undefined;
   return async (payload, target) => {
     if (ready === undefined) {
       ready = import('@aws-sdk/client-lambda').then((sdk) => ({
@@ -21,7 +23,11 @@ export function createLambdaInvoker(functionName: string, client?: LambdaClient)
     }
     const { client: lambda, InvokeCommand } = await ready;
     const response = await lambda.send(
-      new InvokeCommand({ FunctionName: target ?? functionName, InvocationType: 'RequestResponse', Payload: encoder.encode(JSON.stringify(payload)) }),
+      new InvokeCommand({
+        FunctionName: target ?? functionName,
+        InvocationType: 'RequestResponse',
+        Payload: encoder.encode(JSON.stringify(payload)),
+      }),
     );
     if (response.FunctionError !== undefined) throw new Error(`warmer invocation failed: ${response.FunctionError}`);
   };

@@ -35,7 +35,10 @@ export function datatypeOfOrtType(ortType: string): Datatype | undefined {
 }
 
 /** The core's tensor specs for onnxruntime's input or output metadata; refuses what V2 cannot carry. */
-export function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[], side: 'input' | 'output'): TensorSpec[] {
+export function specsOf(
+  metadata: readonly ort.InferenceSession.ValueMetadata[],
+  side: 'input' | 'output',
+): TensorSpec[] {
   return metadata.map((value) => {
     if (!value.isTensor) {
       throw new ModelRejectedError(
@@ -44,7 +47,9 @@ export function specsOf(metadata: readonly ort.InferenceSession.ValueMetadata[],
     }
     const datatype = datatypeOfOrtType(value.type);
     if (datatype === undefined) {
-      throw new ModelRejectedError(`${side} "${value.name}" has element type ${value.type}, which KServe V2 cannot carry`);
+      throw new ModelRejectedError(
+        `${side} "${value.name}" has element type ${value.type}, which KServe V2 cannot carry`,
+      );
     }
     // Symbolic dimensions (strings) and unknown ones are dynamic: -1 in V2 metadata.
     const shape = value.shape.map((dim) => (typeof dim === 'number' && dim >= 0 ? dim : -1));
@@ -102,9 +107,10 @@ class OnnxruntimeModelSession implements ModelSession {
   public static async create(model: Uint8Array | string, options: SessionOptions): Promise<OnnxruntimeModelSession> {
     let session: ort.InferenceSession;
     try {
-      session = typeof model === 'string'
-        ? await ort.InferenceSession.create(model, ortSessionOptions(options))
-        : await ort.InferenceSession.create(model, ortSessionOptions(options));
+      session =
+        typeof model === 'string'
+          ? await ort.InferenceSession.create(model, ortSessionOptions(options))
+          : await ort.InferenceSession.create(model, ortSessionOptions(options));
     } catch (error) {
       throw new ModelRejectedError(`onnxruntime cannot load the model: ${messageOf(error)}`, { cause: error });
     }

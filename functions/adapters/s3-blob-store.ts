@@ -92,7 +92,8 @@ export class S3BlobStore implements BlobStore {
       } catch (error) {
         if (isNoSuchKey(error)) return undefined;
         // An empty object has no byte 0: S3 answers 416 to any range.
-        if (error instanceof S3ServiceException && error.name === 'InvalidRange') return await this.downloadEmpty(key, file);
+        if (error instanceof S3ServiceException && error.name === 'InvalidRange')
+          return await this.downloadEmpty(key, file);
         throw denied(error, 'GetObject', key);
       }
       const ranged = first.$metadata.httpStatusCode === 206;
@@ -104,11 +105,13 @@ export class S3BlobStore implements BlobStore {
         return await this.downloadEmpty(key, file);
       }
       // A server that ignores Range sends the whole object at once: one part.
-      const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size)).catch((error: unknown) => {
-        // The first part's body is open: release its connection rather than leave it to the idle timeout.
-        (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
-        throw error;
-      });
+      const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size)).catch(
+        (error: unknown) => {
+          // The first part's body is open: release its connection rather than leave it to the idle timeout.
+          (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
+          throw error;
+        },
+      );
       try {
         const ranges = writer.ranges;
         const fetchPart = async (index: number): Promise<AsyncIterable<Uint8Array> | undefined> => {

@@ -7,7 +7,7 @@ import { BadRequestError, PayloadTooLargeError } from '../core/errors.js';
 import type { DecodeImageOptions, ImageDecoder, ImageMediaType } from '../core/image/decoder.js';
 import type { RgbImage } from '../core/image/preprocess.js';
 
-type Sharp = (typeof import('sharp'))['default'];
+type Sharp = typeof import('sharp')['default'];
 
 /** libvips' name of each format we accept. */
 const FORMAT_OF: Record<ImageMediaType, string> = { 'image/jpeg': 'jpeg', 'image/png': 'png', 'image/webp': 'webp' };
@@ -41,7 +41,8 @@ export function createSharpImageDecoder(): ImageDecoder {
         );
       }
       if (metadata.format !== expected) {
-        const actual = metadata.format === undefined ? 'not a JPEG, PNG or WebP image' : `a ${metadata.format.toUpperCase()} image`;
+        const actual =
+          metadata.format === undefined ? 'not a JPEG, PNG or WebP image' : `a ${metadata.format.toUpperCase()} image`;
         throw new BadRequestError(
           `the Content-Type says ${options.mediaType} but the body is ${actual}: send JPEG, PNG or WebP with its own Content-Type (image/jpeg, image/png, image/webp)`,
         );
@@ -65,7 +66,11 @@ export function createSharpImageDecoder(): ImageDecoder {
           .raw({ depth: 'uchar' })
           .toBuffer({ resolveWithObject: true });
         if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels`);
-        return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+        return {
+          width: info.width,
+          height: info.height,
+          data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        };
       } catch (error) {
         throw new BadRequestError(
           `the ${options.mediaType} image cannot be decoded (${cleanMessage(error)}): the file is truncated or corrupt`,
@@ -80,6 +85,13 @@ export function createSharpImageDecoder(): ImageDecoder {
 function cleanMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   // libvips repeats each warning line; keep the distinct ones.
-  const lines = [...new Set(text.split(/\n+/).map((line) => line.trim()).filter(Boolean))];
+  const lines = [
+    ...new Set(
+      text
+        .split(/\n+/)
+        .map((line) => line.trim())
+        .filter(Boolean),
+    ),
+  ];
   return lines.join('; ').slice(0, 200);
 }

@@ -14,7 +14,14 @@ import type * as ort from 'onnxruntime-node';
 import { ModelRejectedError, ServiceUnavailableError } from '../core/errors.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
-import { ORT_TYPE_BY_DATATYPE, fromOrtTensor, messageOf, ortSessionOptions, runFailure, specsOf } from './onnxruntime-session.js';
+import {
+  ORT_TYPE_BY_DATATYPE,
+  fromOrtTensor,
+  messageOf,
+  ortSessionOptions,
+  runFailure,
+  specsOf,
+} from './onnxruntime-session.js';
 
 // Sessions by number; every message carries an id its answer repeats.
 const WORKER_SOURCE = `
@@ -121,7 +128,12 @@ class WorkerModelSession implements ModelSession {
     const answer = await this.worker.call({
       op: 'run',
       sid: this.sid,
-      inputs: inputs.map((t) => ({ name: t.name, type: ORT_TYPE_BY_DATATYPE[t.datatype], data: t.data, shape: t.shape })),
+      inputs: inputs.map((t) => ({
+        name: t.name,
+        type: ORT_TYPE_BY_DATATYPE[t.datatype],
+        data: t.data,
+        shape: t.shape,
+      })),
       outputNames,
     });
     if (!answer.ok) throw runFailure(new Error(answer.message));

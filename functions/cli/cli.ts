@@ -81,9 +81,17 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   rejections: [],
 };
 
-function expectPositionals(command: string, positionals: readonly string[], min: number, max: number, shape: string): void {
+function expectPositionals(
+  command: string,
+  positionals: readonly string[],
+  min: number,
+  max: number,
+  shape: string,
+): void {
   if (positionals.length < min || positionals.length > max) {
-    throw new UsageError(`${command} takes ${shape}, got ${positionals.length === 0 ? 'nothing' : positionals.join(' ')}`);
+    throw new UsageError(
+      `${command} takes ${shape}, got ${positionals.length === 0 ? 'nothing' : positionals.join(' ')}`,
+    );
   }
 }
 
@@ -96,7 +104,8 @@ function rejectForeignOptions(command: string, values: Values): void {
 function timeoutSeconds(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_WAIT_SECONDS;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--timeout takes a number of seconds > 0, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--timeout takes a number of seconds > 0, got "${raw}"`);
   return value;
 }
 
@@ -166,7 +175,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     switch (command) {
       case 'upload': {
         expectPositionals('upload', rest, 1, 1, 'one <file.onnx>');
-        if (values.model === undefined) throw new UsageError('upload needs --model <name>: the model the file is a version of');
+        if (values.model === undefined)
+          throw new UsageError('upload needs --model <name>: the model the file is a version of');
         if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');
         return await uploadCommand(ctx, {
           file: rest[0] ?? '',

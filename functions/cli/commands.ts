@@ -9,7 +9,13 @@ import path from 'node:path';
 import type { BlobStore } from '../core/blob-store.js';
 import { isValidModelName, MODEL_NAME_PATTERN } from '../core/catalog.js';
 import { NotFoundError } from '../core/errors.js';
-import { ARCHIVE_SUFFIX, type ModelRepository, UPLOAD_SUFFIX, UPLOAD_SUFFIXES, UPLOADS_PREFIX } from '../core/model-repository.js';
+import {
+  ARCHIVE_SUFFIX,
+  type ModelRepository,
+  UPLOAD_SUFFIX,
+  UPLOAD_SUFFIXES,
+  UPLOADS_PREFIX,
+} from '../core/model-repository.js';
 import { SAMPLE_SUFFIX } from '../core/registration.js';
 import type { Manifest, Rejection } from '../core/types.js';
 import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
@@ -119,7 +125,9 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
   if (identical !== undefined) {
     report({ outcome: 'identical', version: identical.version, latest: before?.latest });
     if (!ctx.json) {
-      ctx.out(`${options.model}: version ${identical.version} already has these bytes (sha256 ${sha256.slice(0, 12)}); nothing uploaded`);
+      ctx.out(
+        `${options.model}: version ${identical.version} already has these bytes (sha256 ${sha256.slice(0, 12)}); nothing uploaded`,
+      );
     }
     return EXIT_CODES.ok;
   }
@@ -129,7 +137,9 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
   if (sample !== undefined) {
     await ctx.store.put(sampleKey, sample);
   } else if ((await ctx.store.get(sampleKey)) !== undefined) {
-    ctx.err(`note: ${sampleKey} from an earlier upload will be used as the smoke-test sample; pass --sample to replace it`);
+    ctx.err(
+      `note: ${sampleKey} from an earlier upload will be used as the smoke-test sample; pass --sample to replace it`,
+    );
   }
   await ctx.store.put(key, body);
   if (!ctx.json) {
@@ -157,7 +167,9 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
       report({ outcome: 'rejected', reason: rejection.reason });
       if (!ctx.json) {
         ctx.out(`refused: ${rejection.reason}`);
-        ctx.out(`${options.model} still serves ${manifest === undefined ? 'nothing yet' : `version ${manifest.latest}`}`);
+        ctx.out(
+          `${options.model} still serves ${manifest === undefined ? 'nothing yet' : `version ${manifest.latest}`}`,
+        );
       }
       return EXIT_CODES.failed;
     }
@@ -187,7 +199,8 @@ async function newRejectionOf(
     known.add(rejectionKey);
     const rejection = await repository.readRejection(rejectionKey);
     // Refusals before the file was hashed (empty, over the size limit) carry no sha256.
-    if (rejection?.sourceKey === key && (rejection.sha256 === undefined || rejection.sha256 === sha256)) return rejection;
+    if (rejection?.sourceKey === key && (rejection.sha256 === undefined || rejection.sha256 === sha256))
+      return rejection;
   }
   return undefined;
 }
@@ -202,10 +215,13 @@ function labelsOf(manifest: Manifest, version: string): string[] {
 /** Columns padded to their widest cell. */
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => {
+  for (const row of rows)
+    row.forEach((cell, i) => {
       widths[i] = Math.max(widths[i] ?? 0, cell.length);
     });
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '));
+  return rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '),
+  );
 }
 
 async function requireManifest(repository: ModelRepository, model: string, where: string): Promise<Manifest> {
@@ -240,7 +256,8 @@ export async function listCommand(ctx: CommandContext, model?: string): Promise<
       v.sha256.slice(0, 12),
       v.sourceKey + (v.reason === undefined ? '' : ` (${v.reason})`),
     ]);
-    for (const line of table([['VERSION', 'STATE', 'POINTERS', 'CREATED', 'BYTES', 'SHA256', 'SOURCE'], ...rows])) ctx.out(line);
+    for (const line of table([['VERSION', 'STATE', 'POINTERS', 'CREATED', 'BYTES', 'SHA256', 'SOURCE'], ...rows]))
+      ctx.out(line);
     if (rejected > 0) ctx.out(`${rejected} refused upload(s): npm run models -- rejections ${model}`);
     return EXIT_CODES.ok;
   }
@@ -269,7 +286,9 @@ export async function listCommand(ctx: CommandContext, model?: string): Promise<
     m.name,
     m.latest,
     m.versions.map((v) => (v.state === 'READY' ? v.version : `${v.version}(${v.state})`)).join(','),
-    Object.entries(m.labels).map(([label, v]) => `${label}=${v}`).join(',') || '-',
+    Object.entries(m.labels)
+      .map(([label, v]) => `${label}=${v}`)
+      .join(',') || '-',
   ]);
   for (const [name, count] of refusedOnly) rows.push([name, '-', '-', `${count} refused upload(s), no version`]);
   for (const line of table([['MODEL', 'LATEST', 'VERSIONS', 'LABELS'], ...rows])) ctx.out(line);
@@ -305,7 +324,9 @@ export async function promoteCommand(ctx: CommandContext, options: PromoteOption
   const pointer = options.label ?? 'latest';
   const was = options.label === undefined ? previous.latest : previous.labels[options.label];
   if (ctx.json) {
-    ctx.out(JSON.stringify({ model: options.model, pointer, version: options.version, previous: was ?? null, manifest }));
+    ctx.out(
+      JSON.stringify({ model: options.model, pointer, version: options.version, previous: was ?? null, manifest }),
+    );
   } else {
     ctx.out(`${options.model}: ${pointer} -> version ${options.version} (was ${was ?? 'unset'})`);
     ctx.out('endpoints pick it up within MANIFEST_TTL_SECONDS (15 s by default)');

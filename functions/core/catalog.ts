@@ -20,11 +20,19 @@ export const limitsSchema = z
     /** Request body in bytes (API Gateway REST rejects more than 10 MB before we see it). */
     maxBodyBytes: z.number().int().positive().default(PLATFORM_LIMITS.apiGatewayMaxBodyBytes),
     /** Elements over all input tensors of one request. */
-    maxElements: z.number().int().positive().default(16 * 1024 * 1024),
+    maxElements: z
+      .number()
+      .int()
+      .positive()
+      .default(16 * 1024 * 1024),
     /** JSON nesting depth of a request body. */
     maxJsonDepth: z.number().int().positive().default(64),
     /** Bytes in one BYTES element. */
-    maxBytesElementSize: z.number().int().positive().default(1024 * 1024),
+    maxBytesElementSize: z
+      .number()
+      .int()
+      .positive()
+      .default(1024 * 1024),
     /** Input tensors in one request. */
     maxInputs: z.number().int().positive().default(64),
     /** Outputs requested in one request. */
@@ -94,7 +102,13 @@ export const catalogEntrySchema = z
           .strict(),
       ])
       .default(false)
-      .transform((value) => (value === false ? false : value === true ? { maxConcurrency: 10, memoryGiBPerVCpu: 2 as 2 | 4 | 8, minExecutionEnvironments: 3 } : value)),
+      .transform((value) =>
+        value === false
+          ? false
+          : value === true
+            ? { maxConcurrency: 10, memoryGiBPerVCpu: 2 as 2 | 4 | 8, minExecutionEnvironments: 3 }
+            : value,
+      ),
     /** Load the latest version during the init phase instead of on the first request. */
     preload: z.boolean().default(false),
     /**

@@ -86,7 +86,10 @@ export class StorageAccessDeniedError extends Error {
     public readonly key: string,
     options?: ErrorOptions,
   ) {
-    super(`storage refused ${operation} of "${key}" (AccessDenied): the function's role lacks this permission`, options);
+    super(
+      `storage refused ${operation} of "${key}" (AccessDenied): the function's role lacks this permission`,
+      options,
+    );
     this.name = 'StorageAccessDeniedError';
   }
 }

@@ -71,9 +71,12 @@ export async function registerFromFile(
 
     let prepared: Awaited<ReturnType<typeof prepareArchive>>;
     try {
-      prepared = isArchive ? await prepareArchive(upload, root, key, options, validate) : await prepareFile(upload, root, key, options, validate);
+      prepared = isArchive
+        ? await prepareArchive(upload, root, key, options, validate)
+        : await prepareFile(upload, root, key, options, validate);
     } catch (error) {
-      if (error instanceof ModelRejectedError || error instanceof InferenceServerError) return reject(error.message, sha256);
+      if (error instanceof ModelRejectedError || error instanceof InferenceServerError)
+        return reject(error.message, sha256);
       throw error;
     }
     const { validated, dataFiles } = prepared;
@@ -85,7 +88,9 @@ export async function registerFromFile(
       size: downloaded.size,
       sourceKey: key,
       createdAt,
-      ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })) } : {}),
+      ...(isArchive
+        ? { dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })) }
+        : {}),
       metadataFor: (version) =>
         versionMetadata(validated, {
           model,
@@ -93,7 +98,11 @@ export async function registerFromFile(
           sourceKey: key,
           createdAt,
           ...(isArchive
-            ? { externalData: dataFiles.map(({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size })) }
+            ? {
+                externalData: dataFiles.map(
+                  ({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size }),
+                ),
+              }
             : {}),
         }),
     });
@@ -120,7 +129,13 @@ function isNoSpace(error: unknown): boolean {
  * A single `.onnx`: validated with the session created from the downloaded file when no rewrite changed it (else
  * from the rewritten bytes, written beside it). Throws `ModelRejectedError` with the reason.
  */
-async function prepareFile(upload: string, root: string, key: string, options: RegistrationOptions, validate: Validate) {
+async function prepareFile(
+  upload: string,
+  root: string,
+  key: string,
+  options: RegistrationOptions,
+  validate: Validate,
+) {
   const bytes = await readFile(upload);
   const rewrittenPath = path.join(root, 'model.onnx');
   const validated = await validate(bytes, key, options, {
@@ -134,7 +149,13 @@ async function prepareFile(upload: string, root: string, key: string, options: R
 }
 
 /** Unpacks, checks, lays out and validates an archive. Throws `ModelRejectedError` with the reason. */
-async function prepareArchive(archive: string, root: string, key: string, options: RegistrationOptions, validate: Validate) {
+async function prepareArchive(
+  archive: string,
+  root: string,
+  key: string,
+  options: RegistrationOptions,
+  validate: Validate,
+) {
   const unpacked = path.join(root, 'unpacked');
   const layout = path.join(root, 'version');
   await mkdir(unpacked);
@@ -151,7 +172,10 @@ async function prepareArchive(archive: string, root: string, key: string, option
   if (extra.length > 0) {
     throw new ModelRejectedError(
       `the archive holds files no initializer of "${contents.model.name}" references ` +
-        `(${extra.slice(0, 5).map((n) => `"${n}"`).join(', ')}${extra.length > 5 ? ', ...' : ''}); ` +
+        `(${extra
+          .slice(0, 5)
+          .map((n) => `"${n}"`)
+          .join(', ')}${extra.length > 5 ? ', ...' : ''}); ` +
         'zip only the .onnx file and its external-data files',
     );
   }

@@ -75,7 +75,9 @@ export async function unpackModelArchive(
       if (name.endsWith('/') || IGNORED_PREFIXES.some((p) => name.startsWith(p))) continue;
       const type = (entry.externalFileAttributes >>> 16) & S_IFMT;
       if (type === S_IFLNK) {
-        throw new ModelRejectedError(`the archive entry "${name}" is a symbolic link; put the file itself in the archive`);
+        throw new ModelRejectedError(
+          `the archive entry "${name}" is a symbolic link; put the file itself in the archive`,
+        );
       }
       if (type !== 0 && type !== S_IFREG) {
         throw new ModelRejectedError(`the archive entry "${name}" is not a regular file`);
@@ -106,7 +108,9 @@ export async function unpackModelArchive(
         if (error instanceof ModelRejectedError) throw error;
         // yauzl's own check of the declared size (validateEntrySizes) says "too many bytes in the stream".
         if (/too many bytes|not enough bytes/.test(messageOf(error))) throw bomb(name, error);
-        throw new ModelRejectedError(`the archive entry "${name}" cannot be unpacked: ${messageOf(error)}`, { cause: error });
+        throw new ModelRejectedError(`the archive entry "${name}" cannot be unpacked: ${messageOf(error)}`, {
+          cause: error,
+        });
       }
       files.push({ name, size: inflated, file });
     }
@@ -114,7 +118,12 @@ export async function unpackModelArchive(
     if (models.length !== 1) {
       throw new ModelRejectedError(
         `the archive holds ${models.length === 0 ? 'no' : models.length} .onnx files` +
-          (models.length > 1 ? ` (${models.map((m) => `"${m.name}"`).slice(0, 5).join(', ')})` : '') +
+          (models.length > 1
+            ? ` (${models
+                .map((m) => `"${m.name}"`)
+                .slice(0, 5)
+                .join(', ')})`
+            : '') +
           '; it must hold exactly one, with the external-data files its weights reference',
       );
     }
@@ -128,8 +137,10 @@ export async function unpackModelArchive(
 function openZip(file: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) => {
     // strictFileNames: a backslash in a name is refused rather than silently turned into a folder separator.
-    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (error, zip) =>
-      error ? reject(error) : resolve(zip),
+    yauzl.open(
+      file,
+      { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true },
+      (error, zip) => (error ? reject(error) : resolve(zip)),
     );
   });
 }
@@ -169,7 +180,7 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
 function bomb(name: string, cause?: unknown): ModelRejectedError {
   return new ModelRejectedError(
     `the archive entry "${name}" inflates to more bytes than it declares (a zip bomb, or a corrupt archive); make the ` +
-      'archive again with zip or Python\'s zipfile',
+      "archive again with zip or Python's zipfile",
     cause === undefined ? undefined : { cause },
   );
 }

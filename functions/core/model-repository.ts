@@ -179,7 +179,11 @@ function parseObject<T>(bytes: Uint8Array, key: string, what: string, schema: z.
   try {
     json = JSON.parse(decoder.decode(bytes));
   } catch (error) {
-    throw new CorruptObjectError(key, `${key} is not valid JSON (${bytes.byteLength} bytes): restore it or fix it by hand`, { cause: error });
+    throw new CorruptObjectError(
+      key,
+      `${key} is not valid JSON (${bytes.byteLength} bytes): restore it or fix it by hand`,
+      { cause: error },
+    );
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
@@ -302,7 +306,9 @@ export class ModelRepository {
   /** One rejection by its key, or `undefined` if it is gone. */
   public async readRejection(key: string): Promise<Rejection | undefined> {
     const object = await this.store.get(key);
-    return object === undefined ? undefined : parseObject<Rejection>(object.body, key, 'rejection record', rejectionSchema);
+    return object === undefined
+      ? undefined
+      : parseObject<Rejection>(object.body, key, 'rejection record', rejectionSchema);
   }
 
   /** Records why an upload was refused. Never touches the manifest. */
@@ -310,7 +316,10 @@ export class ModelRepository {
     // Reasons quote the upload (node names, sample text): bounded, as every message a client can read is.
     if (rejection.reason.length > MAX_ERROR_MESSAGE_CHARS) {
       const cut = rejection.reason.length - MAX_ERROR_MESSAGE_CHARS;
-      rejection = { ...rejection, reason: `${rejection.reason.slice(0, MAX_ERROR_MESSAGE_CHARS)}... (${cut} more characters)` };
+      rejection = {
+        ...rejection,
+        reason: `${rejection.reason.slice(0, MAX_ERROR_MESSAGE_CHARS)}... (${cut} more characters)`,
+      };
     }
     const folder = isValidModelName(rejection.model) ? rejection.model : INVALID_NAME_REJECTIONS;
     const file = (rejection.sourceKey.split('/').pop() ?? 'upload').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
@@ -392,7 +401,11 @@ export class ModelRepository {
   > {
     const { model, sha256 } = candidate;
     const key = repositoryKeys.contentClaim(model, sha256);
-    const body: ContentClaim = { sha256, sourceKey: candidate.sourceKey, claimedAt: new Date(this.now()).toISOString() };
+    const body: ContentClaim = {
+      sha256,
+      sourceKey: candidate.sourceKey,
+      claimedAt: new Date(this.now()).toISOString(),
+    };
     const started = this.now();
     for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
       const current = await this.store.get(key);
@@ -413,7 +426,13 @@ export class ModelRepository {
         try {
           const renewed: ContentClaim = { ...body, ...(held.version === undefined ? {} : { version: held.version }) };
           const { etag } = await this.store.put(key, toJsonBytes(renewed), { ifMatch: current.etag });
-          return { kind: 'claimed', key, etag, body: renewed, ...(held.version === undefined ? {} : { version: held.version }) };
+          return {
+            kind: 'claimed',
+            key,
+            etag,
+            body: renewed,
+            ...(held.version === undefined ? {} : { version: held.version }),
+          };
         } catch (error) {
           if (!(error instanceof PreconditionFailedError)) throw error;
           continue;
@@ -467,7 +486,9 @@ export class ModelRepository {
     for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
       // Numbers already used: in the manifest, or claimed by a registration still in progress (files only).
       const keys = await this.store.list(repositoryKeys.versionsPrefix(model));
-      const used = keys.map((key) => versionNumber(key.slice(repositoryKeys.versionsPrefix(model).length).split('/')[0] ?? ''));
+      const used = keys.map((key) =>
+        versionNumber(key.slice(repositoryKeys.versionsPrefix(model).length).split('/')[0] ?? ''),
+      );
       const version = String(Math.max(0, ...used) + 1);
       try {
         await this.store.put(repositoryKeys.modelFile(model, version), candidate.modelFile, { ifNoneMatch: '*' });

@@ -178,7 +178,9 @@ export class ModelService {
    */
   public async resolve(model: string, version?: string, options: { refresh?: boolean } = {}): Promise<ResolvedVersion> {
     if (!isValidModelName(model)) {
-      throw new NotFoundError(`unknown model "${model.slice(0, 128)}": model names are letters, digits, "_", "." and "-"`);
+      throw new NotFoundError(
+        `unknown model "${model.slice(0, 128)}": model names are letters, digits, "_", "." and "-"`,
+      );
     }
     let manifest = await this.manifest(model, options.refresh ?? false);
     let resolved = manifest === undefined ? undefined : this.pick(manifest, version);
@@ -247,12 +249,21 @@ export class ModelService {
     if (zipmap !== undefined && typeof zipmap !== 'boolean') {
       throw new BadRequestError(`parameter "${ZIPMAP_PARAMETER}" must be true or false`);
     }
-    const outputs = await this.sessions.use(target.model, target.version, async (session) => {
-      const started = this.now();
-      const result = await session.run(inputs, outputNames);
-      this.options.telemetry?.inferred?.({ model: target.model, version: target.version, runMs: this.now() - started });
-      return result;
-    }, metadata.size);
+    const outputs = await this.sessions.use(
+      target.model,
+      target.version,
+      async (session) => {
+        const started = this.now();
+        const result = await session.run(inputs, outputNames);
+        this.options.telemetry?.inferred?.({
+          model: target.model,
+          version: target.version,
+          runMs: this.now() - started,
+        });
+        return result;
+      },
+      metadata.size,
+    );
     return {
       modelName: target.model,
       modelVersion: target.version,
@@ -430,7 +441,13 @@ export class ModelService {
     if (free < bytes + SCRATCH_HEADROOM_BYTES) throw this.noRoom(model, version, bytes, undefined, free);
   }
 
-  private noRoom(model: string, version: string, bytes: number, cause: unknown, free?: number): ServiceUnavailableError {
+  private noRoom(
+    model: string,
+    version: string,
+    bytes: number,
+    cause: unknown,
+    free?: number,
+  ): ServiceUnavailableError {
     const mb = (n: number) => Math.ceil(n / (1024 * 1024));
     const needed = scratchMbFor(bytes);
     return new ServiceUnavailableError(
@@ -477,7 +494,8 @@ export class ModelService {
     } catch (error) {
       if (!isStorageFailure(error)) throw error;
       // The message names the object and what is wrong with it: the operator's to fix, and no secret.
-      if (error instanceof CorruptObjectError) throw new ServiceUnavailableError(error.message, this.retryAfterSeconds, { cause: error });
+      if (error instanceof CorruptObjectError)
+        throw new ServiceUnavailableError(error.message, this.retryAfterSeconds, { cause: error });
       const message =
         error instanceof StorageTimeoutError
           ? `model storage did not answer within ${Number(((timeoutMs ?? 0) / 1000).toFixed(1))} s; retry shortly`
@@ -519,14 +537,21 @@ function checkInputs(inputs: readonly Tensor[], specs: readonly TensorSpec[]): T
     }
   }
   const missing = specs.filter((s) => !seen.has(s.name)).map((s) => `"${s.name}"`);
-  if (missing.length > 0) throw new BadRequestError(`missing input ${missing.join(', ')}; the model expects ${expected()}`);
+  if (missing.length > 0)
+    throw new BadRequestError(`missing input ${missing.join(', ')}; the model expects ${expected()}`);
   // onnxruntime wants the inputs in any order but only once each; the codec has refused duplicates.
   return [...inputs];
 }
 
 /** Outputs asked for with Triton's `classification` parameter, replaced by their top classes. */
-function classifyOutputs(outputs: readonly Tensor[], request: InferenceRequest, metadata: ModelMetadata): readonly Tensor[] {
-  const counts = new Map(request.outputs?.flatMap((o) => (o.classCount === undefined ? [] : [[o.name, o.classCount] as const])));
+function classifyOutputs(
+  outputs: readonly Tensor[],
+  request: InferenceRequest,
+  metadata: ModelMetadata,
+): readonly Tensor[] {
+  const counts = new Map(
+    request.outputs?.flatMap((o) => (o.classCount === undefined ? [] : [[o.name, o.classCount] as const])),
+  );
   if (counts.size === 0) return outputs;
   const batched = batchesFirstDimension(metadata);
   return outputs.map((output) => {

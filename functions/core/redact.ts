@@ -9,7 +9,8 @@ export const MAX_ERROR_MESSAGE_CHARS = 4096;
 
 // A source location such as `/onnxruntime_src/onnxruntime/core/providers/cpu/math/element_wise_ops.h:563` or
 // `tensor.cc:57`, as native libraries put them in their messages; tested against single words, never searched for.
-const SOURCE_LOCATION = /^(?:[A-Za-z]:\\|\/)?[\w.@+/\\-]*\.(?:h|hh|hpp|c|cc|cpp|cxx|ts|mts|cts|js|mjs|cjs|py|node|so)(?::\d+){1,2}$/;
+const SOURCE_LOCATION =
+  /^(?:[A-Za-z]:\\|\/)?[\w.@+/\\-]*\.(?:h|hh|hpp|c|cc|cpp|cxx|ts|mts|cts|js|mjs|cjs|py|node|so)(?::\d+){1,2}$/;
 // onnxruntime follows a source location with the function and the failed check, up to this, then the reason.
 const FAILED_CHECK = ' was false. ';
 // A C++ function signature, e.g. `virtual OrtValue* onnxruntime::OpKernelContext::OutputMLValue(int, const T&) `.
@@ -54,7 +55,8 @@ function removeSourceLocations(text: string): string {
  * @example redactInternals("Status Message: /src/x.h:12 f() a was false. Bad shape") // "Status Message: Bad shape"
  */
 export function redactInternals(message: string): string {
-  const bounded = message.length <= 2 * MAX_ERROR_MESSAGE_CHARS ? message : message.slice(0, 2 * MAX_ERROR_MESSAGE_CHARS);
+  const bounded =
+    message.length <= 2 * MAX_ERROR_MESSAGE_CHARS ? message : message.slice(0, 2 * MAX_ERROR_MESSAGE_CHARS);
   const cleaned = removeSourceLocations(bounded.replace(STACK_FRAME, '').replace(GLUED_SOURCE_LOCATION, ' '))
     .replace(NATIVE_SIGNATURE, '')
     .replace(NATIVE_STATUS, '')

@@ -137,7 +137,10 @@ export async function registerUpload(key: string, options: RegistrationOptions):
  * and the model's rejections). A model whose manifest is corrupt keeps its uploads pending: the next
  * reconciliation retries them. Storage failures throw.
  */
-export async function pendingUploads(options: Pick<RegistrationOptions, 'store' | 'repository'>, model?: string): Promise<string[]> {
+export async function pendingUploads(
+  options: Pick<RegistrationOptions, 'store' | 'repository'>,
+  model?: string,
+): Promise<string[]> {
   // No key is ever built from a name that is not allowed (its uploads are refused by name, never pending).
   if (model !== undefined && !isValidModelName(model)) return [];
   const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
@@ -158,7 +161,10 @@ export async function pendingUploads(options: Pick<RegistrationOptions, 'store' 
       throw error;
     });
     const rejections = await options.repository.listRejections(name);
-    const done = new Set([...(manifest?.manifest.versions ?? []).map((v) => v.sourceKey), ...rejections.map((r) => r.sourceKey)]);
+    const done = new Set([
+      ...(manifest?.manifest.versions ?? []).map((v) => v.sourceKey),
+      ...rejections.map((r) => r.sourceKey),
+    ]);
     pending.push(...uploads.filter((key) => !done.has(key)));
   }
   return pending;
@@ -193,7 +199,9 @@ export function uploadModel(key: string): string | undefined {
 }
 
 /** `uploads/<model>/<file>.onnx` → the model name; anything else is not an upload to register. */
-function parseUploadKey(key: string): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
+function parseUploadKey(
+  key: string,
+): { kind: 'upload'; model: string } | { kind: 'ignored'; reason: string; key: string } {
   if (!key.startsWith(UPLOADS_PREFIX)) return { kind: 'ignored', reason: 'not under uploads/', key };
   const rest = key.slice(UPLOADS_PREFIX.length);
   const slash = rest.indexOf('/');
@@ -213,7 +221,12 @@ export interface ValidationTarget {
 }
 
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
-export async function validate(bytes: Uint8Array, key: string, options: RegistrationOptions, target: ValidationTarget = {}) {
+export async function validate(
+  bytes: Uint8Array,
+  key: string,
+  options: RegistrationOptions,
+  target: ValidationTarget = {},
+) {
   let rewritten = rewriteForServing(bytes, target.rewrite);
   const sample = await readSample(key, options);
   let session: ModelSession | undefined;
@@ -223,9 +236,14 @@ export async function validate(bytes: Uint8Array, key: string, options: Registra
     const preprocess = sample?.preprocess;
     if (preprocess !== undefined) {
       const problems = checkImagePreprocess(preprocess, session.inputs);
-      if (problems.length > 0) throw new ModelRejectedError(`the sidecar's image preprocessing does not fit the model: ${problems.join('; ')}`);
+      if (problems.length > 0)
+        throw new ModelRejectedError(
+          `the sidecar's image preprocessing does not fit the model: ${problems.join('; ')}`,
+        );
     }
-    const inputs = sample?.inputs ?? withSyntheticImages(generatedInputs(session.inputs, options.limits), session.inputs, preprocess);
+    const inputs =
+      sample?.inputs ??
+      withSyntheticImages(generatedInputs(session.inputs, options.limits), session.inputs, preprocess);
     const outputNames = session.outputs.map((o) => o.name);
     let outputs: Tensor[];
     try {
@@ -277,7 +295,10 @@ async function createSession(
     if (!(error instanceof ModelRejectedError) || !isStringNormalizerLocaleFailure(error.message)) throw error;
     let fallback: RewriteResult;
     try {
-      fallback = rewriteForServing(bytes, { ...target.rewrite, stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE });
+      fallback = rewriteForServing(bytes, {
+        ...target.rewrite,
+        stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE,
+      });
     } catch (refusal) {
       if (!(refusal instanceof ModelRejectedError)) throw refusal;
       throw new ModelRejectedError(`${error.message}. ${refusal.message}`, { cause: error });
@@ -315,11 +336,14 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   try {
     request = decodeInferenceRequest(object.body, { contentType: 'application/json', limits: options.limits });
   } catch (error) {
-    throw new ModelRejectedError(`the sample ${key}${SAMPLE_SUFFIX} is not a valid V2 request: ${(error as Error).message}`);
+    throw new ModelRejectedError(
+      `the sample ${key}${SAMPLE_SUFFIX} is not a valid V2 request: ${(error as Error).message}`,
+    );
   }
   const raw = JSON.parse(new TextDecoder().decode(object.body)) as { expected_outputs?: unknown; decimal?: unknown };
   const decimal = typeof raw.decimal === 'number' ? raw.decimal : DEFAULT_DECIMAL;
-  if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal, ...(preprocess && { preprocess }) };
+  if (raw.expected_outputs === undefined)
+    return { inputs: [...request.inputs], decimal, ...(preprocess && { preprocess }) };
   let expected;
   try {
     // Decoded as the outputs of a V2 response, whose envelope fields the codec requires.
@@ -334,7 +358,11 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
 }
 
 /** Smoke-test inputs: each declared image input gets a synthetic 480 x 640 test card through its preprocessing. */
-function withSyntheticImages(generated: Tensor[], specs: readonly TensorSpec[], preprocess: Preprocess | undefined): Tensor[] {
+function withSyntheticImages(
+  generated: Tensor[],
+  specs: readonly TensorSpec[],
+  preprocess: Preprocess | undefined,
+): Tensor[] {
   if (preprocess === undefined) return generated;
   return generated.map((tensor, index) => {
     const image = preprocess.images[tensor.name];

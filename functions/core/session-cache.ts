@@ -75,7 +75,12 @@ export class SessionCache {
    * Runs `work` on the version's session, loading it first if needed; the session stays alive meanwhile.
    * `bytes` (the model file's size) counts against `maxLoadedBytes`.
    */
-  public async use<T>(model: string, version: string, work: (session: ModelSession) => Promise<T>, bytes = 0): Promise<T> {
+  public async use<T>(
+    model: string,
+    version: string,
+    work: (session: ModelSession) => Promise<T>,
+    bytes = 0,
+  ): Promise<T> {
     const entry = this.entryFor(model, version, bytes);
     entry.inFlight += 1;
     entry.lastUsed = ++this.clock;
@@ -115,9 +120,7 @@ export class SessionCache {
   }
 
   private evictBeyondBudget(model: string): void {
-    const ofModel = [...this.entries.values()]
-      .filter((e) => e.model === model)
-      .sort((a, b) => b.lastUsed - a.lastUsed);
+    const ofModel = [...this.entries.values()].filter((e) => e.model === model).sort((a, b) => b.lastUsed - a.lastUsed);
     for (const entry of ofModel.slice(this.maxVersionsPerModel)) {
       this.entries.delete(entry.key);
       entry.evicted = true;

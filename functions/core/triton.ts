@@ -112,7 +112,12 @@ function scoreText(tensor: Tensor, i: number): { readonly value: number; readonl
  * BYTES `"score:index"`, or `"score:index:label"` when the model has class labels for that output.
  * @throws BadRequestError for a BYTES or BOOL output, which has no scores.
  */
-export function classify(tensor: Tensor, classCount: number, batched: boolean, labels?: readonly (string | number)[]): Tensor {
+export function classify(
+  tensor: Tensor,
+  classCount: number,
+  batched: boolean,
+  labels?: readonly (string | number)[],
+): Tensor {
   if (tensor.datatype === 'BYTES' || tensor.datatype === 'BOOL') {
     throw new BadRequestError(
       `output "${tensor.name}" is ${tensor.datatype}, which has no scores to classify; ask for "classification" ` +
@@ -134,5 +139,10 @@ export function classify(tensor: Tensor, classCount: number, batched: boolean, l
       classes.push(label === undefined ? `${text}:${index}` : `${text}:${index}:${label}`);
     }
   }
-  return { name: tensor.name, datatype: 'BYTES', shape: batched && tensor.shape.length > 0 ? [rows, k] : [k], data: classes };
+  return {
+    name: tensor.name,
+    datatype: 'BYTES',
+    shape: batched && tensor.shape.length > 0 ? [rows, k] : [k],
+    data: classes,
+  };
 }

@@ -20,7 +20,13 @@ export interface ValidatedModel {
 /** The metadata of `version` of `model`, registered from the upload `sourceKey`. */
 export function versionMetadata(
   validated: ValidatedModel,
-  where: { model: string; version: string; sourceKey: string; createdAt: string; externalData?: readonly ExternalDataFile[] },
+  where: {
+    model: string;
+    version: string;
+    sourceKey: string;
+    createdAt: string;
+    externalData?: readonly ExternalDataFile[];
+  },
 ): ModelMetadata {
   return {
     name: where.model,

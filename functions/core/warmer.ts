@@ -59,11 +59,21 @@ export async function warm(
   } else if (concurrency > 1 && options.invoke !== undefined) {
     const invoke = options.invoke;
     const results = await Promise.allSettled(
-      Array.from({ length: concurrency - 1 }, () => invoke({ warmer: true, concurrency: 1, holdMs: DEFAULT_HOLD_MS }, options.target)),
+      Array.from({ length: concurrency - 1 }, () =>
+        invoke({ warmer: true, concurrency: 1, holdMs: DEFAULT_HOLD_MS }, options.target),
+      ),
     );
     // A failed fan-out leaves one instance cold, not the model unserved: report it, do not fail the warmer.
     invoked = results.filter((r) => r.status === 'fulfilled').length;
     failed = results.length - invoked;
   }
-  return { warmed: true, model: options.model, version: target.version, coldStart: options.coldStart, loaded, invoked, failed };
+  return {
+    warmed: true,
+    model: options.model,
+    version: target.version,
+    coldStart: options.coldStart,
+    loaded,
+    invoked,
+    failed,
+  };
 }

@@ -43,8 +43,11 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const { apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY, lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES, lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES } =
-  PLATFORM_LIMITS;
+const {
+  apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY,
+  lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES,
+  lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES,
+} = PLATFORM_LIMITS;
 
 /**
  * The path and query of a request target, as sent: no dot-segment removal or other normalisation, so that
@@ -95,7 +98,9 @@ export function toRestApiEvent(request: http.IncomingMessage, body: Buffer, requ
       authorizer: undefined,
       protocol: 'HTTP/1.1',
       httpMethod: method,
-      identity: { sourceIp: request.socket.remoteAddress ?? '127.0.0.1' } as APIGatewayProxyEvent['requestContext']['identity'],
+      identity: {
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+      } as APIGatewayProxyEvent['requestContext']['identity'],
       path,
       stage: 'local',
       requestId,
@@ -131,7 +136,11 @@ function send(response: http.ServerResponse, result: APIGatewayProxyResult): voi
 }
 
 function sendError(response: http.ServerResponse, statusCode: number, message: string): void {
-  send(response, { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: message }) });
+  send(response, {
+    statusCode,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: message }),
+  });
 }
 
 /** The 413 API Gateway and Lambda give a request whose event is over Lambda's payload limit. */
@@ -176,7 +185,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       refused = true;
       chunks.length = 0;
       release();
-      send(response, { statusCode, headers: { 'content-type': 'application/json', connection: 'close', ...headers }, body: JSON.stringify({ error: message }) });
+      send(response, {
+        statusCode,
+        headers: { 'content-type': 'application/json', connection: 'close', ...headers },
+        body: JSON.stringify({ error: message }),
+      });
       let drained = 0;
       request.on('data', (chunk: Buffer) => {
         drained += chunk.length;
@@ -185,7 +198,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       response.on('finish', () => setTimeout(() => request.socket.destroy(), 1000).unref());
       request.resume();
     };
-    const tooLarge = () => `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`;
+    const tooLarge = () =>
+      `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`;
     const declared = Number(request.headers['content-length']);
     if (declared > maxBodyBytes) {
       refuse(413, tooLarge());
@@ -199,7 +213,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       if (buffered + chunk.length > maxBufferedBytes) {
-        refuse(503, `the gateway holds ${maxBufferedBytes} bytes of request bodies already; retry shortly`, { 'retry-after': '1' });
+        refuse(503, `the gateway holds ${maxBufferedBytes} bytes of request bodies already; retry shortly`, {
+          'retry-after': '1',
+        });
         return;
       }
       buffered += chunk.length;

@@ -46,7 +46,8 @@ export function evaluatePolicy(statements: readonly PolicyStatementJson[], reque
 
 function checkSupported(statement: PolicyStatementJson): void {
   for (const field of Object.keys(statement)) {
-    if (!KNOWN_FIELDS.has(field)) throw new Error(`policy statement field "${field}" is not supported by the local evaluator`);
+    if (!KNOWN_FIELDS.has(field))
+      throw new Error(`policy statement field "${field}" is not supported by the local evaluator`);
   }
   if (statement.Effect !== 'Allow' && statement.Effect !== 'Deny') {
     throw new Error(`policy statement effect "${String(statement.Effect)}" is not Allow or Deny`);

@@ -88,7 +88,6 @@ export interface LocalStack {
   close(): Promise<void>;
 }
 
-
 /**
  * Routes `/v2/models/<name>...` as API Gateway does: a catalog model to its own infer function (created on first
  * use), any other model to the shared one (`create` decides). A path with no valid model name (which API Gateway
@@ -170,7 +169,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     eventFilter: { prefix: UPLOADS_PREFIX },
     onObjectCreated: (event) => {
       if (register === undefined) return;
-      if (!event.Records.some((record) => isRegistrationUpload(decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '))))) return;
+      if (
+        !event.Records.some((record) =>
+          isRegistrationUpload(decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '))),
+        )
+      )
+        return;
       const done = register(event)
         .then((result) => {
           registrations.push(result);
@@ -184,7 +188,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
 
   // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
-  const config = readConfig({ [ENV.onnxruntimeThread]: 'worker', ...(options.env ?? process.env), [ENV.modelBucket]: s3.bucket, [ENV.s3Endpoint]: s3.endpoint, [ENV.modelDir]: '' });
+  const config = readConfig({
+    [ENV.onnxruntimeThread]: 'worker',
+    ...(options.env ?? process.env),
+    [ENV.modelBucket]: s3.bucket,
+    [ENV.s3Endpoint]: s3.endpoint,
+    [ENV.modelDir]: '',
+  });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   // One onnxruntime worker for the whole process, shared by every function's runtime (a worker per function would
@@ -220,16 +230,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   try {
     gateway = await startGateway({
       port: options.port ?? 8080,
-      infer: perModelInfer((model) => {
-        if (!catalogNames.has(model)) return shared;
-        const role = `infer-${model}`;
-        const credentials = s3.addRole(policy(role, inferAccess(model)));
-        return createInferHandler(runtimeAs(credentials), observability, {
-          model,
-          limitsFor: () => catalogLimits.get(model) ?? config.limits,
-          notReadyReason,
-        });
-      }, createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, { notReadyReason })),
+      infer: perModelInfer(
+        (model) => {
+          if (!catalogNames.has(model)) return shared;
+          const role = `infer-${model}`;
+          const credentials = s3.addRole(policy(role, inferAccess(model)));
+          return createInferHandler(runtimeAs(credentials), observability, {
+            model,
+            limitsFor: () => catalogLimits.get(model) ?? config.limits,
+            notReadyReason,
+          });
+        },
+        createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, { notReadyReason }),
+      ),
       control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability, { notReadyReason }),
       maxBodyBytes: config.limits.maxBodyBytes,
     });
@@ -249,7 +262,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     .then(({ outcomes, failures }) => {
       if (outcomes.length > 0) registrations.push({ outcomes: [], reconciled: outcomes });
       for (const outcome of outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
-      for (const { key, error } of failures) observability.logger.error('pending upload still pending', { key, error: error as Error });
+      for (const { key, error } of failures)
+        observability.logger.error('pending upload still pending', { key, error: error as Error });
     })
     .catch((error: unknown) => observability.logger.error('could not list pending uploads', { error: error as Error }))
     .finally(() => pending.delete(reconciliation));
@@ -264,7 +278,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       // As at deploy time: the sample (if any) first, then the model, whose object-created event registers it;
       // the same bytes again are a no-op.
       if (existsSync(`${seedPath}${SAMPLE_SUFFIX}`)) {
-        await runtime.store.put(`${key}${SAMPLE_SUFFIX}`, new Uint8Array(await readFile(`${seedPath}${SAMPLE_SUFFIX}`)));
+        await runtime.store.put(
+          `${key}${SAMPLE_SUFFIX}`,
+          new Uint8Array(await readFile(`${seedPath}${SAMPLE_SUFFIX}`)),
+        );
       }
       await runtime.store.put(key, new Uint8Array(await readFile(seedPath)));
       seeded.push(entry.name);

@@ -32,7 +32,9 @@ export interface AccessDenial {
   readonly reason: 'explicit-deny' | 'implicit-deny';
 }
 
-type Principal = { readonly kind: 'owner'; readonly secret: string } | { readonly kind: 'role'; readonly secret: string; readonly policy: RolePolicy };
+type Principal =
+  | { readonly kind: 'owner'; readonly secret: string }
+  | { readonly kind: 'role'; readonly secret: string; readonly policy: RolePolicy };
 
 /** The key pairs the server accepts and the policy of each. */
 export class AccessControl {
@@ -95,7 +97,9 @@ export class AccessControl {
 
 /** One line for a denial: action, resource, role and why. */
 export function describeDenial(denial: AccessDenial): string {
-  const context = Object.entries(denial.context).map(([key, value]) => ` with ${key}=${JSON.stringify(value)}`).join('');
+  const context = Object.entries(denial.context)
+    .map(([key, value]) => ` with ${key}=${JSON.stringify(value)}`)
+    .join('');
   const why = denial.reason === 'explicit-deny' ? 'an explicit Deny matches' : 'no statement of its policy allows it';
   return `AccessDenied: role ${denial.role} may not ${denial.action} on ${denial.resource}${context} (${why})`;
 }
@@ -112,7 +116,8 @@ export function isBrowserRequest(method: string, headers: IncomingHttpHeaders): 
     method === 'OPTIONS' ||
     headers['origin'] !== undefined ||
     Object.keys(headers).some((name) => name.startsWith('sec-fetch-')) ||
-    (method === 'POST' && (contentType.startsWith('multipart/form-data') || contentType.startsWith('application/x-www-form-urlencoded')))
+    (method === 'POST' &&
+      (contentType.startsWith('multipart/form-data') || contentType.startsWith('application/x-www-form-urlencoded')))
   );
 }
 
@@ -136,7 +141,9 @@ export interface S3RequestShape {
  */
 export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
   const bucketArn = `arn:aws:s3:::${request.bucket}`;
-  const names = Object.keys(request.query).filter((name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'));
+  const names = Object.keys(request.query).filter(
+    (name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'),
+  );
   const has = (name: string): boolean => names.includes(name);
   if (request.key === undefined) {
     const prefix = request.query['prefix'];
@@ -144,16 +151,32 @@ export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
       case 'GET':
       case 'HEAD':
         if (names.length === 0 || (names.every((n) => LISTING_PARAMETERS.has(n)) && request.method === 'GET')) {
-          return [{ action: 's3:ListBucket', resource: bucketArn, context: typeof prefix === 'string' ? { 's3:prefix': prefix } : {} }];
+          return [
+            {
+              action: 's3:ListBucket',
+              resource: bucketArn,
+              context: typeof prefix === 'string' ? { 's3:prefix': prefix } : {},
+            },
+          ];
         }
         if (has('uploads')) return [{ action: 's3:ListBucketMultipartUploads', resource: bucketArn }];
         if (has('location')) return [{ action: 's3:GetBucketLocation', resource: bucketArn }];
         if (has('versions')) return [{ action: 's3:ListBucketVersions', resource: bucketArn }];
         return [{ action: `s3:GetBucket${capitalize(names[0] ?? '')}`, resource: bucketArn }];
       case 'PUT':
-        return [{ action: names.length === 0 ? 's3:CreateBucket' : `s3:PutBucket${capitalize(names[0] ?? '')}`, resource: bucketArn }];
+        return [
+          {
+            action: names.length === 0 ? 's3:CreateBucket' : `s3:PutBucket${capitalize(names[0] ?? '')}`,
+            resource: bucketArn,
+          },
+        ];
       case 'DELETE':
-        return [{ action: names.length === 0 ? 's3:DeleteBucket' : `s3:DeleteBucket${capitalize(names[0] ?? '')}`, resource: bucketArn }];
+        return [
+          {
+            action: names.length === 0 ? 's3:DeleteBucket' : `s3:DeleteBucket${capitalize(names[0] ?? '')}`,
+            resource: bucketArn,
+          },
+        ];
       case 'POST':
         // DeleteObjects (`?delete`) names its keys in the body; checked against the bucket-wide object wildcard so
         // that only a role allowed to delete everything may use it.
@@ -197,7 +220,15 @@ export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
 
 /** Parameters of ListObjects (v1 and v2); a bucket GET with only these is a listing. */
 const LISTING_PARAMETERS = new Set([
-  'list-type', 'prefix', 'delimiter', 'max-keys', 'start-after', 'continuation-token', 'fetch-owner', 'encoding-type', 'marker',
+  'list-type',
+  'prefix',
+  'delimiter',
+  'max-keys',
+  'start-after',
+  'continuation-token',
+  'fetch-owner',
+  'encoding-type',
+  'marker',
 ]);
 
 function capitalize(text: string): string {

@@ -94,7 +94,12 @@ export class ConsistentFilesystemStore extends FilesystemStore {
     return { size, md5 };
   }
 
-  public override async putMetadata(bucket: string, key: string, metadata: S3rverMetadata, md5?: string): Promise<void> {
+  public override async putMetadata(
+    bucket: string,
+    key: string,
+    metadata: S3rverMetadata,
+    md5?: string,
+  ): Promise<void> {
     const metadataPath = this.getResourcePath(bucket, key, 'metadata.json');
     // s3rver keeps the standard headers it knows and the user's x-amz-meta-*; the rest (auth, checksums) is dropped.
     const kept = new S3Object(bucket, key, null, metadata).metadata;

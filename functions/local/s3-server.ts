@@ -23,7 +23,13 @@ import type { S3Event } from 'aws-lambda';
 import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
 import { Sequencer, objectCreatedEvent } from './s3-event.js';
 import type { ObjectCreatedEventName } from './s3-event.js';
-import { ConsistentFilesystemStore, LAYOUT_MARKER, MAX_KEY_SEGMENT_BYTES, listingPages, objectLockKey } from './s3-filesystem-store.js';
+import {
+  ConsistentFilesystemStore,
+  LAYOUT_MARKER,
+  MAX_KEY_SEGMENT_BYTES,
+  listingPages,
+  objectLockKey,
+} from './s3-filesystem-store.js';
 import type { ListingPage } from './s3-filesystem-store.js';
 import { KeyedMutex } from './s3-keyed-mutex.js';
 import { AccessControl, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
@@ -241,7 +247,9 @@ function objectTarget(ctx: KoaContext): { bucket: string; key: string } | undefi
  * bucket and a copy source alike.
  */
 export function escapesDataFolder(bucketOrKey: string): boolean {
-  return bucketOrKey.split(/[/\\]/).some((segment) => segment === '.' || segment === '..') || bucketOrKey.includes('\0');
+  return (
+    bucketOrKey.split(/[/\\]/).some((segment) => segment === '.' || segment === '..') || bucketOrKey.includes('\0')
+  );
 }
 
 function refuseEscapes(ctx: KoaContext): void {
@@ -255,13 +263,21 @@ function refuseEscapes(ctx: KoaContext): void {
     return; // malformed escapes: s3rver's router refuses them itself
   }
   if (names.some(escapesDataFolder)) {
-    throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments', {});
+    throw new S3Error(
+      'InvalidArgument',
+      'This local server refuses bucket names and keys with "." or ".." segments',
+      {},
+    );
   }
   // Keys are files here: a segment must fit a file name, and must not look like the server's own file layout
   // (a key `a._S3rver_object/b` would turn the object file of `a` into a folder).
   const parts = names.flatMap((name) => name.split('/'));
   if (parts.some((segment) => segment.includes(LAYOUT_MARKER))) {
-    throw new S3Error('InvalidArgument', `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`, {});
+    throw new S3Error(
+      'InvalidArgument',
+      `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`,
+      {},
+    );
   }
   const tooLong = parts.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_KEY_SEGMENT_BYTES);
   if (tooLong !== undefined) {
@@ -284,11 +300,17 @@ async function authorize(
   onAccessDenied: (denial: AccessDenial) => void,
 ): Promise<ChunkSigner | undefined> {
   if (isBrowserRequest(ctx.method, ctx.headers)) {
-    throw new S3Error('AccessDenied', 'Requests from web browsers (Origin, Sec-Fetch-*, CORS preflights, form posts) are refused.');
+    throw new S3Error(
+      'AccessDenied',
+      'Requests from web browsers (Origin, Sec-Fetch-*, CORS preflights, form posts) are refused.',
+    );
   }
   let verified;
   try {
-    verified = verifySigV4({ method: ctx.method, url: ctx.originalUrl, rawHeaders: 'rawHeaders' in ctx.req ? ctx.req.rawHeaders : [] }, (id) => access.secretFor(id));
+    verified = verifySigV4(
+      { method: ctx.method, url: ctx.originalUrl, rawHeaders: 'rawHeaders' in ctx.req ? ctx.req.rawHeaders : [] },
+      (id) => access.secretFor(id),
+    );
   } catch (error) {
     if (error instanceof SignatureError) throw new S3Error(error.code, error.message);
     throw error;
@@ -308,7 +330,9 @@ async function authorize(
   if (key !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD') && requests[0]?.action === 's3:GetObject') {
     // S3 answers a missing key with 404 only to callers that may list the bucket (checked without a prefix), and
     // with 403 to the others, so as not to reveal which keys exist.
-    const listing = access.check(verified.accessKeyId, [{ action: 's3:ListBucket', resource: `arn:aws:s3:::${bucket}` }]);
+    const listing = access.check(verified.accessKeyId, [
+      { action: 's3:ListBucket', resource: `arn:aws:s3:::${bucket}` },
+    ]);
     if (listing !== undefined && (await currentEtag(store, bucket, key)) === undefined) deny(listing, onAccessDenied);
   }
   return verified.chunkSigner;

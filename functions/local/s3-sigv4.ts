@@ -22,7 +22,13 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
 /** A request failing verification: S3's error code and message. */
 export class SignatureError extends Error {
   public constructor(
-    public readonly code: 'AccessDenied' | 'InvalidAccessKeyId' | 'SignatureDoesNotMatch' | 'RequestTimeTooSkewed' | 'AuthorizationHeaderMalformed' | 'InvalidArgument',
+    public readonly code:
+      | 'AccessDenied'
+      | 'InvalidAccessKeyId'
+      | 'SignatureDoesNotMatch'
+      | 'RequestTimeTooSkewed'
+      | 'AuthorizationHeaderMalformed'
+      | 'InvalidArgument',
     message: string,
   ) {
     super(message);
@@ -51,16 +57,31 @@ export function verifySigV4(
   const authorization = headers.get('authorization');
   const presigned = query.some(([name]) => name === 'X-Amz-Signature');
   if (authorization === undefined && !presigned) {
-    throw new SignatureError('AccessDenied', 'Anonymous access is refused: sign requests with SigV4 (the credentials `npm start` prints).');
+    throw new SignatureError(
+      'AccessDenied',
+      'Anonymous access is refused: sign requests with SigV4 (the credentials `npm start` prints).',
+    );
   }
   if (authorization !== undefined && presigned) {
-    throw new SignatureError('InvalidArgument', 'Only one auth mechanism allowed: the Authorization header or a presigned query string.');
+    throw new SignatureError(
+      'InvalidArgument',
+      'Only one auth mechanism allowed: the Authorization header or a presigned query string.',
+    );
   }
 
   const fields = authorization !== undefined ? parseAuthorization(authorization) : parsePresigned(query);
   const [accessKeyId, date, region, service, terminal] = fields.credential.split('/');
-  if (accessKeyId === undefined || date === undefined || region === undefined || service !== 's3' || terminal !== 'aws4_request') {
-    throw new SignatureError('AuthorizationHeaderMalformed', `The credential scope "${fields.credential}" is malformed.`);
+  if (
+    accessKeyId === undefined ||
+    date === undefined ||
+    region === undefined ||
+    service !== 's3' ||
+    terminal !== 'aws4_request'
+  ) {
+    throw new SignatureError(
+      'AuthorizationHeaderMalformed',
+      `The credential scope "${fields.credential}" is malformed.`,
+    );
   }
   const secret = secretFor(accessKeyId);
   if (secret === undefined) {
@@ -69,11 +90,17 @@ export function verifySigV4(
   const amzDate = authorization !== undefined ? (headers.get('x-amz-date') ?? '') : fields.amzDate;
   const signedAt = parseAmzDate(amzDate);
   if (signedAt === undefined || !amzDate.startsWith(date)) {
-    throw new SignatureError('AuthorizationHeaderMalformed', `X-Amz-Date "${amzDate}" is missing, malformed or not on the scope's date.`);
+    throw new SignatureError(
+      'AuthorizationHeaderMalformed',
+      `X-Amz-Date "${amzDate}" is missing, malformed or not on the scope's date.`,
+    );
   }
   if (authorization !== undefined) {
     if (Math.abs(now - signedAt) > MAX_CLOCK_SKEW_MS) {
-      throw new SignatureError('RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
+      throw new SignatureError(
+        'RequestTimeTooSkewed',
+        'The difference between the request time and the current time is too large.',
+      );
     }
   } else {
     const expires = fields.expiresSeconds;
@@ -135,7 +162,14 @@ export class ChunkSigner {
 
   /** Checks `signature` for the frame whose payload hashes to `payloadSha256`, and advances the chain. */
   public verify(payloadSha256: string, signature: string): boolean {
-    const stringToSign = ['AWS4-HMAC-SHA256-PAYLOAD', this.amzDate, this.scope, this.previous, EMPTY_SHA256, payloadSha256].join('\n');
+    const stringToSign = [
+      'AWS4-HMAC-SHA256-PAYLOAD',
+      this.amzDate,
+      this.scope,
+      this.previous,
+      EMPTY_SHA256,
+      payloadSha256,
+    ].join('\n');
     const expected = hmac(this.key, stringToSign).toString('hex');
     this.previous = expected;
     return sameHex(expected, signature);
@@ -166,7 +200,10 @@ function parseAuthorization(header: string): SignatureFields {
   const signedHeaders = parts.get('SignedHeaders');
   const signature = parts.get('Signature');
   if (credential === undefined || signedHeaders === undefined || signature === undefined) {
-    throw new SignatureError('AuthorizationHeaderMalformed', 'The authorization header needs Credential, SignedHeaders and Signature.');
+    throw new SignatureError(
+      'AuthorizationHeaderMalformed',
+      'The authorization header needs Credential, SignedHeaders and Signature.',
+    );
   }
   return { credential, signedHeaders, signature, amzDate: '', expiresSeconds: 0 };
 }
@@ -212,7 +249,12 @@ function safeDecode(text: string): string {
 
 /** S3's canonical URI: each segment decoded once and re-encoded with RFC 3986 (S3 does not double-encode). */
 function canonicalUri(path: string): string {
-  return path.split('/').map((segment) => uriEncode(safeDecode(segment))).join('/') || '/';
+  return (
+    path
+      .split('/')
+      .map((segment) => uriEncode(safeDecode(segment)))
+      .join('/') || '/'
+  );
 }
 
 function canonicalQuery(query: readonly (readonly [string, string])[]): string {

@@ -66,7 +66,12 @@ export interface S3rverFilesystemStore {
   putMetadata(bucket: string, key: string, metadata: S3rverMetadata, md5?: string): Promise<void>;
   getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<unknown>;
   putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
-  putPart(bucket: string, uploadId: string, partNumber: number | string, content: Readable): Promise<{ size: number; md5: string }>;
+  putPart(
+    bucket: string,
+    uploadId: string,
+    partNumber: number | string,
+    content: Readable,
+  ): Promise<{ size: number; md5: string }>;
   listObjects(bucket: string, options: S3rverListOptions): Promise<S3rverListResult>;
   putBucket(bucket: string): Promise<unknown>;
 }
@@ -83,7 +88,11 @@ export interface S3rverError extends Error {
 }
 
 /** Constructor of {@link S3rverError}. */
-export type S3rverErrorClass = new (code: string, message: string, detail?: Record<string, string | number>) => S3rverError;
+export type S3rverErrorClass = new (
+  code: string,
+  message: string,
+  detail?: Record<string, string | number>,
+) => S3rverError;
 
 /** Constructor of s3rver's `S3Object` model. */
 export type S3rverObjectClass = new (

@@ -31,7 +31,12 @@ export const SERVER_VERSION: string = packageJson.version;
  * Protocol extensions we implement, and only those: Triton's `model_repository` is left out (its load and unload
  * are not served; versions come from uploads), and so is `statistics` (counts would be one Lambda instance's).
  */
-export const EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'classification_zipmap'] as const;
+export const EXTENSIONS = [
+  'binary_tensor_data',
+  'classification',
+  'model_configuration',
+  'classification_zipmap',
+] as const;
 
 /** Refused uploads listed in a model's metadata, newest last (all of them: `npm run models -- rejections <m>`). */
 const METADATA_REJECTIONS = 20;
@@ -82,7 +87,8 @@ export function createApi(options: ApiOptions): Api {
   async function answer(request: HttpRequest): Promise<HttpResponse> {
     const route = matchRoute(request.method, request.path);
     const isModelRoute = MODEL_ROUTES.has(route.kind);
-    if (scope.kind === 'control' && isModelRoute) throw new NotFoundError('model routes are served by the model functions');
+    if (scope.kind === 'control' && isModelRoute)
+      throw new NotFoundError('model routes are served by the model functions');
     if (scope.kind === 'model' && (!isModelRoute || ('model' in route && route.model !== scope.model))) {
       throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
     }
@@ -112,7 +118,10 @@ export function createApi(options: ApiOptions): Api {
         const target = await service.resolve(route.model, route.version);
         const manifest = await service.manifest(route.model);
         const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
-        return jsonResponse(200, modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections));
+        return jsonResponse(
+          200,
+          modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections),
+        );
       }
       case 'model-ready': {
         const reason = options.notReadyReason?.();
@@ -130,7 +139,11 @@ export function createApi(options: ApiOptions): Api {
           );
         }
         const target = await service.resolve(route.model, route.version);
-        const body = await decodeContentEncoding(request.body, request.headers['content-encoding'], limits.maxBodyBytes);
+        const body = await decodeContentEncoding(
+          request.body,
+          request.headers['content-encoding'],
+          limits.maxBodyBytes,
+        );
         const contentType = request.headers['content-type'];
         const headerLength = request.headers['inference-header-content-length'];
         const mediaType = parseMediaType(contentType).type;
@@ -161,7 +174,9 @@ export function createApi(options: ApiOptions): Api {
         const floor = minimumResponseBytes(response, decoded);
         assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
         const encoded = encodeInferenceResponse(response, decoded);
-        const headers = Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]));
+        const headers = Object.fromEntries(
+          Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
+        );
         // Compressed here, so that the size check measures what travels in the Lambda result.
         const answer = await compressResponse(
           { statusCode: 200, headers, body: encoded.body },
@@ -190,7 +205,11 @@ const NOT_READY_RETRY_AFTER_SECONDS = 1;
 
 /** 503 with `"ready": false` and why, plus `Retry-After`: a readiness probe reads the status, a person the reason. */
 function notReady(fields: Record<string, string>, reason: string): HttpResponse {
-  return jsonResponse(503, { ...fields, ready: false, error: reason }, { 'retry-after': String(NOT_READY_RETRY_AFTER_SECONDS) });
+  return jsonResponse(
+    503,
+    { ...fields, ready: false, error: reason },
+    { 'retry-after': String(NOT_READY_RETRY_AFTER_SECONDS) },
+  );
 }
 
 /**

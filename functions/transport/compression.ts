@@ -49,7 +49,11 @@ function toCoding(token: string): ContentCoding | 'identity' | undefined {
  * @throws UnsupportedContentEncodingError (415, with the codings accepted) for another coding,
  *   PayloadTooLargeError (413) when the decoded body would pass `maxBytes`, BadRequestError (400) for corrupt data.
  */
-export async function decodeContentEncoding(body: Uint8Array, contentEncoding: string | undefined, maxBytes: number): Promise<Uint8Array> {
+export async function decodeContentEncoding(
+  body: Uint8Array,
+  contentEncoding: string | undefined,
+  maxBytes: number,
+): Promise<Uint8Array> {
   if (contentEncoding === undefined) return body;
   const tokens = contentEncoding.split(',').map((t) => t.trim().toLowerCase());
   const codings = tokens.map(toCoding);
@@ -102,7 +106,11 @@ export function negotiateEncoding(acceptEncoding: string | undefined): ContentCo
   });
   for (const { name, q } of entries) {
     const candidates: readonly ContentCoding[] =
-      name === '*' ? CONTENT_CODINGS.filter((c) => !explicit.has(c)) : name === 'x-gzip' ? ['gzip'] : CONTENT_CODINGS.filter((c) => c === name);
+      name === '*'
+        ? CONTENT_CODINGS.filter((c) => !explicit.has(c))
+        : name === 'x-gzip'
+          ? ['gzip']
+          : CONTENT_CODINGS.filter((c) => c === name);
     for (const coding of candidates) {
       const better = q > bestQ || (q === bestQ && q > 0 && coding === 'gzip' && best !== 'gzip');
       if (better) {
@@ -119,7 +127,11 @@ export function negotiateEncoding(acceptEncoding: string | undefined): ContentCo
  * unchanged (`Vary: Accept-Encoding` either way, for caches). A response that already has a `Content-Encoding` is
  * left alone.
  */
-export async function compressResponse(response: HttpResponse, acceptEncoding: string | undefined, minBytes: number): Promise<HttpResponse> {
+export async function compressResponse(
+  response: HttpResponse,
+  acceptEncoding: string | undefined,
+  minBytes: number,
+): Promise<HttpResponse> {
   if (response.headers['content-encoding'] !== undefined) return response;
   const headers = { ...response.headers, vary: 'Accept-Encoding' };
   const coding = negotiateEncoding(acceptEncoding);

@@ -13,7 +13,10 @@ import type { Runtime } from '../wiring/runtime.js';
 import { isWarmerEvent, warm, type SelfInvoker, type WarmerEvent, type WarmerResult } from '../core/warmer.js';
 
 /** An API Gateway handler (REST payload 1.0 or HTTP API payload 2.0). */
-export type HttpHandler = (event: ApiGatewayEvent, context?: Pick<Context, 'awsRequestId'>) => Promise<APIGatewayProxyResult>;
+export type HttpHandler = (
+  event: ApiGatewayEvent,
+  context?: Pick<Context, 'awsRequestId'>,
+) => Promise<APIGatewayProxyResult>;
 
 /** The `infer` handler: API Gateway events and warmer events. */
 export type InferHandler = (
@@ -41,7 +44,11 @@ function httpHandler(
     try {
       const response = await api(fromApiGatewayEvent(event, requestId));
       if (response.statusCode >= 500) {
-        observability.logger.warn('request failed', { statusCode: response.statusCode, requestId, error: response.cause as Error });
+        observability.logger.warn('request failed', {
+          statusCode: response.statusCode,
+          requestId,
+          error: response.cause as Error,
+        });
       }
       return toApiGatewayResult(response);
     } catch (error) {

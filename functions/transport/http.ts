@@ -2,7 +2,12 @@
  * HTTP at the edge: API Gateway events in, API Gateway results out, and the one mapping from errors to status codes.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
-import { InferenceServerError, MethodNotAllowedError, ServiceUnavailableError, UnsupportedContentEncodingError } from '../core/errors.js';
+import {
+  InferenceServerError,
+  MethodNotAllowedError,
+  ServiceUnavailableError,
+  UnsupportedContentEncodingError,
+} from '../core/errors.js';
 import { redactInternals } from '../core/redact.js';
 
 /** A request as the API sees it, whatever carried it. */

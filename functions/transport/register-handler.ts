@@ -4,7 +4,13 @@
  * `http-handlers.ts`; keeping registration apart keeps the ONNX protobuf schema out of their bundles.)
  */
 import type { S3Event } from 'aws-lambda';
-import { reconcileUploads, registerUpload, uploadModel, type RegistrationOptions, type RegistrationOutcome } from '../core/registration.js';
+import {
+  reconcileUploads,
+  registerUpload,
+  uploadModel,
+  type RegistrationOptions,
+  type RegistrationOutcome,
+} from '../core/registration.js';
 import { isValidModelName } from '../core/catalog.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
@@ -56,13 +62,19 @@ export function createRegisterHandler(runtime: Runtime, observability: Observabi
       const models = new Set(keys.map(uploadModel).filter((m): m is string => m !== undefined && isValidModelName(m)));
       for (const model of models) {
         const result = await reconcileUploads(registrationOptions(runtime), model, inFlight).catch((error: unknown) => {
-          observability.logger.error('could not list pending uploads; the next event of the model retries', { model, error: error as Error });
+          observability.logger.error('could not list pending uploads; the next event of the model retries', {
+            model,
+            error: error as Error,
+          });
           return { outcomes: [], failures: [] };
         });
         reconciled.push(...result.outcomes);
         for (const outcome of result.outcomes) observability.logger.info('pending upload reconciled', { ...outcome });
         for (const { key, error } of result.failures) {
-          observability.logger.error('pending upload still pending; the next event of its model retries it', { key, error: error as Error });
+          observability.logger.error('pending upload still pending; the next event of its model retries it', {
+            key,
+            error: error as Error,
+          });
         }
       }
       for (const key of keys) {

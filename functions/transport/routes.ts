@@ -20,7 +20,12 @@ export type Route =
     };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
-export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(['model-metadata', 'model-ready', 'model-infer', 'model-config']);
+export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set([
+  'model-metadata',
+  'model-ready',
+  'model-infer',
+  'model-config',
+]);
 
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -78,12 +83,20 @@ export function matchRoute(method: string, path: string): Route {
   if (segments === undefined) throw new NotFoundError(`no route ${path.slice(0, 200)}; the API lives under /v2`);
   const [, first, second, third, fourth, fifth, ...rest] = segments;
   if (first === undefined) return only(method, 'GET', { kind: 'server-metadata' });
-  if (first === 'health' && second === 'live' && third === undefined) return only(method, 'GET', { kind: 'health-live' });
-  if (first === 'health' && second === 'ready' && third === undefined) return only(method, 'GET', { kind: 'health-ready' });
+  if (first === 'health' && second === 'live' && third === undefined)
+    return only(method, 'GET', { kind: 'health-live' });
+  if (first === 'health' && second === 'ready' && third === undefined)
+    return only(method, 'GET', { kind: 'health-ready' });
   if (first === 'repository' && second === 'index' && third === undefined) {
     return only(method, 'POST', { kind: 'repository-index' });
   }
-  if (first === 'repository' && second === 'models' && third !== undefined && (fourth === 'load' || fourth === 'unload') && fifth === undefined) {
+  if (
+    first === 'repository' &&
+    second === 'models' &&
+    third !== undefined &&
+    (fourth === 'load' || fourth === 'unload') &&
+    fifth === undefined
+  ) {
     return only(method, 'POST', { kind: 'repository-control', model: modelName(third), action: fourth });
   }
   if (first === 'models' && second !== undefined && rest.length === 0) {

@@ -79,7 +79,8 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number):
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigurationError(`${name} must be a positive number, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new ConfigurationError(`${name} must be a positive number, got "${raw}"`);
   return value;
 }
 
@@ -133,17 +134,26 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
     preload: env[ENV.preload] === 'true',
-    storageTimeoutSeconds: env[ENV.storageTimeoutSeconds] ? positiveNumber(env, ENV.storageTimeoutSeconds, 10) : undefined,
+    storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
+      ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)
+      : undefined,
     download: {
       partBytes: Math.round(
         positiveNumber(env, ENV.downloadPartMb, MODEL_SERVICE_DEFAULTS.downloadPartBytes / 1024 ** 2) * 1024 ** 2,
       ),
-      concurrency: Math.max(1, Math.round(positiveNumber(env, ENV.downloadConcurrency, MODEL_SERVICE_DEFAULTS.downloadConcurrency))),
+      concurrency: Math.max(
+        1,
+        Math.round(positiveNumber(env, ENV.downloadConcurrency, MODEL_SERVICE_DEFAULTS.downloadConcurrency)),
+      ),
     },
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
-    registrationTimeoutSeconds: positiveNumber(env, ENV.registrationTimeoutSeconds, REGISTRATION_DEFAULTS.timeoutSeconds),
+    registrationTimeoutSeconds: positiveNumber(
+      env,
+      ENV.registrationTimeoutSeconds,
+      REGISTRATION_DEFAULTS.timeoutSeconds,
+    ),
     registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',

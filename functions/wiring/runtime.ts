@@ -51,7 +51,8 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
   const store = overrides.store ?? storeFromConfig(config);
   const repository = new ModelRepository(store);
   const sessionFactory =
-    overrides.sessionFactory ?? (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
+    overrides.sessionFactory ??
+    (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
   const service = new ModelService({
     repository,
     sessionFactory,

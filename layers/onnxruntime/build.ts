@@ -103,7 +103,9 @@ const SHARP_DEPENDENCIES = ['@img/colour', 'detect-libc', 'semver'] as const;
 function addSharp(arch: LayerArchitecture, modules: string): void {
   const require = createRequire(import.meta.url);
   const sharpRoot = packageRoot(dirname(require.resolve('sharp')), 'sharp');
-  const manifest = JSON.parse(readFileSync(join(sharpRoot, 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string> };
+  const manifest = JSON.parse(readFileSync(join(sharpRoot, 'package.json'), 'utf8')) as {
+    optionalDependencies: Record<string, string>;
+  };
   const target = join(modules, 'sharp');
   copyFile(join(sharpRoot, 'package.json'), join(target, 'package.json'));
   copyLegalFiles(sharpRoot, target);
@@ -115,7 +117,8 @@ function addSharp(arch: LayerArchitecture, modules: string): void {
   }
   for (const name of [`@img/sharp-linux-${NODE_ARCH[arch]}`, `@img/sharp-libvips-linux-${NODE_ARCH[arch]}`]) {
     const version = manifest.optionalDependencies[name];
-    if (version === undefined) throw new Error(`sharp does not list ${name}; is sharp installed from the npm registry?`);
+    if (version === undefined)
+      throw new Error(`sharp does not list ${name}; is sharp installed from the npm registry?`);
     copyTree(nativePackage(name, version, join(sharpRoot, '..')), join(modules, name));
   }
 }
@@ -139,7 +142,9 @@ function packageRoot(start: string, name: string): string {
 function nativePackage(name: string, version: string, nodeModules: string): string {
   const installed = join(nodeModules, name);
   if (isPackageRoot(installed, name)) return installed;
-  const output = execFileSync(process.execPath, [join(HERE, 'fetch-native.mjs'), `${name}@${version}`], { encoding: 'utf8' });
+  const output = execFileSync(process.execPath, [join(HERE, 'fetch-native.mjs'), `${name}@${version}`], {
+    encoding: 'utf8',
+  });
   const dir = output.trim().split('\n').pop() ?? '';
   if (!isPackageRoot(dir, name)) throw new Error(`fetch-native.mjs did not provide ${name}@${version}`);
   return dir;
@@ -220,7 +225,9 @@ function main(args: readonly string[]): void {
   for (const arch of archs) {
     const { dir, unzippedBytes } = buildOnnxruntimeLayer(arch);
     const share = ((unzippedBytes / LAMBDA_UNZIPPED_LIMIT_BYTES) * 100).toFixed(0);
-    console.log(`onnxruntime layer ${arch}: ${formatMegabytes(unzippedBytes)} unzipped (${share}% of Lambda's 250 MB) in ${dir}`);
+    console.log(
+      `onnxruntime layer ${arch}: ${formatMegabytes(unzippedBytes)} unzipped (${share}% of Lambda's 250 MB) in ${dir}`,
+    );
   }
 }
 

@@ -24,12 +24,18 @@ describe('createLambdaInvoker', () => {
 
     expect(sent).toHaveLength(2);
     expect(sent[0]?.input).toMatchObject({ FunctionName: 'infer-iris', InvocationType: 'RequestResponse' });
-    expect(JSON.parse(new TextDecoder().decode(sent[0]?.input.Payload as Uint8Array))).toEqual({ warmer: true, concurrency: 1, holdMs: 150 });
+    expect(JSON.parse(new TextDecoder().decode(sent[0]?.input.Payload as Uint8Array))).toEqual({
+      warmer: true,
+      concurrency: 1,
+      holdMs: 150,
+    });
   });
 
   it('fails when the invoked function failed', async () => {
     const { client } = recordingClient({ FunctionError: 'Unhandled' });
 
-    await expect(createLambdaInvoker('infer-iris', client)({ warmer: true })).rejects.toThrow('warmer invocation failed: Unhandled');
+    await expect(createLambdaInvoker('infer-iris', client)({ warmer: true })).rejects.toThrow(
+      'warmer invocation failed: Unhandled',
+    );
   });
 });

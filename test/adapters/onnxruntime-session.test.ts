@@ -13,12 +13,15 @@ describe('onnxruntime error messages', () => {
       'Load model failed:/onnxruntime_src/onnxruntime/core/graph/model_load_utils.h:46 void onnxruntime::model_load_utils::ValidateOpsetForDomain(const std::unordered_map<std::basic_string<char>, int>&, bool, int) ONNX Runtime only supports opset 7',
       'Load model failed: ONNX Runtime only supports opset 7',
     ],
-    ['Could not find an implementation for AveragePool(1) node', 'Could not find an implementation for AveragePool(1) node'],
+    [
+      'Could not find an implementation for AveragePool(1) node',
+      'Could not find an implementation for AveragePool(1) node',
+    ],
   ])('drops native source locations: %s', (raw, expected) => {
     expect(messageOf(new Error(raw))).toBe(expected);
   });
 
-  it('refuses an unloadable model with onnxruntime\'s reason and no server path', async () => {
+  it("refuses an unloadable model with onnxruntime's reason and no server path", async () => {
     const model = new ModelBuilder({ opsets: { '': 99 } })
       .input('x', 'FP32', [1])
       .output('y', 'FP32', [1])

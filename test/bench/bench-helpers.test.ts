@@ -6,7 +6,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { binaryRequest, inferEvent, inputTensor, jsonRequest, modelInputs, writeInputsFile, type InputJson } from '../../bench/inputs.js';
+import {
+  binaryRequest,
+  inferEvent,
+  inputTensor,
+  jsonRequest,
+  modelInputs,
+  writeInputsFile,
+  type InputJson,
+} from '../../bench/inputs.js';
 import { median, medians, timeAlternating } from '../../bench/stats.js';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { decodeInferenceRequest } from '../../functions/core/codec/index.js';
@@ -90,7 +98,9 @@ describe('inputs', () => {
 
     expect(x).toMatchObject({ name: 'x', type: 'float32', dims: [2, 2] });
     const bytes = Buffer.from(x?.data as string, 'base64');
-    expect(Array.from(new Float32Array(new Uint8Array(bytes).buffer))).toEqual(Array.from(tensors[0]?.data as Float32Array));
+    expect(Array.from(new Float32Array(new Uint8Array(bytes).buffer))).toEqual(
+      Array.from(tensors[0]?.data as Float32Array),
+    );
     expect(s).toEqual({ name: 's', type: 'string', dims: [2], data: ['a', 'b'] });
   });
 });

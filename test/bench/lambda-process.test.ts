@@ -56,11 +56,22 @@ describe('runInLambdaProcess', () => {
   it('resolves imports from the layer it mounts', async () => {
     const layer = join(root, 'layer');
     mkdirSync(join(layer, 'nodejs', 'node_modules', 'layer-lib'), { recursive: true });
-    writeFileSync(join(layer, 'nodejs', 'node_modules', 'layer-lib', 'package.json'), JSON.stringify({ name: 'layer-lib', main: 'index.js' }));
+    writeFileSync(
+      join(layer, 'nodejs', 'node_modules', 'layer-lib', 'package.json'),
+      JSON.stringify({ name: 'layer-lib', main: 'index.js' }),
+    );
     writeFileSync(join(layer, 'nodejs', 'node_modules', 'layer-lib', 'index.js'), 'module.exports = { answer: 42 };');
     const dir = bundle('uses-layer', `import lib from 'layer-lib'; export const handler = async () => lib.answer;`);
 
-    const run = await runInLambdaProcess({ bundleDir: dir, layerDir: layer, taskDir: join(root, 'task-layer'), functionName: 'f', memoryMb: 128, environment: {}, events: [{}] });
+    const run = await runInLambdaProcess({
+      bundleDir: dir,
+      layerDir: layer,
+      taskDir: join(root, 'task-layer'),
+      functionName: 'f',
+      memoryMb: 128,
+      environment: {},
+      events: [{}],
+    });
 
     expect(run.results).toEqual([42]);
   });
@@ -69,7 +80,14 @@ describe('runInLambdaProcess', () => {
     const dir = bundle('throws', `export const handler = async () => { throw new Error('model exploded'); };`);
 
     await expect(
-      runInLambdaProcess({ bundleDir: dir, taskDir: join(root, 'task-throws'), functionName: 'f', memoryMb: 128, environment: {}, events: [{}] }),
+      runInLambdaProcess({
+        bundleDir: dir,
+        taskDir: join(root, 'task-throws'),
+        functionName: 'f',
+        memoryMb: 128,
+        environment: {},
+        events: [{}],
+      }),
     ).rejects.toThrow(/model exploded/);
   });
 });

@@ -76,7 +76,9 @@ describe('FP16 conversions', () => {
         fc.oneof(
           fc.double({ min: -70000, max: 70000, noNaN: true }),
           fc.double({ min: -1e-3, max: 1e-3, noNaN: true }),
-          fc.integer({ min: 0, max: 0x7bfe }).map((bits) => ((HALF_VALUES[bits] as number) + (HALF_VALUES[bits + 1] as number)) / 2),
+          fc
+            .integer({ min: 0, max: 0x7bfe })
+            .map((bits) => ((HALF_VALUES[bits] as number) + (HALF_VALUES[bits + 1] as number)) / 2),
         ),
         (x) => {
           expect(float32ToFloat16Bits(x)).toBe(referenceHalfBits(x));

@@ -24,17 +24,22 @@ describe('content types', () => {
     },
   );
 
-  it.each(['text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/octet-stream'])(
-    'reads Content-Type %j without Inference-Header-Content-Length as V2 JSON, as Triton does',
-    (contentType) => {
-      const decoded = decodeInferenceRequest(jsonBytes(request), { contentType, limits: DEFAULT_LIMITS });
-      expect(Array.from(decoded.inputs[0]?.data as Float32Array)).toEqual([1]);
-    },
-  );
+  it.each([
+    'text/plain',
+    'multipart/form-data; boundary=x',
+    'application/x-www-form-urlencoded',
+    'application/octet-stream',
+  ])('reads Content-Type %j without Inference-Header-Content-Length as V2 JSON, as Triton does', (contentType) => {
+    const decoded = decodeInferenceRequest(jsonBytes(request), { contentType, limits: DEFAULT_LIMITS });
+    expect(Array.from(decoded.inputs[0]?.data as Float32Array)).toEqual([1]);
+  });
 
   it('says why a body under another content type was read as JSON when it is not JSON', () => {
     const error = thrown(() =>
-      decodeInferenceRequest(new TextEncoder().encode('<inputs/>'), { contentType: 'application/xml', limits: DEFAULT_LIMITS }),
+      decodeInferenceRequest(new TextEncoder().encode('<inputs/>'), {
+        contentType: 'application/xml',
+        limits: DEFAULT_LIMITS,
+      }),
     );
     expect(error).toBeInstanceOf(BadRequestError);
     expect(error.message).toMatch(
@@ -91,7 +96,9 @@ describe('content types', () => {
 });
 
 describe('raw binary form (Inference-Header-Content-Length: 0)', () => {
-  const spec = (shape: number[], datatype: TensorSpec['datatype'] = 'FP32'): TensorSpec[] => [{ name: 'input', datatype, shape }];
+  const spec = (shape: number[], datatype: TensorSpec['datatype'] = 'FP32'): TensorSpec[] => [
+    { name: 'input', datatype, shape },
+  ];
 
   function decodeRaw(body: Uint8Array, modelInputs?: readonly TensorSpec[], limits = {}) {
     return decodeInferenceRequest(body, {
@@ -104,14 +111,19 @@ describe('raw binary form (Inference-Header-Content-Length: 0)', () => {
 
   it('takes the whole body as the single input, infers the one dynamic dimension and defaults outputs to binary', () => {
     // Prepare: 6 floats for a [-1, 3] input
-    const { body, headers } = encodeRawInferenceRequest({ datatype: 'FP32', data: new Float32Array([1, 2, 3, 4, 5, 6]) });
+    const { body, headers } = encodeRawInferenceRequest({
+      datatype: 'FP32',
+      data: new Float32Array([1, 2, 3, 4, 5, 6]),
+    });
 
     // Act
     const decoded = decodeRaw(body, spec([-1, 3]));
 
     // Assess
     expect(headers['Inference-Header-Content-Length']).toBe('0');
-    expect(decoded.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }]);
+    expect(decoded.inputs).toEqual([
+      { name: 'input', datatype: 'FP32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+    ]);
     expect(decoded.binaryOutputByDefault).toBe(true);
     expect(decoded.outputs).toBeUndefined();
   });
@@ -129,8 +141,16 @@ describe('raw binary form (Inference-Header-Content-Length: 0)', () => {
   });
 
   it.each([
-    ['without the model inputs', undefined, "needs a model with exactly one input, and the model's inputs are not known here"],
-    ['for a model with two inputs', [...spec([1]), { name: 'b', datatype: 'FP32', shape: [1] }] as TensorSpec[], 'needs a model with exactly one input, and this model has 2 inputs; send a JSON inference header naming each input instead'],
+    [
+      'without the model inputs',
+      undefined,
+      "needs a model with exactly one input, and the model's inputs are not known here",
+    ],
+    [
+      'for a model with two inputs',
+      [...spec([1]), { name: 'b', datatype: 'FP32', shape: [1] }] as TensorSpec[],
+      'needs a model with exactly one input, and this model has 2 inputs; send a JSON inference header naming each input instead',
+    ],
   ])('refuses the raw form %s', (_label, modelInputs, message) => {
     const error = thrown(() => decodeRaw(new Uint8Array(4), modelInputs));
     expect(error).toBeInstanceOf(BadRequestError);
@@ -138,10 +158,30 @@ describe('raw binary form (Inference-Header-Content-Length: 0)', () => {
   });
 
   it.each([
-    ['a byte count that is not whole elements', 6, [-1], 'input "input": the raw body is 6 bytes, not a whole number of FP32 elements (4 bytes each)'],
-    ['an element count the dynamic dimension cannot fill', 16, [-1, 3], 'input "input": 4 FP32 elements in the raw body do not fill shape [-1,3] (a multiple of 3 is needed); send the JSON header form (Inference-Header-Content-Length: N) with the shape instead'],
-    ['two dynamic dimensions', 16, [-1, -1], 'input "input": the model declares shape [-1,-1] with 2 dynamic dimensions, so a raw body cannot say its shape; send the JSON header form'],
-    ['a static shape of another size', 16, [1, 3], 'input "input": the model declares shape [1,3] (3 elements), but the raw body holds 4 FP32 elements'],
+    [
+      'a byte count that is not whole elements',
+      6,
+      [-1],
+      'input "input": the raw body is 6 bytes, not a whole number of FP32 elements (4 bytes each)',
+    ],
+    [
+      'an element count the dynamic dimension cannot fill',
+      16,
+      [-1, 3],
+      'input "input": 4 FP32 elements in the raw body do not fill shape [-1,3] (a multiple of 3 is needed); send the JSON header form (Inference-Header-Content-Length: N) with the shape instead',
+    ],
+    [
+      'two dynamic dimensions',
+      16,
+      [-1, -1],
+      'input "input": the model declares shape [-1,-1] with 2 dynamic dimensions, so a raw body cannot say its shape; send the JSON header form',
+    ],
+    [
+      'a static shape of another size',
+      16,
+      [1, 3],
+      'input "input": the model declares shape [1,3] (3 elements), but the raw body holds 4 FP32 elements',
+    ],
   ])('refuses %s', (_label, bytes, shape, message) => {
     const error = thrown(() => decodeRaw(new Uint8Array(bytes), spec(shape)));
     expect(error).toBeInstanceOf(BadRequestError);
@@ -178,7 +218,13 @@ describe('encodeInferenceResponse wire format', () => {
       id: 'abc',
       outputs: [
         { name: 'label', datatype: 'INT64', shape: [1], data: [1] },
-        { name: 'probabilities', datatype: 'FP32', shape: [1, 2], parameters: { classes: ['setosa', 'versicolor'] }, data: [0.25, 0.75] },
+        {
+          name: 'probabilities',
+          datatype: 'FP32',
+          shape: [1, 2],
+          parameters: { classes: ['setosa', 'versicolor'] },
+          data: [0.25, 0.75],
+        },
       ],
     });
   });
@@ -186,7 +232,10 @@ describe('encodeInferenceResponse wire format', () => {
   it('puts requested binary outputs after the JSON header with binary_data_size and the two headers', () => {
     // Act
     const encoded = encodeInferenceResponse(response, {
-      outputs: [{ name: 'label', binary: false }, { name: 'probabilities', binary: true }],
+      outputs: [
+        { name: 'label', binary: false },
+        { name: 'probabilities', binary: true },
+      ],
       binaryOutputByDefault: false,
     });
 
@@ -199,7 +248,12 @@ describe('encodeInferenceResponse wire format', () => {
       id: 'abc',
       outputs: [
         { name: 'label', datatype: 'INT64', shape: [1], data: [1] },
-        { name: 'probabilities', datatype: 'FP32', shape: [1, 2], parameters: { classes: ['setosa', 'versicolor'], binary_data_size: 8 } },
+        {
+          name: 'probabilities',
+          datatype: 'FP32',
+          shape: [1, 2],
+          parameters: { classes: ['setosa', 'versicolor'], binary_data_size: 8 },
+        },
       ],
     });
     // Little-endian float32 0.25 and 0.75
@@ -207,7 +261,10 @@ describe('encodeInferenceResponse wire format', () => {
   });
 
   it('sends unlisted outputs binary when binary_data_output is set, and listed ones as asked', () => {
-    const encoded = encodeInferenceResponse(response, { outputs: [{ name: 'label', binary: false }], binaryOutputByDefault: true });
+    const encoded = encodeInferenceResponse(response, {
+      outputs: [{ name: 'label', binary: false }],
+      binaryOutputByDefault: true,
+    });
     const decoded = JSON.parse(
       new TextDecoder().decode(encoded.body.subarray(0, Number(encoded.headers['Inference-Header-Content-Length']))),
     ) as { outputs: { name: string; data?: unknown; parameters?: { binary_data_size?: number } }[] };
@@ -218,13 +275,21 @@ describe('encodeInferenceResponse wire format', () => {
   });
 
   it('omits id when the response has none', () => {
-    const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: [] }, { binaryOutputByDefault: false });
+    const encoded = encodeInferenceResponse(
+      { modelName: 'm', modelVersion: '1', outputs: [] },
+      { binaryOutputByDefault: false },
+    );
     expect(new TextDecoder().decode(encoded.body)).toBe('{"model_name":"m","model_version":"1","outputs":[]}');
   });
 
   it('refuses to encode a tensor whose data does not match its shape (a server bug, so a plain Error)', () => {
     const broken = { name: 'y', datatype: 'FP32' as const, shape: [3], data: new Float32Array(2) };
-    const error = thrown(() => encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: [broken] }, { binaryOutputByDefault: false }));
+    const error = thrown(() =>
+      encodeInferenceResponse(
+        { modelName: 'm', modelVersion: '1', outputs: [broken] },
+        { binaryOutputByDefault: false },
+      ),
+    );
     expect(error).not.toBeInstanceOf(BadRequestError);
     expect(error.message).toBe('tensor "y": shape [3] needs 3 elements, its data has 2');
   });
@@ -234,7 +299,12 @@ describe('decodeInferenceResponse', () => {
   it('matches Inference-Header-Content-Length case-insensitively and returns outputParameters', () => {
     // Prepare
     const encoded = encodeInferenceResponse(
-      { modelName: 'm', modelVersion: '1', outputs: [tensor('y', 'UINT8', [2], [1, 2])], outputParameters: { y: { note: 'n' } } },
+      {
+        modelName: 'm',
+        modelVersion: '1',
+        outputs: [tensor('y', 'UINT8', [2], [1, 2])],
+        outputParameters: { y: { note: 'n' } },
+      },
       { binaryOutputByDefault: true },
     );
     const lowerCased = { 'inference-header-content-length': encoded.headers['Inference-Header-Content-Length'] };
@@ -243,29 +313,41 @@ describe('decodeInferenceResponse', () => {
     const decoded = decodeInferenceResponse(encoded.body, lowerCased);
 
     // Assess
-    expect(headerValue(lowerCased, 'Inference-Header-Content-Length')).toBe(encoded.headers['Inference-Header-Content-Length']);
+    expect(headerValue(lowerCased, 'Inference-Header-Content-Length')).toBe(
+      encoded.headers['Inference-Header-Content-Length'],
+    );
     expect(decoded.outputParameters).toEqual({ y: { note: 'n' } });
     expect(Array.from(decoded.outputs[0]?.data as Uint8Array)).toEqual([1, 2]);
   });
 
-  it("surfaces an {\"error\"} body's message as InvalidInferenceResponseError", () => {
+  it('surfaces an {"error"} body\'s message as InvalidInferenceResponseError', () => {
     const error = thrown(() => decodeInferenceResponse(jsonBytes({ error: 'model "x" not found' }), {}));
     expect(error).toBeInstanceOf(InvalidInferenceResponseError);
     expect(error.message).toBe('the server answered with an error: model "x" not found');
   });
 
   it('wraps malformed responses in InvalidInferenceResponseError', () => {
-    const error = thrown(() => decodeInferenceResponse(jsonBytes({ model_name: 'm', model_version: '1', outputs: [{ name: 'y' }] }), {}));
+    const error = thrown(() =>
+      decodeInferenceResponse(jsonBytes({ model_name: 'm', model_version: '1', outputs: [{ name: 'y' }] }), {}),
+    );
     expect(error).toBeInstanceOf(InvalidInferenceResponseError);
-    expect(error.message).toBe('invalid inference response: output "y": unknown datatype missing; use one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES');
+    expect(error.message).toBe(
+      'invalid inference response: output "y": unknown datatype missing; use one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES',
+    );
   });
 });
 
 describe('decodeInferenceResponse against hostile servers', () => {
   it('refuses an output shape larger than the body could hold before allocating it', () => {
-    const body = jsonBytes({ model_name: 'm', model_version: '1', outputs: [{ name: 'y', datatype: 'FP64', shape: [2 ** 40], data: [1] }] });
+    const body = jsonBytes({
+      model_name: 'm',
+      model_version: '1',
+      outputs: [{ name: 'y', datatype: 'FP64', shape: [2 ** 40], data: [1] }],
+    });
     const error = thrown(() => decodeInferenceResponse(body, {}));
     expect(error).toBeInstanceOf(InvalidInferenceResponseError);
-    expect(error.message).toBe('invalid inference response: output "y": shape needs 1099511627776 elements, more than the JSON body could hold');
+    expect(error.message).toBe(
+      'invalid inference response: output "y": shape needs 1099511627776 elements, more than the JSON body could hold',
+    );
   });
 });

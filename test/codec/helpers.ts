@@ -23,7 +23,11 @@ export function jsonBytes(document: unknown): Uint8Array {
 }
 
 /** Decodes a V2 JSON request document with the default limits (overridable). */
-export function decodeJson(document: unknown, limits: Partial<Limits> = {}, options: Partial<DecodeOptions> = {}): InferenceRequest {
+export function decodeJson(
+  document: unknown,
+  limits: Partial<Limits> = {},
+  options: Partial<DecodeOptions> = {},
+): InferenceRequest {
   return decodeInferenceRequest(jsonBytes(document), {
     contentType: 'application/json',
     ...options,

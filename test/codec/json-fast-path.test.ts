@@ -7,7 +7,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import type { Limits } from '../../functions/core/catalog.js';
-import { FP32_MAX, INTEGER_RANGE, decodeInferenceRequest, encodeInferenceRequest } from '../../functions/core/codec/index.js';
+import {
+  FP32_MAX,
+  INTEGER_RANGE,
+  decodeInferenceRequest,
+  encodeInferenceRequest,
+} from '../../functions/core/codec/index.js';
 import { FP16_OVERFLOW, FP32_OVERFLOW } from '../../functions/core/codec/datatypes.js';
 import { findDataSpans } from '../../functions/core/codec/json-span.js';
 import { FAST_JSON_MIN_SPAN_BYTES, decodeJsonRequestFast } from '../../functions/core/codec/request.js';
@@ -30,7 +35,9 @@ function outcome(decode: () => InferenceRequest | undefined): unknown {
       ...request,
       inputs: request.inputs.map((t: Tensor) => ({
         ...t,
-        data: Array.isArray(t.data) ? t.data : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('hex'),
+        data: Array.isArray(t.data)
+          ? t.data
+          : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('hex'),
       })),
     };
   } catch (error) {
@@ -48,12 +55,20 @@ function expectAgreement(body: Uint8Array, limits: Limits = LIMITS): { taken: bo
 }
 
 function body(data: string, datatype: Datatype, shape: readonly number[], extra = ''): Uint8Array {
-  return utf8.encode(`{"inputs":[{"name":"x","datatype":"${datatype}","shape":${JSON.stringify(shape)},"data":${data}}]${extra}}`);
+  return utf8.encode(
+    `{"inputs":[{"name":"x","datatype":"${datatype}","shape":${JSON.stringify(shape)},"data":${data}}]${extra}}`,
+  );
 }
 
 /** Spellings of a number that JSON allows: plain, exponent forms, padded exponents, many digits. */
 function spellings(value: number): string[] {
-  const texts = [String(value), value.toExponential(), value.toExponential(3), value.toPrecision(17), value.toPrecision(21)];
+  const texts = [
+    String(value),
+    value.toExponential(),
+    value.toExponential(3),
+    value.toPrecision(17),
+    value.toPrecision(21),
+  ];
   if (Math.abs(value) < 1e21) texts.push(value.toFixed(20), value.toFixed(0));
   texts.push(value.toPrecision(30).replace('e+', 'E+').replace('e-', 'e-0'));
   // toFixed and toPrecision may print "-0" or exponents JSON accepts; all are valid JSON numbers.
@@ -76,7 +91,10 @@ const whitespace = fc.constantFrom('', '', '', ' ', '\n', '\t', ' \r\n ');
 function dataText(shape: readonly number[], element: fc.Arbitrary<string>, nested: boolean): fc.Arbitrary<string> {
   const count = shape.reduce((a, b) => a * b, 1);
   return fc
-    .tuple(fc.array(element, { minLength: count, maxLength: count }), fc.array(whitespace, { minLength: 4 * count + 8, maxLength: 4 * count + 8 }))
+    .tuple(
+      fc.array(element, { minLength: count, maxLength: count }),
+      fc.array(whitespace, { minLength: 4 * count + 8, maxLength: 4 * count + 8 }),
+    )
     .map(([elements, spaces]) => {
       let s = 0;
       const ws = () => spaces[s++ % spaces.length] ?? '';
@@ -84,14 +102,28 @@ function dataText(shape: readonly number[], element: fc.Arbitrary<string>, neste
       let next = 0;
       const build = (level: number): string => {
         const n = shape[level] ?? 0;
-        const items = Array.from({ length: n }, () => (level === shape.length - 1 ? elements[next++] ?? '0' : build(level + 1)));
+        const items = Array.from({ length: n }, () =>
+          level === shape.length - 1 ? (elements[next++] ?? '0') : build(level + 1),
+        );
         return `[${ws()}${items.join(`${ws()},${ws()}`)}${ws()}]`;
       };
       return build(0);
     });
 }
 
-const NUMERIC: readonly Datatype[] = ['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64'];
+const NUMERIC: readonly Datatype[] = [
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+];
 
 const requestArbitrary = fc
   .record({
@@ -99,7 +131,12 @@ const requestArbitrary = fc
     shape: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 3 }),
     nested: fc.boolean(),
     // Text around the data that a careless scanner would trip on: brackets and quotes inside strings, escapes.
-    extra: fc.constantFrom('', ',"id":"[[\\"]]\\\\"', ',"parameters":{"data":[1,2],"inputs":"x"}', ',"outputs":[{"name":"y"}]'),
+    extra: fc.constantFrom(
+      '',
+      ',"id":"[[\\"]]\\\\"',
+      ',"parameters":{"data":[1,2],"inputs":"x"}',
+      ',"outputs":[{"name":"y"}]',
+    ),
   })
   .chain(({ datatype, shape, nested, extra }) =>
     dataText(shape, datatype === 'BOOL' ? fc.constantFrom('true', 'false', '1') : numberText, nested).map((data) =>
@@ -128,7 +165,11 @@ describe('the JSON fast path', () => {
     });
     const valid = fc
       .record({ shape: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 }), nested: fc.boolean() })
-      .chain(({ shape, nested }) => dataText(shape, fc.float({ noNaN: true, noDefaultInfinity: true }).map(String), nested).map((d) => body(d, 'FP32', shape)));
+      .chain(({ shape, nested }) =>
+        dataText(shape, fc.float({ noNaN: true, noDefaultInfinity: true }).map(String), nested).map((d) =>
+          body(d, 'FP32', shape),
+        ),
+      );
     fc.assert(
       fc.property(valid, fc.array(edit, { minLength: 1, maxLength: 3 }), (b, edits) => {
         let text = Buffer.from(b).toString('latin1');
@@ -145,17 +186,20 @@ describe('the JSON fast path', () => {
   it('reads float32 values exactly, including decimals at and around the midpoints between two float32s', () => {
     const texts: string[] = [];
     fc.assert(
-      fc.property(fc.float({ noNaN: true, noDefaultInfinity: true, min: Math.fround(-3e38), max: Math.fround(3e38) }), (f) => {
-        const next = new Float32Array([f]);
-        const bits = new Int32Array(next.buffer);
-        bits[0] = (bits[0] ?? 0) + 1;
-        const g = next[0] ?? f;
-        if (!Number.isFinite(g)) return;
-        const midpoint = (f + g) / 2; // exact in a double: one bit more than a float32
-        for (const v of [f, midpoint, midpoint * (1 + 2 ** -52), midpoint * (1 - 2 ** -52)]) {
-          texts.push(v.toPrecision(17), v.toPrecision(25), v.toPrecision(40), String(v));
-        }
-      }),
+      fc.property(
+        fc.float({ noNaN: true, noDefaultInfinity: true, min: Math.fround(-3e38), max: Math.fround(3e38) }),
+        (f) => {
+          const next = new Float32Array([f]);
+          const bits = new Int32Array(next.buffer);
+          bits[0] = (bits[0] ?? 0) + 1;
+          const g = next[0] ?? f;
+          if (!Number.isFinite(g)) return;
+          const midpoint = (f + g) / 2; // exact in a double: one bit more than a float32
+          for (const v of [f, midpoint, midpoint * (1 + 2 ** -52), midpoint * (1 - 2 ** -52)]) {
+            texts.push(v.toPrecision(17), v.toPrecision(25), v.toPrecision(40), String(v));
+          }
+        },
+      ),
       { numRuns: 200 },
     );
     const data = `[${texts.join(',')}]`;
@@ -169,7 +213,12 @@ describe('the JSON fast path', () => {
     const image = new Float32Array(3 * 8 * 8).map((_, i) => Math.sin(i) * 3.7);
     const tensors: Tensor[] = [
       { name: 'image', datatype: 'FP32', shape: [1, 3, 8, 8], data: image },
-      { name: 'ids', datatype: 'INT64', shape: [2, 3], data: new BigInt64Array([101n, -2n, 0n, 9007199254740991n, 5n, 6n]) },
+      {
+        name: 'ids',
+        datatype: 'INT64',
+        shape: [2, 3],
+        data: new BigInt64Array([101n, -2n, 0n, 9007199254740991n, 5n, 6n]),
+      },
       { name: 'mask', datatype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
       { name: 'pixels', datatype: 'UINT8', shape: [4], data: new Uint8Array([0, 1, 128, 255]) },
       { name: 'half', datatype: 'FP16', shape: [2], data: new Uint16Array([0x3c00, 0xbc00]) },
@@ -219,7 +268,10 @@ describe('the JSON fast path', () => {
     const limits = { ...LIMITS, maxJsonDepth: 3 };
 
     expect(decodeJsonRequestFast(b, limits, 0)).toBeUndefined();
-    expect(outcome(() => standard(b, limits))).toMatchObject({ statusCode: 400, message: expect.stringContaining('deep') });
+    expect(outcome(() => standard(b, limits))).toMatchObject({
+      statusCode: 400,
+      message: expect.stringContaining('deep'),
+    });
   });
 
   it('refuses through the standard path what the standard path refuses, with its message', () => {
@@ -241,13 +293,16 @@ describe('the JSON fast path', () => {
       const reference = outcome(() => standard(b));
       expect(reference).toMatchObject({ statusCode: 400 });
       expect(decodeJsonRequestFast(b, LIMITS, 0)).toBeUndefined();
-      expect(outcome(() => decodeInferenceRequest(b, { contentType: 'application/json', limits: LIMITS }))).toEqual(reference);
+      expect(outcome(() => decodeInferenceRequest(b, { contentType: 'application/json', limits: LIMITS }))).toEqual(
+        reference,
+      );
     }
     expect(INTEGER_RANGE.INT32.max).toBe(2147483647);
   });
 
   it('locates data arrays exactly, past strings holding brackets, quotes and escapes', () => {
-    const text = '{"id":"[\\"]\\\\","inputs":[{"name":"a]","data":[[1, 2],[3,4]] ,"shape":[2,2]},{"data":"x"},{"data":[5]}]}';
+    const text =
+      '{"id":"[\\"]\\\\","inputs":[{"name":"a]","data":[[1, 2],[3,4]] ,"shape":[2,2]},{"data":"x"},{"data":[5]}]}';
     const b = jsonBytes(text);
 
     const spans = findDataSpans(b, 0);

@@ -25,14 +25,20 @@ const LIMITS: Limits = {
 };
 
 /** Decodes and checks the outcome: a consistent request, or one of the three client errors. */
-function decodeSafely(body: Uint8Array, options: Omit<DecodeOptions, 'limits'>, limits: Limits = LIMITS): 'ok' | number {
+function decodeSafely(
+  body: Uint8Array,
+  options: Omit<DecodeOptions, 'limits'>,
+  limits: Limits = LIMITS,
+): 'ok' | number {
   try {
     const request = decodeInferenceRequest(body, { ...options, limits });
     for (const input of request.inputs) expect(input.data.length).toBe(elementCount(input.shape));
     return 'ok';
   } catch (error) {
     const clientError =
-      error instanceof BadRequestError || error instanceof PayloadTooLargeError || error instanceof UnsupportedMediaTypeError;
+      error instanceof BadRequestError ||
+      error instanceof PayloadTooLargeError ||
+      error instanceof UnsupportedMediaTypeError;
     if (!clientError) throw error;
     expect(error.message).not.toMatch(/\n\s+at /);
     return error.statusCode;
@@ -56,7 +62,11 @@ const contentTypes = fc.option(
 );
 
 const headerLengths = fc.option(
-  fc.oneof(fc.nat({ max: 300 }).map(String), fc.constantFrom('0', '-1', '1.5', ' 12 ', 'abc', '', '1e3', '99999999999999999999'), fc.string({ maxLength: 6 })),
+  fc.oneof(
+    fc.nat({ max: 300 }).map(String),
+    fc.constantFrom('0', '-1', '1.5', ' 12 ', 'abc', '', '1e3', '99999999999999999999'),
+    fc.string({ maxLength: 6 }),
+  ),
   { nil: undefined },
 );
 
@@ -76,28 +86,54 @@ const specs: fc.Arbitrary<TensorSpec[] | undefined> = fc.option(
 const requestLike = fc.record(
   {
     id: fc.oneof(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 })),
-    parameters: fc.oneof(fc.record({ binary_data_output: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 1 })) }), fc.jsonValue({ maxDepth: 12 })),
+    parameters: fc.oneof(
+      fc.record({ binary_data_output: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 1 })) }),
+      fc.jsonValue({ maxDepth: 12 }),
+    ),
     inputs: fc.array(
       fc.record(
         {
           name: fc.oneof(fc.constantFrom('x', 'y', ''), fc.jsonValue({ maxDepth: 1 })),
           datatype: fc.oneof(fc.constantFrom(...DATATYPES), fc.jsonValue({ maxDepth: 1 })),
           shape: fc.oneof(
-            fc.array(fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constantFrom(2 ** 40, 1.5, 2 ** 53)), { maxLength: 4 }),
+            fc.array(fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constantFrom(2 ** 40, 1.5, 2 ** 53)), {
+              maxLength: 4,
+            }),
             fc.jsonValue({ maxDepth: 2 }),
           ),
           data: fc.oneof(
-            fc.array(fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.string({ maxLength: 20 }), fc.constantFrom('NaN', '-Infinity', '9007199254740993')), { maxLength: 30 }),
+            fc.array(
+              fc.oneof(
+                fc.integer(),
+                fc.double(),
+                fc.boolean(),
+                fc.string({ maxLength: 20 }),
+                fc.constantFrom('NaN', '-Infinity', '9007199254740993'),
+              ),
+              { maxLength: 30 },
+            ),
             fc.jsonValue({ maxDepth: 12 }),
           ),
-          parameters: fc.oneof(fc.record({ binary_data_size: fc.oneof(fc.nat({ max: 64 }), fc.jsonValue({ maxDepth: 1 })) }), fc.jsonValue({ maxDepth: 2 })),
+          parameters: fc.oneof(
+            fc.record({ binary_data_size: fc.oneof(fc.nat({ max: 64 }), fc.jsonValue({ maxDepth: 1 })) }),
+            fc.jsonValue({ maxDepth: 2 }),
+          ),
         },
         { requiredKeys: [] },
       ),
       { maxLength: 5 },
     ),
     outputs: fc.oneof(
-      fc.array(fc.record({ name: fc.oneof(fc.constantFrom('o', 'p'), fc.jsonValue({ maxDepth: 1 })), parameters: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }), { maxLength: 5 }),
+      fc.array(
+        fc.record(
+          {
+            name: fc.oneof(fc.constantFrom('o', 'p'), fc.jsonValue({ maxDepth: 1 })),
+            parameters: fc.jsonValue({ maxDepth: 2 }),
+          },
+          { requiredKeys: [] },
+        ),
+        { maxLength: 5 },
+      ),
       fc.jsonValue({ maxDepth: 2 }),
     ),
   },
@@ -107,13 +143,19 @@ const requestLike = fc.record(
 describe('decodeInferenceRequest on junk', () => {
   it('answers random bytes under random headers with a request or a 400/413/415', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 600 }), contentTypes, headerLengths, specs, (body, contentType, length, modelInputs) => {
-        decodeSafely(body, {
-          ...(contentType === undefined ? {} : { contentType }),
-          ...(length === undefined ? {} : { inferenceHeaderContentLength: length }),
-          ...(modelInputs === undefined ? {} : { modelInputs }),
-        });
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 600 }),
+        contentTypes,
+        headerLengths,
+        specs,
+        (body, contentType, length, modelInputs) => {
+          decodeSafely(body, {
+            ...(contentType === undefined ? {} : { contentType }),
+            ...(length === undefined ? {} : { inferenceHeaderContentLength: length }),
+            ...(modelInputs === undefined ? {} : { modelInputs }),
+          });
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -133,13 +175,18 @@ describe('decodeInferenceRequest on junk', () => {
 
   it('answers a request-shaped JSON header followed by random binary bytes with a request or a 400/413', () => {
     fc.assert(
-      fc.property(requestLike, fc.uint8Array({ maxLength: 200 }), fc.integer({ min: -3, max: 3 }), (document, tail, skew) => {
-        const header = jsonBytes(document);
-        const body = new Uint8Array(header.byteLength + tail.byteLength);
-        body.set(header);
-        body.set(tail, header.byteLength);
-        decodeSafely(body, { inferenceHeaderContentLength: String(Math.max(0, header.byteLength + skew)) });
-      }),
+      fc.property(
+        requestLike,
+        fc.uint8Array({ maxLength: 200 }),
+        fc.integer({ min: -3, max: 3 }),
+        (document, tail, skew) => {
+          const header = jsonBytes(document);
+          const body = new Uint8Array(header.byteLength + tail.byteLength);
+          body.set(header);
+          body.set(tail, header.byteLength);
+          decodeSafely(body, { inferenceHeaderContentLength: String(Math.max(0, header.byteLength + skew)) });
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -147,7 +194,10 @@ describe('decodeInferenceRequest on junk', () => {
   it('answers raw bodies for random model inputs with a request or a 400/413', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), specs, (body, modelInputs) => {
-        decodeSafely(body, { inferenceHeaderContentLength: '0', ...(modelInputs === undefined ? {} : { modelInputs }) });
+        decodeSafely(body, {
+          inferenceHeaderContentLength: '0',
+          ...(modelInputs === undefined ? {} : { modelInputs }),
+        });
       }),
       { numRuns: 1000 },
     );
@@ -155,17 +205,21 @@ describe('decodeInferenceRequest on junk', () => {
 
   it('answers deep nesting anywhere in the document with a 400', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 9, max: 20_000 }), fc.constantFrom('parameters', 'data', 'outputs', 'shape', 'id'), (depth, where) => {
-        const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
-        const input = `{"name":"x","datatype":"FP32","shape":${where === 'shape' ? deep : '[1]'},"data":${where === 'data' ? deep : '[1]'}}`;
-        const body = `{"id":${where === 'id' ? deep : '"a"'},"parameters":${where === 'parameters' ? `{"p":${deep}}` : '{}'},"inputs":[${input}],"outputs":${where === 'outputs' ? deep : '[]'}}`;
-        const status = decodeSafely(
-          new TextEncoder().encode(body),
-          { contentType: 'application/json' },
-          { ...LIMITS, maxBodyBytes: 1_000_000 },
-        );
-        expect(status).toBe(400);
-      }),
+      fc.property(
+        fc.integer({ min: 9, max: 20_000 }),
+        fc.constantFrom('parameters', 'data', 'outputs', 'shape', 'id'),
+        (depth, where) => {
+          const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+          const input = `{"name":"x","datatype":"FP32","shape":${where === 'shape' ? deep : '[1]'},"data":${where === 'data' ? deep : '[1]'}}`;
+          const body = `{"id":${where === 'id' ? deep : '"a"'},"parameters":${where === 'parameters' ? `{"p":${deep}}` : '{}'},"inputs":[${input}],"outputs":${where === 'outputs' ? deep : '[]'}}`;
+          const status = decodeSafely(
+            new TextEncoder().encode(body),
+            { contentType: 'application/json' },
+            { ...LIMITS, maxBodyBytes: 1_000_000 },
+          );
+          expect(status).toBe(400);
+        },
+      ),
       { numRuns: 50 },
     );
   });

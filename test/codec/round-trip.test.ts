@@ -129,16 +129,26 @@ describe('response round trips (encodeInferenceResponse -> decodeInferenceRespon
 
   it('round-trips random outputs with a random binary/JSON choice per output (property)', () => {
     fc.assert(
-      fc.property(tensorsArbitrary, fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), fc.boolean(), (tensors, choice, byDefault) => {
-        // Every other output is listed with an explicit choice; the rest follow the default.
-        const outputs = tensors.flatMap((t, i) => (i % 2 === 0 ? [{ name: t.name, binary: choice[i] as boolean }] : []));
-        const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: tensors }, { outputs, binaryOutputByDefault: byDefault });
-        const decoded = decodeInferenceResponse(encoded.body, encoded.headers);
-        const decodedAsJson = tensors.map((_t, i) => !(i % 2 === 0 ? choice[i] : byDefault));
-        decoded.outputs.forEach((t, i) => {
-          expectSameTensors([t], [tensors[i] as Tensor], decodedAsJson[i] as boolean);
-        });
-      }),
+      fc.property(
+        tensorsArbitrary,
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.boolean(),
+        (tensors, choice, byDefault) => {
+          // Every other output is listed with an explicit choice; the rest follow the default.
+          const outputs = tensors.flatMap((t, i) =>
+            i % 2 === 0 ? [{ name: t.name, binary: choice[i] as boolean }] : [],
+          );
+          const encoded = encodeInferenceResponse(
+            { modelName: 'm', modelVersion: '1', outputs: tensors },
+            { outputs, binaryOutputByDefault: byDefault },
+          );
+          const decoded = decodeInferenceResponse(encoded.body, encoded.headers);
+          const decodedAsJson = tensors.map((_t, i) => !(i % 2 === 0 ? choice[i] : byDefault));
+          decoded.outputs.forEach((t, i) => {
+            expectSameTensors([t], [tensors[i] as Tensor], decodedAsJson[i] as boolean);
+          });
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -147,7 +157,9 @@ describe('response round trips (encodeInferenceResponse -> decodeInferenceRespon
 describe('datatype fidelity', () => {
   it('round-trips INT64 2^53+1 sent as a decimal string exactly', () => {
     // Prepare
-    const body = JSON.stringify({ inputs: [{ name: 'x', shape: [2], datatype: 'INT64', data: ['9007199254740993', -5] }] });
+    const body = JSON.stringify({
+      inputs: [{ name: 'x', shape: [2], datatype: 'INT64', data: ['9007199254740993', -5] }],
+    });
 
     // Act
     const decoded = decodeInferenceRequest(new TextEncoder().encode(body), { limits: DEFAULT_LIMITS });
@@ -168,8 +180,13 @@ describe('datatype fidelity', () => {
       const body = { inputs: [{ name: 'x', shape: [4], datatype, data: ['NaN', 'Infinity', '-Infinity', 0.5] }] };
 
       // Act
-      const decoded = decodeInferenceRequest(new TextEncoder().encode(JSON.stringify(body)), { limits: DEFAULT_LIMITS });
-      const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs: decoded.inputs }, { binaryOutputByDefault: false });
+      const decoded = decodeInferenceRequest(new TextEncoder().encode(JSON.stringify(body)), {
+        limits: DEFAULT_LIMITS,
+      });
+      const encoded = encodeInferenceResponse(
+        { modelName: 'm', modelVersion: '1', outputs: decoded.inputs },
+        { binaryOutputByDefault: false },
+      );
       const json = JSON.parse(new TextDecoder().decode(encoded.body)) as { outputs: { data: unknown[] }[] };
 
       // Assess
@@ -179,9 +196,19 @@ describe('datatype fidelity', () => {
 
   it('stores every datatype in the storage types.ts prescribes', () => {
     const expected: Record<Datatype, unknown> = {
-      BOOL: Uint8Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array, UINT64: BigUint64Array,
-      INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, INT64: BigInt64Array, FP16: Uint16Array,
-      FP32: Float32Array, FP64: Float64Array, BYTES: Array,
+      BOOL: Uint8Array,
+      UINT8: Uint8Array,
+      UINT16: Uint16Array,
+      UINT32: Uint32Array,
+      UINT64: BigUint64Array,
+      INT8: Int8Array,
+      INT16: Int16Array,
+      INT32: Int32Array,
+      INT64: BigInt64Array,
+      FP16: Uint16Array,
+      FP32: Float32Array,
+      FP64: Float64Array,
+      BYTES: Array,
     };
     for (const datatype of DATATYPES) {
       const decoded = decodeEncoded(encodeInferenceRequest([tensor('x', datatype, [3], EDGE_VALUES[datatype])]));

@@ -15,7 +15,8 @@ import { parseJsonText, stringifyJson, NEGATIVE_ZERO } from '../../functions/cor
 import { BadRequestError } from '../../functions/core/errors.js';
 import { jsonBytes, tensor, thrown } from './helpers.js';
 
-const decode = (text: string) => decodeInferenceRequest(jsonBytes(text), { contentType: 'application/json', limits: DEFAULT_LIMITS });
+const decode = (text: string) =>
+  decodeInferenceRequest(jsonBytes(text), { contentType: 'application/json', limits: DEFAULT_LIMITS });
 const body = (datatype: string, data: string, shape = '[3]') =>
   `{"inputs":[{"name":"x","datatype":"${datatype}","shape":${shape},"data":${data}}]}`;
 
@@ -24,8 +25,12 @@ describe('bare NaN, Infinity and -Infinity tokens (what rapidjson and Python jso
     const bare = decode(body(datatype, '[NaN, Infinity, -Infinity, 1.5]', '[4]'));
     const nested = decode(body(datatype, '[[NaN, Infinity], [-Infinity, 1.5]]', '[2, 2]'));
     const strings = decode(body(datatype, '["NaN", "Infinity", "-Infinity", 1.5]', '[4]'));
-    expect(Array.from(bare.inputs[0]?.data as ArrayLike<number>)).toEqual(Array.from(strings.inputs[0]?.data as ArrayLike<number>));
-    expect(Array.from(nested.inputs[0]?.data as ArrayLike<number>)).toEqual(Array.from(strings.inputs[0]?.data as ArrayLike<number>));
+    expect(Array.from(bare.inputs[0]?.data as ArrayLike<number>)).toEqual(
+      Array.from(strings.inputs[0]?.data as ArrayLike<number>),
+    );
+    expect(Array.from(nested.inputs[0]?.data as ArrayLike<number>)).toEqual(
+      Array.from(strings.inputs[0]?.data as ArrayLike<number>),
+    );
   });
 
   it('reads them in a body long enough for the JSON fast path, and in the binary header', () => {
@@ -35,7 +40,9 @@ describe('bare NaN, Infinity and -Infinity tokens (what rapidjson and Python jso
     expect(Number.isNaN(data[7])).toBe(true);
     expect(data[8]).toBe(2);
 
-    const header = jsonBytes('{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[-Infinity]}],"parameters":{"p":NaN}}');
+    const header = jsonBytes(
+      '{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[-Infinity]}],"parameters":{"p":NaN}}',
+    );
     const binary = decodeInferenceRequest(header, {
       inferenceHeaderContentLength: String(header.byteLength),
       limits: DEFAULT_LIMITS,
@@ -66,7 +73,11 @@ describe('bare NaN, Infinity and -Infinity tokens (what rapidjson and Python jso
 describe('64-bit integers as JSON numbers', () => {
   it('reads INT64 and UINT64 literals beyond 2^53 exactly, in JSON and in the fast path', () => {
     const int64 = decode(body('INT64', '[9007199254740993, -9223372036854775808, 9223372036854775807]'));
-    expect(Array.from(int64.inputs[0]?.data as BigInt64Array)).toEqual([9007199254740993n, -(2n ** 63n), 2n ** 63n - 1n]);
+    expect(Array.from(int64.inputs[0]?.data as BigInt64Array)).toEqual([
+      9007199254740993n,
+      -(2n ** 63n),
+      2n ** 63n - 1n,
+    ]);
     const uint64 = decode(body('UINT64', '[18446744073709551615, 0, 12345678901234567891]'));
     expect(Array.from(uint64.inputs[0]?.data as BigUint64Array)).toEqual([2n ** 64n - 1n, 0n, 12345678901234567891n]);
     const many = Array.from({ length: 300 }, (_, i) => String(2n ** 62n + BigInt(i)));
@@ -84,14 +95,21 @@ describe('64-bit integers as JSON numbers', () => {
       'data[0] is 18446744073709551616, outside the UINT64 range',
     );
     // Narrower integers quote JSON.parse's double: only 64-bit tensors send the text to the lossless reader.
-    expect(thrown(() => decode(body('INT32', '[12345678901234567890]', '[1]'))).message).toContain('outside the INT32 range');
+    expect(thrown(() => decode(body('INT32', '[12345678901234567890]', '[1]'))).message).toContain(
+      'outside the INT32 range',
+    );
   });
 
   it('reads 64-bit integers exactly in the binary header and in the client-side response decoder', () => {
     const header = jsonBytes('{"inputs":[{"name":"x","datatype":"UINT64","shape":[1],"data":[18446744073709551615]}]}');
-    const binary = decodeInferenceRequest(header, { inferenceHeaderContentLength: String(header.byteLength), limits: DEFAULT_LIMITS });
+    const binary = decodeInferenceRequest(header, {
+      inferenceHeaderContentLength: String(header.byteLength),
+      limits: DEFAULT_LIMITS,
+    });
     expect((binary.inputs[0]!.data as BigUint64Array)[0]).toBe(2n ** 64n - 1n);
-    const response = jsonBytes('{"model_name":"m","model_version":"1","outputs":[{"name":"y","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}');
+    const response = jsonBytes(
+      '{"model_name":"m","model_version":"1","outputs":[{"name":"y","datatype":"INT64","shape":[1],"data":[9007199254740993]}]}',
+    );
     expect((decodeInferenceResponse(response, {}).outputs[0]!.data as BigInt64Array)[0]).toBe(9007199254740993n);
   });
 
@@ -101,7 +119,9 @@ describe('64-bit integers as JSON numbers', () => {
   });
 
   it('refuses a 64-bit integer written with an exponent, saying how to write it', () => {
-    expect(thrown(() => decode(body('INT64', '[1e19]', '[1]'))).message).toContain('written with a fraction or an exponent');
+    expect(thrown(() => decode(body('INT64', '[1e19]', '[1]'))).message).toContain(
+      'written with a fraction or an exponent',
+    );
   });
 });
 
@@ -145,7 +165,10 @@ describe('-0.0 in JSON output', () => {
       tensor('z', 'FP64', [1], [-0]),
       tensor('h', 'FP16', [2], [0x8000, 0x0000]),
     ];
-    const encoded = encodeInferenceResponse({ modelName: 'm', modelVersion: '1', outputs }, { binaryOutputByDefault: false });
+    const encoded = encodeInferenceResponse(
+      { modelName: 'm', modelVersion: '1', outputs },
+      { binaryOutputByDefault: false },
+    );
     const text = new TextDecoder().decode(encoded.body);
     expect(text).toContain('"data":[-0.0,0,1.5]');
     expect(text).toContain('"data":[-0.0]');

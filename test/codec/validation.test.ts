@@ -13,62 +13,381 @@ type Case = [string, unknown, Record<string, number>, 400 | 413, string | RegExp
 
 const CASES: Case[] = [
   // Shapes and element counts
-  ['data length vs shape', { inputs: [input({ shape: [2, 3], data: [1, 2, 3, 4, 5] })] }, {}, 400, 'input "x": shape [2,3] needs 6 elements, got 5'],
-  ['nested data vs shape', { inputs: [input({ shape: [2, 3], data: [[1, 2, 3], [4, 5]] })] }, {}, 400, 'input "x": nested data does not match shape [2,3]: data[1] has 2 elements, expected 3'],
-  ['nested rows vs shape', { inputs: [input({ shape: [2, 2], data: [[1, 2], [3, 4], [5, 6]] })] }, {}, 400, 'input "x": nested data does not match shape [2,2]: data has 3 elements, expected 2'],
-  ['nesting deeper than the shape', { inputs: [input({ shape: [1, 2], data: [[[1], [2]]] })] }, {}, 400, 'input "x": data[0][0] is an array, but FP32 elements must be numbers'],
-  ['a row that is not an array', { inputs: [input({ shape: [2, 2], data: [[1, 2], 3] })] }, {}, 400, 'input "x": nested data does not match shape [2,2]: data[1] is 3, expected an array of 2 elements'],
-  ['negative dimension', { inputs: [input({ shape: [-1, 2] })] }, {}, 400, 'input "x": "shape" must be an array of non-negative integers, got [-1,2]'],
-  ['fractional dimension', { inputs: [input({ shape: [1.5] })] }, {}, 400, '"shape" must be an array of non-negative integers, got [1.5]'],
-  ['unsafe dimension', { inputs: [input({ shape: [2 ** 53] })] }, {}, 400, '"shape" must be an array of non-negative integers'],
-  ['shape not an array', { inputs: [input({ shape: '2' })] }, {}, 400, 'input "x": "shape" must be an array of non-negative integers, got "2"'],
-  ['element-count product overflow', { inputs: [input({ shape: [2 ** 30, 2 ** 30, 2 ** 30] })] }, {}, 413, 'input "x": shape [1073741824,1073741824,1073741824] has more than 2^53 elements; a message may carry at most 16777216 elements'],
-  ['one tensor over maxElements', { inputs: [input({ shape: [11], data: [] })] }, { maxElements: 10 }, 413, 'input "x": shape [11] has 11 elements; a message may carry at most 10 elements over all its tensors (limits.maxElements)'],
-  ['sum over inputs over maxElements', { inputs: [input({ name: 'a', shape: [6] }), input({ name: 'b', shape: [5] })] }, { maxElements: 10 }, 413, 'input "b": shape [5] has 5 elements; a message may carry at most 10 elements over all its tensors (4 left after the tensors before it)'],
-  ['data not an array', { inputs: [input({ data: 5 })] }, {}, 400, 'input "x": "data" must be an array of 2 elements, got 5'],
+  [
+    'data length vs shape',
+    { inputs: [input({ shape: [2, 3], data: [1, 2, 3, 4, 5] })] },
+    {},
+    400,
+    'input "x": shape [2,3] needs 6 elements, got 5',
+  ],
+  [
+    'nested data vs shape',
+    {
+      inputs: [
+        input({
+          shape: [2, 3],
+          data: [
+            [1, 2, 3],
+            [4, 5],
+          ],
+        }),
+      ],
+    },
+    {},
+    400,
+    'input "x": nested data does not match shape [2,3]: data[1] has 2 elements, expected 3',
+  ],
+  [
+    'nested rows vs shape',
+    {
+      inputs: [
+        input({
+          shape: [2, 2],
+          data: [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ],
+        }),
+      ],
+    },
+    {},
+    400,
+    'input "x": nested data does not match shape [2,2]: data has 3 elements, expected 2',
+  ],
+  [
+    'nesting deeper than the shape',
+    { inputs: [input({ shape: [1, 2], data: [[[1], [2]]] })] },
+    {},
+    400,
+    'input "x": data[0][0] is an array, but FP32 elements must be numbers',
+  ],
+  [
+    'a row that is not an array',
+    { inputs: [input({ shape: [2, 2], data: [[1, 2], 3] })] },
+    {},
+    400,
+    'input "x": nested data does not match shape [2,2]: data[1] is 3, expected an array of 2 elements',
+  ],
+  [
+    'negative dimension',
+    { inputs: [input({ shape: [-1, 2] })] },
+    {},
+    400,
+    'input "x": "shape" must be an array of non-negative integers, got [-1,2]',
+  ],
+  [
+    'fractional dimension',
+    { inputs: [input({ shape: [1.5] })] },
+    {},
+    400,
+    '"shape" must be an array of non-negative integers, got [1.5]',
+  ],
+  [
+    'unsafe dimension',
+    { inputs: [input({ shape: [2 ** 53] })] },
+    {},
+    400,
+    '"shape" must be an array of non-negative integers',
+  ],
+  [
+    'shape not an array',
+    { inputs: [input({ shape: '2' })] },
+    {},
+    400,
+    'input "x": "shape" must be an array of non-negative integers, got "2"',
+  ],
+  [
+    'element-count product overflow',
+    { inputs: [input({ shape: [2 ** 30, 2 ** 30, 2 ** 30] })] },
+    {},
+    413,
+    'input "x": shape [1073741824,1073741824,1073741824] has more than 2^53 elements; a message may carry at most 16777216 elements',
+  ],
+  [
+    'one tensor over maxElements',
+    { inputs: [input({ shape: [11], data: [] })] },
+    { maxElements: 10 },
+    413,
+    'input "x": shape [11] has 11 elements; a message may carry at most 10 elements over all its tensors (limits.maxElements)',
+  ],
+  [
+    'sum over inputs over maxElements',
+    { inputs: [input({ name: 'a', shape: [6] }), input({ name: 'b', shape: [5] })] },
+    { maxElements: 10 },
+    413,
+    'input "b": shape [5] has 5 elements; a message may carry at most 10 elements over all its tensors (4 left after the tensors before it)',
+  ],
+  [
+    'data not an array',
+    { inputs: [input({ data: 5 })] },
+    {},
+    400,
+    'input "x": "data" must be an array of 2 elements, got 5',
+  ],
   ['no data', { inputs: [input({ data: undefined })] }, {}, 400, 'input "x": has no "data"'],
   // Datatypes and elements
-  ['unknown datatype', { inputs: [input({ datatype: 'FLOAT' })] }, {}, 400, 'input "x": unknown datatype "FLOAT"; use one of BOOL, UINT8'],
-  ['string in FP32', { inputs: [input({ data: [1, 'abc'] })] }, {}, 400, 'input "x": data[1] is "abc", but FP32 elements must be numbers or one of the strings "NaN", "Infinity", "-Infinity"'],
-  ['null in FP64', { inputs: [input({ datatype: 'FP64', data: [null, 1] })] }, {}, 400, 'input "x": data[0] is null, but FP64 elements must be numbers'],
-  ['FP32 overflow', { inputs: [input({ data: [1, 1e39] })] }, {}, 400, 'input "x": data[1] is 1e+39, outside the finite FP32 range'],
-  ['FP16 overflow', { inputs: [input({ datatype: 'FP16', data: [70000, 1] })] }, {}, 400, 'input "x": data[0] is 70000, outside the finite FP16 range (largest magnitude 65504)'],
+  [
+    'unknown datatype',
+    { inputs: [input({ datatype: 'FLOAT' })] },
+    {},
+    400,
+    'input "x": unknown datatype "FLOAT"; use one of BOOL, UINT8',
+  ],
+  [
+    'string in FP32',
+    { inputs: [input({ data: [1, 'abc'] })] },
+    {},
+    400,
+    'input "x": data[1] is "abc", but FP32 elements must be numbers or one of the strings "NaN", "Infinity", "-Infinity"',
+  ],
+  [
+    'null in FP64',
+    { inputs: [input({ datatype: 'FP64', data: [null, 1] })] },
+    {},
+    400,
+    'input "x": data[0] is null, but FP64 elements must be numbers',
+  ],
+  [
+    'FP32 overflow',
+    { inputs: [input({ data: [1, 1e39] })] },
+    {},
+    400,
+    'input "x": data[1] is 1e+39, outside the finite FP32 range',
+  ],
+  [
+    'FP16 overflow',
+    { inputs: [input({ datatype: 'FP16', data: [70000, 1] })] },
+    {},
+    400,
+    'input "x": data[0] is 70000, outside the finite FP16 range (largest magnitude 65504)',
+  ],
   ['FP64 number beyond doubles', { inputs: [input({ datatype: 'FP64' })] }, {}, 400, 'PLACEHOLDER'],
-  ['fraction in INT32', { inputs: [input({ datatype: 'INT32', data: [1, 2.5] })] }, {}, 400, 'input "x": data[1] is 2.5, but INT32 elements must be integers'],
-  ['out of range UINT8', { inputs: [input({ datatype: 'UINT8', data: [256, 1] })] }, {}, 400, 'input "x": data[0] is 256, outside the UINT8 range [0, 255]'],
-  ['negative UINT32', { inputs: [input({ datatype: 'UINT32', data: [1, -1] })] }, {}, 400, 'input "x": data[1] is -1, outside the UINT32 range [0, 4294967295]'],
-  ['string in INT16', { inputs: [input({ datatype: 'INT16', data: ['1', 2] })] }, {}, 400, 'input "x": data[0] is "1", but INT16 elements must be integers'],
-  ['non-boolean in BOOL', { inputs: [input({ datatype: 'BOOL', data: [true, 1] })] }, {}, 400, 'input "x": data[1] is 1, but BOOL elements must be true or false'],
-  ['JSON number past the INT64 range', { inputs: [input({ datatype: 'INT64', data: [1, 1e19] })] }, {}, 400, 'input "x": data[1] is 10000000000000000000, outside the INT64 range [-9223372036854775808, 9223372036854775807]'],
-  ['exponent in INT64', '{"inputs":[{"name":"x","shape":[2],"datatype":"INT64","data":[1, 2e18]}]}', {}, 400, 'input "x": data[1] is 2000000000000000000, written with a fraction or an exponent'],
-  ['fraction in INT64', { inputs: [input({ datatype: 'INT64', data: [1.5, 2] })] }, {}, 400, 'input "x": data[0] is 1.5, but INT64 elements must be integers (plain JSON integers or decimal strings)'],
-  ['bad decimal string in INT64', { inputs: [input({ datatype: 'INT64', data: ['12a', 2] })] }, {}, 400, 'input "x": data[0] is "12a", but INT64 elements must be integers'],
-  ['INT64 string out of range', { inputs: [input({ datatype: 'INT64', data: ['9223372036854775808', 2] })] }, {}, 400, 'input "x": data[0] is "9223372036854775808", outside the INT64 range [-9223372036854775808, 9223372036854775807]'],
-  ['negative UINT64', { inputs: [input({ datatype: 'UINT64', data: [-1, 2] })] }, {}, 400, 'input "x": data[0] is -1, outside the UINT64 range [0, 18446744073709551615]'],
-  ['number in BYTES', { inputs: [input({ datatype: 'BYTES', data: ['a', 1] })] }, {}, 400, 'input "x": data[1] is 1, but BYTES elements must be strings'],
-  ['BYTES element over maxBytesElementSize', { inputs: [input({ datatype: 'BYTES', data: ['ok', 'ééé'] })] }, { maxBytesElementSize: 5 }, 413, 'input "x": data[1] is 6 bytes of UTF-8; the limit is 5 bytes per BYTES element (limits.maxBytesElementSize)'],
-  ['element error path in nested data', { inputs: [input({ shape: [2, 2], data: [[1, 2], [3, 'x']] })] }, {}, 400, 'input "x": data[1][1] is "x"'],
+  [
+    'fraction in INT32',
+    { inputs: [input({ datatype: 'INT32', data: [1, 2.5] })] },
+    {},
+    400,
+    'input "x": data[1] is 2.5, but INT32 elements must be integers',
+  ],
+  [
+    'out of range UINT8',
+    { inputs: [input({ datatype: 'UINT8', data: [256, 1] })] },
+    {},
+    400,
+    'input "x": data[0] is 256, outside the UINT8 range [0, 255]',
+  ],
+  [
+    'negative UINT32',
+    { inputs: [input({ datatype: 'UINT32', data: [1, -1] })] },
+    {},
+    400,
+    'input "x": data[1] is -1, outside the UINT32 range [0, 4294967295]',
+  ],
+  [
+    'string in INT16',
+    { inputs: [input({ datatype: 'INT16', data: ['1', 2] })] },
+    {},
+    400,
+    'input "x": data[0] is "1", but INT16 elements must be integers',
+  ],
+  [
+    'non-boolean in BOOL',
+    { inputs: [input({ datatype: 'BOOL', data: [true, 1] })] },
+    {},
+    400,
+    'input "x": data[1] is 1, but BOOL elements must be true or false',
+  ],
+  [
+    'JSON number past the INT64 range',
+    { inputs: [input({ datatype: 'INT64', data: [1, 1e19] })] },
+    {},
+    400,
+    'input "x": data[1] is 10000000000000000000, outside the INT64 range [-9223372036854775808, 9223372036854775807]',
+  ],
+  [
+    'exponent in INT64',
+    '{"inputs":[{"name":"x","shape":[2],"datatype":"INT64","data":[1, 2e18]}]}',
+    {},
+    400,
+    'input "x": data[1] is 2000000000000000000, written with a fraction or an exponent',
+  ],
+  [
+    'fraction in INT64',
+    { inputs: [input({ datatype: 'INT64', data: [1.5, 2] })] },
+    {},
+    400,
+    'input "x": data[0] is 1.5, but INT64 elements must be integers (plain JSON integers or decimal strings)',
+  ],
+  [
+    'bad decimal string in INT64',
+    { inputs: [input({ datatype: 'INT64', data: ['12a', 2] })] },
+    {},
+    400,
+    'input "x": data[0] is "12a", but INT64 elements must be integers',
+  ],
+  [
+    'INT64 string out of range',
+    { inputs: [input({ datatype: 'INT64', data: ['9223372036854775808', 2] })] },
+    {},
+    400,
+    'input "x": data[0] is "9223372036854775808", outside the INT64 range [-9223372036854775808, 9223372036854775807]',
+  ],
+  [
+    'negative UINT64',
+    { inputs: [input({ datatype: 'UINT64', data: [-1, 2] })] },
+    {},
+    400,
+    'input "x": data[0] is -1, outside the UINT64 range [0, 18446744073709551615]',
+  ],
+  [
+    'number in BYTES',
+    { inputs: [input({ datatype: 'BYTES', data: ['a', 1] })] },
+    {},
+    400,
+    'input "x": data[1] is 1, but BYTES elements must be strings',
+  ],
+  [
+    'BYTES element over maxBytesElementSize',
+    { inputs: [input({ datatype: 'BYTES', data: ['ok', 'ééé'] })] },
+    { maxBytesElementSize: 5 },
+    413,
+    'input "x": data[1] is 6 bytes of UTF-8; the limit is 5 bytes per BYTES element (limits.maxBytesElementSize)',
+  ],
+  [
+    'element error path in nested data',
+    {
+      inputs: [
+        input({
+          shape: [2, 2],
+          data: [
+            [1, 2],
+            [3, 'x'],
+          ],
+        }),
+      ],
+    },
+    {},
+    400,
+    'input "x": data[1][1] is "x"',
+  ],
   // Request structure and counts
-  ['body not an object', [1, 2], {}, 400, 'the request body must be a JSON object with an "inputs" array, got an array'],
+  [
+    'body not an object',
+    [1, 2],
+    {},
+    400,
+    'the request body must be a JSON object with an "inputs" array, got an array',
+  ],
   ['no inputs', { id: 'a' }, {}, 400, 'the request must have an "inputs" array of tensors'],
-  ['input not an object', { inputs: [3] }, {}, 400, 'inputs[0] must be a JSON object with "name", "shape", "datatype" and "data", got 3'],
-  ['input without name', { inputs: [input({ name: '' })] }, {}, 400, 'inputs[0]: "name" must be a non-empty string, got ""'],
-  ['too many inputs', { inputs: [input({ name: 'a' }), input({ name: 'b' }), input({ name: 'c' })] }, { maxInputs: 2 }, 400, 'the request has 3 inputs; the limit is 2 (limits.maxInputs)'],
-  ['too many outputs', { inputs: [input({})], outputs: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] }, { maxOutputs: 2 }, 400, 'the request asks for 3 outputs; the limit is 2 (limits.maxOutputs)'],
+  [
+    'input not an object',
+    { inputs: [3] },
+    {},
+    400,
+    'inputs[0] must be a JSON object with "name", "shape", "datatype" and "data", got 3',
+  ],
+  [
+    'input without name',
+    { inputs: [input({ name: '' })] },
+    {},
+    400,
+    'inputs[0]: "name" must be a non-empty string, got ""',
+  ],
+  [
+    'too many inputs',
+    { inputs: [input({ name: 'a' }), input({ name: 'b' }), input({ name: 'c' })] },
+    { maxInputs: 2 },
+    400,
+    'the request has 3 inputs; the limit is 2 (limits.maxInputs)',
+  ],
+  [
+    'too many outputs',
+    { inputs: [input({})], outputs: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] },
+    { maxOutputs: 2 },
+    400,
+    'the request asks for 3 outputs; the limit is 2 (limits.maxOutputs)',
+  ],
   ['duplicate input names', { inputs: [input({}), input({})] }, {}, 400, 'input "x" appears more than once'],
-  ['duplicate requested outputs', { inputs: [input({})], outputs: [{ name: 'y' }, { name: 'y' }] }, {}, 400, 'requested output "y" appears more than once'],
-  ['output without name', { inputs: [input({})], outputs: [{ parameters: {} }] }, {}, 400, 'outputs[0] must be an object with a non-empty "name" string, got "name" missing'],
+  [
+    'duplicate requested outputs',
+    { inputs: [input({})], outputs: [{ name: 'y' }, { name: 'y' }] },
+    {},
+    400,
+    'requested output "y" appears more than once',
+  ],
+  [
+    'output without name',
+    { inputs: [input({})], outputs: [{ parameters: {} }] },
+    {},
+    400,
+    'outputs[0] must be an object with a non-empty "name" string, got "name" missing',
+  ],
   ['outputs not an array', { inputs: [input({})], outputs: 'y' }, {}, 400, '"outputs" must be an array'],
-  ['binary_data not boolean', { inputs: [input({})], outputs: [{ name: 'y', parameters: { binary_data: 'yes' } }] }, {}, 400, 'requested output "y" parameter "binary_data" must be true or false, got "yes"'],
-  ['binary_data_output not boolean', { inputs: [input({})], parameters: { binary_data_output: 1 } }, {}, 400, 'the request parameter "binary_data_output" must be true or false, got 1'],
-  ['parameters not an object', { inputs: [input({})], parameters: [] }, {}, 400, 'the request "parameters" must be a JSON object, got an array'],
+  [
+    'binary_data not boolean',
+    { inputs: [input({})], outputs: [{ name: 'y', parameters: { binary_data: 'yes' } }] },
+    {},
+    400,
+    'requested output "y" parameter "binary_data" must be true or false, got "yes"',
+  ],
+  [
+    'binary_data_output not boolean',
+    { inputs: [input({})], parameters: { binary_data_output: 1 } },
+    {},
+    400,
+    'the request parameter "binary_data_output" must be true or false, got 1',
+  ],
+  [
+    'parameters not an object',
+    { inputs: [input({})], parameters: [] },
+    {},
+    400,
+    'the request "parameters" must be a JSON object, got an array',
+  ],
   ['id not a string', { id: 7, inputs: [input({})] }, {}, 400, '"id" must be a string, got 7'],
-  ['id too long', { id: 'abcdef', inputs: [input({})] }, { maxIdLength: 5 }, 400, '"id" is 6 characters; the limit is 5 (limits.maxIdLength)'],
-  ['binary_data_size without a binary part', { inputs: [input({ data: undefined, parameters: { binary_data_size: 8 } })] }, {}, 400, 'input "x": has "binary_data_size" but the request has no binary part; send the Inference-Header-Content-Length header'],
-  ['both data and binary_data_size', { inputs: [input({ parameters: { binary_data_size: 8 } })] }, {}, 400, 'input "x": has both "data" and "binary_data_size"'],
-  ['parameters nested too deep', { inputs: [input({})], parameters: { a: { b: { c: {} } } } }, { maxJsonDepth: 4 }, 400, 'the JSON document is nested more than 4 levels deep (limits.maxJsonDepth)'],
-  ['input parameters nested too deep', { inputs: [input({ parameters: { a: [[]] } })] }, { maxJsonDepth: 5 }, 400, 'nested more than 5 levels deep'],
-  ['nested data deeper than maxJsonDepth', { inputs: [input({ shape: [1, 1, 1], data: [[[1]]] })] }, { maxJsonDepth: 5 }, 400, 'input "x": nested data of rank 3 would be 6 levels deep in the JSON body, over the limit of 5 (limits.maxJsonDepth); send the data flat'],
+  [
+    'id too long',
+    { id: 'abcdef', inputs: [input({})] },
+    { maxIdLength: 5 },
+    400,
+    '"id" is 6 characters; the limit is 5 (limits.maxIdLength)',
+  ],
+  [
+    'binary_data_size without a binary part',
+    { inputs: [input({ data: undefined, parameters: { binary_data_size: 8 } })] },
+    {},
+    400,
+    'input "x": has "binary_data_size" but the request has no binary part; send the Inference-Header-Content-Length header',
+  ],
+  [
+    'both data and binary_data_size',
+    { inputs: [input({ parameters: { binary_data_size: 8 } })] },
+    {},
+    400,
+    'input "x": has both "data" and "binary_data_size"',
+  ],
+  [
+    'parameters nested too deep',
+    { inputs: [input({})], parameters: { a: { b: { c: {} } } } },
+    { maxJsonDepth: 4 },
+    400,
+    'the JSON document is nested more than 4 levels deep (limits.maxJsonDepth)',
+  ],
+  [
+    'input parameters nested too deep',
+    { inputs: [input({ parameters: { a: [[]] } })] },
+    { maxJsonDepth: 5 },
+    400,
+    'nested more than 5 levels deep',
+  ],
+  [
+    'nested data deeper than maxJsonDepth',
+    { inputs: [input({ shape: [1, 1, 1], data: [[[1]]] })] },
+    { maxJsonDepth: 5 },
+    400,
+    'input "x": nested data of rank 3 would be 6 levels deep in the JSON body, over the limit of 5 (limits.maxJsonDepth); send the data flat',
+  ],
 ];
 // JSON.stringify cannot produce a number beyond the double range; this one is spliced in as text.
 CASES[CASES.findIndex((c) => c[0] === 'FP64 number beyond doubles')] = [
@@ -95,7 +414,14 @@ describe('decodeInferenceRequest validation', () => {
     const decoded = decodeJson({
       inputs: [
         input({ name: 'flat', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }),
-        input({ name: 'nested', shape: [2, 3], data: [[1, 2, 3], [4, 5, 6]] }),
+        input({
+          name: 'nested',
+          shape: [2, 3],
+          data: [
+            [1, 2, 3],
+            [4, 5, 6],
+          ],
+        }),
         input({ name: 'empty', shape: [0, 3], data: [] }),
         input({ name: 'empty-rows', shape: [2, 0], data: [[], []] }),
         input({ name: 'scalar', shape: [], data: [7] }),
@@ -159,7 +485,9 @@ describe('decodeInferenceRequest validation', () => {
   });
 
   it('truncates absurd names and shapes in messages', () => {
-    const error = thrown(() => decodeJson({ inputs: [input({ name: 'n'.repeat(10_000), shape: new Array(1000).fill(-1) })] }));
+    const error = thrown(() =>
+      decodeJson({ inputs: [input({ name: 'n'.repeat(10_000), shape: new Array(1000).fill(-1) })] }),
+    );
     expect(error.message.length).toBeLessThan(300);
     expect(error.message).toContain('(1000 dims)');
   });
@@ -168,7 +496,10 @@ describe('decodeInferenceRequest validation', () => {
 describe('binary extension validation', () => {
   const encoded = encodeInferenceRequest([tensor('x', 'FP32', [2], [1, 2])], { binary: true });
   const headerLength = Number(encoded.headers['Inference-Header-Content-Length']);
-  const header = JSON.parse(new TextDecoder().decode(encoded.body.subarray(0, headerLength))) as Record<string, unknown>;
+  const header = JSON.parse(new TextDecoder().decode(encoded.body.subarray(0, headerLength))) as Record<
+    string,
+    unknown
+  >;
 
   function binaryBody(document: unknown, tail: Uint8Array): { body: Uint8Array; length: string } {
     const head = jsonBytes(document);
@@ -180,12 +511,16 @@ describe('binary extension validation', () => {
 
   function decodeBinary(document: unknown, tail: Uint8Array, limits = {}) {
     const { body, length } = binaryBody(document, tail);
-    return decodeInferenceRequest(body, { inferenceHeaderContentLength: length, limits: { ...DEFAULT_LIMITS, ...limits } });
+    return decodeInferenceRequest(body, {
+      inferenceHeaderContentLength: length,
+      limits: { ...DEFAULT_LIMITS, ...limits },
+    });
   }
 
   function bytesElements(...parts: [number, number[]][]): Uint8Array {
     const out: number[] = [];
-    for (const [length, bytes] of parts) out.push(length & 0xff, (length >>> 8) & 0xff, (length >>> 16) & 0xff, length >>> 24, ...bytes);
+    for (const [length, bytes] of parts)
+      out.push(length & 0xff, (length >>> 8) & 0xff, (length >>> 16) & 0xff, length >>> 24, ...bytes);
     return new Uint8Array(out);
   }
 
@@ -207,7 +542,10 @@ describe('binary extension validation', () => {
 
   it('refuses a header length that cuts the JSON header short', () => {
     const error = thrown(() =>
-      decodeInferenceRequest(encoded.body, { inferenceHeaderContentLength: String(headerLength - 1), limits: DEFAULT_LIMITS }),
+      decodeInferenceRequest(encoded.body, {
+        inferenceHeaderContentLength: String(headerLength - 1),
+        limits: DEFAULT_LIMITS,
+      }),
     );
     expect(error).toBeInstanceOf(BadRequestError);
     expect(error.message).toMatch(/^the inference header \(the first \d+ bytes of the body\) is not valid JSON: /);
@@ -216,14 +554,18 @@ describe('binary extension validation', () => {
   it('refuses binary_data_size beyond the remaining bytes', () => {
     const error = thrown(() => decodeBinary(header, new Uint8Array(4)));
     expect(error).toBeInstanceOf(BadRequestError);
-    expect(error.message).toBe('input "x": "binary_data_size" is 8 but only 4 bytes of binary data are left in the body');
+    expect(error.message).toBe(
+      'input "x": "binary_data_size" is 8 but only 4 bytes of binary data are left in the body',
+    );
   });
 
   it('refuses binary_data_size that does not match the shape', () => {
     const document = { inputs: [{ name: 'x', shape: [3], datatype: 'FP32', parameters: { binary_data_size: 8 } }] };
     const error = thrown(() => decodeBinary(document, new Uint8Array(8)));
     expect(error).toBeInstanceOf(BadRequestError);
-    expect(error.message).toBe('input "x": "binary_data_size" is 8 bytes, but shape [3] of FP32 needs 3 x 4 = 12 bytes');
+    expect(error.message).toBe(
+      'input "x": "binary_data_size" is 8 bytes, but shape [3] of FP32 needs 3 x 4 = 12 bytes',
+    );
   });
 
   it('refuses bytes left over after the last binary input', () => {
@@ -240,19 +582,59 @@ describe('binary extension validation', () => {
 
   it('reads BYTES elements as 4-byte little-endian lengths and UTF-8, counted against the shape', () => {
     const tail = bytesElements([2, [0x68, 0x69]], [0, []], [3, [0xe2, 0x82, 0xac]]);
-    const document = { inputs: [{ name: 's', shape: [3], datatype: 'BYTES', parameters: { binary_data_size: tail.byteLength } }] };
+    const document = {
+      inputs: [{ name: 's', shape: [3], datatype: 'BYTES', parameters: { binary_data_size: tail.byteLength } }],
+    };
     expect(decodeBinary(document, tail).inputs[0]?.data).toEqual(['hi', '', '€']);
   });
 
   it.each([
-    ['fewer elements than the shape', [3], bytesElements([1, [0x61]]), 400, 'input "s": its binary data holds 1 BYTES elements, but its shape needs 3'],
-    ['more elements than the shape', [1], bytesElements([1, [0x61]], [0, []]), 400, 'input "s": its binary data holds more than the 1 BYTES elements its shape allows'],
-    ['a truncated length prefix', [2], new Uint8Array([1, 0, 0, 0, 0x61, 1, 0]), 400, 'input "s": BYTES element 1 is cut short: its 4-byte length prefix has only 2 bytes left'],
-    ['a length beyond the data', [1], bytesElements([4, [0x61]]), 400, 'input "s": BYTES element 0 declares 4 bytes but only 1 remain in the tensor\'s binary data'],
-    ['invalid UTF-8', [1], bytesElements([2, [0xc3, 0x28]]), 400, 'input "s": BYTES element 0 is not valid UTF-8; this server carries BYTES as UTF-8 strings'],
-    ['an element over maxBytesElementSize', [1], bytesElements([6, [1, 2, 3, 4, 5, 6]]), 413, 'input "s": BYTES element 0 is 6 bytes; the limit is 5 bytes per BYTES element (limits.maxBytesElementSize)'],
+    [
+      'fewer elements than the shape',
+      [3],
+      bytesElements([1, [0x61]]),
+      400,
+      'input "s": its binary data holds 1 BYTES elements, but its shape needs 3',
+    ],
+    [
+      'more elements than the shape',
+      [1],
+      bytesElements([1, [0x61]], [0, []]),
+      400,
+      'input "s": its binary data holds more than the 1 BYTES elements its shape allows',
+    ],
+    [
+      'a truncated length prefix',
+      [2],
+      new Uint8Array([1, 0, 0, 0, 0x61, 1, 0]),
+      400,
+      'input "s": BYTES element 1 is cut short: its 4-byte length prefix has only 2 bytes left',
+    ],
+    [
+      'a length beyond the data',
+      [1],
+      bytesElements([4, [0x61]]),
+      400,
+      'input "s": BYTES element 0 declares 4 bytes but only 1 remain in the tensor\'s binary data',
+    ],
+    [
+      'invalid UTF-8',
+      [1],
+      bytesElements([2, [0xc3, 0x28]]),
+      400,
+      'input "s": BYTES element 0 is not valid UTF-8; this server carries BYTES as UTF-8 strings',
+    ],
+    [
+      'an element over maxBytesElementSize',
+      [1],
+      bytesElements([6, [1, 2, 3, 4, 5, 6]]),
+      413,
+      'input "s": BYTES element 0 is 6 bytes; the limit is 5 bytes per BYTES element (limits.maxBytesElementSize)',
+    ],
   ] as const)('refuses binary BYTES with %s', (_label, shape, tail, status, message) => {
-    const document = { inputs: [{ name: 's', shape, datatype: 'BYTES', parameters: { binary_data_size: tail.byteLength } }] };
+    const document = {
+      inputs: [{ name: 's', shape, datatype: 'BYTES', parameters: { binary_data_size: tail.byteLength } }],
+    };
     const error = thrown(() => decodeBinary(document, tail, { maxBytesElementSize: 5 }));
     expect(error.statusCode).toBe(status);
     expect(error.message).toBe(message);

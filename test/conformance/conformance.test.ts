@@ -14,7 +14,12 @@ import { InferenceClient } from '../../conformance/client.js';
 import { discoverCases, resolveCorpusDir, type Category } from '../../conformance/corpus.js';
 import { planCase } from '../../conformance/plans.js';
 import { countsByCategory, writeResults } from '../../conformance/report.js';
-import { ONNXRUNTIME_AGREES, runConformance, type CaseResult, type ConformanceReport } from '../../conformance/runner.js';
+import {
+  ONNXRUNTIME_AGREES,
+  runConformance,
+  type CaseResult,
+  type ConformanceReport,
+} from '../../conformance/runner.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
 import { describeWithCorpus } from '../support/corpus.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
@@ -41,7 +46,9 @@ describeWithCorpus(corpusDir, 'conformance corpus, end to end', () => {
     const expected = discoverCases(corpusDir).map((c) => `${c.category}/${c.name}`);
     expect(report.cases.map((c) => `${c.category}/${c.name}`)).toEqual(expected);
     expect(report.total).toBe(expected.length);
-    expect(report.served_and_matching + report.refused_at_registration + report.mismatch + report.other_failure).toBe(report.total);
+    expect(report.served_and_matching + report.refused_at_registration + report.mismatch + report.other_failure).toBe(
+      report.total,
+    );
     expect(lines(report.cases.filter((c) => c.result === 'other_failure'))).toBe('');
   });
 
@@ -55,13 +62,23 @@ describeWithCorpus(corpusDir, 'conformance corpus, end to end', () => {
     }
     // The 2017-2018 PyTorch exports (opset 6) are served through the version converter and match their references.
     const upgraded = of('onnx-backend', 'served_and_matching').filter((c) => c.detail.includes('upgrade-opset'));
-    expect(upgraded.map((c) => c.name)).toEqual(expect.arrayContaining(['test_AvgPool2d', 'test_BatchNorm2d_eval', 'test_Linear', 'test_PReLU_2d_multiparam', 'test_operator_add_broadcast']));
+    expect(upgraded.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'test_AvgPool2d',
+        'test_BatchNorm2d_eval',
+        'test_Linear',
+        'test_PReLU_2d_multiparam',
+        'test_operator_add_broadcast',
+      ]),
+    );
     // StringNormalizer models are served, in C.UTF-8 where the runtime lacks en_US.UTF-8 (as on Lambda).
     expect(report.cases.filter((c) => /locale/.test(c.detail) && c.result !== 'served_and_matching')).toEqual([]);
-    expect(of('onnx-backend', 'served_and_matching').some((c) => c.detail.includes('BYTES in JSON and binary'))).toBe(true);
+    expect(of('onnx-backend', 'served_and_matching').some((c) => c.detail.includes('BYTES in JSON and binary'))).toBe(
+      true,
+    );
   });
 
-  it('serves every TensorFlow/Keras and CNTK export, matching the original framework\'s predictions', () => {
+  it("serves every TensorFlow/Keras and CNTK export, matching the original framework's predictions", () => {
     // Assess
     const cases = of('frameworks');
     expect(cases.length).toBeGreaterThan(0);
@@ -92,7 +109,9 @@ describeWithCorpus(corpusDir, 'conformance corpus, end to end', () => {
     for (const mismatch of of('sklearn', 'mismatch')) expect(mismatch.detail.startsWith(ONNXRUNTIME_AGREES)).toBe(true);
     // Refused: only a case whose inputs onnxruntime itself refuses for this model (checked directly by the runner).
     for (const refused of of('sklearn', 'refused_at_registration')) {
-      expect(refused.detail).toMatch(/^the smoke inference on the sample request failed: the model refused the inputs: /);
+      expect(refused.detail).toMatch(
+        /^the smoke inference on the sample request failed: the model refused the inputs: /,
+      );
     }
   });
 
@@ -106,7 +125,14 @@ describeWithCorpus(corpusDir, 'conformance corpus, end to end', () => {
 
     // Assess
     const written = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(written)).toEqual(['total', 'served_and_matching', 'refused_at_registration', 'mismatch', 'other_failure', 'cases']);
+    expect(Object.keys(written)).toEqual([
+      'total',
+      'served_and_matching',
+      'refused_at_registration',
+      'mismatch',
+      'other_failure',
+      'cases',
+    ]);
     expect((written.cases as CaseResult[])[0]).toEqual({
       category: expect.any(String),
       name: expect.any(String),
@@ -131,14 +157,19 @@ describeWithCorpus(corpusDir, 'a model onnxruntime cannot run, uploaded over a s
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('is refused with onnxruntime\'s reason while the previous version keeps serving', async () => {
+  it("is refused with onnxruntime's reason while the previous version keeps serving", async () => {
     // Prepare: a backend case with a single JSON-sized input, and a training graph onnxruntime cannot load.
     const cases = discoverCases(corpusDir, ['onnx-backend']);
     const servedCase = cases.find((c) => c.name === 'test_Sigmoid');
     const refusedCase = cases.find((c) => c.name === 'test_gradient_of_add');
-    if (servedCase === undefined || refusedCase === undefined) throw new Error('the corpus lacks test_Sigmoid or test_gradient_of_add');
+    if (servedCase === undefined || refusedCase === undefined)
+      throw new Error('the corpus lacks test_Sigmoid or test_gradient_of_add');
     const [served, refused] = await Promise.all([planCase(servedCase), planCase(refusedCase)]);
-    const s3 = createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, credentials: stack.s3.credentials });
+    const s3 = createS3Client({
+      endpoint: stack.s3.endpoint,
+      region: stack.s3.region,
+      credentials: stack.s3.credentials,
+    });
     const client = new InferenceClient(stack.gatewayUrl);
     const put = async (key: string, body: Uint8Array) => {
       await s3.send(new PutObjectCommand({ Bucket: stack.s3.bucket, Key: key, Body: body }));
@@ -157,11 +188,24 @@ describeWithCorpus(corpusDir, 'a model onnxruntime cannot run, uploaded over a s
     const after = await client.infer('net', inputs);
     expect(after.modelVersion).toBe('1');
     expect(after.outputs).toEqual(before.outputs);
-    expect(served.check([after.outputs.map((o) => ({ datatype: o.datatype, shape: o.shape, values: Array.from(o.data as Float32Array) }))])).toEqual([]);
+    expect(
+      served.check([
+        after.outputs.map((o) => ({
+          datatype: o.datatype,
+          shape: o.shape,
+          values: Array.from(o.data as Float32Array),
+        })),
+      ]),
+    ).toEqual([]);
     const index = await client.repositoryIndex();
     expect(index).toEqual([
       { name: 'net', version: '1', state: 'READY', reason: '' },
-      { name: 'net', version: '', state: 'UNAVAILABLE', reason: expect.stringContaining('ai.onnx.preview.training:Gradient') },
+      {
+        name: 'net',
+        version: '',
+        state: 'UNAVAILABLE',
+        reason: expect.stringContaining('ai.onnx.preview.training:Gradient'),
+      },
     ]);
     s3.destroy();
   });

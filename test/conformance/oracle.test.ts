@@ -35,7 +35,9 @@ describe('decodeTensorProto', () => {
     const floats = decodeTensorProto(encodeTensor({ dataType: 1, dims: [3], floatData: [0.5, 1, 2] }), 'f');
     const int64s = decodeTensorProto(encodeTensor({ dataType: 7, dims: [2], int64Data: [-3, 9007199254740991] }));
     const bools = decodeTensorProto(encodeTensor({ dataType: 9, dims: [3], int32Data: [1, 0, 1] }));
-    const strings = decodeTensorProto(encodeTensor({ dataType: 8, dims: [2], stringData: [new TextEncoder().encode('é'), new Uint8Array()] }));
+    const strings = decodeTensorProto(
+      encodeTensor({ dataType: 8, dims: [2], stringData: [new TextEncoder().encode('é'), new Uint8Array()] }),
+    );
     const doubles = decodeTensorProto(encodeTensor({ dataType: 11, dims: [1, 1], doubleData: [0.1] }));
 
     // Assess
@@ -47,12 +49,18 @@ describe('decodeTensorProto', () => {
   });
 
   it('refuses element types KServe V2 cannot carry', () => {
-    expect(() => decodeTensorProto(encodeTensor({ name: 'c', dataType: 14, dims: [1], floatData: [1, 2] }))).toThrow(UnsupportedTensorProtoError);
+    expect(() => decodeTensorProto(encodeTensor({ name: 'c', dataType: 14, dims: [1], floatData: [1, 2] }))).toThrow(
+      UnsupportedTensorProtoError,
+    );
   });
 });
 
 const json = (datatype: 'FP64' | 'BYTES', shape: number[], data: (number | string)[]) => ({ datatype, shape, data });
-const observed = (datatype: Observed['datatype'], shape: number[], values: (number | string)[]): Observed => ({ datatype, shape, values });
+const observed = (datatype: Observed['datatype'], shape: number[], values: (number | string)[]): Observed => ({
+  datatype,
+  shape,
+  values,
+});
 
 describe('the scikit-learn oracle', () => {
   it('applies the README shape rules: [N] answered as [N, 1], and SkipDim1', () => {
@@ -79,7 +87,9 @@ describe('the scikit-learn oracle', () => {
     expect(sklearnProblems(expected, [labels, oneRowOff], { decimal: 5, flags: ['OneOff'] })).toEqual([]);
     expect(sklearnProblems(expected, [labels, twoRowsOff], { decimal: 5, flags: ['OneOff'] })).toHaveLength(1);
     expect(sklearnProblems(expected, [labels, twoRowsOff], { decimal: 5, flags: ['NoProb'] })).toEqual([]);
-    expect(sklearnProblems(expected, [observed('BYTES', [3], ['a', 'a', 'a'])], { decimal: 5, flags: ['NoProb'] })).toHaveLength(1);
+    expect(
+      sklearnProblems(expected, [observed('BYTES', [3], ['a', 'a', 'a'])], { decimal: 5, flags: ['NoProb'] }),
+    ).toHaveLength(1);
   });
 });
 
@@ -87,20 +97,32 @@ describe('allCloseProblems', () => {
   it('uses atol + rtol * |expected|, equal NaNs, exact integers and strings, equal shapes and datatypes', () => {
     // Prepare
     const tolerance = { rtol: 1e-3, atol: 1e-7 };
-    const expected = [observed('FP32', [3], [1000, 0, NaN]), observed('INT64', [2], [1, 2]), observed('BYTES', [1], ['x'])];
+    const expected = [
+      observed('FP32', [3], [1000, 0, NaN]),
+      observed('INT64', [2], [1, 2]),
+      observed('BYTES', [1], ['x']),
+    ];
 
     // Act / Assess
-    expect(allCloseProblems(expected, [observed('FP32', [3], [1000.9, 5e-8, NaN]), expected[1]!, expected[2]!], tolerance)).toEqual([]);
-    expect(allCloseProblems(expected, [observed('FP32', [3], [1001.2, 0, NaN]), expected[1]!, expected[2]!], tolerance)).toEqual([
-      'output 0: 1 of 3 elements differ beyond rtol 0.001, atol 1e-7 (element 0: expected 1000, got 1001.2)',
-    ]);
-    expect(allCloseProblems(expected, [expected[0]!, observed('INT64', [2], [1, 3]), observed('BYTES', [1], ['y'])], tolerance)).toHaveLength(2);
-    expect(allCloseProblems(expected, [observed('FP32', [1, 3], [1000, 0, NaN]), expected[1]!, expected[2]!], tolerance)).toEqual([
-      'output 0: shape [1, 3], expected [3]',
-    ]);
-    expect(allCloseProblems(expected, [observed('FP64', [3], [1000, 0, NaN]), expected[1]!, expected[2]!], tolerance)).toEqual([
-      'output 0: datatype FP64, expected FP32',
-    ]);
+    expect(
+      allCloseProblems(expected, [observed('FP32', [3], [1000.9, 5e-8, NaN]), expected[1]!, expected[2]!], tolerance),
+    ).toEqual([]);
+    expect(
+      allCloseProblems(expected, [observed('FP32', [3], [1001.2, 0, NaN]), expected[1]!, expected[2]!], tolerance),
+    ).toEqual(['output 0: 1 of 3 elements differ beyond rtol 0.001, atol 1e-7 (element 0: expected 1000, got 1001.2)']);
+    expect(
+      allCloseProblems(
+        expected,
+        [expected[0]!, observed('INT64', [2], [1, 3]), observed('BYTES', [1], ['y'])],
+        tolerance,
+      ),
+    ).toHaveLength(2);
+    expect(
+      allCloseProblems(expected, [observed('FP32', [1, 3], [1000, 0, NaN]), expected[1]!, expected[2]!], tolerance),
+    ).toEqual(['output 0: shape [1, 3], expected [3]']);
+    expect(
+      allCloseProblems(expected, [observed('FP64', [3], [1000, 0, NaN]), expected[1]!, expected[2]!], tolerance),
+    ).toEqual(['output 0: datatype FP64, expected FP32']);
     expect(allCloseProblems(expected, [expected[0]!], tolerance)).toEqual(['1 outputs, expected 3']);
   });
 });
@@ -112,17 +134,27 @@ describe('tensors for one-row requests', () => {
 
     // Act
     const rows = [0, 1, 2].map((r) => sliceRows(batch, r, 1));
-    const joined = joinRows(rows.map((r) => ({ datatype: r.datatype, shape: r.shape, values: Array.from(r.data as Float32Array) })));
+    const joined = joinRows(
+      rows.map((r) => ({ datatype: r.datatype, shape: r.shape, values: Array.from(r.data as Float32Array) })),
+    );
 
     // Assess
-    expect(rows.map((r) => r.shape)).toEqual([[1, 2], [1, 2], [1, 2]]);
+    expect(rows.map((r) => r.shape)).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
     expect(joined).toEqual({ datatype: 'FP32', shape: [3, 2], values: [1, 2, 3, NaN, 5, 6] });
   });
 });
 
 describe('model names of cases', () => {
   it('sanitises folder names to the allowed pattern', () => {
-    const names = [modelNameOf('sklearn', 'SklearnNormalizerL2-SkipDim1'), modelNameOf('onnx-backend', 'a b/c..d'), modelNameOf('paddle', 'x'.repeat(300))];
+    const names = [
+      modelNameOf('sklearn', 'SklearnNormalizerL2-SkipDim1'),
+      modelNameOf('onnx-backend', 'a b/c..d'),
+      modelNameOf('paddle', 'x'.repeat(300)),
+    ];
     expect(names.slice(0, 2)).toEqual(['sklearn.SklearnNormalizerL2-SkipDim1', 'onnx-backend.a-b-c.d']);
     for (const name of names) expect(isValidModelName(name)).toBe(true);
   });
@@ -136,7 +168,12 @@ describe('withZipMapInputsAsOutputs', () => {
   it('lets onnxruntime-node return the probabilities a ZipMap classifier computes', async () => {
     // Prepare
     const classifier = buildZipMapClassifier({ labels: ['no', 'yes'], defaultDomain: true });
-    const input = { name: 'float_input', datatype: 'FP32' as const, shape: [1, 4], data: new Float32Array([1, 0, 0, 0]) };
+    const input = {
+      name: 'float_input',
+      datatype: 'FP32' as const,
+      shape: [1, 4],
+      data: new Float32Array([1, 0, 0, 0]),
+    };
     const original = await runDirectly(classifier.bytes, [input]);
 
     // Act

@@ -70,7 +70,11 @@ describe('rewriteForServing: stringNormalizerLocale', () => {
       { case_change_action: 'NONE' },
     ]);
     expect(result.rewrites).toEqual([
-      { kind: 'string-normalizer-locale', output: 'y0', detail: expect.stringContaining('instead of the default en_US.UTF-8') },
+      {
+        kind: 'string-normalizer-locale',
+        output: 'y0',
+        detail: expect.stringContaining('instead of the default en_US.UTF-8'),
+      },
       { kind: 'string-normalizer-locale', output: 'y1', detail: expect.stringContaining('instead of en_US.UTF-8') },
     ]);
   });
@@ -84,7 +88,9 @@ describe('rewriteForServing: stringNormalizerLocale', () => {
 
     // Assess
     expect(run).toThrow(ModelRejectedError);
-    expect(run).toThrow(/locale "tr_TR\.UTF-8".*set the node's "locale" attribute to C\.UTF-8.*case_change_action "NONE"/);
+    expect(run).toThrow(
+      /locale "tr_TR\.UTF-8".*set the node's "locale" attribute to C\.UTF-8.*case_change_action "NONE"/,
+    );
   });
 });
 
@@ -151,7 +157,8 @@ describe('registration of StringNormalizer models', () => {
         return onnxruntimeSessionFactory.create(model, sessionOptions);
       },
       // Registration validates from a scratch file: the same fault, whichever way the model arrives.
-      createFromFile: async (file, sessionOptions) => withoutEnUs.create(new Uint8Array(await readFile(file)), sessionOptions),
+      createFromFile: async (file, sessionOptions) =>
+        withoutEnUs.create(new Uint8Array(await readFile(file)), sessionOptions),
     };
 
     // Act
@@ -166,7 +173,7 @@ describe('registration of StringNormalizer models', () => {
     expect(await options.repository.readModelFile('text', '1')).toEqual(loaded[1]);
   });
 
-  it('refuses a locale that no runtime has, with onnxruntime\'s reason and what to do', async () => {
+  it("refuses a locale that no runtime has, with onnxruntime's reason and what to do", async () => {
     // Act
     const outcome = await register(stringNormalizerModel([{ ...UPPER, locale: attr.string('xx_XX.UTF-8') }]));
 
@@ -185,9 +192,12 @@ describe('registration of StringNormalizer models', () => {
     const noLocales: SessionFactory = {
       create: async (model) => {
         const locale = attributesOf(model)[0]?.locale ?? 'en_US.UTF-8';
-        throw new ModelRejectedError(`onnxruntime cannot load the model: Failed to construct locale with name:${locale}`);
+        throw new ModelRejectedError(
+          `onnxruntime cannot load the model: Failed to construct locale with name:${locale}`,
+        );
       },
-      createFromFile: async (file, sessionOptions) => noLocales.create(new Uint8Array(await readFile(file)), sessionOptions),
+      createFromFile: async (file, sessionOptions) =>
+        noLocales.create(new Uint8Array(await readFile(file)), sessionOptions),
     };
 
     // Act

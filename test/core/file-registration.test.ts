@@ -54,7 +54,10 @@ describe('registration from a file', () => {
   it("gives onnxruntime's reason without the scratch path it read", async () => {
     // Prepare
     const store = new FsBlobStore(path.join(dir, 'bucket'));
-    const unknownOp = new ModelBuilder().input('x', 'FP32', ['N']).node('NoSuchOp', ['x'], ['y']).output('y', 'FP32', ['N']);
+    const unknownOp = new ModelBuilder()
+      .input('x', 'FP32', ['N'])
+      .node('NoSuchOp', ['x'], ['y'])
+      .output('y', 'FP32', ['N']);
     await store.put('uploads/m/bad.onnx', unknownOp.toBytes());
 
     // Act
@@ -62,14 +65,20 @@ describe('registration from a file', () => {
 
     // Assess
     const reason = outcome.kind === 'rejected' ? outcome.reason : '';
-    expect(reason).toMatch(/^onnxruntime cannot load the model: This is an invalid model\..*No Op registered for NoSuchOp/);
+    expect(reason).toMatch(
+      /^onnxruntime cannot load the model: This is an invalid model\..*No Op registered for NoSuchOp/,
+    );
     expect(reason).not.toContain(scratch);
   });
 
   it('records a refusal that says what to change when /tmp is full (fault injected)', async () => {
     // Prepare: the download fails as a full disk makes it fail.
     class FullDiskStore extends FsBlobStore {
-      public override async download(_key: string, _file: string, _options: DownloadOptions): Promise<DownloadedObject> {
+      public override async download(
+        _key: string,
+        _file: string,
+        _options: DownloadOptions,
+      ): Promise<DownloadedObject> {
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       }
     }

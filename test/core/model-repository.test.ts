@@ -123,8 +123,16 @@ describe('ModelRepository on a folder', () => {
     expect(key).toMatch(/^rejected\/iris\/2026-11-27T10-00-00-000Z-[0-9a-f]{8}-bad\.onnx\.json$/);
     expect(again).not.toBe(key);
     expect(invalidKey.startsWith('rejected/_invalid-names/')).toBe(true);
-    expect((await repository.listRejections('iris')).map((r) => r.reason).sort()).toEqual(['not a model', 'still not a model']);
-    await repository.recordRejection({ model: 'iris', sourceKey: 'uploads/iris/later.onnx', rejectedAt: '2026-11-27T11:00:00.000Z', reason: 'newest' });
+    expect((await repository.listRejections('iris')).map((r) => r.reason).sort()).toEqual([
+      'not a model',
+      'still not a model',
+    ]);
+    await repository.recordRejection({
+      model: 'iris',
+      sourceKey: 'uploads/iris/later.onnx',
+      rejectedAt: '2026-11-27T11:00:00.000Z',
+      reason: 'newest',
+    });
     expect((await repository.listRejections('iris', { latest: 1 })).map((r) => r.reason)).toEqual(['newest']);
     expect((await store.get(repositoryKeys.manifest('iris')))?.etag).toBe(before?.etag);
   });

@@ -40,7 +40,12 @@ describe('formatFixed6: C printf("%f"), as Triton prints scores', () => {
 });
 
 describe('classify', () => {
-  const scores: Tensor = { name: 'p', datatype: 'FP32', shape: [2, 3], data: new Float32Array([0.1, 0.7, 0.2, 0.4, 0.4, 0.2]) };
+  const scores: Tensor = {
+    name: 'p',
+    datatype: 'FP32',
+    shape: [2, 3],
+    data: new Float32Array([0.1, 0.7, 0.2, 0.4, 0.4, 0.2]),
+  };
 
   it('ranks each row when the model batches, labels when known, ties by lower index', () => {
     expect(classify(scores, 2, true, ['a', 'b', 'c'])).toEqual({
@@ -59,7 +64,12 @@ describe('classify', () => {
   });
 
   it('prints integer scores as integers, INT64 included', () => {
-    const ints: Tensor = { name: 'i', datatype: 'INT64', shape: [3], data: new BigInt64Array([5n, 9007199254740993n, -1n]) };
+    const ints: Tensor = {
+      name: 'i',
+      datatype: 'INT64',
+      shape: [3],
+      data: new BigInt64Array([5n, 9007199254740993n, -1n]),
+    };
     expect(classify(ints, 2, false).data).toEqual(['9007199254740993:1', '5:0']);
   });
 
@@ -71,7 +81,13 @@ describe('classify', () => {
 
 describe('modelConfig', () => {
   it('keeps full shapes and max_batch_size 0 when the first dimension is not a batch', () => {
-    const config = modelConfig(metadata([{ name: 'image', datatype: 'FP32', shape: [1, 3, 32, 32] }], [{ name: 'logits', datatype: 'FP32', shape: [1, 10] }]), DEFAULT_LIMITS);
+    const config = modelConfig(
+      metadata(
+        [{ name: 'image', datatype: 'FP32', shape: [1, 3, 32, 32] }],
+        [{ name: 'logits', datatype: 'FP32', shape: [1, 10] }],
+      ),
+      DEFAULT_LIMITS,
+    );
     expect(config).toMatchObject({
       max_batch_size: 0,
       input: [{ name: 'image', data_type: 'TYPE_FP32', dims: [1, 3, 32, 32] }],
@@ -80,7 +96,10 @@ describe('modelConfig', () => {
   });
 
   it('takes a dynamic first dimension everywhere as the batch, sized by limits.maxElements', () => {
-    const model = metadata([{ name: 'x', datatype: 'INT64', shape: [-1, -1, 8] }], [{ name: 'y', datatype: 'BYTES', shape: [-1] }]);
+    const model = metadata(
+      [{ name: 'x', datatype: 'INT64', shape: [-1, -1, 8] }],
+      [{ name: 'y', datatype: 'BYTES', shape: [-1] }],
+    );
     expect(batchesFirstDimension(model)).toBe(true);
     expect(modelConfig(model, { maxElements: 1000 })).toMatchObject({
       max_batch_size: 125,

@@ -12,8 +12,12 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-limits-'));
   const catalog = path.join(dir, 'catalog');
   await mkdir(catalog);
-  for (const name of ['linear', 'iris']) await copyFile(path.join('models', `${name}.onnx`), path.join(catalog, `${name}.onnx`));
-  await writeFile(path.join(catalog, 'linear.json'), JSON.stringify({ seed: 'linear.onnx', limits: { maxElements: 4 } }));
+  for (const name of ['linear', 'iris'])
+    await copyFile(path.join('models', `${name}.onnx`), path.join(catalog, `${name}.onnx`));
+  await writeFile(
+    path.join(catalog, 'linear.json'),
+    JSON.stringify({ seed: 'linear.onnx', limits: { maxElements: 4 } }),
+  );
   await writeFile(path.join(catalog, 'iris.json'), JSON.stringify({ seed: 'iris.onnx' }));
   // A seed with a sample next to it (not a catalog entry): registration checks the expected outputs it gives.
   await copyFile(path.join('models', 'linear.onnx'), path.join(catalog, 'checked.onnx'));
@@ -33,12 +37,18 @@ afterAll(async () => {
 });
 
 async function infer(model: string, rows: number): Promise<{ status: number; body: { error?: string } }> {
-  const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 4], data: new Array(rows * 4).fill(1) }] });
-  const response = await fetch(`${stack.gatewayUrl}/v2/models/${model}/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const body = JSON.stringify({
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 4], data: new Array(rows * 4).fill(1) }],
+  });
+  const response = await fetch(`${stack.gatewayUrl}/v2/models/${model}/infer`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
   return { status: response.status, body: (await response.json()) as { error?: string } };
 }
 
-it('enforces a model\'s own catalog limits and leaves other models on the defaults', async () => {
+it("enforces a model's own catalog limits and leaves other models on the defaults", async () => {
   const withinLimit = await infer('linear', 1);
   const overLimit = await infer('linear', 2);
   const otherModel = await infer('iris', 2);
@@ -49,7 +59,7 @@ it('enforces a model\'s own catalog limits and leaves other models on the defaul
   expect(otherModel.status).toBe(200);
 });
 
-it('uploads a seed\'s sample before it, so registration validates the seed against it', async () => {
+it("uploads a seed's sample before it, so registration validates the seed against it", async () => {
   const refused = stack.registrations.flatMap((r) => r.outcomes).find((o) => o.key === 'uploads/checked/checked.onnx');
   const served = await fetch(`${stack.gatewayUrl}/v2/models/checked`);
 

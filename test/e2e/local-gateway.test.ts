@@ -24,7 +24,11 @@ afterAll(async () => {
 
 async function post(route: string, body: Uint8Array | string, headers: Record<string, string>) {
   const response = await fetch(`${stack.gatewayUrl}${route}`, { method: 'POST', body, headers });
-  return { status: response.status, headers: Object.fromEntries(response.headers), body: new Uint8Array(await response.arrayBuffer()) };
+  return {
+    status: response.status,
+    headers: Object.fromEntries(response.headers),
+    body: new Uint8Array(await response.arrayBuffer()),
+  };
 }
 
 async function infer(model: string, inputs: Tensor[], options: Parameters<typeof encodeInferenceRequest>[1] = {}) {
@@ -52,7 +56,12 @@ function expectSameAsDirect(actual: readonly Tensor[], expected: Record<string, 
   }
 }
 
-const features: Tensor = { name: 'x', datatype: 'FP32', shape: [3, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2, 6.4, 3.2, 4.5, 1.5, 6.3, 3.3, 6, 2.5]) };
+const features: Tensor = {
+  name: 'x',
+  datatype: 'FP32',
+  shape: [3, 4],
+  data: new Float32Array([5.1, 3.5, 1.4, 0.2, 6.4, 3.2, 4.5, 1.5, 6.3, 3.3, 6, 2.5]),
+};
 const image: Tensor = {
   name: 'image',
   datatype: 'FP32',
@@ -68,9 +77,17 @@ describe('npm start: the local gateway over real HTTP', () => {
 
     expect(live.status).toBe(200);
     expect(await live.json()).toEqual({ live: true });
-    expect(server).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data', 'model_configuration']) });
+    expect(server).toMatchObject({
+      name: 'onnx-serverless',
+      extensions: expect.arrayContaining(['binary_tensor_data', 'model_configuration']),
+    });
     expect(index).toEqual(
-      ['cnn', 'detector', 'iris', 'linear', 'text-labels'].map((name) => ({ name, version: '1', state: 'READY', reason: '' })),
+      ['cnn', 'detector', 'iris', 'linear', 'text-labels'].map((name) => ({
+        name,
+        version: '1',
+        state: 'READY',
+        reason: '',
+      })),
     );
   });
 
@@ -99,21 +116,24 @@ describe('npm start: the local gateway over real HTTP', () => {
     ['iris', [features]],
     ['cnn', [image]],
     ['text-labels', [{ name: 'text', datatype: 'BYTES', shape: [3], data: ['cat', 'pájaro', 'unicorn'] } as Tensor]],
-  ])('V2 JSON to %s returns onnxruntime\'s own numbers', async (model, inputs) => {
+  ])("V2 JSON to %s returns onnxruntime's own numbers", async (model, inputs) => {
     const response = await infer(model as string, inputs as Tensor[], { id: `req-${model as string}` });
 
     expect(response).toMatchObject({ modelName: model, modelVersion: '1', id: `req-${model as string}` });
     expectSameAsDirect(response.outputs, await direct(model as string, inputs as Tensor[]));
   });
 
-  it('binary extension in and out returns onnxruntime\'s own numbers, bit for bit', async () => {
+  it("binary extension in and out returns onnxruntime's own numbers, bit for bit", async () => {
     const response = await infer('cnn', [image], { binary: true, binaryOutput: true });
 
     expectSameAsDirect(response.outputs, await direct('cnn', [image]));
   });
 
   it('mixes forms: binary input, one JSON output, pinned version', async () => {
-    const request = encodeInferenceRequest([features], { binary: true, outputs: [{ name: 'probabilities', binary: false }] });
+    const request = encodeInferenceRequest([features], {
+      binary: true,
+      outputs: [{ name: 'probabilities', binary: false }],
+    });
     const raw = await post('/v2/models/iris/versions/1/infer', request.body, { ...request.headers });
     const response = decodeInferenceResponse(raw.body, raw.headers);
 
@@ -128,24 +148,66 @@ describe('npm start: the local gateway over real HTTP', () => {
     ['malformed JSON', 'linear', '{"inputs": [', 400, /not valid JSON/],
     ['unknown model', 'no-such-model', valid, 404, /unknown model "no-such-model"/],
     ['missing input', 'linear', JSON.stringify({ inputs: [] }), 400, /missing input "x"/],
-    ['unknown input', 'linear', JSON.stringify({ inputs: [{ name: 'z', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }), 400, /unknown input "z"/],
-    ['wrong datatype', 'linear', JSON.stringify({ inputs: [{ name: 'x', datatype: 'INT32', shape: [1, 4], data: [1, 2, 3, 4] }] }), 400, /must be FP32, got INT32/],
-    ['data length not matching the shape', 'linear', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4] }] }), 400, /8 elements/],
-    ['negative dimension', 'linear', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4], data: [1, 2, 3, 4] }] }), 400, /shape/],
-    ['wrong fixed dimension', 'linear', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }), 400, /takes \[-1, 4\]/],
-    ['unknown output', 'linear', JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], outputs: [{ name: 'nope' }] }), 400, /unknown output "nope"/],
+    [
+      'unknown input',
+      'linear',
+      JSON.stringify({ inputs: [{ name: 'z', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+      400,
+      /unknown input "z"/,
+    ],
+    [
+      'wrong datatype',
+      'linear',
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'INT32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+      400,
+      /must be FP32, got INT32/,
+    ],
+    [
+      'data length not matching the shape',
+      'linear',
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4] }] }),
+      400,
+      /8 elements/,
+    ],
+    [
+      'negative dimension',
+      'linear',
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4], data: [1, 2, 3, 4] }] }),
+      400,
+      /shape/,
+    ],
+    [
+      'wrong fixed dimension',
+      'linear',
+      JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }),
+      400,
+      /takes \[-1, 4\]/,
+    ],
+    [
+      'unknown output',
+      'linear',
+      JSON.stringify({
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }],
+        outputs: [{ name: 'nope' }],
+      }),
+      400,
+      /unknown output "nope"/,
+    ],
     ['unknown version', 'linear/versions/9', valid, 404, /no version "9"/],
-  ])('%s: %i with an actionable error, and the next valid request succeeds', async (_, model, body, status, message) => {
-    const bad = await post(`/v2/models/${model}/infer`, body, json);
-    const good = await post('/v2/models/linear/infer', valid, json);
+  ])(
+    '%s: %i with an actionable error, and the next valid request succeeds',
+    async (_, model, body, status, message) => {
+      const bad = await post(`/v2/models/${model}/infer`, body, json);
+      const good = await post('/v2/models/linear/infer', valid, json);
 
-    expect(bad.status).toBe(status);
-    const error = JSON.parse(new TextDecoder().decode(bad.body)) as { error: string };
-    expect(Object.keys(error)).toEqual(['error']);
-    expect(error.error).toMatch(message);
-    expect(showsInternals(error.error), error.error).toBe(false);
-    expect(good.status).toBe(200);
-  });
+      expect(bad.status).toBe(status);
+      const error = JSON.parse(new TextDecoder().decode(bad.body)) as { error: string };
+      expect(Object.keys(error)).toEqual(['error']);
+      expect(error.error).toMatch(message);
+      expect(showsInternals(error.error), error.error).toBe(false);
+      expect(good.status).toBe(200);
+    },
+  );
 
   it('answers 405 for a wrong method and reads JSON under any content type, as Triton does', async () => {
     const wrongMethod = await fetch(`${stack.gatewayUrl}/v2/models/linear/infer`);
@@ -156,7 +218,7 @@ describe('npm start: the local gateway over real HTTP', () => {
     expect(otherType.status).toBe(200);
   });
 
-  it('the 640x640 detector example answers the README\'s JPEG (models/photo.jpg) as onnxruntime does its tensor', async () => {
+  it("the 640x640 detector example answers the README's JPEG (models/photo.jpg) as onnxruntime does its tensor", async () => {
     // Prepare: the seed's sidecar declared letterbox preprocessing; the oracle feeds the same preprocessing to
     // onnxruntime directly (the preprocessing itself is proven against a reference in test/image/).
     const photo = await readFile(path.join('models', 'photo.jpg'));
@@ -175,7 +237,15 @@ describe('npm start: the local gateway over real HTTP', () => {
     expect(response.status, new TextDecoder().decode(response.body).slice(0, 300)).toBe(200);
     const headerLength = Number(response.headers['inference-header-content-length']);
     const header = JSON.parse(new TextDecoder().decode(response.body.subarray(0, headerLength)));
-    expect(header.parameters.image).toEqual({ original_size: [720, 1280], scale: 0.5, pad: [140, 0], size: [640, 640] });
-    expectSameAsDirect(decodeInferenceResponse(response.body, response.headers).outputs, await direct('detector', [tensor]));
+    expect(header.parameters.image).toEqual({
+      original_size: [720, 1280],
+      scale: 0.5,
+      pad: [140, 0],
+      size: [640, 640],
+    });
+    expectSameAsDirect(
+      decodeInferenceResponse(response.body, response.headers).outputs,
+      await direct('detector', [tensor]),
+    );
   });
 });

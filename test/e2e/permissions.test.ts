@@ -20,10 +20,19 @@ import { inferAccess } from '../../infra/function-grants.js';
 import { linearModel, linearRequest } from '../flow/fixture.js';
 import { s3Event } from '../../tools/lambda-events.js';
 
-async function start(options: Parameters<typeof startLocal>[0] = {}): Promise<{ stack: LocalStack; denials: AccessDenial[]; stop: () => Promise<void> }> {
+async function start(
+  options: Parameters<typeof startLocal>[0] = {},
+): Promise<{ stack: LocalStack; denials: AccessDenial[]; stop: () => Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-perms-'));
   const denials: AccessDenial[] = [];
-  const stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true, onAccessDenied: (d) => denials.push(d), ...options });
+  const stack = await startLocal({
+    port: 0,
+    s3Port: 0,
+    dataDir,
+    silent: true,
+    onAccessDenied: (d) => denials.push(d),
+    ...options,
+  });
   return {
     stack,
     denials,
@@ -39,7 +48,11 @@ async function call(stack: LocalStack, method: string, path: string, body?: unkn
     method,
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 describe('under the deployed grants', () => {
@@ -62,7 +75,10 @@ describe('under the deployed grants', () => {
     expect(metadata.status).toBe(200);
     expect(JSON.stringify(metadata.body)).toContain('broken.onnx');
     expect([ready.status, inferred.status, health.status, index.status]).toEqual([200, 200, 200, 200]);
-    expect(local.stack.registrations.flatMap((r) => r.outcomes.map((o) => o.kind)).sort()).toEqual(['registered', 'rejected']);
+    expect(local.stack.registrations.flatMap((r) => r.outcomes.map((o) => o.kind)).sort()).toEqual([
+      'registered',
+      'rejected',
+    ]);
     expect(local.denials.map(describeDenial)).toEqual([]);
   });
 
@@ -75,7 +91,11 @@ describe('under the deployed grants', () => {
       createRegisterHandler(
         createRuntime(config, {
           store: new S3BlobStore(
-            createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, credentials: stack.s3.credentialsFor('register') }),
+            createS3Client({
+              endpoint: stack.s3.endpoint,
+              region: stack.s3.region,
+              credentials: stack.s3.credentialsFor('register'),
+            }),
             stack.s3.bucket,
           ),
         }),
@@ -101,10 +121,14 @@ describe('under the deployed grants', () => {
     expect(manifest.versions.map((v) => v.version)).toEqual(['1', '2', '3', '4']);
     const files = (await owner.list('models/race/')).filter((key) => !key.includes('/claims/'));
     expect(files).toEqual([
-      'models/race/1/metadata.json', 'models/race/1/model.onnx',
-      'models/race/2/metadata.json', 'models/race/2/model.onnx',
-      'models/race/3/metadata.json', 'models/race/3/model.onnx',
-      'models/race/4/metadata.json', 'models/race/4/model.onnx',
+      'models/race/1/metadata.json',
+      'models/race/1/model.onnx',
+      'models/race/2/metadata.json',
+      'models/race/2/model.onnx',
+      'models/race/3/metadata.json',
+      'models/race/3/model.onnx',
+      'models/race/4/metadata.json',
+      'models/race/4/model.onnx',
       'models/race/manifest.json',
     ]);
     expect(local.denials.map(describeDenial)).toEqual([]);
@@ -123,7 +147,10 @@ describe('with one grant narrowed on purpose', () => {
       catalogDir,
       accessOverrides: {
         'infer-linear': {
-          objects: deployed.objects.map((grant) => ({ ...grant, keyPatterns: grant.keyPatterns.filter((p) => p.startsWith('models/')) })),
+          objects: deployed.objects.map((grant) => ({
+            ...grant,
+            keyPatterns: grant.keyPatterns.filter((p) => p.startsWith('models/')),
+          })),
           listPrefixes: deployed.listPrefixes.filter((p) => p.startsWith('models/')),
         },
       },
@@ -142,7 +169,12 @@ describe('with one grant narrowed on purpose', () => {
     expect(metadata.body).toEqual({ error: expect.stringMatching(/^internal error; request id [0-9a-f-]{36}$/) });
     expect(inferred.status).toBe(200);
     expect(local.denials).toEqual([
-      expect.objectContaining({ role: 'infer-linear', action: 's3:ListBucket', resource: 'arn:aws:s3:::models', context: { 's3:prefix': 'rejected/linear/' } }),
+      expect.objectContaining({
+        role: 'infer-linear',
+        action: 's3:ListBucket',
+        resource: 'arn:aws:s3:::models',
+        context: { 's3:prefix': 'rejected/linear/' },
+      }),
     ]);
   });
 });

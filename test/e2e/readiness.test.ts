@@ -39,7 +39,10 @@ async function freePort(): Promise<number> {
 async function occupy(): Promise<{ port: number; close: () => Promise<void> }> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 const linearBody = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
@@ -50,7 +53,10 @@ describe('readiness', () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const starting = startLocal({ port, s3Port: 0, dataDir: await tempDir(), catalogDir: 'models', silent: true });
-    starting.then((stack) => stacks.push(stack), () => undefined);
+    starting.then(
+      (stack) => stacks.push(stack),
+      () => undefined,
+    );
 
     // Act: poll readiness as a deployment script would, until it says ready.
     const seen: Array<{ status: number; body: Record<string, unknown> }> = [];
@@ -71,16 +77,26 @@ describe('readiness', () => {
       expect(response.headers.get('retry-after')).toBe('1');
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    const infer = await fetch(`${url}/v2/models/linear/infer`, { method: 'POST', body: linearBody, headers: { 'content-type': 'application/json' } });
+    const infer = await fetch(`${url}/v2/models/linear/infer`, {
+      method: 'POST',
+      body: linearBody,
+      headers: { 'content-type': 'application/json' },
+    });
 
     // Assess
     expect(infer.status).toBe(200);
     expect(await infer.json()).toMatchObject({ model_name: 'linear', model_version: '1' });
     expect(seen.at(-1)?.body).toEqual({ ready: true });
     const early = seen.filter((s) => s.status !== 200);
-    expect(early.length, 'the gateway listens while the seeds register, so a poll sees them pending').toBeGreaterThan(0);
-    for (const s of early) expect(s).toEqual({ status: 503, body: { ready: false, error: expect.stringMatching(/start-up models/) } });
-    expect(modelReadyWhileStarting).toEqual({ status: 503, body: { name: 'linear', ready: false, error: expect.stringMatching(/start-up models/) } });
+    expect(early.length, 'the gateway listens while the seeds register, so a poll sees them pending').toBeGreaterThan(
+      0,
+    );
+    for (const s of early)
+      expect(s).toEqual({ status: 503, body: { ready: false, error: expect.stringMatching(/start-up models/) } });
+    expect(modelReadyWhileStarting).toEqual({
+      status: 503,
+      body: { name: 'linear', ready: false, error: expect.stringMatching(/start-up models/) },
+    });
     const stack = await starting;
     const registered = stack.registrations.flatMap((r) => r.outcomes).filter((o) => o.kind === 'registered');
     expect(registered.map((o) => ('model' in o ? o.model : '')).sort()).toEqual([...stack.seeded].sort());

@@ -16,12 +16,18 @@ let dataDir: string;
 let deployed: string[];
 
 beforeAll(async () => {
-  const { template } = synthesize({ models: loadCatalog('models'), modelsDir: 'models' }, { bundling: false, id: 'Parity' });
+  const { template } = synthesize(
+    { models: loadCatalog('models'), modelsDir: 'models' },
+    { bundling: false, id: 'Parity' },
+  );
   deployed = [...routes(template).keys()];
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'parity-'));
   stack = await startLocal({ port: 0, s3Port: 0, dataDir, catalogDir: 'models', silent: true });
   // A model with no catalog entry, uploaded as a user would.
-  await stack.runtime.store.put('uploads/uploaded-only/model.onnx', new Uint8Array(await readFile(path.join('models', 'linear.onnx'))));
+  await stack.runtime.store.put(
+    'uploads/uploaded-only/model.onnx',
+    new Uint8Array(await readFile(path.join('models', 'linear.onnx'))),
+  );
   await stack.settled();
 }, 180_000);
 
@@ -57,10 +63,20 @@ async function localAnswers(method: string, requestPath: string): Promise<boolea
 
 it('the local gateway answers exactly the routes of the synthesized API', async () => {
   const catalogModel = loadCatalog('models')[0]!.name;
-  const paths = ['/v2', '/v2/health', '/v2/health/live', '/v2/health/ready', '/v2/repository', '/v2/repository/index', '/v2/models', '/v2/other'];
+  const paths = [
+    '/v2',
+    '/v2/health',
+    '/v2/health/live',
+    '/v2/health/ready',
+    '/v2/repository',
+    '/v2/repository/index',
+    '/v2/models',
+    '/v2/other',
+  ];
   for (const model of [catalogModel, 'uploaded-only']) {
     const base = `/v2/models/${model}`;
-    for (const prefix of [base, `${base}/versions/1`]) paths.push(prefix, `${prefix}/ready`, `${prefix}/infer`, `${prefix}/config-x`);
+    for (const prefix of [base, `${base}/versions/1`])
+      paths.push(prefix, `${prefix}/ready`, `${prefix}/infer`, `${prefix}/config-x`);
     paths.push(`${base}/versions`);
   }
   const mismatches: string[] = [];
@@ -69,11 +85,14 @@ it('the local gateway answers exactly the routes of the synthesized API', async 
     for (const method of ['GET', 'POST', 'PUT', 'DELETE']) {
       const [deployedSays, localSays] = [deployedAnswers(method, requestPath), await localAnswers(method, requestPath)];
       if (deployedSays) answered++;
-      if (deployedSays !== localSays) mismatches.push(`${method} ${requestPath}: deployed ${deployedSays}, local ${localSays}`);
+      if (deployedSays !== localSays)
+        mismatches.push(`${method} ${requestPath}: deployed ${deployedSays}, local ${localSays}`);
     }
   }
   expect(mismatches).toEqual([]);
   // Both models' six routes and the four control routes.
   expect(answered).toBe(2 * 6 + 4);
-  expect(deployed).toEqual(expect.arrayContaining(['POST /v2/models/{model}/infer', `POST /v2/models/${catalogModel}/infer`]));
+  expect(deployed).toEqual(
+    expect.arrayContaining(['POST /v2/models/{model}/infer', `POST /v2/models/${catalogModel}/infer`]),
+  );
 }, 120_000);

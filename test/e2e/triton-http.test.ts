@@ -41,11 +41,17 @@ function floatsBody(rows: number): string {
 }
 
 describe('request forms: Content-Type is never consulted (tritonclient.http.aio sends octet-stream JSON)', () => {
-  it.each(['application/octet-stream', 'text/plain', 'application/x-www-form-urlencoded'])('reads JSON sent as %s', async (type) => {
-    const answer = await infer('floats', floatsBody(1), { 'content-type': type });
-    expect(answer.status, answer.text).toBe(200);
-    expect(json(answer)).toMatchObject({ model_name: 'floats', outputs: [{ name: 'output', data: [-0.5, -0.25, 0, 0.25] }] });
-  });
+  it.each(['application/octet-stream', 'text/plain', 'application/x-www-form-urlencoded'])(
+    'reads JSON sent as %s',
+    async (type) => {
+      const answer = await infer('floats', floatsBody(1), { 'content-type': type });
+      expect(answer.status, answer.text).toBe(200);
+      expect(json(answer)).toMatchObject({
+        model_name: 'floats',
+        outputs: [{ name: 'output', data: [-0.5, -0.25, 0, 0.25] }],
+      });
+    },
+  );
 });
 
 describe('request compression (Content-Encoding)', () => {
@@ -83,7 +89,9 @@ describe('request compression (Content-Encoding)', () => {
     const brotli = await infer('floats', floatsBody(1), { 'content-encoding': 'br' });
     expect(brotli.status).toBe(415);
     expect(brotli.headers['accept-encoding']).toBe('gzip, deflate');
-    expect(json(brotli).error).toBe('unsupported Content-Encoding "br": send the body as is, or compressed with gzip or deflate');
+    expect(json(brotli).error).toBe(
+      'unsupported Content-Encoding "br": send the body as is, or compressed with gzip or deflate',
+    );
 
     const corrupt = Buffer.concat([gzipSync(floatsBody(1)).subarray(0, 20), Buffer.from('not gzip at all')]);
     const answer = await infer('floats', corrupt, { 'content-encoding': 'gzip' });
@@ -121,12 +129,19 @@ describe('response compression (Accept-Encoding)', () => {
     const answer = await infer('floats', request.body, { ...request.headers, 'accept-encoding': 'gzip' });
     expect(answer.headers['content-encoding']).toBe('gzip');
     const body = gunzipSync(answer.bytes);
-    const decoded = decodeInferenceResponse(body, { 'inference-header-content-length': answer.headers['inference-header-content-length'] as string });
+    const decoded = decodeInferenceResponse(body, {
+      'inference-header-content-length': answer.headers['inference-header-content-length'] as string,
+    });
     expect(Array.from(decoded.outputs[0]?.data as Float32Array)).toEqual(new Array(512).fill(0.5));
   });
 
   it('leaves small responses, unknown codings and q=0 uncompressed', async () => {
-    for (const [accept, rows] of [['gzip', 1], ['br', 64], ['gzip;q=0', 64], ['identity', 64]] as const) {
+    for (const [accept, rows] of [
+      ['gzip', 1],
+      ['br', 64],
+      ['gzip;q=0', 64],
+      ['identity', 64],
+    ] as const) {
       const answer = await infer('floats', floatsBody(rows), { 'accept-encoding': accept });
       expect(answer.status).toBe(200);
       expect(answer.headers['content-encoding'], accept).toBeUndefined();
@@ -144,18 +159,33 @@ describe('JSON as Triton reads and writes it, over HTTP', () => {
   });
 
   it('reads 64-bit JSON integers exactly and refuses out-of-range ones as sent', async () => {
-    const int64 = await infer('int64', '{"inputs":[{"name":"input","datatype":"INT64","shape":[2],"data":[9007199254740993,-9223372036854775808]}]}');
-    expect(json(int64).outputs).toEqual([{ name: 'output', datatype: 'INT64', shape: [2], data: ['9007199254740993', '-9223372036854775808'] }]);
-    const uint64 = await infer('uint64', '{"inputs":[{"name":"input","datatype":"UINT64","shape":[1],"data":[18446744073709551616]}]}');
+    const int64 = await infer(
+      'int64',
+      '{"inputs":[{"name":"input","datatype":"INT64","shape":[2],"data":[9007199254740993,-9223372036854775808]}]}',
+    );
+    expect(json(int64).outputs).toEqual([
+      { name: 'output', datatype: 'INT64', shape: [2], data: ['9007199254740993', '-9223372036854775808'] },
+    ]);
+    const uint64 = await infer(
+      'uint64',
+      '{"inputs":[{"name":"input","datatype":"UINT64","shape":[1],"data":[18446744073709551616]}]}',
+    );
     expect(uint64.status).toBe(400);
-    expect(json(uint64).error).toBe('input "input": data[0] is 18446744073709551616, outside the UINT64 range [0, 18446744073709551615]');
+    expect(json(uint64).error).toBe(
+      'input "input": data[0] is 18446744073709551616, outside the UINT64 range [0, 18446744073709551615]',
+    );
   });
 
   it('refuses BYTES with NUL in JSON and binary, then serves the next request', async () => {
-    const jsonNul = await infer('bytes', '{"inputs":[{"name":"input","datatype":"BYTES","shape":[1],"data":["ab\\u0000cd"]}]}');
+    const jsonNul = await infer(
+      'bytes',
+      '{"inputs":[{"name":"input","datatype":"BYTES","shape":[1],"data":["ab\\u0000cd"]}]}',
+    );
     expect(jsonNul.status).toBe(400);
     expect(json(jsonNul).error).toMatch(/^input "input": data\[0\] contains a NUL character/);
-    const binary = encodeInferenceRequest([{ name: 'input', datatype: 'BYTES', shape: [1], data: ['ab\0cd'] }], { binary: true });
+    const binary = encodeInferenceRequest([{ name: 'input', datatype: 'BYTES', shape: [1], data: ['ab\0cd'] }], {
+      binary: true,
+    });
     const binaryNul = await infer('bytes', binary.body, binary.headers);
     expect(binaryNul.status).toBe(400);
     expect(json(binaryNul).error).toMatch(/^input "input": BYTES element 0 contains a NUL character/);
@@ -167,10 +197,15 @@ describe('JSON as Triton reads and writes it, over HTTP', () => {
 describe('Triton extensions', () => {
   it('advertises only what is served', async () => {
     const server = json(await stack.send({ method: 'GET', path: '/v2' }));
-    expect(server.extensions).toEqual(['binary_tensor_data', 'classification', 'model_configuration', 'classification_zipmap']);
+    expect(server.extensions).toEqual([
+      'binary_tensor_data',
+      'classification',
+      'model_configuration',
+      'classification_zipmap',
+    ]);
   });
 
-  it('serves the model configuration in Triton\'s shape, with and without a version', async () => {
+  it("serves the model configuration in Triton's shape, with and without a version", async () => {
     const latest = await stack.send({ method: 'GET', path: '/v2/models/flowers/config' });
     const pinned = await stack.send({ method: 'GET', path: '/v2/models/flowers/versions/1/config' });
     expect(latest.status).toBe(200);
@@ -195,16 +230,24 @@ describe('Triton extensions', () => {
   });
 
   it('classifies as Triton does: top-k "score:index:label" per row, JSON or binary', async () => {
-    const rows = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6, 2.5]];
+    const rows = [
+      [5.1, 3.5, 1.4, 0.2],
+      [6.3, 3.3, 6, 2.5],
+    ];
     const input = { name: 'float_input', datatype: 'FP32', shape: [2, 4], data: rows.flat() };
-    const probabilities = json(await infer('flowers', JSON.stringify({ inputs: [input], outputs: [{ name: 'output_probability' }] })));
+    const probabilities = json(
+      await infer('flowers', JSON.stringify({ inputs: [input], outputs: [{ name: 'output_probability' }] })),
+    );
     const scores = (probabilities.outputs as { data: number[] }[])[0]!.data;
     const expected = [0, 1].flatMap((row) => {
       const ranked = [0, 1, 2].sort((a, b) => scores[row * 3 + b]! - scores[row * 3 + a]!).slice(0, 2);
       return ranked.map((c) => `${Math.fround(scores[row * 3 + c]!).toFixed(6)}:${c}:${LABELS[c]}`);
     });
 
-    const request = { inputs: [input], outputs: [{ name: 'output_probability', parameters: { classification: 2, binary_data: false } }] };
+    const request = {
+      inputs: [input],
+      outputs: [{ name: 'output_probability', parameters: { classification: 2, binary_data: false } }],
+    };
     const answer = json(await infer('flowers', JSON.stringify(request)));
     expect(answer.outputs).toEqual([{ name: 'output_probability', datatype: 'BYTES', shape: [2, 2], data: expected }]);
 
@@ -214,15 +257,29 @@ describe('Triton extensions', () => {
     );
     const binaryAnswer = await infer('flowers', binary.body, binary.headers);
     const decoded = decodeInferenceResponse(binaryAnswer.bytes, binaryAnswer.headers as Record<string, string>);
-    expect(decoded.outputs[0]).toEqual({ name: 'output_probability', datatype: 'BYTES', shape: [2, 2], data: expected });
+    expect(decoded.outputs[0]).toEqual({
+      name: 'output_probability',
+      datatype: 'BYTES',
+      shape: [2, 2],
+      data: expected,
+    });
   });
 
   it('refuses classification of a BYTES output and a malformed class count', async () => {
     const input = { name: 'float_input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] };
-    const onLabels = await infer('flowers', JSON.stringify({ inputs: [input], outputs: [{ name: 'output_label', parameters: { classification: 1 } }] }));
+    const onLabels = await infer(
+      'flowers',
+      JSON.stringify({ inputs: [input], outputs: [{ name: 'output_label', parameters: { classification: 1 } }] }),
+    );
     expect(onLabels.status).toBe(400);
     expect(json(onLabels).error).toMatch(/^output "output_label" is BYTES, which has no scores to classify/);
-    const negative = await infer('flowers', JSON.stringify({ inputs: [input], outputs: [{ name: 'output_probability', parameters: { classification: -1 } }] }));
+    const negative = await infer(
+      'flowers',
+      JSON.stringify({
+        inputs: [input],
+        outputs: [{ name: 'output_probability', parameters: { classification: -1 } }],
+      }),
+    );
     expect(negative.status).toBe(400);
     expect(json(negative).error).toMatch(/"classification" must be a non-negative integer/);
   });
@@ -232,10 +289,19 @@ describe('Triton extensions', () => {
     expect(load.status).toBe(400);
     expect(json(load).error).toMatch(/^models are not loaded on request here: every READY version is served/);
     expect((await stack.send({ method: 'POST', path: '/v2/repository/models/flowers/unload' })).status).toBe(400);
-    const sequence = await infer('floats', JSON.stringify({ ...JSON.parse(floatsBody(1)), parameters: { sequence_id: 7 } }));
+    const sequence = await infer(
+      'floats',
+      JSON.stringify({ ...JSON.parse(floatsBody(1)), parameters: { sequence_id: 7 } }),
+    );
     expect(sequence.status).toBe(400);
     expect(json(sequence).error).toMatch(/^parameter "sequence_id" belongs to Triton's sequence extension/);
-    const shm = await infer('floats', JSON.stringify({ ...JSON.parse(floatsBody(1)), outputs: [{ name: 'output', parameters: { shared_memory_region: 'r' } }] }));
+    const shm = await infer(
+      'floats',
+      JSON.stringify({
+        ...JSON.parse(floatsBody(1)),
+        outputs: [{ name: 'output', parameters: { shared_memory_region: 'r' } }],
+      }),
+    );
     expect(shm.status).toBe(400);
     expect(json(shm).error).toMatch(/asks for shared memory/);
   });

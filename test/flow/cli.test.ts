@@ -64,7 +64,13 @@ describe('connection defaults', () => {
 
     // Assess
     expect(port.endpoint).toBe('http://127.0.0.1:19000');
-    expect(aws).toEqual({ endpoint: undefined, bucket: 'prod-models', region: 'eu-west-1', local: false, credentials: undefined });
+    expect(aws).toEqual({
+      endpoint: undefined,
+      bucket: 'prod-models',
+      region: 'eu-west-1',
+      local: false,
+      credentials: undefined,
+    });
   });
 
   it('lets flags win over the environment, and the credential chain win on loopback once configured', () => {
@@ -75,7 +81,13 @@ describe('connection defaults', () => {
     );
 
     // Assess
-    expect(connection).toEqual({ endpoint: 'http://localhost:9100', bucket: 'b', region: 'us-west-2', local: true, credentials: undefined });
+    expect(connection).toEqual({
+      endpoint: 'http://localhost:9100',
+      bucket: 'b',
+      region: 'us-west-2',
+      local: true,
+      credentials: undefined,
+    });
   });
 
   it('refuses an endpoint that is not an http(s) URL', () => {
@@ -97,10 +109,19 @@ describe('command line errors', () => {
     [['list', 'a', 'b'], /^error: list takes at most one <model>, got a b$/],
     [['upload', 'm.onnx'], /^error: upload needs --model <name>/],
     [['upload', 'm.onnx', '--model', 'bad..name'], /^error: "bad\.\.name" is not an allowed model name/],
-    [['upload', 'model.pt', '--model', 'm'], /^error: "model\.pt" does not end in \.onnx or \.zip: only uploads\/<model>\/<file>\.onnx \(or \.zip, a model with its external-data files\) objects start a registration/],
-    [['upload', '/nonexistent/m.onnx', '--model', 'm'], /^error: cannot read the model file "\/nonexistent\/m\.onnx": no such file$/],
+    [
+      ['upload', 'model.pt', '--model', 'm'],
+      /^error: "model\.pt" does not end in \.onnx or \.zip: only uploads\/<model>\/<file>\.onnx \(or \.zip, a model with its external-data files\) objects start a registration/,
+    ],
+    [
+      ['upload', '/nonexistent/m.onnx', '--model', 'm'],
+      /^error: cannot read the model file "\/nonexistent\/m\.onnx": no such file$/,
+    ],
     [['upload', 'm.onnx', '--model', 'm', '--timeout', '5'], /^error: --timeout goes with --wait$/],
-    [['upload', 'm.onnx', '--model', 'm', '--wait', '--timeout', 'soon'], /^error: --timeout takes a number of seconds > 0, got "soon"$/],
+    [
+      ['upload', 'm.onnx', '--model', 'm', '--wait', '--timeout', 'soon'],
+      /^error: --timeout takes a number of seconds > 0, got "soon"$/,
+    ],
     [['promote', 'm'], /^error: promote takes <model> <version>, got m$/],
     [['promote', 'm', '1', '--label', '2'], /^error: "2" is not an allowed label/],
     [['promote', 'm', '1', '--label', 'latest'], /^error: "latest" is not an allowed label/],
@@ -157,7 +178,9 @@ describe('commands against the embedded S3 server', () => {
       code: EXIT_CODES.ok,
       out: [
         expect.stringMatching(
-          new RegExp(`^uploaded uploads/cli-a/first\\.onnx \\(\\d+ bytes, sha256 [0-9a-f]{12}\\) to s3://models at ${flow.stack.s3.endpoint}$`),
+          new RegExp(
+            `^uploaded uploads/cli-a/first\\.onnx \\(\\d+ bytes, sha256 [0-9a-f]{12}\\) to s3://models at ${flow.stack.s3.endpoint}$`,
+          ),
         ),
         'registered: cli-a version 1 (latest: 1)',
       ],
@@ -264,7 +287,12 @@ describe('commands against the embedded S3 server', () => {
     expect(one.out[2]).toMatch(/^1 +READY +stable +\S+ +\d+ +[0-9a-f]{12} +uploads\/cli-list\/l1\.onnx$/);
     expect(one.out[3]).toMatch(/^2 +READY +latest +\S+ +\d+ +[0-9a-f]{12} +uploads\/cli-list\/l2\.onnx$/);
     expect(one.out[4]).toBe('1 refused upload(s): npm run models -- rejections cli-list');
-    expect(JSON.parse(json.out[0] ?? '')).toMatchObject({ name: 'cli-list', latest: '2', labels: { stable: '1' }, rejections: 1 });
+    expect(JSON.parse(json.out[0] ?? '')).toMatchObject({
+      name: 'cli-list',
+      latest: '2',
+      labels: { stable: '1' },
+      rejections: 1,
+    });
   });
 
   it('moves a label with promote --label, and the endpoint serves /versions/<label>', async () => {
@@ -292,9 +320,14 @@ describe('commands against the embedded S3 server', () => {
     const model = await cli(['promote', 'no-such-model', '1'], local);
 
     // Assess
-    expect(version).toMatchObject({ code: EXIT_CODES.failed, err: ['error: model "cli-e" has no version "7"; READY versions: 1'] });
+    expect(version).toMatchObject({
+      code: EXIT_CODES.failed,
+      err: ['error: model "cli-e" has no version "7"; READY versions: 1'],
+    });
     expect(model.code).toBe(EXIT_CODES.failed);
-    expect(model.err[0]).toMatch(/^error: unknown model "no-such-model" in s3:\/\/models at http:\/\/127\.0\.0\.1:\d+; models: .*cli-e/);
+    expect(model.err[0]).toMatch(
+      /^error: unknown model "no-such-model" in s3:\/\/models at http:\/\/127\.0\.0\.1:\d+; models: .*cli-e/,
+    );
     expect((await flow.manifest('cli-e'))?.latest).toBe('1');
   });
 
@@ -322,11 +355,15 @@ describe('commands against the embedded S3 server', () => {
     // Assess
     expect(bucket).toMatchObject({
       code: EXIT_CODES.failed,
-      err: [`error: the bucket does not exist: s3://no-such-bucket at ${flow.stack.s3.endpoint} (check --bucket or MODEL_BUCKET)`],
+      err: [
+        `error: the bucket does not exist: s3://no-such-bucket at ${flow.stack.s3.endpoint} (check --bucket or MODEL_BUCKET)`,
+      ],
     });
     expect(down).toMatchObject({
       code: EXIT_CODES.failed,
-      err: [`error: cannot reach s3://models at http://127.0.0.1:${closedPort}: ECONNREFUSED (start it with \`npm start\`)`],
+      err: [
+        `error: cannot reach s3://models at http://127.0.0.1:${closedPort}: ECONNREFUSED (start it with \`npm start\`)`,
+      ],
     });
   });
 
@@ -347,7 +384,9 @@ describe('commands against the embedded S3 server', () => {
 
     // Assess
     expect(result.code).toBe(EXIT_CODES.timedOut);
-    expect(result.err[0]).toMatch(/^no registration outcome for uploads\/cli-f\/lonely\.onnx after 2 s: is the register function subscribed/);
+    expect(result.err[0]).toMatch(
+      /^no registration outcome for uploads\/cli-f\/lonely\.onnx after 2 s: is the register function subscribed/,
+    );
     expect(clock).toBe(2000);
     await rm(bucket, { recursive: true, force: true });
   });
@@ -355,10 +394,22 @@ describe('commands against the embedded S3 server', () => {
   it('runs as `npx tsx functions/cli/models.ts` in a child process', async () => {
     // Act
     const child = await run('npx', ['tsx', 'functions/cli/models.ts', 'list', 'cli-a'], {
-      env: { ...process.env, S3_ENDPOINT: flow.stack.s3.endpoint, MODEL_BUCKET: '', AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
+      env: {
+        ...process.env,
+        S3_ENDPOINT: flow.stack.s3.endpoint,
+        MODEL_BUCKET: '',
+        AWS_ACCESS_KEY_ID: '',
+        AWS_PROFILE: '',
+      },
     });
     const refused = await run('npx', ['tsx', 'functions/cli/models.ts', 'promote', 'cli-a', '9'], {
-      env: { ...process.env, S3_ENDPOINT: flow.stack.s3.endpoint, MODEL_BUCKET: '', AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
+      env: {
+        ...process.env,
+        S3_ENDPOINT: flow.stack.s3.endpoint,
+        MODEL_BUCKET: '',
+        AWS_ACCESS_KEY_ID: '',
+        AWS_PROFILE: '',
+      },
     }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),

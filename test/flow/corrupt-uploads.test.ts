@@ -29,7 +29,11 @@ function identityWith(options: ConstructorParameters<typeof ModelBuilder>[0] = {
 }
 
 function withInitializer(initializer: OnnxTypes.ITensorProto): Uint8Array {
-  const proto = new ModelBuilder().input('x', 'FP32', ['N']).node('Add', ['x', 'w'], ['y']).output('y', 'FP32', ['N']).toProto();
+  const proto = new ModelBuilder()
+    .input('x', 'FP32', ['N'])
+    .node('Add', ['x', 'w'], ['y'])
+    .output('y', 'FP32', ['N'])
+    .toProto();
   proto.graph = { ...proto.graph, initializer: [initializer] };
   return encodeModel(proto);
 }
@@ -55,11 +59,18 @@ const BAD_UPLOADS: readonly BadUpload[] = [
     reason: /not an ONNX model: .*truncated or corrupt protobuf data/,
   },
   { kind: 'random bytes', file: 'noise.onnx', body: noise, reason: /^The file is not an ONNX model/ },
-  { kind: 'a text file renamed to .onnx', file: 'notes.onnx', body: text('hello, I am not a model\n'), reason: /^The file is not an ONNX model/ },
+  {
+    kind: 'a text file renamed to .onnx',
+    file: 'notes.onnx',
+    body: text('hello, I am not a model\n'),
+    reason: /^The file is not an ONNX model/,
+  },
   {
     kind: 'valid protobuf that is not a model (a TensorProto)',
     file: 'tensor.onnx',
-    body: onnx.TensorProto.encode(tensorProto('t', { datatype: 'FP32', dims: [2], data: new Float32Array([1, 2]) })).finish(),
+    body: onnx.TensorProto.encode(
+      tensorProto('t', { datatype: 'FP32', dims: [2], data: new Float32Array([1, 2]) }),
+    ).finish(),
     reason: /not an ONNX model: it holds no graph/,
   },
   {
@@ -71,19 +82,31 @@ const BAD_UPLOADS: readonly BadUpload[] = [
   {
     kind: 'an operator onnxruntime does not know',
     file: 'unknown-op.onnx',
-    body: new ModelBuilder().input('x', 'FP32', ['N']).node('NoSuchOp', ['x'], ['y']).output('y', 'FP32', ['N']).toBytes(),
+    body: new ModelBuilder()
+      .input('x', 'FP32', ['N'])
+      .node('NoSuchOp', ['x'], ['y'])
+      .output('y', 'FP32', ['N'])
+      .toBytes(),
     reason: /^onnxruntime cannot load the model: .*No Op registered for NoSuchOp/,
   },
   {
     kind: 'a missing initializer',
     file: 'missing-weights.onnx',
-    body: new ModelBuilder().input('x', 'FP32', ['N', 4]).node('MatMul', ['x', 'w'], ['y']).output('y', 'FP32', ['N', 1]).toBytes(),
+    body: new ModelBuilder()
+      .input('x', 'FP32', ['N', 4])
+      .node('MatMul', ['x', 'w'], ['y'])
+      .output('y', 'FP32', ['N', 1])
+      .toBytes(),
     reason: /^onnxruntime cannot load the model: .*Node input 'w' is not a graph input, initializer, or output/,
   },
   {
     kind: 'huge declared input dimensions',
     file: 'huge-input.onnx',
-    body: new ModelBuilder().input('x', 'FP32', [100_000, 100_000]).node('Identity', ['x'], ['y']).output('y', 'FP32', [100_000, 100_000]).toBytes(),
+    body: new ModelBuilder()
+      .input('x', 'FP32', [100_000, 100_000])
+      .node('Identity', ['x'], ['y'])
+      .output('y', 'FP32', [100_000, 100_000])
+      .toBytes(),
     reason: /^the inputs declare 10000000000 elements .* over the 16777216-element limit of one request/,
   },
   {
@@ -95,14 +118,21 @@ const BAD_UPLOADS: readonly BadUpload[] = [
   {
     kind: 'weights in an external data file',
     file: 'external.onnx',
-    body: withInitializer({ name: 'w', dims: [1], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] }),
+    body: withInitializer({
+      name: 'w',
+      dims: [1],
+      dataType: 1,
+      dataLocation: 1,
+      externalData: [{ key: 'location', value: 'w.bin' }],
+    }),
     reason: /keeps 1 weight tensor\(s\) \(e\.g\. "w"\) in external data files/,
   },
   {
     kind: 'a model that fails at run time on the smoke input',
     file: 'fails-at-run.onnx',
     body: buildFailingAtRunModel(),
-    reason: /^the smoke inference on generated inputs \(dynamic dimensions set to 1\) failed: .*out of data bounds.*upload a sample request as uploads\/victim\/fails-at-run\.onnx\.json/,
+    reason:
+      /^the smoke inference on generated inputs \(dynamic dimensions set to 1\) failed: .*out of data bounds.*upload a sample request as uploads\/victim\/fails-at-run\.onnx\.json/,
   },
   {
     kind: 'a model over MAX_MODEL_BYTES',
@@ -150,17 +180,20 @@ async function assertStillServing(): Promise<void> {
 }
 
 describe('corrupt uploads', () => {
-  it.each(BAD_UPLOADS)('refuses $kind with its reason; latest stays and serves', async ({ file, body, sample, reason }) => {
-    // Act
-    const outcome = await flow.uploadAndWait(MODEL, file, body, sample);
+  it.each(BAD_UPLOADS)(
+    'refuses $kind with its reason; latest stays and serves',
+    async ({ file, body, sample, reason }) => {
+      // Act
+      const outcome = await flow.uploadAndWait(MODEL, file, body, sample);
 
-    // Assess
-    expect(outcome.kind).toBe('rejected');
-    expect(outcome.kind === 'rejected' ? outcome.reason : '').toMatch(reason);
-    const recorded = (await flow.rejections(MODEL)).filter((r) => r.sourceKey === `uploads/${MODEL}/${file}`);
-    expect(recorded.map((r) => r.reason)).toEqual([expect.stringMatching(reason)]);
-    await assertStillServing();
-  });
+      // Assess
+      expect(outcome.kind).toBe('rejected');
+      expect(outcome.kind === 'rejected' ? outcome.reason : '').toMatch(reason);
+      const recorded = (await flow.rejections(MODEL)).filter((r) => r.sourceKey === `uploads/${MODEL}/${file}`);
+      expect(recorded.map((r) => r.reason)).toEqual([expect.stringMatching(reason)]);
+      await assertStillServing();
+    },
+  );
 
   it.each([
     ['with ".."', 'bad..name'],

@@ -249,7 +249,10 @@ describe('storage faults during a cold load', () => {
     const recovered = await instance.infer();
 
     // Assess
-    expect503(first, /^version 1 of "fragile" could not be loaded: the stored file does not match its checksum; retry$/);
+    expect503(
+      first,
+      /^version 1 of "fragile" could not be loaded: the stored file does not match its checksum; retry$/,
+    );
     expect(second.status).toBe(503);
     expect(store.readsOf(MODEL_FILE)).toBe(3);
     expect([recovered.status, outputData(recovered)]).toEqual([200, [10]]);
@@ -307,11 +310,19 @@ describe('storage faults through the S3 protocol', () => {
       if (down) {
         request.resume();
         response.writeHead(503, { 'content-type': 'application/xml' });
-        response.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>');
+        response.end(
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>',
+        );
         return;
       }
       const forward = httpRequest(
-        { host: upstream.hostname, port: upstream.port, method: request.method, path: request.url, headers: request.headers },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: request.method,
+          path: request.url,
+          headers: request.headers,
+        },
         (answer) => {
           response.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(response);

@@ -76,7 +76,11 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
       for (const check of [...registered]) check();
     },
   });
-  const client = createS3Client({ endpoint: stack.s3.endpoint, region: stack.s3.region, credentials: stack.s3.credentials });
+  const client = createS3Client({
+    endpoint: stack.s3.endpoint,
+    region: stack.s3.region,
+    credentials: stack.s3.credentials,
+  });
   const store = new S3BlobStore(client, stack.s3.bucket);
 
   const outcomesFor = (key: string): RegistrationOutcome[] =>
@@ -127,7 +131,11 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
     },
     request,
     infer: (model, x, version) =>
-      request('POST', `/v2/models/${model}${version === undefined ? '' : `/versions/${version}`}/infer`, linearRequest(x)),
+      request(
+        'POST',
+        `/v2/models/${model}${version === undefined ? '' : `/versions/${version}`}/infer`,
+        linearRequest(x),
+      ),
     manifest: async (model) => (await stack.runtime.repository.readManifest(model))?.manifest,
     rejections: (model) => stack.runtime.repository.listRejections(model),
     close: async () => {

@@ -81,7 +81,10 @@ describe('upload, register, serve', () => {
     expect(manifest?.latest).toBe('2');
     const byVersion = await Promise.all(['1', '2'].map((v) => flow.infer('race', [[1, 1, 1, 1]], v)));
     // Which upload won number 1 is up to the race; each version answers with its own weights.
-    const expected = [a, b].map((o, i) => ({ version: o !== undefined && 'version' in o ? o.version : '', y: [20, 28][i] }));
+    const expected = [a, b].map((o, i) => ({
+      version: o !== undefined && 'version' in o ? o.version : '',
+      y: [20, 28][i],
+    }));
     for (const { version, y } of expected) expect(outputData(byVersion[Number(version) - 1]!)).toEqual([y]);
   });
 
@@ -127,7 +130,9 @@ describe('upload, register, serve', () => {
         name: 'indexed',
         version: '',
         state: 'UNAVAILABLE',
-        reason: expect.stringMatching(/^upload uploads\/indexed\/bad\.onnx was rejected at .*: The file is not an ONNX model/),
+        reason: expect.stringMatching(
+          /^upload uploads\/indexed\/bad\.onnx was rejected at .*: The file is not an ONNX model/,
+        ),
       },
     ]);
   });

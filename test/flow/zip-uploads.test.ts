@@ -68,7 +68,9 @@ describe('zip uploads', () => {
       `models/${MODEL}/1/model.onnx`,
       `models/${MODEL}/1/model.onnx.data`,
     ]);
-    const metadata = JSON.parse(new TextDecoder().decode((await flow.store.get(`models/${MODEL}/1/metadata.json`))?.body)) as ModelMetadata;
+    const metadata = JSON.parse(
+      new TextDecoder().decode((await flow.store.get(`models/${MODEL}/1/metadata.json`))?.body),
+    ) as ModelMetadata;
     const stored = (await flow.store.get(`models/${MODEL}/1/model.onnx.data`))?.body ?? new Uint8Array(0);
     expect(metadata.externalData).toEqual([
       { location: 'model.onnx.data', size: DATA.length, sha256: createHash('sha256').update(stored).digest('hex') },
@@ -107,21 +109,34 @@ describe('zip uploads', () => {
     expect(second.status).toBe(200);
   });
 
-  const escaping = (location: string) => external((_t, offset, length) => ({ location, offset: String(offset), length: String(length) }));
+  const escaping = (location: string) =>
+    external((_t, offset, length) => ({ location, offset: String(offset), length: String(length) }));
   const BAD: readonly { kind: string; body: () => Uint8Array; reason: RegExp }[] = [
     {
       kind: 'a location that escapes with ../',
-      body: () => writeZip([{ name: 'model.onnx', data: escaping('../model.onnx.data').model }, { name: 'model.onnx.data', data: DATA }]),
+      body: () =>
+        writeZip([
+          { name: 'model.onnx', data: escaping('../model.onnx.data').model },
+          { name: 'model.onnx.data', data: DATA },
+        ]),
       reason: /location "\.\.\/model\.onnx\.data", which is not a plain relative path/,
     },
     {
       kind: 'an absolute location',
-      body: () => writeZip([{ name: 'model.onnx', data: escaping('/etc/passwd').model }, { name: 'model.onnx.data', data: DATA }]),
+      body: () =>
+        writeZip([
+          { name: 'model.onnx', data: escaping('/etc/passwd').model },
+          { name: 'model.onnx.data', data: DATA },
+        ]),
       reason: /location "\/etc\/passwd", which is not a plain relative path/,
     },
     {
       kind: 'a data file that is a symlink',
-      body: () => writeZip([goodEntries()[0] as ZipEntry, { name: 'model.onnx.data', data: new TextEncoder().encode('/etc/passwd'), mode: 0o120777 }]),
+      body: () =>
+        writeZip([
+          goodEntries()[0] as ZipEntry,
+          { name: 'model.onnx.data', data: new TextEncoder().encode('/etc/passwd'), mode: 0o120777 },
+        ]),
       reason: /"model\.onnx\.data" is a symbolic link/,
     },
     {
@@ -131,10 +146,18 @@ describe('zip uploads', () => {
     },
     {
       kind: 'an offset and length beyond the data file',
-      body: () => writeZip([
-        { name: 'model.onnx', data: external((_t, offset, length) => ({ location: 'model.onnx.data', offset: String(offset), length: String(length + 64) })).model },
-        { name: 'model.onnx.data', data: DATA },
-      ]),
+      body: () =>
+        writeZip([
+          {
+            name: 'model.onnx',
+            data: external((_t, offset, length) => ({
+              location: 'model.onnx.data',
+              offset: String(offset),
+              length: String(length + 64),
+            })).model,
+          },
+          { name: 'model.onnx.data', data: DATA },
+        ]),
       reason: /reads \d+ bytes at offset \d+ of "model\.onnx\.data", beyond its \d+ bytes/,
     },
     {
@@ -149,12 +172,17 @@ describe('zip uploads', () => {
     },
     {
       kind: 'a zip bomb that declares fewer bytes than it inflates to',
-      body: () => writeZip([...goodEntries(), { name: 'bomb.bin', data: new Uint8Array(1024 * 1024), declaredSize: 100 }]),
+      body: () =>
+        writeZip([...goodEntries(), { name: 'bomb.bin', data: new Uint8Array(1024 * 1024), declaredSize: 100 }]),
       reason: /"bomb\.bin" inflates to more bytes than it declares/,
     },
     {
       kind: 'an archive that unpacks beyond the size cap',
-      body: () => writeZip([goodEntries()[0] as ZipEntry, { name: 'model.onnx.data', data: new Uint8Array(2 * MAX_MODEL_BYTES) }]),
+      body: () =>
+        writeZip([
+          goodEntries()[0] as ZipEntry,
+          { name: 'model.onnx.data', data: new Uint8Array(2 * MAX_MODEL_BYTES) },
+        ]),
       reason: /files add up to more than 65536 bytes unpacked \(MAX_MODEL_BYTES\)/,
     },
     {
@@ -165,20 +193,23 @@ describe('zip uploads', () => {
     { kind: 'a file that is not a zip', body: () => noise(300), reason: /not a readable zip archive/ },
   ];
 
-  it.each(BAD)('refuses $kind with its reason; the previous version stays and serves', async ({ kind, body, reason }) => {
-    // Act
-    const file = `${kind.replace(/[^a-z]+/g, '-')}.zip`;
-    const outcome = await flow.uploadAndWait(MODEL, file, body());
+  it.each(BAD)(
+    'refuses $kind with its reason; the previous version stays and serves',
+    async ({ kind, body, reason }) => {
+      // Act
+      const file = `${kind.replace(/[^a-z]+/g, '-')}.zip`;
+      const outcome = await flow.uploadAndWait(MODEL, file, body());
 
-    // Assess
-    expect(outcome.kind).toBe('rejected');
-    expect(outcome.kind === 'rejected' ? outcome.reason : '').toMatch(reason);
-    const recorded = (await flow.rejections(MODEL)).filter((r) => r.sourceKey === `uploads/${MODEL}/${file}`);
-    expect(recorded.map((r) => r.reason)).toEqual([expect.stringMatching(reason)]);
-    const manifest = await flow.manifest(MODEL);
-    expect(manifest?.versions.map((v) => v.version)).toEqual(['1']);
-    const answer = await flow.infer(MODEL, [[1, 2, 3, 4]]);
-    expect(answer.status).toBe(200);
-    expect(await flow.store.list(`models/${MODEL}/2/`)).toEqual([]);
-  });
+      // Assess
+      expect(outcome.kind).toBe('rejected');
+      expect(outcome.kind === 'rejected' ? outcome.reason : '').toMatch(reason);
+      const recorded = (await flow.rejections(MODEL)).filter((r) => r.sourceKey === `uploads/${MODEL}/${file}`);
+      expect(recorded.map((r) => r.reason)).toEqual([expect.stringMatching(reason)]);
+      const manifest = await flow.manifest(MODEL);
+      expect(manifest?.versions.map((v) => v.version)).toEqual(['1']);
+      const answer = await flow.infer(MODEL, [[1, 2, 3, 4]]);
+      expect(answer.status).toBe(200);
+      expect(await flow.store.list(`models/${MODEL}/2/`)).toEqual([]);
+    },
+  );
 });

@@ -18,11 +18,21 @@ const context = { awsRequestId: 'req-123' };
 const observability = createObservability('test', false);
 observability.logger.setLogLevel('SILENT');
 
-function restEvent(method: string, path: string, body?: Uint8Array, headers: Record<string, string> = {}): APIGatewayProxyEvent {
+function restEvent(
+  method: string,
+  path: string,
+  body?: Uint8Array,
+  headers: Record<string, string> = {},
+): APIGatewayProxyEvent {
   return restApiEvent({ method, path, body, headers, requestId: 'gw-1' });
 }
 
-function httpApiEvent(method: string, rawPath: string, body?: string, headers: Record<string, string> = {}): APIGatewayProxyEventV2 {
+function httpApiEvent(
+  method: string,
+  rawPath: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): APIGatewayProxyEventV2 {
   return {
     version: '2.0',
     routeKey: '$default',
@@ -31,7 +41,10 @@ function httpApiEvent(method: string, rawPath: string, body?: string, headers: R
     headers,
     body,
     isBase64Encoded: false,
-    requestContext: { requestId: 'gw-2', http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' } } as APIGatewayProxyEventV2['requestContext'],
+    requestContext: {
+      requestId: 'gw-2',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+    } as APIGatewayProxyEventV2['requestContext'],
   };
 }
 
@@ -42,22 +55,31 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'handlers-'));
   runtime = createRuntime(readConfig({ MODEL_DIR: dir }));
   for (const model of ['linear', 'iris']) {
-    await runtime.store.put(`uploads/${model}/first upload.onnx`, new Uint8Array(await readFile(`models/${model}.onnx`)));
+    await runtime.store.put(
+      `uploads/${model}/first upload.onnx`,
+      new Uint8Array(await readFile(`models/${model}.onnx`)),
+    );
   }
-  const registered = await createRegisterHandler(runtime, observability)(
-    s3Event(['uploads/linear/first upload.onnx', 'uploads/iris/first upload.onnx', 'uploads/readme.txt']),
-  );
+  const registered = await createRegisterHandler(
+    runtime,
+    observability,
+  )(s3Event(['uploads/linear/first upload.onnx', 'uploads/iris/first upload.onnx', 'uploads/readme.txt']));
   expect(registered.outcomes.map((o) => o.kind)).toEqual(['registered', 'registered', 'ignored']);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-const request = encodeInferenceRequest([{ name: 'x', datatype: 'FP32', shape: [2, 4], data: new Float32Array([1, 2, 3, 4, 0, 0, 0, 0]) }]);
+const request = encodeInferenceRequest([
+  { name: 'x', datatype: 'FP32', shape: [2, 4], data: new Float32Array([1, 2, 3, 4, 0, 0, 0, 0]) },
+]);
 
 describe('infer handler', () => {
   it('serves a REST API (payload 1.0) event with a base64 body, stage prefix and all', async () => {
     const handler = createInferHandler(runtime, observability, { model: 'linear' });
 
-    const result = (await handler(restEvent('POST', '/v2/models/linear/infer', request.body, { 'Content-Type': 'application/json' }), context)) as APIGatewayProxyResult;
+    const result = (await handler(
+      restEvent('POST', '/v2/models/linear/infer', request.body, { 'Content-Type': 'application/json' }),
+      context,
+    )) as APIGatewayProxyResult;
 
     expect(result.statusCode).toBe(200);
     const response = decodeInferenceResponse(Buffer.from(result.body), result.headers as Record<string, string>);
@@ -67,13 +89,22 @@ describe('infer handler', () => {
 
   it('serves an HTTP API (payload 2.0) event with a plain body, and a binary answer base64-encoded', async () => {
     const handler = createInferHandler(runtime, observability, { model: 'iris' });
-    const binary = encodeInferenceRequest([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2]) }], { binaryOutput: true });
+    const binary = encodeInferenceRequest(
+      [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2]) }],
+      { binaryOutput: true },
+    );
 
-    const result = (await handler(httpApiEvent('POST', '/v2/models/iris/infer', new TextDecoder().decode(binary.body), { ...binary.headers }), context)) as APIGatewayProxyResult;
+    const result = (await handler(
+      httpApiEvent('POST', '/v2/models/iris/infer', new TextDecoder().decode(binary.body), { ...binary.headers }),
+      context,
+    )) as APIGatewayProxyResult;
 
     expect(result.statusCode).toBe(200);
     expect(result.isBase64Encoded).toBe(true);
-    const response = decodeInferenceResponse(Buffer.from(result.body, 'base64'), result.headers as Record<string, string>);
+    const response = decodeInferenceResponse(
+      Buffer.from(result.body, 'base64'),
+      result.headers as Record<string, string>,
+    );
     expect(Array.from(response.outputs[0]!.data as BigInt64Array)).toEqual([0n]);
   });
 
@@ -89,7 +120,15 @@ describe('infer handler', () => {
   });
 
   it('answers a bug with 500, a generic message and the request id, and keeps serving', async () => {
-    const explode = (session: ModelSession): ModelSession => ({ ...session, inputs: session.inputs, outputs: session.outputs, run: async () => { throw new TypeError('/secret/path.ts exploded'); }, release: () => session.release() });
+    const explode = (session: ModelSession): ModelSession => ({
+      ...session,
+      inputs: session.inputs,
+      outputs: session.outputs,
+      run: async () => {
+        throw new TypeError('/secret/path.ts exploded');
+      },
+      release: () => session.release(),
+    });
     const broken: SessionFactory = {
       create: async (model, options) => explode(await onnxruntimeSessionFactory.create(model, options)),
       createFromFile: async (file, options) => explode(await onnxruntimeSessionFactory.createFromFile(file, options)),
@@ -99,7 +138,10 @@ describe('infer handler', () => {
     const event = restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' });
 
     const result = (await handler(event, context)) as APIGatewayProxyResult;
-    const healthy = (await createInferHandler(runtime, observability, { model: 'linear' })(event, context)) as APIGatewayProxyResult;
+    const healthy = (await createInferHandler(runtime, observability, { model: 'linear' })(
+      event,
+      context,
+    )) as APIGatewayProxyResult;
 
     expect(result.statusCode).toBe(500);
     // The API Gateway request id: the one the client sees in x-amzn-RequestId.
@@ -111,8 +153,14 @@ describe('infer handler', () => {
     traced.logger.setLogLevel('SILENT');
     const handler = createInferHandler(runtime, traced, { model: 'linear' });
 
-    const first = (await handler(restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }), context)) as APIGatewayProxyResult;
-    const second = (await handler(restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }), context)) as APIGatewayProxyResult;
+    const first = (await handler(
+      restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }),
+      context,
+    )) as APIGatewayProxyResult;
+    const second = (await handler(
+      restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' }),
+      context,
+    )) as APIGatewayProxyResult;
 
     expect(traced.tracer).toBeDefined();
     expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
@@ -128,7 +176,15 @@ describe('warmer events', () => {
 
     const result = (await handler({ warmer: true, concurrency: 1 }, context)) as WarmerResult;
 
-    expect(result).toEqual({ warmed: true, model: 'iris', version: '1', coldStart: expect.any(Boolean), loaded: true, invoked: 0, failed: 0 });
+    expect(result).toEqual({
+      warmed: true,
+      model: 'iris',
+      version: '1',
+      coldStart: expect.any(Boolean),
+      loaded: true,
+      invoked: 0,
+      failed: 0,
+    });
     expect(await fresh.service.isLoaded(latest)).toBe(true);
     expect(await fresh.service.ensureLoaded(latest)).toEqual({ loaded: false });
   });

@@ -13,7 +13,11 @@ describe('matchRoute', () => {
     ['GET', '/v2/models/iris/ready', { kind: 'model-ready', model: 'iris' }],
     ['GET', '/v2/models/iris/versions/stable/ready', { kind: 'model-ready', model: 'iris', version: 'stable' }],
     ['POST', '/v2/models/iris/infer', { kind: 'model-infer', model: 'iris' }],
-    ['POST', '/v2/models/my.model-2_b/versions/12/infer', { kind: 'model-infer', model: 'my.model-2_b', version: '12' }],
+    [
+      'POST',
+      '/v2/models/my.model-2_b/versions/12/infer',
+      { kind: 'model-infer', model: 'my.model-2_b', version: '12' },
+    ],
     ['POST', '/prod/v2/models/iris/infer', { kind: 'model-infer', model: 'iris' }],
     ['HEAD', '/v2/health/live', { kind: 'health-live' }],
   ])('%s %s', (method, path, expected) => {

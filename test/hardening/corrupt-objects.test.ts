@@ -20,21 +20,37 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 const errorOf = (answer: Answer) => (JSON.parse(answer.text) as { error: string }).error;
-const infer = (model: string) => stack.send({ method: 'POST', path: `/v2/models/${model}/infer`, headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
+const infer = (model: string) =>
+  stack.send({
+    method: 'POST',
+    path: `/v2/models/${model}/infer`,
+    headers: JSON_TYPE,
+    body: linearBody([[1, 2, 3, 4]]),
+  });
 
 const CORRUPT: readonly (readonly [string, string, RegExp])[] = [
   ['truncated JSON', '{"name": "x", "latest": "1", "versi', /is not valid JSON \(\d+ bytes\)/],
   ['an empty object', '{}', /is not a valid manifest at "name": Required/],
   ['null', 'null', /is not a valid manifest: Expected object, received null/],
   ['an array', '[]', /is not a valid manifest: Expected object, received array/],
-  ['versions that are a string', '{"name": "x", "latest": "1", "versions": "abc", "labels": {}}', /is not a valid manifest at "versions": Expected array, received string/],
-  ['a version row without its state', '{"name": "x", "latest": "1", "versions": [{"version": "1"}], "labels": {}}', /is not a valid manifest at "versions.0.state": Required/],
+  [
+    'versions that are a string',
+    '{"name": "x", "latest": "1", "versions": "abc", "labels": {}}',
+    /is not a valid manifest at "versions": Expected array, received string/,
+  ],
+  [
+    'a version row without its state',
+    '{"name": "x", "latest": "1", "versions": [{"version": "1"}], "labels": {}}',
+    /is not a valid manifest at "versions.0.state": Required/,
+  ],
 ];
 
 describe.each(CORRUPT.map(([what, text, reason], index) => ({ what, text, reason, model: `corrupt${index}` })))(
   'a manifest with $what',
   ({ text, reason, model }) => {
-    beforeAll(() => stack.runtime.store.put(`models/${model}/manifest.json`, new TextEncoder().encode(text)).then(() => undefined));
+    beforeAll(() =>
+      stack.runtime.store.put(`models/${model}/manifest.json`, new TextEncoder().encode(text)).then(() => undefined),
+    );
 
     it('is a 503 naming the object on metadata, ready and infer; other models are served', async () => {
       const answers = [
@@ -86,7 +102,11 @@ it('keeps an upload to a model with a corrupt manifest pending, and registers it
   expect(pendingWhileCorrupt).toContain('uploads/good/v2.onnx');
   expect(rejections).toEqual([]);
   expect(next).toMatchObject({ kind: 'registered' });
-  expect(manifest?.versions.map((v) => v.sourceKey).sort()).toEqual(['uploads/good/good.onnx', 'uploads/good/v2.onnx', 'uploads/good/v3.onnx']);
+  expect(manifest?.versions.map((v) => v.sourceKey).sort()).toEqual([
+    'uploads/good/good.onnx',
+    'uploads/good/v2.onnx',
+    'uploads/good/v3.onnx',
+  ]);
   expect(await pendingUploads(stack.runtime)).toEqual([]);
 });
 
@@ -96,5 +116,7 @@ it('answers 503, not 404, for a listed version whose metadata.json is missing', 
   const answer = await stack.send({ method: 'GET', path: '/v2/models/meta/versions/1' });
 
   expect(answer.status, answer.text).toBe(503);
-  expect(errorOf(answer)).toBe('version 1 of "meta" is listed but its metadata.json is missing from storage; retry later');
+  expect(errorOf(answer)).toBe(
+    'version 1 of "meta" is listed but its metadata.json is missing from storage; retry later',
+  );
 });

@@ -18,14 +18,18 @@ afterAll(() => s3.stop());
 
 const put = (Key: string, Body = 'x') => s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
 const text = async (Key: string) =>
-  (await (await s3.client.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key }))).Body?.transformToString()) ?? '';
+  (await (await s3.client.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key }))).Body?.transformToString()) ??
+  '';
 
 describe('long key segments', () => {
-  it.each([189, 200, MAX_KEY_SEGMENT_BYTES])('stores and reads back a key whose last segment has %i bytes', async (length) => {
-    const key = `uploads/long/${'k'.repeat(length)}`;
-    await put(key, `body ${length}`);
-    expect(await text(key)).toBe(`body ${length}`);
-  });
+  it.each([189, 200, MAX_KEY_SEGMENT_BYTES])(
+    'stores and reads back a key whose last segment has %i bytes',
+    async (length) => {
+      const key = `uploads/long/${'k'.repeat(length)}`;
+      await put(key, `body ${length}`);
+      expect(await text(key)).toBe(`body ${length}`);
+    },
+  );
 
   it('refuses a segment too long to be a file with 400 KeyTooLongError that says the limit, not a 500', async () => {
     const refused = put(`uploads/long/${'é'.repeat(200)}`);
@@ -36,7 +40,9 @@ describe('long key segments', () => {
 
 describe("keys shaped like the server's own files", () => {
   it('refuses a key under "<key>._S3rver_object/" with 400, and the object beside it stays writable', async () => {
-    await expect(put('models/c/manifest.json._S3rver_object/stray')).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
+    await expect(put('models/c/manifest.json._S3rver_object/stray')).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 400 },
+    });
     await put('models/c/manifest.json', '{"c":1}');
     expect(await text('models/c/manifest.json')).toBe('{"c":1}');
   });

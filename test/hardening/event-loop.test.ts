@@ -40,7 +40,9 @@ it('still refuses storage that does not answer while the loop is free', async ()
   const original = stack.store.get.bind(stack.store);
   stack.store.get = () => stalled;
   try {
-    await expect(stack.runtime.service.resolve('linear', '1', { refresh: true })).rejects.toThrow(/model storage did not answer within 0.2 s/);
+    await expect(stack.runtime.service.resolve('linear', '1', { refresh: true })).rejects.toThrow(
+      /model storage did not answer within 0.2 s/,
+    );
   } finally {
     stack.store.get = original;
   }
@@ -60,7 +62,12 @@ it('answers other requests while a long inference runs on the worker thread', as
         method: 'POST',
         path: '/v2/models/spin/infer',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ inputs: [{ name: 'trips', datatype: 'INT64', shape: [], data: [trips] }, { name: 'x', datatype: 'FP32', shape: [1], data: [7] }] }),
+        body: JSON.stringify({
+          inputs: [
+            { name: 'trips', datatype: 'INT64', shape: [], data: [trips] },
+            { name: 'x', datatype: 'FP32', shape: [1], data: [7] },
+          ],
+        }),
       });
     expect((await spin(1)).status).toBe(200); // loads the session
 

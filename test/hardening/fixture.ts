@@ -10,12 +10,22 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
-import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../../functions/core/blob-store.js';
+import type {
+  BlobStore,
+  DownloadedObject,
+  DownloadOptions,
+  PutCondition,
+  StoredObject,
+} from '../../functions/core/blob-store.js';
 import { ModelBuilder, attr } from '../../tools/onnx/index.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import { readConfig } from '../../functions/wiring/config.js';
 import { createRegisterHandler } from '../../functions/transport/register-handler.js';
-import { createControlHandler, createInferHandler, type InferHandler } from '../../functions/transport/http-handlers.js';
+import {
+  createControlHandler,
+  createInferHandler,
+  type InferHandler,
+} from '../../functions/transport/http-handlers.js';
 import { createObservability } from '../../functions/wiring/observability.js';
 import { createRuntime, type Runtime } from '../../functions/wiring/runtime.js';
 import { startGateway } from '../../functions/local/gateway.js';
@@ -89,7 +99,6 @@ export interface HardenedStack {
   close(): Promise<void>;
 }
 
-
 /** Sends one request to `port` on 127.0.0.1, on a connection of `agent` (by default a fresh one). */
 export function sendRaw(port: number, request: RawRequest, agent: http.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -151,7 +160,8 @@ export async function startHardened(env: Readonly<Record<string, string>> = {}):
     loads,
     register: async (model, file, bytes, sample) => {
       const key = `uploads/${model}/${file}`;
-      if (sample !== undefined) await runtime.store.put(`${key}.json`, new TextEncoder().encode(JSON.stringify(sample)));
+      if (sample !== undefined)
+        await runtime.store.put(`${key}.json`, new TextEncoder().encode(JSON.stringify(sample)));
       await runtime.store.put(key, bytes);
       return notify(key);
     },
@@ -183,7 +193,9 @@ export function addModel(): Uint8Array {
 export function amplifierModel(value: number): Uint8Array {
   return new ModelBuilder({ graphName: 'amplifier' })
     .input('shape', 'INT64', [2])
-    .node('ConstantOfShape', ['shape'], ['y'], { value: attr.tensor({ datatype: 'FP32', dims: [1], data: new Float32Array([value]) }) })
+    .node('ConstantOfShape', ['shape'], ['y'], {
+      value: attr.tensor({ datatype: 'FP32', dims: [1], data: new Float32Array([value]) }),
+    })
     .output('y', 'FP32', ['R', 'C'])
     .toBytes();
 }

@@ -19,7 +19,15 @@ import {
   float16BitsToFloat32,
 } from '../../functions/core/codec/index.js';
 import { DATATYPES, type Datatype, type Tensor, type TensorData } from '../../functions/core/types.js';
-import { identityModel, sendRaw, showsInternals, startHardened, type Answer, type HardenedStack, type RawRequest } from './fixture.js';
+import {
+  identityModel,
+  sendRaw,
+  showsInternals,
+  startHardened,
+  type Answer,
+  type HardenedStack,
+  type RawRequest,
+} from './fixture.js';
 import { restApiEvent } from '../../tools/lambda-events.js';
 
 /** Runs of each property; the README quotes their sum. */
@@ -49,7 +57,10 @@ afterAll(async () => {
 async function send(request: RawRequest): Promise<Answer> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${HANG_MS} ms: ${request.method} ${request.path.slice(0, 100)}`)), HANG_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${HANG_MS} ms: ${request.method} ${request.path.slice(0, 100)}`)),
+      HANG_MS,
+    );
   });
   try {
     return await Promise.race([sendRaw(stack.port, request, agent), hang]);
@@ -113,7 +124,12 @@ function encodeValid(request: ValidRequest): RawRequest {
     ...(binaryOutput === undefined ? {} : { binaryOutput }),
     ...(id === undefined ? {} : { id }),
   });
-  return { method: 'POST', path: `/v2/models/${modelOf(tensor.datatype)}/infer`, headers: encoded.headers, body: encoded.body };
+  return {
+    method: 'POST',
+    path: `/v2/models/${modelOf(tensor.datatype)}/infer`,
+    headers: encoded.headers,
+    body: encoded.body,
+  };
 }
 
 /** Element `i` as a comparable string; `json` folds what V2 JSON cannot carry (-0, FP16 NaN payloads). */
@@ -149,12 +165,25 @@ const asBytes = (body: RawRequest['body']): Buffer => Buffer.from(body ?? '');
 const mutations = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+  }),
   fc.record({
     kind: fc.constant('content-type' as const),
-    value: fc.constantFrom('application/json', 'text/plain', 'application/octet-stream', 'application/vnd.sagemaker-triton.binary+json;json-header-size=5', ''),
+    value: fc.constantFrom(
+      'application/json',
+      'text/plain',
+      'application/octet-stream',
+      'application/vnd.sagemaker-triton.binary+json;json-header-size=5',
+      '',
+    ),
   }),
-  fc.record({ kind: fc.constant('header-length' as const), value: fc.oneof(fc.nat({ max: 400 }).map(String), fc.constantFrom('-1', 'x', '1e2', '')) }),
+  fc.record({
+    kind: fc.constant('header-length' as const),
+    value: fc.oneof(fc.nat({ max: 400 }).map(String), fc.constantFrom('-1', 'x', '1e2', '')),
+  }),
   fc.record({ kind: fc.constant('drop-header-length' as const) }),
   fc.record({ kind: fc.constant('model' as const), datatype: fc.constantFrom(...DATATYPES) }),
 );
@@ -199,7 +228,12 @@ function expectedVerdict(request: RawRequest): { status: number; input?: Tensor;
       modelInputs: [{ name: 'input', datatype, shape: [-1] }],
     });
     const [input, ...others] = decoded.inputs;
-    const fits = input !== undefined && others.length === 0 && input.name === 'input' && input.datatype === datatype && input.shape.length === 1;
+    const fits =
+      input !== undefined &&
+      others.length === 0 &&
+      input.name === 'input' &&
+      input.datatype === datatype &&
+      input.shape.length === 1;
     const outputsKnown = (decoded.outputs ?? []).every((o) => o.name === 'output');
     if (!fits || !outputsKnown) return { status: 400 };
     return { status: 200, input, ...(decoded.id === undefined ? {} : { id: decoded.id }) };
@@ -210,7 +244,24 @@ function expectedVerdict(request: RawRequest): { status: number; input?: Tensor;
 
 const printable = (maxLength: number) => fc.stringMatching(new RegExp(`^[\\x20-\\x7e]{0,${maxLength}}$`));
 const segment = fc.oneof(
-  fc.constantFrom('v2', 'models', 'versions', 'infer', 'ready', 'health', 'live', 'repository', 'index', '1', '..', '.', '%2e%2e', '%2F', '', 'id-fp32'),
+  fc.constantFrom(
+    'v2',
+    'models',
+    'versions',
+    'infer',
+    'ready',
+    'health',
+    'live',
+    'repository',
+    'index',
+    '1',
+    '..',
+    '.',
+    '%2e%2e',
+    '%2F',
+    '',
+    'id-fp32',
+  ),
   fc.string({ unit: 'grapheme', maxLength: 12 }).map(encodeURIComponent),
   printable(8).map((s) => s.replace(/[^A-Za-z0-9_.~%-]/g, '')),
 );
@@ -222,13 +273,38 @@ const paths = fc.oneof(
 const bodies = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
   fc.jsonValue({ maxDepth: 6 }).map((v) => JSON.stringify(v)),
-  fc.record({ inputs: fc.array(fc.record({ name: fc.constantFrom('input', 'x'), datatype: fc.constantFrom(...DATATYPES, 'BAD'), shape: fc.jsonValue({ maxDepth: 2 }), data: fc.jsonValue({ maxDepth: 3 }) }, { requiredKeys: [] }), { maxLength: 3 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+  fc
+    .record(
+      {
+        inputs: fc.array(
+          fc.record(
+            {
+              name: fc.constantFrom('input', 'x'),
+              datatype: fc.constantFrom(...DATATYPES, 'BAD'),
+              shape: fc.jsonValue({ maxDepth: 2 }),
+              data: fc.jsonValue({ maxDepth: 3 }),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
+      },
+      { requiredKeys: [] },
+    )
+    .map((v) => JSON.stringify(v)),
 );
 const junkRequests = fc.record({
   method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'PROPFIND'),
   path: paths,
   headers: fc.dictionary(
-    fc.constantFrom('content-type', 'inference-header-content-length', 'accept', 'x-junk', 'content-encoding', 'transfer-encoding-junk'),
+    fc.constantFrom(
+      'content-type',
+      'inference-header-content-length',
+      'accept',
+      'x-junk',
+      'content-encoding',
+      'transfer-encoding-junk',
+    ),
     printable(40),
     { maxKeys: 4 },
   ),
@@ -274,7 +350,10 @@ describe('fuzzing the handler over HTTP', () => {
         const answer = await send(request);
 
         statuses.add(answer.status);
-        expect(answer.status === 200 || (answer.status >= 400 && answer.status < 500), `${answer.status} ${answer.text.slice(0, 300)}`).toBe(true);
+        expect(
+          answer.status === 200 || (answer.status >= 400 && answer.status < 500),
+          `${answer.status} ${answer.text.slice(0, 300)}`,
+        ).toBe(true);
         // A HEAD answer has no body to check.
         if (answer.status >= 400 && request.method !== 'HEAD') expectClientError(answer);
       }),
@@ -289,7 +368,13 @@ describe('fuzzing the handler with API Gateway events', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...DATATYPES).map((d) => `/v2/models/${modelOf(d)}/infer`),
-        fc.option(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('base64'))), { nil: null }),
+        fc.option(
+          fc.oneof(
+            fc.string({ unit: 'binary', maxLength: 200 }),
+            fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('base64')),
+          ),
+          { nil: null },
+        ),
         fc.boolean(),
         fc.dictionary(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 60 }), { maxKeys: 5 }),
         async (path, body, isBase64Encoded, headers) => {
@@ -298,7 +383,8 @@ describe('fuzzing the handler with API Gateway events', () => {
           const result = (await stack.infer(event, { awsRequestId: 'fuzz' })) as APIGatewayProxyResult;
 
           const text = Buffer.from(result.body, result.isBase64Encoded === true ? 'base64' : 'utf8').toString('utf8');
-          if (result.statusCode !== 200) expectClientError({ status: result.statusCode, headers: {}, text, bytes: Buffer.from(text) });
+          if (result.statusCode !== 200)
+            expectClientError({ status: result.statusCode, headers: {}, text, bytes: Buffer.from(text) });
         },
       ),
       { numRuns: FUZZ_RUNS.junkEvents },

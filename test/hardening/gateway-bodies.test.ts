@@ -83,7 +83,8 @@ it('refuses a declared oversized body at once and closes the connection after a 
 
 it('refuses a chunked body once it passes the limit, without reading the rest', async () => {
   const total = 200 * MIB;
-  const head = 'POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
+  const head =
+    'POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
   // One chunk of the whole size: the server sees body bytes as they come, with no length announced up front.
   const { written, answer, closedByServer } = await stream(`${head}${total.toString(16)}\r\n`, total);
 
@@ -99,7 +100,9 @@ it('answers 503 past the bytes it may hold across connections, and serves again 
       () =>
         new Promise<net.Socket>((resolve) => {
           const socket = net.connect(port, '127.0.0.1', () => {
-            socket.write(`POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\ncontent-length: ${Math.floor(1.9 * MIB)}\r\n\r\n`);
+            socket.write(
+              `POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\ncontent-length: ${Math.floor(1.9 * MIB)}\r\n\r\n`,
+            );
             socket.write(Buffer.alloc(1.5 * MIB, 0x20), () => resolve(socket));
           });
           socket.on('error', () => undefined);
@@ -107,13 +110,25 @@ it('answers 503 past the bytes it may hold across connections, and serves again 
     ),
   );
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const over = await sendRaw(port, { method: 'POST', path: '/v2/models/linear/infer', headers: { 'content-type': 'application/json' }, body: Buffer.alloc(MIB, 0x20) });
+  const over = await sendRaw(port, {
+    method: 'POST',
+    path: '/v2/models/linear/infer',
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.alloc(MIB, 0x20),
+  });
   for (const socket of sockets) socket.destroy();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const after = await sendRaw(port, { method: 'POST', path: '/v2/models/linear/infer', headers: { 'content-type': 'application/json' }, body: linearBody([[1, 2, 3, 4]]) });
+  const after = await sendRaw(port, {
+    method: 'POST',
+    path: '/v2/models/linear/infer',
+    headers: { 'content-type': 'application/json' },
+    body: linearBody([[1, 2, 3, 4]]),
+  });
 
   expect(over.status, over.text).toBe(503);
   expect(over.headers['retry-after']).toBe('1');
-  expect(JSON.parse(over.text)).toEqual({ error: 'the gateway holds 5242880 bytes of request bodies already; retry shortly' });
+  expect(JSON.parse(over.text)).toEqual({
+    error: 'the gateway holds 5242880 bytes of request bodies already; retry shortly',
+  });
   expect(after.status, after.text).toBe(200);
 });

@@ -15,7 +15,10 @@ import { createApi, lambdaBodyBytes } from '../../functions/transport/api.js';
 import { redactInternals } from '../../functions/core/redact.js';
 import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
 
-const { lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES, lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES } = PLATFORM_LIMITS;
+const {
+  lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES,
+  lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES,
+} = PLATFORM_LIMITS;
 import { lambdaEventBytes, lambdaResultBytes } from '../../functions/local/gateway.js';
 import {
   addModel,
@@ -68,7 +71,9 @@ async function registerAll(stack: HardenedStack): Promise<void> {
 
 /** A PNG of `width × height` grey pixels. */
 const png = (width: number, height: number) =>
-  sharp({ create: { width, height, channels: 3, background: '#808080' } }).png().toBuffer();
+  sharp({ create: { width, height, channels: 3, background: '#808080' } })
+    .png()
+    .toBuffer();
 const [pngAtLimit, pngOverLimit] = await Promise.all([png(40, 25), png(40, 26)]);
 const PNG_TYPE = { 'content-type': 'image/png' };
 
@@ -87,10 +92,16 @@ const rows = (n: number) => Array.from({ length: n }, (_, i) => [i, 1, 2, 3]);
 const nestedParameters = (depth: number): unknown => (depth === 0 ? {} : { p: nestedParameters(depth - 1) });
 const amplify = (rowCount: number, columns: number, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ ...extra, inputs: [{ name: 'shape', datatype: 'INT64', shape: [2], data: [rowCount, columns] }] });
-const bytesBody = (elements: string[]) => JSON.stringify({ inputs: [{ name: 'input', datatype: 'BYTES', shape: [elements.length], data: elements }] });
+const bytesBody = (elements: string[]) =>
+  JSON.stringify({ inputs: [{ name: 'input', datatype: 'BYTES', shape: [elements.length], data: elements }] });
 const vector = (name: string, n: number) => ({ name, datatype: 'FP32', shape: [n], data: Array<number>(n).fill(1) });
 
-function infer(stack: HardenedStack, model: string, body: string | Uint8Array, headers: Record<string, string> = JSON_TYPE): Promise<Answer> {
+function infer(
+  stack: HardenedStack,
+  model: string,
+  body: string | Uint8Array,
+  headers: Record<string, string> = JSON_TYPE,
+): Promise<Answer> {
   return stack.send({ method: 'POST', path: `/v2/models/${model}/infer`, headers, body });
 }
 
@@ -113,8 +124,20 @@ interface LimitCase {
 }
 
 const CASES: readonly LimitCase[] = [
-  { limit: 'maxBodyBytes', model: 'linear', atLimit: linearBody(rows(1)).padEnd(4096, ' '), overLimit: linearBody(rows(1)).padEnd(4097, ' '), status: 413 },
-  { limit: 'maxElements', model: 'linear', atLimit: linearBody(rows(10)), overLimit: linearBody(rows(11)), status: 413 },
+  {
+    limit: 'maxBodyBytes',
+    model: 'linear',
+    atLimit: linearBody(rows(1)).padEnd(4096, ' '),
+    overLimit: linearBody(rows(1)).padEnd(4097, ' '),
+    status: 413,
+  },
+  {
+    limit: 'maxElements',
+    model: 'linear',
+    atLimit: linearBody(rows(10)),
+    overLimit: linearBody(rows(11)),
+    status: 413,
+  },
   {
     limit: 'maxElements',
     model: 'add',
@@ -124,9 +147,21 @@ const CASES: readonly LimitCase[] = [
     status: 413,
   },
   // The top-level object is depth 1 and "parameters" depth 2, so 4 more levels make 6.
-  { limit: 'maxJsonDepth', model: 'linear', atLimit: linearBody(rows(1), { parameters: nestedParameters(4) }), overLimit: linearBody(rows(1), { parameters: nestedParameters(5) }), status: 400 },
+  {
+    limit: 'maxJsonDepth',
+    model: 'linear',
+    atLimit: linearBody(rows(1), { parameters: nestedParameters(4) }),
+    overLimit: linearBody(rows(1), { parameters: nestedParameters(5) }),
+    status: 400,
+  },
   // Counted in UTF-8 bytes: five "é" are 10 bytes.
-  { limit: 'maxBytesElementSize', model: 'bytes', atLimit: bytesBody(['12345678', 'éééé']), overLimit: bytesBody(['12345678', 'ééééé']), status: 413 },
+  {
+    limit: 'maxBytesElementSize',
+    model: 'bytes',
+    atLimit: bytesBody(['12345678', 'éééé']),
+    overLimit: bytesBody(['12345678', 'ééééé']),
+    status: 413,
+  },
   {
     limit: 'maxInputs',
     model: 'add',
@@ -134,12 +169,31 @@ const CASES: readonly LimitCase[] = [
     overLimit: JSON.stringify({ inputs: [vector('a', 1), vector('b', 1), vector('c', 1)] }),
     status: 400,
   },
-  { limit: 'maxOutputs', model: 'linear', atLimit: linearBody(rows(1), { outputs: [{ name: 'y' }] }), overLimit: linearBody(rows(1), { outputs: [{ name: 'y' }, { name: 'z' }] }), status: 400 },
-  { limit: 'maxIdLength', model: 'linear', atLimit: linearBody(rows(1), { id: '12345678' }), overLimit: linearBody(rows(1), { id: '123456789' }), status: 400 },
+  {
+    limit: 'maxOutputs',
+    model: 'linear',
+    atLimit: linearBody(rows(1), { outputs: [{ name: 'y' }] }),
+    overLimit: linearBody(rows(1), { outputs: [{ name: 'y' }, { name: 'z' }] }),
+    status: 400,
+  },
+  {
+    limit: 'maxIdLength',
+    model: 'linear',
+    atLimit: linearBody(rows(1), { id: '12345678' }),
+    overLimit: linearBody(rows(1), { id: '123456789' }),
+    status: 400,
+  },
   // 0.1 as FP32 is 0.10000000149011612 in JSON: 20 bytes per element, so 30 columns fit in 1024 bytes, 60 do not.
   { limit: 'maxResponseBytes', model: 'amplifier', atLimit: amplify(1, 30), overLimit: amplify(1, 60), status: 413 },
   // 40 x 25 is the 1,000 pixels allowed, 40 x 26 is past them (checked from the PNG header, before decoding).
-  { limit: 'maxImagePixels', model: 'picture', atLimit: pngAtLimit, overLimit: pngOverLimit, status: 413, headers: PNG_TYPE },
+  {
+    limit: 'maxImagePixels',
+    model: 'picture',
+    atLimit: pngAtLimit,
+    overLimit: pngOverLimit,
+    status: 413,
+    headers: PNG_TYPE,
+  },
 ];
 
 describe('request limits, per function from MODEL_LIMITS', () => {
@@ -150,18 +204,21 @@ describe('request limits, per function from MODEL_LIMITS', () => {
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) expect(TIGHT[key]).not.toBe(DEFAULT_LIMITS[key]);
   });
 
-  it.each(CASES)('$limit: served at (or just within) the limit, $status past it, naming limits.$limit', async ({ limit, model, atLimit, overLimit, status, headers = JSON_TYPE }) => {
-    const served = await infer(tight, model, atLimit, headers);
-    const refused = await infer(tight, model, overLimit, headers);
-    const elsewhere = await infer(loose, model, overLimit, headers);
+  it.each(CASES)(
+    '$limit: served at (or just within) the limit, $status past it, naming limits.$limit',
+    async ({ limit, model, atLimit, overLimit, status, headers = JSON_TYPE }) => {
+      const served = await infer(tight, model, atLimit, headers);
+      const refused = await infer(tight, model, overLimit, headers);
+      const elsewhere = await infer(loose, model, overLimit, headers);
 
-    expect(served.status, served.text).toBe(200);
-    expect(refused.status, refused.text).toBe(status);
-    expect(errorOf(refused)).toContain(`limits.${limit}`);
-    expect(showsInternals(errorOf(refused))).toBe(false);
-    // The same request is fine under the default limits, or a different refusal than the limit's.
-    if (elsewhere.status !== 200) expect(errorOf(elsewhere)).not.toContain(`limits.${limit}`);
-  });
+      expect(served.status, served.text).toBe(200);
+      expect(refused.status, refused.text).toBe(status);
+      expect(errorOf(refused)).toContain(`limits.${limit}`);
+      expect(showsInternals(errorOf(refused))).toBe(false);
+      // The same request is fine under the default limits, or a different refusal than the limit's.
+      if (elsewhere.status !== 200) expect(errorOf(elsewhere)).not.toContain(`limits.${limit}`);
+    },
+  );
 
   it('minCompressBytes: compresses responses from that size when Accept-Encoding allows it', async () => {
     const headers = { ...JSON_TYPE, 'accept-encoding': 'gzip' };
@@ -180,10 +237,17 @@ describe('request limits, per function from MODEL_LIMITS', () => {
   });
 
   it('refuses an oversized shape in the binary form before reading its bytes', async () => {
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [11, 4], parameters: { binary_data_size: 176 } }] }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [11, 4], parameters: { binary_data_size: 176 } }],
+      }),
+    );
     const body = Buffer.concat([header, Buffer.alloc(176)]);
 
-    const answer = await infer(tight, 'linear', body, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) });
+    const answer = await infer(tight, 'linear', body, {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.byteLength),
+    });
 
     expect(answer.status).toBe(413);
     expect(errorOf(answer)).toMatch(/shape \[11,4\] has 44 elements; .* at most 40 .*limits\.maxElements/);
@@ -196,7 +260,9 @@ describe("Lambda's payload limits", () => {
     const binary = await infer(loose, 'amplifier', amplify(1000, 1000, { parameters: { binary_data_output: true } }));
 
     expect(json.status).toBe(413);
-    expect(errorOf(json)).toMatch(/^the response would be \d+ bytes as JSON, over the 6225920-byte limit of a Lambda response \(limits\.maxResponseBytes\): request binary outputs \("binary_data_output": true.*fewer outputs/);
+    expect(errorOf(json)).toMatch(
+      /^the response would be \d+ bytes as JSON, over the 6225920-byte limit of a Lambda response \(limits\.maxResponseBytes\): request binary outputs \("binary_data_output": true.*fewer outputs/,
+    );
     expect(binary.status, binary.text.slice(0, 300)).toBe(200);
     const decoded = decodeInferenceResponse(binary.bytes, binary.headers as Record<string, string>);
     const output = decoded.outputs[0]!;
@@ -208,8 +274,15 @@ describe("Lambda's payload limits", () => {
 
   it('counts the backslashes a JSON body gains inside the Lambda result', async () => {
     const elements = Array<string>(200).fill('a');
-    const request = { method: 'POST', path: '/v2/models/bytes/infer', headers: JSON_TYPE, body: new TextEncoder().encode(bytesBody(elements)), requestId: 'r' };
-    const api = (limits: Limits) => createApi({ service: loose.runtime.service, scope: { kind: 'all' }, limitsFor: () => limits });
+    const request = {
+      method: 'POST',
+      path: '/v2/models/bytes/infer',
+      headers: JSON_TYPE,
+      body: new TextEncoder().encode(bytesBody(elements)),
+      requestId: 'r',
+    };
+    const api = (limits: Limits) =>
+      createApi({ service: loose.runtime.service, scope: { kind: 'all' }, limitsFor: () => limits });
     const plain = await api(DEFAULT_LIMITS)(request);
     const size = Buffer.byteLength(plain.body);
     const escaped = Buffer.byteLength(JSON.stringify(String(plain.body))) - 2;
@@ -239,14 +312,25 @@ describe("Lambda's payload limits", () => {
 
 describe('payload arithmetic', () => {
   const event = (body: string | null, headers: Record<string, string>): APIGatewayProxyEvent =>
-    ({ path: '/v2/models/m/infer', httpMethod: 'POST', headers, body, isBase64Encoded: body !== null, requestContext: {} }) as APIGatewayProxyEvent;
+    ({
+      path: '/v2/models/m/infer',
+      httpMethod: 'POST',
+      headers,
+      body,
+      isBase64Encoded: body !== null,
+      requestContext: {},
+    }) as APIGatewayProxyEvent;
 
   it('sizes an event exactly as Lambda counts it, for any body and headers', () => {
     fc.assert(
-      fc.property(fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }), fc.dictionary(fc.string(), fc.string({ unit: 'binary' })), (body, headers) => {
-        const e = event(body === null ? null : Buffer.from(body).toString('base64'), headers);
-        expect(lambdaEventBytes(e)).toBe(Buffer.byteLength(JSON.stringify(e)));
-      }),
+      fc.property(
+        fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
+        fc.dictionary(fc.string(), fc.string({ unit: 'binary' })),
+        (body, headers) => {
+          const e = event(body === null ? null : Buffer.from(body).toString('base64'), headers);
+          expect(lambdaEventBytes(e)).toBe(Buffer.byteLength(JSON.stringify(e)));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -283,7 +367,7 @@ describe('payload arithmetic', () => {
     );
     expect(
       redactInternals(
-        "Status Message: virtual OrtValue* onnxruntime::OpKernelContext::OutputMLValue(int, const onnxruntime::TensorShape&) [ONNXRuntimeError] : 1 : FAIL : tensor.cc:57 CalculateTensorStorageSize Tensor shape.Size() must be >= 0",
+        'Status Message: virtual OrtValue* onnxruntime::OpKernelContext::OutputMLValue(int, const onnxruntime::TensorShape&) [ONNXRuntimeError] : 1 : FAIL : tensor.cc:57 CalculateTensorStorageSize Tensor shape.Size() must be >= 0',
       ),
     ).toBe('Status Message: CalculateTensorStorageSize Tensor shape.Size() must be >= 0');
     expect(redactInternals('bad\n    at f (/work/main/x.ts:1:2)\n    at g (node:internal/x:3:4)')).toBe('bad');

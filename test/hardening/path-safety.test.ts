@@ -66,7 +66,7 @@ describe('names and keys', () => {
     for (const name of HOSTILE_NAMES) expect(isValidModelName(name), JSON.stringify(name)).toBe(false);
   });
 
-  it('builds, from any name it accepts, keys and local paths that stay under that model\'s own prefix', () => {
+  it("builds, from any name it accepts, keys and local paths that stay under that model's own prefix", () => {
     const dataDir = path.resolve('/srv/data/models-bucket');
     const alphabet = fc.constantFrom('a', 'Z', '0', '9', '.', '-', '_', '/', '\\', '%', ' ', '\u0000', 'é', '~');
     fc.assert(
@@ -76,7 +76,10 @@ describe('names and keys', () => {
           const [root, model, ...rest] = key.split('/');
           expect(['models', 'rejected']).toContain(root);
           expect(model).toBe(name);
-          expect(rest.every((s) => s !== '.' && s !== '..'), key).toBe(true);
+          expect(
+            rest.every((s) => s !== '.' && s !== '..'),
+            key,
+          ).toBe(true);
           // As s3rver and FsBlobStore map keys to files: one path segment per key segment.
           const own = path.join(dataDir, root!, name);
           const relative = path.relative(own, path.resolve(dataDir, ...key.split('/')));
@@ -94,18 +97,22 @@ describe('names and keys', () => {
       fc.string({ unit: fc.constantFrom('.', '%', '2', 'e', 'E', 'f', 'F', '5', 'c', 'a'), maxLength: 12 }),
     );
     fc.assert(
-      fc.property(segments, fc.constantFrom('', '/ready', '/infer', '/versions/1/infer', '/versions/..%2f/infer'), (segment, tail) => {
-        let route;
-        try {
-          route = matchRoute(tail.endsWith('infer') ? 'POST' : 'GET', `/v2/models/${segment}${tail}`);
-        } catch (error) {
-          expect(error).toBeInstanceOf(InferenceServerError);
-          expect((error as InferenceServerError).statusCode).toBeGreaterThanOrEqual(400);
-          expect((error as InferenceServerError).statusCode).toBeLessThan(500);
-          return;
-        }
-        if ('model' in route) expect(isValidModelName(route.model), segment).toBe(true);
-      }),
+      fc.property(
+        segments,
+        fc.constantFrom('', '/ready', '/infer', '/versions/1/infer', '/versions/..%2f/infer'),
+        (segment, tail) => {
+          let route;
+          try {
+            route = matchRoute(tail.endsWith('infer') ? 'POST' : 'GET', `/v2/models/${segment}${tail}`);
+          } catch (error) {
+            expect(error).toBeInstanceOf(InferenceServerError);
+            expect((error as InferenceServerError).statusCode).toBeGreaterThanOrEqual(400);
+            expect((error as InferenceServerError).statusCode).toBeLessThan(500);
+            return;
+          }
+          if ('model' in route) expect(isValidModelName(route.model), segment).toBe(true);
+        },
+      ),
       { numRuns: 5000 },
     );
   });
@@ -127,7 +134,9 @@ describe('uploads under hostile model names', () => {
 
       expect(outcome.kind, name).toBe('rejected');
       expect(stack.store.keys, name).toHaveLength(1);
-      expect(stack.store.keys[0]).toMatch(new RegExp(`^rejected/${INVALID_NAME_REJECTIONS}/[0-9TZa-f-]+-evil-${i}\\.onnx\\.json$`));
+      expect(stack.store.keys[0]).toMatch(
+        new RegExp(`^rejected/${INVALID_NAME_REJECTIONS}/[0-9TZa-f-]+-evil-${i}\\.onnx\\.json$`),
+      );
     }
     const index = await stack.runtime.service.repositoryIndex();
     const refused = index.filter((row) => row.state === 'UNAVAILABLE');
@@ -158,19 +167,37 @@ describe('the local data folder', () => {
     const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
     const statuses = new Set<number>();
     for (const segment of HOSTILE_SEGMENTS) {
-      for (const [method, tail] of [['POST', '/infer'], ['GET', ''], ['GET', '/ready'], ['POST', '/versions/1/infer'], ['GET', '/versions/..']] as const) {
-        const answer = await sendRaw(port, { method, path: `/v2/models/${segment}${tail}`, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? body : undefined });
+      for (const [method, tail] of [
+        ['POST', '/infer'],
+        ['GET', ''],
+        ['GET', '/ready'],
+        ['POST', '/versions/1/infer'],
+        ['GET', '/versions/..'],
+      ] as const) {
+        const answer = await sendRaw(port, {
+          method,
+          path: `/v2/models/${segment}${tail}`,
+          headers: { 'content-type': 'application/json' },
+          body: method === 'POST' ? body : undefined,
+        });
         statuses.add(answer.status);
       }
     }
-    const valid = await sendRaw(port, { method: 'POST', path: '/v2/models/linear/infer', headers: { 'content-type': 'application/json' }, body });
+    const valid = await sendRaw(port, {
+      method: 'POST',
+      path: '/v2/models/linear/infer',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
 
     expect([...statuses].sort()).toEqual([400, 404]);
     expect(valid.status).toBe(200);
     expect(await readdir(parent)).toEqual(['data']);
     expect(await readdir(path.join(parent, 'data'))).toEqual([stack.s3.bucket]);
     // `._S3rver_uploads` is the embedded server's own staging area (multipart parts, temporary files), never a key.
-    expect((await readdir(path.join(parent, 'data', stack.s3.bucket))).filter((n) => n !== '._S3rver_uploads').sort()).toEqual(['models', 'uploads']);
+    expect(
+      (await readdir(path.join(parent, 'data', stack.s3.bucket))).filter((n) => n !== '._S3rver_uploads').sort(),
+    ).toEqual(['models', 'uploads']);
     expect(await readdir(path.join(parent, 'data', stack.s3.bucket, 'models'))).toEqual(['linear']);
   });
 });

@@ -15,7 +15,10 @@ const MEMORY_MB = 600;
 let stack: HardenedStack;
 
 beforeAll(async () => {
-  stack = await startHardened({ REGISTRATION_TIMEOUT_SECONDS: String(DEADLINE_SECONDS), REGISTRATION_MEMORY_MB: String(MEMORY_MB) });
+  stack = await startHardened({
+    REGISTRATION_TIMEOUT_SECONDS: String(DEADLINE_SECONDS),
+    REGISTRATION_MEMORY_MB: String(MEMORY_MB),
+  });
   const outcome = await stack.register('linear', 'v1.onnx', linearModel(2, 1));
   expect(outcome.kind, JSON.stringify(outcome)).toBe('registered');
 });
@@ -27,8 +30,16 @@ function endlessLoopModel(): Uint8Array {
 }
 
 async function linearServes(route = 'linear'): Promise<{ status: number; version: string }> {
-  const answer = await stack.send({ method: 'POST', path: `/v2/models/${route}/infer`, headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
-  return { status: answer.status, version: String((JSON.parse(answer.text) as { model_version?: string }).model_version) };
+  const answer = await stack.send({
+    method: 'POST',
+    path: `/v2/models/${route}/infer`,
+    headers: JSON_TYPE,
+    body: linearBody([[1, 2, 3, 4]]),
+  });
+  return {
+    status: answer.status,
+    version: String((JSON.parse(answer.text) as { model_version?: string }).model_version),
+  };
 }
 
 it('refuses an upload whose smoke inference never ends, while the gateway keeps answering', async () => {
@@ -47,7 +58,9 @@ it('refuses an upload whose smoke inference never ends, while the gateway keeps 
   expect(outcome).toMatchObject({ kind: 'rejected', model: 'linear' });
   // Running, normally; on a machine loaded enough to spend the deadline starting the child, loading.
   expect(outcome.kind === 'rejected' && outcome.reason).toMatch(
-    new RegExp(`onnxruntime did not finish (running|loading) the model within ${DEADLINE_SECONDS} s \\(the registration deadline\\)`),
+    new RegExp(
+      `onnxruntime did not finish (running|loading) the model within ${DEADLINE_SECONDS} s \\(the registration deadline\\)`,
+    ),
   );
   expect(await linearServes()).toEqual({ status: 200, version: '1' });
   const index = await stack.send({ method: 'POST', path: '/v2/repository/index' });

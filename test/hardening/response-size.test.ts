@@ -14,7 +14,10 @@ let stack: HardenedStack;
 
 beforeAll(async () => {
   stack = await startHardened();
-  for (const [name, bytes] of [['amplifier', amplifierModel(0.1)], ['linear', linearModel(2, 1)]] as const) {
+  for (const [name, bytes] of [
+    ['amplifier', amplifierModel(0.1)],
+    ['linear', linearModel(2, 1)],
+  ] as const) {
     const outcome = await stack.register(name, `${name}.onnx`, bytes);
     expect(outcome.kind, JSON.stringify(outcome)).toBe('registered');
   }
@@ -27,11 +30,25 @@ const amplify = (rows: number, columns: number, extra: Record<string, unknown> =
 describe('a response too large to send', () => {
   it.each([
     ['JSON', {}, /^the response would be at least 71999999 bytes as JSON, over the 6225920-byte limit/],
-    ['binary', { parameters: { binary_data_output: true } }, /^the response would be at least 192000000 bytes base64-encoded, over the 6225920-byte limit/],
+    [
+      'binary',
+      { parameters: { binary_data_output: true } },
+      /^the response would be at least 192000000 bytes base64-encoded, over the 6225920-byte limit/,
+    ],
   ])('is a 413 counted from its element count (%s), and the next request is served', async (_form, extra, error) => {
     // 36 million FP32 elements: JSON.stringify of their text is past V8's longest string (a 500 before).
-    const answer = await stack.send({ method: 'POST', path: '/v2/models/amplifier/infer', headers: JSON_TYPE, body: amplify(6000, 6000, extra) });
-    const next = await stack.send({ method: 'POST', path: '/v2/models/linear/infer', headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
+    const answer = await stack.send({
+      method: 'POST',
+      path: '/v2/models/amplifier/infer',
+      headers: JSON_TYPE,
+      body: amplify(6000, 6000, extra),
+    });
+    const next = await stack.send({
+      method: 'POST',
+      path: '/v2/models/linear/infer',
+      headers: JSON_TYPE,
+      body: linearBody([[1, 2, 3, 4]]),
+    });
 
     expect(answer.status, answer.text.slice(0, 300)).toBe(413);
     expect((JSON.parse(answer.text) as { error: string }).error).toMatch(error);
@@ -58,7 +75,12 @@ function tensorOf(datatype: Datatype, values: readonly number[]): Tensor {
     case 'INT32':
       return { name: 'o', datatype, shape, data: Int32Array.from(values, (v) => -v) };
     default:
-      return { name: 'o', datatype, shape, data: Uint8Array.from(values, (v) => (datatype === 'BOOL' ? v % 2 : v % 256)) };
+      return {
+        name: 'o',
+        datatype,
+        shape,
+        data: Uint8Array.from(values, (v) => (datatype === 'BOOL' ? v % 2 : v % 256)),
+      };
   }
 }
 
@@ -78,7 +100,10 @@ describe('minimumResponseBytes', () => {
 
           expect(floor.binary).toBe(binary);
           if (binary && datatype !== 'BYTES') expect(floor.bytes).toBe(encoded.body.byteLength - headerLength);
-          else expect(floor.bytes).toBeLessThanOrEqual(binary ? encoded.body.byteLength - headerLength : encoded.body.byteLength);
+          else
+            expect(floor.bytes).toBeLessThanOrEqual(
+              binary ? encoded.body.byteLength - headerLength : encoded.body.byteLength,
+            );
         },
       ),
     );

@@ -19,9 +19,24 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 it('serves a stage-prefixed path and refuses empty segments, through the gateway as in the matcher', async () => {
-  const staged = await stack.send({ method: 'POST', path: '/prod/v2/models/linear/infer', headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
-  const doubled = await stack.send({ method: 'POST', path: '//v2//models//linear/infer', headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
-  const deep = await stack.send({ method: 'POST', path: '/a/b/v2/models/linear/infer', headers: JSON_TYPE, body: linearBody([[1, 2, 3, 4]]) });
+  const staged = await stack.send({
+    method: 'POST',
+    path: '/prod/v2/models/linear/infer',
+    headers: JSON_TYPE,
+    body: linearBody([[1, 2, 3, 4]]),
+  });
+  const doubled = await stack.send({
+    method: 'POST',
+    path: '//v2//models//linear/infer',
+    headers: JSON_TYPE,
+    body: linearBody([[1, 2, 3, 4]]),
+  });
+  const deep = await stack.send({
+    method: 'POST',
+    path: '/a/b/v2/models/linear/infer',
+    headers: JSON_TYPE,
+    body: linearBody([[1, 2, 3, 4]]),
+  });
 
   expect(staged.status, staged.text).toBe(200);
   expect(JSON.parse(staged.text)).toMatchObject({ model_name: 'linear', outputs: [{ data: [21] }] });
@@ -31,7 +46,21 @@ it('serves a stage-prefixed path and refuses empty segments, through the gateway
 });
 
 it('sends a path to the model handler exactly when the matcher finds a model route in it', () => {
-  const segment = fc.constantFrom('', 'v2', 'models', 'linear', 'prod', 'infer', 'versions', '1', 'ready', 'health', 'live', 'repository', 'index');
+  const segment = fc.constantFrom(
+    '',
+    'v2',
+    'models',
+    'linear',
+    'prod',
+    'infer',
+    'versions',
+    '1',
+    'ready',
+    'health',
+    'live',
+    'repository',
+    'index',
+  );
   fc.assert(
     fc.property(fc.array(segment, { maxLength: 7 }), fc.constantFrom('GET', 'POST'), (segments, method) => {
       const path = `/${segments.join('/')}`;
@@ -50,7 +79,11 @@ it('sends a path to the model handler exactly when the matcher finds a model rou
 
 it('bounds a rejection reason that quotes the upload', async () => {
   const opType = `Op${'X'.repeat(15_000)}`;
-  const model = new ModelBuilder().input('x', 'FP32', [1]).node(opType, ['x'], ['y']).output('y', 'FP32', [1]).toBytes();
+  const model = new ModelBuilder()
+    .input('x', 'FP32', [1])
+    .node(opType, ['x'], ['y'])
+    .output('y', 'FP32', [1])
+    .toBytes();
 
   const outcome = await stack.register('longreason', 'long.onnx', model);
   const index = await stack.send({ method: 'POST', path: '/v2/repository/index' });

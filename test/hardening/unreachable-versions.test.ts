@@ -24,7 +24,9 @@ function sumModel(count: number): Uint8Array {
 }
 
 function sumRequest(count: number): string {
-  return JSON.stringify({ inputs: Array.from({ length: count }, (_, i) => ({ name: `x${i}`, datatype: 'FP32', shape: [1], data: [i] })) });
+  return JSON.stringify({
+    inputs: Array.from({ length: count }, (_, i) => ({ name: `x${i}`, datatype: 'FP32', shape: [1], data: [i] })),
+  });
 }
 
 it('refuses a model with more inputs than a request may carry, and the working version keeps serving', async () => {
@@ -44,5 +46,8 @@ it('refuses a model with more inputs than a request may carry, and the working v
       'raise limits.maxInputs in the catalog entry or merge inputs',
   );
   expect(answer.status, answer.text).toBe(200);
-  expect(JSON.parse(answer.text)).toMatchObject({ model_version: '1', outputs: [{ name: 'y', data: [(63 * 64) / 2] }] });
+  expect(JSON.parse(answer.text)).toMatchObject({
+    model_version: '1',
+    outputs: [{ name: 'y', data: [(63 * 64) / 2] }],
+  });
 });

@@ -82,7 +82,11 @@ afterAll(async () => {
 
 async function one(): Promise<Outcome> {
   const startedAt = performance.now();
-  const answer = await sendRaw(port, { method: 'POST', path: '/v2/models/swap/infer', headers: { 'content-type': 'application/json' }, body: BODY }, agent);
+  const answer = await sendRaw(
+    port,
+    { method: 'POST', path: '/v2/models/swap/infer', headers: { 'content-type': 'application/json' }, body: BODY },
+    agent,
+  );
   const endedAt = performance.now();
   if (answer.status !== 200) return { status: answer.status, startedAt, endedAt };
   const body = JSON.parse(answer.text) as { model_version: string; outputs: { data: number[] }[] };

@@ -64,7 +64,11 @@ function printedText(): { page: Sharp; lines: { x0: number; y0: number; x1: numb
     if (k % 4 !== 1) rect(x, y + 19, 13, 3);
     if (k % 5 === 0) rect(x, y + 10, 13, 3);
   };
-  const specs = [{ x: 60, y: 80, n: 20 }, { x: 60, y: 200, n: 12 }, { x: 300, y: 340, n: 15 }];
+  const specs = [
+    { x: 60, y: 80, n: 20 },
+    { x: 60, y: 200, n: 12 },
+    { x: 300, y: 340, n: 15 },
+  ];
   const lines = specs.map(({ x, y, n }) => {
     for (let i = 0; i < n; i++) letter(x + i * 18 + Math.floor(i / 5) * 10, y, i * 7 + 3);
     return { x0: x, y0: y, x1: x + (n - 1) * 18 + Math.floor((n - 1) / 5) * 10 + 13, y1: y + 22 };
@@ -83,10 +87,14 @@ beforeAll(async () => {
     preprocess: { images: { input: { size: [64, 64], resize: 'letterbox', pad: 0 } } },
   });
   expect(identity.kind).toBe('registered');
-  expect((await stack.register('plain', 'identity.onnx', identityModel('FP32', [1, 3, 64, 64]))).kind).toBe('registered');
+  expect((await stack.register('plain', 'identity.onnx', identityModel('FP32', [1, 3, 64, 64]))).kind).toBe(
+    'registered',
+  );
   const det = await stack.register('ocr-det', 'det.onnx', readFileSync(PP_OCR_DET), PP_OCR_PREPROCESS);
   expect(det).toMatchObject({ kind: 'registered' });
-  tinyPng = await rawPixels(48, 32, (x, y) => [x * 5, y * 7, 200]).png().toBuffer();
+  tinyPng = await rawPixels(48, 32, (x, y) => [x * 5, y * 7, 200])
+    .png()
+    .toBuffer();
 });
 
 afterAll(async () => {
@@ -94,14 +102,21 @@ afterAll(async () => {
 });
 
 const postImage = (model: string, body: Uint8Array, type: string, headers: Record<string, string> = {}) =>
-  stack.send({ method: 'POST', path: `/v2/models/${model}/infer`, headers: { 'content-type': type, ...headers }, body });
+  stack.send({
+    method: 'POST',
+    path: `/v2/models/${model}/infer`,
+    headers: { 'content-type': type, ...headers },
+    body,
+  });
 
 describe('image bodies', () => {
   it('a PNG answers with the exact preprocessed tensor, in binary by default, and where the image landed', async () => {
     const answer = await postImage('picture', tinyPng, 'image/png');
     expect(answer.status).toBe(200);
     expect(answer.headers['content-type']).toBe('application/octet-stream');
-    expect(header(answer).parameters).toEqual({ image: { original_size: [32, 48], scale: 1, pad: [16, 8], size: [64, 64] } });
+    expect(header(answer).parameters).toEqual({
+      image: { original_size: [32, 48], scale: 1, pad: [16, 8], size: [64, 64] },
+    });
     const [out] = outputs(answer);
     expect(out?.shape).toEqual([1, 3, 64, 64]);
     const data = out!.data as Float32Array;
@@ -118,7 +133,11 @@ describe('image bodies', () => {
     expect(answer.headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(answer.text).parameters.image.original_size).toEqual([32, 48]);
     const metadata = JSON.parse((await stack.send({ method: 'GET', path: '/v2/models/picture' })).text);
-    expect(metadata.parameters.preprocess.images.input).toMatchObject({ size: [64, 64], resize: 'letterbox', layout: 'NCHW' });
+    expect(metadata.parameters.preprocess.images.input).toMatchObject({
+      size: [64, 64],
+      resize: 'letterbox',
+      layout: 'NCHW',
+    });
   });
 
   it('PaddleOCR PP-OCRv4 detection finds the printed lines of a JPEG and a PNG, and nothing elsewhere', async () => {
@@ -131,14 +150,17 @@ describe('image bodies', () => {
       expect(answer.status, answer.text.slice(0, 300)).toBe(200);
       // The binary answer fits Lambda's response limit: 1.2 MB, 1.6 MB base64.
       expect(answer.bytes.byteLength).toBeLessThan(1.3e6);
-      expect(header(answer).parameters).toEqual({ image: { original_size: [480, 640], scale: [1, 1], pad: [0, 0], size: [480, 640] } });
+      expect(header(answer).parameters).toEqual({
+        image: { original_size: [480, 640], scale: [1, 1], pad: [0, 0], size: [480, 640] },
+      });
       const [map] = outputs(answer);
       expect(map?.shape).toEqual([1, 1, 480, 640]);
       const p = map!.data as Float32Array;
       for (const box of lines) {
         let sum = 0;
         let n = 0;
-        for (let y = box.y0 + 4; y < box.y1 - 4; y++) for (let x = box.x0 + 4; x < box.x1 - 4; x++, n++) sum += p[y * 640 + x]!;
+        for (let y = box.y0 + 4; y < box.y1 - 4; y++)
+          for (let x = box.x0 + 4; x < box.x1 - 4; x++, n++) sum += p[y * 640 + x]!;
         expect(sum / n, `${type} line at y=${box.y0}`).toBeGreaterThan(0.5);
       }
       let hot = 0;
@@ -155,25 +177,76 @@ describe('image bodies', () => {
 
 describe('bad images: a clear 4xx, and the next request is served by the same session', () => {
   const truncatedPng = async () => {
-    const full = await rawPixels(400, 300, (x, y) => [(x * y) % 256, x % 256, y % 256]).png({ compressionLevel: 0 }).toBuffer();
+    const full = await rawPixels(400, 300, (x, y) => [(x * y) % 256, x % 256, y % 256])
+      .png({ compressionLevel: 0 })
+      .toBuffer();
     return full.subarray(0, Math.floor(full.byteLength / 2));
   };
-  const bomb = async () => sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#fff' } }).png().toBuffer();
+  const bomb = async () =>
+    sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#fff' } })
+      .png()
+      .toBuffer();
   const animated = async () => {
-    const frame = (background: string) => sharp({ create: { width: 32, height: 32, channels: 3, background } }).png().toBuffer();
-    return sharp([await frame('#f00'), await frame('#00f')], { join: { animated: true } }).webp().toBuffer();
+    const frame = (background: string) =>
+      sharp({ create: { width: 32, height: 32, channels: 3, background } })
+        .png()
+        .toBuffer();
+    return sharp([await frame('#f00'), await frame('#00f')], { join: { animated: true } })
+      .webp()
+      .toBuffer();
   };
-  const cmyk = async () => rawPixels(40, 30, () => [200, 30, 30]).toColourspace('cmyk').jpeg().toBuffer();
+  const cmyk = async () =>
+    rawPixels(40, 30, () => [200, 30, 30])
+      .toColourspace('cmyk')
+      .jpeg()
+      .toBuffer();
 
   const cases: [string, () => Promise<{ model?: string; body: Uint8Array; type: string }>, number, RegExp][] = [
-    ['not an image', async () => ({ body: Buffer.from('hello, world'), type: 'image/png' }), 400, /not a readable image\/png image/],
-    ['a truncated JPEG', async () => ({ body: (await rawPixels(64, 64, () => [1, 2, 3]).jpeg().toBuffer()).subarray(0, 200), type: 'image/jpeg' }), 400, /image\/jpeg/],
+    [
+      'not an image',
+      async () => ({ body: Buffer.from('hello, world'), type: 'image/png' }),
+      400,
+      /not a readable image\/png image/,
+    ],
+    [
+      'a truncated JPEG',
+      async () => ({
+        body: (
+          await rawPixels(64, 64, () => [1, 2, 3])
+            .jpeg()
+            .toBuffer()
+        ).subarray(0, 200),
+        type: 'image/jpeg',
+      }),
+      400,
+      /image\/jpeg/,
+    ],
     ['a truncated PNG', async () => ({ body: await truncatedPng(), type: 'image/png' }), 400, /truncated or corrupt/],
-    ['a decompression bomb (9 MP over a 4 MP cap)', async () => ({ body: await bomb(), type: 'image/png' }), 413, /3000 x 3000 = 9000000 pixels, over the limit of 4000000 \(limits\.maxImagePixels\)/],
+    [
+      'a decompression bomb (9 MP over a 4 MP cap)',
+      async () => ({ body: await bomb(), type: 'image/png' }),
+      413,
+      /3000 x 3000 = 9000000 pixels, over the limit of 4000000 \(limits\.maxImagePixels\)/,
+    ],
     ['an animated WebP', async () => ({ body: await animated(), type: 'image/webp' }), 400, /animated \(2 frames\)/],
-    ['a content type that lies', async () => ({ body: tinyPng, type: 'image/jpeg' }), 400, /says image\/jpeg but the body is a PNG image/],
-    ['an image type we do not decode', async () => ({ body: tinyPng, type: 'image/gif' }), 415, /unsupported image type image\/gif/],
-    ['a model without declared preprocessing', async () => ({ model: 'plain', body: tinyPng, type: 'image/png' }), 415, /declares no image preprocessing/],
+    [
+      'a content type that lies',
+      async () => ({ body: tinyPng, type: 'image/jpeg' }),
+      400,
+      /says image\/jpeg but the body is a PNG image/,
+    ],
+    [
+      'an image type we do not decode',
+      async () => ({ body: tinyPng, type: 'image/gif' }),
+      415,
+      /unsupported image type image\/gif/,
+    ],
+    [
+      'a model without declared preprocessing',
+      async () => ({ model: 'plain', body: tinyPng, type: 'image/png' }),
+      415,
+      /declares no image preprocessing/,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, make, status, message) => {
@@ -189,9 +262,18 @@ describe('bad images: a clear 4xx, and the next request is served by the same se
   });
 
   it('CMYK, grey, 16-bit and alpha images are converted to 8-bit sRGB', async () => {
-    const grey = await rawPixels(40, 30, () => [90, 90, 90]).greyscale().png().toBuffer();
-    const deep = await rawPixels(40, 30, () => [90, 90, 90]).toColourspace('rgb16').png().toBuffer();
-    const alpha = await rawPixels(40, 30, () => [90, 90, 90]).ensureAlpha(0.3).png().toBuffer();
+    const grey = await rawPixels(40, 30, () => [90, 90, 90])
+      .greyscale()
+      .png()
+      .toBuffer();
+    const deep = await rawPixels(40, 30, () => [90, 90, 90])
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
+    const alpha = await rawPixels(40, 30, () => [90, 90, 90])
+      .ensureAlpha(0.3)
+      .png()
+      .toBuffer();
     const centre = 32 * 64 + 32;
     for (const body of [grey, deep, alpha]) {
       const answer = await postImage('picture', body, 'image/png');
@@ -211,11 +293,19 @@ describe('bad images: a clear 4xx, and the next request is served by the same se
 
 describe('registration of declared preprocessing', () => {
   it.each([
-    [{ preprocess: { images: { input: { size: [32, 32] } } } }, /size \[32, 32\] \(height, width\) does not fit input "input" FP32 \[1, 3, 64, 64\]/],
+    [
+      { preprocess: { images: { input: { size: [32, 32] } } } },
+      /size \[32, 32\] \(height, width\) does not fit input "input" FP32 \[1, 3, 64, 64\]/,
+    ],
     [{ preprocess: { images: { photo: { size: [64, 64] } } } }, /no input "photo"/],
     [{ preprocess: { images: { input: { size: [64, 64], resize: 'zoom' } } } }, /preprocess\.images\.input\.resize/],
   ])('refuses a declaration that does not fit, with the reason (%j)', async (sidecar, reason) => {
-    const outcome = await stack.register('refused-pre', 'identity.onnx', identityModel('FP32', [1, 3, 64, 64]), sidecar);
+    const outcome = await stack.register(
+      'refused-pre',
+      'identity.onnx',
+      identityModel('FP32', [1, 3, 64, 64]),
+      sidecar,
+    );
     expect(outcome.kind).toBe('rejected');
     expect(outcome.kind === 'rejected' && outcome.reason).toMatch(reason);
   });

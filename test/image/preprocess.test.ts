@@ -106,7 +106,12 @@ function reference(image: RgbImage, s: ImagePreprocess): { shape: number[]; valu
 /** 'none', or where two tensors first differ (a readable failure instead of a million-element diff). */
 function firstDifference(got: Float32Array, want: Float32Array): string {
   if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
-  if (Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength))) return 'none';
+  if (
+    Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(
+      Buffer.from(want.buffer, want.byteOffset, want.byteLength),
+    )
+  )
+    return 'none';
   const i = got.findIndex((v, k) => !Object.is(v, want[k]));
   return `element ${i}: ${got[i]} vs ${want[i]}`;
 }
@@ -116,10 +121,30 @@ const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 describe('image preprocessing against an independent reference', () => {
   const cases: { name: string; width: number; height: number; spec: unknown }[] = [
     { name: 'letterbox 1280x720 -> 640x640 (YOLO)', width: 1280, height: 720, spec: { size: [640, 640] } },
-    { name: 'letterbox of a small image: placed unresampled', width: 300, height: 200, spec: { size: [640, 640], pad: 0 } },
-    { name: 'stretch, BGR, ImageNet mean/std, NHWC', width: 333, height: 251, spec: { size: [224, 224], resize: 'stretch', channel_order: 'BGR', layout: 'NHWC', ...IMAGENET } },
-    { name: 'keep ratio to a multiple of 32 (PP-OCR det)', width: 1280, height: 720, spec: { size: { multiple_of: 32, max_side: 960 }, resize: 'stretch', channel_order: 'BGR', ...IMAGENET } },
-    { name: 'letterbox to a multiple of 32, upscaling never', width: 500, height: 130, spec: { size: { multiple_of: 32 } } },
+    {
+      name: 'letterbox of a small image: placed unresampled',
+      width: 300,
+      height: 200,
+      spec: { size: [640, 640], pad: 0 },
+    },
+    {
+      name: 'stretch, BGR, ImageNet mean/std, NHWC',
+      width: 333,
+      height: 251,
+      spec: { size: [224, 224], resize: 'stretch', channel_order: 'BGR', layout: 'NHWC', ...IMAGENET },
+    },
+    {
+      name: 'keep ratio to a multiple of 32 (PP-OCR det)',
+      width: 1280,
+      height: 720,
+      spec: { size: { multiple_of: 32, max_side: 960 }, resize: 'stretch', channel_order: 'BGR', ...IMAGENET },
+    },
+    {
+      name: 'letterbox to a multiple of 32, upscaling never',
+      width: 500,
+      height: 130,
+      spec: { size: { multiple_of: 32 } },
+    },
   ];
 
   for (const c of cases) {
@@ -139,11 +164,27 @@ describe('image preprocessing against an independent reference', () => {
 
   it('the geometry of the common cases', () => {
     expect(imageGeometry(spec({ size: [640, 640] }), 720, 1280)).toEqual({
-      height: 640, width: 640, resizedHeight: 360, resizedWidth: 640, top: 140, left: 0,
+      height: 640,
+      width: 640,
+      resizedHeight: 360,
+      resizedWidth: 640,
+      top: 140,
+      left: 0,
     });
-    expect(imageGeometry(spec({ size: [640, 640] }), 200, 300)).toMatchObject({ resizedHeight: 200, resizedWidth: 300, top: 220, left: 170 });
-    expect(imageGeometry(spec({ size: { multiple_of: 32 }, resize: 'stretch' }), 720, 1280)).toMatchObject({ height: 544, width: 960 });
-    expect(imageGeometry(spec({ size: { multiple_of: 32 }, resize: 'stretch' }), 10, 10)).toMatchObject({ height: 32, width: 32 });
+    expect(imageGeometry(spec({ size: [640, 640] }), 200, 300)).toMatchObject({
+      resizedHeight: 200,
+      resizedWidth: 300,
+      top: 220,
+      left: 170,
+    });
+    expect(imageGeometry(spec({ size: { multiple_of: 32 }, resize: 'stretch' }), 720, 1280)).toMatchObject({
+      height: 544,
+      width: 960,
+    });
+    expect(imageGeometry(spec({ size: { multiple_of: 32 }, resize: 'stretch' }), 10, 10)).toMatchObject({
+      height: 32,
+      width: 32,
+    });
   });
 
   it('JPEG (quality 95, 4:2:0): within 1.5/255 on average and 48/255 at worst of the drawn pixels', async () => {
@@ -176,7 +217,10 @@ describe('image preprocessing against an independent reference', () => {
     // Round to nearest: within half an FP16 ulp (2^-11 relative) of the exact value.
     let halfWorst = 0;
     for (let i = 0; i < want.length; i++) {
-      halfWorst = Math.max(halfWorst, Math.abs(float16BitsToFloat32(half[i]!) - want[i]!) / Math.max(Math.abs(want[i]!), 2 ** -14));
+      halfWorst = Math.max(
+        halfWorst,
+        Math.abs(float16BitsToFloat32(half[i]!) - want[i]!) / Math.max(Math.abs(want[i]!), 2 ** -14),
+      );
     }
     expect(halfWorst).toBeLessThanOrEqual(2 ** -11);
     const raw = spec({ size: [96, 96], scale: 1, pad: 0 });
@@ -190,8 +234,12 @@ describe('image preprocessing against an independent reference', () => {
 });
 
 describe('declarations checked against the input they name', () => {
-  const input = (datatype: 'FP32' | 'INT64' | 'UINT8', shape: number[]) => [{ name: 'image', datatype, shape }] as const;
-  const check = (json: unknown, inputs: readonly { name: string; datatype: 'FP32' | 'INT64' | 'UINT8'; shape: readonly number[] }[]) => {
+  const input = (datatype: 'FP32' | 'INT64' | 'UINT8', shape: number[]) =>
+    [{ name: 'image', datatype, shape }] as const;
+  const check = (
+    json: unknown,
+    inputs: readonly { name: string; datatype: 'FP32' | 'INT64' | 'UINT8'; shape: readonly number[] }[],
+  ) => {
     const parsed = parsePreprocess({ images: { image: json } });
     if (!parsed.ok) return [parsed.message];
     return checkImagePreprocess(parsed.value, inputs);

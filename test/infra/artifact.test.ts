@@ -19,7 +19,15 @@ import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../too
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
-import { removeTempDirs, resources, s3PolicyOf, squareModel, synthesize, tempDir, type Synthesized } from './fixture.js';
+import {
+  removeTempDirs,
+  resources,
+  s3PolicyOf,
+  squareModel,
+  synthesize,
+  tempDir,
+  type Synthesized,
+} from './fixture.js';
 
 let synth: Synthesized;
 let s3: S3Fixture;
@@ -29,7 +37,10 @@ const denials: AccessDenial[] = [];
 /** The Node each run uses: the machine's, then each Lambda runtime's. */
 const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
   { label: `this machine's Node ${process.version}` },
-  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({ label: `${runtime} (Node ${version})`, version })),
+  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({
+    label: `${runtime} (Node ${version})`,
+    version,
+  })),
 ];
 
 /** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
@@ -75,7 +86,13 @@ async function invoke(
 }
 
 /** A REST API proxy event for a deployed route (`resource` is the route template, `path` has no stage). */
-function restEvent(method: string, resource: string, path: string, body?: Buffer, headers: Record<string, string> = {}): APIGatewayProxyEvent {
+function restEvent(
+  method: string,
+  resource: string,
+  path: string,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+): APIGatewayProxyEvent {
   const allHeaders = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'test-key', ...headers };
   const version = /\/versions\/([^/]+)/.exec(path)?.[1];
   return {
@@ -127,7 +144,9 @@ beforeAll(async () => {
     { bundling: true, id: 'Artifacts' },
   );
   // The staged layer asset, as Lambda would unzip it under /opt.
-  const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as { Content: { S3Key: string } };
+  const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as {
+    Content: { S3Key: string };
+  };
   opt = join(synth.assemblyDir, `asset.${layer.Content.S3Key.replace(/\.zip$/, '')}`);
   // Each function's role, keyed by the function's logical id, with the S3 statements the template gives it.
   const template = synth.template;
@@ -156,94 +175,127 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...node, index })))('staged bundles with the staged layer on $label', (node) => {
-  // Each Node registers a model of its own bytes, so each run makes (and then serves) the next version.
-  const version = String(node.index + 1);
+describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...node, index })))(
+  'staged bundles with the staged layer on $label',
+  (node) => {
+    // Each Node registers a model of its own bytes, so each run makes (and then serves) the next version.
+    const version = String(node.index + 1);
 
-  it('register turns the S3 event of an upload into a new version', async () => {
-    await s3.client.send(
-      new PutObjectCommand({ Bucket: s3.server.bucket, Key: `uploads/square/square-${node.index}.onnx`, Body: squareModel(`square-${node.index}`) }),
-    );
-    const event = (await s3.waitForEvents(node.index + 1))[node.index] as S3Event;
-
-    await invoke(idOf(synth.stack.registerFunction.function), [event], node);
-
-    const manifest = await s3.client.send(
-      new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
-    );
-    expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: version });
-  }, 60_000);
-
-  it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
-    const floats = Buffer.from(Float32Array.from([0.5, -3]).buffer);
-    const header = Buffer.from(
-      JSON.stringify({
-        inputs: [{ name: 'x', shape: [2], datatype: 'FP32', parameters: { binary_data_size: floats.length } }],
-        outputs: [{ name: 'y', parameters: { binary_data: true } }],
-      }),
-    );
-    const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
-    const [warmed, metadata, inferred, binary, missing, malformed] = (await invoke(
-      idOf(synth.stack.endpoints.get('square')!.inferFunction.function),
-      [
-        { warmer: true, concurrency: 1 },
-        restEvent('GET', '/v2/models/square', '/v2/models/square'),
-        restEvent(
-          'POST',
-          '/v2/models/square/infer',
-          '/v2/models/square/infer',
-          json({ id: 'r1', inputs: [{ name: 'x', shape: [3], datatype: 'FP32', data: [1.5, -2, 3] }] }),
-          { 'content-type': 'application/json' },
-        ),
-        restEvent('POST', '/v2/models/square/versions/{v}/infer', `/v2/models/square/versions/${version}/infer`, Buffer.concat([header, floats]), {
-          'content-type': 'application/octet-stream',
-          'inference-header-content-length': String(header.length),
+    it('register turns the S3 event of an upload into a new version', async () => {
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: s3.server.bucket,
+          Key: `uploads/square/square-${node.index}.onnx`,
+          Body: squareModel(`square-${node.index}`),
         }),
-        restEvent('GET', '/v2/models/square/versions/{v}/ready', '/v2/models/square/versions/9/ready'),
-        restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', Buffer.from('{"inputs": ['), {
-          'content-type': 'application/json',
+      );
+      const event = (await s3.waitForEvents(node.index + 1))[node.index] as S3Event;
+
+      await invoke(idOf(synth.stack.registerFunction.function), [event], node);
+
+      const manifest = await s3.client.send(
+        new GetObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/manifest.json' }),
+      );
+      expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ latest: version });
+    }, 60_000);
+
+    it('infer answers a warmer, metadata, JSON and binary inference, and errors, from one warm instance', async () => {
+      const floats = Buffer.from(Float32Array.from([0.5, -3]).buffer);
+      const header = Buffer.from(
+        JSON.stringify({
+          inputs: [{ name: 'x', shape: [2], datatype: 'FP32', parameters: { binary_data_size: floats.length } }],
+          outputs: [{ name: 'y', parameters: { binary_data: true } }],
         }),
-      ],
-      node,
-    )) as APIGatewayProxyResult[];
+      );
+      const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
+      const [warmed, metadata, inferred, binary, missing, malformed] = (await invoke(
+        idOf(synth.stack.endpoints.get('square')!.inferFunction.function),
+        [
+          { warmer: true, concurrency: 1 },
+          restEvent('GET', '/v2/models/square', '/v2/models/square'),
+          restEvent(
+            'POST',
+            '/v2/models/square/infer',
+            '/v2/models/square/infer',
+            json({ id: 'r1', inputs: [{ name: 'x', shape: [3], datatype: 'FP32', data: [1.5, -2, 3] }] }),
+            { 'content-type': 'application/json' },
+          ),
+          restEvent(
+            'POST',
+            '/v2/models/square/versions/{v}/infer',
+            `/v2/models/square/versions/${version}/infer`,
+            Buffer.concat([header, floats]),
+            {
+              'content-type': 'application/octet-stream',
+              'inference-header-content-length': String(header.length),
+            },
+          ),
+          restEvent('GET', '/v2/models/square/versions/{v}/ready', '/v2/models/square/versions/9/ready'),
+          restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', Buffer.from('{"inputs": ['), {
+            'content-type': 'application/json',
+          }),
+        ],
+        node,
+      )) as APIGatewayProxyResult[];
 
-    expect(warmed).toMatchObject({ warmed: true, model: 'square', version });
-    expect(metadata?.statusCode).toBe(200);
-    expect(bodyOf(metadata)).toMatchObject({ name: 'square', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }] });
-    expect(inferred?.statusCode).toBe(200);
-    expect(bodyOf(inferred)).toMatchObject({ id: 'r1', model_name: 'square', model_version: version, outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }] });
+      expect(warmed).toMatchObject({ warmed: true, model: 'square', version });
+      expect(metadata?.statusCode).toBe(200);
+      expect(bodyOf(metadata)).toMatchObject({
+        name: 'square',
+        platform: 'onnxruntime_onnx',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }],
+      });
+      expect(inferred?.statusCode).toBe(200);
+      expect(bodyOf(inferred)).toMatchObject({
+        id: 'r1',
+        model_name: 'square',
+        model_version: version,
+        outputs: [{ name: 'y', datatype: 'FP32', shape: [3], data: [2.25, 4, 9] }],
+      });
 
-    expect(binary?.statusCode).toBe(200);
-    const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
-    const headerLength = Number(Object.entries(binary!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1]);
-    const responseHeader = JSON.parse(raw.subarray(0, headerLength).toString('utf8')) as { outputs: Array<{ parameters: { binary_data_size: number } }> };
-    expect(responseHeader.outputs[0]?.parameters.binary_data_size).toBe(8);
-    const tail = raw.subarray(headerLength);
-    expect(Array.from(new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + 8)))).toEqual([0.25, 9]);
+      expect(binary?.statusCode).toBe(200);
+      const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
+      const headerLength = Number(
+        Object.entries(binary!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1],
+      );
+      const responseHeader = JSON.parse(raw.subarray(0, headerLength).toString('utf8')) as {
+        outputs: Array<{ parameters: { binary_data_size: number } }>;
+      };
+      expect(responseHeader.outputs[0]?.parameters.binary_data_size).toBe(8);
+      const tail = raw.subarray(headerLength);
+      expect(Array.from(new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + 8)))).toEqual([0.25, 9]);
 
-    expect(missing?.statusCode).toBe(404);
-    expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
-    expect(malformed?.statusCode).toBe(400);
-    expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
-  }, 60_000);
+      expect(missing?.statusCode).toBe(404);
+      expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
+      expect(malformed?.statusCode).toBe(400);
+      expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
+    }, 60_000);
 
-  it('control answers health, server metadata and the repository index', async () => {
-    const [ready, server, index] = (await invoke(
-      idOf(synth.stack.controlFunction.function),
-      [
-        restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
-        restEvent('GET', '/v2', '/v2'),
-        restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), { 'content-type': 'application/json' }),
-      ],
-      node,
-    )) as APIGatewayProxyResult[];
+    it('control answers health, server metadata and the repository index', async () => {
+      const [ready, server, index] = (await invoke(
+        idOf(synth.stack.controlFunction.function),
+        [
+          restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
+          restEvent('GET', '/v2', '/v2'),
+          restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), {
+            'content-type': 'application/json',
+          }),
+        ],
+        node,
+      )) as APIGatewayProxyResult[];
 
-    expect(ready?.statusCode).toBe(200);
-    expect(bodyOf(ready)).toEqual({ ready: true });
-    expect(bodyOf(server)).toMatchObject({ name: 'onnx-serverless', extensions: expect.arrayContaining(['binary_tensor_data']) });
-    expect(bodyOf(index)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'square', version, state: 'READY' })]));
-  }, 60_000);
-});
+      expect(ready?.statusCode).toBe(200);
+      expect(bodyOf(ready)).toEqual({ ready: true });
+      expect(bodyOf(server)).toMatchObject({
+        name: 'onnx-serverless',
+        extensions: expect.arrayContaining(['binary_tensor_data']),
+      });
+      expect(bodyOf(index)).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: 'square', version, state: 'READY' })]),
+      );
+    }, 60_000);
+  },
+);
 
 describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process (Lambda Managed Instances)', () => {
   it('answers 64 concurrent invocations each with its own result, and logs each under its own request id', async () => {
@@ -251,19 +303,36 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process 
     await s3.client.send(new DeleteObjectCommand({ Bucket: s3.server.bucket, Key: 'models/square/1/model.onnx' }));
     const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
     const ok = Array.from({ length: 60 }, (_, i) =>
-      restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', json({ id: `c${i}`, inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [i] }] }), {
-        'content-type': 'application/json',
-      }),
+      restEvent(
+        'POST',
+        '/v2/models/square/infer',
+        '/v2/models/square/infer',
+        json({ id: `c${i}`, inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [i] }] }),
+        {
+          'content-type': 'application/json',
+        },
+      ),
     );
     const failing = Array.from({ length: 4 }, () =>
-      restEvent('POST', '/v2/models/square/versions/{v}/infer', '/v2/models/square/versions/1/infer', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), {
-        'content-type': 'application/json',
-      }),
+      restEvent(
+        'POST',
+        '/v2/models/square/versions/{v}/infer',
+        '/v2/models/square/versions/1/infer',
+        json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }),
+        {
+          'content-type': 'application/json',
+        },
+      ),
     );
     const logs: string[] = [];
 
     // Act: all 64 start at once in one process, request ids req-0 ... req-63.
-    const results = (await invoke(idOf(synth.stack.endpoints.get('square')!.inferFunction.function), [...ok, ...failing], {}, { concurrent: true, logs })) as APIGatewayProxyResult[];
+    const results = (await invoke(
+      idOf(synth.stack.endpoints.get('square')!.inferFunction.function),
+      [...ok, ...failing],
+      {},
+      { concurrent: true, logs },
+    )) as APIGatewayProxyResult[];
 
     // Assess: every answer is its own request's; only the failing ones logged, each with its own request id.
     results.slice(0, 60).forEach((result, i) => {
@@ -271,7 +340,9 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process 
       expect(bodyOf(result)).toMatchObject({ id: `c${i}`, outputs: [{ name: 'y', data: [i * i] }] });
     });
     for (const result of results.slice(60)) expect(result.statusCode).toBe(503);
-    const failed = logs.map((line) => JSON.parse(line) as { message?: string; requestId?: string }).filter((l) => l.message === 'request failed');
+    const failed = logs
+      .map((line) => JSON.parse(line) as { message?: string; requestId?: string })
+      .filter((l) => l.message === 'request failed');
     expect(failed.map((l) => l.requestId).sort()).toEqual(['req-60', 'req-61', 'req-62', 'req-63']);
   }, 120_000);
 });
@@ -284,9 +355,11 @@ async function eventFor(key: string): Promise<S3Event> {
   }
 }
 
-describe.runIf(CAN_RUN_LINUX_X64_NODE)('more of the staged bundles, on this machine\'s Node', () => {
+describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this machine's Node", () => {
   it('register records a refused upload under its role', async () => {
-    await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/broken.onnx', Body: 'not a model' }));
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/broken.onnx', Body: 'not a model' }),
+    );
     const event = await eventFor('uploads/square/broken.onnx');
 
     const [result] = await invoke(idOf(synth.stack.registerFunction.function), [event]);
@@ -296,7 +369,8 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('more of the staged bundles, on this mach
 
   it('a 640x640 model registered with declared preprocessing answers a JPEG body (sharp from the layer)', async () => {
     // Prepare: the detector example and its sidecar, uploaded as a user would (sidecar first).
-    const put = (Key: string, Body: Uint8Array) => s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
+    const put = (Key: string, Body: Uint8Array) =>
+      s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
     await put('uploads/detector/detector.onnx.json', readFileSync(join('models', 'detector.onnx.json')));
     await put('uploads/detector/detector.onnx', readFileSync(join('models', 'detector.onnx')));
     const event = await eventFor('uploads/detector/detector.onnx');
@@ -305,14 +379,20 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('more of the staged bundles, on this mach
 
     // Act
     const [answer, notImage] = (await invoke(idOf(synth.stack.endpoints.get('detector')!.inferFunction.function), [
-      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', photo, { 'content-type': 'image/jpeg' }),
-      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from('not a picture'), { 'content-type': 'image/jpeg' }),
+      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', photo, {
+        'content-type': 'image/jpeg',
+      }),
+      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from('not a picture'), {
+        'content-type': 'image/jpeg',
+      }),
     ])) as APIGatewayProxyResult[];
 
     // Assess
     expect(answer?.statusCode, answer?.body.slice(0, 300)).toBe(200);
     const raw = Buffer.from(answer!.body, answer!.isBase64Encoded === true ? 'base64' : 'utf8');
-    const headerLength = Number(Object.entries(answer!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1]);
+    const headerLength = Number(
+      Object.entries(answer!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1],
+    );
     const header = JSON.parse(raw.subarray(0, headerLength).toString('utf8'));
     expect(header).toMatchObject({
       model_name: 'detector',

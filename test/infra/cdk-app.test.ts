@@ -32,22 +32,35 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
   });
 
   // Act
-  const { stdout, stderr } = await run(join(REPO_ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '-o', outDir], {
-    cwd: REPO_ROOT,
-    env,
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout, stderr } = await run(
+    join(REPO_ROOT, 'node_modules', '.bin', 'cdk'),
+    ['synth', '--quiet', '-o', outDir],
+    {
+      cwd: REPO_ROOT,
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
 
   // Assess: one infer function per catalog entry, named by MODEL_NAME, plus the shared infer, register and control.
   expect(`${stdout}\n${stderr}`).not.toMatch(/\bERROR\b|AwsSolutions-/);
   const template = JSON.parse(readFileSync(join(outDir, 'OnnxServerless.template.json'), 'utf8')) as {
-    Resources: Record<string, { Type: string; Properties?: { Runtime?: string; Environment?: { Variables?: Record<string, string> } } }>;
+    Resources: Record<
+      string,
+      { Type: string; Properties?: { Runtime?: string; Environment?: { Variables?: Record<string, string> } } }
+    >;
   };
   const functions = Object.values(template.Resources).filter(
     (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.Runtime === 'nodejs24.x',
   );
-  const served = functions.map((f) => f.Properties?.Environment?.Variables?.['MODEL_NAME']).filter((n) => n !== undefined);
-  expect(served.sort()).toEqual(loadCatalog().map((entry) => entry.name).sort());
+  const served = functions
+    .map((f) => f.Properties?.Environment?.Variables?.['MODEL_NAME'])
+    .filter((n) => n !== undefined);
+  expect(served.sort()).toEqual(
+    loadCatalog()
+      .map((entry) => entry.name)
+      .sort(),
+  );
   expect(functions).toHaveLength(served.length + 3);
   expect(readdirSync(outDir).some((f) => f.startsWith('asset.'))).toBe(true);
   // Six bundles and two layers (with sharp and libvips since images): over 180 s on a loaded 2-core machine.

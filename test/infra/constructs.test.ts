@@ -37,7 +37,10 @@ describe('ModelBucket', () => {
       Properties: Match.objectLike({
         VersioningConfiguration: { Status: 'Enabled' },
         PublicAccessBlockConfiguration: Match.objectLike({ BlockPublicAcls: true, RestrictPublicBuckets: true }),
-        LoggingConfiguration: { DestinationBucketName: { Ref: logicalId(repo.accessLogBucket) }, LogFilePrefix: 'model-bucket/' },
+        LoggingConfiguration: {
+          DestinationBucketName: { Ref: logicalId(repo.accessLogBucket) },
+          LogFilePrefix: 'model-bucket/',
+        },
         LifecycleConfiguration: {
           Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })]),
         },
@@ -50,7 +53,9 @@ describe('ModelBucket', () => {
     const stack = bareStack('Destroy');
     new ModelBucket(stack, 'Repo', { removalPolicy: RemovalPolicy.DESTROY });
     Template.fromStack(stack).resourceCountIs('Custom::S3AutoDeleteObjects', 2);
-    expect(() => new ModelBucket(stack, 'Bad', { accessLogDays: 0 })).toThrow(/accessLogDays must be a positive integer, got 0/);
+    expect(() => new ModelBucket(stack, 'Bad', { accessLogDays: 0 })).toThrow(
+      /accessLogDays must be a positive integer, got 0/,
+    );
   });
 });
 
@@ -91,7 +96,9 @@ describe('InferenceApi', () => {
     template.resourceCountIs('AWS::ApiGateway::Account', 0);
     template.hasResourceProperties('AWS::ApiGateway::Method', { AuthorizationType: 'AWS_IAM' });
     expect(api.apiKey).toBeUndefined();
-    expect(() => new InferenceApi(stack, 'A', { authorization: 'basic' as 'iam' })).toThrow(/authorization must be "api-key" or "iam"/);
+    expect(() => new InferenceApi(stack, 'A', { authorization: 'basic' as 'iam' })).toThrow(
+      /authorization must be "api-key" or "iam"/,
+    );
     expect(() => new InferenceApi(stack, 'B', { throttle: { rateLimit: 0, burstLimit: 1 } })).toThrow(/rateLimit > 0/);
     expect(() => new InferenceApi(stack, 'C', { stageName: 'a/b' })).toThrow(/stageName "a\/b"/);
   });
@@ -102,12 +109,20 @@ describe('Registrar', () => {
   let layer: OnnxruntimeLayer;
   beforeAll(() => {
     stack = bareStack('Registrar');
-    layer = new OnnxruntimeLayer(stack, 'Layer', { architecture: 'x86_64', buildDir: join(tempDir('layers'), 'x86_64') });
+    layer = new OnnxruntimeLayer(stack, 'Layer', {
+      architecture: 'x86_64',
+      buildDir: join(tempDir('layers'), 'x86_64'),
+    });
   }, 60_000);
 
   it('subscribes register to uploads/**.onnx and uploads/**.zip, with the layer, its rights and an errors alarm', () => {
     const bucket = new s3.Bucket(stack, 'Bucket');
-    const registrar = new Registrar(stack, 'Registration', { bucket, layer, memoryMb: 1024, timeout: Duration.minutes(2) });
+    const registrar = new Registrar(stack, 'Registration', {
+      bucket,
+      layer,
+      memoryMb: 1024,
+      timeout: Duration.minutes(2),
+    });
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::Lambda::Function', {
       MemorySize: 1024,
@@ -118,16 +133,38 @@ describe('Registrar', () => {
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
         LambdaFunctionConfigurations: [
-          Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.onnx' }, { Name: 'prefix', Value: 'uploads/' }] } } }),
-          Match.objectLike({ Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.zip' }, { Name: 'prefix', Value: 'uploads/' }] } } }),
+          Match.objectLike({
+            Filter: {
+              Key: {
+                FilterRules: [
+                  { Name: 'suffix', Value: '.onnx' },
+                  { Name: 'prefix', Value: 'uploads/' },
+                ],
+              },
+            },
+          }),
+          Match.objectLike({
+            Filter: {
+              Key: {
+                FilterRules: [
+                  { Name: 'suffix', Value: '.zip' },
+                  { Name: 'prefix', Value: 'uploads/' },
+                ],
+              },
+            },
+          }),
         ],
       },
     });
-    const actions = roleStatements(template, logicalId(registrar.registerFunction.role)).flatMap((s) => [s.Action].flat());
+    const actions = roleStatements(template, logicalId(registrar.registerFunction.role)).flatMap((s) =>
+      [s.Action].flat(),
+    );
     expect(actions).toEqual(expect.arrayContaining(['s3:GetObject', 's3:PutObject', 's3:ListBucket']));
     expect(actions.filter((a) => a.startsWith('s3:') && a.includes('Delete'))).toEqual([]);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Threshold: 1 });
-    expect(() => new Registrar(stack, 'Big', { bucket, layer, memoryMb: 20_000 })).toThrow(/registerMemoryMb must be an integer from 128 to 10240/);
+    expect(() => new Registrar(stack, 'Big', { bucket, layer, memoryMb: 20_000 })).toThrow(
+      /registerMemoryMb must be an integer from 128 to 10240/,
+    );
   });
 });
 
@@ -143,7 +180,9 @@ describe('OnnxServerlessStack', () => {
     expect(logicalId(stack.registerFunction.function)).toBe('RegisterFunction3F4C4225');
     expect(logicalId(stack.controlFunction.function)).toBe('ControlFunction8A0764F3');
     expect(logicalId(stack.endpoints.get('a')!.inferFunction.function)).toBe('ModelaInferFunction5CAA9662');
-    const usagePlanKeys = Object.keys(resources(Template.fromStack(stack))).filter((id) => id.includes('UsagePlanKeyResource'));
+    const usagePlanKeys = Object.keys(resources(Template.fromStack(stack))).filter((id) =>
+      id.includes('UsagePlanKeyResource'),
+    );
     // A usage-plan key under a new id would be created beside the old one, and API Gateway refuses the duplicate.
     expect(usagePlanKeys).toEqual(['ApiUsagePlanUsagePlanKeyResourceSApiApiKeyD9934843E8BA77A8']);
   });

@@ -40,7 +40,10 @@ export function removeTempDirs(): void {
 }
 
 /** Writes `models/<name>.json` files (and any other files, e.g. seeds) into a new catalog directory. */
-export function writeCatalog(entries: Record<string, unknown>, files: Record<string, Uint8Array | string> = {}): string {
+export function writeCatalog(
+  entries: Record<string, unknown>,
+  files: Record<string, Uint8Array | string> = {},
+): string {
   const dir = tempDir('catalog');
   mkdirSync(dir, { recursive: true });
   for (const [name, json] of Object.entries(entries)) writeFileSync(join(dir, `${name}.json`), JSON.stringify(json));
@@ -58,7 +61,8 @@ export interface Synthesized {
 }
 
 /** Stack props where `models` may be left out: the catalog of `modelsDir` is then loaded, as `app.ts` does. */
-export type SynthesizeProps = Omit<OnnxServerlessStackProps, 'models'> & Partial<Pick<OnnxServerlessStackProps, 'models'>>;
+export type SynthesizeProps = Omit<OnnxServerlessStackProps, 'models'> &
+  Partial<Pick<OnnxServerlessStackProps, 'models'>>;
 
 /**
  * Builds and synthesizes the stack. Without `bundling`, CDK skips esbuild (the function code assets are
@@ -70,7 +74,11 @@ export function synthesize(props: SynthesizeProps, options: { bundling: boolean;
     context: options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] },
   });
   const models = props.models ?? loadCatalog(props.modelsDir);
-  const stack = new OnnxServerlessStack(app, options.id ?? 'Test', { layerBuildDir: tempDir('layers'), ...props, models });
+  const stack = new OnnxServerlessStack(app, options.id ?? 'Test', {
+    layerBuildDir: tempDir('layers'),
+    ...props,
+    models,
+  });
   const assembly = app.synth();
   return { app, stack, template: Template.fromStack(stack), assemblyDir: assembly.directory };
 }
@@ -86,7 +94,9 @@ export function nagFindings(app: App): string[] {
 type Json = Record<string, unknown>;
 
 /** The template's resources by logical id. */
-export function resources(template: Template): Record<string, { Type: string; Properties?: Json; DependsOn?: string[] }> {
+export function resources(
+  template: Template,
+): Record<string, { Type: string; Properties?: Json; DependsOn?: string[] }> {
   return template.toJSON().Resources as Record<string, { Type: string; Properties?: Json; DependsOn?: string[] }>;
 }
 
@@ -100,7 +110,8 @@ export function referencedIds(value: unknown): Set<string> {
         if (key === 'Ref' && typeof child === 'string') found.add(child);
         else if (key === 'Fn::GetAtt' && Array.isArray(child) && typeof child[0] === 'string') found.add(child[0]);
         else if (key === 'Fn::Sub' && typeof child === 'string') {
-          for (const match of child.matchAll(/\$\{([A-Za-z0-9]+)[.}]/g)) if (match[1] !== undefined) found.add(match[1]);
+          for (const match of child.matchAll(/\$\{([A-Za-z0-9]+)[.}]/g))
+            if (match[1] !== undefined) found.add(match[1]);
         }
         visit(child);
       }
@@ -136,11 +147,21 @@ export function routes(template: Template): Map<string, Set<string>> {
 }
 
 /** Every statement of every IAM policy attached to the role with this logical id. */
-export function roleStatements(template: Template, roleId: string): Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }> {
+export function roleStatements(
+  template: Template,
+  roleId: string,
+): Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }> {
   return Object.values(resources(template))
     .filter((r) => r.Type === 'AWS::IAM::Policy')
     .filter((r) => ((r.Properties?.['Roles'] as unknown[]) ?? []).some((role) => referencedIds(role).has(roleId)))
-    .flatMap((r) => (r.Properties!['PolicyDocument'] as { Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }> }).Statement);
+    .flatMap(
+      (r) =>
+        (
+          r.Properties!['PolicyDocument'] as {
+            Statement: Array<{ Action: string | string[]; Resource: unknown; Condition?: Json }>;
+          }
+        ).Statement,
+    );
 }
 
 /** The logical ids forming a dependency cycle (CloudFormation refuses those), or undefined if there is none. */
@@ -149,7 +170,10 @@ export function findCycle(template: Template): string[] | undefined {
   const edges = new Map<string, string[]>();
   for (const [id, resource] of Object.entries(all)) {
     const deps = new Set([...referencedIds(resource.Properties ?? {}), ...(resource.DependsOn ?? [])]);
-    edges.set(id, [...deps].filter((dep) => dep in all));
+    edges.set(
+      id,
+      [...deps].filter((dep) => dep in all),
+    );
   }
   const state = new Map<string, 'visiting' | 'done'>();
   const stack: string[] = [];
@@ -179,7 +203,12 @@ export function findCycle(template: Template): string[] | undefined {
  * `arn:aws:s3:::<bucketName>`. Other references (log groups, functions) become `unresolved:...` strings, which no
  * S3 request matches: the server then sees exactly the S3 rights the template deploys.
  */
-export function s3PolicyOf(template: Template, roleId: string, bucketId: string, bucketName: string): PolicyStatementJson[] {
+export function s3PolicyOf(
+  template: Template,
+  roleId: string,
+  bucketId: string,
+  bucketName: string,
+): PolicyStatementJson[] {
   const resolve = (value: unknown): string => {
     if (typeof value === 'string') return value;
     const node = value as Record<string, unknown>;

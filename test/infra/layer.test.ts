@@ -58,8 +58,19 @@ describe.each(['x86_64', 'arm64'] as const)('the %s layer', (arch) => {
   it('holds onnxruntime-node, onnxruntime-common and sharp only, with only linux binaries of its CPU', () => {
     const build = builds[arch]!;
     const modules = join(build.dir, 'nodejs', 'node_modules');
-    expect(readdirSync(modules).sort()).toEqual(['@img', 'detect-libc', 'onnxruntime-common', 'onnxruntime-node', 'semver', 'sharp']);
-    expect(readdirSync(join(modules, '@img')).sort()).toEqual(['colour', `sharp-libvips-linux-${nodeArch}`, `sharp-linux-${nodeArch}`]);
+    expect(readdirSync(modules).sort()).toEqual([
+      '@img',
+      'detect-libc',
+      'onnxruntime-common',
+      'onnxruntime-node',
+      'semver',
+      'sharp',
+    ]);
+    expect(readdirSync(join(modules, '@img')).sort()).toEqual([
+      'colour',
+      `sharp-libvips-linux-${nodeArch}`,
+      `sharp-linux-${nodeArch}`,
+    ]);
     const natives = files(build.dir).filter((f) => /\.node$|\.so(\.\d+)*$/.test(f) && f.includes('sharp'));
     expect(natives.length).toBe(2);
     for (const native of natives) expect(elfMachine(join(build.dir, native))).toBe(ELF_MACHINE[arch]);
@@ -151,7 +162,12 @@ it('loads sharp from the layer alone in a fresh Node process, and decodes a JPEG
   });
 
   // Assess
-  const result = JSON.parse(output) as { info: { width: number; height: number; channels: number }; first: number[]; loaded: string[]; vips: string };
+  const result = JSON.parse(output) as {
+    info: { width: number; height: number; channels: number };
+    first: number[];
+    loaded: string[];
+    vips: string;
+  };
   expect(result.info).toMatchObject({ width: 64, height: 48, channels: 3 });
   expect(Math.abs(result.first[0]! - 200)).toBeLessThan(4);
   expect(result.vips).toMatch(/^\d+\.\d+/);

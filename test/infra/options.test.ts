@@ -15,7 +15,15 @@ import { loadCatalog } from '../../infra/catalog-loader.js';
 import { ModelEndpoint, type ModelEndpointProps } from '../../infra/model-endpoint.js';
 import { OnnxServerlessStack } from '../../infra/onnx-serverless-stack.js';
 import { OnnxruntimeLayer } from '../../infra/onnxruntime-layer.js';
-import { nagFindings, removeTempDirs, resources, synthesize, tempDir, writeCatalog, type Synthesized } from './fixture.js';
+import {
+  nagFindings,
+  removeTempDirs,
+  resources,
+  synthesize,
+  tempDir,
+  writeCatalog,
+  type Synthesized,
+} from './fixture.js';
 
 afterAll(removeTempDirs);
 
@@ -67,7 +75,10 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
   it('builds only the x86_64 layer, and empties the bucket on deletion', () => {
     expect([...synth.stack.layers.keys()]).toEqual(['x86_64']);
     synth.template.resourceCountIs('AWS::Lambda::LayerVersion', 1);
-    synth.template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete', Properties: Match.objectLike({ VersioningConfiguration: { Status: 'Enabled' } }) });
+    synth.template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Delete',
+      Properties: Match.objectLike({ VersioningConfiguration: { Status: 'Enabled' } }),
+    });
     synth.template.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
     synth.template.resourceCountIs('AWS::Events::Rule', 1);
   });
@@ -114,9 +125,11 @@ describe('misuse', () => {
 
     // Assess: the model plus 16 MB of headroom; at least Lambda's 512 MB.
     const storage = (e: ModelEndpoint) =>
-      (Stack.of(e).resolve((e.inferFunction.function.node.defaultChild as { ephemeralStorage?: unknown }).ephemeralStorage) as
-        | { size?: number }
-        | undefined)?.size;
+      (
+        Stack.of(e).resolve(
+          (e.inferFunction.function.node.defaultChild as { ephemeralStorage?: unknown }).ephemeralStorage,
+        ) as { size?: number } | undefined
+      )?.size;
     expect(storage(sized)).toBe(2016);
     expect(storage(small)).toBe(512);
     expect(() => endpoint(model('huge-model', { maxModelMb: 10230 }))).toThrow(
@@ -130,23 +143,35 @@ describe('misuse', () => {
   });
 
   it('explains bad warmer schedules before EventBridge does', () => {
-    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(1 minutes)' } }))).toThrow(/EventBridge wants "1 minute"/);
-    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(5 minute)' } }))).toThrow(/EventBridge wants "5 minutes"/);
-    expect(() => endpoint(model('m', { warmer: { schedule: 'every 5 minutes' } }))).toThrow(/neither rate\(\.\.\.\) nor a 6-field cron/);
+    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(1 minutes)' } }))).toThrow(
+      /EventBridge wants "1 minute"/,
+    );
+    expect(() => endpoint(model('m', { warmer: { schedule: 'rate(5 minute)' } }))).toThrow(
+      /EventBridge wants "5 minutes"/,
+    );
+    expect(() => endpoint(model('m', { warmer: { schedule: 'every 5 minutes' } }))).toThrow(
+      /neither rate\(\.\.\.\) nor a 6-field cron/,
+    );
     expect(() => endpoint(model('m', { warmer: { schedule: 'cron(0/5 * * * *)' } }))).toThrow(/6-field cron/);
     expect(() => endpoint(model('ok-cron', { warmer: { schedule: 'cron(0/5 * * * ? *)' } }))).not.toThrow();
   });
 
   it('refuses seeds that are missing or would never trigger a registration', () => {
-    expect(() => endpoint(model('m', { seed: 'absent.onnx' }), { modelsDir: seedDir })).toThrow(/seed "absent.onnx" not found/);
+    expect(() => endpoint(model('m', { seed: 'absent.onnx' }), { modelsDir: seedDir })).toThrow(
+      /seed "absent.onnx" not found/,
+    );
     expect(() => endpoint(model('m', { seed: 'model.bin' }), { modelsDir: seedDir })).toThrow(/must end in \.onnx/);
     expect(() => endpoint(model('seeded', { seed: 'good.onnx' }), { modelsDir: seedDir })).not.toThrow();
   });
 
   it('refuses alarm and cache settings that cannot work', () => {
     expect(() => endpoint(model('m'), { latencyAlarmThreshold: Duration.seconds(30) })).toThrow(/could never fire/);
-    expect(() => endpoint(model('m'), { manifestTtlSeconds: 0 })).toThrow(/manifestTtlSeconds must be an integer from 1 to 3600/);
-    expect(() => endpoint(model('m'), { errorsAlarmThreshold: 0.5 })).toThrow(/errorsAlarmThreshold must be a positive integer/);
+    expect(() => endpoint(model('m'), { manifestTtlSeconds: 0 })).toThrow(
+      /manifestTtlSeconds must be an integer from 1 to 3600/,
+    );
+    expect(() => endpoint(model('m'), { errorsAlarmThreshold: 0.5 })).toThrow(
+      /errorsAlarmThreshold must be a positive integer/,
+    );
   });
 
   it('warns about legal but doubtful entries', () => {
@@ -162,11 +187,21 @@ describe('misuse', () => {
   it('validates the stack props', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const props = { models: [], layerBuildDir: tempDir('layers') };
-    expect(() => new OnnxServerlessStack(app, 'A', { ...props, authorization: 'oauth' as 'iam' })).toThrow(/authorization must be "api-key" or "iam", got "oauth"/);
-    expect(() => new OnnxServerlessStack(app, 'B', { ...props, throttle: { rateLimit: 100, burstLimit: 10 } })).toThrow(/burstLimit \(10\) must be at least rateLimit \(100\)/);
-    expect(() => new OnnxServerlessStack(app, 'C', { ...props, models: [model('x'), model('x')] })).toThrow(/model "x" is declared twice/);
-    expect(() => new OnnxServerlessStack(app, 'D', { ...props, stageName: 'my-stage' })).toThrow(/stageName "my-stage"/);
-    expect(() => new OnnxServerlessStack(app, 'E', { ...props, registerMemoryMb: 64 })).toThrow(/registerMemoryMb must be an integer from 128 to 10240/);
+    expect(() => new OnnxServerlessStack(app, 'A', { ...props, authorization: 'oauth' as 'iam' })).toThrow(
+      /authorization must be "api-key" or "iam", got "oauth"/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'B', { ...props, throttle: { rateLimit: 100, burstLimit: 10 } })).toThrow(
+      /burstLimit \(10\) must be at least rateLimit \(100\)/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'C', { ...props, models: [model('x'), model('x')] })).toThrow(
+      /model "x" is declared twice/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'D', { ...props, stageName: 'my-stage' })).toThrow(
+      /stageName "my-stage"/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'E', { ...props, registerMemoryMb: 64 })).toThrow(
+      /registerMemoryMb must be an integer from 128 to 10240/,
+    );
   });
 });
 
@@ -186,10 +221,20 @@ describe('catalog loading', () => {
 
 describe('operations', () => {
   it('wires every alarm to an SNS topic with the alarm e-mail, and parks failed registrations in a queue', () => {
-    const synth = synthesize({ models: [model('a', { provisionedConcurrency: 1, preload: true, warmer: { concurrency: 2 } })], alarmEmail: 'ops@example.com' }, { bundling: false, id: 'Ops' });
+    const synth = synthesize(
+      {
+        models: [model('a', { provisionedConcurrency: 1, preload: true, warmer: { concurrency: 2 } })],
+        alarmEmail: 'ops@example.com',
+      },
+      { bundling: false, id: 'Ops' },
+    );
     const all = resources(synth.template);
     const topicId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SNS::Topic')![0];
-    synth.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
+    synth.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: topicId },
+    });
     const alarms = Object.values(all).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
     expect(alarms.length).toBe(3 + 4);
     for (const alarm of alarms) expect(alarm.Properties?.['AlarmActions']).toEqual([{ Ref: topicId }]);
@@ -206,7 +251,9 @@ describe('operations', () => {
     expect(synth.template.findOutputs('FailedRegistrationsQueue')).not.toEqual({});
     // The warmer targets the live alias, which serves the traffic.
     const aliasId = Object.entries(all).find(([, r]) => r.Type === 'AWS::Lambda::Alias')![0];
-    synth.template.hasResourceProperties('AWS::Events::Rule', { Targets: [Match.objectLike({ Arn: { Ref: aliasId } })] });
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      Targets: [Match.objectLike({ Arn: { Ref: aliasId } })],
+    });
     expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
   });
 
@@ -217,39 +264,70 @@ describe('operations', () => {
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: [arn] });
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const props = { models: [], layerBuildDir: tempDir('layers') };
-    expect(() => new OnnxServerlessStack(app, 'M', { ...props, alarmEmail: 'ops' })).toThrow(/alarmEmail "ops" is not an e-mail address/);
-    expect(() => new OnnxServerlessStack(app, 'N', { ...props, alarmTopicArn: 'pager' })).toThrow(/not an SNS topic ARN/);
-    expect(() => new OnnxServerlessStack(app, 'O', { ...props, alarmEmail: 'a@b.co', alarmTopicArn: arn })).toThrow(/exactly one of email/);
+    expect(() => new OnnxServerlessStack(app, 'M', { ...props, alarmEmail: 'ops' })).toThrow(
+      /alarmEmail "ops" is not an e-mail address/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'N', { ...props, alarmTopicArn: 'pager' })).toThrow(
+      /not an SNS topic ARN/,
+    );
+    expect(() => new OnnxServerlessStack(app, 'O', { ...props, alarmEmail: 'a@b.co', alarmTopicArn: arn })).toThrow(
+      /exactly one of email/,
+    );
   });
 });
 
 describe('managedInstances', () => {
   it('"managedInstances": true alone synthesizes a capacity provider in a VPC made for it, with the function on it', () => {
-    const synth = synthesize({ models: [model('steady', { managedInstances: true, warmer: false }), model('plain')] }, { bundling: false, id: 'Managed' });
+    const synth = synthesize(
+      { models: [model('steady', { managedInstances: true, warmer: false }), model('plain')] },
+      { bundling: false, id: 'Managed' },
+    );
     synth.template.resourceCountIs('AWS::Lambda::CapacityProvider', 1);
     synth.template.resourceCountIs('AWS::EC2::VPC', 1);
     synth.template.resourceCountIs('AWS::EC2::NatGateway', 1);
-    const providerId = Object.entries(resources(synth.template)).find(([, r]) => r.Type === 'AWS::Lambda::CapacityProvider')![0];
-    const steady = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('steady')!.inferFunction.function.node.defaultChild as never)) as string];
+    const providerId = Object.entries(resources(synth.template)).find(
+      ([, r]) => r.Type === 'AWS::Lambda::CapacityProvider',
+    )![0];
+    const steady = resources(synth.template)[
+      synth.stack.resolve(
+        synth.stack.getLogicalId(
+          synth.stack.endpoints.get('steady')!.inferFunction.function.node.defaultChild as never,
+        ),
+      ) as string
+    ];
     expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain(providerId);
-    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain('"PerExecutionEnvironmentMaxConcurrency":10');
-    const plain = resources(synth.template)[synth.stack.resolve(synth.stack.getLogicalId(synth.stack.endpoints.get('plain')!.inferFunction.function.node.defaultChild as never)) as string];
+    expect(JSON.stringify(steady?.Properties?.['CapacityProviderConfig'])).toContain(
+      '"PerExecutionEnvironmentMaxConcurrency":10',
+    );
+    const plain = resources(synth.template)[
+      synth.stack.resolve(
+        synth.stack.getLogicalId(synth.stack.endpoints.get('plain')!.inferFunction.function.node.defaultChild as never),
+      ) as string
+    ];
     expect(plain?.Properties?.['CapacityProviderConfig']).toBeUndefined();
     expect(nagFindings(synth.app).filter((f) => f.startsWith('error'))).toEqual([]);
   });
 
   it('uses given subnets and security groups, and refuses managedInstances with provisioned concurrency', () => {
     const synth = synthesize(
-      { models: [model('m', { managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })], managedInstancesSubnetIds: ['subnet-1', 'subnet-2'], managedInstancesSecurityGroupIds: ['sg-1'] },
+      {
+        models: [model('m', { managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })],
+        managedInstancesSubnetIds: ['subnet-1', 'subnet-2'],
+        managedInstancesSecurityGroupIds: ['sg-1'],
+      },
       { bundling: false, id: 'ManagedGiven' },
     );
     synth.template.resourceCountIs('AWS::EC2::VPC', 0);
     expect(JSON.stringify(synth.template.findResources('AWS::Lambda::CapacityProvider'))).toMatch(/subnet-1.*subnet-2/);
     expect(() => parseCatalogEntry('x', { managedInstances: { maxConcurrency: 65 } })).toThrow(/managedInstances/);
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    expect(() => new OnnxServerlessStack(app, 'Both', { models: [model('b', { managedInstances: true, provisionedConcurrency: 1 })], layerBuildDir: tempDir('layers') })).toThrow(
-      /managedInstances or provisionedConcurrency, not both/,
-    );
+    expect(
+      () =>
+        new OnnxServerlessStack(app, 'Both', {
+          models: [model('b', { managedInstances: true, provisionedConcurrency: 1 })],
+          layerBuildDir: tempDir('layers'),
+        }),
+    ).toThrow(/managedInstances or provisionedConcurrency, not both/);
   });
 });
 
@@ -257,21 +335,40 @@ describe('runtime', () => {
   it('is nodejs24.x by default, nodejs22.x on request for every function, and nothing else', () => {
     const on22 = synthesize({ models: [model('a')], runtime: 'nodejs22.x' }, { bundling: false, id: 'Node22' });
     const ours = Object.values(resources(on22.template)).filter(
-      (r) => r.Type === 'AWS::Lambda::Function' && (r.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables?.['POWERTOOLS_SERVICE_NAME'] !== undefined,
+      (r) =>
+        r.Type === 'AWS::Lambda::Function' &&
+        (r.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables?.[
+          'POWERTOOLS_SERVICE_NAME'
+        ] !== undefined,
     );
-    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(['nodejs22.x', 'nodejs22.x', 'nodejs22.x', 'nodejs22.x']);
-    on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', { CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'] });
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual([
+      'nodejs22.x',
+      'nodejs22.x',
+      'nodejs22.x',
+      'nodejs22.x',
+    ]);
+    on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
+      CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'],
+    });
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    expect(() => new OnnxServerlessStack(app, 'Old', { models: [], layerBuildDir: tempDir('layers'), runtime: 'nodejs20.x' as 'nodejs22.x' })).toThrow(
-      /runtime "nodejs20.x" is not supported: use nodejs24.x or nodejs22.x/,
-    );
+    expect(
+      () =>
+        new OnnxServerlessStack(app, 'Old', {
+          models: [],
+          layerBuildDir: tempDir('layers'),
+          runtime: 'nodejs20.x' as 'nodejs22.x',
+        }),
+    ).toThrow(/runtime "nodejs20.x" is not supported: use nodejs24.x or nodejs22.x/);
   });
 });
 
 describe('powertoolsTracer and sourceMapStackTraces', () => {
   it('are off by default and, when on, reach every function', () => {
     const off = synthesize({ models: [model('a')] }, { bundling: false, id: 'TracingOff' });
-    const on = synthesize({ models: [model('a')], powertoolsTracer: true, sourceMapStackTraces: true }, { bundling: false, id: 'TracingOn' });
+    const on = synthesize(
+      { models: [model('a')], powertoolsTracer: true, sourceMapStackTraces: true },
+      { bundling: false, id: 'TracingOn' },
+    );
 
     // The service's own functions: those with a Powertools service name (CDK's provider functions have none).
     const environments = (synth: Synthesized) =>

@@ -29,7 +29,8 @@ beforeAll(() => {
   synth = synthesize({ modelsDir }, { bundling: false });
 }, 120_000);
 
-const logicalId = (element: CfnElement): string => Stack.of(element).resolve(Stack.of(element).getLogicalId(element)) as string;
+const logicalId = (element: CfnElement): string =>
+  Stack.of(element).resolve(Stack.of(element).getLogicalId(element)) as string;
 const all = () => resources(synth.template);
 const ofType = (type: string) => Object.entries(all()).filter(([, r]) => r.Type === type);
 const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
@@ -38,34 +39,45 @@ const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]
 const XRAY_UPLOAD = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
 describe('infer roles', () => {
-  it.each(['tight', 'open'])('%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/', (name) => {
-    const endpoint = synth.stack.endpoints.get(name)!;
-    const statements = roleStatements(synth.template, logicalId(endpoint.inferFunction.role.node.defaultChild as CfnElement));
+  it.each(['tight', 'open'])(
+    '%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/',
+    (name) => {
+      const endpoint = synth.stack.endpoints.get(name)!;
+      const statements = roleStatements(
+        synth.template,
+        logicalId(endpoint.inferFunction.role.node.defaultChild as CfnElement),
+      );
 
-    expect(statements.length).toBeGreaterThan(0);
-    for (const statement of statements) {
-      const actions = list(statement.Action);
-      for (const action of actions) expect(action, 'wildcard action').not.toMatch(/\*/);
-      for (const resource of list(statement.Resource)) {
-        if (resource === '*') {
-          expect([...actions].sort(), 'the only actions allowed on "*"').toEqual([...XRAY_UPLOAD].sort());
-          continue;
+      expect(statements.length).toBeGreaterThan(0);
+      for (const statement of statements) {
+        const actions = list(statement.Action);
+        for (const action of actions) expect(action, 'wildcard action').not.toMatch(/\*/);
+        for (const resource of list(statement.Resource)) {
+          if (resource === '*') {
+            expect([...actions].sort(), 'the only actions allowed on "*"').toEqual([...XRAY_UPLOAD].sort());
+            continue;
+          }
+          const text = JSON.stringify(resource);
+          // Object ARNs: exactly this model's prefix; function ARNs: this function's versions and aliases.
+          if (text.includes('/models/') || actions.includes('s3:GetObject')) {
+            expect(text).toMatch(new RegExp(`"/(models|rejected)/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+          }
+          if (text.endsWith(':*"]]}')) expect(actions).toEqual(['lambda:InvokeFunction']);
         }
-        const text = JSON.stringify(resource);
-        // Object ARNs: exactly this model's prefix; function ARNs: this function's versions and aliases.
-        if (text.includes('/models/') || actions.includes('s3:GetObject')) {
-          expect(text).toMatch(new RegExp(`"/(models|rejected)/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+        if (actions.includes('s3:ListBucket')) {
+          expect(statement.Condition).toEqual({
+            StringLikeIfExists: {
+              's3:prefix': [`models/${name}/`, `models/${name}/*`, `rejected/${name}/`, `rejected/${name}/*`],
+            },
+          });
         }
-        if (text.endsWith(':*"]]}')) expect(actions).toEqual(['lambda:InvokeFunction']);
+        expect(
+          actions.filter((a) => /^s3:(Put|Delete)/.test(a)),
+          'infer never writes the bucket',
+        ).toEqual([]);
       }
-      if (actions.includes('s3:ListBucket')) {
-        expect(statement.Condition).toEqual({
-          StringLikeIfExists: { 's3:prefix': [`models/${name}/`, `models/${name}/*`, `rejected/${name}/`, `rejected/${name}/*`] },
-        });
-      }
-      expect(actions.filter((a) => /^s3:(Put|Delete)/.test(a)), 'infer never writes the bucket').toEqual([]);
-    }
-  });
+    },
+  );
 });
 
 describe('API', () => {
@@ -77,7 +89,9 @@ describe('API', () => {
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');
-    expect(plan?.Properties).toMatchObject({ Throttle: { RateLimit: expect.any(Number), BurstLimit: expect.any(Number) } });
+    expect(plan?.Properties).toMatchObject({
+      Throttle: { RateLimit: expect.any(Number), BurstLimit: expect.any(Number) },
+    });
     expect(plan?.Properties?.['ApiStages']).toHaveLength(1);
     expect(ofType('AWS::ApiGateway::UsagePlanKey')).toHaveLength(1);
   });
@@ -96,10 +110,14 @@ describe('buckets', () => {
         RestrictPublicBuckets: true,
       });
       expect(bucket.Properties?.['AccessControl'], id).toBeUndefined();
-      expect(bucket.Properties?.['OwnershipControls'], id).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+      expect(bucket.Properties?.['OwnershipControls'], id).toEqual({
+        Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }],
+      });
     }
     for (const [id, policy] of ofType('AWS::S3::BucketPolicy')) {
-      const statements = (policy.Properties!['PolicyDocument'] as { Statement: { Effect: string; Principal: unknown }[] }).Statement;
+      const statements = (
+        policy.Properties!['PolicyDocument'] as { Statement: { Effect: string; Principal: unknown }[] }
+      ).Statement;
       const open = statements.filter((s) => s.Effect === 'Allow' && JSON.stringify(s.Principal).includes('"*"'));
       expect(open, id).toEqual([]);
     }
@@ -109,10 +127,15 @@ describe('buckets', () => {
     const policies = ofType('AWS::S3::BucketPolicy');
 
     for (const [bucketId] of ofType('AWS::S3::Bucket')) {
-      const policy = policies.find(([, p]) => JSON.stringify(p.Properties?.['Bucket']) === JSON.stringify({ Ref: bucketId }));
+      const policy = policies.find(
+        ([, p]) => JSON.stringify(p.Properties?.['Bucket']) === JSON.stringify({ Ref: bucketId }),
+      );
       expect(policy, `policy of ${bucketId}`).toBeDefined();
-      const statements = (policy![1].Properties!['PolicyDocument'] as { Statement: Record<string, unknown>[] }).Statement;
-      const tls = statements.find((s) => JSON.stringify(s['Condition']) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }));
+      const statements = (policy![1].Properties!['PolicyDocument'] as { Statement: Record<string, unknown>[] })
+        .Statement;
+      const tls = statements.find(
+        (s) => JSON.stringify(s['Condition']) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }),
+      );
       expect(tls, bucketId).toMatchObject({ Effect: 'Deny', Action: 's3:*', Principal: { AWS: '*' } });
       expect(tls!['Resource']).toEqual([
         { 'Fn::GetAtt': [bucketId, 'Arn'] },
@@ -131,13 +154,14 @@ describe('per-model limits, catalog to handler', () => {
 
   /** The environment the template gives `infer-<name>`, with the bucket swapped for a local folder. */
   function environmentOf(name: string): Record<string, string> {
-    const fn = all()[logicalId(synth.stack.endpoints.get(name)!.inferFunction.function.node.defaultChild as CfnElement)];
+    const fn =
+      all()[logicalId(synth.stack.endpoints.get(name)!.inferFunction.function.node.defaultChild as CfnElement)];
     const variables = (fn!.Properties!['Environment'] as { Variables: Record<string, unknown> }).Variables;
     const plain = Object.entries(variables).filter((entry): entry is [string, string] => typeof entry[1] === 'string');
     return { ...Object.fromEntries(plain), MODEL_BUCKET: '', MODEL_DIR: dir };
   }
 
-  it('puts each model\'s limits into its own function and enforces them there, not in the other model\'s', async () => {
+  it("puts each model's limits into its own function and enforces them there, not in the other model's", async () => {
     const observability = createObservability('security', false);
     observability.logger.setLogLevel('SILENT');
     const handlers = new Map<string, ReturnType<typeof createInferHandler>>();
@@ -145,7 +169,10 @@ describe('per-model limits, catalog to handler', () => {
       const config = readConfig(environmentOf(name));
       const runtime = createRuntime(config);
       await runtime.store.put(`uploads/${name}/linear.onnx`, new Uint8Array(await readFile('models/linear.onnx')));
-      const { outcomes } = await createRegisterHandler(runtime, observability)(s3Event([`uploads/${name}/linear.onnx`]));
+      const { outcomes } = await createRegisterHandler(
+        runtime,
+        observability,
+      )(s3Event([`uploads/${name}/linear.onnx`]));
       expect(outcomes.map((o) => o.kind)).toEqual(['registered']);
       handlers.set(name, createInferHandler(runtime, observability, { model: name }));
     }
@@ -171,7 +198,9 @@ describe('per-model limits, catalog to handler', () => {
     expect(JSON.parse(environmentOf('tight').MODEL_LIMITS!)).toEqual({ ...DEFAULT_LIMITS, ...TIGHT_LIMITS });
     expect(JSON.parse(environmentOf('open').MODEL_LIMITS!)).toEqual(DEFAULT_LIMITS);
     expect(tightTwo.statusCode).toBe(413);
-    expect(JSON.parse(tightTwo.body)).toEqual({ error: expect.stringMatching(/at most 4 elements .*limits\.maxElements/) });
+    expect(JSON.parse(tightTwo.body)).toEqual({
+      error: expect.stringMatching(/at most 4 elements .*limits\.maxElements/),
+    });
     expect(tightLongId.statusCode).toBe(400);
     expect(JSON.parse(tightLongId.body)).toEqual({ error: expect.stringMatching(/limits\.maxIdLength/) });
     expect(tightOne.statusCode, tightOne.body).toBe(200);

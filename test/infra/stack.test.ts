@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { EXTERNAL_MODULES } from '../../infra/service-function.js';
-import { bucketArn, bucketStatements, CONTROL_ACCESS, inferAccess, REGISTER_ACCESS } from '../../infra/function-grants.js';
+import {
+  bucketArn,
+  bucketStatements,
+  CONTROL_ACCESS,
+  inferAccess,
+  REGISTER_ACCESS,
+} from '../../infra/function-grants.js';
 import {
   findCycle,
   nagFindings,
@@ -96,7 +102,9 @@ describe('functions', () => {
       MemorySize: 4096,
       Timeout: 20,
       Layers: [{ Ref: logicalId(synth.stack.layers.get('x86_64')!.layerVersion) }],
-      Environment: { Variables: { MODEL_NAME: 'resnet.v1', PRELOAD: 'true', MODEL_LIMITS: JSON.stringify(DEFAULT_LIMITS) } },
+      Environment: {
+        Variables: { MODEL_NAME: 'resnet.v1', PRELOAD: 'true', MODEL_LIMITS: JSON.stringify(DEFAULT_LIMITS) },
+      },
     });
     expect(iris?.alias).toBeUndefined();
   });
@@ -108,7 +116,9 @@ describe('functions', () => {
       MemorySize: 3008,
       Timeout: 300,
       Layers: [{ Ref: logicalId(synth.stack.layers.get('arm64')!.layerVersion) }],
-      Environment: { Variables: Match.objectLike({ MODEL_BUCKET: Match.anyValue(), POWERTOOLS_SERVICE_NAME: 'register' }) },
+      Environment: {
+        Variables: Match.objectLike({ MODEL_BUCKET: Match.anyValue(), POWERTOOLS_SERVICE_NAME: 'register' }),
+      },
     });
     synth.template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^KServe V2 health'),
@@ -175,7 +185,9 @@ describe('API', () => {
       }
     }
     expect(new Map([...all].map(([route, targets]) => [route, [...targets].join()]))).toEqual(expected);
-    expect(expected.get('POST /v2/models/iris/infer')).toBe(logicalId(synth.stack.endpoints.get('iris')!.inferFunction.function));
+    expect(expected.get('POST /v2/models/iris/infer')).toBe(
+      logicalId(synth.stack.endpoints.get('iris')!.inferFunction.function),
+    );
   });
 
   it('delivers every body as binary, requires an API key on every method and validates path parameters', () => {
@@ -201,10 +213,19 @@ describe('API', () => {
       TracingEnabled: true,
       AccessLogSetting: Match.objectLike({ DestinationArn: Match.anyValue() }),
       MethodSettings: [
-        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100, LoggingLevel: 'ERROR', DataTraceEnabled: false }),
+        Match.objectLike({
+          HttpMethod: '*',
+          ResourcePath: '/*',
+          ThrottlingRateLimit: 50,
+          ThrottlingBurstLimit: 100,
+          LoggingLevel: 'ERROR',
+          DataTraceEnabled: false,
+        }),
       ],
     });
-    synth.template.hasResourceProperties('AWS::ApiGateway::UsagePlan', { Throttle: { RateLimit: 50, BurstLimit: 100 } });
+    synth.template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 50, BurstLimit: 100 },
+    });
     synth.template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
     synth.template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
   });
@@ -226,7 +247,14 @@ describe('events', () => {
   it('registers uploads/**/*.onnx and uploads/**/*.zip only', () => {
     const rule = (suffix: string) => ({
       Events: ['s3:ObjectCreated:*'],
-      Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: suffix }, { Name: 'prefix', Value: 'uploads/' }] } },
+      Filter: {
+        Key: {
+          FilterRules: [
+            { Name: 'suffix', Value: suffix },
+            { Name: 'prefix', Value: 'uploads/' },
+          ],
+        },
+      },
       LambdaFunctionArn: { 'Fn::GetAtt': [logicalId(synth.stack.registerFunction.function), 'Arn'] },
     });
     synth.template.hasResourceProperties('Custom::S3BucketNotifications', {
@@ -254,7 +282,12 @@ describe('events', () => {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
       Threshold: 20 * 1000 * 0.8,
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(synth.stack.endpoints.get('resnet.v1')!.inferFunction.function) } }],
+      Dimensions: [
+        {
+          Name: 'FunctionName',
+          Value: { Ref: logicalId(synth.stack.endpoints.get('resnet.v1')!.inferFunction.function) },
+        },
+      ],
     });
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Throttles', Threshold: 1 });
   });
@@ -264,10 +297,20 @@ describe('security', () => {
   it('locks the bucket down: no public access, TLS only, encrypted, versioned, access-logged', () => {
     const bucket = logicalId(synth.stack.bucket);
     synth.template.hasResourceProperties('AWS::S3::Bucket', {
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
       VersioningConfiguration: { Status: 'Enabled' },
-      LoggingConfiguration: { DestinationBucketName: { Ref: logicalId(synth.stack.accessLogBucket) }, LogFilePrefix: 'model-bucket/' },
+      LoggingConfiguration: {
+        DestinationBucketName: { Ref: logicalId(synth.stack.accessLogBucket) },
+        LogFilePrefix: 'model-bucket/',
+      },
     });
     synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: bucket },
@@ -289,13 +332,18 @@ describe('security', () => {
       {
         Action: 's3:GetObject',
         Effect: 'Allow',
-        Resource: [{ 'Fn::Join': ['', [bucketArn, '/models/iris/*']] }, { 'Fn::Join': ['', [bucketArn, '/rejected/iris/*']] }],
+        Resource: [
+          { 'Fn::Join': ['', [bucketArn, '/models/iris/*']] },
+          { 'Fn::Join': ['', [bucketArn, '/rejected/iris/*']] },
+        ],
       },
       {
         Action: 's3:ListBucket',
         Effect: 'Allow',
         Resource: bucketArn,
-        Condition: { StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*', 'rejected/iris/', 'rejected/iris/*'] } },
+        Condition: {
+          StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*', 'rejected/iris/', 'rejected/iris/*'] },
+        },
       },
     ]);
     const lambda = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('lambda:')));
@@ -312,7 +360,9 @@ describe('security', () => {
       const result: Record<string, string[]> = {};
       for (const s of roleStatements(synth.template, roleId)) {
         for (const action of [s.Action].flat().filter((a) => a !== 's3:ListBucket' && a.startsWith('s3:'))) {
-          result[action] = [s.Resource].flat().map((r) => JSON.stringify(r).match(/"\/([^"]*)"\]\]\}$/)?.[1] ?? JSON.stringify(r));
+          result[action] = [s.Resource]
+            .flat()
+            .map((r) => JSON.stringify(r).match(/"\/([^"]*)"\]\]\}$/)?.[1] ?? JSON.stringify(r));
         }
       }
       return result;
@@ -329,7 +379,11 @@ describe('security', () => {
         .filter((s) => s.Action === 's3:ListBucket')
         .map((s) => s.Condition);
     expect(listed(logicalId(synth.stack.registerFunction.role))).toEqual([
-      { StringLikeIfExists: { 's3:prefix': ['uploads/', 'uploads/*', 'models/', 'models/*', 'rejected/', 'rejected/*'] } },
+      {
+        StringLikeIfExists: {
+          's3:prefix': ['uploads/', 'uploads/*', 'models/', 'models/*', 'rejected/', 'rejected/*'],
+        },
+      },
     ]);
     expect(listed(logicalId(synth.stack.controlFunction.role))).toEqual([
       { StringLikeIfExists: { 's3:prefix': ['models/', 'models/*', 'rejected/', 'rejected/*'] } },
@@ -350,7 +404,11 @@ describe('security', () => {
   });
 
   it('uses no managed policy on its own roles and keeps logs for a month', () => {
-    for (const role of [synth.stack.registerFunction.role, synth.stack.controlFunction.role, synth.stack.endpoints.get('iris')!.inferFunction.role]) {
+    for (const role of [
+      synth.stack.registerFunction.role,
+      synth.stack.controlFunction.role,
+      synth.stack.endpoints.get('iris')!.inferFunction.role,
+    ]) {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
@@ -378,7 +436,8 @@ describe('seed', () => {
     const all = resources(synth.template);
     const deployments = Object.entries(all).filter(([, r]) => r.Type === 'Custom::CDKBucketDeployment');
     expect(deployments).toHaveLength(2);
-    for (const [, d] of deployments) expect(d.Properties).toMatchObject({ DestinationBucketKeyPrefix: 'uploads/iris/', Prune: false });
+    for (const [, d] of deployments)
+      expect(d.Properties).toMatchObject({ DestinationBucketKeyPrefix: 'uploads/iris/', Prune: false });
     const notification = Object.entries(all).find(([, r]) => r.Type === 'Custom::S3BucketNotifications')![0];
     const iris = synth.stack.endpoints.get('iris')!;
     const customResourceOf = (deployment: IConstruct): string => {
@@ -402,11 +461,17 @@ describe('bundles', () => {
 
   it('are minified ESM with a require shim and a source map, importing only builtins and the layer', () => {
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    for (const fn of [synth.stack.registerFunction, synth.stack.controlFunction, synth.stack.endpoints.get('iris')!.inferFunction]) {
+    for (const fn of [
+      synth.stack.registerFunction,
+      synth.stack.controlFunction,
+      synth.stack.endpoints.get('iris')!.inferFunction,
+    ]) {
       const dir = bundleOf(logicalId(fn.function));
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
-      expect(code.startsWith("import { createRequire as __onnxServerlessCreateRequire } from 'node:module';")).toBe(true);
+      expect(code.startsWith("import { createRequire as __onnxServerlessCreateRequire } from 'node:module';")).toBe(
+        true,
+      );
       // Minified: a few very long lines, not one statement per line.
       expect(code.length / code.split('\n').length).toBeGreaterThan(5000);
       const imports = [...code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)"([^"]+)"/g)].map((m) => m[1]!);
@@ -421,7 +486,8 @@ describe('bundles', () => {
     );
     for (const [id, fn] of ours) {
       const code = readFileSync(join(bundleOf(id), 'index.mjs'), 'utf8');
-      if (!/from\s*"onnxruntime-node"|import\s*\(\s*"onnxruntime-node"\)|require\("onnxruntime-node"\)/.test(code)) continue;
+      if (!/from\s*"onnxruntime-node"|import\s*\(\s*"onnxruntime-node"\)|require\("onnxruntime-node"\)/.test(code))
+        continue;
       const arch = (fn.Properties!['Architectures'] as string[])[0] as 'arm64' | 'x86_64';
       expect(fn.Properties?.['Layers']).toEqual([{ Ref: logicalId(synth.stack.layers.get(arch)!.layerVersion) }]);
     }

@@ -8,8 +8,12 @@ import { evaluatePolicy, wildcardMatch } from '../../functions/local/iam-policy.
 
 const ARN = bucketArn('models');
 const iris = bucketStatements(inferAccess('iris'), ARN);
-const effect = (statements: readonly PolicyStatementJson[], action: string, resource: string, context?: Record<string, string>) =>
-  evaluatePolicy(statements, { action, resource, ...(context === undefined ? {} : { context }) }).effect;
+const effect = (
+  statements: readonly PolicyStatementJson[],
+  action: string,
+  resource: string,
+  context?: Record<string, string>,
+) => evaluatePolicy(statements, { action, resource, ...(context === undefined ? {} : { context }) }).effect;
 
 describe('wildcardMatch', () => {
   it.each([
@@ -49,7 +53,12 @@ describe('evaluatePolicy', () => {
     expect(effect(iris, 's3:ListBucket', ARN, { 's3:prefix': 'rejected/iris2/' })).toBe('implicit-deny');
     expect(effect(iris, 's3:ListBucket', ARN)).toBe('allow');
     const strict: PolicyStatementJson[] = [
-      { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [ARN], Condition: { StringLike: { 's3:prefix': ['models/*'] } } },
+      {
+        Effect: 'Allow',
+        Action: ['s3:ListBucket'],
+        Resource: [ARN],
+        Condition: { StringLike: { 's3:prefix': ['models/*'] } },
+      },
     ];
     expect(effect(strict, 's3:ListBucket', ARN)).toBe('implicit-deny');
     expect(effect(strict, 's3:ListBucket', ARN, { 's3:prefix': 'models/a' })).toBe('allow');
@@ -60,7 +69,9 @@ describe('evaluatePolicy', () => {
       ...iris,
       { Effect: 'Deny', Action: ['s3:GetObject'], Resource: [`${ARN}/models/iris/*/model.onnx`] },
     ];
-    expect(evaluatePolicy(statements, { action: 's3:GetObject', resource: `${ARN}/models/iris/1/model.onnx` })).toMatchObject({
+    expect(
+      evaluatePolicy(statements, { action: 's3:GetObject', resource: `${ARN}/models/iris/1/model.onnx` }),
+    ).toMatchObject({
       effect: 'explicit-deny',
       statement: { Effect: 'Deny' },
     });
@@ -68,10 +79,17 @@ describe('evaluatePolicy', () => {
   });
 
   it('refuses policies it does not understand instead of guessing', () => {
-    const notAction = [{ Effect: 'Allow', NotAction: ['s3:DeleteObject'], Resource: ['*'] }] as unknown as PolicyStatementJson[];
+    const notAction = [
+      { Effect: 'Allow', NotAction: ['s3:DeleteObject'], Resource: ['*'] },
+    ] as unknown as PolicyStatementJson[];
     expect(() => effect(notAction, 's3:GetObject', `${ARN}/x`)).toThrow(/NotAction/);
     const numeric: PolicyStatementJson[] = [
-      { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [ARN], Condition: { NumericLessThan: { 's3:max-keys': ['10'] } } },
+      {
+        Effect: 'Allow',
+        Action: ['s3:ListBucket'],
+        Resource: [ARN],
+        Condition: { NumericLessThan: { 's3:max-keys': ['10'] } },
+      },
     ];
     expect(() => effect(numeric, 's3:ListBucket', ARN, { 's3:max-keys': '5' })).toThrow(/NumericLessThan/);
   });

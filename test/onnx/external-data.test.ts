@@ -40,7 +40,7 @@ describe('external data', () => {
     ]);
   });
 
-  it('resolves locations against the model\'s folder in the archive', () => {
+  it("resolves locations against the model's folder in the archive", () => {
     // Act
     const used = checkExternalData(references(), 'export/model.onnx', new Map([['export/w.bin', 80]]));
 

@@ -62,7 +62,9 @@ describe('ModelBuilder', () => {
     const model = new ModelBuilder()
       .input('x', 'FP32', [3])
       .node('LeakyRelu', ['x'], ['leaky'], { alpha: attr.float(0.5) })
-      .node('Constant', [], ['offset'], { value: attr.tensor({ datatype: 'FP32', dims: [3], data: new Float32Array([10, 20, 30]) }) })
+      .node('Constant', [], ['offset'], {
+        value: attr.tensor({ datatype: 'FP32', dims: [3], data: new Float32Array([10, 20, 30]) }),
+      })
       .node('Add', ['leaky', 'offset'], ['y'])
       .node('Cast', ['y'], ['z'], { to: attr.int(6) })
       .node('Pad', ['x', 'pads'], ['padded'], { mode: attr.string('edge') })
@@ -83,7 +85,9 @@ describe('ModelBuilder', () => {
   });
 
   it('refuses what would make an invalid tensor or attribute', () => {
-    expect(() => new ModelBuilder().input('x', 'FP32', [-2])).toThrow('invalid dimension -2: use a size >= 0, -1 or a name');
+    expect(() => new ModelBuilder().input('x', 'FP32', [-2])).toThrow(
+      'invalid dimension -2: use a size >= 0, -1 or a name',
+    );
     expect(() =>
       new ModelBuilder().initializer('w', { datatype: 'FP32', dims: [2, 2], data: new Float32Array(3) }),
     ).toThrow('tensor "w": dims [2, 2] hold 4 elements, data has 3');

@@ -40,7 +40,11 @@ function rejectionOf(run: () => unknown): ModelRejectedError {
 
 describe('rewriteForServing: ZipMap', () => {
   const cases = [
-    { title: 'string labels, default domain imported', labels: ['setosa', 'versicolor', 'virginica'], defaultDomain: true },
+    {
+      title: 'string labels, default domain imported',
+      labels: ['setosa', 'versicolor', 'virginica'],
+      defaultDomain: true,
+    },
     { title: 'int64 labels, default domain imported', labels: [3, 7, 42], defaultDomain: true },
     { title: 'string labels, only ai.onnx.ml imported (onnxmltools 1.3)', labels: ['no', 'yes'], defaultDomain: false },
     { title: 'int64 labels, only ai.onnx.ml imported', labels: [0, 1], defaultDomain: false },
@@ -71,7 +75,8 @@ describe('rewriteForServing: ZipMap', () => {
     const probabilities = outputs.output_probability!;
     expect(probabilities.dims).toEqual([3, labels.length]);
     const expected = expectedProbabilities(ROWS, classifier.coefficients, classifier.intercepts);
-    for (const [i, p] of Array.from(probabilities.data as Float32Array).entries()) expect(p).toBeCloseTo(expected[i]!, 5);
+    for (const [i, p] of Array.from(probabilities.data as Float32Array).entries())
+      expect(p).toBeCloseTo(expected[i]!, 5);
     // Column i belongs to label i: the predicted label is the label of the largest column.
     const predicted = Array.from(outputs.output_label!.data as ArrayLike<string | bigint>, (l) =>
       typeof l === 'bigint' ? Number(l) : l,
@@ -127,9 +132,15 @@ describe('rewriteForServing: ZipMap', () => {
     const modelFields = readFields(classifier.bytes);
     const graphField = modelFields.find((f) => f.number === 7)!;
     const unknownGraphField = new Uint8Array([0xa2, 0x06, 0x03, 0x61, 0x62, 0x63]); // field 100, "abc"
-    const graph = new Uint8Array([...rebuildMessage(graphField.value, readFields(graphField.value), new Map()), ...unknownGraphField]);
+    const graph = new Uint8Array([
+      ...rebuildMessage(graphField.value, readFields(graphField.value), new Map()),
+      ...unknownGraphField,
+    ]);
     const unknownModelField = new Uint8Array([0xc8, 0x06, 0x2a]); // field 105, varint 42
-    const model = new Uint8Array([...rebuildMessage(classifier.bytes, modelFields, new Map([[graphField, graph]])), ...unknownModelField]);
+    const model = new Uint8Array([
+      ...rebuildMessage(classifier.bytes, modelFields, new Map([[graphField, graph]])),
+      ...unknownModelField,
+    ]);
 
     // Act
     const result = rewriteForServing(model);
@@ -216,17 +227,25 @@ describe('rewriteForServing: rejections', () => {
       .input('v', 'FP32', [3])
       .output('m', mapType('INT64', tensorType('FP32', [])))
       .toBytes();
-    expect(rejectionOf(() => rewriteForServing(mapModel)).message).toMatch(/^Output "m" has type map\(int64,tensor\(float\)\);/);
+    expect(rejectionOf(() => rewriteForServing(mapModel)).message).toMatch(
+      /^Output "m" has type map\(int64,tensor\(float\)\);/,
+    );
     const optionalModel = new ModelBuilder()
       .input('x', 'FP32', [3])
       .node('Optional', ['x'], ['o'])
       .output('o', { optionalType: { elemType: tensorType('FP32', [3]) } })
       .toBytes();
-    expect(rejectionOf(() => rewriteForServing(optionalModel)).message).toMatch(/^Output "o" has type optional\(tensor\(float\)\);/);
+    expect(rejectionOf(() => rewriteForServing(optionalModel)).message).toMatch(
+      /^Output "o" has type optional\(tensor\(float\)\);/,
+    );
   });
 
   it('rejects a model whose weights live in external data files', () => {
-    const proto = new ModelBuilder().input('x', 'FP32', [2]).node('Add', ['x', 'w'], ['y']).output('y', 'FP32', [2]).toProto();
+    const proto = new ModelBuilder()
+      .input('x', 'FP32', [2])
+      .node('Add', ['x', 'w'], ['y'])
+      .output('y', 'FP32', [2])
+      .toProto();
     proto.graph!.initializer = [
       { name: 'w', dataType: 1, dims: [2], dataLocation: 1, externalData: [{ key: 'location', value: 'weights.bin' }] },
     ];
@@ -266,7 +285,12 @@ describe('rewriteForServing: rejections', () => {
 describe('inspectModel', () => {
   it('reads the header and the interface, listing initializer-backed inputs apart as onnxruntime does', async () => {
     // Prepare: IR 3 exporters list weights among the inputs
-    const model = new ModelBuilder({ irVersion: 3, opsets: { '': 8 }, producerName: 'OnnxMLTools', producerVersion: '1.3.1' })
+    const model = new ModelBuilder({
+      irVersion: 3,
+      opsets: { '': 8 },
+      producerName: 'OnnxMLTools',
+      producerVersion: '1.3.1',
+    })
       .input('x', 'FP32', ['N', 2])
       .input('w', 'FP32', [2, 1])
       .initializer('w', { datatype: 'FP32', dims: [2, 1], data: new Float32Array([1, 2]) })

@@ -35,7 +35,12 @@ const ORT_TYPES: Readonly<Record<string, ort.Tensor.Type>> = { FP32: 'float32', 
 function feed(spec: JsonTensor, values: JsonTensor['data'], dims: readonly number[]): ort.Tensor {
   const type = ORT_TYPES[spec.datatype];
   if (type === 'float32') return new ort.Tensor(type, Float32Array.from(values, toNumber), dims);
-  if (type === 'int64') return new ort.Tensor(type, BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  if (type === 'int64')
+    return new ort.Tensor(
+      type,
+      BigInt64Array.from(values, (v) => BigInt(v)),
+      dims,
+    );
   if (type === 'string') return new ort.Tensor(type, values.map(String), dims);
   throw new Error(`case input datatype ${spec.datatype} not handled by this test`);
 }
@@ -69,8 +74,15 @@ async function runCase(model: Uint8Array, testCase: SklearnCase): Promise<Output
     session.outputNames.forEach((name, i) => {
       const tensor = result[name]!;
       const output = outputs[i]!;
-      output.data.push(...Array.from(tensor.data as ArrayLike<number | bigint | string>, (v) => (typeof v === 'bigint' ? Number(v) : v)));
-      outputs[i] = { dims: [(output.dims[0] ?? 0) + (tensor.dims[0] ?? 1), ...tensor.dims.slice(1)], data: output.data };
+      output.data.push(
+        ...Array.from(tensor.data as ArrayLike<number | bigint | string>, (v) =>
+          typeof v === 'bigint' ? Number(v) : v,
+        ),
+      );
+      outputs[i] = {
+        dims: [(output.dims[0] ?? 0) + (tensor.dims[0] ?? 1), ...tensor.dims.slice(1)],
+        data: output.data,
+      };
     });
   }
   await session.release();
@@ -78,14 +90,21 @@ async function runCase(model: Uint8Array, testCase: SklearnCase): Promise<Output
 }
 
 /** Differences from scikit-learn's predictions, by the corpus README's rule (the runner's own comparison). */
-function compare(testCase: Pick<SklearnCase, 'expected_outputs_in_model_order' | 'decimal' | 'flags'>, actual: readonly Output[]): string[] {
+function compare(
+  testCase: Pick<SklearnCase, 'expected_outputs_in_model_order' | 'decimal' | 'flags'>,
+  actual: readonly Output[],
+): string[] {
   const expected = testCase.expected_outputs_in_model_order;
   const observed = actual.map((o, i) => ({ datatype: expected[i]?.datatype ?? 'FP32', shape: o.dims, values: o.data }));
   return sklearnProblems(expected, observed, { decimal: testCase.decimal, flags: testCase.flags });
 }
 
 const present = existsSync(corpus);
-const cases = present ? readdirSync(corpus).filter((name) => existsSync(path.join(corpus, name, 'case.json'))).sort() : [];
+const cases = present
+  ? readdirSync(corpus)
+      .filter((name) => existsSync(path.join(corpus, name, 'case.json')))
+      .sort()
+  : [];
 
 describeWithCorpus(corpusRoot, 'scikit-learn conformance corpus, rewritten for serving', () => {
   it('has the cases this test was written against', () => {
@@ -109,9 +128,12 @@ describeWithCorpus(corpusRoot, 'scikit-learn conformance corpus, rewritten for s
     const zipMaps = result.rewrites.filter((r) => r.kind === 'remove-zipmap');
     expect(zipMaps.map((r) => r.output)).toEqual(declaredOutputs.filter((o) => o.kind !== 'tensor').map((o) => o.name));
     // The only other rewrite is the opset upgrade of old onnxmltools exports (below opset 7).
-    expect(result.rewrites.filter((r) => r.kind !== 'remove-zipmap').every((r) => r.kind === 'upgrade-opset')).toBe(true);
+    expect(result.rewrites.filter((r) => r.kind !== 'remove-zipmap').every((r) => r.kind === 'upgrade-opset')).toBe(
+      true,
+    );
     if (result.rewrites.length === 0) expect(result.model).toBe(bytes);
-    if (zipMaps.length > 0) await expect(runCase(bytes, testCase)).rejects.toThrow('Non tensor type is temporarily not supported.');
+    if (zipMaps.length > 0)
+      await expect(runCase(bytes, testCase)).rejects.toThrow('Non tensor type is temporarily not supported.');
 
     expect(compare(testCase, await runCase(result.model, testCase))).toEqual([]);
   });

@@ -24,13 +24,23 @@ function oneNodeModel(
   output: { name: string; dims: readonly number[] },
   attributes: Record<string, AttributeValue> = {},
 ): Uint8Array {
-  const builder = new ModelBuilder({ irVersion: 3, opsets: { '': opset }, producerName: 'pytorch', producerVersion: '0.3' });
+  const builder = new ModelBuilder({
+    irVersion: 3,
+    opsets: { '': opset },
+    producerName: 'pytorch',
+    producerVersion: '0.3',
+  });
   for (const input of inputs) {
     builder.input(input.name, 'FP32', input.dims);
     if (input.init) builder.initializer(input.name, { datatype: 'FP32', dims: input.dims, data: input.init });
   }
   return builder
-    .node(op, inputs.map((i) => i.name), [output.name], attributes)
+    .node(
+      op,
+      inputs.map((i) => i.name),
+      [output.name],
+      attributes,
+    )
     .output(output.name, 'FP32', output.dims)
     .toBytes();
 }
@@ -72,10 +82,19 @@ describe('upgradeOpset through rewriteForServing', () => {
     // Prepare
     const a = ramp([2, 3, 4]);
     const b = new Float32Array([10, 20, 30]);
-    const model = oneNodeModel(6, 'Add', [{ name: 'a', dims: [2, 3, 4] }, { name: 'b', dims: [3] }], { name: 'y', dims: [2, 3, 4] }, {
-      broadcast: attr.int(1),
-      axis: attr.int(1),
-    });
+    const model = oneNodeModel(
+      6,
+      'Add',
+      [
+        { name: 'a', dims: [2, 3, 4] },
+        { name: 'b', dims: [3] },
+      ],
+      { name: 'y', dims: [2, 3, 4] },
+      {
+        broadcast: attr.int(1),
+        axis: attr.int(1),
+      },
+    );
     const feeds = { a: new ort.Tensor('float32', a, [2, 3, 4]), b: new ort.Tensor('float32', b, [3]) };
     await expect(run(model, feeds)).rejects.toThrow(/Add\(6\)/);
 
@@ -85,7 +104,10 @@ describe('upgradeOpset through rewriteForServing', () => {
 
     // Assess
     expect(opsetOf(result.model)).toBe(ONNXRUNTIME_MIN_OPSET);
-    expectClose(y!.data as Float32Array, Array.from(a, (v, i) => v + b[Math.floor(i / 4) % 3]!));
+    expectClose(
+      y!.data as Float32Array,
+      Array.from(a, (v, i) => v + b[Math.floor(i / 4) % 3]!),
+    );
     expect(result.rewrites.map((r) => r.kind)).toEqual(['upgrade-opset', 'upgrade-opset']);
     expect(result.rewrites[1]?.detail).toMatch(/^Add\(6→7\): .*\(Unsqueeze inserted\) \(1 node\)$/);
   });
@@ -94,16 +116,28 @@ describe('upgradeOpset through rewriteForServing', () => {
     // Prepare
     const a = ramp([2, 3]);
     const b = new Float32Array([1, 2, 4]);
-    const model = oneNodeModel(6, 'Sub', [{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [3] }], { name: 'y', dims: [2, 3] }, {
-      broadcast: attr.int(1),
-    });
+    const model = oneNodeModel(
+      6,
+      'Sub',
+      [
+        { name: 'a', dims: [2, 3] },
+        { name: 'b', dims: [3] },
+      ],
+      { name: 'y', dims: [2, 3] },
+      {
+        broadcast: attr.int(1),
+      },
+    );
     const feeds = { a: new ort.Tensor('float32', a, [2, 3]), b: new ort.Tensor('float32', b, [3]) };
 
     // Act
     const { y } = await run(rewriteForServing(model).model, feeds);
 
     // Assess
-    expectClose(y!.data as Float32Array, Array.from(a, (v, i) => v - b[i % 3]!));
+    expectClose(
+      y!.data as Float32Array,
+      Array.from(a, (v, i) => v - b[i % 3]!),
+    );
   });
 
   it('Gemm(6) broadcast=1 with transB: A·Bᵀ + C[n] row by row', async () => {
@@ -114,7 +148,11 @@ describe('upgradeOpset through rewriteForServing', () => {
     const model = oneNodeModel(
       6,
       'Gemm',
-      [{ name: 'a', dims: [2, 3] }, { name: 'w', dims: [2, 3], init: w }, { name: 'c', dims: [2], init: c }],
+      [
+        { name: 'a', dims: [2, 3] },
+        { name: 'w', dims: [2, 3], init: w },
+        { name: 'c', dims: [2], init: c },
+      ],
       { name: 'y', dims: [2, 2] },
       { broadcast: attr.int(1), transB: attr.int(1) },
     );
@@ -138,13 +176,24 @@ describe('upgradeOpset through rewriteForServing', () => {
     // Prepare
     const x = ramp([1, 3, 2, 2]);
     const slope = new Float32Array([0.1, 0.2, 0.3]);
-    const model = oneNodeModel(6, 'PRelu', [{ name: 'x', dims: [1, 3, 2, 2] }, { name: 's', dims: [3], init: slope }], { name: 'y', dims: [1, 3, 2, 2] });
+    const model = oneNodeModel(
+      6,
+      'PRelu',
+      [
+        { name: 'x', dims: [1, 3, 2, 2] },
+        { name: 's', dims: [3], init: slope },
+      ],
+      { name: 'y', dims: [1, 3, 2, 2] },
+    );
 
     // Act
     const { y } = await run(rewriteForServing(model).model, { x: new ort.Tensor('float32', x, [1, 3, 2, 2]) });
 
     // Assess
-    expectClose(y!.data as Float32Array, Array.from(x, (v, i) => (v >= 0 ? v : v * slope[Math.floor(i / 4)]!)));
+    expectClose(
+      y!.data as Float32Array,
+      Array.from(x, (v, i) => (v >= 0 ? v : v * slope[Math.floor(i / 4)]!)),
+    );
   });
 
   it('BatchNormalization(6) is_test=1 computes inference with the running statistics; is_test=0 is refused', async () => {
@@ -156,7 +205,13 @@ describe('upgradeOpset through rewriteForServing', () => {
       ...Object.entries(stats).map(([name, values]) => ({ name, dims: [2], init: Float32Array.from(values) })),
     ];
     const build = (isTest: number) =>
-      oneNodeModel(6, 'BatchNormalization', inputs, { name: 'y', dims: [2, 2, 3] }, { epsilon: attr.float(1e-5), is_test: attr.int(isTest) });
+      oneNodeModel(
+        6,
+        'BatchNormalization',
+        inputs,
+        { name: 'y', dims: [2, 2, 3] },
+        { epsilon: attr.float(1e-5), is_test: attr.int(isTest) },
+      );
 
     // Act
     const { y } = await run(rewriteForServing(build(1)).model, { x: new ort.Tensor('float32', x, [2, 2, 3]) });
@@ -210,45 +265,79 @@ describe('upgradeOpset through rewriteForServing', () => {
   it('Upsample(1) height_scale/width_scale become scales [1, 1, h, w] (nearest)', async () => {
     // Prepare
     const x = Float32Array.from([1, 2, 3, 4]);
-    const model = oneNodeModel(6, 'Upsample', [{ name: 'x', dims: [1, 1, 2, 2] }], { name: 'y', dims: [1, 1, 4, 4] }, {
-      height_scale: attr.float(2),
-      width_scale: attr.float(2),
-    });
+    const model = oneNodeModel(
+      6,
+      'Upsample',
+      [{ name: 'x', dims: [1, 1, 2, 2] }],
+      { name: 'y', dims: [1, 1, 4, 4] },
+      {
+        height_scale: attr.float(2),
+        width_scale: attr.float(2),
+      },
+    );
 
     // Act
     const { y } = await run(rewriteForServing(model).model, { x: new ort.Tensor('float32', x, [1, 1, 2, 2]) });
 
     // Assess
-    const expected = Array.from({ length: 16 }, (_, i) => x[Math.floor(Math.floor(i / 4) / 2) * 2 + Math.floor((i % 4) / 2)]!);
+    const expected = Array.from(
+      { length: 16 },
+      (_, i) => x[Math.floor(Math.floor(i / 4) / 2) * 2 + Math.floor((i % 4) / 2)]!,
+    );
     expectClose(y!.data as Float32Array, expected);
   });
 
   it('keeps experimental operators of opset 1 (ImageScaler) that onnxruntime still implements', async () => {
     // Prepare: ImageScaler(1) is y = scale * x + bias[c]; it never changed before opset 7.
     const x = ramp([1, 2, 1, 2]);
-    const model = oneNodeModel(6, 'ImageScaler', [{ name: 'x', dims: [1, 2, 1, 2] }], { name: 'y', dims: [1, 2, 1, 2] }, {
-      scale: attr.float(2),
-      bias: attr.floats([1, -1]),
-    });
+    const model = oneNodeModel(
+      6,
+      'ImageScaler',
+      [{ name: 'x', dims: [1, 2, 1, 2] }],
+      { name: 'y', dims: [1, 2, 1, 2] },
+      {
+        scale: attr.float(2),
+        bias: attr.floats([1, -1]),
+      },
+    );
 
     // Act
     const result = rewriteForServing(model);
     const { y } = await run(result.model, { x: new ort.Tensor('float32', x, [1, 2, 1, 2]) });
 
     // Assess
-    expectClose(y!.data as Float32Array, Array.from(x, (v, i) => 2 * v + (i < 2 ? 1 : -1)));
-    expect(result.rewrites.map((r) => r.detail)).toEqual([expect.stringContaining('no operator of the graph changed meaning')]);
+    expectClose(
+      y!.data as Float32Array,
+      Array.from(x, (v, i) => 2 * v + (i < 2 ? 1 : -1)),
+    );
+    expect(result.rewrites.map((r) => r.detail)).toEqual([
+      expect.stringContaining('no operator of the graph changed meaning'),
+    ]);
   });
 
   it('refuses, naming operator and version, what it cannot convert exactly', () => {
     // Prepare
-    const tile = oneNodeModel(5, 'Tile', [{ name: 'x', dims: [2] }, { name: 't', dims: [1] }], { name: 'y', dims: [4] });
+    const tile = oneNodeModel(
+      5,
+      'Tile',
+      [
+        { name: 'x', dims: [2] },
+        { name: 't', dims: [1] },
+      ],
+      { name: 'y', dims: [4] },
+    );
     const unknown = oneNodeModel(6, 'Swish', [{ name: 'x', dims: [1, 1, 4, 4] }], { name: 'y', dims: [1, 1, 4, 4] });
-    const bilinear = oneNodeModel(6, 'Upsample', [{ name: 'x', dims: [1, 1, 2, 2] }], { name: 'y', dims: [1, 1, 4, 4] }, {
-      height_scale: attr.float(2),
-      width_scale: attr.float(2),
-      mode: attr.string('bilinear'),
-    });
+    const bilinear = oneNodeModel(
+      6,
+      'Upsample',
+      [{ name: 'x', dims: [1, 1, 2, 2] }],
+      { name: 'y', dims: [1, 1, 4, 4] },
+      {
+        height_scale: attr.float(2),
+        width_scale: attr.float(2),
+        mode: attr.string('bilinear'),
+      },
+    );
     const unknownRank = new ModelBuilder({ irVersion: 3, opsets: { '': 6 } })
       .input('a', { tensorType: { elemType: 1 } })
       .input('b', 'FP32', [3])
@@ -269,7 +358,15 @@ describe('upgradeOpset through rewriteForServing', () => {
 
   it('leaves models at opset 7 and later as they are (same bytes)', () => {
     // Prepare
-    const model = oneNodeModel(7, 'Add', [{ name: 'a', dims: [2] }, { name: 'b', dims: [2] }], { name: 'y', dims: [2] });
+    const model = oneNodeModel(
+      7,
+      'Add',
+      [
+        { name: 'a', dims: [2] },
+        { name: 'b', dims: [2] },
+      ],
+      { name: 'y', dims: [2] },
+    );
 
     // Act
     const result = rewriteForServing(model);
@@ -282,7 +379,15 @@ describe('upgradeOpset through rewriteForServing', () => {
   it('has an adapter for every version step of the opset-6 exports in the corpus', () => {
     // Assess: the steps the README lists.
     expect(ADAPTED_STEPS).toEqual(
-      expect.arrayContaining(['Add 6->7', 'Mul 6->7', 'Gemm 6->7', 'BatchNormalization 6->7', 'PRelu 6->7', 'AveragePool 1->7', 'Dropout 6->7']),
+      expect.arrayContaining([
+        'Add 6->7',
+        'Mul 6->7',
+        'Gemm 6->7',
+        'BatchNormalization 6->7',
+        'PRelu 6->7',
+        'AveragePool 1->7',
+        'Dropout 6->7',
+      ]),
     );
   });
 });

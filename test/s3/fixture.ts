@@ -89,7 +89,14 @@ export async function signRaw(
   region = 'us-east-1',
 ): Promise<Record<string, string>> {
   const url = new URL(endpoint);
-  const signer = new SignatureV4({ service: 's3', region, credentials, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
+  const signer = new SignatureV4({
+    service: 's3',
+    region,
+    credentials,
+    sha256: NodeSha256,
+    uriEscapePath: false,
+    applyChecksum: false,
+  });
   const [pathname, search = ''] = path.split('?');
   const query = Object.fromEntries(new URLSearchParams(search));
   const signed = await signer.sign({

@@ -23,7 +23,10 @@ beforeAll(async () => {
     roles: [
       { role: 'infer-iris', statements: bucketStatements(inferAccess('iris'), bucketArn('models')) },
       // GetObject without any ListBucket: S3 answers it 403, not 404, for a missing key.
-      { role: 'no-list', statements: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: [`${bucketArn('models')}/*`] }] },
+      {
+        role: 'no-list',
+        statements: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: [`${bucketArn('models')}/*`] }],
+      },
     ],
     onAccessDenied: (denial) => denials.push(denial),
   });
@@ -32,7 +35,12 @@ beforeAll(async () => {
 afterAll(() => s3.stop());
 
 /** Sends a request exactly as given and returns status and body. */
-function send(path: string, method: string, headers: Record<string, string>, body: Buffer | string = ''): Promise<{ status: number; body: string }> {
+function send(
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | string = '',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const outgoing = request(`${s3.server.endpoint}${path}`, { method, headers }, (answer) => {
       const chunks: Buffer[] = [];
@@ -45,7 +53,9 @@ function send(path: string, method: string, headers: Record<string, string>, bod
 }
 
 const manifestText = async (): Promise<string> =>
-  (await (await s3.client.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).Body?.transformToString()) ?? '';
+  (await (
+    await s3.client.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))
+  ).Body?.transformToString()) ?? '';
 
 const signer = (secretAccessKey = s3.server.credentials.secretAccessKey) =>
   new SignatureV4({
@@ -64,10 +74,22 @@ describe('authentication', () => {
   });
 
   it('refuses a signature made with the wrong secret, and an unknown key id', async () => {
-    const wrong = createS3Client({ endpoint: s3.server.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'guess' }, maxAttempts: 1 });
-    const unknown = createS3Client({ endpoint: s3.server.endpoint, credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'x' }, maxAttempts: 1 });
-    await expect(wrong.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).rejects.toMatchObject({ name: 'SignatureDoesNotMatch' });
-    await expect(unknown.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).rejects.toMatchObject({ name: 'InvalidAccessKeyId' });
+    const wrong = createS3Client({
+      endpoint: s3.server.endpoint,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'guess' },
+      maxAttempts: 1,
+    });
+    const unknown = createS3Client({
+      endpoint: s3.server.endpoint,
+      credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+    await expect(wrong.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).rejects.toMatchObject({
+      name: 'SignatureDoesNotMatch',
+    });
+    await expect(unknown.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).rejects.toMatchObject(
+      { name: 'InvalidAccessKeyId' },
+    );
     wrong.destroy();
     unknown.destroy();
   });
@@ -78,11 +100,16 @@ describe('authentication', () => {
     const form =
       `--${boundary}\r\nContent-Disposition: form-data; name="key"\r\n\r\n${MANIFEST}\r\n` +
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.json"\r\n\r\n{"latest":"666"}\r\n--${boundary}--\r\n`;
-    const answer = await send(`/${s3.server.bucket}`, 'POST', {
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-      origin: 'https://evil.example',
-      'sec-fetch-site': 'cross-site',
-    }, form);
+    const answer = await send(
+      `/${s3.server.bucket}`,
+      'POST',
+      {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+      },
+      form,
+    );
     expect(answer.status).toBe(403);
     expect(await manifestText()).toBe(before);
   });
@@ -91,18 +118,29 @@ describe('authentication', () => {
     const path = `/${s3.server.bucket}/${MANIFEST}`;
     const signed = await signRaw(s3.server.endpoint, 'GET', path, {}, s3.server.credentials);
     expect((await send(path, 'GET', { ...signed, origin: 'https://evil.example' })).status).toBe(403);
-    expect((await send(path, 'OPTIONS', { origin: 'https://evil.example', 'access-control-request-method': 'PUT' })).status).toBe(403);
+    expect(
+      (await send(path, 'OPTIONS', { origin: 'https://evil.example', 'access-control-request-method': 'PUT' })).status,
+    ).toBe(403);
   });
 
   it('accepts a presigned GET, and refuses it once expired or altered', async () => {
     const url = new URL(s3.server.endpoint);
-    const base = { method: 'GET', protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: `/${s3.server.bucket}/${MANIFEST}`,
+    const base = {
+      method: 'GET',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: `/${s3.server.bucket}/${MANIFEST}`,
       // As @aws-sdk/s3-request-presigner does: the payload is unsigned, and the header is hoisted into the query.
-      headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } };
+      headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    };
     const target = (presigned: { path: string; query?: Record<string, unknown> }): string =>
       `${presigned.path}?${new URLSearchParams(presigned.query as Record<string, string>).toString()}`;
     const fresh = await signer().presign({ ...base, query: {} }, { expiresIn: 60 });
-    const old = await signer().presign({ ...base, query: {} }, { expiresIn: 60, signingDate: new Date(Date.now() - 3_600_000) });
+    const old = await signer().presign(
+      { ...base, query: {} },
+      { expiresIn: 60, signingDate: new Date(Date.now() - 3_600_000) },
+    );
 
     expect(await send(target(fresh), 'GET', {})).toMatchObject({ status: 200, body: await manifestText() });
     expect((await send(target(old), 'GET', {})).status).toBe(403);
@@ -117,23 +155,43 @@ describe('authentication', () => {
     const frame = async (tamper: boolean): Promise<{ headers: Record<string, string>; body: Buffer }> => {
       const date = new Date();
       const lengths = [...chunks.map((c) => c.length), 0];
-      const framed = lengths.reduce((n, len) => n + len.toString(16).length + ';chunk-signature='.length + 64 + 4 + len, 0);
-      const headers = await signRaw(s3.server.endpoint, 'PUT', path, {
-        'content-encoding': 'aws-chunked',
-        'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
-        'x-amz-decoded-content-length': String(payload.length),
-        'content-length': String(framed),
-      }, s3.server.credentials);
+      const framed = lengths.reduce(
+        (n, len) => n + len.toString(16).length + ';chunk-signature='.length + 64 + 4 + len,
+        0,
+      );
+      const headers = await signRaw(
+        s3.server.endpoint,
+        'PUT',
+        path,
+        {
+          'content-encoding': 'aws-chunked',
+          'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+          'x-amz-decoded-content-length': String(payload.length),
+          'content-length': String(framed),
+        },
+        s3.server.credentials,
+      );
       const authorization = headers['authorization'] ?? '';
       let previous = /Signature=([0-9a-f]{64})/.exec(authorization)?.[1] ?? '';
       const amzDate = headers['x-amz-date'] ?? '';
       const scope = `${amzDate.slice(0, 8)}/${s3.server.region}/s3/aws4_request`;
       const parts: Buffer[] = [];
       for (const chunk of [...chunks, Buffer.alloc(0)]) {
-        const toSign = ['AWS4-HMAC-SHA256-PAYLOAD', amzDate, scope, previous, sha256(Buffer.alloc(0)), sha256(chunk)].join('\n');
+        const toSign = [
+          'AWS4-HMAC-SHA256-PAYLOAD',
+          amzDate,
+          scope,
+          previous,
+          sha256(Buffer.alloc(0)),
+          sha256(chunk),
+        ].join('\n');
         previous = await signer().sign(toSign, { signingDate: date });
         const data = tamper && chunk.length === 4 ? Buffer.from('TAIL') : chunk;
-        parts.push(Buffer.from(`${chunk.length.toString(16)};chunk-signature=${previous}\r\n`), data, Buffer.from('\r\n'));
+        parts.push(
+          Buffer.from(`${chunk.length.toString(16)};chunk-signature=${previous}\r\n`),
+          data,
+          Buffer.from('\r\n'),
+        );
       }
       return { headers, body: Buffer.concat(parts) };
     };
@@ -152,25 +210,48 @@ describe('authentication', () => {
 
 describe("a role's policy", () => {
   const asRole = (role: string) =>
-    createS3Client({ endpoint: s3.server.endpoint, credentials: s3.server.credentialsFor(role), region: s3.server.region, maxAttempts: 1 });
+    createS3Client({
+      endpoint: s3.server.endpoint,
+      credentials: s3.server.credentialsFor(role),
+      region: s3.server.region,
+      maxAttempts: 1,
+    });
 
   it('allows what the policy grants and answers the rest with 403 AccessDenied, logged with action, resource and role', async () => {
     const client = asRole('infer-iris');
     denials.length = 0;
 
     await expect(client.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST }))).resolves.toBeDefined();
-    await expect(client.send(new ListObjectsV2Command({ Bucket: s3.server.bucket, Prefix: 'rejected/iris/' }))).resolves.toBeDefined();
-    await expect(client.send(new ListObjectsV2Command({ Bucket: s3.server.bucket, Prefix: 'models/' }))).rejects.toMatchObject({
+    await expect(
+      client.send(new ListObjectsV2Command({ Bucket: s3.server.bucket, Prefix: 'rejected/iris/' })),
+    ).resolves.toBeDefined();
+    await expect(
+      client.send(new ListObjectsV2Command({ Bucket: s3.server.bucket, Prefix: 'models/' })),
+    ).rejects.toMatchObject({
       name: 'AccessDenied',
       $metadata: { httpStatusCode: 403 },
     });
-    await expect(client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST, Body: '{}' }))).rejects.toMatchObject({
+    await expect(
+      client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: MANIFEST, Body: '{}' })),
+    ).rejects.toMatchObject({
       name: 'AccessDenied',
     });
 
     expect(denials).toEqual([
-      { role: 'infer-iris', action: 's3:ListBucket', resource: 'arn:aws:s3:::models', context: { 's3:prefix': 'models/' }, reason: 'implicit-deny' },
-      { role: 'infer-iris', action: 's3:PutObject', resource: `arn:aws:s3:::models/${MANIFEST}`, context: {}, reason: 'implicit-deny' },
+      {
+        role: 'infer-iris',
+        action: 's3:ListBucket',
+        resource: 'arn:aws:s3:::models',
+        context: { 's3:prefix': 'models/' },
+        reason: 'implicit-deny',
+      },
+      {
+        role: 'infer-iris',
+        action: 's3:PutObject',
+        resource: `arn:aws:s3:::models/${MANIFEST}`,
+        context: {},
+        reason: 'implicit-deny',
+      },
     ]);
     client.destroy();
   });
@@ -189,7 +270,9 @@ describe("a role's policy", () => {
 
   it('keeps full access for the owner key pair (CLI, aws s3 cp)', async () => {
     await expect(s3.client.send(new ListObjectsV2Command({ Bucket: s3.server.bucket }))).resolves.toBeDefined();
-    await expect(s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'anything/at/all', Body: 'x' }))).resolves.toBeDefined();
+    await expect(
+      s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'anything/at/all', Body: 'x' })),
+    ).resolves.toBeDefined();
   });
 });
 

@@ -52,7 +52,9 @@ describe('aws-chunked decoding', () => {
         async (payload, frameSizes, signed, cuts) => {
           // Prepare
           const body = Buffer.from(payload);
-          const trailer = signed ? ['x-amz-checksum-crc32:AAAAAA==', 'x-amz-trailer-signature:abc'] : ['x-amz-checksum-crc32:AAAAAA=='];
+          const trailer = signed
+            ? ['x-amz-checksum-crc32:AAAAAA==', 'x-amz-trailer-signature:abc']
+            : ['x-amz-checksum-crc32:AAAAAA=='];
 
           // Act
           const decoded = await decode(encode(body, frameSizes, signed, trailer), cuts, body.length);

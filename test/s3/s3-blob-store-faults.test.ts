@@ -18,7 +18,9 @@ async function storeAnswering(status: number, code: string): Promise<S3BlobStore
     request.resume();
     request.on('end', () => {
       response.writeHead(status, { 'content-type': 'application/xml' });
-      response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`);
+      response.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`,
+      );
     });
   });
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));

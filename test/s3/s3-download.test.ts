@@ -38,7 +38,12 @@ let work: string;
 beforeAll(async () => {
   s3 = await startS3Fixture();
   proxy = await startS3Proxy({ target: s3.server.endpoint, fault: (request) => fault?.(request) });
-  const client = createS3Client({ endpoint: proxy.endpoint, credentials: s3.server.credentials, region: s3.server.region, maxAttempts: 1 });
+  const client = createS3Client({
+    endpoint: proxy.endpoint,
+    credentials: s3.server.credentials,
+    region: s3.server.region,
+    maxAttempts: 1,
+  });
   store = new S3BlobStore(client, s3.server.bucket);
   work = await mkdtemp(join(tmpdir(), 'onnx-serverless-download-'));
   await store.put('uploads/big/big.onnx', model);
@@ -61,7 +66,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const modelGets = (): ProxiedRequest[] => proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(MODEL_KEY));
+const modelGets = (): ProxiedRequest[] =>
+  proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(MODEL_KEY));
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 describe('S3BlobStore.download', () => {
@@ -78,7 +84,9 @@ describe('S3BlobStore.download', () => {
     const written = await readFile(file);
     expect(Buffer.compare(written, Buffer.from(plain!.body))).toBe(0);
     expect(downloaded).toEqual({ size: plain!.body.byteLength, sha256: sha256(plain!.body), etag: plain!.etag });
-    const ranges = modelGets().slice(before).map((r) => r.range);
+    const ranges = modelGets()
+      .slice(before)
+      .map((r) => r.range);
     expect(ranges).toHaveLength(Math.ceil(plain!.body.byteLength / PART) + 1);
     expect(ranges[0]).toBe(`bytes=0-${PART - 1}`);
     expect(ranges.at(-1)).toBeUndefined();
@@ -164,7 +172,10 @@ describe('serving from the streamed file', () => {
     // Prepare: one byte of the third part flipped in transit.
     fault = (r) =>
       r.range === `bytes=${2 * PART}-${3 * PART - 1}`
-        ? { mutate: (chunk, offset) => (offset === 0 ? Buffer.concat([Buffer.from([chunk[0]! ^ 0xff]), chunk.subarray(1)]) : chunk) }
+        ? {
+            mutate: (chunk, offset) =>
+              offset === 0 ? Buffer.concat([Buffer.from([chunk[0]! ^ 0xff]), chunk.subarray(1)]) : chunk,
+          }
         : undefined;
     const { service: serving, scratch } = await service();
     const target = await serving.resolve('big');
@@ -218,7 +229,11 @@ describe('download settings', () => {
   it('reads part size, concurrency and scratch folder from the environment, and names a bad value', () => {
     // Act
     const defaults = readConfig({});
-    const set = readConfig({ MODEL_DOWNLOAD_PART_MB: '0.25', MODEL_DOWNLOAD_CONCURRENCY: '3', MODEL_SCRATCH_DIR: '/mnt/scratch' });
+    const set = readConfig({
+      MODEL_DOWNLOAD_PART_MB: '0.25',
+      MODEL_DOWNLOAD_CONCURRENCY: '3',
+      MODEL_SCRATCH_DIR: '/mnt/scratch',
+    });
 
     // Assess
     expect(defaults.download).toEqual({ partBytes: 8 * 1024 * 1024, concurrency: 8 });

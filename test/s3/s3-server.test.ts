@@ -258,7 +258,9 @@ describe('embedded S3 server', () => {
     it('keeps objects in its data folder across restarts, in a bucket named as configured', async () => {
       // Prepare
       const first = await startS3Fixture({ bucket: 'repository' });
-      await first.client.send(new PutObjectCommand({ Bucket: 'repository', Key: 'models/m/manifest.json', Body: '{}' }));
+      await first.client.send(
+        new PutObjectCommand({ Bucket: 'repository', Key: 'models/m/manifest.json', Body: '{}' }),
+      );
       await first.server.close();
       first.client.destroy();
 
@@ -299,7 +301,9 @@ describe('embedded S3 server', () => {
       // Prepare
       const key = 'conditional/multipart.onnx';
       await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: key, Body: 'original' }));
-      const { UploadId } = await s3.client.send(new CreateMultipartUploadCommand({ Bucket: s3.server.bucket, Key: key }));
+      const { UploadId } = await s3.client.send(
+        new CreateMultipartUploadCommand({ Bucket: s3.server.bucket, Key: key }),
+      );
       const part = await s3.client.send(
         new UploadPartCommand({ Bucket: s3.server.bucket, Key: key, UploadId, PartNumber: 1, Body: 'replacement' }),
       );
@@ -316,7 +320,10 @@ describe('embedded S3 server', () => {
       );
 
       // Assess
-      await expect(completing).rejects.toMatchObject({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
+      await expect(completing).rejects.toMatchObject({
+        name: 'PreconditionFailed',
+        $metadata: { httpStatusCode: 412 },
+      });
       expect((await getBytes(s3.client, s3.server.bucket, key)).toString()).toBe('original');
     });
 
@@ -329,7 +336,11 @@ describe('embedded S3 server', () => {
       const response = await rawRequest(
         url,
         'PUT',
-        { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': '5', 'content-length': String(body.length) },
+        {
+          'content-encoding': 'aws-chunked',
+          'x-amz-decoded-content-length': '5',
+          'content-length': String(body.length),
+        },
         body,
       );
       const after = await rawRequest(url, 'GET', {}, Buffer.alloc(0));
@@ -353,7 +364,13 @@ describe('embedded S3 server', () => {
       const path = `/${s3.server.bucket}/${key}`;
       const outgoing = request(`${s3.server.endpoint}${path}`, {
         method: 'PUT',
-        headers: await signRaw(s3.server.endpoint, 'PUT', path, { 'content-length': String(1024 * 1024) }, s3.server.credentials),
+        headers: await signRaw(
+          s3.server.endpoint,
+          'PUT',
+          path,
+          { 'content-length': String(1024 * 1024) },
+          s3.server.credentials,
+        ),
       });
       outgoing.on('error', () => undefined);
       outgoing.write(randomBytes(64 * 1024));

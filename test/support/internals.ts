@@ -2,5 +2,7 @@
 
 /** True when an error message shows server internals: a stack frame, a source location, or a server path. */
 export function showsInternals(message: string): boolean {
-  return /\n\s+at |\bat [\w.<>]+ \(|\/work\/|node_modules|onnxruntime_src|[\w-]+\.(?:ts|js|mjs|h|cc|cpp):\d+|\.data\/|\/tmp\//.test(message);
+  return /\n\s+at |\bat [\w.<>]+ \(|\/work\/|node_modules|onnxruntime_src|[\w-]+\.(?:ts|js|mjs|h|cc|cpp):\d+|\.data\/|\/tmp\//.test(
+    message,
+  );
 }

@@ -54,7 +54,11 @@ export function buildLinearExample(): ExampleModel<LinearParameters> {
   return {
     name: 'linear',
     bytes,
-    catalog: catalog('linear', 'Linear regression: y = x . w + b, with x of 4 features per row (FP32 [-1, 4] -> FP32 [-1, 1]).', 512),
+    catalog: catalog(
+      'linear',
+      'Linear regression: y = x . w + b, with x of 4 features per row (FP32 [-1, 4] -> FP32 [-1, 1]).',
+      512,
+    ),
     parameters: { weights, bias },
   };
 }
@@ -194,10 +198,18 @@ export interface TextLabelsParameters {
 export function buildTextLabelsExample(): ExampleModel<TextLabelsParameters> {
   const names = ['cat', 'dog', 'bird'];
   const words: Record<string, number> = {
-    cat: 0, dog: 1, bird: 2,
-    chat: 0, chien: 1, oiseau: 2,
-    Katze: 0, Hund: 1, Vogel: 2,
-    gato: 0, perro: 1, 'pájaro': 2,
+    cat: 0,
+    dog: 1,
+    bird: 2,
+    chat: 0,
+    chien: 1,
+    oiseau: 2,
+    Katze: 0,
+    Hund: 1,
+    Vogel: 2,
+    gato: 0,
+    perro: 1,
+    pájaro: 2,
   };
   const parameters: TextLabelsParameters = { ids: words, names, unknownId: -1, unknownLabel: 'unknown' };
   const bytes = new ModelBuilder({ ...PRODUCER, opsets: { ...OPSETS, 'ai.onnx.ml': 3 }, graphName: 'text_labels' })
@@ -282,7 +294,16 @@ export function buildDetectorExample(): ExampleModel<DetectorParameters> {
     sidecar: {
       preprocess: {
         images: {
-          images: { layout: 'NCHW', size: [640, 640], resize: 'letterbox', pad: 114, channel_order: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+          images: {
+            layout: 'NCHW',
+            size: [640, 640],
+            resize: 'letterbox',
+            pad: 114,
+            channel_order: 'RGB',
+            scale: 1 / 255,
+            mean: [0, 0, 0],
+            std: [1, 1, 1],
+          },
         },
       },
     },
@@ -291,7 +312,13 @@ export function buildDetectorExample(): ExampleModel<DetectorParameters> {
 
 /** Every example model, in a stable order. */
 export function buildExamples(): ExampleModel[] {
-  return [buildLinearExample(), buildIrisExample(), buildCnnExample(), buildTextLabelsExample(), buildDetectorExample()];
+  return [
+    buildLinearExample(),
+    buildIrisExample(),
+    buildCnnExample(),
+    buildTextLabelsExample(),
+    buildDetectorExample(),
+  ];
 }
 
 /** The text of `models/<name>.onnx.json` for an example with a sidecar. */
@@ -310,7 +337,8 @@ export function examplePhotoPixels(): { width: number; height: number; data: Uin
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
-      let rgb: [number, number, number] = y < 460 ? [120 + (y >> 3), 170 + (y >> 4), 235] : [70, 140 - ((y - 460) >> 3), 60];
+      let rgb: [number, number, number] =
+        y < 460 ? [120 + (y >> 3), 170 + (y >> 4), 235] : [70, 140 - ((y - 460) >> 3), 60];
       if ((x - 1050) ** 2 + (y - 140) ** 2 < 70 ** 2) rgb = [250, 220, 80];
       if (x > 200 && x < 420 && y > 300 && y < 520) rgb = [180, 40, 40];
       if (x > 600 && x < 700 && y > 380 && y < 560) rgb = [40, 60, 170];

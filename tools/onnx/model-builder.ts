@@ -49,7 +49,8 @@ export function tensorType(datatype: Datatype, dims: readonly Dim[]): OnnxTypes.
         dim: dims.map((d) => {
           if (typeof d === 'string') return { dimParam: d };
           if (d === -1) return {};
-          if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid dimension ${d}: use a size >= 0, -1 or a name`);
+          if (!Number.isInteger(d) || d < 0)
+            throw new RangeError(`invalid dimension ${d}: use a size >= 0, -1 or a name`);
           return { dimValue: d };
         }),
       },
@@ -73,7 +74,9 @@ const TEXT = new TextEncoder();
 export function tensorProto(name: string, value: TensorValue): OnnxTypes.ITensorProto {
   const elements = value.dims.reduce((product, d) => product * d, 1);
   if (value.data.length !== elements) {
-    throw new RangeError(`tensor "${name}": dims [${value.dims.join(', ')}] hold ${elements} elements, data has ${value.data.length}`);
+    throw new RangeError(
+      `tensor "${name}": dims [${value.dims.join(', ')}] hold ${elements} elements, data has ${value.data.length}`,
+    );
   }
   const proto: OnnxTypes.ITensorProto = { name, dims: [...value.dims], dataType: ONNX_ELEMENT_TYPE[value.datatype] };
   if (Array.isArray(value.data)) {
@@ -110,7 +113,9 @@ function checkedInt(name: string, value: number | bigint): number {
   // protobufjs writes int64 fields from numbers or decimal strings; strings carry bigints without rounding.
   if (typeof value === 'bigint') return value.toString() as unknown as number;
   if (!Number.isSafeInteger(value)) {
-    throw new RangeError(`attribute "${name}": ${value} is not a safe integer (pass a bigint for int64 values beyond 2^53)`);
+    throw new RangeError(
+      `attribute "${name}": ${value} is not a safe integer (pass a bigint for int64 values beyond 2^53)`,
+    );
   }
   return value;
 }
@@ -169,7 +174,10 @@ export class ModelBuilder {
   public input(name: string, datatype: Datatype, dims: readonly Dim[]): this;
   public input(name: string, type: OnnxTypes.ITypeProto): this;
   public input(name: string, typeOrDatatype: Datatype | OnnxTypes.ITypeProto, dims: readonly Dim[] = []): this {
-    this.inputs.push({ name, type: typeof typeOrDatatype === 'string' ? tensorType(typeOrDatatype, dims) : typeOrDatatype });
+    this.inputs.push({
+      name,
+      type: typeof typeOrDatatype === 'string' ? tensorType(typeOrDatatype, dims) : typeOrDatatype,
+    });
     return this;
   }
 
@@ -177,7 +185,10 @@ export class ModelBuilder {
   public output(name: string, datatype: Datatype, dims: readonly Dim[]): this;
   public output(name: string, type: OnnxTypes.ITypeProto): this;
   public output(name: string, typeOrDatatype: Datatype | OnnxTypes.ITypeProto, dims: readonly Dim[] = []): this {
-    this.outputs.push({ name, type: typeof typeOrDatatype === 'string' ? tensorType(typeOrDatatype, dims) : typeOrDatatype });
+    this.outputs.push({
+      name,
+      type: typeof typeOrDatatype === 'string' ? tensorType(typeOrDatatype, dims) : typeOrDatatype,
+    });
     return this;
   }
 

@@ -3,7 +3,15 @@
  * scikit-learn-style classifier ending in ZipMap, and one with a chosen amount of weights.
  */
 import type { Datatype } from '../../functions/core/types.js';
-import { attr, encodeModel, mapType, type AttributeValue, ModelBuilder, sequenceType, tensorType } from './model-builder.js';
+import {
+  attr,
+  encodeModel,
+  mapType,
+  type AttributeValue,
+  ModelBuilder,
+  sequenceType,
+  tensorType,
+} from './model-builder.js';
 import { createPrng, uniformFloat32 } from './prng.js';
 import { onnx, type Dim } from '../../functions/core/onnx/proto.js';
 
@@ -147,7 +155,8 @@ export function buildLoopModel(options: { trips: 'input' | bigint; body: 'Identi
   const outer = new ModelBuilder({ graphName: options.trips === 'input' ? 'spin' : 'endless' });
   if (options.trips === 'input') outer.input('trips', 'INT64', []);
   outer.input('x', 'FP32', [1]);
-  if (options.trips !== 'input') outer.initializer('trips', { datatype: 'INT64', dims: [], data: new BigInt64Array([options.trips]) });
+  if (options.trips !== 'input')
+    outer.initializer('trips', { datatype: 'INT64', dims: [], data: new BigInt64Array([options.trips]) });
   const proto = outer
     .initializer('keep_going', { datatype: 'BOOL', dims: [], data: new Uint8Array([1]) })
     .node('Loop', ['trips', 'keep_going', 'x'], ['y'])

@@ -73,7 +73,9 @@ export function decodeBinaryTensorData(target: BinaryTarget, bytes: Uint8Array, 
   if (datatype === 'BOOL') {
     const bad = (out as Uint8Array).findIndex((b) => b > 1);
     if (bad >= 0) {
-      throw new BadRequestError(`${target.subject}: BOOL element ${bad} is the byte ${out[bad]}; BOOL bytes must be 0 or 1`);
+      throw new BadRequestError(
+        `${target.subject}: BOOL element ${bad} is the byte ${out[bad]}; BOOL bytes must be 0 or 1`,
+      );
     }
   }
   return out;

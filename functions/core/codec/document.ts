@@ -39,7 +39,8 @@ export function parseJsonObject(bytes: Uint8Array, what: string, expected: strin
     const reason = error instanceof Error ? error.message : String(error);
     throw new BadRequestError(`${what} is not valid JSON: ${reason}`, { cause: error });
   }
-  if (!isJsonObject(parsed)) throw new BadRequestError(`${what} must be a JSON object ${expected}, got ${show(parsed)}`);
+  if (!isJsonObject(parsed))
+    throw new BadRequestError(`${what} must be a JSON object ${expected}, got ${show(parsed)}`);
   return parsed;
 }
 
@@ -77,7 +78,11 @@ export function assertDepth(value: unknown, depth: number, maxJsonDepth: number)
  * The depth check for a whole document except the `data` of the tensors in `tensorsKey`, whose depth the data
  * fillers check as they walk it (so the largest arrays are traversed once, not twice).
  */
-export function assertDocumentDepth(document: JsonObject, tensorsKey: 'inputs' | 'outputs', maxJsonDepth: number): void {
+export function assertDocumentDepth(
+  document: JsonObject,
+  tensorsKey: 'inputs' | 'outputs',
+  maxJsonDepth: number,
+): void {
   for (const [key, value] of Object.entries(document)) {
     if (key !== tensorsKey || !Array.isArray(value)) {
       assertDepth(value, 2, maxJsonDepth);
@@ -105,7 +110,8 @@ export const DATA_DEPTH = 4;
 /** An optional `parameters` object; `{}` when absent. */
 export function parseParameters(value: unknown, where: string): JsonObject {
   if (value === undefined) return {};
-  if (!isJsonObject(value)) throw new BadRequestError(`${where} "parameters" must be a JSON object, got ${show(value)}`);
+  if (!isJsonObject(value))
+    throw new BadRequestError(`${where} "parameters" must be a JSON object, got ${show(value)}`);
   return value;
 }
 
@@ -162,7 +168,9 @@ export function parseTensorDescriptor(
 ): TensorDescriptor {
   const list = `${role}s[${index}]`;
   if (!isJsonObject(raw)) {
-    throw new BadRequestError(`${list} must be a JSON object with "name", "shape", "datatype" and "data", got ${show(raw)}`);
+    throw new BadRequestError(
+      `${list} must be a JSON object with "name", "shape", "datatype" and "data", got ${show(raw)}`,
+    );
   }
   const { name } = raw;
   if (typeof name !== 'string' || name.length === 0) {
@@ -182,7 +190,8 @@ export function parseTensorDescriptor(
   if (count > budget.remaining) {
     const exact = shape.reduce((product: number, dim: number) => product * dim, 1);
     const size = Number.isSafeInteger(exact) ? `${exact} elements` : 'more than 2^53 elements';
-    const left = budget.remaining === budget.maxElements ? '' : ` (${budget.remaining} left after the tensors before it)`;
+    const left =
+      budget.remaining === budget.maxElements ? '' : ` (${budget.remaining} left after the tensors before it)`;
     throw new PayloadTooLargeError(
       `${subject}: shape ${formatShape(shape)} has ${size}; a message may carry at most ${budget.maxElements} ` +
         `elements over all its tensors${left} (limits.maxElements)`,
@@ -193,7 +202,9 @@ export function parseTensorDescriptor(
   const binaryDataSize = parameters.binary_data_size;
   if (binaryDataSize !== undefined) {
     if (!isDimension(binaryDataSize)) {
-      throw new BadRequestError(`${subject}: "binary_data_size" must be a non-negative integer, got ${show(binaryDataSize)}`);
+      throw new BadRequestError(
+        `${subject}: "binary_data_size" must be a non-negative integer, got ${show(binaryDataSize)}`,
+      );
     }
     if (raw.data !== undefined) {
       throw new BadRequestError(`${subject}: has both "data" and "binary_data_size"; send its elements one way only`);

@@ -23,7 +23,12 @@ export { decodeBinaryTensorData, encodeBinaryTensorData, encodeBytesElements } f
 export { NON_FINITE_STRINGS, toJsonData } from './json-data.js';
 export { InvalidInferenceResponseError } from './errors.js';
 export type { EncodedMessage } from './message.js';
-export { CLASSIFICATION_PARAMETER, decodeInferenceRequest, encodeInferenceRequest, encodeRawInferenceRequest } from './request.js';
+export {
+  CLASSIFICATION_PARAMETER,
+  decodeInferenceRequest,
+  encodeInferenceRequest,
+  encodeRawInferenceRequest,
+} from './request.js';
 export type { DecodeOptions, EncodeRequestOptions, EncodedRequest } from './request.js';
 export { decodeInferenceResponse, encodeInferenceResponse, minimumResponseBytes } from './response.js';
 export type { EncodedResponse } from './response.js';

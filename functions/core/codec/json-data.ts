@@ -128,7 +128,12 @@ function fillIntegers(out: SmallIntegerArray, offset: number, row: Row, min: num
   return -1;
 }
 
-function fillBigInts(out: BigInt64Array | BigUint64Array, offset: number, row: Row, datatype: 'INT64' | 'UINT64'): number {
+function fillBigInts(
+  out: BigInt64Array | BigUint64Array,
+  offset: number,
+  row: Row,
+  datatype: 'INT64' | 'UINT64',
+): number {
   const range = INT64_RANGE[datatype];
   const unsigned = datatype === 'UINT64';
   const n = row.length;
@@ -176,7 +181,13 @@ function fillStrings(out: string[], offset: number, row: Row, maxBytes: number):
  * Writes one row of JSON values into `out` from `offset`. Returns -1 when every element was valid, else the index
  * (within `row`) of the first invalid one, which {@link describeInvalidElement} can explain.
  */
-export function fillRow(datatype: Datatype, out: TensorData, offset: number, row: Row, maxBytesElementSize: number): number {
+export function fillRow(
+  datatype: Datatype,
+  out: TensorData,
+  offset: number,
+  row: Row,
+  maxBytesElementSize: number,
+): number {
   switch (datatype) {
     case 'FP32':
       return fillFloats(out as Float32Array, offset, row, FP32_OVERFLOW);
@@ -222,7 +233,9 @@ export function describeInvalidElement(
             'send the string "Infinity" or "-Infinity" if you mean an infinity',
         );
       }
-      return fail(`${is}, but ${datatype} elements must be numbers or one of the strings "NaN", "Infinity", "-Infinity"`);
+      return fail(
+        `${is}, but ${datatype} elements must be numbers or one of the strings "NaN", "Infinity", "-Infinity"`,
+      );
     }
     case 'BOOL':
       return fail(`${is}, but BOOL elements must be true or false`);
@@ -301,7 +314,13 @@ function indexPath(path: readonly number[], depth: number): string {
 
 function invalidElement(target: JsonFillTarget, where: string, value: unknown): Error {
   const wide = target.datatype === 'INT64' || target.datatype === 'UINT64';
-  if (wide && target.exactIntegers !== true && typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+  if (
+    wide &&
+    target.exactIntegers !== true &&
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    !Number.isSafeInteger(value)
+  ) {
     return new InexactJsonIntegerError();
   }
   const { reason, tooLarge } = describeInvalidElement(target.datatype, value, target.maxBytesElementSize);
@@ -313,7 +332,11 @@ function invalidElement(target: JsonFillTarget, where: string, value: unknown): 
  * Decodes a tensor's JSON `data` (flat, or nested exactly as `shape` says) into new element storage.
  * Throws BadRequestError (or PayloadTooLargeError for an oversized BYTES element) naming the tensor and element.
  */
-export function fillFromJson<D extends Datatype>(target: JsonFillTarget & { readonly datatype: D }, data: unknown, out: TensorDataByType[D]): void;
+export function fillFromJson<D extends Datatype>(
+  target: JsonFillTarget & { readonly datatype: D },
+  data: unknown,
+  out: TensorDataByType[D],
+): void;
 export function fillFromJson(target: JsonFillTarget, data: unknown, out: TensorData): void {
   const { subject, shape, count } = target;
   if (!Array.isArray(data)) {
@@ -343,7 +366,14 @@ export function fillFromJson(target: JsonFillTarget, data: unknown, out: TensorD
 }
 
 // Recursion depth is the tensor's rank, which the depth check above bounds by limits.maxJsonDepth.
-function fillNested(target: JsonFillTarget, rows: readonly unknown[], out: TensorData, level: number, path: number[], offset: number): number {
+function fillNested(
+  target: JsonFillTarget,
+  rows: readonly unknown[],
+  out: TensorData,
+  level: number,
+  path: number[],
+  offset: number,
+): number {
   const { shape, subject } = target;
   const expected = shape[level] ?? 0;
   if (rows.length !== expected) {

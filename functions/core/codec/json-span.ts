@@ -523,7 +523,13 @@ class SpanFiller {
  * would, flat or nested as `target.shape` says. Returns false, having possibly written part of `out`, whenever
  * that pair would refuse the array or this reader cannot be sure it reads it the same way.
  */
-export function fillFromJsonSpan(target: JsonFillTarget, body: Uint8Array, start: number, end: number, out: TensorData): boolean {
+export function fillFromJsonSpan(
+  target: JsonFillTarget,
+  body: Uint8Array,
+  start: number,
+  end: number,
+  out: TensorData,
+): boolean {
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const { shape, count, datatype } = target;
   if (datatype === 'BYTES' || end > bytes.byteLength) return false;

@@ -196,7 +196,12 @@ class LosslessReader {
     const literal = match[0];
     const value = Number(literal);
     // An integer literal past 2^53 - 1 stays exact; anything else is the double JSON.parse gives.
-    if (match[1] === undefined && match[2] === undefined && !Number.isSafeInteger(value) && literal.length <= MAX_EXACT_INTEGER_CHARS) {
+    if (
+      match[1] === undefined &&
+      match[2] === undefined &&
+      !Number.isSafeInteger(value) &&
+      literal.length <= MAX_EXACT_INTEGER_CHARS
+    ) {
       return BigInt(literal);
     }
     return value;

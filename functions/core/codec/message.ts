@@ -37,6 +37,8 @@ export function assertTensor(tensor: Tensor): void {
   }
   const count = elementCount(tensor.shape);
   if (tensor.data.length !== count) {
-    throw new Error(`${subject}: shape ${formatShape(tensor.shape)} needs ${count} elements, its data has ${tensor.data.length}`);
+    throw new Error(
+      `${subject}: shape ${formatShape(tensor.shape)} needs ${count} elements, its data has ${tensor.data.length}`,
+    );
   }
 }

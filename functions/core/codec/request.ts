@@ -5,7 +5,12 @@
 import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
 import type { InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
-import { decodeBinaryTensorData, decodeBytesElements, encodeBinaryTensorData, takeBinaryTensor } from './binary-data.js';
+import {
+  decodeBinaryTensorData,
+  decodeBytesElements,
+  encodeBinaryTensorData,
+  takeBinaryTensor,
+} from './binary-data.js';
 import { BYTES_PER_ELEMENT, createTensorData, isFixedSize } from './datatypes.js';
 import { formatShape, plural, quoteName, show } from './describe.js';
 import {
@@ -77,7 +82,12 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
   const binary = form.kind === 'binary';
   const decode = (lossless: boolean) => {
     const document = binary
-      ? parseJsonObject(body.subarray(0, form.headerLength), `the inference header (the first ${form.headerLength} bytes of the body)`, EXPECTED_REQUEST, lossless)
+      ? parseJsonObject(
+          body.subarray(0, form.headerLength),
+          `the inference header (the first ${form.headerLength} bytes of the body)`,
+          EXPECTED_REQUEST,
+          lossless,
+        )
       : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST, lossless);
     return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits, lossless);
   };
@@ -179,7 +189,10 @@ function decodeRequestDocument(
   // Every descriptor is checked, and the element limit charged, before any tensor is allocated.
   const budget = { remaining: limits.maxElements, maxElements: limits.maxElements };
   const descriptors = rawInputs.map((raw, index) => parseTensorDescriptor(raw, 'input', index, budget));
-  assertUniqueNames(descriptors.map((d) => d.name), 'input');
+  assertUniqueNames(
+    descriptors.map((d) => d.name),
+    'input',
+  );
 
   let offset = binaryStart ?? body.byteLength;
   const inputs: Tensor[] = [];
@@ -243,7 +256,11 @@ function parseId(value: unknown, limits: Limits): string | undefined {
   return value;
 }
 
-function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: boolean): RequestedOutput[] | undefined {
+function parseRequestedOutputs(
+  value: unknown,
+  limits: Limits,
+  binaryByDefault: boolean,
+): RequestedOutput[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value)) {
     throw new BadRequestError(`"outputs" must be an array of {"name", "parameters"?} objects, got ${show(value)}`);
@@ -270,7 +287,10 @@ function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: 
       );
     }
     const classCount = parameters[CLASSIFICATION_PARAMETER];
-    if (classCount !== undefined && !(typeof classCount === 'number' && Number.isSafeInteger(classCount) && classCount >= 0)) {
+    if (
+      classCount !== undefined &&
+      !(typeof classCount === 'number' && Number.isSafeInteger(classCount) && classCount >= 0)
+    ) {
       throw new BadRequestError(
         `${where} parameter "${CLASSIFICATION_PARAMETER}" must be a non-negative integer (the number of top classes ` +
           `to return), got ${show(classCount)}`,
@@ -282,7 +302,10 @@ function parseRequestedOutputs(value: unknown, limits: Limits, binaryByDefault: 
       ...(typeof classCount === 'number' && classCount > 0 ? { classCount } : {}),
     };
   });
-  assertUniqueNames(outputs.map((o) => o.name), 'requested output');
+  assertUniqueNames(
+    outputs.map((o) => o.name),
+    'requested output',
+  );
   return outputs;
 }
 
@@ -290,7 +313,8 @@ function decodeRawRequest(body: Uint8Array, options: DecodeOptions): InferenceRe
   const specs = options.modelInputs;
   const [spec] = specs ?? [];
   if (spec === undefined || specs?.length !== 1) {
-    const has = specs === undefined ? "the model's inputs are not known here" : `this model has ${plural(specs.length, 'input')}`;
+    const has =
+      specs === undefined ? "the model's inputs are not known here" : `this model has ${plural(specs.length, 'input')}`;
     throw new BadRequestError(
       `the raw binary form (${HEADERS.inferenceHeaderContentLength}: 0, the whole body is one input's bytes) needs ` +
         `a model with exactly one input, and ${has}; send a JSON inference header naming each input instead`,

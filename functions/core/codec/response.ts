@@ -38,9 +38,10 @@ export function encodeInferenceResponse(
   const outputs = response.outputs.map((tensor): JsonObject => {
     assertTensor(tensor);
     const { name, datatype, shape } = tensor;
-    const extra = response.outputParameters !== undefined && Object.hasOwn(response.outputParameters, name)
-      ? response.outputParameters[name]
-      : undefined;
+    const extra =
+      response.outputParameters !== undefined && Object.hasOwn(response.outputParameters, name)
+        ? response.outputParameters[name]
+        : undefined;
     if (binaryByName.get(name) ?? request.binaryOutputByDefault) {
       const bytes = encodeBinaryTensorData(datatype, tensor.data);
       chunks.push(bytes);
@@ -189,7 +190,9 @@ function decodeResponseOrThrow(
     }
     // No element limit applies here, so the body bounds the allocation: every JSON element takes at least a byte.
     if (count > headerLength) {
-      throw new BadRequestError(`${descriptor.subject}: shape needs ${count} elements, more than the JSON body could hold`);
+      throw new BadRequestError(
+        `${descriptor.subject}: shape needs ${count} elements, more than the JSON body could hold`,
+      );
     }
     outputs.push(decodeJsonTensor(descriptor, limits, lossless));
   }

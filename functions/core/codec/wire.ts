@@ -84,10 +84,18 @@ function parseHeaderLength(value: string, source: string, bodyLength: number): n
  * JSON. A generic `Content-Type` is never consulted: Triton never reads it, and clients send anything there
  * (aiohttp, under `tritonclient.http.aio`, sends `application/octet-stream` with JSON bodies).
  */
-export function requestForm(contentType: string | undefined, inferenceHeaderContentLength: string | undefined, bodyLength: number): RequestForm {
+export function requestForm(
+  contentType: string | undefined,
+  inferenceHeaderContentLength: string | undefined,
+  bodyLength: number,
+): RequestForm {
   let headerLength: number;
   if (inferenceHeaderContentLength !== undefined) {
-    headerLength = parseHeaderLength(inferenceHeaderContentLength, `${HEADERS.inferenceHeaderContentLength}`, bodyLength);
+    headerLength = parseHeaderLength(
+      inferenceHeaderContentLength,
+      `${HEADERS.inferenceHeaderContentLength}`,
+      bodyLength,
+    );
   } else {
     const media = parseMediaType(contentType);
     if (media.type !== MEDIA_TYPES.sagemakerBinary) return { kind: 'json' };

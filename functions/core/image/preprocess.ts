@@ -79,7 +79,11 @@ export function imageGeometry(spec: ImagePreprocess, height: number, width: numb
 }
 
 /** The placement reported to the client for `geometry`. */
-export function imagePlacement(spec: ImagePreprocess, image: { height: number; width: number }, geometry: ImageGeometry): ImagePlacement {
+export function imagePlacement(
+  spec: ImagePreprocess,
+  image: { height: number; width: number },
+  geometry: ImageGeometry,
+): ImagePlacement {
   const sy = geometry.resizedHeight / image.height;
   const sx = geometry.resizedWidth / image.width;
   return {

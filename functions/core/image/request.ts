@@ -36,7 +36,10 @@ export function isImageBody(mediaType: string): boolean {
  *   decode; BadRequestError (400) for a model with other inputs, or bytes that are not such an image;
  *   PayloadTooLargeError (413) for images over `maxImagePixels` or tensors over `maxElements`.
  */
-export async function decodeImageRequest(body: Uint8Array, options: ImageRequestOptions): Promise<ImageInferenceRequest> {
+export async function decodeImageRequest(
+  body: Uint8Array,
+  options: ImageRequestOptions,
+): Promise<ImageInferenceRequest> {
   const { metadata, mediaType, limits } = options;
   const images = metadata.preprocess?.images ?? {};
   const names = Object.keys(images);

@@ -27,7 +27,10 @@ export const imagePreprocessSchema = z
     /** Tensor layout: `NCHW` (PyTorch, PaddlePaddle) or `NHWC` (TensorFlow). */
     layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
     /** `[height, width]` of the input, or keep-ratio sizing to a multiple for dynamic inputs. */
-    size: z.union([z.tuple([z.number().int().min(1).max(16384), z.number().int().min(1).max(16384)]), dynamicSizeSchema]),
+    size: z.union([
+      z.tuple([z.number().int().min(1).max(16384), z.number().int().min(1).max(16384)]),
+      dynamicSizeSchema,
+    ]),
     /** `stretch` scales each axis on its own; `letterbox` keeps the aspect ratio and pads, centred. */
     resize: z.enum(['stretch', 'letterbox']).default('letterbox'),
     /** Pixel value (0-255, all channels) of the letterbox padding; 114 is Ultralytics' grey. */
@@ -35,7 +38,10 @@ export const imagePreprocessSchema = z
     /** Channel order the model expects (OpenCV-trained models such as PaddleOCR want `BGR`). */
     channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
     /** value = (pixel × scale − mean) / std, per channel. */
-    scale: z.number().finite().default(1 / 255),
+    scale: z
+      .number()
+      .finite()
+      .default(1 / 255),
     mean: triple.default([0, 0, 0]),
     std: triple.default([1, 1, 1]),
   })
@@ -71,7 +77,11 @@ export function parsePreprocess(json: unknown): { ok: true; value: Preprocess } 
 }
 
 /** Index of the height, width and channel dimensions in a rank-4 tensor of `layout`. */
-export function imageAxes(layout: ImagePreprocess['layout']): { readonly h: number; readonly w: number; readonly c: number } {
+export function imageAxes(layout: ImagePreprocess['layout']): {
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+} {
   return layout === 'NCHW' ? { h: 2, w: 3, c: 1 } : { h: 1, w: 2, c: 3 };
 }
 
@@ -85,7 +95,9 @@ export function checkImagePreprocess(preprocess: Preprocess, inputs: readonly Te
     const input = inputs.find((i) => i.name === name);
     const where = `preprocess.images.${name}`;
     if (input === undefined) {
-      problems.push(`${where}: the model has no input "${name}" (inputs: ${inputs.map((i) => `"${i.name}"`).join(', ')})`);
+      problems.push(
+        `${where}: the model has no input "${name}" (inputs: ${inputs.map((i) => `"${i.name}"`).join(', ')})`,
+      );
       continue;
     }
     const declared = `"${name}" ${input.datatype} [${input.shape.join(', ')}]`;
@@ -100,10 +112,13 @@ export function checkImagePreprocess(preprocess: Preprocess, inputs: readonly Te
     const axes = imageAxes(spec.layout);
     const channels = input.shape[axes.c];
     if (channels !== 3 && channels !== -1) {
-      problems.push(`${where}: input ${declared} has ${channels} channels at the ${spec.layout} channel axis; images have 3 (check "layout")`);
+      problems.push(
+        `${where}: input ${declared} has ${channels} channels at the ${spec.layout} channel axis; images have 3 (check "layout")`,
+      );
     }
     const batch = input.shape[0];
-    if (batch !== 1 && batch !== -1) problems.push(`${where}: input ${declared} has batch ${batch}; one image makes batch 1`);
+    if (batch !== 1 && batch !== -1)
+      problems.push(`${where}: input ${declared} has batch ${batch}; one image makes batch 1`);
     const h = input.shape[axes.h] ?? -1;
     const w = input.shape[axes.w] ?? -1;
     if (Array.isArray(spec.size)) {
@@ -116,8 +131,13 @@ export function checkImagePreprocess(preprocess: Preprocess, inputs: readonly Te
         `${where}: keep-ratio sizing ("multiple_of") needs dynamic height and width, but input ${declared} fixes them: declare "size": [${h}, ${w}]`,
       );
     }
-    if (input.datatype === 'UINT8' && (spec.scale !== 1 || spec.mean.some((m) => m !== 0) || spec.std.some((s) => s !== 1))) {
-      problems.push(`${where}: input ${declared} is UINT8, which holds raw pixels: set "scale": 1, "mean": [0, 0, 0], "std": [1, 1, 1]`);
+    if (
+      input.datatype === 'UINT8' &&
+      (spec.scale !== 1 || spec.mean.some((m) => m !== 0) || spec.std.some((s) => s !== 1))
+    ) {
+      problems.push(
+        `${where}: input ${declared} is UINT8, which holds raw pixels: set "scale": 1, "mean": [0, 0, 0], "std": [1, 1, 1]`,
+      );
     }
     if (spec.std.some((s) => s === 0)) problems.push(`${where}: std has a 0 (value = (pixel × scale − mean) / std)`);
   }

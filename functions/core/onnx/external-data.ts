@@ -22,8 +22,28 @@ export interface ExternalDataReference {
 
 /** Bytes per element of the ONNX data types with a fixed size (`TensorProto.DataType`); 4-bit types are 0.5. */
 const ELEMENT_BYTES: Readonly<Record<number, number>> = {
-  1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
-  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  14: 8,
+  15: 16,
+  16: 2,
+  17: 1,
+  18: 1,
+  19: 1,
+  20: 1,
+  21: 0.5,
+  22: 0.5,
+  23: 0.5,
 };
 
 /** Names the repository gives the version's own files: a data file must not take their place. */
@@ -79,7 +99,9 @@ export function checkExternalData(
       );
     }
     if (RESERVED_NAMES.has(location)) {
-      throw new ModelRejectedError(`${where} keeps its data in "${location}", a name the repository uses itself: rename the data file`);
+      throw new ModelRejectedError(
+        `${where} keeps its data in "${location}", a name the repository uses itself: rename the data file`,
+      );
     }
     const entry = base === '.' ? location : `${base}/${location}`;
     const size = sizes.get(entry);
@@ -109,7 +131,9 @@ function beyond(where: string, location: string, offset: number, length: number,
 function integerEntry(value: string | undefined, tensor: string, key: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^[0-9]{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new ModelRejectedError(`initializer "${tensor}" has external-data ${key} "${value.slice(0, 40)}", not a byte count`);
+    throw new ModelRejectedError(
+      `initializer "${tensor}" has external-data ${key} "${value.slice(0, 40)}", not a byte count`,
+    );
   }
   return Number(value);
 }

@@ -53,7 +53,10 @@ export function inspectModel(bytes: Uint8Array): ModelInspection {
   const inputs = file.inputs.map((i) => i.message);
   return {
     irVersion: int64ToNumber(header.irVersion as Int64Like),
-    opsetImports: header.opsetImport.map((o) => ({ domain: o.domain ?? '', version: int64ToNumber(o.version as Int64Like) })),
+    opsetImports: header.opsetImport.map((o) => ({
+      domain: o.domain ?? '',
+      version: int64ToNumber(o.version as Int64Like),
+    })),
     producerName: header.producerName,
     producerVersion: header.producerVersion,
     inputs: inputs.filter((i) => !file.initializerNames.has(i.name)).map(summarize),

@@ -38,7 +38,8 @@ export interface ModelFile {
   readonly externalInitializers: readonly string[];
 }
 
-const UPLOAD_HINT = 'Upload the binary .onnx file your exporter wrote (torch.onnx.export, skl2onnx, tf2onnx, paddle2onnx, ...).';
+const UPLOAD_HINT =
+  'Upload the binary .onnx file your exporter wrote (torch.onnx.export, skl2onnx, tf2onnx, paddle2onnx, ...).';
 
 /** Splits an ONNX file; throws {@link ModelRejectedError} when it is not one. */
 export function readModelFile(bytes: Uint8Array): ModelFile {
@@ -102,9 +103,12 @@ export function readNodes(file: ModelFile): Located<OnnxTypes.NodeProto>[] {
       .filter((f) => f.number === FIELD.graph.node)
       .map((field) => ({ field, message: onnx.NodeProto.decode(lengthDelimited(field)) }));
   } catch (error) {
-    throw new ModelRejectedError(`The model's graph has a malformed node (${describeParseError(error)}). ${UPLOAD_HINT}`, {
-      cause: error,
-    });
+    throw new ModelRejectedError(
+      `The model's graph has a malformed node (${describeParseError(error)}). ${UPLOAD_HINT}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

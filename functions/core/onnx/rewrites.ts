@@ -68,11 +68,17 @@ const BATCH_DIM = 'N';
 export const STRING_NORMALIZER_FALLBACK_LOCALE = 'C.UTF-8';
 
 /** Spellings of onnxruntime's default StringNormalizer locale (`en_US.UTF-8` on Linux and macOS, `en-US` on Windows). */
-const DEFAULT_LOCALE_NAMES: ReadonlySet<string> = new Set(['en_US.UTF-8', 'en_US.utf8', 'en_US.UTF8', 'en_US', 'en-US']);
+const DEFAULT_LOCALE_NAMES: ReadonlySet<string> = new Set([
+  'en_US.UTF-8',
+  'en_US.utf8',
+  'en_US.UTF8',
+  'en_US',
+  'en-US',
+]);
 
 /** What a user can do about a StringNormalizer whose locale the runtime lacks. */
 export const STRING_NORMALIZER_LOCALE_HINT =
-  'StringNormalizer changes case with a locale that this runtime does not have (AWS Lambda\'s Amazon Linux 2023 ' +
+  "StringNormalizer changes case with a locale that this runtime does not have (AWS Lambda's Amazon Linux 2023 " +
   'runtimes have only C, C.UTF-8 and POSIX). Either set the node\'s "locale" attribute to C.UTF-8, or re-export ' +
   'the model with case_change_action "NONE" (for skl2onnx text pipelines: lowercase=False) and change case on ' +
   'the client before sending the strings.';
@@ -126,7 +132,8 @@ export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {
   const locale = options.stringNormalizerLocale;
   const opset = defaultOpsetOf(file);
   const oldOpset = opset !== undefined && opset < ONNXRUNTIME_MIN_OPSET;
-  if (nonTensorOutputs.length === 0 && locale === undefined && !oldOpset) return { model, rewrites: [], classLabels: {} };
+  if (nonTensorOutputs.length === 0 && locale === undefined && !oldOpset)
+    return { model, rewrites: [], classLabels: {} };
 
   const nodes = readNodes(file);
   const replace = new Map<WireField, Uint8Array | readonly Uint8Array[] | null>();
@@ -140,7 +147,9 @@ export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {
   const classLabels: Record<string, readonly (string | number)[]> = {};
   for (const output of nonTensorOutputs) {
     const name = output.message.name;
-    const zipMap = nodes.find(({ message: n }) => n.opType === 'ZipMap' && n.domain === ML_DOMAIN && n.output[0] === name);
+    const zipMap = nodes.find(
+      ({ message: n }) => n.opType === 'ZipMap' && n.domain === ML_DOMAIN && n.output[0] === name,
+    );
     if (zipMap === undefined) {
       if (typeKind(output.message.type) === 'unknown') continue; // onnxruntime infers it; a tensor is fine
       throw new ModelRejectedError(
@@ -168,7 +177,12 @@ export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {
   const hasDefaultDomain = file.header.opsetImport.some((o) => DEFAULT_DOMAINS.has(o.domain ?? ''));
   const appendOpset = hasDefaultDomain
     ? []
-    : [{ number: FIELD.model.opsetImport, value: onnx.OperatorSetIdProto.encode({ domain: '', version: IDENTITY_OPSET }).finish() }];
+    : [
+        {
+          number: FIELD.model.opsetImport,
+          value: onnx.OperatorSetIdProto.encode({ domain: '', version: IDENTITY_OPSET }).finish(),
+        },
+      ];
   const modelReplace = new Map<WireField, Uint8Array>([[file.graphField, graph]]);
   if (upgrade !== undefined) modelReplace.set(upgrade.opsetField, upgrade.opsetImport);
   return {

@@ -118,7 +118,7 @@ const removeConsumedInputs: Adapter = ({ node }) =>
     : { remove: ['consumed_inputs'], note: 'legacy consumed_inputs attribute dropped (no effect on values)' };
 
 /** An operator whose new version computes the same for every node of the old one (only types or docs changed). */
-const compatible: Adapter = () => (undefined);
+const compatible: Adapter = () => undefined;
 
 /**
  * Legacy broadcasting (Add, Sub, Mul, Div, Pow, And, Or, Xor, Equal, Greater, Less before opset 7): with
@@ -132,18 +132,25 @@ const broadcastToNumpy: Adapter = (context) => {
   const axis = intAttribute(node, 'axis');
   const remove = ['broadcast', 'axis'].filter((name) => attribute(node, name) !== undefined);
   if (broadcast === 0 || axis === undefined) {
-    return remove.length === 0 ? undefined : { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
+    return remove.length === 0
+      ? undefined
+      : { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
   }
   const [a = '', b = ''] = node.input;
   const rankA = context.rank(a);
   const rankB = context.rank(b);
   if (rankA === undefined || rankB === undefined) {
-    refuse(context, `it broadcasts "${b}" from axis ${axis}, and the rank of ${rankA === undefined ? `"${a}"` : `"${b}"`} is not declared in the file`);
+    refuse(
+      context,
+      `it broadcasts "${b}" from axis ${axis}, and the rank of ${rankA === undefined ? `"${a}"` : `"${b}"`} is not declared in the file`,
+    );
   }
   const start = axis < 0 ? axis + rankA : axis;
   const trailing = rankA - start - rankB;
-  if (start < 0 || trailing < 0) refuse(context, `axis ${axis} does not fit a rank-${rankB} "${b}" into a rank-${rankA} "${a}"`);
-  if (trailing === 0) return { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
+  if (start < 0 || trailing < 0)
+    refuse(context, `axis ${axis} does not fit a rank-${rankB} "${b}" into a rank-${rankA} "${a}"`);
+  if (trailing === 0)
+    return { remove, note: 'legacy broadcast/axis attributes replaced by numpy-style broadcasting (same alignment)' };
   const unsqueezed = context.freshName(`${b}_unsqueezed`);
   return {
     remove,
@@ -160,7 +167,12 @@ function unsqueeze(input: string, output: string, from: number, count: number): 
     name: output,
     opType: 'Unsqueeze',
     domain: '',
-    attribute: [intsAttribute('axes', Array.from({ length: count }, (_, i) => from + i))],
+    attribute: [
+      intsAttribute(
+        'axes',
+        Array.from({ length: count }, (_, i) => from + i),
+      ),
+    ],
   };
 }
 
@@ -180,10 +192,14 @@ const preluSlopePerChannel: Adapter = (context) => {
   const rankX = context.rank(x);
   const rankSlope = context.rank(slope);
   if (rankX === undefined || rankSlope === undefined) {
-    refuse(context, `the rank of ${rankX === undefined ? `"${x}"` : `slope "${slope}"`} is not declared in the file, so its channel alignment cannot be kept`);
+    refuse(
+      context,
+      `the rank of ${rankX === undefined ? `"${x}"` : `slope "${slope}"`} is not declared in the file, so its channel alignment cannot be kept`,
+    );
   }
   if (rankSlope === 0 || context.elements(slope) === 1 || rankX <= 2 || rankSlope === rankX) return undefined;
-  if (rankSlope !== 1) refuse(context, `its rank-${rankSlope} slope has no unambiguous alignment with a rank-${rankX} input`);
+  if (rankSlope !== 1)
+    refuse(context, `its rank-${rankSlope} slope has no unambiguous alignment with a rank-${rankX} input`);
   const unsqueezed = context.freshName(`${slope}_per_channel`);
   return {
     inputs: new Map([[1, unsqueezed]]),
@@ -221,14 +237,20 @@ const padRename: Adapter = (context) => {
   if (paddings === undefined) return undefined;
   return {
     remove: ['paddings'],
-    set: [intsAttribute('pads', (paddings.ints ?? []).map((v) => int64ToNumber(v as Int64Like)))],
+    set: [
+      intsAttribute(
+        'pads',
+        (paddings.ints ?? []).map((v) => int64ToNumber(v as Int64Like)),
+      ),
+    ],
     note: 'paddings attribute renamed pads',
   };
 };
 
 /** Split 1 could take the split sizes as a second input; Split 2 takes them as an attribute only. */
 const splitSizesAttribute: Adapter = (context) => {
-  if ((context.node.input[1] ?? '') !== '') refuse(context, 'it reads its split sizes from a second input, which Split 2 does not have');
+  if ((context.node.input[1] ?? '') !== '')
+    refuse(context, 'it reads its split sizes from a second input, which Split 2 does not have');
   return removeConsumedInputs(context);
 };
 
@@ -243,8 +265,19 @@ const lpPoolIntegerP: Adapter = (context) => {
 
 /** ONNX `TensorProto.DataType` of the type names Cast 1 took. */
 const CAST_TYPES: Readonly<Record<string, number>> = {
-  FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9, FLOAT16: 10,
-  DOUBLE: 11, UINT32: 12, UINT64: 13,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
 };
 
 /** Cast 6 names its target type by enum instead of by string. */
@@ -279,7 +312,13 @@ const reshapeShapeInput: Adapter = (context) => {
         name,
         opType: 'Constant',
         domain: '',
-        attribute: [{ name: 'value', type: AttributeType.TENSOR, t: { name, dims: [values.length], dataType: 7, int64Data: values } }],
+        attribute: [
+          {
+            name: 'value',
+            type: AttributeType.TENSOR,
+            t: { name, dims: [values.length], dataType: 7, int64Data: values },
+          },
+        ],
       },
     ],
     note: 'shape attribute given as a Constant input',
@@ -294,13 +333,16 @@ const upsampleScales: Adapter = (context) => {
   const { node } = context;
   const height = attribute(node, 'height_scale')?.f;
   const width = attribute(node, 'width_scale')?.f;
-  if (height === undefined || height === null || width === undefined || width === null) refuse(context, 'it lacks height_scale or width_scale');
+  if (height === undefined || height === null || width === undefined || width === null)
+    refuse(context, 'it lacks height_scale or width_scale');
   const modeBytes = attribute(node, 'mode')?.s;
   const mode = modeBytes ? new TextDecoder().decode(modeBytes) : 'nearest';
   // Upsample 1's "bilinear" has no documented pixel alignment, and Upsample 7 spells its own mode "linear".
-  if (mode !== 'nearest') refuse(context, `mode "${mode}" has no exact counterpart in Upsample 7 (only "nearest" is converted)`);
+  if (mode !== 'nearest')
+    refuse(context, `mode "${mode}" has no exact counterpart in Upsample 7 (only "nearest" is converted)`);
   const rank = context.rank(node.input[0] ?? '');
-  if (rank !== undefined && rank !== 4) refuse(context, `its input has rank ${rank}, while Upsample 1 scaled NCHW (rank 4) only`);
+  if (rank !== undefined && rank !== 4)
+    refuse(context, `its input has rank ${rank}, while Upsample 1 scaled NCHW (rank 4) only`);
   return {
     remove: ['height_scale', 'width_scale'],
     set: [{ name: 'scales', type: AttributeType.FLOATS, floats: [1, 1, height, width] }],
@@ -315,7 +357,9 @@ const LEGACY_BROADCAST_OPS = 'Add Sub Mul Div Pow And Or Xor Equal Greater Less'
 /** One adapter per operator and version step (`"Op from->to"`); a step without one refuses the model. */
 const ADAPTERS: ReadonlyMap<string, Adapter> = new Map([
   ...CONSUMED_INPUTS_OPS.split(' ').map((op) => [`${op} 1->6`, removeConsumedInputs] as const),
-  ...LEGACY_BROADCAST_OPS.split(' ').map((op) => [`${op} ${['Add', 'Sub', 'Mul', 'Div'].includes(op) ? 6 : 1}->7`, broadcastToNumpy] as const),
+  ...LEGACY_BROADCAST_OPS.split(' ').map(
+    (op) => [`${op} ${['Add', 'Sub', 'Mul', 'Div'].includes(op) ? 6 : 1}->7`, broadcastToNumpy] as const,
+  ),
   ['AveragePool 1->7', compatible],
   ['BatchNormalization 6->7', dropIsTest],
   ['Dropout 6->7', dropIsTest],
@@ -360,11 +404,15 @@ export interface OpsetUpgrade {
  * already is at least that. Throws `ModelRejectedError` naming the operator and version when a node cannot be
  * upgraded.
  */
-export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.NodeProto>[]): OpsetUpgrade | undefined {
+export function upgradeOpset(
+  file: ModelFile,
+  nodes: readonly Located<OnnxTypes.NodeProto>[],
+): OpsetUpgrade | undefined {
   const from = defaultOpsetOf(file);
   if (from === undefined || from >= ONNXRUNTIME_MIN_OPSET) return undefined;
   const opsetField = file.fields.find(
-    (f) => f.number === FIELD.model.opsetImport && DEFAULT_DOMAINS.has(onnx.OperatorSetIdProto.decode(f.value).domain ?? ''),
+    (f) =>
+      f.number === FIELD.model.opsetImport && DEFAULT_DOMAINS.has(onnx.OperatorSetIdProto.decode(f.value).domain ?? ''),
   );
   if (opsetField === undefined) return undefined;
   const to = ONNXRUNTIME_MIN_OPSET;
@@ -396,7 +444,10 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
       );
     }
     if (node.attribute.some((a) => a.g || (a.graphs ?? []).length > 0)) {
-      throw cannotUpgrade(from, `its node ${where} (${node.opType}) carries subgraphs, which the upgrade does not convert`);
+      throw cannotUpgrade(
+        from,
+        `its node ${where} (${node.opType}) carries subgraphs, which the upgrade does not convert`,
+      );
     }
     const steps = versions.filter((v) => v >= current && v <= to);
     let edited = node;
@@ -428,7 +479,10 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
     }
     if (edited === node) continue;
     const bytes = encodeEdited(located, edited);
-    graphReplace.set(located.field, before.length === 0 ? bytes : [...before.map((n) => onnx.NodeProto.encode(n).finish()), bytes]);
+    graphReplace.set(
+      located.field,
+      before.length === 0 ? bytes : [...before.map((n) => onnx.NodeProto.encode(n).finish()), bytes],
+    );
   }
 
   const rewrites: AppliedRewrite[] = [
@@ -437,9 +491,15 @@ export function upgradeOpset(file: ModelFile, nodes: readonly Located<OnnxTypes.
       output: '',
       detail:
         `Default-domain opset ${from} raised to ${to}, the oldest onnxruntime implements; ` +
-        (notes.size === 0 ? 'no operator of the graph changed meaning.' : `${notes.size} kind(s) of node adapted as below.`),
+        (notes.size === 0
+          ? 'no operator of the graph changed meaning.'
+          : `${notes.size} kind(s) of node adapted as below.`),
     },
-    ...[...notes].map(([note, count]) => ({ kind: 'upgrade-opset', output: '', detail: `${note} (${count} node${count === 1 ? '' : 's'})` })),
+    ...[...notes].map(([note, count]) => ({
+      kind: 'upgrade-opset',
+      output: '',
+      detail: `${note} (${count} node${count === 1 ? '' : 's'})`,
+    })),
   ];
   return {
     graphReplace,
@@ -483,10 +543,14 @@ function applyEdit(node: OnnxTypes.NodeProto, edit: NodeEdit): OnnxTypes.NodePro
 function encodeEdited(located: Located<OnnxTypes.NodeProto>, edited: OnnxTypes.NodeProto): Uint8Array {
   const fields = readFields(located.field.value);
   const replaced = new Map<WireField, null>();
-  for (const field of fields) if (field.number === NODE_FIELD.input || field.number === NODE_FIELD.attribute) replaced.set(field, null);
+  for (const field of fields)
+    if (field.number === NODE_FIELD.input || field.number === NODE_FIELD.attribute) replaced.set(field, null);
   // Appended after the kept fields: protobuf readers accept fields in any order, and repeated ones in theirs.
   const inputs = edited.input.map((name) => ({ number: NODE_FIELD.input, value: new TextEncoder().encode(name) }));
-  const attributes = edited.attribute.map((a) => ({ number: NODE_FIELD.attribute, value: onnx.AttributeProto.encode(a).finish() }));
+  const attributes = edited.attribute.map((a) => ({
+    number: NODE_FIELD.attribute,
+    value: onnx.AttributeProto.encode(a).finish(),
+  }));
   return rebuildMessage(located.field.value, fields, replaced, [...inputs, ...attributes]);
 }
 
@@ -515,7 +579,11 @@ function declaredShapes(
   const elements = new Map<string, number>();
   const record = (name: string, dims: readonly (number | string)[]) => {
     ranks.set(name, dims.length);
-    if (dims.every((d) => typeof d === 'number' && d >= 0)) elements.set(name, (dims as number[]).reduce((a, b) => a * b, 1));
+    if (dims.every((d) => typeof d === 'number' && d >= 0))
+      elements.set(
+        name,
+        (dims as number[]).reduce((a, b) => a * b, 1),
+      );
   };
   for (const { message } of [...file.inputs, ...file.valueInfo, ...file.outputs]) {
     const dims = tensorDims(message.type);
@@ -524,15 +592,22 @@ function declaredShapes(
   for (const field of file.graphFields) {
     if (field.number !== FIELD.graph.initializer) continue;
     const tensorFields = readFields(field.value);
-    const name = new TextDecoder().decode(tensorFields.findLast((f) => f.number === FIELD.tensor.name)?.value ?? new Uint8Array());
+    const name = new TextDecoder().decode(
+      tensorFields.findLast((f) => f.number === FIELD.tensor.name)?.value ?? new Uint8Array(),
+    );
     record(name, tensorDimsOf(field.value, tensorFields));
   }
   for (const { message: node } of nodes) {
     const rank = outputRank(node, (name) => ranks.get(name));
     if (rank === undefined) continue;
-    for (const [i, output] of node.output.entries()) if ((i === 0 || node.opType === 'Split') && !ranks.has(output)) ranks.set(output, rank);
+    for (const [i, output] of node.output.entries())
+      if ((i === 0 || node.opType === 'Split') && !ranks.has(output)) ranks.set(output, rank);
     const constant = node.opType === 'Constant' ? attribute(node, 'value')?.t?.dims : undefined;
-    if (constant && node.output[0] !== undefined) record(node.output[0], constant.map((d) => int64ToNumber(d as Int64Like)));
+    if (constant && node.output[0] !== undefined)
+      record(
+        node.output[0],
+        constant.map((d) => int64ToNumber(d as Int64Like)),
+      );
   }
   return { ranks, elements };
 }
@@ -543,7 +618,9 @@ const TENSOR_DIMS_FIELD = 1;
 /** The dims of a serialized TensorProto, decoded from its dims fields alone (its data is not copied). */
 function tensorDimsOf(payload: Uint8Array, tensorFields: readonly WireField[]): number[] {
   const others = new Map(tensorFields.filter((f) => f.number !== TENSOR_DIMS_FIELD).map((f) => [f, null] as const));
-  return onnx.TensorProto.decode(rebuildMessage(payload, tensorFields, others)).dims.map((d) => int64ToNumber(d as Int64Like));
+  return onnx.TensorProto.decode(rebuildMessage(payload, tensorFields, others)).dims.map((d) =>
+    int64ToNumber(d as Int64Like),
+  );
 }
 
 function outputRank(node: OnnxTypes.NodeProto, rank: (name: string) => number | undefined): number | undefined {
@@ -563,7 +640,9 @@ function outputRank(node: OnnxTypes.NodeProto, rank: (name: string) => number | 
       return 0;
     case 'MatMul': {
       const second = rank(node.input[1] ?? '');
-      return first !== undefined && second !== undefined && first >= 2 && second >= 2 ? Math.max(first, second) : undefined;
+      return first !== undefined && second !== undefined && first >= 2 && second >= 2
+        ? Math.max(first, second)
+        : undefined;
     }
     case 'Max':
     case 'Min':

@@ -11,7 +11,13 @@ import { promisify } from 'node:util';
 import { ESLint, type Linter } from 'eslint';
 import tseslint from 'typescript-eslint';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkImports, findCycles, formatViolation, type ImportEdge, importsOf } from '../../tools/import-boundaries.js';
+import {
+  checkImports,
+  findCycles,
+  formatViolation,
+  type ImportEdge,
+  importsOf,
+} from '../../tools/import-boundaries.js';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -48,7 +54,8 @@ describe('import boundaries', () => {
   it('names file, line and rule for each planted violation, and lets the allowed imports through', () => {
     // Prepare
     const root = plant({
-      'functions/core/pure.ts': "import { z } from 'zod';\nimport type { Port } from './port.js';\nexport const a = z;\n",
+      'functions/core/pure.ts':
+        "import { z } from 'zod';\nimport type { Port } from './port.js';\nexport const a = z;\n",
       'functions/core/port.ts': 'export interface Port { readonly x: number }\n',
       'functions/core/leaky.ts': [
         "import { store } from '../adapters/store.js';",
@@ -56,12 +63,17 @@ describe('import boundaries', () => {
         "import { S3Client } from '@aws-sdk/client-s3';",
         "export const b = import('onnxruntime-node');",
       ].join('\n'),
-      'functions/adapters/store.ts': "import { a } from '../core/pure.js';\nimport { route } from '../transport/routes.js';\nexport const store = a;\n",
-      'functions/transport/routes.ts': "import version from '../../package.json' with { type: 'json' };\nimport { infer } from '../handlers/infer.js';\nexport const route = 1;\n",
-      'functions/wiring/bootstrap.ts': "import { route } from '../transport/routes.js';\nimport { store } from '../adapters/store.js';\n",
-      'functions/handlers/infer.ts': "import { start } from '../local/main.js';\nexport { route } from '../transport/routes.js';\nexport const infer = 1;\n",
+      'functions/adapters/store.ts':
+        "import { a } from '../core/pure.js';\nimport { route } from '../transport/routes.js';\nexport const store = a;\n",
+      'functions/transport/routes.ts':
+        "import version from '../../package.json' with { type: 'json' };\nimport { infer } from '../handlers/infer.js';\nexport const route = 1;\n",
+      'functions/wiring/bootstrap.ts':
+        "import { route } from '../transport/routes.js';\nimport { store } from '../adapters/store.js';\n",
+      'functions/handlers/infer.ts':
+        "import { start } from '../local/main.js';\nexport { route } from '../transport/routes.js';\nexport const infer = 1;\n",
       'functions/local/main.ts': "import { model } from '../../tools/onnx/model.js';\nexport const start = 1;\n",
-      'infra/stack.ts': "import { helper } from '../test/support/helper.js';\nimport { ENV } from '../functions/core/pure.js';\n",
+      'infra/stack.ts':
+        "import { helper } from '../test/support/helper.js';\nimport { ENV } from '../functions/core/pure.js';\n",
       'tools/onnx/model.ts': 'export const model = 1;\n',
       'test/support/helper.ts': "import { model } from '../../tools/onnx/model.js';\nexport const helper = model;\n",
       'package.json': '{}\n',
@@ -145,7 +157,9 @@ describe('import boundaries', () => {
       typeOnly: false,
       dynamic: false,
     };
-    expect(findCycles([self]).map((v) => `${v.file}:${v.line} ${v.rule}`)).toEqual(['functions/core/a.ts:3 no-import-cycles']);
+    expect(findCycles([self]).map((v) => `${v.file}:${v.line} ${v.rule}`)).toEqual([
+      'functions/core/a.ts:3 no-import-cycles',
+    ]);
   });
 
   it('the command exits 1 and prints file, line and rule', async () => {
@@ -153,7 +167,11 @@ describe('import boundaries', () => {
     const root = plant({ 'functions/core/leaky.ts': "import { handler } from '../handlers/infer.js';\n" });
 
     // Act
-    const { code, output } = await failureOf(bin('tsx'), [path.join(repoRoot, 'tools/import-boundaries.ts'), root], repoRoot);
+    const { code, output } = await failureOf(
+      bin('tsx'),
+      [path.join(repoRoot, 'tools/import-boundaries.ts'), root],
+      repoRoot,
+    );
 
     // Assess
     expect(code).toBe(1);
@@ -188,7 +206,11 @@ describe('biome', () => {
     });
 
     // Act
-    const { code, output } = await failureOf(bin('biome'), ['lint', '--error-on-warnings', '--max-diagnostics=50', '.'], root);
+    const { code, output } = await failureOf(
+      bin('biome'),
+      ['lint', '--error-on-warnings', '--max-diagnostics=50', '.'],
+      root,
+    );
 
     // Assess
     expect(code).toBe(1);
@@ -202,13 +224,38 @@ describe('biome', () => {
       expect(output).toContain(expected);
     }
   });
+  it('fails on code the formatter would change, naming the file', async () => {
+    // Prepare: the repository's configuration, the same check `npm run lint` runs.
+    const config = JSON.parse(readFileSync(path.join(repoRoot, 'biome.json'), 'utf8')) as Record<string, unknown>;
+    delete config['vcs'];
+    delete config['$schema'];
+    const root = plant({
+      'biome.json': JSON.stringify(config),
+      'tidy.ts': 'export const tidy = { a: 1 };\n',
+      'untidy.ts': 'export const untidy = {a:1}\n',
+    });
+
+    // Act
+    const { code, output } = await failureOf(
+      bin('biome'),
+      ['check', '--error-on-warnings', 'tidy.ts', 'untidy.ts'],
+      root,
+    );
+
+    // Assess
+    expect(code).toBe(1);
+    expect(output).toContain('untidy.ts format');
+    expect(output).not.toMatch(/^tidy\.ts format/m);
+  });
 });
 
 describe('eslint', () => {
   it('applies no-floating-promises to the shipped code', async () => {
     // Act: which rules the repository's configuration gives a shipped file and a test file.
     const eslint = new ESLint({ cwd: repoRoot });
-    const shipped = (await eslint.calculateConfigForFile(path.join(repoRoot, 'functions/core/session.ts'))) as Linter.Config;
+    const shipped = (await eslint.calculateConfigForFile(
+      path.join(repoRoot, 'functions/core/session.ts'),
+    )) as Linter.Config;
 
     // Assess
     expect(shipped.rules?.['@typescript-eslint/no-floating-promises']).toEqual([2]);
@@ -216,11 +263,20 @@ describe('eslint', () => {
 
   it('fails on promises typed by a library or another module, which Biome cannot see', async () => {
     // Prepare: the repository's rules on a two-file program of its own (a small program keeps this fast).
-    const config = (await import(pathToFileURL(path.join(repoRoot, 'eslint.config.js')).href)) as { default: Linter.Config[] };
+    const config = (await import(pathToFileURL(path.join(repoRoot, 'eslint.config.js')).href)) as {
+      default: Linter.Config[];
+    };
     const rules = config.default.flatMap((c) => Object.entries(c.rules ?? {}));
     const root = plant({
       'tsconfig.json': JSON.stringify({
-        compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], typeRoots: [path.join(repoRoot, 'node_modules/@types')], noEmit: true },
+        compilerOptions: {
+          strict: true,
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          types: ['node'],
+          typeRoots: [path.join(repoRoot, 'node_modules/@types')],
+          noEmit: true,
+        },
         include: ['*.ts'],
       }),
       'later.ts': 'export const later = async (): Promise<number> => 1;\n',
@@ -241,7 +297,10 @@ describe('eslint', () => {
       overrideConfig: [
         {
           files: ['**/*.ts'],
-          languageOptions: { parser: tseslint.parser, parserOptions: { project: './tsconfig.json', tsconfigRootDir: root } },
+          languageOptions: {
+            parser: tseslint.parser,
+            parserOptions: { project: './tsconfig.json', tsconfigRootDir: root },
+          },
           plugins: { '@typescript-eslint': tseslint.plugin as unknown as ESLint.Plugin },
           rules: Object.fromEntries(rules),
         },

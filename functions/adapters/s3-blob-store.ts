@@ -1,7 +1,6 @@
 /**
  * {@link BlobStore} on Amazon S3 (or any S3-compatible server, such as the embedded one of `npm start`).
  */
-import { setMaxListeners } from 'node:events';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -12,7 +11,7 @@ import {
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../core/blob-store.js';
 import { PreconditionFailedError, StorageAccessDeniedError } from '../core/errors.js';
-import { PartedFileWriter } from './file-download.js';
+import { downloadInParts, readBody, totalOf } from './file-download.js';
 
 /** Options of {@link S3BlobStore}. */
 export interface S3BlobStoreOptions {
@@ -67,109 +66,43 @@ export class S3BlobStore implements BlobStore {
     return { body: bytes, etag: response.ETag ?? '' };
   }
 
-  /**
-   * Parallel ranged GETs into `file`: one S3 connection delivers on the order of 90 MB/s, so a large model arrives
-   * several times faster over `concurrency` connections. The first part's answer tells the size and the etag; the
-   * other parts are asked `If-Match` that etag, so a key overwritten mid-download fails instead of mixing two
-   * objects. The sha256 is computed in file order while the parts stream ({@link PartedFileWriter}).
-   */
+  /** Parallel ranged GETs into `file` ({@link downloadInParts}). */
   public async download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
-    const controller = new AbortController();
-    // Each ranged GET adds an abort listener that the SDK keeps until the signal is dropped with this download: one
-    // per part, which is by design, not the leak Node's default warning at 11 listeners guesses.
-    setMaxListeners(0, controller.signal);
-    const abort = (): void => controller.abort(options.signal?.reason);
-    if (options.signal?.aborted === true) abort();
-    options.signal?.addEventListener('abort', abort, { once: true });
-    const partBytes = Math.max(1, Math.floor(options.partBytes));
-    try {
-      let first;
-      try {
-        first = await this.client.send(
-          new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${partBytes - 1}` }),
-          { abortSignal: controller.signal },
-        );
-      } catch (error) {
-        if (isNoSuchKey(error)) return undefined;
-        // An empty object has no byte 0: S3 answers 416 to any range.
-        if (error instanceof S3ServiceException && error.name === 'InvalidRange')
-          return await this.downloadEmpty(key, file);
-        throw denied(error, 'GetObject', key);
-      }
-      const ranged = first.$metadata.httpStatusCode === 206;
-      const size = ranged ? totalOf(first.ContentRange, key) : (first.ContentLength ?? 0);
-      const etag = first.ETag ?? '';
-      if (ranged && size === 0) {
-        // S3 answers 416 for an empty object; some compatible servers answer 206 with a body that never comes.
-        (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
-        return await this.downloadEmpty(key, file);
-      }
-      // A server that ignores Range sends the whole object at once: one part.
-      const writer = await PartedFileWriter.open(file, size, ranged ? partBytes : Math.max(1, size)).catch(
-        (error: unknown) => {
-          // The first part's body is open: release its connection rather than leave it to the idle timeout.
-          (first.Body as { destroy?: () => void } | undefined)?.destroy?.();
-          throw error;
-        },
-      );
-      try {
-        const ranges = writer.ranges;
-        const fetchPart = async (index: number): Promise<AsyncIterable<Uint8Array> | undefined> => {
-          if (index === 0) return first.Body as AsyncIterable<Uint8Array> | undefined;
-          const range = ranges[index];
-          const response = await this.client.send(
-            new GetObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Range: `bytes=${range?.start}-${range?.end}`,
-              ...(etag === '' ? {} : { IfMatch: etag }),
-            }),
-            { abortSignal: controller.signal },
-          );
-          return response.Body as AsyncIterable<Uint8Array> | undefined;
+    return downloadInParts(file, options, {
+      first: async (range, abortSignal) => {
+        let first;
+        try {
+          first = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }), {
+            abortSignal,
+          });
+        } catch (error) {
+          if (isNoSuchKey(error)) return 'missing';
+          // An empty object has no byte 0: S3 answers 416 to any range.
+          if (error instanceof S3ServiceException && error.name === 'InvalidRange') return 'empty';
+          throw denied(error, 'GetObject', key);
+        }
+        const ranged = first.$metadata.httpStatusCode === 206;
+        return {
+          ranged,
+          size: ranged ? totalOf(first.ContentRange, key) : (first.ContentLength ?? 0),
+          etag: first.ETag ?? '',
+          body: first.Body as AsyncIterable<Uint8Array> | undefined,
         };
-        let next = 0;
-        const worker = async (): Promise<void> => {
-          while (next < ranges.length) {
-            const index = next++;
-            const body = await fetchPart(index);
-            if (body !== undefined) for await (const chunk of body) await writer.write(index, chunk);
-            await writer.finish(index);
-          }
-        };
-        const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency, ranges.length)) }, worker);
-        // The first failure stops the others at once (no point fetching the rest of a lost download); all of them
-        // have stopped before the partial file is removed.
-        let failure: { error: unknown } | undefined;
-        await Promise.all(
-          workers.map((w) =>
-            w.catch((error: unknown) => {
-              failure ??= { error };
-              controller.abort(error);
-            }),
-          ),
+      },
+      part: async (range, etag, abortSignal) => {
+        const response = await this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Range: range,
+            ...(etag === '' ? {} : { IfMatch: etag }),
+          }),
+          { abortSignal },
         );
-        if (failure !== undefined) throw failure.error;
-        const { sha256 } = await writer.close();
-        return { size, sha256, etag };
-      } catch (error) {
-        controller.abort(error);
-        await writer.discard();
-        throw error;
-      }
-    } finally {
-      options.signal?.removeEventListener('abort', abort);
-    }
-  }
-
-  private async downloadEmpty(key: string, file: string): Promise<DownloadedObject | undefined> {
-    const object = await this.get(key);
-    if (object === undefined) return undefined;
-    const writer = await PartedFileWriter.open(file, object.body.byteLength, Math.max(1, object.body.byteLength));
-    if (object.body.byteLength > 0) await writer.write(0, object.body);
-    await writer.finish(0);
-    const { size, sha256 } = await writer.close();
-    return { size, sha256, etag: object.etag };
+        return response.Body as AsyncIterable<Uint8Array> | undefined;
+      },
+      whole: () => this.get(key),
+    });
   }
 
   public async put(key: string, body: Uint8Array, condition: PutCondition = {}): Promise<{ etag: string }> {
@@ -223,42 +156,6 @@ export class S3BlobStore implements BlobStore {
       throw denied(error, 'DeleteObject', key);
     }
   }
-}
-
-/** Reads a response body into one buffer of the announced length, or concatenates once when none is announced. */
-async function readBody(
-  body: AsyncIterable<Uint8Array>,
-  contentLength: number | undefined,
-  key: string,
-): Promise<Uint8Array> {
-  if (contentLength === undefined) {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of body) {
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  }
-  // allocUnsafe: every byte is overwritten below, and a short read is an error, so no stale memory leaks out.
-  const buffer = Buffer.allocUnsafe(contentLength);
-  let offset = 0;
-  for await (const chunk of body) {
-    if (offset + chunk.byteLength > contentLength) {
-      throw new Error(`S3 sent more than the announced ${contentLength} bytes for "${key}"`);
-    }
-    buffer.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  if (offset !== contentLength) {
-    throw new Error(`S3 sent ${offset} of the announced ${contentLength} bytes for "${key}"`);
-  }
-  return buffer;
-}
-
-/** The total of a `Content-Range: bytes 0-99/1234` header. */
-function totalOf(contentRange: string | undefined, key: string): number {
-  const total = /\/(\d+)$/.exec(contentRange ?? '')?.[1];
-  if (total === undefined) throw new Error(`S3 answered a ranged GET of "${key}" without a usable Content-Range`);
-  return Number(total);
 }
 
 /** S3's 403 AccessDenied as the core's {@link StorageAccessDeniedError}; any other error as it is. */

@@ -6,23 +6,9 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ENV } from '../core/contract.js';
+import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
 
-/** Connection and retry settings of {@link createS3Client}, as constants so the README can quote them. */
-export const S3_CLIENT_DEFAULTS = {
-  /** Region when neither `options.region` nor `AWS_REGION` says otherwise (the embedded server ignores it). */
-  region: 'us-east-1',
-  /** Time to open a TCP (and TLS) connection before the attempt fails and is retried. */
-  connectionTimeoutMs: 5_000,
-  /**
-   * Time a socket may stay silent mid-request before the attempt fails and is retried. An idle timeout, not a total
-   * one: a 100+ MB model download may take longer than this as a whole, but never stalls this long.
-   */
-  socketTimeoutMs: 30_000,
-  /** Attempts per call under the SDK's `standard` retry mode (exponential backoff with jitter, retry quota). */
-  maxAttempts: 3,
-  /** Sockets kept per host: enough for parallel multipart parts and concurrent reads. */
-  maxSockets: 50,
-} as const;
+export { S3_CLIENT_DEFAULTS } from './s3-settings.js';
 
 /** Options of {@link createS3Client}. */
 export interface S3ClientOptions {

@@ -59,8 +59,13 @@ export const ENV = {
    * `npm run models`) when unset, since Node 20 is supported locally; never set on Lambda (Node 22 or 24 there).
    */
   sdkNodeVersionWarningDisabled: 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
-  /** The CLI: credentials and profile of the AWS SDK's default chain. */
+  /**
+   * The CLI: credentials and profile of the AWS SDK's default chain. The serving functions' S3 reader signs with
+   * the key pair and session token Lambda sets from the function's role.
+   */
   accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+  sessionToken: 'AWS_SESSION_TOKEN',
   profile: 'AWS_PROFILE',
 } as const;
 

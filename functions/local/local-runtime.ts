@@ -16,6 +16,7 @@ import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { S3Reader } from '../adapters/s3-reader.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
 import { isValidModelName } from '../core/catalog.js';
@@ -200,21 +201,25 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // One onnxruntime worker for the whole process, shared by every function's runtime (a worker per function would
   // load onnxruntime and its thread pools once per model).
   const sessionFactory = config.onnxruntimeThread === 'worker' ? workerSessionFactory() : undefined;
-  const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }): Runtime =>
+  // As deployed: registration (and the seeding here) writes with the AWS SDK; the serving functions read with the
+  // GET-only reader, each under its own key pair.
+  const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }, writes = false): Runtime =>
     createRuntime(config, {
-      store: new S3BlobStore(
-        createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials }),
-        s3.bucket,
-      ),
+      store: writes
+        ? new S3BlobStore(
+            createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials }),
+            s3.bucket,
+          )
+        : new S3Reader({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
       telemetry: observability.telemetry,
       now: options.now,
       ...(sessionFactory === undefined ? {} : { sessionFactory }),
     });
-  const runtime = runtimeAs(s3.credentials);
+  const runtime = runtimeAs(s3.credentials, true);
   // Deployed, each model's function gets its catalog entry's limits.
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
-  register = createRegisterHandler(runtimeAs(s3.credentialsFor('register')), observability);
+  register = createRegisterHandler(runtimeAs(s3.credentialsFor('register'), true), observability);
   // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and
   // then calls a seeded model must find it (the gateway listens before, so that it can answer 503 meanwhile).
   let starting: string | undefined = 'starting: the start-up models are still being registered; retry shortly';

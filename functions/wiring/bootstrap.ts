@@ -4,6 +4,7 @@
  */
 import { readConfig, type RuntimeConfig } from './config.js';
 import { createObservability, loadTracer, type Observability } from './observability.js';
+import type { BlobStore } from '../core/blob-store.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 /** An initialised function. */
@@ -21,7 +22,13 @@ export interface Bootstrapped {
  * const { runtime, observability } = await bootstrap((config) => config.modelName ?? 'infer');
  * ```
  */
-export async function bootstrap(service: string | ((config: RuntimeConfig) => string)): Promise<Bootstrapped> {
+export async function bootstrap(
+  service: string | ((config: RuntimeConfig) => string),
+  options: {
+    /** The function's store. @default the read-only serving store (`servingStoreFromConfig`) */
+    readonly store?: (config: RuntimeConfig) => BlobStore;
+  } = {},
+): Promise<Bootstrapped> {
   const config = readConfig();
   const name = typeof service === 'string' ? service : service(config);
   const observability = createObservability(
@@ -29,5 +36,9 @@ export async function bootstrap(service: string | ((config: RuntimeConfig) => st
     config.functionName !== undefined,
     config.tracing ? await loadTracer(name) : undefined,
   );
-  return { config, observability, runtime: createRuntime(config, { telemetry: observability.telemetry }) };
+  const runtime = createRuntime(config, {
+    telemetry: observability.telemetry,
+    ...(options.store === undefined ? {} : { store: options.store(config) }),
+  });
+  return { config, observability, runtime };
 }

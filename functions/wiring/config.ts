@@ -96,6 +96,30 @@ export function intraOpThreads(env: NodeJS.ProcessEnv): number {
   return Math.max(1, os.availableParallelism());
 }
 
+/** The key pair (and session token) of {@link credentialsFromEnvironment}. */
+export interface AwsCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+/**
+ * The credentials Lambda sets from the function's role (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+ * `AWS_SESSION_TOKEN`), which the serving functions' S3 reader signs with; throws {@link ConfigurationError} when
+ * the pair is incomplete.
+ */
+export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env): AwsCredentials {
+  const accessKeyId = env[ENV.accessKeyId];
+  const secretAccessKey = env[ENV.secretAccessKey];
+  if (!accessKeyId || !secretAccessKey) {
+    throw new ConfigurationError(
+      `set ${ENV.accessKeyId} and ${ENV.secretAccessKey} (Lambda sets them from the function's role) to read MODEL_BUCKET`,
+    );
+  }
+  const sessionToken = env[ENV.sessionToken];
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+}
+
 const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */

@@ -6,13 +6,14 @@ import { FsBlobStore } from '../adapters/fs-blob-store.js';
 import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
-import { createS3Client } from '../adapters/s3-client.js';
-import { S3BlobStore } from '../adapters/s3-blob-store.js';
+import { S3Reader } from '../adapters/s3-reader.js';
+import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
 import type { BlobStore } from '../core/blob-store.js';
 import { ModelRepository } from '../core/model-repository.js';
 import { ModelService, type ServingTelemetry } from '../core/model-service.js';
 import type { SessionFactory } from '../core/session.js';
-import { ConfigurationError, type RuntimeConfig } from './config.js';
+import { ConfigurationError, credentialsFromEnvironment, type RuntimeConfig } from './config.js';
+import { ENV } from '../core/contract.js';
 
 /** Everything a handler needs, built once per process. */
 export interface Runtime {
@@ -30,6 +31,7 @@ export interface Runtime {
 
 /** Overrides for tests and the local runtime. */
 export interface RuntimeOverrides {
+  /** @default {@link servingStoreFromConfig}: read-only on S3 */
   readonly store?: BlobStore;
   readonly sessionFactory?: SessionFactory;
   readonly telemetry?: ServingTelemetry;
@@ -37,18 +39,34 @@ export interface RuntimeOverrides {
   readonly now?: () => number;
 }
 
-/** The store the configuration names: a folder (`MODEL_DIR`) or an S3 bucket (`MODEL_BUCKET`, `S3_ENDPOINT`). */
-export function storeFromConfig(config: RuntimeConfig): BlobStore {
-  if (config.modelDir !== undefined) return new FsBlobStore(config.modelDir);
+/** Throws unless the configuration names a store; the bucket when it is S3. */
+export function bucketOf(config: RuntimeConfig): string | undefined {
+  if (config.modelDir !== undefined) return undefined;
   if (config.bucket === undefined) {
     throw new ConfigurationError('set MODEL_BUCKET (S3, with S3_ENDPOINT for a local server) or MODEL_DIR (a folder)');
   }
-  return new S3BlobStore(createS3Client({ endpoint: config.s3Endpoint }), config.bucket);
+  return config.bucket;
+}
+
+/**
+ * The serving functions' store: a folder (`MODEL_DIR`), or the S3 bucket (`MODEL_BUCKET`, `S3_ENDPOINT`) through the
+ * GET-only {@link S3Reader}, signed with the credentials of the environment. Registration writes, and passes its
+ * own store (`writable-store.ts`): the AWS SDK stays out of the serving bundles.
+ */
+export function servingStoreFromConfig(config: RuntimeConfig, env: NodeJS.ProcessEnv = process.env): BlobStore {
+  const bucket = bucketOf(config);
+  if (bucket === undefined) return new FsBlobStore(config.modelDir ?? '');
+  return new S3Reader({
+    bucket,
+    ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+    region: env[ENV.region] || S3_CLIENT_DEFAULTS.region,
+    credentials: credentialsFromEnvironment(env),
+  });
 }
 
 /** Builds the runtime. */
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
-  const store = overrides.store ?? storeFromConfig(config);
+  const store = overrides.store ?? servingStoreFromConfig(config);
   const repository = new ModelRepository(store);
   const sessionFactory =
     overrides.sessionFactory ??

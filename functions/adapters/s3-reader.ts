@@ -5,12 +5,12 @@
  * module initialisation and first-call setup (README, "Performance"); registration keeps the SDK
  * (`s3-blob-store.ts`).
  */
-import { createHash, createHmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
 import type { BlobStore, DownloadedObject, DownloadOptions, StoredObject } from '../core/blob-store.js';
 import { StorageAccessDeniedError } from '../core/errors.js';
+import { createSigner, escapeUri, type SigningCredentials } from './aws-signing.js';
 import { downloadInParts, readBody, totalOf } from './file-download.js';
 import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
 
@@ -25,11 +25,7 @@ export interface S3ReaderOptions {
   /** The region requests are signed for. */
   readonly region: string;
   /** The key pair (and session token, for a role's temporary credentials) requests are signed with. */
-  readonly credentials: {
-    readonly accessKeyId: string;
-    readonly secretAccessKey: string;
-    readonly sessionToken?: string;
-  };
+  readonly credentials: SigningCredentials;
   /**
    * Attempts per request, retries included (5xx, throttling, timeouts and connection errors are retried).
    * @default 3, as the SDK client
@@ -80,34 +76,6 @@ const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 
 
 /** Full-jitter exponential backoff of the SDK's standard mode: base 100 ms, capped at 20 s. */
 const BACKOFF = { baseMs: 100, maxMs: 20_000 } as const;
-
-/** SHA-256 in the shape the signer expects, on node:crypto (no JavaScript hash to load). */
-class NodeSha256 {
-  private readonly hash;
-  public constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', typeof secret === 'string' ? secret : bytesOf(secret));
-  }
-  public update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : bytesOf(data));
-  }
-  public digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.hash.digest()));
-  }
-}
-
-function bytesOf(data: ArrayBuffer | ArrayBufferView): Uint8Array {
-  return ArrayBuffer.isView(data)
-    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    : new Uint8Array(data);
-}
-
-/** RFC 3986 escaping, as SigV4 canonicalises (encodeURIComponent leaves `!'()*` as they are). */
-function escapeUri(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
 
 const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
@@ -168,15 +136,7 @@ export class S3Reader implements BlobStore {
     this.base = new URL(options.endpoint ?? `https://${options.bucket}.s3.${options.region}.amazonaws.com`);
     const agentOptions = { keepAlive: true, maxSockets: S3_CLIENT_DEFAULTS.maxSockets };
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.signer = new SignatureV4({
-      service: 's3',
-      region: options.region,
-      credentials: { ...options.credentials },
-      sha256: NodeSha256,
-      // S3 signs the path as sent (each segment escaped once), unlike the other services.
-      uriEscapePath: false,
-      applyChecksum: false,
-    });
+    this.signer = createSigner('s3', options.region, options.credentials);
   }
 
   public async get(key: string): Promise<StoredObject | undefined> {

@@ -6,6 +6,7 @@
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import { createInferHandler } from '../transport/http-handlers.js';
 import { bootstrap } from '../wiring/bootstrap.js';
+import { credentialsFromEnvironment } from '../wiring/config.js';
 
 const { config, runtime, observability } = await bootstrap((settings) => settings.modelName ?? 'infer');
 
@@ -21,5 +22,11 @@ if (config.preload && config.modelName !== undefined) {
 /** The handler Lambda calls. */
 export const handler = createInferHandler(runtime, observability, {
   model: config.modelName,
-  invoke: config.functionName === undefined ? undefined : createLambdaInvoker(config.functionName),
+  invoke:
+    config.functionName === undefined
+      ? undefined
+      : createLambdaInvoker(config.functionName, {
+          region: config.region,
+          credentials: () => credentialsFromEnvironment(),
+        }),
 });

@@ -6,11 +6,14 @@ import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from '../core/contract.js';
+import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
 
 /** Settings of a function (or of the local runtime), from its environment. */
 export interface RuntimeConfig {
   /** S3 bucket of the model repository (`MODEL_BUCKET`). */
   readonly bucket?: string;
+  /** `AWS_REGION` (set by Lambda), default `us-east-1`: the region the serving functions sign their calls for. */
+  readonly region: string;
   /** S3 endpoint for S3-compatible servers (`S3_ENDPOINT`); unset on AWS. */
   readonly s3Endpoint?: string;
   /** A local folder used as the repository instead of S3 (`MODEL_DIR`). */
@@ -152,6 +155,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   return {
     onnxruntimeThread: thread,
     bucket: env[ENV.modelBucket] || undefined,
+    region: env[ENV.region] || S3_CLIENT_DEFAULTS.region,
     s3Endpoint: env[ENV.s3Endpoint] || undefined,
     modelDir: env[ENV.modelDir] || undefined,
     modelName,

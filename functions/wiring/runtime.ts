@@ -7,13 +7,11 @@ import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { S3Reader } from '../adapters/s3-reader.js';
-import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
 import type { BlobStore } from '../core/blob-store.js';
 import { ModelRepository } from '../core/model-repository.js';
 import { ModelService, type ServingTelemetry } from '../core/model-service.js';
 import type { SessionFactory } from '../core/session.js';
 import { ConfigurationError, credentialsFromEnvironment, type RuntimeConfig } from './config.js';
-import { ENV } from '../core/contract.js';
 
 /** Everything a handler needs, built once per process. */
 export interface Runtime {
@@ -53,14 +51,14 @@ export function bucketOf(config: RuntimeConfig): string | undefined {
  * GET-only {@link S3Reader}, signed with the credentials of the environment. Registration writes, and passes its
  * own store (`writable-store.ts`): the AWS SDK stays out of the serving bundles.
  */
-export function servingStoreFromConfig(config: RuntimeConfig, env: NodeJS.ProcessEnv = process.env): BlobStore {
+export function servingStoreFromConfig(config: RuntimeConfig): BlobStore {
   const bucket = bucketOf(config);
   if (bucket === undefined) return new FsBlobStore(config.modelDir ?? '');
   return new S3Reader({
     bucket,
     ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
-    region: env[ENV.region] || S3_CLIENT_DEFAULTS.region,
-    credentials: credentialsFromEnvironment(env),
+    region: config.region,
+    credentials: credentialsFromEnvironment(),
   });
 }
 

@@ -34,7 +34,7 @@ import { CONTROL_ACCESS } from './function-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { Registrar } from './registrar.js';
-import { ServiceFunction } from './service-function.js';
+import { ServiceFunction, TRACER_CONTEXT } from './service-function.js';
 import { SharedModelEndpoint } from './shared-endpoint.js';
 
 export type { ApiAuthorization, ThrottleSettings } from './inference-api.js';
@@ -199,6 +199,9 @@ export class OnnxServerlessStack extends Stack {
 
   constructor(scope: Construct, id: string, props: OnnxServerlessStackProps) {
     super(scope, id, props);
+    // Before any child exists (context is fixed once a node has children): the functions bundle the Tracer only if
+    // they will load it.
+    this.node.setContext(TRACER_CONTEXT, props.powertoolsTracer ?? false);
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
 
     const modelsDir = props.modelsDir ?? DEFAULT_MODELS_DIR;

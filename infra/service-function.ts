@@ -39,6 +39,16 @@ export type HandlerName = 'infer' | 'register' | 'control';
 export const EXTERNAL_MODULES = ['onnxruntime-node', 'onnxruntime-common', 'sharp'] as const;
 
 /**
+ * Construct context key (set by the stack from its `powertoolsTracer` prop) that says whether the functions load the
+ * Powertools Tracer. When they do not, the Tracer and its X-Ray SDK (about 120 KB) stay out of the bundles: imported
+ * only when enabled, they would still be compiled at every cold start.
+ */
+export const TRACER_CONTEXT = 'onnx-serverless:powertoolsTracer';
+
+/** What {@link TRACER_CONTEXT} `false` leaves out of the bundles. */
+export const TRACER_MODULES = ['@aws-lambda-powertools/tracer'] as const;
+
+/**
  * ESM bundles have no `require`; bundled CommonJS dependencies (the AWS SDK's and X-Ray's internals) need one.
  * The aliased import keeps the banner's names clear of the bundle's own.
  */
@@ -145,7 +155,10 @@ export class ServiceFunction extends Construct {
         // Stack traces need file:line, not the sources: keeps the bundle small.
         sourcesContent: false,
         mainFields: ['module', 'main'],
-        externalModules: [...EXTERNAL_MODULES],
+        externalModules: [
+          ...EXTERNAL_MODULES,
+          ...(this.node.tryGetContext(TRACER_CONTEXT) === true ? [] : TRACER_MODULES),
+        ],
         banner: ESM_REQUIRE_BANNER,
         forceDockerBundling: false,
         logLevel: LogLevel.ERROR,

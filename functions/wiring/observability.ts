@@ -34,7 +34,16 @@ export interface Observability {
 
 /** Imports and creates the Powertools Tracer (only called when tracing is enabled: the import has a cost). */
 export async function loadTracer(service: string): Promise<Tracer> {
-  const { Tracer: PowertoolsTracer } = await import('@aws-lambda-powertools/tracer');
+  let PowertoolsTracer: typeof Tracer;
+  try {
+    ({ Tracer: PowertoolsTracer } = await import('@aws-lambda-powertools/tracer'));
+  } catch (error) {
+    // Deployed without the stack's `powertoolsTracer`, the bundle leaves the Tracer out (infra/service-function.ts).
+    throw new Error(
+      'POWERTOOLS_TRACE_ENABLED is true but the Powertools Tracer is not in this bundle: deploy with -c powertoolsTracer=true',
+      { cause: error },
+    );
+  }
   return new PowertoolsTracer({ serviceName: service });
 }
 

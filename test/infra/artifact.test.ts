@@ -406,4 +406,25 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
   it('no function was denied anything by the policy its role is deployed with', () => {
     expect(denials.map(describeDenial)).toEqual([]);
   });
+
+  it('leaves the AWS SDK clients and the opt-in Tracer out of the serving bundles, and keeps the S3 client in register', () => {
+    // Prepare: the packages each staged bundle was built from, as its source map lists them.
+    const packagesOf = (fn: { function: { node: { defaultChild?: unknown } } }): Set<string> => {
+      const staged = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, idOf(fn.function));
+      const map = JSON.parse(readFileSync(join(staged.bundleDir, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+      return new Set(map.sources.flatMap((source) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(source)?.[1] ?? []));
+    };
+
+    // Act
+    const infer = packagesOf(synth.stack.endpoints.get('square')!.inferFunction);
+    const control = packagesOf(synth.stack.controlFunction);
+    const register = packagesOf(synth.stack.registerFunction);
+
+    // Assess
+    for (const serving of [infer, control]) {
+      expect([...serving].filter((name) => /^@aws-sdk\/|tracer|xray/.test(name))).toEqual([]);
+      expect(serving.has('@smithy/signature-v4')).toBe(true);
+    }
+    expect(register.has('@aws-sdk/client-s3')).toBe(true);
+  });
 });

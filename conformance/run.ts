@@ -47,12 +47,14 @@ async function main(): Promise<number> {
   return report.mismatch === 0 && report.other_failure === 0 ? 0 : 1;
 }
 
-// Exit explicitly once done: a one-shot command must not wait on handles the local stack may leave behind
-// (onnxruntime's worker thread and child pipes; see the README's known issues).
+// The exit code is set, not forced: the local stack's close() releases every handle, so the process ends by itself
+// (a hang here is a leak to fix, not to hide).
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    process.exitCode = code;
+  },
   (error: unknown) => {
     console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
+    process.exitCode = 1;
   },
 );

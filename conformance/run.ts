@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { CATEGORIES, corpusPresent, resolveCorpusDir, type Category } from './corpus.js';
 import { formatCaseLine, formatSummary, writeResults } from './report.js';
 import { runConformance } from './runner.js';
+import { runOneShot } from '../tools/one-shot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,14 +48,4 @@ async function main(): Promise<number> {
   return report.mismatch === 0 && report.other_failure === 0 ? 0 : 1;
 }
 
-// The exit code is set, not forced: the local stack's close() releases every handle, so the process ends by itself
-// (a hang here is a leak to fix, not to hide).
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exitCode = 1;
-  },
-);
+runOneShot(main);

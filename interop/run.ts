@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { startLocal } from '../functions/local/local-runtime.js';
 import { DATATYPES } from '../functions/core/types.js';
 import { buildIdentityModel, buildZipMapClassifier } from '../tools/onnx/index.js';
+import { runOneShot } from '../tools/one-shot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Debian's interpreter: the client's dependencies are Debian packages (see the README). */
@@ -78,14 +79,4 @@ async function main(): Promise<number> {
   }
 }
 
-// The exit code is set, not forced: the local stack's close() releases every handle, so the process ends by itself
-// (a hang here is a leak to fix, not to hide).
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exitCode = 1;
-  },
-);
+runOneShot(main);

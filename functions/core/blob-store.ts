@@ -11,6 +11,11 @@ export interface StoredObject {
   readonly etag: string;
 }
 
+/** A file on local disk, written to the store with {@link BlobStore.putFile} (streamed, never one buffer). */
+export interface LocalFile {
+  readonly path: string;
+}
+
 /** Conditions for an atomic write (S3 `If-Match` / `If-None-Match: *`). */
 export interface PutCondition {
   /** Write only if the current object's etag is this one. */

@@ -89,6 +89,7 @@ const INFORMATIVE = [
   'large.time_to_first_inference_ms.100MB',
   'large.time_to_first_inference_ms.400MB',
   'large.load_peak_rss_over_file_by_size.400MB',
+  'large.register_peak_rss_over_file_by_size.1GiB',
   'image_preprocess_cpu_ms',
   'image_decode_ms',
   'image_resize_normalize_ms',

@@ -30,6 +30,7 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     sessionFactory: runtime.registrationSessionFactory,
     sessionOptions: runtime.config.sessionOptions,
     maxModelBytes: runtime.config.maxModelBytes,
+    maxRewriteBytes: runtime.config.maxRewriteBytes,
     limits: runtime.config.limits,
   };
 }

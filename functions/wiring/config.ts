@@ -33,6 +33,8 @@ export interface RuntimeConfig {
   readonly maxLoadedBytes?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
+  /** `MAX_REWRITE_BYTES`: largest single `.onnx` registration rewrites in memory, default 512 MiB. */
+  readonly maxRewriteBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
@@ -66,6 +68,13 @@ const MB_PER_VCPU = 1769;
 
 /** `MAX_MODEL_BYTES` when unset: the largest upload registration accepts (the infra sizes register's `/tmp` by it). */
 export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * `MAX_REWRITE_BYTES` when unset. A rewrite holds the upload and its rewritten copy in the handler's process while
+ * onnxruntime loads the copy in the isolated one (about 4 x the file in all): 512 MiB fits the register function's
+ * default 3,008 MB. Models served unchanged are never read into memory and have no such limit.
+ */
+export const DEFAULT_MAX_REWRITE_BYTES = 512 * 1024 * 1024;
 
 /** Thrown at init when the environment is wrong: the function should not start half-configured. */
 export class ConfigurationError extends Error {
@@ -149,6 +158,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
+    maxRewriteBytes: positiveNumber(env, ENV.maxRewriteBytes, DEFAULT_MAX_REWRITE_BYTES),
     registrationTimeoutSeconds: positiveNumber(
       env,
       ENV.registrationTimeoutSeconds,

@@ -31,6 +31,7 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     sessionOptions: runtime.config.sessionOptions,
     maxModelBytes: runtime.config.maxModelBytes,
     limits: runtime.config.limits,
+    catalogPreprocess: runtime.config.catalogPreprocess,
   };
 }
 

@@ -90,7 +90,8 @@ function expectScaled(actual: Float32Array, expected: Float32Array, gain: number
 }
 
 beforeAll(async () => {
-  stack = await startHardened({ MODEL_LIMITS: JSON.stringify({ maxImagePixels: 1_000_000 }) });
+  // maxElements: three 32 x 32 images and the gain fit (9,217 elements), four do not.
+  stack = await startHardened({ MODEL_LIMITS: JSON.stringify({ maxImagePixels: 1_000_000, maxElements: 10_000 }) });
   const sidecar = { preprocess: { images: { images: LETTERBOX } } };
   for (const [model, bytes] of [
     ['gain', buildImageGainModel(SIZE, SIZE)],
@@ -210,6 +211,15 @@ describe('bad images in BYTES elements: a clear 4xx, and the next request is ser
       async () => binaryRequest([await png(8, 8, 1), await png(8, 8, 2)], 1),
       400,
       /2 images were sent, but the model's input \[1, 3, 32, 32\] takes a batch of 1: send shape \[1\]/,
+    ],
+    [
+      'a batch whose tensor, with the other inputs, is over maxElements (checked before it is allocated)',
+      async () => ({
+        model: 'gain-batch',
+        ...binaryRequest([await png(8, 8, 1), await png(8, 8, 2), await png(8, 8, 3), await png(8, 8, 4)], 1),
+      }),
+      413,
+      /the images become a 4 x 32 x 32 x 3 tensor \(12288 elements, with 1 in the other inputs\), over the limit of 10000 \(limits\.maxElements\): send fewer images per request/,
     ],
     [
       'a shape other than [N]',

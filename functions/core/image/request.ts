@@ -98,21 +98,16 @@ export async function decodeEncodedImages(
   request: InferenceRequest,
   options: Omit<ImageRequestOptions, 'mediaType' | 'binaryOutputs'>,
 ): Promise<EncodedImagesResult> {
-  const { limits } = options;
   const { encodedInputs = [], ...rest } = request;
   const tensors: Tensor[] = [];
   const placements: Record<string, ImagePlacement[]> = {};
+  // Every tensor counts against maxElements, each image tensor checked before it is allocated.
+  let used = rest.inputs.reduce((sum, t) => sum + t.data.length, 0);
   for (const encoded of encodedInputs) {
-    const { tensor, placements: landed } = await encodedImageTensor(encoded, options);
+    const { tensor, placements: landed } = await encodedImageTensor(encoded, options, used);
     tensors.push(tensor);
     placements[encoded.name] = landed;
-  }
-  const elements = [...rest.inputs, ...tensors].reduce((sum, t) => sum + t.data.length, 0);
-  if (elements > limits.maxElements) {
-    throw new PayloadTooLargeError(
-      `the inputs hold ${elements} elements once the images are preprocessed, over the limit of ` +
-        `${limits.maxElements} (limits.maxElements): send fewer images per request`,
-    );
+    used += tensor.data.length;
   }
   return { request: { ...rest, inputs: [...rest.inputs, ...tensors] }, placements };
 }
@@ -120,6 +115,7 @@ export async function decodeEncodedImages(
 async function encodedImageTensor(
   encoded: EncodedInput,
   options: Omit<ImageRequestOptions, 'mediaType' | 'binaryOutputs'>,
+  used: number,
 ): Promise<{ tensor: Tensor; placements: ImagePlacement[] }> {
   const { metadata, limits } = options;
   const { name, shape, elements } = encoded;
@@ -153,7 +149,7 @@ async function encodedImageTensor(
   for (let index = 0; index < count; index++) {
     const image = await decodeElement(options.decoder, elements[index]!, limits.maxImagePixels, subject, index);
     const geometry = imageGeometry(spec, image.height, image.width);
-    assertTensorFits(geometry, count, limits);
+    assertTensorFits(geometry, count, limits, used);
     const first = decoded[0]?.geometry;
     if (first !== undefined && (first.height !== geometry.height || first.width !== geometry.width)) {
       throw new BadRequestError(
@@ -197,14 +193,19 @@ async function decodeElement(
   }
 }
 
-/** Refuses an image whose tensor (times `count` images) would be over `maxElements`, before it is allocated. */
-function assertTensorFits(geometry: ImageGeometry, count: number, limits: Limits): void {
+/**
+ * Refuses an image whose tensor (times `count` images), with the `used` elements of the request's other tensors,
+ * would be over `maxElements`, before it is allocated.
+ */
+function assertTensorFits(geometry: ImageGeometry, count: number, limits: Limits, used = 0): void {
   const elements = geometry.height * geometry.width * 3 * count;
-  if (elements > limits.maxElements) {
+  if (elements + used > limits.maxElements) {
     throw new PayloadTooLargeError(
       `the image${count > 1 ? 's become' : ' becomes'} a ${count > 1 ? `${count} x ` : ''}${geometry.height} x ` +
-        `${geometry.width} x 3 tensor (${elements} elements), over the limit of ${limits.maxElements} ` +
-        '(limits.maxElements): send a smaller image or lower preprocess "max_side"',
+        `${geometry.width} x 3 tensor (${elements} elements${used > 0 ? `, with ${used} in the other inputs` : ''}), ` +
+        `over the limit of ${limits.maxElements} (limits.maxElements): send ` +
+        (count > 1 ? 'fewer images per request, or ' : '') +
+        'a smaller image or lower preprocess "max_side"',
     );
   }
 }

@@ -18,16 +18,12 @@ import { DEFAULT_MAX_MODEL_BYTES } from '../functions/wiring/config.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES } from './constants.js';
 import { acknowledge } from './nag.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
-import type { Architecture, NodeRuntime } from './lambda-runtime.js';
-import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
+import type { Architecture } from './lambda-runtime.js';
+import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
 
 /** Props of {@link Registrar}. */
-export interface RegistrarProps {
-  /** The model repository: uploads are read from it, versions and rejections written to it. */
-  readonly bucket: s3.IBucket;
-  /** The onnxruntime layer: registration test-runs every upload. Its architecture is the function's. */
-  readonly layer: OnnxruntimeLayer;
+export interface RegistrarProps extends HostedFunctionProps {
   /**
    * Memory of `register`, which parses, rewrites and test-runs every upload.
    * @default 3008
@@ -38,18 +34,6 @@ export interface RegistrarProps {
    * @default Duration.minutes(5)
    */
   readonly timeout?: Duration;
-  /** The Node.js runtime. @default 'nodejs24.x' */
-  readonly runtime?: NodeRuntime;
-  /**
-   * Retention of the function's logs.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Where the alarms notify.
-   * @default none: the alarms still show in CloudWatch
-   */
-  readonly alarmAction?: cloudwatch.IAlarmAction;
   /**
    * The image preprocessing that catalog entries declare (`catalogPreprocessJson` of the catalog), set as
    * `CATALOG_PREPROCESS`: registration applies it to every upload of those models.

@@ -17,6 +17,7 @@ import { startLocal } from '../functions/local/local-runtime.js';
 import { DATATYPES } from '../functions/core/types.js';
 import sharp from 'sharp';
 import { buildIdentityModel, buildImageGainModel, buildZipMapClassifier } from '../tools/onnx/index.js';
+import { runOneShot } from '../tools/one-shot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Debian's interpreter: the client's dependencies are Debian packages (see the README). */
@@ -104,12 +105,4 @@ async function main(): Promise<number> {
   }
 }
 
-// Exit explicitly once done: a one-shot command must not wait on handles the local stack may leave behind
-// (onnxruntime's worker thread and child pipes; see the README's known issues).
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runOneShot(main);

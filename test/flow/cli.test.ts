@@ -392,24 +392,21 @@ describe('commands against the embedded S3 server', () => {
   });
 
   it('runs as `npx tsx functions/cli/models.ts` in a child process', async () => {
+    // Prepare: the embedded server's endpoint, and none of the developer's own AWS settings.
+    const cliEnv = {
+      ...process.env,
+      S3_ENDPOINT: flow.stack.s3.endpoint,
+      MODEL_BUCKET: '',
+      AWS_ACCESS_KEY_ID: '',
+      AWS_PROFILE: '',
+    };
+
     // Act
     const child = await run('npx', ['tsx', 'functions/cli/models.ts', 'list', 'cli-a'], {
-      env: {
-        ...process.env,
-        S3_ENDPOINT: flow.stack.s3.endpoint,
-        MODEL_BUCKET: '',
-        AWS_ACCESS_KEY_ID: '',
-        AWS_PROFILE: '',
-      },
+      env: cliEnv,
     });
     const refused = await run('npx', ['tsx', 'functions/cli/models.ts', 'promote', 'cli-a', '9'], {
-      env: {
-        ...process.env,
-        S3_ENDPOINT: flow.stack.s3.endpoint,
-        MODEL_BUCKET: '',
-        AWS_ACCESS_KEY_ID: '',
-        AWS_PROFILE: '',
-      },
+      env: cliEnv,
     }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),

@@ -93,6 +93,9 @@ const INFORMATIVE = [
   'image_preprocess_cpu_ms',
   'image_decode_ms',
   'image_resize_normalize_ms',
+  'image_decode_cpu_ms',
+  'image_resize_normalize_cpu_ms',
+  'image_load_average',
   'image_jpeg_bytes',
   'image_tensor_binary_base64_bytes',
 ] as const;

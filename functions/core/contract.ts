@@ -10,6 +10,11 @@ export const ENV = {
   modelName: 'MODEL_NAME',
   manifestTtlSeconds: 'MANIFEST_TTL_SECONDS',
   modelLimits: 'MODEL_LIMITS',
+  /**
+   * `register`: the image preprocessing that catalog entries declare (`models/<name>.json` `preprocess`), as JSON
+   * `{"<model>": <preprocess>}`; it applies to every version of those models registered after it is set.
+   */
+  catalogPreprocess: 'CATALOG_PREPROCESS',
   preload: 'PRELOAD',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',

@@ -41,6 +41,12 @@ export interface RegistrationOptions {
   readonly maxModelBytes: number;
   /** Limits applied to the optional sample request. */
   readonly limits: Limits;
+  /**
+   * Image preprocessing that catalog entries declare, per model (`CATALOG_PREPROCESS`): it applies to every upload
+   * of the model and wins over the sidecar's, which may only repeat it.
+   * @default none
+   */
+  readonly catalogPreprocess?: ReadonlyMap<string, Preprocess>;
   /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
   readonly scratchDir?: string;
   /**
@@ -262,12 +268,13 @@ export async function validate(
   try {
     ({ session, rewritten } = await createSession(wholeModel, rewritten, options, target));
     assertReachable(session.inputs, options.limits);
-    const preprocess = sample?.preprocess;
-    if (preprocess !== undefined) {
-      const problems = checkImagePreprocess(preprocess, session.inputs);
+    const declared = declaredPreprocess(key, sample, options);
+    const preprocess = declared?.preprocess;
+    if (declared !== undefined) {
+      const problems = checkImagePreprocess(declared.preprocess, session.inputs);
       if (problems.length > 0)
         throw new ModelRejectedError(
-          `the sidecar's image preprocessing does not fit the model: ${problems.join('; ')}`,
+          `${declared.source}'s image preprocessing does not fit the model: ${problems.join('; ')}`,
         );
     }
     const inputs =
@@ -317,6 +324,40 @@ export async function validate(
   } finally {
     await session?.release();
   }
+}
+
+/**
+ * The image preprocessing that applies to the upload `key`, and where it was declared: the model's catalog entry
+ * wins (it is the deployed configuration); a sidecar may repeat it, but a sidecar that declares different settings
+ * is refused rather than silently ignored.
+ */
+function declaredPreprocess(
+  key: string,
+  sample: Sample | undefined,
+  options: RegistrationOptions,
+): { preprocess: Preprocess; source: string } | undefined {
+  const model = uploadModel(key);
+  const catalog = model === undefined ? undefined : options.catalogPreprocess?.get(model);
+  const sidecar = sample?.preprocess;
+  if (catalog === undefined) return sidecar && { preprocess: sidecar, source: 'the sidecar' };
+  const source = `the catalog entry models/${model}.json`;
+  if (sidecar !== undefined && stableJson(sidecar) !== stableJson(catalog)) {
+    throw new ModelRejectedError(
+      `the sidecar ${key}${SAMPLE_SUFFIX} declares image preprocessing that differs from ${source}, which applies ` +
+        `to every version of "${model}": remove "preprocess" from the sidecar, or change the catalog entry and ` +
+        `deploy (catalog: ${stableJson(catalog)}; sidecar: ${stableJson(sidecar)})`,
+    );
+  }
+  return { preprocess: catalog, source };
+}
+
+/** JSON with object keys sorted, so that two declarations with the same settings compare equal. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }
 
 /**

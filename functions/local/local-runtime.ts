@@ -18,7 +18,7 @@ import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
-import { isValidModelName } from '../core/catalog.js';
+import { catalogPreprocessJson, isValidModelName } from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import {
   bucketArn,
@@ -187,10 +187,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
+  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
+  // As deployed, registration applies the catalog's image preprocessing (only register reads it).
   const config = readConfig({
     [ENV.onnxruntimeThread]: 'worker',
     ...(options.env ?? process.env),
+    [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
     [ENV.modelBucket]: s3.bucket,
     [ENV.s3Endpoint]: s3.endpoint,
     [ENV.modelDir]: '',
@@ -212,7 +215,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     });
   const runtime = runtimeAs(s3.credentials);
   // Deployed, each model's function gets its catalog entry's limits.
-  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtimeAs(s3.credentialsFor('register')), observability);
   // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and

@@ -32,6 +32,7 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     maxModelBytes: runtime.config.maxModelBytes,
     maxRewriteBytes: runtime.config.maxRewriteBytes,
     limits: runtime.config.limits,
+    catalogPreprocess: runtime.config.catalogPreprocess,
   };
 }
 

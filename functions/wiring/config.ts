@@ -2,7 +2,14 @@
  * The environment, read once and typed. Nothing else in the functions reads `process.env`.
  */
 import os from 'node:os';
-import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
+import {
+  DEFAULT_LIMITS,
+  isValidModelName,
+  limitsSchema,
+  parseCatalogPreprocess,
+  type Limits,
+} from '../core/catalog.js';
+import type { Preprocess } from '../core/image/spec.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from '../core/contract.js';
@@ -21,6 +28,8 @@ export interface RuntimeConfig {
   readonly manifestTtlSeconds: number;
   /** `MODEL_LIMITS` (JSON of the catalog's `limits`), defaults applied. */
   readonly limits: Limits;
+  /** `CATALOG_PREPROCESS`: image preprocessing that catalog entries declare, per model (registration applies it). */
+  readonly catalogPreprocess: ReadonlyMap<string, Preprocess>;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
@@ -122,6 +131,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     if (!parsed.success) throw new ConfigurationError(`${ENV.modelLimits} is invalid: ${parsed.error.message}`);
     limits = parsed.data;
   }
+  let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
+  const preprocessJson = env[ENV.catalogPreprocess];
+  if (preprocessJson !== undefined && preprocessJson !== '') {
+    try {
+      catalogPreprocess = parseCatalogPreprocess(preprocessJson);
+    } catch (error) {
+      throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
+    }
+  }
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
@@ -142,6 +160,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     modelName,
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
+    catalogPreprocess,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)

@@ -22,6 +22,12 @@ export interface Credentials {
   readonly secretAccessKey: string;
 }
 
+/**
+ * The bucket owner's key pair: full access, as an owner's credentials have on AWS. Fixed and printed (the values
+ * s3rver used, so existing `aws configure` profiles keep working); not a secret, the server listens on loopback.
+ */
+export const OWNER_CREDENTIALS: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
 /** What a denial log line carries. */
 export interface AccessDenial {
   readonly role: string;

@@ -16,7 +16,7 @@ import {
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Event } from 'aws-lambda';
-import { S3RVER_CREDENTIALS } from '../../functions/local/s3-vendor.js';
+import { OWNER_CREDENTIALS } from '../../functions/local/s3-access.js';
 import { signRaw, startS3Fixture } from './fixture.js';
 import type { S3Fixture } from './fixture.js';
 
@@ -35,7 +35,7 @@ async function rawRequest(
   method: string,
   headers: Record<string, string>,
   body: Buffer,
-  credentials: { accessKeyId: string; secretAccessKey: string } = S3RVER_CREDENTIALS,
+  credentials: { accessKeyId: string; secretAccessKey: string } = OWNER_CREDENTIALS,
 ): Promise<{ status: number; body: string }> {
   const { origin, pathname, search } = new URL(url);
   const signed = await signRaw(origin, method, `${pathname}${search}`, headers, credentials);

@@ -342,17 +342,15 @@ export class ConsistentFilesystemStore {
     if (parts.length === 0) {
       throw new S3Error('MalformedXML', 'You must specify at least one part in CompleteMultipartUpload.');
     }
+    if (parts.some((part, index) => index > 0 && part.partNumber <= (parts[index - 1]?.partNumber ?? 0))) {
+      throw new S3Error(
+        'InvalidPartOrder',
+        'The list of parts was not in ascending order. Parts must be ordered by part number.',
+        { UploadId: uploadId },
+      );
+    }
     const md5s: string[] = [];
     for (const [index, part] of parts.entries()) {
-      if (index > 0 && part.partNumber <= (parts[index - 1]?.partNumber ?? 0)) {
-        throw new S3Error(
-          'InvalidPartOrder',
-          'The list of parts was not in ascending order. Parts must be ordered by part number.',
-          {
-            UploadId: uploadId,
-          },
-        );
-      }
       const partPath = join(folder, String(part.partNumber));
       const md5 = await readFile(`${partPath}.md5`, 'utf8').catch(() => undefined);
       if (md5 === undefined || md5 !== part.etag.replace(/^"(.*)"$/s, '$1')) {

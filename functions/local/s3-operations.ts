@@ -528,14 +528,13 @@ function decodeContinuationToken(token: string): string {
 async function readXmlBody(body: Readable): Promise<XmlElement> {
   const chunks: Buffer[] = [];
   let size = 0;
+  // Read to the end even past the limit (keeping nothing): leaving the loop early would destroy the request, and
+  // with it the connection the error answer must go out on.
   for await (const chunk of body) {
     size += (chunk as Buffer).length;
-    if (size > MAX_XML_BODY_BYTES) {
-      body.destroy();
-      throw malformedXml();
-    }
-    chunks.push(chunk as Buffer);
+    if (size <= MAX_XML_BODY_BYTES) chunks.push(chunk as Buffer);
   }
+  if (size > MAX_XML_BODY_BYTES) throw malformedXml();
   try {
     return parseXml(Buffer.concat(chunks).toString('utf8'));
   } catch (error) {

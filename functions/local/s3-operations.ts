@@ -39,7 +39,7 @@ export interface S3Call {
   /** Query parameters, first value of each. */
   readonly query: Readonly<Record<string, string>>;
   readonly headers: IncomingHttpHeaders;
-  /** The request body (`aws-chunked` framing already removed). */
+  /** The request body (`aws-chunked` framing already removed); read it at most once. */
   readonly body: Readable;
   readonly response: ServerResponse;
   readonly requestId: string;

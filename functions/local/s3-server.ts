@@ -249,7 +249,11 @@ async function serve(
         key: target.key,
         query: target.query,
         headers: request.headers,
-        body: bodyOf(request, chunkSigner),
+        // Lazily: an operation refused before it reads the body leaves the request to Node, which discards it and
+        // keeps the connection usable; a decoder started early would hold the unread body.
+        get body() {
+          return bodyOf(request, chunkSigner);
+        },
         response,
         requestId,
         sourceIp: request.socket.remoteAddress ?? '',

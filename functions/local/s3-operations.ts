@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { LISTING_PARAMETERS, subresourcesOf } from './s3-access.js';
 import { S3Error } from './s3-error.js';
 import { encodeEventKey } from './s3-event.js';
 import type { ObjectCreatedEventName } from './s3-event.js';
@@ -60,7 +61,7 @@ export interface S3Backend {
 
 /** Serves one request. */
 export async function serveS3Call(call: S3Call, backend: S3Backend): Promise<void> {
-  const names = Object.keys(call.query).filter((name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'));
+  const names = subresourcesOf(call.query);
   const has = (name: string): boolean => names.includes(name);
   const only = (...allowed: string[]): boolean => names.every((name) => allowed.includes(name));
   if (call.key === undefined) {
@@ -70,7 +71,7 @@ export async function serveS3Call(call: S3Call, backend: S3Backend): Promise<voi
     switch (call.method) {
       case 'GET':
         if (has('location')) return send(call, 200, xmlDocument('LocationConstraint', []));
-        if (only(...LIST_PARAMETERS)) return listObjects(call, backend);
+        if (only(...LISTING_PARAMETERS)) return listObjects(call, backend);
         break;
       case 'HEAD':
         if (!(await backend.store.bucketExists(call.bucket))) throw noSuchBucket(call.bucket);
@@ -127,19 +128,6 @@ export async function serveS3Call(call: S3Call, backend: S3Backend): Promise<voi
   }
   throw notImplemented(call, names);
 }
-
-/** Parameters of ListObjects (v1 and v2); a bucket GET with only these is a listing. */
-const LIST_PARAMETERS = [
-  'list-type',
-  'prefix',
-  'delimiter',
-  'max-keys',
-  'start-after',
-  'continuation-token',
-  'fetch-owner',
-  'encoding-type',
-  'marker',
-];
 
 /** GET's `response-*` parameters (presigned URLs use them) and the header each one sets. */
 const RESPONSE_OVERRIDES = [

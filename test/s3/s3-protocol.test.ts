@@ -225,24 +225,18 @@ describe('writes', () => {
     expect(replaced).toMatchObject({ ContentType: 'application/octet-stream', Metadata: {} });
     expect(await text('copy/replaced')).toBe('payload');
 
-    await expect(
+    const copy = (Key: string, source: string) =>
       s3.client.send(
-        new CopyObjectCommand({
-          Bucket: s3.server.bucket,
-          Key: 'copy/source',
-          CopySource: `${s3.server.bucket}/copy/source`,
-        }),
-      ),
-    ).rejects.toMatchObject({ name: 'InvalidRequest', $metadata: { httpStatusCode: 400 } });
-    await expect(
-      s3.client.send(
-        new CopyObjectCommand({
-          Bucket: s3.server.bucket,
-          Key: 'copy/x',
-          CopySource: `${s3.server.bucket}/copy/missing`,
-        }),
-      ),
-    ).rejects.toMatchObject({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } });
+        new CopyObjectCommand({ Bucket: s3.server.bucket, Key, CopySource: `${s3.server.bucket}/${source}` }),
+      );
+    await expect(copy('copy/source', 'copy/source')).rejects.toMatchObject({
+      name: 'InvalidRequest',
+      $metadata: { httpStatusCode: 400 },
+    });
+    await expect(copy('copy/x', 'copy/missing')).rejects.toMatchObject({
+      name: 'NoSuchKey',
+      $metadata: { httpStatusCode: 404 },
+    });
   });
 });
 

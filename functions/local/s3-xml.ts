@@ -84,8 +84,9 @@ export function parseXml(text: string): XmlElement {
   };
   const skipMisc = (): void => {
     for (;;) {
-      const whitespace = /^\s*/.exec(source.slice(position))?.[0].length ?? 0;
-      position += whitespace;
+      WHITESPACE.lastIndex = position;
+      WHITESPACE.exec(source);
+      position = WHITESPACE.lastIndex;
       if (source.startsWith('<!--', position)) {
         const end = source.indexOf('-->', position + 4);
         if (end === -1) fail('unterminated comment');
@@ -121,10 +122,8 @@ export function parseXml(text: string): XmlElement {
     if (source.startsWith('<!', position) || source.startsWith('<?', position)) {
       fail('DOCTYPE, CDATA and processing instructions are not accepted');
     }
-    const tag =
-      /^<(\/?)([A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/.exec(
-        source.slice(position),
-      );
+    TAG.lastIndex = position;
+    const tag = TAG.exec(source);
     if (tag === null) fail('malformed tag');
     const [whole, closing, qualified, , selfClosing] = tag as RegExpExecArray;
     const name = (qualified ?? '').replace(/^[^:]*:/, '');
@@ -151,6 +150,11 @@ export function parseXml(text: string): XmlElement {
   if (position !== source.length) fail('content after the root element');
   return root;
 }
+
+/** Sticky (`y`): matched at `lastIndex` in place, without slicing the document at every tag. */
+const WHITESPACE = /\s*/y;
+const TAG =
+  /<(\/?)([A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)((?:\s+[A-Za-z_][\w.:-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/y;
 
 const PREDEFINED_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 

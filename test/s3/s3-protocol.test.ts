@@ -398,3 +398,47 @@ describe('close()', () => {
     agent.destroy();
   });
 });
+
+describe('connections', () => {
+  it('keeps a keep-alive connection usable after refusing a streamed aws-chunked upload unread', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const send = async (method: string, path: string, headers: Record<string, string>, body: string) => {
+      const signed = await signRaw(s3.server.endpoint, method, path, headers, s3.server.credentials);
+      return new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const outgoing = request(`${s3.server.endpoint}${path}`, { method, agent, headers: signed }, (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+          );
+        });
+        outgoing.on('error', reject);
+        outgoing.end(body);
+      });
+    };
+    try {
+      // Larger than every stream buffer between the socket and a decoder, so an unread body would stay unread.
+      const payload = 'x'.repeat(4 * 1024 * 1024);
+      const chunked = `${payload.length.toString(16)}\r\n${payload}\r\n0\r\n\r\n`;
+      const refused = await send(
+        'PUT',
+        '/no-such-bucket/k',
+        {
+          'content-encoding': 'aws-chunked',
+          'x-amz-decoded-content-length': String(payload.length),
+          'content-length': String(chunked.length),
+        },
+        chunked,
+      );
+      // One socket only: the next request waits for the first one's connection to be reusable.
+      const next = await send('GET', `/${s3.server.bucket}/connections/missing`, {}, '');
+
+      expect(refused.status).toBe(404);
+      expect(refused.body).toContain('<Code>NoSuchBucket</Code>');
+      expect(next.status).toBe(404);
+      expect(next.body).toContain('<Code>NoSuchKey</Code>');
+    } finally {
+      agent.destroy();
+    }
+  });
+});

@@ -10,7 +10,6 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
@@ -128,16 +127,6 @@ export function busyPortMessage(error: unknown, ports: { port: number; s3Port: n
   return `npm start: port ${value} is already in use (${name}); stop what listens there, or run ${name}=${value + 1} npm start`;
 }
 
-/** Rejects with the listen error (`code: 'EADDRINUSE'`, `port`) when something listens on `port` of 127.0.0.1. */
-async function assertPortFree(port: number): Promise<void> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(port, '127.0.0.1', () => resolve());
-  });
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-}
-
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
   const pending = new Set<Promise<unknown>>();
@@ -149,9 +138,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     role,
     statements: bucketStatements(options.accessOverrides?.[role] ?? access, bucketArn(bucket)),
   });
-  // s3rver never rejects when its port is taken (the listen error is an unhandled 'error' event that stops the
-  // process): find out first, so the caller gets an EADDRINUSE error it can explain.
-  if ((options.s3Port ?? 9000) !== 0) await assertPortFree(options.s3Port ?? 9000);
+  // A taken port rejects with the listen error (EADDRINUSE, with the port), which busyPortMessage explains.
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',

@@ -14,7 +14,7 @@ import { runCli, type CliIo } from '../../functions/cli/cli.js';
 import { LOCAL_S3, resolveConnection } from '../../functions/cli/connection.js';
 import { EXIT_CODES, UsageError } from '../../functions/cli/errors.js';
 import { EMBEDDED_S3_DEFAULTS } from '../../functions/local/s3-server.js';
-import { S3RVER_CREDENTIALS } from '../../functions/local/s3-vendor.js';
+import { OWNER_CREDENTIALS } from '../../functions/local/s3-access.js';
 import { type FlowStack, linearModel, outputData, startFlowStack } from './fixture.js';
 
 const run = promisify(execFile);
@@ -54,7 +54,7 @@ describe('connection defaults', () => {
       EMBEDDED_S3_DEFAULTS.port,
       EMBEDDED_S3_DEFAULTS.bucket,
     ]);
-    expect(LOCAL_S3.credentials).toEqual(S3RVER_CREDENTIALS);
+    expect(LOCAL_S3.credentials).toEqual(OWNER_CREDENTIALS);
   });
 
   it('follows S3_PORT, and uses AWS with the default credential chain once MODEL_BUCKET is set', () => {

@@ -5,6 +5,7 @@
  * Standalone: `npx tsx bench/image.ts`.
  */
 import sharp from 'sharp';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createSharpImageDecoder } from '../functions/adapters/sharp-image-decoder.js';
 import { imageToTensor, parsePreprocess } from '../functions/core/image/index.js';
@@ -54,22 +55,36 @@ export async function measureImagePreprocess(): Promise<Record<string, number>> 
     },
     { warmup: 5, blocks: 10, perBlock: 5 },
   );
-  // CPU time of the same work: on a shared machine wall time mostly measures the other jobs' load.
+  // CPU time of the same work (the process's, libvips' thread included): on a shared machine wall time mostly
+  // measures the other jobs' load. The parts alternate with the whole, as the wall-time samples do.
   const cpu: number[] = [];
-  for (let i = 0; i < 30; i++) {
+  const cpuDecode: number[] = [];
+  const cpuMath: number[] = [];
+  const cpuOf = async (samples: number[], work: () => unknown) => {
     const started = process.cpuUsage();
-    imageToTensor(
-      await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
-      spec,
-      'images',
-      'FP32',
-    );
+    await work();
     const used = process.cpuUsage(started);
-    cpu.push((used.user + used.system) / 1000);
+    samples.push((used.user + used.system) / 1000);
+  };
+  for (let i = 0; i < 30; i++) {
+    await cpuOf(cpu, async () =>
+      imageToTensor(
+        await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+        spec,
+        'images',
+        'FP32',
+      ),
+    );
+    await cpuOf(cpuDecode, () => decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }));
+    await cpuOf(cpuMath, () => imageToTensor(decoded, spec, 'images', 'FP32'));
   }
   const tensorBytes = 3 * 640 * 640 * 4;
   return {
     image_preprocess_cpu_ms: median(cpu),
+    image_decode_cpu_ms: median(cpuDecode),
+    image_resize_normalize_cpu_ms: median(cpuMath),
+    // The machine's 1-minute load average while measuring: the context of the wall times.
+    image_load_average: os.loadavg()[0]!,
     image_preprocess_ms: median(samples.whole),
     image_decode_ms: median(samples.decode),
     image_resize_normalize_ms: median(samples.math),

@@ -13,6 +13,9 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../functions/adapters/fs-blob-store.js';
+import { createS3Client } from '../functions/adapters/s3-client.js';
+import { S3BlobStore } from '../functions/adapters/s3-blob-store.js';
+import type { BlobStore } from '../functions/core/blob-store.js';
 import { onnxruntimeSessionFactory } from '../functions/adapters/onnxruntime-session.js';
 import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
 import { ModelRepository } from '../functions/core/model-repository.js';
@@ -25,7 +28,18 @@ if ((mode !== 'register' && mode !== 'swap' && mode !== 'load') || dir === undef
   throw new Error('usage: large-child <register <dir> <key> | swap <dir> <model> <swaps> | load <dir> <model>>');
 }
 const sessionOptions = { intraOpNumThreads: 2, graphOptimizationLevel: 'all' } as const;
-const store = new FsBlobStore(dir);
+// `LARGE_CHILD_S3` (JSON: endpoint, bucket, credentials, region) puts the repository on an S3 server instead, so
+// that registration's multipart version write is measured too; `<dir>` is then only the scratch folder's parent.
+const s3 = process.env['LARGE_CHILD_S3'];
+const store: BlobStore =
+  s3 === undefined
+    ? new FsBlobStore(dir)
+    : (() => {
+        const access = JSON.parse(s3) as { endpoint: string; bucket: string; region: string } & {
+          credentials: { accessKeyId: string; secretAccessKey: string };
+        };
+        return new S3BlobStore(createS3Client(access), access.bucket);
+      })();
 const repository = new ModelRepository(store);
 
 function peakRss(): number {
@@ -45,11 +59,17 @@ if (mode === 'register') {
     sessionFactory: onnxruntimeSessionFactory,
     sessionOptions,
     maxModelBytes: 2 * 1024 ** 3,
+    scratchDir: join(dir, 'scratch'),
     limits: DEFAULT_LIMITS,
   });
   if (outcome.kind !== 'registered' && outcome.kind !== 'duplicate')
     throw new Error(`registration failed: ${JSON.stringify(outcome)}`);
-  console.log(`growth ${peakRss() - before} size ${statSync(join(dir, ...arg.split('/'))).size}`);
+  const growth = peakRss() - before;
+  const upload =
+    s3 === undefined
+      ? statSync(join(dir, ...arg.split('/'))).size
+      : (await store.download(arg, join(dir, 'size-check'), { partBytes: 2 ** 30, concurrency: 1 }))?.size;
+  console.log(`growth ${growth} size ${upload}`);
 } else if (mode === 'load') {
   const service = new ModelService({ repository, sessionFactory: onnxruntimeSessionFactory, sessionOptions });
   const target = await service.resolve(arg);

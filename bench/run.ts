@@ -89,9 +89,13 @@ const INFORMATIVE = [
   'large.time_to_first_inference_ms.100MB',
   'large.time_to_first_inference_ms.400MB',
   'large.load_peak_rss_over_file_by_size.400MB',
+  'large.register_peak_rss_over_file_by_size.1GiB',
   'image_preprocess_cpu_ms',
   'image_decode_ms',
   'image_resize_normalize_ms',
+  'image_decode_cpu_ms',
+  'image_resize_normalize_cpu_ms',
+  'image_load_average',
   'image_jpeg_bytes',
   'image_tensor_binary_base64_bytes',
 ] as const;

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { CATEGORIES, corpusPresent, resolveCorpusDir, type Category } from './corpus.js';
 import { formatCaseLine, formatSummary, writeResults } from './report.js';
 import { runConformance } from './runner.js';
+import { runOneShot } from '../tools/one-shot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,12 +48,4 @@ async function main(): Promise<number> {
   return report.mismatch === 0 && report.other_failure === 0 ? 0 : 1;
 }
 
-// Exit explicitly once done: a one-shot command must not wait on handles the local stack may leave behind
-// (onnxruntime's worker thread and child pipes; see the README's known issues).
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runOneShot(main);

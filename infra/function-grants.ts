@@ -91,6 +91,12 @@ export const REGISTER_ACCESS: BucketAccess = {
       keyPatterns: [`${models}*`, `${rejected}*`],
       reason: 'Register writes versions and manifests of any model, and rejection records (it registers them all).',
     },
+    {
+      // A large version file is a multipart upload (s3:PutObject); a failed one is aborted so no parts linger.
+      actions: ['s3:AbortMultipartUpload'],
+      keyPatterns: [`${models}*`],
+      reason: 'Register aborts its own failed multipart uploads of version files, so that no stored parts linger.',
+    },
   ],
   listPrefixes: [uploads, models, rejected],
 };

@@ -21,7 +21,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
-import type { CatalogEntry } from '../functions/core/catalog.js';
+import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
@@ -280,6 +280,7 @@ export class OnnxServerlessStack extends Stack {
         ...(props.registerMemoryMb === undefined ? {} : { memoryMb: props.registerMemoryMb }),
         ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
         ...(alarmAction === undefined ? {} : { alarmAction }),
+        catalogPreprocess: catalogPreprocessJson(models),
       }),
     );
     this.registerFunction = this.registrar.registerFunction;

@@ -17,16 +17,13 @@ import { registerScratchMbFor } from '../functions/core/file-registration.js';
 import { DEFAULT_MAX_MODEL_BYTES } from '../functions/wiring/config.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIXES } from './constants.js';
 import { acknowledge } from './nag.js';
-import type { Architecture, NodeRuntime } from './lambda-runtime.js';
-import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
+import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
+import type { Architecture } from './lambda-runtime.js';
+import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
 
 /** Props of {@link Registrar}. */
-export interface RegistrarProps {
-  /** The model repository: uploads are read from it, versions and rejections written to it. */
-  readonly bucket: s3.IBucket;
-  /** The onnxruntime layer: registration test-runs every upload. Its architecture is the function's. */
-  readonly layer: OnnxruntimeLayer;
+export interface RegistrarProps extends HostedFunctionProps {
   /**
    * Memory of `register`, which parses, rewrites and test-runs every upload.
    * @default 3008
@@ -37,19 +34,19 @@ export interface RegistrarProps {
    * @default Duration.minutes(5)
    */
   readonly timeout?: Duration;
-  /** The Node.js runtime. @default 'nodejs24.x' */
-  readonly runtime?: NodeRuntime;
   /**
-   * Retention of the function's logs.
-   * @default logs.RetentionDays.ONE_MONTH
+   * The image preprocessing that catalog entries declare (`catalogPreprocessJson` of the catalog), set as
+   * `CATALOG_PREPROCESS`: registration applies it to every upload of those models.
+   * @default none
    */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Where the alarms notify.
-   * @default none: the alarms still show in CloudWatch
-   */
-  readonly alarmAction?: cloudwatch.IAlarmAction;
+  readonly catalogPreprocess?: string;
 }
+
+/**
+ * Bytes of Lambda's 4 KB environment that `CATALOG_PREPROCESS` may take: the rest is for register's other
+ * variables (bucket, Powertools, NODE_OPTIONS: about 300 bytes today).
+ */
+export const CATALOG_PREPROCESS_MAX_BYTES = PLATFORM_LIMITS.lambdaEnvironmentBytes - 1024;
 
 /**
  * The `register` function, its bucket notification, rights and alarms, and the queue where S3 events land when
@@ -78,6 +75,16 @@ export class Registrar extends Construct {
       throw new Error(`${this.node.path}: registerMemoryMb must be an integer from 128 to 10240, got ${memory}`);
     }
     this.architecture = props.layer.architecture;
+    const preprocess = props.catalogPreprocess;
+    const preprocessBytes = Buffer.byteLength(`${ENV.catalogPreprocess}${preprocess ?? ''}`);
+    if (preprocess !== undefined && preprocessBytes > CATALOG_PREPROCESS_MAX_BYTES) {
+      throw new Error(
+        `${this.node.path}: the image preprocessing declared in the catalog (models/*.json "preprocess") takes ` +
+          `${preprocessBytes} bytes of register's environment (${ENV.catalogPreprocess}), over the ` +
+          `${CATALOG_PREPROCESS_MAX_BYTES} that Lambda's 4 KB limit leaves it: move some models' "preprocess" to ` +
+          'the sidecar uploaded with their model (<file>.onnx.json)',
+      );
+    }
     const register = new ServiceFunction(this, 'Register', {
       handler: 'register',
       architecture: props.layer.architecture,
@@ -90,7 +97,10 @@ export class Registrar extends Construct {
       description: 'Validates uploads/<model>/*.onnx and *.zip and registers them as new versions (onnx-serverless)',
       // A .zip upload and its unpacked files sit in /tmp together while it registers.
       ephemeralStorageMb: registerScratchMbFor(DEFAULT_MAX_MODEL_BYTES),
-      environment: { [ENV.modelBucket]: props.bucket.bucketName },
+      environment: {
+        [ENV.modelBucket]: props.bucket.bucketName,
+        ...(preprocess === undefined ? {} : { [ENV.catalogPreprocess]: preprocess }),
+      },
     });
     this.registerFunction = register;
     grantBucketAccess(register.role, props.bucket, REGISTER_ACCESS);

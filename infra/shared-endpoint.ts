@@ -8,29 +8,21 @@ import { Duration } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { SHARED_INFER_ACCESS } from './function-grants.js';
 import { ENV } from './constants.js';
-import type { NodeRuntime } from './lambda-runtime.js';
-import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
+import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
 
 /** Props of {@link SharedModelEndpoint}. */
-export interface SharedModelEndpointProps {
+export interface SharedModelEndpointProps extends HostedFunctionProps {
   /** The `/v2/models` resource of the REST API; `{model}` and its sub-routes are added under it. */
   readonly modelsResource: apigw.IResource;
-  /** The model repository: the function reads `models/*` (every model). */
-  readonly bucket: s3.IBucket;
-  /** The onnxruntime layer; the function runs on its architecture. */
-  readonly layer: OnnxruntimeLayer;
   /** Options of every method (authorization, API key, request validator). @default none */
   readonly methodOptions?: apigw.MethodOptions;
-  /** The Node.js runtime. @default 'nodejs24.x' */
-  readonly runtime?: NodeRuntime;
   /**
    * Memory of the function. A quarter of it is the budget of model-file bytes kept loaded across models
    * (`SESSION_BUDGET_MB`): onnxruntime holds about twice a model's file size, and requests need room too.
@@ -39,10 +31,6 @@ export interface SharedModelEndpointProps {
   readonly memoryMb?: number;
   /** @default 15 */
   readonly manifestTtlSeconds?: number;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
-  /** Where the errors alarm notifies. @default none */
-  readonly alarmAction?: cloudwatch.IAlarmAction;
 }
 
 /** The shared infer function and the catch-all model routes. */

@@ -15,19 +15,38 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLocal } from '../functions/local/local-runtime.js';
 import { DATATYPES } from '../functions/core/types.js';
-import { buildIdentityModel, buildZipMapClassifier } from '../tools/onnx/index.js';
+import sharp from 'sharp';
+import { buildIdentityModel, buildImageGainModel, buildZipMapClassifier } from '../tools/onnx/index.js';
+import { runOneShot } from '../tools/one-shot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Debian's interpreter: the client's dependencies are Debian packages (see the README). */
 const PYTHON = process.env.INTEROP_PYTHON ?? '/usr/bin/python3';
 
-/** The models the checks use: `id-<datatype>` (identity, `[-1]`), `id-fp32-2d` (`[-1, 4]`) and `flowers`. */
+/**
+ * The models the checks use: `id-<datatype>` (identity, `[-1]`), `id-fp32-2d` (`[-1, 4]`), `flowers`, and
+ * `image-gain` (`images` FP32 `[-1, 3, 64, 64]` times `gain` FP32 `[1]`, its image preprocessing declared in its
+ * catalog entry, {@link CATALOG_EXTRAS}).
+ */
 function interopModels(): Map<string, Uint8Array> {
   const models = new Map<string, Uint8Array>();
   for (const datatype of DATATYPES) models.set(`id-${datatype.toLowerCase()}`, buildIdentityModel(datatype));
   models.set('id-fp32-2d', buildIdentityModel('FP32', ['N', 4]));
   models.set('flowers', buildZipMapClassifier({ labels: ['setosa', 'versicolor', 'virginica'] }).bytes);
+  models.set('image-gain', buildImageGainModel(64, 64, 'N'));
   return models;
+}
+
+/** Catalog fields beyond the seed, per model. */
+const CATALOG_EXTRAS: Readonly<Record<string, object>> = {
+  'image-gain': { preprocess: { images: { images: { size: [64, 64], resize: 'letterbox' } } } },
+};
+
+/** The JPEG the image checks send: 48 x 32, one colour (200, 100, 50), so that JPEG keeps it within a level. */
+function interopJpeg(): Promise<Buffer> {
+  return sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 }
 
 async function main(): Promise<number> {
@@ -57,8 +76,13 @@ async function main(): Promise<number> {
   await mkdir(catalogDir);
   for (const [name, bytes] of interopModels()) {
     await writeFile(path.join(catalogDir, `${name}.onnx`), bytes);
-    await writeFile(path.join(catalogDir, `${name}.json`), JSON.stringify({ seed: `${name}.onnx` }));
+    await writeFile(
+      path.join(catalogDir, `${name}.json`),
+      JSON.stringify({ seed: `${name}.onnx`, ...CATALOG_EXTRAS[name] }),
+    );
   }
+  const jpegPath = path.join(work, 'photo.jpg');
+  await writeFile(jpegPath, await interopJpeg());
   const stack = await startLocal({ port: 0, s3Port: 0, dataDir, catalogDir, silent: true });
   try {
     await stack.settled();
@@ -68,7 +92,10 @@ async function main(): Promise<number> {
     const url = new URL(stack.gatewayUrl).host;
     console.log(`[interop] Triton client ${clientDir} against ${stack.gatewayUrl}`);
     return await new Promise<number>((resolve, reject) => {
-      const child = spawn(PYTHON, [path.join(repoRoot, 'interop', 'triton_checks.py'), url], { env, stdio: 'inherit' });
+      const child = spawn(PYTHON, [path.join(repoRoot, 'interop', 'triton_checks.py'), url, jpegPath], {
+        env,
+        stdio: 'inherit',
+      });
       child.on('error', reject);
       child.on('exit', (code) => resolve(code ?? 1));
     });
@@ -78,12 +105,4 @@ async function main(): Promise<number> {
   }
 }
 
-// Exit explicitly once done: a one-shot command must not wait on handles the local stack may leave behind
-// (onnxruntime's worker thread and child pipes; see the README's known issues).
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runOneShot(main);

@@ -1,8 +1,10 @@
 """Triton's official Python HTTP client, unmodified, against onnx-serverless (started by interop/run.ts).
 
-Usage: triton_checks.py <host:port>. Prints one line per check and the count; exits 1 if any check failed.
-Models (seeded by run.ts): id-<datatype> identity [-1] for every datatype, id-fp32-2d identity [-1, 4], and
-flowers, a ZipMap classifier (float_input [-1, 4] -> output_label BYTES, output_probability FP32 [-1, 3]).
+Usage: triton_checks.py <host:port> <jpeg>. Prints one line per check and the count; exits 1 if any check failed.
+Models (seeded by run.ts): id-<datatype> identity [-1] for every datatype, id-fp32-2d identity [-1, 4],
+flowers, a ZipMap classifier (float_input [-1, 4] -> output_label BYTES, output_probability FP32 [-1, 3]), and
+image-gain (images FP32 [-1, 3, 64, 64] x gain FP32 [1] -> y), whose catalog entry declares letterbox preprocessing
+of images to 64 x 64; <jpeg> is a 48 x 32 JPEG of one colour (200, 100, 50).
 """
 import asyncio
 import gzip
@@ -16,6 +18,8 @@ import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 URL = sys.argv[1]
+with open(sys.argv[2], "rb") as jpeg_file:
+    JPEG = jpeg_file.read()
 LABELS = ["setosa", "versicolor", "virginica"]
 results = []
 
@@ -91,6 +95,50 @@ def identity(datatype, data, binary_in, binary_out, **options):
     tensor.set_data_from_numpy(data, binary_data=binary_in)
     outputs = [httpclient.InferRequestedOutput("output", binary_data=binary_out)]
     return client.infer(model, [tensor], outputs=outputs, **options)
+
+
+# Images in BYTES elements (numpy object arrays of bytes, as the client sends BYTES) ----------------------------------
+
+def image_gain(images, gain):
+    tensor = httpclient.InferInput("images", [len(images)], "BYTES")
+    tensor.set_data_from_numpy(np.array(images, dtype=np.object_), binary_data=True)
+    factor = httpclient.InferInput("gain", [1], "FP32")
+    factor.set_data_from_numpy(np.array([gain], dtype=np.float32), binary_data=True)
+    return client.infer("image-gain", [tensor, factor], outputs=[httpclient.InferRequestedOutput("y")])
+
+
+def expect_jpeg_tensor(plane, gain):
+    """The 48 x 32 JPEG letterboxed at scale 1 in 64 x 64: rows 16-47, columns 8-55; grey 114 around it."""
+    for channel, value in enumerate((200, 100, 50)):
+        inside = plane[channel, 16:48, 8:56] * 255 / gain
+        assert np.abs(inside - value).max() <= 2, f"channel {channel}: {inside.min()}..{inside.max()} != {value}"
+        assert np.all(plane[channel, :16, :] == np.float32(np.float32(114 / 255) * gain)), "padding is not 114"
+
+
+@check("image: a JPEG in a BYTES element (np.object_ of bytes) next to an FP32 input; parameters.image")
+def _():
+    result = image_gain([JPEG], 2.0)
+    y = result.as_numpy("y")
+    assert y.shape == (1, 3, 64, 64), y.shape
+    expect_jpeg_tensor(y[0], 2.0)
+    placement = {"original_size": [32, 48], "scale": 1, "pad": [16, 8], "size": [64, 64]}
+    parameters = result.get_response()["parameters"]
+    assert parameters == {"image": placement, "images": {"images": [placement]}}, parameters
+
+
+@check("image: a batch of two JPEGs in one BYTES tensor [2]; the model metadata shows the catalog's preprocess")
+def _():
+    y = image_gain([JPEG, JPEG], 0.5).as_numpy("y")
+    assert y.shape == (2, 3, 64, 64), y.shape
+    expect_jpeg_tensor(y[0], 0.5)
+    expect_jpeg_tensor(y[1], 0.5)
+    declared = client.get_model_metadata("image-gain")["parameters"]["preprocess"]["images"]["images"]
+    assert declared["size"] == [64, 64] and declared["resize"] == "letterbox", declared
+
+
+@check("image: bytes that are not an image are a 400 naming the input and element")
+def _():
+    expect_error(lambda: image_gain([b"GIF89a not really"], 1.0), 400, 'input "images", BYTES element 0')
 
 
 # Server and model description -------------------------------------------------------------------------------------

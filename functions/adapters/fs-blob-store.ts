@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../core/blob-store.js';
 import { PreconditionFailedError } from '../core/errors.js';
@@ -12,6 +12,23 @@ import { PartedFileWriter } from './file-download.js';
 
 function etagOf(body: Uint8Array): string {
   return `"${createHash('md5').update(body).digest('hex')}"`;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** {@link etagOf} of a file, streamed. */
+async function md5EtagOf(file: string): Promise<string> {
+  const hash = createHash('md5');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return `"${hash.digest('hex')}"`;
 }
 
 /** Keys are `/`-separated, relative, without `.`/`..` segments: anything else could leave the root folder. */
@@ -69,9 +86,43 @@ export class FsBlobStore implements BlobStore {
   }
 
   public put(key: string, body: Uint8Array, condition: PutCondition = {}): Promise<{ etag: string }> {
-    // Serialise writers of one key so that check-then-write cannot interleave.
+    return this.serialised(key, async () => {
+      const file = this.pathOf(key);
+      await this.check(key, condition);
+      await mkdir(path.dirname(file), { recursive: true });
+      // Write then rename: readers never see a half-written object.
+      const temporary = `${file}.${randomUUID()}.tmp`;
+      await writeFile(temporary, body);
+      await rename(temporary, file);
+      return { etag: etagOf(body) };
+    });
+  }
+
+  /**
+   * Copies `file` beside the object (the kernel copies: no bytes pass through JavaScript), then checks the condition
+   * and renames the copy into place under the key's lock: atomic, and a failed copy leaves nothing behind.
+   */
+  public async putFile(key: string, file: string, condition: PutCondition = {}): Promise<{ etag: string }> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temporary = `${target}.${randomUUID()}.tmp`;
+    try {
+      await copyFile(file, temporary);
+      const etag = await md5EtagOf(temporary);
+      return await this.serialised(key, async () => {
+        await this.check(key, condition);
+        await rename(temporary, target);
+        return { etag };
+      });
+    } finally {
+      await rm(temporary, { force: true });
+    }
+  }
+
+  /** Runs the writes of one key one after the other, so that check-then-write cannot interleave. */
+  private serialised<T>(key: string, write: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(key) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.putNow(key, body, condition));
+    const next = previous.catch(() => undefined).then(write);
     this.queues.set(key, next);
     void next
       .finally(() => {
@@ -81,23 +132,16 @@ export class FsBlobStore implements BlobStore {
     return next;
   }
 
-  private async putNow(key: string, body: Uint8Array, condition: PutCondition): Promise<{ etag: string }> {
-    const file = this.pathOf(key);
-    if (condition.ifMatch !== undefined || condition.ifNoneMatch !== undefined) {
-      const current = await this.get(key);
-      if (condition.ifNoneMatch === '*' && current !== undefined) {
-        throw new PreconditionFailedError(`${key} already exists`);
-      }
-      if (condition.ifMatch !== undefined && current?.etag !== condition.ifMatch) {
-        throw new PreconditionFailedError(`${key} changed since it was read`);
-      }
+  private async check(key: string, condition: PutCondition): Promise<void> {
+    // Existence alone for `If-None-Match`: reading the object would load a whole model file to learn it exists.
+    if (condition.ifNoneMatch === '*' && (await exists(this.pathOf(key)))) {
+      throw new PreconditionFailedError(`${key} already exists`);
     }
-    await mkdir(path.dirname(file), { recursive: true });
-    // Write then rename: readers never see a half-written object.
-    const temporary = `${file}.${randomUUID()}.tmp`;
-    await writeFile(temporary, body);
-    await rename(temporary, file);
-    return { etag: etagOf(body) };
+    if (condition.ifMatch === undefined) return;
+    const current = await this.get(key);
+    if (current?.etag !== condition.ifMatch) {
+      throw new PreconditionFailedError(`${key} changed since it was read`);
+    }
   }
 
   public async list(prefix: string): Promise<string[]> {

@@ -107,7 +107,7 @@ interface GetRequest {
 }
 
 /**
- * The serving functions' {@link BlobStore}: reads only. `put` and `delete` throw: the serving roles have no write
+ * The serving functions' {@link BlobStore}: reads only. `put`, `putFile` and `delete` throw: the serving roles have no write
  * grant, and registration uses the SDK store. Errors map as `S3BlobStore`'s do: a missing key is `undefined`,
  * `AccessDenied` is {@link StorageAccessDeniedError}, everything else (after the retries) an {@link S3ReadError}.
  *
@@ -205,7 +205,12 @@ export class S3Reader implements BlobStore {
     return keys;
   }
 
+  /** Refused: the serving functions never write (their roles have no write grant). */
   public put(key: string): Promise<{ etag: string }> {
+    return Promise.reject(new Error(`the serving store only reads; refusing to write "${key}"`));
+  }
+
+  public putFile(key: string): Promise<{ etag: string }> {
     return Promise.reject(new Error(`the serving store only reads; refusing to write "${key}"`));
   }
 

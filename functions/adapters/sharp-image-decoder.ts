@@ -11,6 +11,7 @@ type Sharp = typeof import('sharp')['default'];
 
 /** libvips' name of each format we accept. */
 const FORMAT_OF: Record<ImageMediaType, string> = { 'image/jpeg': 'jpeg', 'image/png': 'png', 'image/webp': 'webp' };
+const ACCEPTED_FORMATS: ReadonlySet<string> = new Set(Object.values(FORMAT_OF));
 
 /** Creates the decoder; `sharp` is loaded on first use. */
 export function createSharpImageDecoder(): ImageDecoder {
@@ -27,7 +28,8 @@ export function createSharpImageDecoder(): ImageDecoder {
   return {
     async decode(bytes: Uint8Array, options: DecodeImageOptions): Promise<RgbImage> {
       const sharp = await load();
-      const expected = FORMAT_OF[options.mediaType];
+      const declared = options.mediaType;
+      const what = declared === undefined ? 'JPEG, PNG or WebP' : declared;
       // failOn 'error' refuses truncated and corrupt data instead of returning grey rows; the pixel limit is checked
       // against the header before anything is decoded (a decompression bomb never allocates its pixels).
       const input = { failOn: 'error' as const, limitInputPixels: options.maxPixels, pages: 1, autoOrient: true };
@@ -36,15 +38,21 @@ export function createSharpImageDecoder(): ImageDecoder {
         metadata = await sharp(bytes, { ...input, limitInputPixels: false }).metadata();
       } catch (error) {
         throw new BadRequestError(
-          `the body is not a readable ${options.mediaType} image (${cleanMessage(error)}); send a JPEG, PNG or WebP file as the body with its Content-Type`,
+          declared === undefined
+            ? `the bytes are not a readable JPEG, PNG or WebP image (${cleanMessage(error)}); send the image file itself`
+            : `the body is not a readable ${declared} image (${cleanMessage(error)}); send a JPEG, PNG or WebP file as the body with its Content-Type`,
           { cause: error },
         );
       }
-      if (metadata.format !== expected) {
-        const actual =
-          metadata.format === undefined ? 'not a JPEG, PNG or WebP image' : `a ${metadata.format.toUpperCase()} image`;
+      const actual =
+        metadata.format === undefined ? 'not a JPEG, PNG or WebP image' : `a ${metadata.format.toUpperCase()} image`;
+      if (declared === undefined) {
+        if (!ACCEPTED_FORMATS.has(metadata.format ?? '')) {
+          throw new BadRequestError(`the bytes are ${actual}: send a JPEG, PNG or WebP file`);
+        }
+      } else if (metadata.format !== FORMAT_OF[declared]) {
         throw new BadRequestError(
-          `the Content-Type says ${options.mediaType} but the body is ${actual}: send JPEG, PNG or WebP with its own Content-Type (image/jpeg, image/png, image/webp)`,
+          `the Content-Type says ${declared} but the body is ${actual}: send JPEG, PNG or WebP with its own Content-Type (image/jpeg, image/png, image/webp)`,
         );
       }
       const width = metadata.width ?? 0;
@@ -73,7 +81,7 @@ export function createSharpImageDecoder(): ImageDecoder {
         };
       } catch (error) {
         throw new BadRequestError(
-          `the ${options.mediaType} image cannot be decoded (${cleanMessage(error)}): the file is truncated or corrupt`,
+          `the ${what} image cannot be decoded (${cleanMessage(error)}): the file is truncated or corrupt`,
           { cause: error },
         );
       }

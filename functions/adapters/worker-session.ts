@@ -90,8 +90,6 @@ class OnnxruntimeWorker {
       // Left to the worker's own resolution.
     }
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: path });
-    // Never what keeps a process alive: a server closes its sockets and exits.
-    worker.unref();
     worker.on('message', (answer: WorkerAnswer) => {
       const pending = this.pending.get(answer.id);
       this.pending.delete(answer.id);
@@ -106,6 +104,9 @@ class OnnxruntimeWorker {
     };
     worker.on('error', (error) => died(error.message));
     worker.on('exit', (code) => died(`exit code ${code}`));
+    // Never what keeps a process alive: a server closes its sockets and exits. After the listeners: adding a
+    // 'message' listener refs the worker's port again.
+    worker.unref();
     this.worker = worker;
     this.generation += 1;
     return worker;

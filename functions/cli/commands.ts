@@ -4,6 +4,7 @@
  * nothing of argv or of how the store was opened.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobStore } from '../core/blob-store.js';
@@ -54,18 +55,33 @@ function checkModelName(model: string): void {
   }
 }
 
+function unreadable(file: string, what: string, error: unknown): UsageError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable');
+  return new UsageError(`cannot read the ${what} "${file}": ${why}`, { cause: error });
+}
+
 async function readLocalFile(file: string, what: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable');
-    throw new UsageError(`cannot read the ${what} "${file}": ${why}`, { cause: error });
+    throw unreadable(file, what, error);
   }
 }
 
-function sha256Of(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+/** Size and sha256 of a local file, streamed: a model of any size is never one buffer (it is uploaded streamed). */
+async function hashLocalFile(file: string, what: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const chunk of createReadStream(file)) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).byteLength;
+    }
+  } catch (error) {
+    throw unreadable(file, what, error);
+  }
+  return { size, sha256: hash.digest('hex') };
 }
 
 /** Options of {@link uploadCommand}. */
@@ -105,7 +121,7 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
         'notification filters on the suffix); rename the file',
     );
   }
-  const body = await readLocalFile(options.file, 'model file');
+  const { size, sha256 } = await hashLocalFile(options.file, 'model file');
   const sample = options.sample === undefined ? undefined : await readLocalFile(options.sample, 'sample');
   if (sample !== undefined) {
     try {
@@ -115,9 +131,8 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
     }
   }
   const key = `${UPLOADS_PREFIX}${options.model}/${name}`;
-  const sha256 = sha256Of(body);
   const report = (fields: Pick<UploadReport, 'outcome'> & Partial<UploadReport>): void => {
-    if (ctx.json) ctx.out(JSON.stringify({ key, sha256, size: body.byteLength, ...fields }));
+    if (ctx.json) ctx.out(JSON.stringify({ key, sha256, size, ...fields }));
   };
 
   const before = (await ctx.repository.readManifest(options.model))?.manifest;
@@ -141,9 +156,9 @@ export async function uploadCommand(ctx: CommandContext, options: UploadOptions)
       `note: ${sampleKey} from an earlier upload will be used as the smoke-test sample; pass --sample to replace it`,
     );
   }
-  await ctx.store.put(key, body);
+  await ctx.store.putFile(key, options.file);
   if (!ctx.json) {
-    ctx.out(`uploaded ${key} (${body.byteLength} bytes, sha256 ${sha256.slice(0, 12)}) to ${ctx.where}`);
+    ctx.out(`uploaded ${key} (${size} bytes, sha256 ${sha256.slice(0, 12)}) to ${ctx.where}`);
   }
   if (!options.wait) {
     report({ outcome: 'uploaded' });

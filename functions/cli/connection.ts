@@ -10,7 +10,7 @@ import { UsageError } from './errors.js';
 
 /**
  * The embedded server's fixed settings (`functions/local/s3-server.ts`), repeated here so that the CLI does not load
- * s3rver just to know them; a test checks that both agree.
+ * the embedded server just to know them; a test checks that both agree.
  */
 export const LOCAL_S3 = {
   host: '127.0.0.1',

@@ -11,6 +11,11 @@ export interface StoredObject {
   readonly etag: string;
 }
 
+/** A file on local disk, written to the store with {@link BlobStore.putFile} (streamed, never one buffer). */
+export interface LocalFile {
+  readonly path: string;
+}
+
 /** Conditions for an atomic write (S3 `If-Match` / `If-None-Match: *`). */
 export interface PutCondition {
   /** Write only if the current object's etag is this one. */
@@ -54,6 +59,12 @@ export interface BlobStore {
   download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined>;
   /** Writes `body` under `key` if `condition` holds; returns the new etag. */
   put(key: string, body: Uint8Array, condition?: PutCondition): Promise<{ etag: string }>;
+  /**
+   * Writes the local file `file` under `key` if `condition` holds, streaming it: memory stays bounded whatever the
+   * file's size (a 1 GiB model is never one JavaScript buffer). Atomic like {@link BlobStore.put}: readers see the
+   * whole object or none, and a failed write leaves no object (nor, on S3, an unfinished multipart upload).
+   */
+  putFile(key: string, file: string, condition?: PutCondition): Promise<{ etag: string }>;
   /** Every key under `prefix`, in lexicographic order. */
   list(prefix: string): Promise<string[]>;
   /** Removes the object (no error if absent). */

@@ -4,6 +4,7 @@
  * read the limits it passes down.
  */
 import { z } from 'zod';
+import { preprocessSchema, type Preprocess } from './image/spec.js';
 import { PLATFORM_LIMITS } from './platform-limits.js';
 
 /** Model names: what DESIGN.md allows, checked before any key or path is built from a name. */
@@ -119,6 +120,12 @@ export const catalogEntrySchema = z
     /** A seed model file next to the catalog entry, uploaded to `uploads/<name>/` at deploy time. */
     seed: z.string().optional(),
     limits: limitsSchema.default({}),
+    /**
+     * Declared image preprocessing per input, as in an upload's sidecar: applies to every version of the model
+     * registered once it is deployed, and wins over a sidecar's (registration refuses a sidecar that declares
+     * different settings). Reaches `register` as `CATALOG_PREPROCESS` ({@link catalogPreprocessJson}).
+     */
+    preprocess: preprocessSchema.optional(),
     description: z.string().optional(),
   })
   .strict();
@@ -140,4 +147,31 @@ export function parseCatalogEntry(name: string, json: unknown): CatalogEntry {
     throw new Error(`models/${name}.json is invalid: ${problems}`);
   }
   return { ...parsed.data, name };
+}
+
+/**
+ * The `CATALOG_PREPROCESS` value for `register`: `{"<model>": <preprocess>}` of every entry that declares image
+ * preprocessing (compact JSON, defaults applied), or `undefined` when none does.
+ * @example catalogPreprocessJson(loadCatalog('models')) // '{"detector":{"images":{"images":{...}}}}'
+ */
+export function catalogPreprocessJson(entries: readonly CatalogEntry[]): string | undefined {
+  const declared = entries.filter((entry) => entry.preprocess !== undefined);
+  if (declared.length === 0) return undefined;
+  return JSON.stringify(Object.fromEntries(declared.map((entry) => [entry.name, entry.preprocess])));
+}
+
+/**
+ * Reads a `CATALOG_PREPROCESS` value: image preprocessing per model name. Throws an `Error` naming the model and
+ * field at fault.
+ */
+export function parseCatalogPreprocess(json: string): ReadonlyMap<string, Preprocess> {
+  const parsed = z.record(z.string(), preprocessSchema).safeParse(JSON.parse(json));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid image preprocessing: ${problems}`);
+  }
+  const byModel = new Map(Object.entries(parsed.data));
+  const invalid = [...byModel.keys()].filter((name) => !isValidModelName(name));
+  if (invalid.length > 0) throw new Error(`"${invalid[0]!.slice(0, 200)}" is not a valid model name`);
+  return byModel;
 }

@@ -10,6 +10,11 @@ export const ENV = {
   modelName: 'MODEL_NAME',
   manifestTtlSeconds: 'MANIFEST_TTL_SECONDS',
   modelLimits: 'MODEL_LIMITS',
+  /**
+   * `register`: the image preprocessing that catalog entries declare (`models/<name>.json` `preprocess`), as JSON
+   * `{"<model>": <preprocess>}`; it applies to every version of those models registered after it is set.
+   */
+  catalogPreprocess: 'CATALOG_PREPROCESS',
   preload: 'PRELOAD',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
@@ -30,6 +35,8 @@ export const ENV = {
   sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
+  /** Largest single `.onnx` upload that registration rewrites in memory (ZipMap, old opsets); default 512 MiB. */
+  maxRewriteBytes: 'MAX_REWRITE_BYTES',
   /** Deadline of registration's isolated onnxruntime session (load and smoke inference), in seconds. */
   registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
   /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */

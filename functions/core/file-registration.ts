@@ -3,7 +3,8 @@
  * ranged GETs, sha256 on the way) instead of being read into one buffer, and onnxruntime creates the validation
  * session from the path. Both upload forms go through here:
  *
- * - `uploads/<model>/<name>.onnx`: the file itself (its bytes are read once, for the graph rewrites).
+ * - `uploads/<model>/<name>.onnx`: the file itself. Its bytes are read only if a graph rewrite applies, which its
+ *   skeleton (the model without its weight values) tells; otherwise the version is streamed from the file.
  * - `uploads/<model>/<name>.zip`: one `.onnx` file and the external-data files its initializers reference. The
  *   archive is unpacked with the guards of `model-archive.ts`, its references checked by `onnx/external-data.ts`,
  *   and laid out as the version will be stored (`model.onnx` with each data file beside it under its `location`),
@@ -20,6 +21,7 @@ import { unpackModelArchive } from './model-archive.js';
 import { scratchMbFor } from './model-service.js';
 import { checkExternalData, externalDataReferences } from './onnx/external-data.js';
 import { readModelFile } from './onnx/model-file.js';
+import { readModelSkeleton } from './onnx/skeleton.js';
 import type { RegistrationOptions, RegistrationOutcome, validate } from './registration.js';
 
 /** registration.ts's `validate`, passed in: that module calls this one, so this one cannot import it back. */
@@ -73,7 +75,7 @@ export async function registerFromFile(
     try {
       prepared = isArchive
         ? await prepareArchive(upload, root, key, options, validate)
-        : await prepareFile(upload, root, key, options, validate);
+        : await prepareFile(upload, downloaded, root, key, options, validate);
     } catch (error) {
       if (error instanceof ModelRejectedError || error instanceof InferenceServerError)
         return reject(error.message, sha256);
@@ -88,9 +90,7 @@ export async function registerFromFile(
       size: downloaded.size,
       sourceKey: key,
       createdAt,
-      ...(isArchive
-        ? { dataFiles: dataFiles.map((file) => ({ location: file.location, read: () => readFile(file.path) })) }
-        : {}),
+      ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
       metadataFor: (version) =>
         versionMetadata(validated, {
           model,
@@ -126,21 +126,42 @@ function isNoSpace(error: unknown): boolean {
 }
 
 /**
- * A single `.onnx`: validated with the session created from the downloaded file when no rewrite changed it (else
- * from the rewritten bytes, written beside it). Throws `ModelRejectedError` with the reason.
+ * A single `.onnx`. Whether a rewrite applies is decided from its skeleton (the model without its weight values,
+ * `onnx/skeleton.ts`); when none does, which is the rule for large models, the bytes are never read into memory:
+ * the session is created from the downloaded file and the version is streamed from it. Only a model that needs a
+ * rewrite is read (up to `maxRewriteBytes`) and validated from the rewritten bytes, written beside it. Throws
+ * `ModelRejectedError` with the reason.
  */
 async function prepareFile(
   upload: string,
+  downloaded: { readonly size: number; readonly sha256: string },
   root: string,
   key: string,
   options: RegistrationOptions,
   validate: Validate,
 ) {
-  const bytes = await readFile(upload);
+  const skeleton = await readModelSkeleton(upload);
   const rewrittenPath = path.join(root, 'model.onnx');
-  const validated = await validate(bytes, key, options, {
+  const validated = await validate(skeleton, key, options, {
+    file: {
+      path: upload,
+      sha256: downloaded.sha256,
+      size: downloaded.size,
+      read: async (why) => {
+        const limit = options.maxRewriteBytes ?? Number.POSITIVE_INFINITY;
+        if (downloaded.size > limit) {
+          throw new ModelRejectedError(
+            `the model needs a graph rewrite (${why}), which registration makes in memory, and the file has ` +
+              `${downloaded.size} bytes, over the ${limit}-byte limit for that (MAX_REWRITE_BYTES); re-export the ` +
+              'model so that it needs no rewrite (README, "Large models"), or raise MAX_REWRITE_BYTES together ' +
+              "with the register function's memory (about 4 x the file)",
+          );
+        }
+        return readFile(upload);
+      },
+    },
     open: async (model) => {
-      if (model === bytes) return openFile(upload, options);
+      if (model === skeleton) return openFile(upload, options);
       await writeFile(rewrittenPath, model);
       return openFile(rewrittenPath, options);
     },

@@ -3,7 +3,7 @@
  * Everything that reads or writes models, versions, manifests or rejections goes through here.
  */
 import { randomUUID } from 'node:crypto';
-import type { BlobStore, DownloadedObject, DownloadOptions } from './blob-store.js';
+import type { BlobStore, DownloadedObject, DownloadOptions, LocalFile } from './blob-store.js';
 import { z } from 'zod';
 import { CorruptObjectError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
@@ -64,7 +64,8 @@ export type AddVersionResult =
 /** What a new version consists of. `metadataFor` receives the version number once it is claimed. */
 export interface NewVersion {
   readonly model: string;
-  readonly modelFile: Uint8Array;
+  /** The model's bytes, or a file on local disk that is streamed to the store (a large model served unchanged). */
+  readonly modelFile: Uint8Array | LocalFile;
   readonly sha256: string;
   readonly size: number;
   readonly sourceKey: string;
@@ -72,9 +73,9 @@ export interface NewVersion {
   readonly metadataFor: (version: string) => ModelMetadata;
   /**
    * External-data files, written beside the model file once the version number is claimed and before the
-   * metadata, so that a version in the manifest always has all its files. `read` gives one file's bytes.
+   * metadata, so that a version in the manifest always has all its files. Each is streamed from its local `path`.
    */
-  readonly dataFiles?: readonly { readonly location: string; readonly read: () => Promise<Uint8Array> }[];
+  readonly dataFiles?: readonly (LocalFile & { readonly location: string })[];
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
@@ -355,9 +356,9 @@ export class ModelRepository {
         if (!(error instanceof PreconditionFailedError)) throw error;
       });
     }
-    // One file in memory at a time: the largest external-data file bounds what this costs.
+    // Streamed one after the other: memory stays at the store's upload buffers whatever the files weigh.
     for (const file of candidate.dataFiles ?? []) {
-      await this.store.put(repositoryKeys.dataFile(model, version, file.location), await file.read());
+      await this.store.putFile(repositoryKeys.dataFile(model, version, file.location), file.path);
     }
     const metadata = candidate.metadataFor(version);
     await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(metadata));
@@ -491,7 +492,12 @@ export class ModelRepository {
       );
       const version = String(Math.max(0, ...used) + 1);
       try {
-        await this.store.put(repositoryKeys.modelFile(model, version), candidate.modelFile, { ifNoneMatch: '*' });
+        // The model file is the claim on the number: created only if absent. A large one is streamed from disk (on
+        // S3 a multipart upload whose completion carries the condition, so a lost race stores nothing).
+        const key = repositoryKeys.modelFile(model, version);
+        const { modelFile } = candidate;
+        if (modelFile instanceof Uint8Array) await this.store.put(key, modelFile, { ifNoneMatch: '*' });
+        else await this.store.putFile(key, modelFile.path, { ifNoneMatch: '*' });
         return version;
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) throw error;

@@ -21,4 +21,6 @@ export const PLATFORM_LIMITS = {
   /** Lambda's ephemeral storage (`/tmp`), in MB: what every function gets, and the most one can have. */
   lambdaMinEphemeralStorageMb: 512,
   lambdaMaxEphemeralStorageMb: 10240,
+  /** Lambda's limit on a function's environment variables: names and values together, in bytes. */
+  lambdaEnvironmentBytes: 4 * 1024,
 } as const;

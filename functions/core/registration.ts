@@ -22,7 +22,7 @@ import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/
 import { imageToTensor, syntheticImage } from './image/preprocess.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { Tensor, TensorData, TensorSpec } from './types.js';
-import { versionMetadata } from './version-metadata.js';
+import { versionMetadata, type ValidatedModel } from './version-metadata.js';
 
 /** What became of one uploaded object. */
 export type RegistrationOutcome =
@@ -41,6 +41,12 @@ export interface RegistrationOptions {
   readonly maxModelBytes: number;
   /** Limits applied to the optional sample request. */
   readonly limits: Limits;
+  /**
+   * Image preprocessing that catalog entries declare, per model (`CATALOG_PREPROCESS`): it applies to every upload
+   * of the model and wins over the sidecar's, which may only repeat it.
+   * @default none
+   */
+  readonly catalogPreprocess?: ReadonlyMap<string, Preprocess>;
   /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
   readonly scratchDir?: string;
   /**
@@ -49,6 +55,14 @@ export interface RegistrationOptions {
    * @default true
    */
   readonly fromFile?: boolean;
+  /**
+   * Largest single `.onnx` upload registration rewrites (ZipMap removal, opset upgrade, StringNormalizer locale):
+   * a rewrite holds the model and its rewritten copy in memory, while a model served unchanged is never read into
+   * memory at all. Over it, an upload that needs a rewrite is refused with the reason. The register handler passes
+   * `MAX_REWRITE_BYTES`.
+   * @default no limit
+   */
+  readonly maxRewriteBytes?: number;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }
@@ -218,6 +232,17 @@ function parseUploadKey(
 export interface ValidationTarget {
   readonly open?: (model: Uint8Array) => Promise<ModelSession>;
   readonly rewrite?: RewriteOptions;
+  /**
+   * The model is this file and the bytes given to {@link validate} are its skeleton (`onnx/skeleton.ts`): enough to
+   * tell whether a rewrite applies. Its bytes are read (`read`, which may refuse a file too large to hold, naming
+   * the rewrites in `why`) only when one does; otherwise the file itself is what gets stored.
+   */
+  readonly file?: {
+    readonly path: string;
+    readonly sha256: string;
+    readonly size: number;
+    readonly read: (why: string) => Promise<Uint8Array>;
+  };
 }
 
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */
@@ -226,19 +251,30 @@ export async function validate(
   key: string,
   options: RegistrationOptions,
   target: ValidationTarget = {},
-) {
+): Promise<ValidatedModel> {
+  const { file } = target;
+  // With a file, `bytes` is its skeleton: the whole model is read only when a rewrite needs it.
+  let whole = file === undefined ? bytes : undefined;
+  const wholeModel = async (why: string): Promise<Uint8Array> => {
+    whole ??= await (file?.read(why) ?? bytes);
+    return whole;
+  };
   let rewritten = rewriteForServing(bytes, target.rewrite);
+  if (rewritten.model !== bytes && whole === undefined) {
+    rewritten = rewriteForServing(await wholeModel(rewritten.rewrites.map((r) => r.kind).join(', ')), target.rewrite);
+  }
   const sample = await readSample(key, options);
   let session: ModelSession | undefined;
   try {
-    ({ session, rewritten } = await createSession(bytes, rewritten, options, target));
+    ({ session, rewritten } = await createSession(wholeModel, rewritten, options, target));
     assertReachable(session.inputs, options.limits);
-    const preprocess = sample?.preprocess;
-    if (preprocess !== undefined) {
-      const problems = checkImagePreprocess(preprocess, session.inputs);
+    const declared = declaredPreprocess(key, sample, options);
+    const preprocess = declared?.preprocess;
+    if (declared !== undefined) {
+      const problems = checkImagePreprocess(declared.preprocess, session.inputs);
       if (problems.length > 0)
         throw new ModelRejectedError(
-          `the sidecar's image preprocessing does not fit the model: ${problems.join('; ')}`,
+          `${declared.source}'s image preprocessing does not fit the model: ${problems.join('; ')}`,
         );
     }
     const inputs =
@@ -262,10 +298,23 @@ export async function validate(
       );
     }
     if (sample?.expected !== undefined) compareOutputs(outputs, sample.expected, sample.decimal);
-    const servedSha256 = createHash('sha256').update(rewritten.model).digest('hex');
+    if (file !== undefined && rewritten.model === bytes) {
+      // Served unchanged: the upload's file is the version's model file, and its sha256 is the upload's.
+      return {
+        model: { path: file.path },
+        servedSha256: file.sha256,
+        size: file.size,
+        rewrites: [],
+        classLabels: {},
+        inputs: session.inputs,
+        outputs: session.outputs,
+        preprocess,
+      };
+    }
     return {
       model: rewritten.model,
-      servedSha256,
+      servedSha256: createHash('sha256').update(rewritten.model).digest('hex'),
+      size: rewritten.model.byteLength,
       rewrites: rewritten.rewrites,
       classLabels: rewritten.classLabels,
       inputs: session.inputs,
@@ -278,12 +327,46 @@ export async function validate(
 }
 
 /**
+ * The image preprocessing that applies to the upload `key`, and where it was declared: the model's catalog entry
+ * wins (it is the deployed configuration); a sidecar may repeat it, but a sidecar that declares different settings
+ * is refused rather than silently ignored.
+ */
+function declaredPreprocess(
+  key: string,
+  sample: Sample | undefined,
+  options: RegistrationOptions,
+): { preprocess: Preprocess; source: string } | undefined {
+  const model = uploadModel(key);
+  const catalog = model === undefined ? undefined : options.catalogPreprocess?.get(model);
+  const sidecar = sample?.preprocess;
+  if (catalog === undefined) return sidecar && { preprocess: sidecar, source: 'the sidecar' };
+  const source = `the catalog entry models/${model}.json`;
+  if (sidecar !== undefined && stableJson(sidecar) !== stableJson(catalog)) {
+    throw new ModelRejectedError(
+      `the sidecar ${key}${SAMPLE_SUFFIX} declares image preprocessing that differs from ${source}, which applies ` +
+        `to every version of "${model}": remove "preprocess" from the sidecar, or change the catalog entry and ` +
+        `deploy (catalog: ${stableJson(catalog)}; sidecar: ${stableJson(sidecar)})`,
+    );
+  }
+  return { preprocess: catalog, source };
+}
+
+/** JSON with object keys sorted, so that two declarations with the same settings compare equal. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
  * Creates the session. When onnxruntime cannot construct the `en_US.UTF-8` locale that `StringNormalizer` uses by
  * default (AWS Lambda's Amazon Linux 2023 runtimes lack it), the model is served with `C.UTF-8`, which has the same
  * case mappings; the rewrite is recorded in the version's metadata. Anything else is refused with what to do.
  */
 async function createSession(
-  bytes: Uint8Array,
+  wholeModel: (why: string) => Promise<Uint8Array>,
   rewritten: RewriteResult,
   options: RegistrationOptions,
   target: ValidationTarget,
@@ -295,7 +378,7 @@ async function createSession(
     if (!(error instanceof ModelRejectedError) || !isStringNormalizerLocaleFailure(error.message)) throw error;
     let fallback: RewriteResult;
     try {
-      fallback = rewriteForServing(bytes, {
+      fallback = rewriteForServing(await wholeModel('string-normalizer-locale'), {
         ...target.rewrite,
         stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE,
       });

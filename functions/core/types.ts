@@ -83,6 +83,20 @@ export interface InferenceRequest {
   readonly binaryOutputByDefault: boolean;
   /** Request-level `parameters` as sent (validated by whoever reads them). */
   readonly parameters: Readonly<Record<string, unknown>>;
+  /**
+   * BYTES inputs that carry encoded images for inputs with declared image preprocessing (the codec's
+   * `encodedInputs` option), kept as bytes and not in `inputs`: `core/image` decodes and preprocesses them into
+   * tensors before inference.
+   */
+  readonly encodedInputs?: readonly EncodedInput[];
+}
+
+/** A BYTES input whose elements are opaque bytes (an encoded image each), as the request sent them. */
+export interface EncodedInput {
+  readonly name: string;
+  /** The request's shape of the BYTES tensor (`[N]` for N images). */
+  readonly shape: readonly number[];
+  readonly elements: readonly Uint8Array[];
 }
 
 /** The answer to an inference request, before it is put on the wire. */

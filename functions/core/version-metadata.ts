@@ -2,14 +2,18 @@
  * The one place a version's `metadata.json` is assembled from what validation found, for both registration paths
  * (the upload read into memory, and the upload streamed to a file, `.zip` included).
  */
+import type { LocalFile } from './blob-store.js';
 import type { AppliedRewrite } from './types.js';
 import type { Preprocess } from './image/spec.js';
 import type { ExternalDataFile, ModelMetadata, TensorSpec } from './types.js';
 
 /** What validation found out about a model (the result of registration's `validate`). */
 export interface ValidatedModel {
-  readonly model: Uint8Array;
+  /** The model to store: rewritten bytes, or the uploaded file itself when no rewrite applied (`LocalFile`). */
+  readonly model: Uint8Array | LocalFile;
   readonly servedSha256: string;
+  /** Bytes of the model served. */
+  readonly size: number;
   readonly rewrites: readonly AppliedRewrite[];
   readonly classLabels: Readonly<Record<string, readonly (string | number)[]>>;
   readonly inputs: readonly TensorSpec[];
@@ -35,7 +39,7 @@ export function versionMetadata(
     inputs: validated.inputs,
     outputs: validated.outputs,
     sha256: validated.servedSha256,
-    size: validated.model.byteLength,
+    size: validated.size,
     sourceKey: where.sourceKey,
     createdAt: where.createdAt,
     rewrites: validated.rewrites,

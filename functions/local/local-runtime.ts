@@ -10,7 +10,6 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
@@ -19,7 +18,7 @@ import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
-import { isValidModelName } from '../core/catalog.js';
+import { catalogPreprocessJson, isValidModelName } from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import {
   bucketArn,
@@ -129,16 +128,6 @@ export function busyPortMessage(error: unknown, ports: { port: number; s3Port: n
   return `npm start: port ${value} is already in use (${name}); stop what listens there, or run ${name}=${value + 1} npm start`;
 }
 
-/** Rejects with the listen error (`code: 'EADDRINUSE'`, `port`) when something listens on `port` of 127.0.0.1. */
-async function assertPortFree(port: number): Promise<void> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(port, '127.0.0.1', () => resolve());
-  });
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-}
-
 /** Starts the local stack. */
 export async function startLocal(options: LocalOptions = {}): Promise<LocalStack> {
   const pending = new Set<Promise<unknown>>();
@@ -150,9 +139,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     role,
     statements: bucketStatements(options.accessOverrides?.[role] ?? access, bucketArn(bucket)),
   });
-  // s3rver never rejects when its port is taken (the listen error is an unhandled 'error' event that stops the
-  // process): find out first, so the caller gets an EADDRINUSE error it can explain.
-  if ((options.s3Port ?? 9000) !== 0) await assertPortFree(options.s3Port ?? 9000);
+  // A taken port rejects with the listen error (EADDRINUSE, with the port), which busyPortMessage explains.
   const s3 = await startEmbeddedS3({
     port: options.s3Port ?? 9000,
     dataDir: options.dataDir ?? '.data',
@@ -188,10 +175,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
+  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
+  // As deployed, registration applies the catalog's image preprocessing (only register reads it).
   const config = readConfig({
     [ENV.onnxruntimeThread]: 'worker',
     ...(options.env ?? process.env),
+    [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
     [ENV.modelBucket]: s3.bucket,
     [ENV.s3Endpoint]: s3.endpoint,
     [ENV.modelDir]: '',
@@ -217,7 +207,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     });
   const runtime = runtimeAs(s3.credentials, true);
   // Deployed, each model's function gets its catalog entry's limits.
-  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
   register = createRegisterHandler(runtimeAs(s3.credentialsFor('register'), true), observability);
   // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and

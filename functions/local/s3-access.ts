@@ -22,6 +22,12 @@ export interface Credentials {
   readonly secretAccessKey: string;
 }
 
+/**
+ * The bucket owner's key pair: full access, as an owner's credentials have on AWS. Fixed and printed (the values
+ * s3rver used, so existing `aws configure` profiles keep working); not a secret, the server listens on loopback.
+ */
+export const OWNER_CREDENTIALS: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
 /** What a denial log line carries. */
 export interface AccessDenial {
   readonly role: string;
@@ -141,9 +147,7 @@ export interface S3RequestShape {
  */
 export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
   const bucketArn = `arn:aws:s3:::${request.bucket}`;
-  const names = Object.keys(request.query).filter(
-    (name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'),
-  );
+  const names = subresourcesOf(request.query);
   const has = (name: string): boolean => names.includes(name);
   if (request.key === undefined) {
     const prefix = request.query['prefix'];
@@ -218,8 +222,16 @@ export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
   }
 }
 
+/**
+ * The query parameters that select an S3 operation (`uploadId`, `tagging`, `list-type`...): all but the SDK's
+ * `x-id` and the presigned `X-Amz-*` ones.
+ */
+export function subresourcesOf(query: Readonly<Record<string, unknown>>): string[] {
+  return Object.keys(query).filter((name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'));
+}
+
 /** Parameters of ListObjects (v1 and v2); a bucket GET with only these is a listing. */
-const LISTING_PARAMETERS = new Set([
+export const LISTING_PARAMETERS: ReadonlySet<string> = new Set([
   'list-type',
   'prefix',
   'delimiter',

@@ -1,5 +1,5 @@
 /**
- * Decoding of S3's `aws-chunked` content encoding, which s3rver stores verbatim.
+ * Decoding of S3's `aws-chunked` content encoding.
  *
  * Current AWS SDKs and CLIs send a streamed upload (unknown length, or any upload with a trailing checksum) as
  * `Content-Encoding: aws-chunked`: the payload is cut into `<hex size>[;chunk-signature=...]\r\n<bytes>\r\n`
@@ -13,7 +13,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChunkSigner } from './s3-sigv4.js';
-import { S3Error } from './s3-vendor.js';
+import { S3Error } from './s3-error.js';
 
 const CRLF = Buffer.from('\r\n');
 /** Longest frame header or trailer line accepted (a SigV4 chunk signature line is about 90 bytes). */

@@ -1,8 +1,7 @@
 /**
- * The embedded S3-compatible server behind `npm start` and the tests: the local stand-in for the model bucket.
- *
- * It is s3rver (a Koa app speaking the S3 REST protocol, storing objects as files) with what this project relies on
- * and s3rver 3.7 lacks, added around it rather than patched into it:
+ * The embedded S3-compatible server behind `npm start` and the tests: the local stand-in for the model bucket, a
+ * `node:http` server speaking the subset of the S3 REST protocol that the product, the AWS SDKs and `aws s3` use
+ * (operations in `s3-operations.ts`, storage in `s3-filesystem-store.ts`), with what the product relies on:
  *
  * - conditional writes: `If-Match` / `If-None-Match` on PutObject, CopyObject and CompleteMultipartUpload answer
  *   412 PreconditionFailed (and `If-Match` on a missing key 404 NoSuchKey) as S3 does; each key's check and write
@@ -15,37 +14,42 @@
  *   presigned query; chunk signatures of streamed bodies too) made with the owner's printed key pair (full access)
  *   or a function's own pair, whose requests are evaluated against that function's deployed IAM policy; denials
  *   are S3's 403 AccessDenied and are logged with action, resource and role. Browser requests are refused.
+ *
+ * Addressing is path-style only (`http://127.0.0.1:9000/<bucket>/<key>`), which is what SDKs and the AWS CLI use
+ * for an endpoint given as an IP address.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { S3Event } from 'aws-lambda';
-import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
-import { Sequencer, objectCreatedEvent } from './s3-event.js';
-import type { ObjectCreatedEventName } from './s3-event.js';
-import {
-  ConsistentFilesystemStore,
-  LAYOUT_MARKER,
-  MAX_KEY_SEGMENT_BYTES,
-  listingPages,
-  objectLockKey,
-} from './s3-filesystem-store.js';
-import type { ListingPage } from './s3-filesystem-store.js';
-import { KeyedMutex } from './s3-keyed-mutex.js';
-import { AccessControl, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
+import { AccessControl, OWNER_CREDENTIALS, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
 import type { AccessDenial, Credentials, RolePolicy } from './s3-access.js';
+import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
+import { S3Error } from './s3-error.js';
+import { Sequencer, objectCreatedEvent } from './s3-event.js';
+import { ConsistentFilesystemStore, LAYOUT_MARKER, MAX_KEY_SEGMENT_BYTES } from './s3-filesystem-store.js';
+import { KeyedMutex } from './s3-keyed-mutex.js';
+import { send, serveS3Call, unquote } from './s3-operations.js';
+import type { S3Backend } from './s3-operations.js';
 import { SignatureError, verifySigV4 } from './s3-sigv4.js';
+import { xmlDocument } from './s3-xml.js';
+import type { XmlChild } from './s3-xml.js';
 import type { ChunkSigner } from './s3-sigv4.js';
-import { S3Error, S3RVER_CREDENTIALS, S3rver, addS3rverKeyPair } from './s3-vendor.js';
-import type { KoaContext, KoaMiddleware, S3rverFilesystemStore } from './s3-vendor.js';
 
 /** Defaults of {@link startEmbeddedS3}, as constants so the README can quote them. */
 export const EMBEDDED_S3_DEFAULTS = {
   host: '127.0.0.1',
   port: 9000,
   bucket: 'models',
-  /** s3rver answers continuation tokens for this region only; clients may sign for any region. */
+  /** The region the server reports (bucket location, events); clients may sign for any region. */
   region: 'us-east-1',
+  /** S3's smallest part but the last in CompleteMultipartUpload (5 MiB); see {@link EmbeddedS3Options.minPartBytes}. */
+  minPartBytes: 5 * 1024 * 1024,
 } as const;
 
 /** Which created objects trigger `onObjectCreated`, as an S3 notification configuration's key filter. */
@@ -107,6 +111,12 @@ export interface EmbeddedS3Options {
    * @default a line on stderr naming the role, the action and the resource
    */
   readonly onAccessDenied?: (denial: AccessDenial) => void;
+  /**
+   * The smallest size of every part but the last that CompleteMultipartUpload accepts (S3's 400 EntityTooSmall
+   * below it). Lower it in tests and benches that upload small parts; S3 itself does not.
+   * @default 5 MiB, as S3
+   */
+  readonly minPartBytes?: number;
 }
 
 /** A running embedded S3 server. */
@@ -114,7 +124,7 @@ export interface EmbeddedS3 {
   /** e.g. `http://127.0.0.1:9000`; use with path-style addressing. */
   readonly endpoint: string;
   readonly bucket: string;
-  /** The fixed local key pair (`S3RVER` / `S3RVER`); not a secret, the server only listens on loopback. */
+  /** The owner's fixed key pair (`S3RVER` / `S3RVER`); not a secret, the server only listens on loopback. */
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly region: string;
   /** The key pair of a role given in {@link EmbeddedS3Options.roles}; throws for an unknown role. */
@@ -147,102 +157,202 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   await mkdir(dataDir, { recursive: true });
   await store.putBucket(bucket);
 
-  const app = new S3rver({ address: host, port, silent, directory: dataDir, configureBuckets: [] });
-  app.store = app.context.store = store;
-
-  const access = new AccessControl(S3RVER_CREDENTIALS);
-  const revocations: (() => void)[] = [];
-  const addRole = (policy: RolePolicy): Credentials => {
-    const credentials = access.addRole(policy);
-    revocations.push(addS3rverKeyPair(credentials.accessKeyId, credentials.secretAccessKey));
-    return credentials;
-  };
-  for (const policy of options.roles ?? []) addRole(policy);
+  const access = new AccessControl(OWNER_CREDENTIALS);
+  for (const policy of options.roles ?? []) access.addRole(policy);
   const onAccessDenied =
     options.onAccessDenied ?? ((denial: AccessDenial) => console.error(`embedded S3: ${describeDenial(denial)}`));
 
   const deliveries = new EventDelivery(options, region);
-  // Before s3rver's router (the last middleware), after its logging, XML rendering and virtual-host rewriting.
-  app.middleware.splice(app.middleware.length - 1, 0, s3Extensions(store, locks, deliveries, access, onAccessDenied));
-  app.on('error', (error) => {
-    // Koa reports every failed request here; 4xx answers (NoSuchKey, PreconditionFailed) are normal traffic.
-    if (!silent && (error.status ?? 500) >= 500) {
-      console.error(`embedded S3: ${error.stack ?? error.message}`);
-    }
+  const sequencer = new Sequencer();
+  const backend: S3Backend = {
+    store,
+    locks,
+    region,
+    minPartBytes: options.minPartBytes ?? EMBEDDED_S3_DEFAULTS.minPartBytes,
+    created: (eventName, createdIn, object, sourceIp) =>
+      deliveries.notify({
+        eventName,
+        region,
+        bucket: createdIn,
+        key: object.key,
+        size: object.size,
+        eTag: unquote(object.etag),
+        sequencer: sequencer.next(),
+        sourceIp,
+      }),
+  };
+  const server = createServer((request, response) => {
+    serve(request, response, backend, access, onAccessDenied, silent).catch((error: unknown) => {
+      // serve() answers every failure itself; this is a failure to answer, which only the socket can tell.
+      if (!silent) console.error(`embedded S3: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
+      response.destroy();
+    });
   });
-
-  const address = await app.run();
   // Longer than the SDK's idle sockets live, so the server never closes a connection the client is about to reuse.
-  if (app.httpServer !== undefined) {
-    app.httpServer.keepAliveTimeout = 65_000;
-  }
+  server.keepAliveTimeout = 65_000;
+  const address = await new Promise<AddressInfo>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(port, host, () => {
+      server.off('error', rejectListen);
+      resolveListen(server.address() as AddressInfo);
+    });
+  });
   const endpointHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
   return {
     endpoint: `http://${endpointHost}:${address.port}`,
     bucket,
-    credentials: S3RVER_CREDENTIALS,
+    credentials: OWNER_CREDENTIALS,
     region,
     credentialsFor: (role) => access.credentialsFor(role),
-    addRole,
+    addRole: (policy) => access.addRole(policy),
     close: async () => {
       // Notifications first: a handler still running may read and write objects through this server.
       await deliveries.drain();
-      await app.close();
-      for (const revoke of revocations) revoke();
+      const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      // Idle keep-alive sockets and requests still in flight: close() alone would wait for their timeouts.
+      server.closeAllConnections();
+      await closed;
     },
   };
 }
 
-/** The S3 operations the middleware treats specially, from method, query and headers. */
-type Operation =
-  | { readonly kind: 'create'; readonly eventName: ObjectCreatedEventName }
-  | { readonly kind: 'upload-part' }
-  | { readonly kind: 'delete' }
-  | { readonly kind: 'other' };
-
-function classify(ctx: KoaContext): Operation {
-  // Sub-resources (`?uploadId`, `?tagging`...) select the operation; the SDK's `x-id` and presigned `X-Amz-*`
-  // parameters do not.
-  const subresources = Object.keys(ctx.query).filter(
-    (name) => name !== 'x-id' && !name.toLowerCase().startsWith('x-amz-'),
-  );
-  const has = (name: string): boolean => subresources.includes(name);
-  switch (ctx.method) {
-    case 'PUT':
-      if (subresources.length === 0) {
-        return 'x-amz-copy-source' in ctx.headers
-          ? { kind: 'create', eventName: 'ObjectCreated:Copy' }
-          : { kind: 'create', eventName: 'ObjectCreated:Put' };
-      }
-      return has('uploadId') && has('partNumber') ? { kind: 'upload-part' } : { kind: 'other' };
-    case 'POST':
-      return subresources.length === 1 && has('uploadId')
-        ? { kind: 'create', eventName: 'ObjectCreated:CompleteMultipartUpload' }
-        : { kind: 'other' };
-    case 'DELETE':
-      return subresources.length === 0 ? { kind: 'delete' } : { kind: 'other' };
-    default:
-      return { kind: 'other' };
-  }
-}
-
-/** Bucket and key of an object request (`/<bucket>/<key>`), decoded as s3rver's router decodes them. */
-function objectTarget(ctx: KoaContext): { bucket: string; key: string } | undefined {
-  const match = /^\/([^/]+)\/(.+)$/s.exec(ctx.path);
-  if (match === null) {
-    return undefined;
+/** One request: names checked, signature and policy checked, operation served, any failure answered as S3 does. */
+async function serve(
+  request: IncomingMessage,
+  response: ServerResponse,
+  backend: S3Backend,
+  access: AccessControl,
+  onAccessDenied: (denial: AccessDenial) => void,
+  silent: boolean,
+): Promise<void> {
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const method = request.method ?? 'GET';
+  if (!silent) {
+    response.on('finish', () => console.log(`embedded S3: ${method} ${request.url} ${response.statusCode}`));
   }
   try {
-    return { bucket: decodeURIComponent(match[1] ?? ''), key: decodeURIComponent(match[2] ?? '') };
-  } catch {
-    // Malformed escapes: let s3rver's router answer as it does.
-    return undefined;
+    const target = targetOf(request.url ?? '/');
+    refuseEscapes(target.bucket, target.key, request.headers['x-amz-copy-source']);
+    const chunkSigner = await authorize(request, target, backend, access, onAccessDenied);
+    if (target.bucket === undefined) {
+      if (method !== 'GET')
+        throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
+      const buckets = await backend.store.listBuckets();
+      send({ response, requestId, method }, 200, listBucketsXml(buckets));
+      return;
+    }
+    await serveS3Call(
+      {
+        method,
+        bucket: target.bucket,
+        key: target.key,
+        query: target.query,
+        headers: request.headers,
+        // Lazily: an operation refused before it reads the body leaves the request to Node, which discards it and
+        // keeps the connection usable; a decoder started early would hold the unread body.
+        get body() {
+          return bodyOf(request, chunkSigner);
+        },
+        response,
+        requestId,
+        sourceIp: request.socket.remoteAddress ?? '',
+      },
+      backend,
+    );
+  } catch (error) {
+    answerError(error, request, response, requestId, silent);
   }
 }
 
+/** What a request addresses, path-style: `/<bucket>/<key>?<query>`, decoded. */
+interface Target {
+  readonly bucket: string | undefined;
+  readonly key: string | undefined;
+  readonly query: Readonly<Record<string, string>>;
+}
+
+function targetOf(url: string): Target {
+  const questionMark = url.indexOf('?');
+  const path = questionMark === -1 ? url : url.slice(0, questionMark);
+  const query: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of new URLSearchParams(questionMark === -1 ? '' : url.slice(questionMark + 1))) {
+    query[name] ??= value;
+  }
+  const match = /^\/([^/]*)(?:\/(.*))?$/s.exec(path);
+  try {
+    const bucket = match?.[1] === undefined || match[1] === '' ? undefined : decodeURIComponent(match[1]);
+    const key = match?.[2] === undefined || match[2] === '' ? undefined : decodeURIComponent(match[2]);
+    return { bucket, key, query };
+  } catch {
+    throw new S3Error('InvalidURI', `Couldn't parse the specified URI: ${path.slice(0, 200)}`);
+  }
+}
+
+/** The decoded body of a streamed `aws-chunked` upload, else the request itself. */
+function bodyOf(request: IncomingMessage, chunkSigner: ChunkSigner | undefined): Readable {
+  if (!isAwsChunked(request.headers)) return request;
+  const decoder = new AwsChunkedDecoder(stripAwsChunkedHeaders(request.headers), chunkSigner);
+  // pipeline: an aborted request fails the decoder, which fails the store's write, which removes its temp file.
+  pipeline(request, decoder, () => undefined);
+  return decoder;
+}
+
+/** Answers a failure: S3's XML error for an {@link S3Error}, a logged 500 InternalError for anything else. */
+function answerError(
+  error: unknown,
+  request: IncomingMessage,
+  response: ServerResponse,
+  requestId: string,
+  silent: boolean,
+): void {
+  let s3Error: S3Error;
+  if (error instanceof S3Error) {
+    s3Error = error;
+  } else if (error instanceof SignatureError) {
+    s3Error = new S3Error(error.code, error.message);
+  } else {
+    if (!silent) console.error(`embedded S3: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
+    s3Error = new S3Error('InternalError', 'We encountered an internal error. Please try again.');
+  }
+  if (response.headersSent) {
+    // Failed mid-body (a GET whose file became unreadable): only a cut connection tells the client.
+    response.destroy();
+    return;
+  }
+  for (const name of response.getHeaderNames()) response.removeHeader(name);
+  send({ response, requestId, method: request.method ?? 'GET' }, s3Error.status, s3Error.toXml(requestId));
+}
+
+function listBucketsXml(buckets: readonly { name: string; created: Date }[]): string {
+  return xmlDocument('ListAllMyBucketsResult', [
+    [
+      'Owner',
+      [
+        ['ID', LOCAL_OWNER_ID],
+        ['DisplayName', 'local'],
+      ],
+    ],
+    [
+      'Buckets',
+      buckets.map(
+        ({ name, created }): XmlChild => [
+          'Bucket',
+          [
+            ['Name', name],
+            ['CreationDate', created.toISOString()],
+          ],
+        ],
+      ),
+    ],
+  ]);
+}
+
+/** The canonical user id of the bucket owner (the printed key pair), as listings show it. */
+const LOCAL_OWNER_ID = '0'.repeat(64);
+
 /**
- * s3rver maps keys to files with `path.join`, so a `.` or `..` segment (or a backslash, a separator on Windows)
+ * Keys map to files one segment per folder, so a `.` or `..` segment (or a backslash, a separator on Windows)
  * would reach outside the data folder. S3 allows such keys; this local server refuses them, for the object key, the
  * bucket and a copy source alike.
  */
@@ -252,22 +362,21 @@ export function escapesDataFolder(bucketOrKey: string): boolean {
   );
 }
 
-function refuseEscapes(ctx: KoaContext): void {
-  const segments = /^\/([^/]*)(?:\/(.*))?$/s.exec(ctx.path);
-  let names: string[];
-  try {
-    names = [decodeURIComponent(segments?.[1] ?? ''), decodeURIComponent(segments?.[2] ?? '')];
-    const copySource = ctx.headers['x-amz-copy-source'];
-    if (typeof copySource === 'string') names.push(decodeURIComponent(copySource.split('?')[0] ?? ''));
-  } catch {
-    return; // malformed escapes: s3rver's router refuses them itself
+function refuseEscapes(
+  bucket: string | undefined,
+  key: string | undefined,
+  copySource: string | string[] | undefined,
+): void {
+  const names = [bucket ?? '', key ?? ''];
+  if (typeof copySource === 'string') {
+    try {
+      names.push(decodeURIComponent(copySource.split('?')[0] ?? ''));
+    } catch {
+      // A malformed copy source is refused by CopyObject with InvalidArgument.
+    }
   }
   if (names.some(escapesDataFolder)) {
-    throw new S3Error(
-      'InvalidArgument',
-      'This local server refuses bucket names and keys with "." or ".." segments',
-      {},
-    );
+    throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments');
   }
   // Keys are files here: a segment must fit a file name, and must not look like the server's own file layout
   // (a key `a._S3rver_object/b` would turn the object file of `a` into a folder).
@@ -276,7 +385,6 @@ function refuseEscapes(ctx: KoaContext): void {
     throw new S3Error(
       'InvalidArgument',
       `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`,
-      {},
     );
   }
   const tooLong = parts.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_KEY_SEGMENT_BYTES);
@@ -284,7 +392,6 @@ function refuseEscapes(ctx: KoaContext): void {
     throw new S3Error(
       'KeyTooLongError',
       `This local server stores keys as files: each "/"-separated part of a key may have at most ${MAX_KEY_SEGMENT_BYTES} bytes (one has ${Buffer.byteLength(tooLong, 'utf8')}); S3 itself allows 1,024 bytes per key`,
-      {},
     );
   }
 }
@@ -294,46 +401,39 @@ function refuseEscapes(ctx: KoaContext): void {
  * streamed signed body. S3's order: a bad signature is answered before any permission is looked at.
  */
 async function authorize(
-  ctx: KoaContext,
-  store: S3rverFilesystemStore,
+  request: IncomingMessage,
+  target: Target,
+  backend: S3Backend,
   access: AccessControl,
   onAccessDenied: (denial: AccessDenial) => void,
 ): Promise<ChunkSigner | undefined> {
-  if (isBrowserRequest(ctx.method, ctx.headers)) {
+  const method = request.method ?? 'GET';
+  if (isBrowserRequest(method, request.headers)) {
     throw new S3Error(
       'AccessDenied',
       'Requests from web browsers (Origin, Sec-Fetch-*, CORS preflights, form posts) are refused.',
     );
   }
-  let verified;
-  try {
-    verified = verifySigV4(
-      { method: ctx.method, url: ctx.originalUrl, rawHeaders: 'rawHeaders' in ctx.req ? ctx.req.rawHeaders : [] },
-      (id) => access.secretFor(id),
-    );
-  } catch (error) {
-    if (error instanceof SignatureError) throw new S3Error(error.code, error.message);
-    throw error;
-  }
-  const path = /^\/([^/]+)(?:\/(.*))?$/s.exec(ctx.path);
-  if (path === null) {
+  const verified = verifySigV4(request, (id) => access.secretFor(id));
+  const { bucket, key } = target;
+  if (bucket === undefined) {
     // The service root (ListBuckets): the owner's only.
     const denial = access.check(verified.accessKeyId, [{ action: 's3:ListAllMyBuckets', resource: '*' }]);
     if (denial !== undefined) deny(denial, onAccessDenied);
     return verified.chunkSigner;
   }
-  const bucket = decodeURIComponent(path[1] ?? '');
-  const key = path[2] === undefined || path[2] === '' ? undefined : decodeURIComponent(path[2]);
-  const requests = iamRequestsOf({ method: ctx.method, bucket, key, query: ctx.query, headers: ctx.headers });
+  const requests = iamRequestsOf({ method, bucket, key, query: target.query, headers: request.headers });
   const denial = access.check(verified.accessKeyId, requests);
   if (denial !== undefined) deny(denial, onAccessDenied);
-  if (key !== undefined && (ctx.method === 'GET' || ctx.method === 'HEAD') && requests[0]?.action === 's3:GetObject') {
+  if (key !== undefined && (method === 'GET' || method === 'HEAD') && requests[0]?.action === 's3:GetObject') {
     // S3 answers a missing key with 404 only to callers that may list the bucket (checked without a prefix), and
     // with 403 to the others, so as not to reveal which keys exist.
     const listing = access.check(verified.accessKeyId, [
       { action: 's3:ListBucket', resource: `arn:aws:s3:::${bucket}` },
     ]);
-    if (listing !== undefined && (await currentEtag(store, bucket, key)) === undefined) deny(listing, onAccessDenied);
+    if (listing !== undefined && (await backend.store.getMetadata(bucket, key)) === undefined) {
+      deny(listing, onAccessDenied);
+    }
   }
   return verified.chunkSigner;
 }
@@ -345,161 +445,6 @@ function deny(denial: AccessDenial, onAccessDenied: (denial: AccessDenial) => vo
     // A failing reporter must not turn a 403 into a 500.
   }
   throw new S3Error('AccessDenied', 'Access Denied');
-}
-
-function s3Extensions(
-  store: S3rverFilesystemStore,
-  locks: KeyedMutex,
-  deliveries: EventDelivery,
-  access: AccessControl,
-  onAccessDenied: (denial: AccessDenial) => void,
-): KoaMiddleware {
-  const sequencer = new Sequencer();
-  return async (ctx, next) => {
-    refuseEscapes(ctx);
-    const chunkSigner = await authorize(ctx, store, access, onAccessDenied);
-    if (isListObjectsV2(ctx)) {
-      await listObjectsV2(ctx, next);
-      return;
-    }
-    const target = objectTarget(ctx);
-    const operation = classify(ctx);
-    if (target === undefined || operation.kind === 'other') {
-      await next();
-      return;
-    }
-    if ((operation.kind === 'upload-part' || operation.kind === 'create') && isAwsChunked(ctx.headers)) {
-      decodeAwsChunkedBody(ctx, chunkSigner);
-    }
-    if (operation.kind === 'upload-part') {
-      await next();
-      return;
-    }
-    await locks.run(objectLockKey(target.bucket, target.key), async () => {
-      if (operation.kind === 'create') {
-        checkWriteConditions(ctx.headers, await currentEtag(store, target.bucket, target.key));
-      }
-      await next();
-      if (operation.kind === 'create' && ctx.status >= 200 && ctx.status < 300) {
-        // Read back under the lock: size and etag of exactly the object this request wrote.
-        const metadata = await store.getMetadata(target.bucket, target.key);
-        deliveries.notify({
-          eventName: operation.eventName,
-          region: deliveries.region,
-          bucket: target.bucket,
-          key: target.key,
-          size: Number(metadata['content-length']),
-          eTag: unquote(String(metadata['etag'])),
-          sequencer: sequencer.next(),
-          sourceIp: ctx.ip,
-        });
-      }
-    });
-  };
-}
-
-function isListObjectsV2(ctx: KoaContext): boolean {
-  return ctx.method === 'GET' && /^\/[^/]+\/?$/.test(ctx.path) && ctx.query['list-type'] === '2';
-}
-
-/**
- * Serves ListObjectsV2 through s3rver's controller with this server's own continuation tokens (s3rver's need DES,
- * which Node 17+ lacks): a token is turned into `start-after` on the way in, and a truncated page gets a token for
- * the key it ended after on the way out.
- */
-async function listObjectsV2(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
-  const token = ctx.query['continuation-token'];
-  if (typeof token === 'string' && token !== '') {
-    const { 'continuation-token': _token, ...query } = ctx.query;
-    ctx.query = { ...query, 'start-after': decodeContinuationToken(token) };
-  }
-  const page: ListingPage = {};
-  await listingPages.run(page, next);
-  const result = (ctx.body as { ListBucketResult?: Record<string, unknown> } | undefined)?.ListBucketResult;
-  if (result === undefined) {
-    return;
-  }
-  if (typeof token === 'string' && token !== '') {
-    result['StartAfter'] = undefined;
-    result['ContinuationToken'] = token;
-  }
-  if (page.resumeAfter !== undefined) {
-    result['IsTruncated'] = true;
-    result['NextContinuationToken'] = encodeContinuationToken(page.resumeAfter);
-  }
-}
-
-const CONTINUATION_TOKEN_PREFIX = 'embedded-s3:';
-
-function encodeContinuationToken(resumeAfter: string): string {
-  return Buffer.from(CONTINUATION_TOKEN_PREFIX + resumeAfter, 'utf8').toString('base64');
-}
-
-function decodeContinuationToken(token: string): string {
-  const decoded = Buffer.from(token, 'base64').toString('utf8');
-  if (!decoded.startsWith(CONTINUATION_TOKEN_PREFIX)) {
-    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
-      ArgumentName: 'continuation-token',
-    });
-  }
-  return decoded.slice(CONTINUATION_TOKEN_PREFIX.length);
-}
-
-/** Makes s3rver's controllers read the decoded payload instead of the `aws-chunked` framed request stream. */
-function decodeAwsChunkedBody(ctx: KoaContext, chunkSigner: ChunkSigner | undefined): void {
-  const expectedLength = stripAwsChunkedHeaders(ctx.headers);
-  const decoder = new AwsChunkedDecoder(expectedLength, chunkSigner);
-  // pipeline: an aborted request fails the decoder, which fails the store's write, which removes its temp file.
-  pipeline(ctx.req, decoder, () => undefined);
-  ctx.req = decoder;
-}
-
-async function currentEtag(store: S3rverFilesystemStore, bucket: string, key: string): Promise<string | undefined> {
-  try {
-    return String((await store.getMetadata(bucket, key))['etag']);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      return undefined;
-    }
-    throw error;
-  }
-}
-
-/**
- * S3's conditional write rules: `If-None-Match: *` fails if the key exists; `If-Match: <etag>` fails if the
- * object's etag differs, and answers NoSuchKey if there is no object.
- */
-function checkWriteConditions(headers: KoaContext['headers'], etag: string | undefined): void {
-  const ifMatch = headers['if-match'];
-  const ifNoneMatch = headers['if-none-match'];
-  if (ifMatch !== undefined) {
-    if (etag === undefined) {
-      throw new S3Error('NoSuchKey', 'The specified key does not exist.');
-    }
-    if (!etagListMatches(ifMatch, etag)) {
-      throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
-        Condition: 'If-Match',
-      });
-    }
-  }
-  if (ifNoneMatch !== undefined && etag !== undefined && etagListMatches(ifNoneMatch, etag)) {
-    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
-      Condition: 'If-None-Match',
-    });
-  }
-}
-
-/** RFC 9110 entity-tag list matching (`*`, or a comma-separated list, quoted or not, weak prefix ignored). */
-function etagListMatches(header: string, etag: string): boolean {
-  const current = unquote(etag);
-  return header.split(',').some((candidate) => {
-    const trimmed = candidate.trim();
-    return trimmed === '*' || unquote(trimmed.replace(/^W\//, '')) === current;
-  });
-}
-
-function unquote(etag: string): string {
-  return etag.replace(/^"(.*)"$/s, '$1');
 }
 
 /** Delivers notifications off the request path and keeps track of them so that `close()` can wait. */

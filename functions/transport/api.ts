@@ -13,7 +13,8 @@ import {
   parseMediaType,
 } from '../core/codec/index.js';
 import type { ImageDecoder } from '../core/image/decoder.js';
-import { decodeImageRequest, isImageBody } from '../core/image/request.js';
+import type { ImagePlacement } from '../core/image/preprocess.js';
+import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
@@ -158,16 +159,29 @@ export function createApi(options: ApiOptions): Api {
                 binaryOutputs: !acceptsJson(request.headers.accept),
               })
             : undefined;
-        const decoded =
+        let decoded =
           image?.request ??
           decodeInferenceRequest(body, {
             contentType,
             inferenceHeaderContentLength: headerLength,
             limits,
             modelInputs: target.metadata.inputs,
+            encodedInputs: declaredImageInputs(target.metadata),
           });
+        // Images in BYTES elements of inputs with declared preprocessing (README, "Images in a V2 request").
+        let parameters: Record<string, unknown> | undefined =
+          image === undefined ? undefined : { image: image.placement };
+        if (decoded.encodedInputs !== undefined) {
+          const images = await decodeEncodedImages(decoded, {
+            metadata: target.metadata,
+            decoder: imageDecoder,
+            limits,
+          });
+          decoded = images.request;
+          parameters = imageParameters(images.placements);
+        }
         const answered = await service.infer(target, decoded);
-        const response = image === undefined ? answered : { ...answered, parameters: { image: image.placement } };
+        const response = parameters === undefined ? answered : { ...answered, parameters };
         // Refused from the element counts first: building a response of a billion numbers to measure it would take
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
@@ -193,6 +207,16 @@ export function createApi(options: ApiOptions): Api {
       }
     }
   }
+}
+
+/**
+ * The response's `parameters` for images sent in BYTES elements: `images` maps each image input to the placement of
+ * each of its elements; `image` repeats the placement when the request held exactly one image, as an image body's
+ * answer carries it.
+ */
+function imageParameters(placements: Readonly<Record<string, readonly ImagePlacement[]>>): Record<string, unknown> {
+  const all = Object.values(placements).flat();
+  return { ...(all.length === 1 ? { image: all[0] } : {}), images: placements };
 }
 
 /** True when an `Accept` header asks for JSON (image requests otherwise answer in the binary extension). */

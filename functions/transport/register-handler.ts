@@ -30,7 +30,9 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     sessionFactory: runtime.registrationSessionFactory,
     sessionOptions: runtime.config.sessionOptions,
     maxModelBytes: runtime.config.maxModelBytes,
+    maxRewriteBytes: runtime.config.maxRewriteBytes,
     limits: runtime.config.limits,
+    catalogPreprocess: runtime.config.catalogPreprocess,
   };
 }
 

@@ -2,7 +2,14 @@
  * The environment, read once and typed. Nothing else in the functions reads `process.env`.
  */
 import os from 'node:os';
-import { DEFAULT_LIMITS, isValidModelName, limitsSchema, type Limits } from '../core/catalog.js';
+import {
+  DEFAULT_LIMITS,
+  isValidModelName,
+  limitsSchema,
+  parseCatalogPreprocess,
+  type Limits,
+} from '../core/catalog.js';
+import type { Preprocess } from '../core/image/spec.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from '../core/contract.js';
@@ -24,6 +31,8 @@ export interface RuntimeConfig {
   readonly manifestTtlSeconds: number;
   /** `MODEL_LIMITS` (JSON of the catalog's `limits`), defaults applied. */
   readonly limits: Limits;
+  /** `CATALOG_PREPROCESS`: image preprocessing that catalog entries declare, per model (registration applies it). */
+  readonly catalogPreprocess: ReadonlyMap<string, Preprocess>;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
@@ -36,6 +45,8 @@ export interface RuntimeConfig {
   readonly maxLoadedBytes?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
+  /** `MAX_REWRITE_BYTES`: largest single `.onnx` registration rewrites in memory, default 512 MiB. */
+  readonly maxRewriteBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
@@ -69,6 +80,13 @@ const MB_PER_VCPU = 1769;
 
 /** `MAX_MODEL_BYTES` when unset: the largest upload registration accepts (the infra sizes register's `/tmp` by it). */
 export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * `MAX_REWRITE_BYTES` when unset. A rewrite holds the upload and its rewritten copy in the handler's process while
+ * onnxruntime loads the copy in the isolated one (about 4 x the file in all): 512 MiB fits the register function's
+ * default 3,008 MB. Models served unchanged are never read into memory and have no such limit.
+ */
+export const DEFAULT_MAX_REWRITE_BYTES = 512 * 1024 * 1024;
 
 /** Thrown at init when the environment is wrong: the function should not start half-configured. */
 export class ConfigurationError extends Error {
@@ -140,6 +158,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     if (!parsed.success) throw new ConfigurationError(`${ENV.modelLimits} is invalid: ${parsed.error.message}`);
     limits = parsed.data;
   }
+  let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
+  const preprocessJson = env[ENV.catalogPreprocess];
+  if (preprocessJson !== undefined && preprocessJson !== '') {
+    try {
+      catalogPreprocess = parseCatalogPreprocess(preprocessJson);
+    } catch (error) {
+      throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
+    }
+  }
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
@@ -161,6 +188,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     modelName,
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
+    catalogPreprocess,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)
@@ -177,6 +205,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
+    maxRewriteBytes: positiveNumber(env, ENV.maxRewriteBytes, DEFAULT_MAX_REWRITE_BYTES),
     registrationTimeoutSeconds: positiveNumber(
       env,
       ENV.registrationTimeoutSeconds,

@@ -16,7 +16,7 @@ import {
 import { FP16_OVERFLOW, FP32_OVERFLOW } from '../../functions/core/codec/datatypes.js';
 import { findDataSpans } from '../../functions/core/codec/json-span.js';
 import { FAST_JSON_MIN_SPAN_BYTES, decodeJsonRequestFast } from '../../functions/core/codec/request.js';
-import type { Datatype, InferenceRequest, Tensor } from '../../functions/core/types.js';
+import { DATATYPES, type Datatype, type InferenceRequest, type Tensor } from '../../functions/core/types.js';
 import { jsonBytes } from './helpers.js';
 
 const LIMITS: Limits = { ...DEFAULT_LIMITS, maxElements: 4096, maxJsonDepth: 16 };
@@ -111,19 +111,7 @@ function dataText(shape: readonly number[], element: fc.Arbitrary<string>, neste
     });
 }
 
-const NUMERIC: readonly Datatype[] = [
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-  'FP16',
-  'FP32',
-  'FP64',
-];
+const NUMERIC: readonly Datatype[] = DATATYPES.filter((d) => d !== 'BOOL' && d !== 'BYTES');
 
 const requestArbitrary = fc
   .record({

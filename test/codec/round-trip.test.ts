@@ -6,6 +6,7 @@ import {
   decodeInferenceResponse,
   encodeInferenceRequest,
   encodeInferenceResponse,
+  TYPED_ARRAY_BY_DATATYPE,
 } from '../../functions/core/codec/index.js';
 import type { EncodedRequest } from '../../functions/core/codec/index.js';
 import type { Datatype, InferenceRequest, Tensor } from '../../functions/core/types.js';
@@ -195,21 +196,7 @@ describe('datatype fidelity', () => {
   });
 
   it('stores every datatype in the storage types.ts prescribes', () => {
-    const expected: Record<Datatype, unknown> = {
-      BOOL: Uint8Array,
-      UINT8: Uint8Array,
-      UINT16: Uint16Array,
-      UINT32: Uint32Array,
-      UINT64: BigUint64Array,
-      INT8: Int8Array,
-      INT16: Int16Array,
-      INT32: Int32Array,
-      INT64: BigInt64Array,
-      FP16: Uint16Array,
-      FP32: Float32Array,
-      FP64: Float64Array,
-      BYTES: Array,
-    };
+    const expected: Record<Datatype, unknown> = { ...TYPED_ARRAY_BY_DATATYPE, BYTES: Array };
     for (const datatype of DATATYPES) {
       const decoded = decodeEncoded(encodeInferenceRequest([tensor('x', datatype, [3], EDGE_VALUES[datatype])]));
       expect(decoded.inputs[0]?.data.constructor, datatype).toBe(expected[datatype]);

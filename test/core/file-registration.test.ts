@@ -3,17 +3,23 @@
  * reasons read as they did for bytes (no scratch path in them), the scratch folder is removed, and a full `/tmp`
  * is a recorded refusal rather than an event redelivered forever.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-session.js';
-import type { DownloadedObject, DownloadOptions } from '../../functions/core/blob-store.js';
+import type { DownloadedObject, DownloadOptions, PutCondition } from '../../functions/core/blob-store.js';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { ModelRepository } from '../../functions/core/model-repository.js';
 import { registerUpload, type RegistrationOptions } from '../../functions/core/registration.js';
-import { buildScaledLinearModel, ModelBuilder } from '../../tools/onnx/index.js';
+import {
+  buildLargeModel,
+  buildScaledLinearModel,
+  buildZipMapClassifier,
+  ModelBuilder,
+} from '../../tools/onnx/index.js';
 
 let dir: string;
 let scratch: string;
@@ -24,6 +30,29 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A folder store that records which method wrote each key, and can fail the streamed writes (an injected fault). */
+class WriteRecordingStore extends FsBlobStore {
+  public readonly writes: { method: 'put' | 'putFile'; key: string }[] = [];
+  public failPutFile = false;
+
+  public override put(key: string, body: Uint8Array, condition?: PutCondition): Promise<{ etag: string }> {
+    this.writes.push({ method: 'put', key });
+    return super.put(key, body, condition);
+  }
+
+  public override async putFile(key: string, file: string, condition?: PutCondition): Promise<{ etag: string }> {
+    this.writes.push({ method: 'putFile', key });
+    if (this.failPutFile) throw new Error('injected: the upload of the version failed');
+    return super.putFile(key, file, condition);
+  }
+
+  public methodOf(key: string): string | undefined {
+    return this.writes.find((write) => write.key === key)?.method;
+  }
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 function optionsWith(store: FsBlobStore): RegistrationOptions {
   return {
@@ -94,5 +123,89 @@ describe('registration from a file', () => {
       reason: expect.stringMatching(/ran out of temporary storage \(\/tmp\).*more ephemeral storage/),
     });
     expect(await new ModelRepository(store).readManifest('m')).toBeUndefined();
+  });
+
+  it('stores a model that needs no rewrite from the file: its bytes are never put as one buffer', async () => {
+    // Prepare: 2 MB of weights, well past anything the skeleton holds.
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    const bytes = buildLargeModel(2 * 1024 * 1024);
+    await store.put('uploads/big/model.onnx', bytes);
+
+    // Act
+    const outcome = await registerUpload('uploads/big/model.onnx', { ...optionsWith(store), maxModelBytes: 1e8 });
+
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'registered', version: '1' });
+    expect(store.methodOf('models/big/1/model.onnx')).toBe('putFile');
+    const stored = await store.get('models/big/1/model.onnx');
+    expect(sha256(stored?.body ?? new Uint8Array())).toBe(sha256(bytes));
+    const metadata = await new ModelRepository(store).readMetadata('big', '1');
+    expect(metadata).toMatchObject({ sha256: sha256(bytes), size: bytes.byteLength, rewrites: [] });
+    expect(await readdir(scratch)).toEqual([]);
+  });
+
+  it('rewrites a model that needs it in memory, and stores the rewritten bytes', async () => {
+    // Prepare
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    await store.put('uploads/iris/zipmap.onnx', buildZipMapClassifier({ labels: ['a', 'b', 'c'] }).bytes);
+
+    // Act
+    const outcome = await registerUpload('uploads/iris/zipmap.onnx', optionsWith(store));
+
+    // Assess
+    expect(outcome).toMatchObject({ kind: 'registered', version: '1' });
+    expect(store.methodOf('models/iris/1/model.onnx')).toBe('put');
+    const metadata = await new ModelRepository(store).readMetadata('iris', '1');
+    expect(metadata.rewrites.map((r) => r.kind)).toEqual(['remove-zipmap']);
+    const stored = await store.get('models/iris/1/model.onnx');
+    expect(metadata.sha256).toBe(sha256(stored?.body ?? new Uint8Array()));
+  });
+
+  it('refuses a model that needs a rewrite above MAX_REWRITE_BYTES, saying what to do', async () => {
+    // Prepare
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    const bytes = buildZipMapClassifier({ labels: ['a', 'b', 'c'] }).bytes;
+    await store.put('uploads/iris/zipmap.onnx', bytes);
+
+    // Act
+    const outcome = await registerUpload('uploads/iris/zipmap.onnx', {
+      ...optionsWith(store),
+      maxRewriteBytes: bytes.byteLength - 1,
+    });
+
+    // Assess
+    expect(outcome).toMatchObject({
+      kind: 'rejected',
+      reason: expect.stringMatching(
+        /needs a graph rewrite \(remove-zipmap\).*over the \d+-byte limit.*MAX_REWRITE_BYTES/,
+      ),
+    });
+    expect(await new ModelRepository(store).readManifest('iris')).toBeUndefined();
+  });
+
+  it('adds no version when streaming the version fails, and registers it when the event comes again', async () => {
+    // Prepare
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    await store.put('uploads/big/model.onnx', buildLargeModel(1024 * 1024));
+    store.failPutFile = true;
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const repository = new ModelRepository(store, { now: () => clock });
+    const options = { ...optionsWith(store), repository, maxModelBytes: 1e8 };
+
+    // Act: the failed delivery's claim on the bytes is taken over once stale (its invocation is presumed dead).
+    const failed = await registerUpload('uploads/big/model.onnx', options).catch((error: unknown) => error);
+    const afterFailure = await repository.readManifest('big');
+    const leftFiles = await store.list('models/big/1/');
+    store.failPutFile = false;
+    clock += 16 * 60_000;
+    const retried = await registerUpload('uploads/big/model.onnx', options);
+
+    // Assess: a storage failure throws (the event is delivered again), and leaves neither a version nor its file.
+    expect(failed).toMatchObject({ message: expect.stringMatching(/injected/) });
+    expect(afterFailure).toBeUndefined();
+    expect(leftFiles).toEqual([]);
+    expect(retried).toMatchObject({ kind: 'registered', version: '1' });
+    expect((await new ModelRepository(store).readManifest('big'))?.manifest.versions).toHaveLength(1);
+    expect(await readdir(scratch)).toEqual([]);
   });
 });

@@ -219,13 +219,14 @@ describe('npm start: the local gateway over real HTTP', () => {
   });
 
   it("the 640x640 detector example answers the README's JPEG (models/photo.jpg) as onnxruntime does its tensor", async () => {
-    // Prepare: the seed's sidecar declared letterbox preprocessing; the oracle feeds the same preprocessing to
-    // onnxruntime directly (the preprocessing itself is proven against a reference in test/image/).
+    // Prepare: the catalog entry (models/detector.json) declares letterbox preprocessing, which registration applied
+    // to the seed; the oracle feeds the same preprocessing to onnxruntime directly (the preprocessing itself is
+    // proven against a reference in test/image/).
     const photo = await readFile(path.join('models', 'photo.jpg'));
     const { createSharpImageDecoder } = await import('../../functions/adapters/sharp-image-decoder.js');
     const { imageToTensor, parsePreprocess } = await import('../../functions/core/image/index.js');
-    const sidecar = JSON.parse(await readFile(path.join('models', 'detector.onnx.json'), 'utf8'));
-    const parsed = parsePreprocess(sidecar.preprocess);
+    const entry = JSON.parse(await readFile(path.join('models', 'detector.json'), 'utf8'));
+    const parsed = parsePreprocess(entry.preprocess);
     if (!parsed.ok) throw new Error(parsed.message);
     const pixels = await createSharpImageDecoder().decode(photo, { mediaType: 'image/jpeg', maxPixels: 1e8 });
     const { tensor } = imageToTensor(pixels, parsed.value.images['images']!, 'images', 'FP32');

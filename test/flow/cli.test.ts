@@ -14,7 +14,7 @@ import { runCli, type CliIo } from '../../functions/cli/cli.js';
 import { LOCAL_S3, resolveConnection } from '../../functions/cli/connection.js';
 import { EXIT_CODES, UsageError } from '../../functions/cli/errors.js';
 import { EMBEDDED_S3_DEFAULTS } from '../../functions/local/s3-server.js';
-import { S3RVER_CREDENTIALS } from '../../functions/local/s3-vendor.js';
+import { OWNER_CREDENTIALS } from '../../functions/local/s3-access.js';
 import { type FlowStack, linearModel, outputData, startFlowStack } from './fixture.js';
 
 const run = promisify(execFile);
@@ -54,7 +54,7 @@ describe('connection defaults', () => {
       EMBEDDED_S3_DEFAULTS.port,
       EMBEDDED_S3_DEFAULTS.bucket,
     ]);
-    expect(LOCAL_S3.credentials).toEqual(S3RVER_CREDENTIALS);
+    expect(LOCAL_S3.credentials).toEqual(OWNER_CREDENTIALS);
   });
 
   it('follows S3_PORT, and uses AWS with the default credential chain once MODEL_BUCKET is set', () => {
@@ -392,24 +392,21 @@ describe('commands against the embedded S3 server', () => {
   });
 
   it('runs as `npx tsx functions/cli/models.ts` in a child process', async () => {
+    // Prepare: the embedded server's endpoint, and none of the developer's own AWS settings.
+    const cliEnv = {
+      ...process.env,
+      S3_ENDPOINT: flow.stack.s3.endpoint,
+      MODEL_BUCKET: '',
+      AWS_ACCESS_KEY_ID: '',
+      AWS_PROFILE: '',
+    };
+
     // Act
     const child = await run('npx', ['tsx', 'functions/cli/models.ts', 'list', 'cli-a'], {
-      env: {
-        ...process.env,
-        S3_ENDPOINT: flow.stack.s3.endpoint,
-        MODEL_BUCKET: '',
-        AWS_ACCESS_KEY_ID: '',
-        AWS_PROFILE: '',
-      },
+      env: cliEnv,
     });
     const refused = await run('npx', ['tsx', 'functions/cli/models.ts', 'promote', 'cli-a', '9'], {
-      env: {
-        ...process.env,
-        S3_ENDPOINT: flow.stack.s3.endpoint,
-        MODEL_BUCKET: '',
-        AWS_ACCESS_KEY_ID: '',
-        AWS_PROFILE: '',
-      },
+      env: cliEnv,
     }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),

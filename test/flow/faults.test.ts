@@ -103,6 +103,10 @@ class FaultyBlobStore implements BlobStore {
     return this.inner.put(key, body, condition);
   }
 
+  public putFile(key: string, file: string, condition?: PutCondition): Promise<{ etag: string }> {
+    return this.inner.putFile(key, file, condition);
+  }
+
   public list(prefix: string): Promise<string[]> {
     if (this.fault === 'unavailable' && this.target.test(prefix)) return this.get(prefix).then(() => []);
     return this.inner.list(prefix);

@@ -53,6 +53,11 @@ export class RecordingStore implements BlobStore {
     return this.inner.put(key, body, condition);
   }
 
+  public putFile(key: string, file: string, condition?: PutCondition): Promise<{ etag: string }> {
+    this.keys.push(key);
+    return this.inner.putFile(key, file, condition);
+  }
+
   public list(prefix: string): Promise<string[]> {
     this.keys.push(prefix);
     return this.inner.list(prefix);

@@ -137,7 +137,12 @@ beforeAll(async () => {
     {
       models: [
         parseCatalogEntry('square', { architecture: 'x86_64', warmer: false }),
-        parseCatalogEntry('detector', { architecture: 'x86_64', warmer: false }),
+        // Its catalog entry's preprocess reaches register through the template's environment.
+        parseCatalogEntry('detector', {
+          architecture: 'x86_64',
+          warmer: false,
+          preprocess: JSON.parse(readFileSync(join('models', 'detector.json'), 'utf8')).preprocess,
+        }),
       ],
       sharedArchitecture: 'x86_64',
     },
@@ -367,25 +372,36 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
     expect(result).toMatchObject({ outcomes: [{ kind: 'rejected' }] });
   });
 
-  it('a 640x640 model registered with declared preprocessing answers a JPEG body (sharp from the layer)', async () => {
-    // Prepare: the detector example and its sidecar, uploaded as a user would (sidecar first).
+  it('a 640x640 model registered with its catalog preprocessing answers a JPEG body (sharp from the layer)', async () => {
+    // Prepare: the detector example, uploaded as a user would, without a sidecar: the declaration is its catalog
+    // entry's, which the synthesized register function has in its environment.
     const put = (Key: string, Body: Uint8Array) =>
       s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key, Body }));
-    await put('uploads/detector/detector.onnx.json', readFileSync(join('models', 'detector.onnx.json')));
     await put('uploads/detector/detector.onnx', readFileSync(join('models', 'detector.onnx')));
     const event = await eventFor('uploads/detector/detector.onnx');
     await invoke(idOf(synth.stack.registerFunction.function), [event]);
     const photo = readFileSync(join('models', 'photo.jpg'));
 
     // Act
-    const [answer, notImage] = (await invoke(idOf(synth.stack.endpoints.get('detector')!.inferFunction.function), [
-      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', photo, {
-        'content-type': 'image/jpeg',
-      }),
-      restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from('not a picture'), {
-        'content-type': 'image/jpeg',
-      }),
-    ])) as APIGatewayProxyResult[];
+    // The same file in a BYTES element of V2 JSON (base64), as a model with several inputs would take it.
+    const inV2 = JSON.stringify({
+      inputs: [{ name: 'images', datatype: 'BYTES', shape: [1], data: [photo.toString('base64')] }],
+      outputs: [{ name: 'output0', parameters: { binary_data: false } }],
+    });
+    const [answer, notImage, bytesElement] = (await invoke(
+      idOf(synth.stack.endpoints.get('detector')!.inferFunction.function),
+      [
+        restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', photo, {
+          'content-type': 'image/jpeg',
+        }),
+        restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from('not a picture'), {
+          'content-type': 'image/jpeg',
+        }),
+        restEvent('POST', '/v2/models/detector/infer', '/v2/models/detector/infer', Buffer.from(inV2), {
+          'content-type': 'application/json',
+        }),
+      ],
+    )) as APIGatewayProxyResult[];
 
     // Assess
     expect(answer?.statusCode, answer?.body.slice(0, 300)).toBe(200);
@@ -398,6 +414,11 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
       model_name: 'detector',
       parameters: { image: { original_size: [720, 1280], scale: 0.5, pad: [140, 0], size: [640, 640] } },
       outputs: [{ name: 'output0', datatype: 'FP32', shape: [1, 6, 400], parameters: { binary_data_size: 9600 } }],
+    });
+    expect(bytesElement?.statusCode, bytesElement?.body.slice(0, 300)).toBe(200);
+    expect(bodyOf(bytesElement)).toMatchObject({
+      parameters: { image: header.parameters.image, images: { images: [header.parameters.image] } },
+      outputs: [{ name: 'output0', shape: [1, 6, 400] }],
     });
     expect(notImage?.statusCode).toBe(400);
     expect(bodyOf(notImage)).toEqual({ error: expect.stringContaining('not a readable image/jpeg image') });

@@ -187,3 +187,59 @@ describe('OnnxServerlessStack', () => {
     expect(usagePlanKeys).toEqual(['ApiUsagePlanUsagePlanKeyResourceSApiApiKeyD9934843E8BA77A8']);
   });
 });
+
+describe('catalog image preprocessing', () => {
+  const letterbox = { images: { images: { size: [640, 640] } } };
+
+  it('reaches register as CATALOG_PREPROCESS, defaults applied, only for the entries that declare it', () => {
+    // Prepare
+    const models = [
+      parseCatalogEntry('det', { preprocess: letterbox }),
+      parseCatalogEntry('plain', {}),
+      parseCatalogEntry('ocr', {
+        preprocess: { images: { x: { size: { multiple_of: 32 }, resize: 'stretch', channel_order: 'BGR' } } },
+      }),
+    ];
+
+    // Act
+    const { stack } = synthesize({ models }, { bundling: false, id: 'Pre' });
+
+    // Assess
+    const environment = resources(Template.fromStack(stack))[logicalId(stack.registerFunction.function)]?.Properties?.[
+      'Environment'
+    ] as { Variables: Record<string, unknown> };
+    const declared = JSON.parse(environment.Variables['CATALOG_PREPROCESS'] as string);
+    expect(Object.keys(declared)).toEqual(['det', 'ocr']);
+    expect(declared.det.images.images).toEqual({
+      layout: 'NCHW',
+      size: [640, 640],
+      resize: 'letterbox',
+      pad: 114,
+      channel_order: 'RGB',
+      scale: 1 / 255,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+    });
+    expect(declared.ocr.images.x.size).toEqual({ multiple_of: 32, max_side: 960 });
+    // The infer functions do not need it: the declaration is stored in each version's metadata.
+    const infer = resources(Template.fromStack(stack))[logicalId(stack.endpoints.get('det')!.inferFunction.function)];
+    expect(infer?.Properties?.['Environment']).not.toHaveProperty('Variables.CATALOG_PREPROCESS');
+  });
+
+  it('is absent from register without declarations, and refused at synth past what the 4 KB environment allows', () => {
+    const { stack } = synthesize({ models: [parseCatalogEntry('a', {})] }, { bundling: false, id: 'NoPre' });
+    const register = resources(Template.fromStack(stack))[logicalId(stack.registerFunction.function)];
+    expect(register?.Properties?.['Environment']).not.toHaveProperty('Variables.CATALOG_PREPROCESS');
+
+    const many = Array.from({ length: 20 }, (_, i) => parseCatalogEntry(`detector-${i}`, { preprocess: letterbox }));
+    expect(() => synthesize({ models: many }, { bundling: false, id: 'TooMany' })).toThrow(
+      /the image preprocessing declared in the catalog \(models\/\*\.json "preprocess"\) takes \d+ bytes of register's environment \(CATALOG_PREPROCESS\), over the 3072/,
+    );
+  });
+
+  it('an entry whose declaration is invalid is refused naming the field', () => {
+    expect(() => parseCatalogEntry('det', { preprocess: { images: { images: { size: [640] } } } })).toThrow(
+      /models\/det\.json is invalid: preprocess\.images\.images\.size/,
+    );
+  });
+});

@@ -355,7 +355,7 @@ describe('security', () => {
     expect(others).toEqual([]);
   });
 
-  it('lets register read uploads/ and write models/ and rejected/, and control only read the index', () => {
+  it('lets register read uploads/ and write models/ (aborting its multipart uploads) and rejected/, and control only read the index', () => {
     const actionsOn = (roleId: string): Record<string, string[]> => {
       const result: Record<string, string[]> = {};
       for (const s of roleStatements(synth.template, roleId)) {
@@ -370,6 +370,7 @@ describe('security', () => {
     expect(actionsOn(logicalId(synth.stack.registerFunction.role))).toEqual({
       's3:GetObject': ['uploads/*', 'models/*'],
       's3:PutObject': ['models/*', 'rejected/*'],
+      's3:AbortMultipartUpload': ['models/*'],
     });
     expect(actionsOn(logicalId(synth.stack.controlFunction.role))).toEqual({
       's3:GetObject': ['models/*/manifest.json', 'models/*/*/metadata.json', 'rejected/*'],

@@ -39,6 +39,14 @@ function plant(files: Readonly<Record<string, string>>): string {
   return root;
 }
 
+/** {@link plant} plus the repository's own `biome.json`, minus the git integration a temporary folder lacks. */
+function plantWithBiome(files: Readonly<Record<string, string>>): string {
+  const config = JSON.parse(readFileSync(path.join(repoRoot, 'biome.json'), 'utf8')) as Record<string, unknown>;
+  delete config['vcs'];
+  delete config['$schema'];
+  return plant({ ...files, 'biome.json': JSON.stringify(config) });
+}
+
 /** The failure of a command expected to fail: its exit code and both streams. */
 async function failureOf(command: string, args: string[], cwd: string): Promise<{ code: number; output: string }> {
   try {
@@ -182,12 +190,8 @@ describe('import boundaries', () => {
 
 describe('biome', () => {
   it('fails on a focused test, a skipped test, an unused import, an unused variable and a floating promise', async () => {
-    // Prepare: the repository's own configuration, minus the git integration a temporary folder lacks.
-    const config = JSON.parse(readFileSync(path.join(repoRoot, 'biome.json'), 'utf8')) as Record<string, unknown>;
-    delete config['vcs'];
-    delete config['$schema'];
-    const root = plant({
-      'biome.json': JSON.stringify(config),
+    // Prepare
+    const root = plantWithBiome({
       'planted.test.ts': [
         "import { readFileSync } from 'node:fs';",
         "import { describe, it } from 'vitest';",
@@ -225,12 +229,8 @@ describe('biome', () => {
     }
   });
   it('fails on code the formatter would change, naming the file', async () => {
-    // Prepare: the repository's configuration, the same check `npm run lint` runs.
-    const config = JSON.parse(readFileSync(path.join(repoRoot, 'biome.json'), 'utf8')) as Record<string, unknown>;
-    delete config['vcs'];
-    delete config['$schema'];
-    const root = plant({
-      'biome.json': JSON.stringify(config),
+    // Prepare
+    const root = plantWithBiome({
       'tidy.ts': 'export const tidy = { a: 1 };\n',
       'untidy.ts': 'export const untidy = {a:1}\n',
     });

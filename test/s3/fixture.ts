@@ -2,6 +2,7 @@
  * A real embedded S3 server on an ephemeral loopback port, in a fresh temporary folder, with an SDK client on it.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Event } from 'aws-lambda';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
+import { OWNER_CREDENTIALS } from '../../functions/local/s3-access.js';
 import { startEmbeddedS3 } from '../../functions/local/s3-server.js';
 import type { EmbeddedS3, EmbeddedS3Options } from '../../functions/local/s3-server.js';
 
@@ -109,4 +111,25 @@ export async function signRaw(
     headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...headers },
   });
   return signed.headers;
+}
+
+/** Sends a raw HTTP request to the embedded server, signed with the owner's key pair, and returns status and body. */
+export async function rawRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  credentials: { accessKeyId: string; secretAccessKey: string } = OWNER_CREDENTIALS,
+): Promise<{ status: number; body: string }> {
+  const { origin, pathname, search } = new URL(url);
+  const signed = await signRaw(origin, method, `${pathname}${search}`, headers, credentials);
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, { method, headers: signed }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
 }

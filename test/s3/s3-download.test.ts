@@ -201,6 +201,7 @@ describe('serving from the streamed file', () => {
     const filling: BlobStore = {
       get: (key) => store.get(key),
       put: (key, body, condition) => store.put(key, body, condition),
+      putFile: (key, file, condition) => store.putFile(key, file, condition),
       list: (prefix) => store.list(prefix),
       delete: (key) => store.delete(key),
       download: async (key, file, options) => {

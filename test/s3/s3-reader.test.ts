@@ -179,6 +179,7 @@ describe('S3Reader', () => {
 
     // Act and assess
     await expect(reader.put('read/x.json', text('{}'))).rejects.toThrow(/only reads; refusing to write "read\/x.json"/);
+    await expect(reader.putFile('read/x.onnx', '/dev/null')).rejects.toThrow(/refusing to write "read\/x.onnx"/);
     await expect(reader.delete('read/manifest.json')).rejects.toThrow(/refusing to delete/);
     expect(await reader.get('read/manifest.json')).toBeDefined();
   });

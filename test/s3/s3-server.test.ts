@@ -16,8 +16,7 @@ import {
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Event } from 'aws-lambda';
-import { S3RVER_CREDENTIALS } from '../../functions/local/s3-vendor.js';
-import { signRaw, startS3Fixture } from './fixture.js';
+import { rawRequest, signRaw, startS3Fixture } from './fixture.js';
 import type { S3Fixture } from './fixture.js';
 
 async function getBytes(client: S3Client, bucket: string, key: string): Promise<Buffer> {
@@ -27,27 +26,6 @@ async function getBytes(client: S3Client, bucket: string, key: string): Promise<
 
 function keysOf(events: readonly S3Event[]): string[] {
   return events.flatMap((event) => event.Records.map((record) => record.s3.object.key));
-}
-
-/** Sends a raw HTTP request, signed with the owner's key pair, and returns status and body. */
-async function rawRequest(
-  url: string,
-  method: string,
-  headers: Record<string, string>,
-  body: Buffer,
-  credentials: { accessKeyId: string; secretAccessKey: string } = S3RVER_CREDENTIALS,
-): Promise<{ status: number; body: string }> {
-  const { origin, pathname, search } = new URL(url);
-  const signed = await signRaw(origin, method, `${pathname}${search}`, headers, credentials);
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, { method, headers: signed }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    outgoing.on('error', reject);
-    outgoing.end(body);
-  });
 }
 
 describe('embedded S3 server', () => {

@@ -16,6 +16,8 @@ export interface ExampleModel<P = unknown> {
     readonly description: string;
     readonly seed: string;
     readonly memoryMb: number;
+    /** Declared image preprocessing (see `functions/core/image/spec.ts`). */
+    readonly preprocess?: Readonly<Record<string, unknown>>;
   };
   readonly parameters: P;
   /** The seed's sidecar `models/<name>.onnx.json` (a sample request, declared preprocessing), when it has one. */
@@ -263,8 +265,8 @@ export interface DetectorParameters {
 /**
  * `detector`: shaped like a YOLOv8 export, FP32 `images` `[1, 3, 640, 640]` to FP32 `output0` `[1, 6, 400]`: one
  * candidate per 32 x 32 cell (400 cells), 4 box values and 2 class scores each, from AveragePool 32/32, a 1x1 Conv
- * and a Sigmoid (random weights: it is the input and output shape that the example shows). Its sidecar declares
- * YOLO's letterbox preprocessing, so it takes a JPEG body.
+ * and a Sigmoid (random weights: it is the input and output shape that the example shows). Its catalog entry
+ * declares YOLO's letterbox preprocessing, so it takes a JPEG body.
  */
 export function buildDetectorExample(): ExampleModel<DetectorParameters> {
   const random = createPrng(16);
@@ -284,14 +286,14 @@ export function buildDetectorExample(): ExampleModel<DetectorParameters> {
   return {
     name: 'detector',
     bytes,
-    catalog: catalog(
-      'detector',
-      'Detection-shaped example with random weights, YOLO-style: images (FP32 [1, 3, 640, 640]) -> output0 ' +
-        '(FP32 [1, 6, 400]); its sidecar declares letterbox preprocessing, so it takes a JPEG, PNG or WebP body.',
-      1024,
-    ),
-    parameters: { head, headBias },
-    sidecar: {
+    catalog: {
+      ...catalog(
+        'detector',
+        'Detection-shaped example with random weights, YOLO-style: images (FP32 [1, 3, 640, 640]) -> output0 ' +
+          '(FP32 [1, 6, 400]); "preprocess" declares letterbox preprocessing, so it takes a JPEG, PNG or WebP ' +
+          'body, or the image file in a BYTES element.',
+        1024,
+      ),
       preprocess: {
         images: {
           images: {
@@ -307,6 +309,7 @@ export function buildDetectorExample(): ExampleModel<DetectorParameters> {
         },
       },
     },
+    parameters: { head, headBias },
   };
 }
 

@@ -18,6 +18,7 @@ export {
 export {
   buildFailingAtRunModel,
   buildIdentityModel,
+  buildImageGainModel,
   buildLargeModel,
   buildLoopModel,
   buildScaledLinearModel,

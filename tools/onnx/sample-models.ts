@@ -174,3 +174,17 @@ export function buildLoopModel(options: { trips: 'input' | bigint; body: 'Identi
   proto.graph!.node![0]!.attribute = [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }];
   return encodeModel(proto);
 }
+
+/**
+ * An image model with a second input, as detectors that also take the original size or a scale factor are:
+ * `y = images × gain`, FP32 `images` `[batch, 3, height, width]` (`batch` 'N' for a dynamic batch) and FP32 `gain`
+ * `[1]`. The answer is the preprocessed tensor times `gain`, so a test can check both inputs arrived.
+ */
+export function buildImageGainModel(height: number, width: number, batch: Dim = 1): Uint8Array {
+  return new ModelBuilder({ graphName: 'image_gain' })
+    .input('images', 'FP32', [batch, 3, height, width])
+    .input('gain', 'FP32', [1])
+    .node('Mul', ['images', 'gain'], ['y'])
+    .output('y', 'FP32', [batch, 3, height, width])
+    .toBytes();
+}

@@ -86,9 +86,37 @@ export function decodeBinaryTensorData(target: BinaryTarget, bytes: Uint8Array, 
  * empty elements cannot outgrow the shape or the element limit) and any element over the size limit.
  */
 export function decodeBytesElements(target: BinaryTarget, bytes: Uint8Array, maxCount: number): string[] {
+  return readBytesElements(target, bytes, maxCount, (element, index) => {
+    const nul = element.indexOf(0);
+    if (nul >= 0) throw new BadRequestError(`${target.subject}: BYTES element ${index} ${nulReason(nul)}`);
+    try {
+      return strictUtf8.decode(element);
+    } catch (error) {
+      throw new BadRequestError(
+        `${target.subject}: BYTES element ${index} is not valid UTF-8; this server carries BYTES as UTF-8 strings`,
+        { cause: error },
+      );
+    }
+  });
+}
+
+/**
+ * Reads length-prefixed BYTES elements as opaque bytes (views into `bytes`, no UTF-8 or NUL check): the elements of
+ * an input that carries encoded images. The same framing and limits as {@link decodeBytesElements}.
+ */
+export function decodeOpaqueBytesElements(target: BinaryTarget, bytes: Uint8Array, maxCount: number): Uint8Array[] {
+  return readBytesElements(target, bytes, maxCount, (element) => element);
+}
+
+function readBytesElements<T>(
+  target: BinaryTarget,
+  bytes: Uint8Array,
+  maxCount: number,
+  take: (element: Uint8Array, index: number) => T,
+): T[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.byteLength;
-  const elements: string[] = [];
+  const elements: T[] = [];
   let offset = 0;
   while (offset < end) {
     const index = elements.length;
@@ -117,17 +145,7 @@ export function decodeBytesElements(target: BinaryTarget, bytes: Uint8Array, max
           "tensor's binary data",
       );
     }
-    const element = bytes.subarray(offset, offset + length);
-    const nul = element.indexOf(0);
-    if (nul >= 0) throw new BadRequestError(`${target.subject}: BYTES element ${index} ${nulReason(nul)}`);
-    try {
-      elements.push(strictUtf8.decode(element));
-    } catch (error) {
-      throw new BadRequestError(
-        `${target.subject}: BYTES element ${index} is not valid UTF-8; this server carries BYTES as UTF-8 strings`,
-        { cause: error },
-      );
-    }
+    elements.push(take(bytes.subarray(offset, offset + length), index));
     offset += length;
   }
   return elements;

@@ -4,10 +4,11 @@
  */
 import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError } from '../errors.js';
-import type { InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
+import type { EncodedInput, InferenceRequest, RequestedOutput, Tensor, TensorData, TensorSpec } from '../types.js';
 import {
   decodeBinaryTensorData,
   decodeBytesElements,
+  decodeOpaqueBytesElements,
   encodeBinaryTensorData,
   takeBinaryTensor,
 } from './binary-data.js';
@@ -46,6 +47,14 @@ export interface DecodeOptions {
    * @default true
    */
   readonly jsonFastPath?: boolean;
+  /**
+   * Inputs that take an encoded image (the model declares their image preprocessing). Sent as BYTES, such an
+   * input's elements are opaque bytes, not UTF-8 text: in the binary extension each element is the image file as
+   * sent; in V2 JSON each element is the file base64-encoded. They are returned in `encodedInputs`, not in
+   * `inputs`, and bounded by the body limit rather than `maxBytesElementSize`. Sent as any other datatype, such an
+   * input is an ordinary tensor (already preprocessed by the client).
+   */
+  readonly encodedInputs?: ReadonlySet<string>;
 }
 
 const EXPECTED_REQUEST = 'with an "inputs" array';
@@ -75,8 +84,9 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
   }
   const form = requestForm(options.contentType, options.inferenceHeaderContentLength, body.byteLength);
   if (form.kind === 'raw') return decodeRawRequest(body, options);
+  const encoded = options.encodedInputs ?? NO_ENCODED_INPUTS;
   if (form.kind === 'json' && options.jsonFastPath !== false && body.byteLength >= FAST_JSON_MIN_SPAN_BYTES) {
-    const fast = decodeJsonRequestFast(body, limits);
+    const fast = decodeJsonRequestFast(body, limits, FAST_JSON_MIN_SPAN_BYTES, encoded);
     if (fast !== undefined) return fast;
   }
   const binary = form.kind === 'binary';
@@ -89,7 +99,7 @@ export function decodeInferenceRequest(body: Uint8Array, options: DecodeOptions)
           lossless,
         )
       : parseJsonObject(body, jsonBodyName(options.contentType), EXPECTED_REQUEST, lossless);
-    return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits, lossless);
+    return decodeRequestDocument(document, body, binary ? form.headerLength : undefined, limits, lossless, encoded);
   };
   try {
     return decode(false);
@@ -141,6 +151,7 @@ export function decodeJsonRequestFast(
   body: Uint8Array,
   limits: Limits,
   minSpanBytes: number = FAST_JSON_MIN_SPAN_BYTES,
+  encodedInputs: ReadonlySet<string> = NO_ENCODED_INPUTS,
 ): InferenceRequest | undefined {
   // Taking `data` out of the document hides it from the depth check of the document's own levels.
   if (limits.maxJsonDepth < DATA_DEPTH) return undefined;
@@ -154,7 +165,7 @@ export function decodeJsonRequestFast(
       if (!isJsonObject(raw) || raw.data !== 0) return undefined;
       raw.data = new DataSpanValue(span);
     }
-    return decodeRequestDocument(document, body, undefined, limits);
+    return decodeRequestDocument(document, body, undefined, limits, false, encodedInputs);
   } catch {
     return undefined;
   }
@@ -167,6 +178,7 @@ function decodeRequestDocument(
   binaryStart: number | undefined,
   limits: Limits,
   exactIntegers = false,
+  encodedInputs: ReadonlySet<string> = NO_ENCODED_INPUTS,
 ): InferenceRequest {
   assertDocumentDepth(document, 'inputs', limits.maxJsonDepth);
 
@@ -196,7 +208,14 @@ function decodeRequestDocument(
 
   let offset = binaryStart ?? body.byteLength;
   const inputs: Tensor[] = [];
+  const encoded: EncodedInput[] = [];
   for (const descriptor of descriptors) {
+    if (descriptor.datatype === 'BYTES' && encodedInputs.has(descriptor.name)) {
+      if (descriptor.binaryDataSize !== undefined && binaryStart === undefined) throw noBinaryPart(descriptor);
+      encoded.push(decodeEncodedInput(descriptor, body, offset, limits));
+      offset += descriptor.binaryDataSize ?? 0;
+      continue;
+    }
     if (descriptor.data instanceof DataSpanValue) {
       inputs.push(decodeSpanTensor(descriptor, descriptor.data.span, body, limits));
       continue;
@@ -205,12 +224,7 @@ function decodeRequestDocument(
       inputs.push(decodeJsonTensor(descriptor, limits, exactIntegers));
       continue;
     }
-    if (binaryStart === undefined) {
-      throw new BadRequestError(
-        `${descriptor.subject}: has "binary_data_size" but the request has no binary part; send the ` +
-          `${HEADERS.inferenceHeaderContentLength} header with the byte length of the JSON header`,
-      );
-    }
+    if (binaryStart === undefined) throw noBinaryPart(descriptor);
     inputs.push(takeBinaryTensor(descriptor, body, offset, limits));
     offset += descriptor.binaryDataSize;
   }
@@ -226,7 +240,68 @@ function decodeRequestDocument(
     ...(outputs === undefined ? {} : { outputs }),
     binaryOutputByDefault,
     parameters,
+    ...(encoded.length === 0 ? {} : { encodedInputs: encoded }),
   };
+}
+
+const NO_ENCODED_INPUTS: ReadonlySet<string> = new Set();
+
+function noBinaryPart(descriptor: TensorDescriptor): BadRequestError {
+  return new BadRequestError(
+    `${descriptor.subject}: has "binary_data_size" but the request has no binary part; send the ` +
+      `${HEADERS.inferenceHeaderContentLength} header with the byte length of the JSON header`,
+  );
+}
+
+/** Standard base64 (RFC 4648 section 4), padded: what Python's `base64.b64encode` and `Buffer`'s `base64` write. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * An encoded-image input (see `DecodeOptions.encodedInputs`): binary elements as sent, JSON strings
+ * base64-decoded. Bounded by the body limit, not `maxBytesElementSize` (a phone photo is megabytes).
+ */
+function decodeEncodedInput(
+  descriptor: TensorDescriptor,
+  body: Uint8Array,
+  offset: number,
+  limits: Limits,
+): EncodedInput {
+  const { name, shape, count, subject } = descriptor;
+  const size = descriptor.binaryDataSize;
+  if (size !== undefined) {
+    const remaining = body.byteLength - offset;
+    if (size > remaining) {
+      throw new BadRequestError(
+        `${subject}: "binary_data_size" is ${size} but only ${remaining} bytes of binary data are left in the body`,
+      );
+    }
+    const target = { subject, datatype: 'BYTES' as const, maxBytesElementSize: Number.MAX_SAFE_INTEGER };
+    const elements = decodeOpaqueBytesElements(target, body.subarray(offset, offset + size), count);
+    if (elements.length !== count) {
+      throw new BadRequestError(
+        `${subject}: its binary data holds ${elements.length} BYTES elements, but its shape needs ${count}`,
+      );
+    }
+    return { name, shape, elements };
+  }
+  const unlimited = { ...limits, maxBytesElementSize: limits.maxBodyBytes };
+  const texts = (
+    descriptor.data instanceof DataSpanValue
+      ? decodeSpanTensor(descriptor, descriptor.data.span, body, unlimited)
+      : decodeJsonTensor(descriptor, unlimited)
+  ).data as string[];
+  const elements = texts.map((text, index) => {
+    if (!BASE64.test(text)) {
+      throw new BadRequestError(
+        `${subject}: BYTES element ${index} is not base64: in V2 JSON, an input that takes an image carries each ` +
+          'image file base64-encoded (standard alphabet, padded); or send the file itself in the binary tensor ' +
+          'extension, or as the whole body with its image Content-Type',
+      );
+    }
+    const bytes = Buffer.from(text, 'base64');
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  });
+  return { name, shape, elements };
 }
 
 function decodeSpanTensor(descriptor: TensorDescriptor, span: DataSpan, body: Uint8Array, limits: Limits): Tensor {

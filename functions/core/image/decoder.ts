@@ -19,13 +19,16 @@ export function isImageMediaType(mediaType: string): mediaType is ImageMediaType
 export interface DecodeImageOptions {
   /** Largest width × height accepted, checked from the header before any pixel is decoded. */
   readonly maxPixels: number;
-  /** The media type the client declared: the bytes must be that format. */
-  readonly mediaType: ImageMediaType;
+  /**
+   * The media type the client declared: the bytes must be that format. Undefined for an image in a BYTES element,
+   * which has no content type of its own: then any of {@link IMAGE_MEDIA_TYPES} is accepted.
+   */
+  readonly mediaType?: ImageMediaType;
 }
 
 /**
  * Decodes an encoded image to 8-bit sRGB pixels. Implementations throw `BadRequestError` for bytes that are not a
- * whole image of the declared type (or are animated), and `PayloadTooLargeError` for images over `maxPixels`.
+ * whole image of the declared type (of any accepted type when none is declared), or are animated, and `PayloadTooLargeError` for images over `maxPixels`.
  * Grey, palette, 16-bit and CMYK images are converted to 8-bit sRGB; an alpha channel is dropped (as OpenCV's
  * `imread(IMREAD_COLOR)` does).
  */

@@ -4,9 +4,9 @@
  */
 import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
-import type { InferenceRequest, ModelMetadata } from '../types.js';
+import type { EncodedInput, InferenceRequest, ModelMetadata, Tensor } from '../types.js';
 import { IMAGE_MEDIA_TYPES, isImageMediaType, type ImageDecoder } from './decoder.js';
-import { imageGeometry, imageToTensor, type ImagePlacement } from './preprocess.js';
+import { imageGeometry, imageToTensor, type ImageGeometry, type ImagePlacement, type RgbImage } from './preprocess.js';
 
 /** The request an image body stands for, and where the image landed (the response's `parameters.image`). */
 export interface ImageInferenceRequest {
@@ -67,17 +67,145 @@ export async function decodeImageRequest(
     throw new BadRequestError(`${who} declares image preprocessing for "${name}", which is not its image input`);
   }
   const image = await options.decoder.decode(body, { maxPixels: limits.maxImagePixels, mediaType });
-  const geometry = imageGeometry(spec, image.height, image.width);
-  const elements = geometry.height * geometry.width * 3;
-  if (elements > limits.maxElements) {
-    throw new PayloadTooLargeError(
-      `the image becomes a ${geometry.height} x ${geometry.width} x 3 tensor (${elements} elements), over the limit ` +
-        `of ${limits.maxElements} (limits.maxElements): send a smaller image or lower preprocess "max_side"`,
-    );
-  }
+  assertTensorFits(imageGeometry(spec, image.height, image.width), 1, limits);
   const { tensor, placement } = imageToTensor(image, spec, name, input.datatype);
   return {
     request: { inputs: [tensor], binaryOutputByDefault: options.binaryOutputs, parameters: {} },
     placement,
   };
+}
+
+/** Names of the inputs whose image preprocessing `metadata` declares: the codec's `encodedInputs`. */
+export function declaredImageInputs(metadata: ModelMetadata): ReadonlySet<string> {
+  return new Set(Object.keys(metadata.preprocess?.images ?? {}));
+}
+
+/** A request whose encoded images became tensors, and where each image landed, per input, in element order. */
+export interface EncodedImagesResult {
+  readonly request: InferenceRequest;
+  readonly placements: Readonly<Record<string, readonly ImagePlacement[]>>;
+}
+
+/**
+ * Decodes the images of a request's `encodedInputs` (BYTES elements holding JPEG, PNG or WebP files, for inputs
+ * with declared preprocessing) and preprocesses each as an image body would be; N elements make a batch of N
+ * (`[N, 3, H, W]`), which needs a dynamic batch dimension and images of one tensor size. The other inputs are kept.
+ * @throws BadRequestError (400) for a shape other than `[N]` or `[N, 1]`, a batch the input cannot take, or bytes
+ *   that are not such an image (naming the input and element); PayloadTooLargeError (413) over `maxImagePixels` or
+ *   `maxElements`.
+ */
+export async function decodeEncodedImages(
+  request: InferenceRequest,
+  options: Omit<ImageRequestOptions, 'mediaType' | 'binaryOutputs'>,
+): Promise<EncodedImagesResult> {
+  const { encodedInputs = [], ...rest } = request;
+  const tensors: Tensor[] = [];
+  const placements: Record<string, ImagePlacement[]> = {};
+  // Every tensor counts against maxElements, each image tensor checked before it is allocated.
+  let used = rest.inputs.reduce((sum, t) => sum + t.data.length, 0);
+  for (const encoded of encodedInputs) {
+    const { tensor, placements: landed } = await encodedImageTensor(encoded, options, used);
+    tensors.push(tensor);
+    placements[encoded.name] = landed;
+    used += tensor.data.length;
+  }
+  return { request: { ...rest, inputs: [...rest.inputs, ...tensors] }, placements };
+}
+
+async function encodedImageTensor(
+  encoded: EncodedInput,
+  options: Omit<ImageRequestOptions, 'mediaType' | 'binaryOutputs'>,
+  used: number,
+): Promise<{ tensor: Tensor; placements: ImagePlacement[] }> {
+  const { metadata, limits } = options;
+  const { name, shape, elements } = encoded;
+  const subject = `input "${name}"`;
+  const spec = metadata.preprocess?.images[name];
+  const input = metadata.inputs.find((i) => i.name === name);
+  if (spec === undefined || input === undefined) {
+    // The caller passes the declared inputs to the codec; anything else is a bug.
+    throw new Error(`${subject} has no declared image preprocessing`);
+  }
+  const datatype = input.datatype;
+  if (!(datatype === 'FP32' || datatype === 'FP16' || datatype === 'UINT8')) {
+    throw new BadRequestError(`${subject} is ${datatype}, which cannot hold an image (the declaration is invalid)`);
+  }
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) {
+    throw new BadRequestError(
+      `${subject}: an image input sent as BYTES has shape [N] (or [N, 1]), one encoded image per element; got ` +
+        `[${shape.join(', ')}]`,
+    );
+  }
+  const count = elements.length;
+  const batch = input.shape[0];
+  if (count === 0) throw new BadRequestError(`${subject}: send at least one image (shape [1])`);
+  if (count > 1 && batch !== -1) {
+    throw new BadRequestError(
+      `${subject}: ${count} images were sent, but the model's input [${input.shape.join(', ')}] takes a batch of ` +
+        `${batch}: send shape [${batch}]`,
+    );
+  }
+  const decoded: { image: RgbImage; geometry: ImageGeometry }[] = [];
+  for (let index = 0; index < count; index++) {
+    const image = await decodeElement(options.decoder, elements[index]!, limits.maxImagePixels, subject, index);
+    const geometry = imageGeometry(spec, image.height, image.width);
+    assertTensorFits(geometry, count, limits, used);
+    const first = decoded[0]?.geometry;
+    if (first !== undefined && (first.height !== geometry.height || first.width !== geometry.width)) {
+      throw new BadRequestError(
+        `${subject}: image ${index} becomes a ${geometry.height} x ${geometry.width} tensor but image 0 a ` +
+          `${first.height} x ${first.width} one, and one batch has one size: send images of one size, or one per request`,
+      );
+    }
+    decoded.push({ image, geometry });
+  }
+  const parts = decoded.map(({ image }) => imageToTensor(image, spec, name, datatype));
+  const placements = parts.map((p) => p.placement);
+  const [first] = parts;
+  if (count === 1) return { tensor: first!.tensor, placements };
+  const per = first!.tensor.data.length;
+  const data =
+    datatype === 'FP32'
+      ? new Float32Array(per * count)
+      : datatype === 'FP16'
+        ? new Uint16Array(per * count)
+        : new Uint8Array(per * count);
+  for (const [index, part] of parts.entries()) data.set(part.tensor.data as typeof data, index * per);
+  const shape4 = [count, ...first!.tensor.shape.slice(1)];
+  return { tensor: { name, datatype, shape: shape4, data }, placements };
+}
+
+/** Decodes one element, its errors naming the input and the element. */
+async function decodeElement(
+  decoder: ImageDecoder,
+  bytes: Uint8Array,
+  maxPixels: number,
+  subject: string,
+  index: number,
+): Promise<RgbImage> {
+  try {
+    return await decoder.decode(bytes, { maxPixels });
+  } catch (error) {
+    const where = `${subject}, BYTES element ${index}`;
+    if (error instanceof PayloadTooLargeError) throw new PayloadTooLargeError(`${where}: ${error.message}`);
+    if (error instanceof BadRequestError) throw new BadRequestError(`${where}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Refuses an image whose tensor (times `count` images), with the `used` elements of the request's other tensors,
+ * would be over `maxElements`, before it is allocated.
+ */
+function assertTensorFits(geometry: ImageGeometry, count: number, limits: Limits, used = 0): void {
+  const elements = geometry.height * geometry.width * 3 * count;
+  if (elements + used > limits.maxElements) {
+    throw new PayloadTooLargeError(
+      `the image${count > 1 ? 's become' : ' becomes'} a ${count > 1 ? `${count} x ` : ''}${geometry.height} x ` +
+        `${geometry.width} x 3 tensor (${elements} elements${used > 0 ? `, with ${used} in the other inputs` : ''}), ` +
+        `over the limit of ${limits.maxElements} (limits.maxElements): send ` +
+        (count > 1 ? 'fewer images per request, or ' : '') +
+        'a smaller image or lower preprocess "max_side"',
+    );
+  }
 }

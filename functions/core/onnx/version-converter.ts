@@ -263,29 +263,34 @@ const lpPoolIntegerP: Adapter = (context) => {
   return { remove: ['p'], set: [{ name: 'p', type: AttributeType.INT, i: value }], note: 'p given as an int' };
 };
 
-/** ONNX `TensorProto.DataType` of the type names Cast 1 took. */
-const CAST_TYPES: Readonly<Record<string, number>> = {
-  FLOAT: 1,
-  UINT8: 2,
-  INT8: 3,
-  UINT16: 4,
-  INT16: 5,
-  INT32: 6,
-  INT64: 7,
-  STRING: 8,
-  BOOL: 9,
-  FLOAT16: 10,
-  DOUBLE: 11,
-  UINT32: 12,
-  UINT64: 13,
-};
+/**
+ * The type names Cast 1 took (its `to` was a string), each the name of an ONNX `TensorProto.DataType`; Cast 6 takes
+ * that enum's number.
+ */
+const CAST_1_TYPE_NAMES: ReadonlySet<string> = new Set([
+  'FLOAT',
+  'UINT8',
+  'INT8',
+  'UINT16',
+  'INT16',
+  'INT32',
+  'INT64',
+  'STRING',
+  'BOOL',
+  'FLOAT16',
+  'DOUBLE',
+  'UINT32',
+  'UINT64',
+]);
 
 /** Cast 6 names its target type by enum instead of by string. */
 const castTypeEnum: Adapter = (context) => {
   const to = attribute(context.node, 'to');
   if (to === undefined || to.type === AttributeType.INT) return removeConsumedInputs(context);
   const name = new TextDecoder().decode(to.s).toUpperCase();
-  const type = CAST_TYPES[name];
+  const type = CAST_1_TYPE_NAMES.has(name)
+    ? onnx.TensorProto.DataType[name as keyof typeof onnx.TensorProto.DataType]
+    : undefined;
   if (type === undefined) refuse(context, `its target type "${name}" is not one Cast 6 knows`);
   return {
     remove: ['to', 'consumed_inputs'],

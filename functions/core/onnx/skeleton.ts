@@ -1,0 +1,186 @@
+/**
+ * The skeleton of an ONNX file on disk: the whole `ModelProto` but the payloads of its weights, read without
+ * loading the file. Registration decides from it whether a graph rewrite applies (`rewrites.ts` reads the header,
+ * the graph's inputs, outputs, nodes and the initializers' names, types, shapes and external-data references, never
+ * their values), so a model served unchanged never has its weights in JavaScript memory: onnxruntime reads the file
+ * itself and the version is written from the file.
+ *
+ * The scan reads field headers at their offsets (a 64 KiB window) and jumps over the weights:
+ * `ModelProto.graph` (7) → `GraphProto.initializer` (5) and `sparse_initializer` (15) → the `TensorProto` data
+ * fields. Every other byte is kept as it is, so the skeleton is a well-formed model with empty tensors.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import protobuf from 'protobufjs/minimal.js';
+import { concatBytes } from '../codec/message.js';
+import { ModelRejectedError } from '../errors.js';
+import { FIELD } from './model-file.js';
+import { LENGTH_DELIMITED } from './wire.js';
+
+/**
+ * `TensorProto` fields that hold values: float_data (4), int32_data (5), string_data (6), int64_data (7),
+ * raw_data (9), double_data (10), uint64_data (11).
+ */
+const TENSOR_DATA_FIELDS: ReadonlySet<number> = new Set([4, 5, 6, 7, 9, 10, 11]);
+/** `SparseTensorProto.values` (1) and `.indices` (2): tensors whose data the skeleton drops too. */
+const SPARSE_TENSOR_FIELDS: ReadonlySet<number> = new Set([1, 2]);
+
+const WINDOW_BYTES = 64 * 1024;
+
+/** One field occurrence, by offsets in the file. */
+interface FileField {
+  readonly number: number;
+  readonly wireType: number;
+  readonly start: number;
+  /** Offset of a length-delimited field's payload (after its length); of the value otherwise. */
+  readonly valueStart: number;
+  readonly end: number;
+}
+
+/** Positional reads of a file through a small window: field headers cost one read per jump, not per byte. */
+class WindowReader {
+  private readonly window = Buffer.allocUnsafe(WINDOW_BYTES);
+  private windowStart = 0;
+  private windowLength = 0;
+
+  public constructor(
+    private readonly handle: FileHandle,
+    public readonly size: number,
+  ) {}
+
+  private async byteAt(position: number): Promise<number> {
+    if (position < this.windowStart || position >= this.windowStart + this.windowLength) {
+      if (position >= this.size) throw new RangeError(`truncated: byte ${position} is past the end of the file`);
+      const { bytesRead } = await this.handle.read(this.window, 0, WINDOW_BYTES, position);
+      this.windowStart = position;
+      this.windowLength = bytesRead;
+      if (bytesRead === 0) throw new RangeError(`truncated: nothing to read at byte ${position}`);
+    }
+    return this.window[position - this.windowStart] ?? 0;
+  }
+
+  /** A varint (up to 2^53, enough for lengths and tags) and the offset after it. */
+  public async varint(position: number): Promise<{ value: number; next: number }> {
+    let value = 0;
+    for (let index = 0; index < 10; index++) {
+      const byte = await this.byteAt(position + index);
+      value += (byte & 0x7f) * 2 ** (7 * index);
+      if (byte < 0x80) return { value, next: position + index + 1 };
+    }
+    throw new Error(`invalid varint at byte ${position}`);
+  }
+
+  /** A copy of `[start, end)`. */
+  public async bytes(start: number, end: number): Promise<Uint8Array> {
+    const out = Buffer.allocUnsafe(end - start);
+    let offset = 0;
+    while (offset < out.byteLength) {
+      const { bytesRead } = await this.handle.read(out, offset, out.byteLength - offset, start + offset);
+      if (bytesRead === 0) throw new RangeError(`truncated: the file ends before byte ${end}`);
+      offset += bytesRead;
+    }
+    return out;
+  }
+
+  /**
+   * The fields of the message at `[start, end)`, in file order, one at a time: a tensor written with unpacked
+   * repeated values has one field per value, which is never collected.
+   */
+  public async *fields(start: number, end: number): AsyncGenerator<FileField> {
+    let position = start;
+    while (position < end) {
+      const tag = await this.varint(position);
+      const number = Math.floor(tag.value / 8);
+      const wireType = tag.value % 8;
+      if (number === 0) throw new Error(`field number 0 at byte ${position}`);
+      let valueStart = tag.next;
+      let fieldEnd: number;
+      if (wireType === 0) fieldEnd = (await this.varint(valueStart)).next;
+      else if (wireType === 1) fieldEnd = valueStart + 8;
+      else if (wireType === 5) fieldEnd = valueStart + 4;
+      else if (wireType === LENGTH_DELIMITED) {
+        const length = await this.varint(valueStart);
+        valueStart = length.next;
+        fieldEnd = length.next + length.value;
+      } else throw new Error(`invalid wire type ${wireType} at byte ${position}`);
+      if (fieldEnd > end) throw new RangeError(`truncated: a field at byte ${position} runs past its message`);
+      yield { number, wireType, start: position, valueStart, end: fieldEnd };
+      position = fieldEnd;
+    }
+  }
+}
+
+/** A length-delimited field `number` holding `value`. */
+function field(number: number, value: Uint8Array): Uint8Array {
+  const header = protobuf.Writer.create()
+    .uint32(((number << 3) | LENGTH_DELIMITED) >>> 0)
+    .uint32(value.length)
+    .finish();
+  return concatBytes([header, value]);
+}
+
+/**
+ * The model in `file` without its weight values (see the module comment), and the file's size. Throws
+ * `ModelRejectedError` when the file is not a protobuf message, as `readModelFile` does for bytes.
+ *
+ * @example
+ * const skeleton = await readModelSkeleton('/tmp/upload.onnx');
+ * const { rewrites } = rewriteForServing(skeleton); // no rewrite: serve the file itself
+ */
+export async function readModelSkeleton(file: string): Promise<Uint8Array> {
+  const handle = await open(file, 'r');
+  try {
+    const reader = new WindowReader(handle, (await handle.stat()).size);
+    try {
+      return await skeletonOf(reader);
+    } catch (error) {
+      if (error instanceof ModelRejectedError) throw error;
+      const reason = error instanceof RangeError ? 'truncated or corrupt protobuf data' : String(error);
+      throw new ModelRejectedError(
+        `The file is not an ONNX model: it does not parse as an ONNX ModelProto (${reason}). Upload the binary .onnx ` +
+          'file your exporter wrote (torch.onnx.export, skl2onnx, tf2onnx, paddle2onnx, ...).',
+        { cause: error },
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+async function skeletonOf(reader: WindowReader): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const top of reader.fields(0, reader.size)) {
+    if (top.number === FIELD.model.graph && top.wireType === LENGTH_DELIMITED) {
+      const graph: Uint8Array[] = [];
+      for await (const entry of reader.fields(top.valueStart, top.end)) {
+        const isTensor = entry.number === FIELD.graph.initializer && entry.wireType === LENGTH_DELIMITED;
+        const isSparse = entry.number === FIELD.graph.sparseInitializer && entry.wireType === LENGTH_DELIMITED;
+        if (isTensor) graph.push(field(entry.number, await tensorSkeleton(reader, entry)));
+        else if (isSparse) graph.push(field(entry.number, await sparseSkeleton(reader, entry)));
+        else graph.push(await reader.bytes(entry.start, entry.end));
+      }
+      parts.push(field(top.number, concatBytes(graph)));
+    } else {
+      parts.push(await reader.bytes(top.start, top.end));
+    }
+  }
+  return concatBytes(parts);
+}
+
+/** A `TensorProto` without its values: name, type, dims and external-data references stay. */
+async function tensorSkeleton(reader: WindowReader, tensor: FileField): Promise<Uint8Array> {
+  const kept: Uint8Array[] = [];
+  for await (const entry of reader.fields(tensor.valueStart, tensor.end)) {
+    if (!TENSOR_DATA_FIELDS.has(entry.number)) kept.push(await reader.bytes(entry.start, entry.end));
+  }
+  return concatBytes(kept);
+}
+
+async function sparseSkeleton(reader: WindowReader, sparse: FileField): Promise<Uint8Array> {
+  const kept: Uint8Array[] = [];
+  for await (const entry of reader.fields(sparse.valueStart, sparse.end)) {
+    if (SPARSE_TENSOR_FIELDS.has(entry.number) && entry.wireType === LENGTH_DELIMITED) {
+      kept.push(field(entry.number, await tensorSkeleton(reader, entry)));
+    } else kept.push(await reader.bytes(entry.start, entry.end));
+  }
+  return concatBytes(kept);
+}

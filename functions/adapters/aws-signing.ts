@@ -10,6 +10,37 @@ export interface SigningCredentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken?: string;
+  /** When temporary credentials stop working (credentials from a container endpoint say so). */
+  readonly expiration?: Date;
+}
+
+/** Credentials as the signer reads them before each request: fixed, or fetched (and refreshed) on demand. */
+export type CredentialsSource = SigningCredentials | (() => Promise<SigningCredentials>);
+
+/** How long before their expiration fetched credentials are replaced (the SDK refreshes 5 minutes ahead too). */
+const REFRESH_AHEAD_MS = 5 * 60_000;
+
+/**
+ * A provider that fetches credentials once, hands the same ones out until five minutes before they expire, then
+ * fetches again; concurrent callers share one fetch, and a failed fetch is retried by the next caller.
+ * @example
+ * const credentials = refreshingCredentials(() => fromHttp({})());
+ */
+export function refreshingCredentials(
+  fetch: () => Promise<SigningCredentials>,
+  now: () => number = Date.now,
+): () => Promise<SigningCredentials> {
+  let current: Promise<SigningCredentials> | undefined;
+  return async () => {
+    if (current !== undefined) {
+      const held = await current.catch(() => undefined);
+      const expires = held?.expiration?.getTime();
+      if (held !== undefined && (expires === undefined || expires - REFRESH_AHEAD_MS > now())) return held;
+    }
+    const fetching = fetch();
+    current = fetching;
+    return fetching;
+  };
 }
 
 function bytesOf(data: ArrayBuffer | ArrayBufferView): Uint8Array {
@@ -36,14 +67,26 @@ class NodeSha256 {
 }
 
 /**
+ * The role's credentials from the container credential endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
+ * `..._RELATIVE_URI`, with its authorization token), as the SDK's default chain reads them when no key pair is in
+ * the environment; refreshed before they expire. The SDK's own HTTP provider is loaded on first use only.
+ */
+export function containerCredentials(): () => Promise<SigningCredentials> {
+  return refreshingCredentials(async () => {
+    const { fromHttp } = await import('@aws-sdk/credential-provider-http');
+    return fromHttp({})();
+  });
+}
+
+/**
  * A SigV4 signer for `service` in `region`. S3 signs the path as sent (each segment escaped once); the other services
  * escape it once more in the canonical request, as the signer does by default.
  */
-export function createSigner(service: 's3' | 'lambda', region: string, credentials: SigningCredentials): SignatureV4 {
+export function createSigner(service: 's3' | 'lambda', region: string, credentials: CredentialsSource): SignatureV4 {
   return new SignatureV4({
     service,
     region,
-    credentials: { ...credentials },
+    credentials: typeof credentials === 'function' ? credentials : { ...credentials },
     sha256: NodeSha256,
     uriEscapePath: service !== 's3',
     applyChecksum: false,

@@ -6,7 +6,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SelfInvoker } from '../core/warmer.js';
-import { createSigner, type SigningCredentials } from './aws-signing.js';
+import { createSigner, type CredentialsSource } from './aws-signing.js';
 import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
 
 /** Options of {@link createLambdaInvoker}. */
@@ -14,7 +14,7 @@ export interface LambdaInvokerOptions {
   /** The region of the function (Lambda's `AWS_REGION`). */
   readonly region: string;
   /** Read on the first fan-out (the function's role credentials, from its environment). */
-  readonly credentials: () => SigningCredentials;
+  readonly credentials: () => CredentialsSource;
   /**
    * The Lambda API's endpoint, for tests.
    * @default `https://lambda.<region>.amazonaws.com`

@@ -10,7 +10,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SignatureV4 } from '@smithy/signature-v4';
 import type { BlobStore, DownloadedObject, DownloadOptions, StoredObject } from '../core/blob-store.js';
 import { StorageAccessDeniedError } from '../core/errors.js';
-import { createSigner, escapeUri, type SigningCredentials } from './aws-signing.js';
+import { createSigner, escapeUri, type CredentialsSource } from './aws-signing.js';
 import { downloadInParts, readBody, totalOf } from './file-download.js';
 import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
 
@@ -24,8 +24,11 @@ export interface S3ReaderOptions {
   readonly endpoint?: string;
   /** The region requests are signed for. */
   readonly region: string;
-  /** The key pair (and session token, for a role's temporary credentials) requests are signed with. */
-  readonly credentials: SigningCredentials;
+  /**
+   * The key pair (and session token, for a role's temporary credentials) requests are signed with, or a provider
+   * read before each request (credentials that expire).
+   */
+  readonly credentials: CredentialsSource;
   /**
    * Attempts per request, retries included (5xx, throttling, timeouts and connection errors are retried).
    * @default 3, as the SDK client

@@ -73,6 +73,9 @@ export const ENV = {
   accessKeyId: 'AWS_ACCESS_KEY_ID',
   secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
   sessionToken: 'AWS_SESSION_TOKEN',
+  /** Where a container credential endpoint serves the role's refreshed credentials (set instead of the key pair). */
+  containerCredentialsFullUri: 'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  containerCredentialsRelativeUri: 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
   profile: 'AWS_PROFILE',
 } as const;
 

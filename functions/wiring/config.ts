@@ -14,6 +14,7 @@ import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from '../core/contract.js';
 import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
+import { containerCredentials, type CredentialsSource } from '../adapters/aws-signing.js';
 
 /** Settings of a function (or of the local runtime), from its environment. */
 export interface RuntimeConfig {
@@ -117,28 +118,24 @@ export function intraOpThreads(env: NodeJS.ProcessEnv): number {
   return Math.max(1, os.availableParallelism());
 }
 
-/** The key pair (and session token) of {@link credentialsFromEnvironment}. */
-export interface AwsCredentials {
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly sessionToken?: string;
-}
-
 /**
- * The credentials Lambda sets from the function's role (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
- * `AWS_SESSION_TOKEN`), which the serving functions' S3 reader signs with; throws {@link ConfigurationError} when
- * the pair is incomplete.
+ * The credentials of the function's role, as the SDK's default chain finds them on Lambda: the key pair Lambda sets
+ * (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), else a container credential endpoint
+ * (`AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI`), fetched and refreshed before they expire; throws
+ * {@link ConfigurationError} when there is neither.
  */
-export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env): AwsCredentials {
+export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env): CredentialsSource {
   const accessKeyId = env[ENV.accessKeyId];
   const secretAccessKey = env[ENV.secretAccessKey];
-  if (!accessKeyId || !secretAccessKey) {
-    throw new ConfigurationError(
-      `set ${ENV.accessKeyId} and ${ENV.secretAccessKey} (Lambda sets them from the function's role) to read MODEL_BUCKET`,
-    );
+  if (accessKeyId && secretAccessKey) {
+    const sessionToken = env[ENV.sessionToken];
+    return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
   }
-  const sessionToken = env[ENV.sessionToken];
-  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  if (env[ENV.containerCredentialsFullUri] || env[ENV.containerCredentialsRelativeUri]) return containerCredentials();
+  throw new ConfigurationError(
+    `set ${ENV.accessKeyId} and ${ENV.secretAccessKey} (Lambda sets them from the function's role), or ` +
+      `${ENV.containerCredentialsFullUri}, to read MODEL_BUCKET`,
+  );
 }
 
 const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];

@@ -14,6 +14,8 @@ import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { S3Reader, S3ReadError } from '../../functions/adapters/s3-reader.js';
 import type { BlobStore } from '../../functions/core/blob-store.js';
 import { StorageAccessDeniedError } from '../../functions/core/errors.js';
+import { ENV } from '../../functions/core/contract.js';
+import { credentialsFromEnvironment } from '../../functions/wiring/config.js';
 import { startS3Fixture, type S3Fixture } from './fixture.js';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
@@ -252,5 +254,67 @@ describe('S3Reader', () => {
 
     // Assess
     await expect(read).rejects.toMatchObject({ name: 'ECONNREFUSED', retryable: true });
+  });
+});
+
+describe('the role credentials the reader signs with', () => {
+  it('come from a container credential endpoint when no key pair is set, and are fetched again before expiry', async () => {
+    // Prepare: a loopback endpoint serving the embedded server's key pair as a container credential endpoint does
+    // (with the authorization token it must check), first with credentials that expire in 2 minutes.
+    const served: string[] = [];
+    let expiresInMs = 2 * 60_000;
+    const endpoint = createServer((request, response) => {
+      served.push(String(request.headers['authorization']));
+      response.setHeader('content-type', 'application/json');
+      response.end(
+        JSON.stringify({
+          AccessKeyId: s3.server.credentials.accessKeyId,
+          SecretAccessKey: s3.server.credentials.secretAccessKey,
+          Token: 'session-token',
+          Expiration: new Date(Date.now() + expiresInMs).toISOString(),
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const { port } = endpoint.address() as AddressInfo;
+    const env = {
+      [ENV.containerCredentialsFullUri]: `http://127.0.0.1:${port}/credentials`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container-token',
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      const credentials = credentialsFromEnvironment(env);
+      const reader = new S3Reader({
+        bucket: s3.server.bucket,
+        endpoint: s3.server.endpoint,
+        region: s3.server.region,
+        credentials,
+      });
+
+      // Act: two reads with credentials close to expiry, then two with fresh ones.
+      const first = await reader.get('read/manifest.json');
+      await reader.get('read/manifest.json');
+      const fetchedNearExpiry = served.length;
+      expiresInMs = 60 * 60_000;
+      await reader.get('read/manifest.json');
+      await reader.get('read/manifest.json');
+
+      // Assess: each near-expiry read fetched anew, the fresh credentials were kept; every fetch carried the token.
+      expect(new TextDecoder().decode(first?.body)).toBe('{"latest":"1"}');
+      expect(fetchedNearExpiry).toBe(2);
+      expect(served).toHaveLength(3);
+      expect(new Set(served)).toEqual(new Set(['container-token']));
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await new Promise((resolve) => endpoint.close(resolve));
+    }
+  });
+
+  it('are refused at start with what to set when there is neither a key pair nor an endpoint', () => {
+    expect(() => credentialsFromEnvironment({})).toThrow(/AWS_ACCESS_KEY_ID.*AWS_CONTAINER_CREDENTIALS_FULL_URI/);
   });
 });

@@ -3,6 +3,7 @@
  * warmers' Lambda self-invocation): the SDK's own signer, `@smithy/signature-v4`, with SHA-256 from node:crypto.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 /** A key pair, and the session token of a role's temporary credentials. */
@@ -67,14 +68,40 @@ class NodeSha256 {
 }
 
 /**
- * The role's credentials from the container credential endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
- * `..._RELATIVE_URI`, with its authorization token), as the SDK's default chain reads them when no key pair is in
- * the environment; refreshed before they expire. The SDK's own HTTP provider is loaded on first use only.
+ * The role's credentials from the container credential endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`, or
+ * `..._RELATIVE_URI` on 169.254.170.2, with `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `..._TOKEN_FILE`), as the SDK's
+ * default chain reads them when no key pair is in the environment; refreshed before they expire. One GET and a JSON
+ * answer: the SDK's provider for it would bring `@aws-sdk/core` into the serving bundles.
  */
-export function containerCredentials(): () => Promise<SigningCredentials> {
+export function containerCredentials(env: NodeJS.ProcessEnv = process.env): () => Promise<SigningCredentials> {
   return refreshingCredentials(async () => {
-    const { fromHttp } = await import('@aws-sdk/credential-provider-http');
-    return fromHttp({})();
+    const relative = env['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'];
+    const url = new URL(env['AWS_CONTAINER_CREDENTIALS_FULL_URI'] || `http://169.254.170.2${relative ?? ''}`);
+    const tokenFile = env['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
+    const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : env['AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+    const response = await fetch(url, {
+      headers: token ? { authorization: token } : {},
+      signal: AbortSignal.timeout(5_000),
+    });
+    const text = await response.text();
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // Reported below with the status.
+    }
+    const { AccessKeyId, SecretAccessKey, Token, Expiration } = body;
+    if (!response.ok || typeof AccessKeyId !== 'string' || typeof SecretAccessKey !== 'string') {
+      throw new Error(
+        `the container credential endpoint ${url.origin}${url.pathname} answered ${response.status} without credentials`,
+      );
+    }
+    return {
+      accessKeyId: AccessKeyId,
+      secretAccessKey: SecretAccessKey,
+      ...(typeof Token === 'string' ? { sessionToken: Token } : {}),
+      ...(typeof Expiration === 'string' ? { expiration: new Date(Expiration) } : {}),
+    };
   });
 }
 

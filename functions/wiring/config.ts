@@ -131,7 +131,8 @@ export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     const sessionToken = env[ENV.sessionToken];
     return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
   }
-  if (env[ENV.containerCredentialsFullUri] || env[ENV.containerCredentialsRelativeUri]) return containerCredentials();
+  if (env[ENV.containerCredentialsFullUri] || env[ENV.containerCredentialsRelativeUri])
+    return containerCredentials(env);
   throw new ConfigurationError(
     `set ${ENV.accessKeyId} and ${ENV.secretAccessKey} (Lambda sets them from the function's role), or ` +
       `${ENV.containerCredentialsFullUri}, to read MODEL_BUCKET`,

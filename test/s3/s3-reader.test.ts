@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -281,8 +281,6 @@ describe('the role credentials the reader signs with', () => {
       [ENV.containerCredentialsFullUri]: `http://127.0.0.1:${port}/credentials`,
       AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container-token',
     };
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, env);
     try {
       const credentials = credentialsFromEnvironment(env);
       const reader = new S3Reader({
@@ -306,10 +304,34 @@ describe('the role credentials the reader signs with', () => {
       expect(served).toHaveLength(3);
       expect(new Set(served)).toEqual(new Set(['container-token']));
     } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      await new Promise((resolve) => endpoint.close(resolve));
+    }
+  });
+
+  it("send the token file's token, and refuse an answer without credentials, naming the endpoint", async () => {
+    // Prepare: an endpoint that answers 403 with no credentials, and the token in a file (as Lambda may give it).
+    const tokens: string[] = [];
+    const endpoint = createServer((request, response) => {
+      tokens.push(String(request.headers['authorization']));
+      response.statusCode = 403;
+      response.end('{"message":"no"}');
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const { port } = endpoint.address() as AddressInfo;
+    const tokenFile = join(work, 'container-token');
+    await writeFile(tokenFile, 'file-token\n');
+    try {
+      // Act
+      const credentials = credentialsFromEnvironment({
+        [ENV.containerCredentialsFullUri]: `http://127.0.0.1:${port}/creds`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile,
+      });
+      const fetched = typeof credentials === 'function' ? credentials() : Promise.resolve(credentials);
+
+      // Assess
+      await expect(fetched).rejects.toThrow(`http://127.0.0.1:${port}/creds answered 403 without credentials`);
+      expect(tokens).toEqual(['file-token']);
+    } finally {
       await new Promise((resolve) => endpoint.close(resolve));
     }
   });

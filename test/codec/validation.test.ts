@@ -625,6 +625,20 @@ describe('binary extension validation', () => {
       'input "s": BYTES element 0 is not valid UTF-8; this server carries BYTES as UTF-8 strings',
     ],
     [
+      'a JPEG file where the input takes text',
+      [1],
+      bytesElements([4, [0xff, 0xd8, 0xff, 0xe0]]),
+      400,
+      'input "s": BYTES element 0 holds a JPEG image, but this input takes text: images go to an input the model declares image preprocessing for ("preprocess" in its catalog entry or upload sidecar)',
+    ],
+    [
+      'a PNG file (its signature, NUL bytes included) where the input takes text',
+      [1],
+      bytesElements([5, [0x89, 0x50, 0x4e, 0x47, 0x00]]),
+      400,
+      'input "s": BYTES element 0 holds a PNG image, but this input takes text: images go to an input the model declares image preprocessing for ("preprocess" in its catalog entry or upload sidecar)',
+    ],
+    [
       'an element over maxBytesElementSize',
       [1],
       bytesElements([6, [1, 2, 3, 4, 5, 6]]),

@@ -254,7 +254,7 @@ describe('bad images in BYTES elements: a clear 4xx, and the next request is ser
       'an image to an input without declared preprocessing',
       async () => ({ model: 'gain-plain', ...binaryRequest([await png(8, 8, 1)], 1) }),
       400,
-      /input "images": BYTES element 0 contains a NUL character/,
+      /input "images": BYTES element 0 holds a PNG image, but this input takes text: images go to an input the model declares image preprocessing for/,
     ],
   ];
 

@@ -81,6 +81,22 @@ export function decodeBinaryTensorData(target: BinaryTarget, bytes: Uint8Array, 
   return out;
 }
 
+/** Whether `element` could be UTF-8 text by its first byte (a JPEG starts 0xFF, a PNG 0x89: never UTF-8 leads). */
+function isUtf8Cheap(element: Uint8Array): boolean {
+  const first = element[0];
+  return first === undefined || first < 0x80 || (first >= 0xc2 && first <= 0xf4);
+}
+
+/** The format of an image file by its signature, or `undefined`. */
+function imageFormatOf(element: Uint8Array): 'JPEG' | 'PNG' | 'WebP' | undefined {
+  const at = (i: number) => element[i];
+  if (at(0) === 0xff && at(1) === 0xd8 && at(2) === 0xff) return 'JPEG';
+  if (at(0) === 0x89 && at(1) === 0x50 && at(2) === 0x4e && at(3) === 0x47) return 'PNG';
+  const riff = String.fromCharCode(...element.subarray(0, 4));
+  const webp = String.fromCharCode(...element.subarray(8, 12));
+  return riff === 'RIFF' && webp === 'WEBP' ? 'WebP' : undefined;
+}
+
 /**
  * Reads length-prefixed BYTES elements until `bytes` ends; refuses more than `maxCount` elements (so a body of
  * empty elements cannot outgrow the shape or the element limit) and any element over the size limit.
@@ -88,6 +104,16 @@ export function decodeBinaryTensorData(target: BinaryTarget, bytes: Uint8Array, 
 export function decodeBytesElements(target: BinaryTarget, bytes: Uint8Array, maxCount: number): string[] {
   return readBytesElements(target, bytes, maxCount, (element, index) => {
     const nul = element.indexOf(0);
+    if (nul >= 0 || !isUtf8Cheap(element)) {
+      // Said only when refusing (the decision never sniffs): an image file where text was expected.
+      const image = imageFormatOf(element);
+      if (image !== undefined) {
+        throw new BadRequestError(
+          `${target.subject}: BYTES element ${index} holds a ${image} image, but this input takes text: images go to ` +
+            'an input the model declares image preprocessing for ("preprocess" in its catalog entry or upload sidecar)',
+        );
+      }
+    }
     if (nul >= 0) throw new BadRequestError(`${target.subject}: BYTES element ${index} ${nulReason(nul)}`);
     try {
       return strictUtf8.decode(element);

@@ -5,6 +5,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { ENV } from '../core/contract.js';
 
 /** A key pair, and the session token of a role's temporary credentials. */
 export interface SigningCredentials {
@@ -25,18 +26,15 @@ const REFRESH_AHEAD_MS = 5 * 60_000;
  * A provider that fetches credentials once, hands the same ones out until five minutes before they expire, then
  * fetches again; concurrent callers share one fetch, and a failed fetch is retried by the next caller.
  * @example
- * const credentials = refreshingCredentials(() => fromHttp({})());
+ * const credentials = refreshingCredentials(() => fetchFromVault());
  */
-export function refreshingCredentials(
-  fetch: () => Promise<SigningCredentials>,
-  now: () => number = Date.now,
-): () => Promise<SigningCredentials> {
+export function refreshingCredentials(fetch: () => Promise<SigningCredentials>): () => Promise<SigningCredentials> {
   let current: Promise<SigningCredentials> | undefined;
   return async () => {
     if (current !== undefined) {
       const held = await current.catch(() => undefined);
       const expires = held?.expiration?.getTime();
-      if (held !== undefined && (expires === undefined || expires - REFRESH_AHEAD_MS > now())) return held;
+      if (held !== undefined && (expires === undefined || expires - REFRESH_AHEAD_MS > Date.now())) return held;
     }
     const fetching = fetch();
     current = fetching;
@@ -75,10 +73,10 @@ class NodeSha256 {
  */
 export function containerCredentials(env: NodeJS.ProcessEnv = process.env): () => Promise<SigningCredentials> {
   return refreshingCredentials(async () => {
-    const relative = env['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'];
-    const url = new URL(env['AWS_CONTAINER_CREDENTIALS_FULL_URI'] || `http://169.254.170.2${relative ?? ''}`);
-    const tokenFile = env['AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
-    const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : env['AWS_CONTAINER_AUTHORIZATION_TOKEN'];
+    const relative = env[ENV.containerCredentialsRelativeUri];
+    const url = new URL(env[ENV.containerCredentialsFullUri] || `http://169.254.170.2${relative ?? ''}`);
+    const tokenFile = env[ENV.containerAuthorizationTokenFile];
+    const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : env[ENV.containerAuthorizationToken];
     const response = await fetch(url, {
       headers: token ? { authorization: token } : {},
       signal: AbortSignal.timeout(5_000),

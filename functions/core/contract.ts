@@ -76,6 +76,9 @@ export const ENV = {
   /** Where a container credential endpoint serves the role's refreshed credentials (set instead of the key pair). */
   containerCredentialsFullUri: 'AWS_CONTAINER_CREDENTIALS_FULL_URI',
   containerCredentialsRelativeUri: 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  /** The container credential endpoint's authorization token, or the file holding it. */
+  containerAuthorizationToken: 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+  containerAuthorizationTokenFile: 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
   profile: 'AWS_PROFILE',
 } as const;
 

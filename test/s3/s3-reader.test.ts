@@ -279,7 +279,7 @@ describe('the role credentials the reader signs with', () => {
     const { port } = endpoint.address() as AddressInfo;
     const env = {
       [ENV.containerCredentialsFullUri]: `http://127.0.0.1:${port}/credentials`,
-      AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container-token',
+      [ENV.containerAuthorizationToken]: 'container-token',
     };
     try {
       const credentials = credentialsFromEnvironment(env);
@@ -324,7 +324,7 @@ describe('the role credentials the reader signs with', () => {
       // Act
       const credentials = credentialsFromEnvironment({
         [ENV.containerCredentialsFullUri]: `http://127.0.0.1:${port}/creds`,
-        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile,
+        [ENV.containerAuthorizationTokenFile]: tokenFile,
       });
       const fetched = typeof credentials === 'function' ? credentials() : Promise.resolve(credentials);
 

@@ -16,12 +16,12 @@ import { ModelRejectedError } from '../core/errors.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
 import {
-  ORT_TYPE_BY_DATATYPE,
-  fromOrtTensor,
   messageOf,
   ortSessionOptions,
   runFailure,
   specsOf,
+  tensorsFromAnswer,
+  transferableInputs,
 } from './onnxruntime-session.js';
 
 /** Bounds of one isolated session. */
@@ -169,21 +169,12 @@ class IsolatedModelSession implements ModelSession {
     this.doing = 'running the model';
     const answer = await this.call({
       op: 'run',
-      inputs: inputs.map((t) => ({
-        name: t.name,
-        type: ORT_TYPE_BY_DATATYPE[t.datatype],
-        data: t.data,
-        shape: t.shape,
-      })),
+      inputs: transferableInputs(inputs),
       outputNames,
     });
     this.doing = 'idle';
     if (!answer.ok) throw runFailure(new Error(answer.message));
-    return outputNames.map((name, index) => {
-      const value = answer.outputs?.[index] as { type: string; dims: number[]; data: unknown } | undefined;
-      if (value === undefined) throw new Error(`onnxruntime returned no output "${name}"`);
-      return fromOrtTensor(name, value as unknown as ort.OnnxValue);
-    });
+    return tensorsFromAnswer(outputNames, answer.outputs);
   }
 
   public release(): Promise<void> {

@@ -151,6 +151,25 @@ class OnnxruntimeModelSession implements ModelSession {
 const ALLOCATION_FAILURE = /Failed to allocate|bad_alloc|out of memory/i;
 
 /**
+ * Inputs as they cross to another thread or process (structured clone or a serialised message): the onnxruntime
+ * type beside the data, so the far side builds `ort.Tensor`s without our datatype names.
+ */
+export function transferableInputs(
+  inputs: readonly Tensor[],
+): { name: string; type: string; data: unknown; shape: readonly number[] }[] {
+  return inputs.map((t) => ({ name: t.name, type: ORT_TYPE_BY_DATATYPE[t.datatype], data: t.data, shape: t.shape }));
+}
+
+/** The outputs another thread or process answered, in `outputNames`' order, as tensors. */
+export function tensorsFromAnswer(outputNames: readonly string[], outputs: readonly unknown[] | undefined): Tensor[] {
+  return outputNames.map((name, index) => {
+    const value = outputs?.[index];
+    if (value === undefined) throw new Error(`onnxruntime returned no output "${name}"`);
+    return fromOrtTensor(name, value as ort.OnnxValue);
+  });
+}
+
+/**
  * The client error for a failed `run`. Inputs were checked against the model's metadata before; what remains is
  * data the graph refuses (a shape that a Reshape or MatMul cannot take), a 400, or inputs that make it need more
  * memory than the instance has (a `ConstantOfShape` asked for 400 GB), a 413: the request is too large, not wrong.

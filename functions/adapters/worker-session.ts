@@ -15,12 +15,12 @@ import { ModelRejectedError, ServiceUnavailableError } from '../core/errors.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
 import {
-  ORT_TYPE_BY_DATATYPE,
-  fromOrtTensor,
   messageOf,
   ortSessionOptions,
   runFailure,
   specsOf,
+  tensorsFromAnswer,
+  transferableInputs,
 } from './onnxruntime-session.js';
 
 // Sessions by number; every message carries an id its answer repeats.
@@ -129,20 +129,11 @@ class WorkerModelSession implements ModelSession {
     const answer = await this.worker.call({
       op: 'run',
       sid: this.sid,
-      inputs: inputs.map((t) => ({
-        name: t.name,
-        type: ORT_TYPE_BY_DATATYPE[t.datatype],
-        data: t.data,
-        shape: t.shape,
-      })),
+      inputs: transferableInputs(inputs),
       outputNames,
     });
     if (!answer.ok) throw runFailure(new Error(answer.message));
-    return outputNames.map((name, index) => {
-      const value = answer.outputs?.[index];
-      if (value === undefined) throw new Error(`onnxruntime returned no output "${name}"`);
-      return fromOrtTensor(name, value as ort.OnnxValue);
-    });
+    return tensorsFromAnswer(outputNames, answer.outputs);
   }
 
   public async release(): Promise<void> {

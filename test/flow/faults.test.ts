@@ -57,46 +57,44 @@ class FaultyBlobStore implements BlobStore {
     return this.reads.filter((key) => pattern.test(key)).length;
   }
 
-  public async get(key: string): Promise<StoredObject | undefined> {
-    this.reads.push(key);
-    if (!this.target.test(key)) return this.inner.get(key);
-    switch (this.fault) {
-      case 'unavailable':
-        throw unavailable();
-      case 'hang':
-        return new Promise<never>(() => undefined);
-      case 'corrupt': {
-        const object = await this.inner.get(key);
-        if (object === undefined) return undefined;
+  public get(key: string): Promise<StoredObject | undefined> {
+    return this.faulted(
+      key,
+      () => this.inner.get(key),
+      async (object) => {
         const body = Uint8Array.from(object.body);
         body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0xff;
         return { ...object, body };
-      }
-      default:
-        return this.inner.get(key);
-    }
+      },
+    );
   }
 
   /** The same faults on the streamed path serving uses: 5xx, a transfer that never ends, or bytes altered in transit. */
-  public async download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
-    this.reads.push(key);
-    if (!this.target.test(key)) return this.inner.download(key, file, options);
-    switch (this.fault) {
-      case 'unavailable':
-        throw unavailable();
-      case 'hang':
-        return new Promise<never>(() => undefined);
-      case 'corrupt': {
-        const object = await this.inner.download(key, file, options);
-        if (object === undefined) return undefined;
+  public download(key: string, file: string, options: DownloadOptions): Promise<DownloadedObject | undefined> {
+    return this.faulted(
+      key,
+      () => this.inner.download(key, file, options),
+      async (object) => {
         const body = await readFile(file);
         body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0xff;
         await writeFile(file, body);
         return { ...object, sha256: createHash('sha256').update(body).digest('hex') };
-      }
-      default:
-        return this.inner.download(key, file, options);
-    }
+      },
+    );
+  }
+
+  /** Counts the read of `key`, then applies the current fault to it when `target` matches. */
+  private async faulted<T>(
+    key: string,
+    read: () => Promise<T | undefined>,
+    corrupt: (object: T) => Promise<T>,
+  ): Promise<T | undefined> {
+    this.reads.push(key);
+    if (!this.target.test(key)) return read();
+    if (this.fault === 'unavailable') throw unavailable();
+    if (this.fault === 'hang') return new Promise<never>(() => undefined);
+    const object = await read();
+    return this.fault === 'corrupt' && object !== undefined ? corrupt(object) : object;
   }
 
   public put(key: string, body: Uint8Array, condition?: PutCondition): Promise<{ etag: string }> {

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { PolicyStatementJson } from '../../infra/function-grants.js';
 import { evaluatePolicy, type AccessRequest } from './iam-policy.js';
+import { parseCopySource } from './s3-names.js';
 
 /** A function's identity on the embedded server: a role name and its policy statements. */
 export interface RolePolicy {
@@ -204,8 +205,8 @@ export function iamRequestsOf(request: S3RequestShape): AccessRequest[] {
       const requests: AccessRequest[] = [{ action: 's3:PutObject', resource: objectArn }];
       const copySource = request.headers['x-amz-copy-source'];
       if (typeof copySource === 'string') {
-        const source = safeDecode(copySource.split('?')[0] ?? '').replace(/^\//, '');
-        requests.unshift({ action: 's3:GetObject', resource: `arn:aws:s3:::${source}` });
+        const source = parseCopySource(copySource);
+        requests.unshift({ action: 's3:GetObject', resource: `arn:aws:s3:::${source.bucket}/${source.key}` });
       }
       return requests;
     }
@@ -245,12 +246,4 @@ export const LISTING_PARAMETERS: ReadonlySet<string> = new Set([
 
 function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

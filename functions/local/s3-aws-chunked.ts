@@ -69,6 +69,7 @@ export class AwsChunkedDecoder extends Transform {
 
   public override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
+      if (this.state === 'done' && chunk.length > 0) throw trailingBytes();
       this.consume(this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]));
       callback();
     } catch (error) {
@@ -138,6 +139,8 @@ export class AwsChunkedDecoder extends Transform {
       }
       // Other trailer lines (x-amz-checksum-*, x-amz-trailer-signature) are accepted and not verified.
     }
+    // S3 refuses anything after the final frame's trailer: it would be bytes no signature or length covers.
+    if (this.state === 'done' && position < buffer.length) throw trailingBytes();
     this.pending = Buffer.from(buffer.subarray(position));
   }
 
@@ -170,6 +173,10 @@ export class AwsChunkedDecoder extends Transform {
     }
     this.frameHash = undefined;
   }
+}
+
+function trailingBytes(): Error {
+  return new S3Error('IncompleteBody', 'Malformed aws-chunked request body: bytes follow its final chunk and trailer.');
 }
 
 function incomplete(message: string): Error {

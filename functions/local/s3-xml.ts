@@ -16,17 +16,21 @@ export type XmlChild = readonly [name: string, content: XmlContent | undefined];
 
 const S3_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
-/** Escapes text for an XML element or attribute. */
+/**
+ * Escapes text for an XML element or attribute. A carriage return is written as a character reference: raw, every
+ * XML parser would read it as a line feed (XML's end-of-line handling), and a key `a\rb` would come back as `a\nb`.
+ */
 export function xmlEscape(text: string): string {
-  return text.replace(/[&<>"']/g, (character) => `&${ENTITY_OF_CHARACTER[character]};`);
+  return text.replace(/[&<>"'\r]/g, (character) => ESCAPED_CHARACTER[character] ?? character);
 }
 
-const ENTITY_OF_CHARACTER: Readonly<Record<string, string>> = {
-  '&': 'amp',
-  '<': 'lt',
-  '>': 'gt',
-  '"': 'quot',
-  "'": 'apos',
+const ESCAPED_CHARACTER: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\r': '&#13;',
 };
 
 /**

@@ -133,7 +133,7 @@ describe('keys round-trip distinct and exact', () => {
             }),
           );
           expect(deleted.Errors ?? []).toEqual([]);
-          expect(deleted.Deleted?.map((d) => d.Key).sort(byUtf8)).toEqual(keys.slice(half).sort(byUtf8));
+          expect(deleted.Deleted?.map((d) => d.Key ?? '').sort(byUtf8)).toEqual(keys.slice(half).sort(byUtf8));
         }
         expect(await listKeys(source)).toEqual([]);
         expect(await listKeys(target)).toEqual([...keys].sort(byUtf8));

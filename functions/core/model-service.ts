@@ -112,10 +112,21 @@ export interface RepositoryIndexRow {
 export const ZIPMAP_PARAMETER = 'zipmap';
 
 /**
- * Request parameters of Triton's sequence extension. Refused rather than ignored: a stateful model answered as if
- * stateless would give a different answer without a word.
+ * Request parameters of Triton's sequence extension, with the type Triton requires of each. Every model served here
+ * is stateless, and Triton serves a request carrying them to a model without a sequence batcher as an ordinary
+ * request: so are they here, once their types are checked as Triton checks them.
  */
-export const SEQUENCE_PARAMETERS = ['sequence_id', 'sequence_start', 'sequence_end'] as const;
+export const SEQUENCE_PARAMETERS = {
+  sequence_id: 'a non-negative integer or a string',
+  sequence_start: 'true or false',
+  sequence_end: 'true or false',
+} as const;
+
+/** Whether `value` has the type Triton requires of the sequence parameter `key`. */
+function isSequenceParameterValue(key: keyof typeof SEQUENCE_PARAMETERS, value: unknown): boolean {
+  if (key !== 'sequence_id') return typeof value === 'boolean';
+  return typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value) && value >= 0);
+}
 
 /** A version resolved from a route (a number, a label or `latest`): its model, its version number and its metadata. */
 export interface ResolvedVersion {
@@ -237,12 +248,10 @@ export class ModelService {
         throw new BadRequestError(`unknown output "${name}"; the model's outputs are: ${[...known].join(', ')}`);
       }
     }
-    for (const key of SEQUENCE_PARAMETERS) {
-      if (request.parameters[key] !== undefined) {
-        throw new BadRequestError(
-          `parameter "${key}" belongs to Triton's sequence extension (stateful models), which this server does not ` +
-            'serve: every request is answered on its own; send it without sequence parameters',
-        );
+    for (const [key, expected] of Object.entries(SEQUENCE_PARAMETERS) as [keyof typeof SEQUENCE_PARAMETERS, string][]) {
+      const value = request.parameters[key];
+      if (value !== undefined && !isSequenceParameterValue(key, value)) {
+        throw new BadRequestError(`parameter "${key}" must be ${expected}`);
       }
     }
     const zipmap = request.parameters[ZIPMAP_PARAMETER];

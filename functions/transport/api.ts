@@ -15,7 +15,7 @@ import {
 import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
-import { DEFAULT_LIMITS, type Limits } from '../core/catalog.js';
+import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
@@ -76,13 +76,14 @@ export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
   return async (request) => {
-    let response: HttpResponse;
+    // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
+    // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
+    // aiohttp sends `Accept-Encoding: gzip` on every request.
     try {
-      response = await answer(request);
+      return await answer(request);
     } catch (error) {
-      response = errorResponse(error, request.requestId);
+      return errorResponse(error, request.requestId);
     }
-    return compressResponse(response, request.headers['accept-encoding'], DEFAULT_LIMITS.minCompressBytes);
   };
 
   async function answer(request: HttpRequest): Promise<HttpResponse> {

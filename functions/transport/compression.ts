@@ -1,7 +1,8 @@
 /**
  * HTTP compression, as Triton does it: `Content-Encoding: gzip|deflate` request bodies are decoded (with a
- * decompressed-size limit, so a gzip bomb is a 413, never an out-of-memory), and responses are compressed when the
- * client's `Accept-Encoding` allows it.
+ * decompressed-size limit, so a gzip bomb is a 413, never an out-of-memory), and successful inference responses
+ * (only those: Triton's clients decode no other answer) are compressed when the client's `Accept-Encoding` allows
+ * it.
  *
  * Deployed, API Gateway may or may not have decoded a body already (it decodes where a mapping template applies;
  * our proxy integration, with every media type binary, passes bodies through), and may have left the header.

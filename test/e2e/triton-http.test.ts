@@ -1,7 +1,8 @@
 /**
  * What Triton's HTTP clients do, over real HTTP to the gateway and the real handlers and onnxruntime: any
  * Content-Type on JSON, compression both ways (and its limits), the model configuration, classification, the
- * extensions advertised, and refusals where Triton would act differently (NUL in BYTES, sequences, load/unload).
+ * extensions advertised, sequence parameters served as Triton serves them on a stateless model, and refusals where
+ * Triton would act differently (NUL in BYTES, load/unload).
  */
 import { gunzipSync, gzipSync, inflateSync, deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +136,42 @@ describe('response compression (Accept-Encoding)', () => {
     expect(Array.from(decoded.outputs[0]?.data as Float32Array)).toEqual(new Array(512).fill(0.5));
   });
 
+  it('compresses nothing but inference answers, as Triton: metadata, index, config and errors stay plain', async () => {
+    // aiohttp (tritonclient.http.aio) sends Accept-Encoding: gzip on every request and decodes only infer answers.
+    const headers = { 'accept-encoding': 'gzip, deflate' };
+    const padding = 'x'.repeat(2048); // long enough to be compressed, were it an inference answer
+    for (let index = 0; index < 8; index++) {
+      const outcome = await stack.register('junk', `refused-${index}-${padding.slice(0, 60)}.onnx`, Buffer.from('no'));
+      expect(outcome.kind).toBe('rejected');
+    }
+    const answers = [
+      await stack.send({ method: 'POST', path: '/v2/repository/index', headers, body: '{}' }),
+      await infer(
+        'floats',
+        JSON.stringify({ inputs: [{ name: padding, datatype: 'FP32', shape: [1], data: [1] }] }),
+        headers,
+      ),
+    ];
+    const small = [
+      await stack.send({ method: 'GET', path: '/v2', headers }),
+      await stack.send({ method: 'GET', path: '/v2/models/flowers', headers }),
+      await stack.send({ method: 'GET', path: '/v2/models/flowers/config', headers }),
+      await stack.send({ method: 'GET', path: '/v2/models/nothing-here', headers }),
+    ];
+    expect([...answers, ...small].map((answer) => answer.status)).toEqual([200, 400, 200, 200, 200, 404]);
+    for (const answer of small) {
+      expect(answer.headers['content-encoding'], answer.text.slice(0, 80)).toBeUndefined();
+      expect(() => JSON.parse(answer.text)).not.toThrow();
+    }
+    // Each above the 1 KiB from which inference answers are compressed (the index through its refused uploads).
+    expect(answers.filter((answer) => answer.bytes.byteLength < 1024).map((answer) => answer.text)).toEqual([]);
+    for (const answer of answers) {
+      expect(answer.headers['content-encoding'], answer.text.slice(0, 80)).toBeUndefined();
+      expect(() => JSON.parse(answer.text)).not.toThrow();
+    }
+    expect((await infer('floats', floatsBody(64), headers)).headers['content-encoding']).toBe('gzip');
+  });
+
   it('leaves small responses, unknown codings and q=0 uncompressed', async () => {
     for (const [accept, rows] of [
       ['gzip', 1],
@@ -146,6 +183,35 @@ describe('response compression (Accept-Encoding)', () => {
       expect(answer.status).toBe(200);
       expect(answer.headers['content-encoding'], accept).toBeUndefined();
       expect(json(answer).model_name).toBe('floats');
+    }
+  });
+});
+
+describe('sequence parameters on a stateless model, as Triton serves them', () => {
+  it('answers a request with sequence_id, sequence_start and sequence_end exactly as one without', async () => {
+    const plain = await infer('floats', floatsBody(2));
+    const sequences = [
+      { sequence_id: 7, sequence_start: true, sequence_end: false },
+      { sequence_id: 'correlation-a', sequence_end: true },
+      { sequence_id: 2 ** 63 },
+    ];
+    for (const parameters of sequences) {
+      const answer = await infer('floats', JSON.stringify({ ...JSON.parse(floatsBody(2)), parameters }));
+      expect(answer.status, answer.text).toBe(200);
+      expect(json(answer)).toEqual(json(plain));
+    }
+  });
+
+  it('refuses sequence parameters of the wrong type with 400, as Triton does', async () => {
+    for (const [parameters, message] of [
+      [{ sequence_id: -1 }, 'parameter "sequence_id" must be a non-negative integer or a string'],
+      [{ sequence_id: 1.5 }, 'parameter "sequence_id" must be a non-negative integer or a string'],
+      [{ sequence_id: 1, sequence_start: 1 }, 'parameter "sequence_start" must be true or false'],
+      [{ sequence_end: 'yes' }, 'parameter "sequence_end" must be true or false'],
+    ] as const) {
+      const answer = await infer('floats', JSON.stringify({ ...JSON.parse(floatsBody(1)), parameters }));
+      expect(answer.status).toBe(400);
+      expect(json(answer).error).toBe(message);
     }
   });
 });
@@ -284,17 +350,11 @@ describe('Triton extensions', () => {
     expect(json(negative).error).toMatch(/"classification" must be a non-negative integer/);
   });
 
-  it('refuses load/unload, sequence parameters and shared memory with what to do instead', async () => {
+  it('refuses load/unload and shared memory with what to do instead', async () => {
     const load = await stack.send({ method: 'POST', path: '/v2/repository/models/flowers/load', body: '{}' });
     expect(load.status).toBe(400);
     expect(json(load).error).toMatch(/^models are not loaded on request here: every READY version is served/);
     expect((await stack.send({ method: 'POST', path: '/v2/repository/models/flowers/unload' })).status).toBe(400);
-    const sequence = await infer(
-      'floats',
-      JSON.stringify({ ...JSON.parse(floatsBody(1)), parameters: { sequence_id: 7 } }),
-    );
-    expect(sequence.status).toBe(400);
-    expect(json(sequence).error).toMatch(/^parameter "sequence_id" belongs to Triton's sequence extension/);
     const shm = await infer(
       'floats',
       JSON.stringify({

@@ -377,11 +377,13 @@ def _():
     expect_error(lambda: client.infer("id-int64", [tensor]), 400, "9223372036854775808, outside the INT64 range")
 
 
-@check("error: sequence_id is refused (no stateful models), not ignored")
+@check("sequence_id / sequence_start / sequence_end on a stateless model: served as an ordinary request, as Triton")
 def _():
-    tensor = httpclient.InferInput("input", [1, 4], "FP32")
-    tensor.set_data_from_numpy(BIG[:1])
-    expect_error(lambda: client.infer("id-fp32-2d", [tensor], sequence_id=5), 400, "sequence extension")
+    for sequence in ({"sequence_id": 5, "sequence_start": True}, {"sequence_id": "correlation-a", "sequence_end": True}):
+        tensor = httpclient.InferInput("input", [1, 4], "FP32")
+        tensor.set_data_from_numpy(BIG[:1])
+        result = client.infer("id-fp32-2d", [tensor], **sequence)
+        same(result.as_numpy("output"), BIG[:1])
 
 
 @check("statistics are not served: the client gets the server's 404")
@@ -436,6 +438,39 @@ async def aio_checks():
                 return
             raise AssertionError("no error raised")
 
+        async def repository_index():
+            # aiohttp sends Accept-Encoding: gzip on every request and the client decodes only inference answers:
+            # a compressed index failed here with UnicodeDecodeError.
+            index = await aio.get_model_repository_index()
+            assert {"flowers", "id-fp32"} <= {row["name"] for row in index}, index
+            metadata = await aio.get_model_metadata("image-gain")
+            assert [tensor["name"] for tensor in metadata["inputs"]] == ["images", "gain"], metadata
+            assert (await aio.get_server_metadata())["name"] == "onnx-serverless"
+            response = await aio._post("v2/repository/index", b"{}", None, None)
+            assert response.status == 200 and "Content-Encoding" not in response.headers, dict(response.headers)
+            try:
+                await aio.get_model_metadata("no-such-model")
+            except InferenceServerException as e:
+                assert e.status() == "404" and "no-such-model" in e.message(), e
+            else:
+                raise AssertionError("no error raised")
+            # An error long enough to be compressed, were errors compressed: the client would not decode it.
+            long_name = "x" * 2000
+            tensor = aioclient.InferInput(long_name, [1, 4], "FP32")
+            tensor.set_data_from_numpy(BIG[:1], binary_data=False)
+            try:
+                await aio.infer("id-fp32-2d", [tensor], response_compression_algorithm="gzip")
+            except InferenceServerException as e:
+                assert e.status() == "400" and f'unknown input "{long_name}"' in e.message(), e.message()[:200]
+            else:
+                raise AssertionError("no error raised")
+
+        async def sequence():
+            tensor = aioclient.InferInput("input", [1, 4], "FP32")
+            tensor.set_data_from_numpy(BIG[:1])
+            result = await aio.infer("id-fp32-2d", [tensor], sequence_id=7, sequence_start=True, sequence_end=False)
+            same(result.as_numpy("output"), BIG[:1])
+
         async def classification():
             tensor = aioclient.InferInput("float_input", list(ROWS.shape), "FP32")
             tensor.set_data_from_numpy(ROWS, binary_data=False)
@@ -445,7 +480,9 @@ async def aio_checks():
 
         for name, fn in (("aio: JSON infer (octet-stream JSON body)", json_infer), ("aio: binary infer", binary_infer),
                          ("aio: compression both ways", compressed), ("aio: server and model config", metadata),
-                         ("aio: error surfaces the server's message", error), ("aio: classification", classification)):
+                         ("aio: error surfaces the server's message", error), ("aio: classification", classification),
+                         ("aio: repository index, metadata and errors (never compressed)", repository_index),
+                         ("aio: sequence_id on a stateless model", sequence)):
             checks.append((name, fn))
         for name, fn in checks:
             try:

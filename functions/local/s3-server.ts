@@ -159,6 +159,8 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const locks = new KeyedMutex();
   const store = new ConsistentFilesystemStore(dataDir, locks);
   await mkdir(dataDir, { recursive: true });
+  // Every bucket folder, so that one written in an earlier layout is migrated before it is served.
+  for (const existing of await store.listBuckets()) await store.putBucket(existing.name);
   await store.putBucket(bucket);
 
   const access = new AccessControl(OWNER_CREDENTIALS);

@@ -362,6 +362,33 @@ describe('multipart uploads', () => {
 });
 
 describe('a data folder of the earlier layout', () => {
+  it('is migrated from where an interrupted migration left it, other buckets included', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-s3-legacy-'));
+    // Stopped between its two renames: the original sits under its legacy name, the bucket folder is gone.
+    await mkdir(join(dataDir, '.legacy-models', 'uploads', 'm'), { recursive: true });
+    await writeFile(join(dataDir, '.legacy-models', 'uploads', 'm', 'a.onnx._S3rver_object'), 'a');
+    await mkdir(join(dataDir, 'other', 'x'), { recursive: true });
+    await writeFile(join(dataDir, 'other', 'x', 'y._S3rver_object'), 'y');
+    await mkdir(join(dataDir, '.migrating-models', 'objects'), { recursive: true });
+    const migrated = await startS3Fixture({ dataDir });
+    try {
+      expect(
+        await (
+          await migrated.client.send(new GetObjectCommand({ Bucket: 'models', Key: 'uploads/m/a.onnx' }))
+        ).Body?.transformToString(),
+      ).toBe('a');
+      expect(
+        await (
+          await migrated.client.send(new GetObjectCommand({ Bucket: 'other', Key: 'x/y' }))
+        ).Body?.transformToString(),
+      ).toBe('y');
+      expect((await readdir(dataDir)).sort()).toEqual(['models', 'other']);
+    } finally {
+      await migrated.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('is migrated on start: every object readable and listed under its key, nothing of the old layout left', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-s3-legacy-'));
     const old = join(dataDir, 'models');

@@ -301,7 +301,7 @@ describe('multipart uploads', () => {
   const createUpload = async (Key: string): Promise<string> =>
     (await s3.client.send(new CreateMultipartUploadCommand({ Bucket: bucket(), Key }))).UploadId ?? '';
 
-  it('refuses partNumber=1e3, 0x10, +1 and 1.0 with 400 InvalidArgument', async () => {
+  it('refuses partNumber=1e3, 0x10, +1 and 1.0 (400 InvalidArgument), and such a PartNumber in Complete (400 MalformedXML)', async () => {
     const key = 'parts/strict';
     const uploadId = await createUpload(key);
     for (const partNumber of ['1e3', '0x10', '+1', '1.0']) {
@@ -316,6 +316,21 @@ describe('multipart uploads', () => {
     }
     const accepted = await sendSigned(`/${bucket()}/${key}?partNumber=16&uploadId=${uploadId}`, 'PUT', {}, 'part');
     expect(accepted.status).toBe(200);
+    const etag = JSON.stringify(createHash('md5').update('part').digest('hex'));
+    const complete = (partNumber: string) =>
+      sendSigned(
+        `/${bucket()}/${key}?uploadId=${uploadId}`,
+        'POST',
+        {},
+        `<CompleteMultipartUpload><Part><PartNumber>${partNumber}</PartNumber><ETag>${etag}</ETag></Part></CompleteMultipartUpload>`,
+      );
+    for (const partNumber of ['1.6e1', '0x10']) {
+      const refused = await complete(partNumber);
+      expect(refused.status, partNumber).toBe(400);
+      expect(refused.body).toContain('<Code>MalformedXML</Code>');
+    }
+    expect((await complete('16')).status).toBe(200);
+    expect(await text(key)).toBe('part');
   });
 
   it('answers NoSuchUpload, never a 500, when Abort races Complete or UploadPart (30 rounds)', async () => {

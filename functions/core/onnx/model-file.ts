@@ -5,7 +5,14 @@
 import { ModelRejectedError } from '../errors.js';
 import { onnx, type OnnxTypes } from './proto.js';
 import { concatBytes } from '../codec/message.js';
-import { LENGTH_DELIMITED, lengthDelimitedField, readFields, rebuildMessage, scanFields, type WireField } from './wire.js';
+import {
+  LENGTH_DELIMITED,
+  lengthDelimitedField,
+  readFields,
+  rebuildMessage,
+  scanFields,
+  type WireField,
+} from './wire.js';
 
 /** Field numbers of `onnx.proto` used at the wire level. */
 export const FIELD = {
@@ -159,7 +166,7 @@ function lightNode(payload: Uint8Array): { light: Uint8Array; large: Map<string,
       } else kept.push(field.value.subarray(start, end));
     });
     const header = concatBytes(kept);
-    large.set(onnx.AttributeProto.decode(header).name ?? "", field.value);
+    large.set(onnx.AttributeProto.decode(header).name ?? '', field.value);
     replace.set(field, header);
   }
   return { light: replace.size === 0 ? payload : rebuildMessage(payload, fields, replace), large };

@@ -615,7 +615,10 @@ function encodeEdited(
   }
   // Appended after the kept fields: protobuf readers accept fields in any order, and repeated ones in theirs.
   const inputFields = inputs.map((name) => ({ number: NODE_FIELD.input, value: new TextEncoder().encode(name) }));
-  const attributes = added.map((a) => ({ number: NODE_FIELD.attribute, value: onnx.AttributeProto.encode(a).finish() }));
+  const attributes = added.map((a) => ({
+    number: NODE_FIELD.attribute,
+    value: onnx.AttributeProto.encode(a).finish(),
+  }));
   return rebuildMessage(located.field.value, fields, replaced, [...inputFields, ...attributes]);
 }
 

@@ -93,7 +93,8 @@ export function rebuildMessage(
     const replacement = replace.get(field);
     if (replacement === undefined) parts.push(bytes.subarray(field.start, field.end));
     else if (replacement instanceof Uint8Array) parts.push(lengthDelimitedField(field.number, replacement));
-    else if (replacement !== null) for (const value of replacement) parts.push(lengthDelimitedField(field.number, value));
+    else if (replacement !== null)
+      for (const value of replacement) parts.push(lengthDelimitedField(field.number, value));
   }
   for (const field of append) parts.push(lengthDelimitedField(field.number, field.value));
   return concatBytes(parts);

@@ -200,6 +200,19 @@ export function readNodes(file: ModelFile): Located<OnnxTypes.NodeProto>[] {
   }
 }
 
+/** A source of value names unused in the graph: `fresh('y_one')` is `y_one`, or `y_one_2`, ... when taken. */
+export function freshNames(file: ModelFile, nodes: readonly Located<OnnxTypes.NodeProto>[]): (base: string) => string {
+  const used = new Set<string>([...file.inputs, ...file.outputs, ...file.valueInfo].map((v) => v.message.name));
+  for (const name of file.initializerNames) used.add(name);
+  for (const { message } of nodes) for (const name of [...message.input, ...message.output]) used.add(name);
+  return (base) => {
+    let name = base;
+    for (let n = 2; used.has(name); n += 1) name = `${base}_${n}`;
+    used.add(name);
+    return name;
+  };
+}
+
 function lengthDelimited(field: WireField): Uint8Array {
   if (field.wireType !== LENGTH_DELIMITED) throw new Error(`field ${field.number} is not a message`);
   return field.value;

@@ -15,7 +15,7 @@
 import { concatBytes } from '../codec/message.js';
 import { ModelRejectedError } from '../errors.js';
 import type { AppliedRewrite } from '../types.js';
-import { FIELD, largeAttributePayload, varintsOf, type Located, type ModelFile } from './model-file.js';
+import { FIELD, freshNames, largeAttributePayload, varintsOf, type Located, type ModelFile } from './model-file.js';
 import { DEFAULT_DOMAINS, int64ToNumber, onnx, tensorDims, type Int64Like, type OnnxTypes } from './proto.js';
 import { lengthDelimitedField, readFields, rebuildMessage, scanFields, type WireField } from './wire.js';
 
@@ -446,15 +446,7 @@ export function upgradeOpset(
   if (opsetField === undefined) return undefined;
   const to = ONNXRUNTIME_MIN_OPSET;
 
-  const used = new Set<string>([...file.inputs, ...file.outputs, ...file.valueInfo].map((v) => v.message.name));
-  for (const name of file.initializerNames) used.add(name);
-  for (const { message } of nodes) for (const name of [...message.input, ...message.output]) used.add(name);
-  const freshName = (base: string): string => {
-    let name = base;
-    for (let n = 2; used.has(name); n += 1) name = `${base}_${n}`;
-    used.add(name);
-    return name;
-  };
+  const freshName = freshNames(file, nodes);
   const { ranks, elements } = declaredShapes(file, nodes);
 
   const graphReplace = new Map<WireField, Uint8Array | readonly Uint8Array[]>();

@@ -140,7 +140,7 @@ async function prepareFile(
   options: RegistrationOptions,
   validate: Validate,
 ) {
-  const skeleton = await readModelSkeleton(upload);
+  const skeleton = await readModelSkeleton(upload, options.maxGraphBytes);
   const target = fileTarget(skeleton, upload, { path: upload, ...downloaded }, path.join(root, 'model.onnx'), options);
   const validated = await validate(skeleton, key, options, target);
   return { validated, dataFiles: [] as { location: string; path: string; size: number; sha256: string }[] };
@@ -193,7 +193,7 @@ async function prepareArchive(
   // The archive's bytes are on disk twice now; the unpacked copy is all that is needed from here on.
   await rm(archive, { force: true });
   // The .onnx is read as a skeleton, as a single upload is: weights stored inside it never enter memory either.
-  const skeleton = await readModelSkeleton(contents.model.file);
+  const skeleton = await readModelSkeleton(contents.model.file, options.maxGraphBytes);
   const references = externalDataReferences(readModelFile(skeleton));
   const sizes = new Map([...contents.others].map(([name, entry]) => [name, entry.size]));
   const used = checkExternalData(references, contents.model.name, sizes);

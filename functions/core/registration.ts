@@ -56,13 +56,12 @@ export interface RegistrationOptions {
    */
   readonly fromFile?: boolean;
   /**
-   * Largest single `.onnx` upload registration rewrites (ZipMap removal, opset upgrade, StringNormalizer locale):
-   * a rewrite holds the model and its rewritten copy in memory, while a model served unchanged is never read into
-   * memory at all. Over it, an upload that needs a rewrite is refused with the reason. The register handler passes
-   * `MAX_REWRITE_BYTES`.
+   * Largest model graph (an `.onnx` without its weights' values, what registration holds in memory of a model:
+   * the weights never enter it) accepted; over it, the upload is refused with the reason, before the graph is
+   * read. The register handler passes `MAX_GRAPH_BYTES`.
    * @default no limit
    */
-  readonly maxRewriteBytes?: number;
+  readonly maxGraphBytes?: number;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }

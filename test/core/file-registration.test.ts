@@ -17,6 +17,7 @@ import { onnx } from '../../functions/core/onnx/proto.js';
 import { rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 import { registerUpload, type RegistrationOptions } from '../../functions/core/registration.js';
 import {
+  attr,
   buildLargeModel,
   buildScaledLinearModel,
   buildZipMapClassifier,
@@ -187,6 +188,34 @@ describe('registration from a file', () => {
     const stored = (await store.get('models/iris/1/model.onnx'))?.body ?? new Uint8Array();
     expect(sha256(stored)).toBe(sha256(rewriteForServing(bytes).model));
     expect(metadata.sha256).toBe(sha256(stored));
+  });
+
+  it('refuses a graph over MAX_GRAPH_BYTES before reading it, and counts no weights against it', async () => {
+    // Prepare: a 2 MB attribute in the graph; and 2 MB of weights beside a graph of a few hundred bytes.
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    const attribute = new ModelBuilder()
+      .input('x', 'FP32', ['N', 4])
+      .node('Constant', [], ['c'], {
+        value: attr.tensor({ datatype: 'FP32', dims: [4], data: new Float32Array(4) }),
+        junk: attr.floats(new Array<number>(500_000).fill(0)),
+      })
+      .node('Add', ['x', 'c'], ['y'])
+      .output('y', 'FP32', ['N', 4])
+      .toBytes();
+    await store.put('uploads/graph/big.onnx', attribute);
+    await store.put('uploads/weights/big.onnx', buildLargeModel(2 * 1024 * 1024));
+    const options = { ...optionsWith(store), maxModelBytes: 1e8, maxGraphBytes: 1024 * 1024 };
+
+    // Act
+    const refused = await registerUpload('uploads/graph/big.onnx', options);
+    const registered = await registerUpload('uploads/weights/big.onnx', options);
+
+    // Assess
+    expect(refused).toMatchObject({
+      kind: 'rejected',
+      reason: expect.stringMatching(/graph .* holds more than 1048576 bytes.*\(MAX_GRAPH_BYTES\)/),
+    });
+    expect(registered).toMatchObject({ kind: 'registered', version: '1' });
   });
 
   it('adds no version when streaming the version fails, and registers it when the event comes again', async () => {

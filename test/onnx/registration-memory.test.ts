@@ -19,6 +19,7 @@ import {
   measureRegistration,
   registerMemoryBound,
 } from '../../bench/register-memory.js';
+import { GRAPH_BYTES_DEFAULTS, readConfig } from '../../functions/wiring/config.js';
 
 const MB = 1024 * 1024;
 let dir: string;
@@ -66,4 +67,18 @@ it('handles a Reshape whose shape attribute holds 1M ints within the bound, and 
   expect(result.outcome).toBe('rejected');
   expect(result.reason).toMatch(/tensor "y" has 1000000 dimensions; at most 64 are served/);
   expect(result.peak_rss_growth_bytes).toBeLessThan(result.bound);
+});
+
+it('caps the register process by the graph it may hold: with the isolated process, within the function memory', () => {
+  for (const memoryMb of [2048, 3008, 10240]) {
+    const config = readConfig({ AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb) });
+
+    // The handler process's bound at the largest graph it accepts, its Node and modules, and the isolated child.
+    const handler = registerMemoryBound(config.maxGraphBytes) + (GRAPH_BYTES_DEFAULTS.baseMb - 64) * MB;
+    const total = handler + config.registrationMemoryMb * MB;
+
+    expect(total).toBeLessThanOrEqual(memoryMb * MB);
+    expect(config.maxGraphBytes).toBeGreaterThanOrEqual(GRAPH_BYTES_DEFAULTS.minMb * MB);
+  }
+  expect(readConfig({ MAX_GRAPH_BYTES: '1000' }).maxGraphBytes).toBe(1000);
 });

@@ -43,9 +43,13 @@ class WindowReader {
   private windowStart = 0;
   private windowLength = 0;
 
+  /** Bytes copied out by {@link bytes} so far. */
+  private copied = 0;
+
   public constructor(
     private readonly handle: FileHandle,
     public readonly size: number,
+    private readonly maxCopied = Number.POSITIVE_INFINITY,
   ) {}
 
   private async byteAt(position: number): Promise<number> {
@@ -72,6 +76,15 @@ class WindowReader {
 
   /** A copy of `[start, end)`. */
   public async bytes(start: number, end: number): Promise<Uint8Array> {
+    this.copied += end - start;
+    if (this.copied > this.maxCopied) {
+      throw new ModelRejectedError(
+        `the model's graph (the file without its weights' values: nodes, attributes, inputs and outputs) holds ` +
+          `more than ${this.maxCopied} bytes, the most registration holds in memory (MAX_GRAPH_BYTES); move large ` +
+          'constants from node attributes to initializers (weights, which never enter memory), or raise ' +
+          "MAX_GRAPH_BYTES together with the register function's memory",
+      );
+    }
     const out = Buffer.allocUnsafe(end - start);
     let offset = 0;
     while (offset < out.byteLength) {
@@ -111,17 +124,21 @@ class WindowReader {
 }
 
 /**
- * The model in `file` without its weight values (see the module comment), and the file's size. Throws
- * `ModelRejectedError` when the file is not a protobuf message, as `readModelFile` does for bytes.
+ * The model in `file` without its weight values (see the module comment). Throws `ModelRejectedError` when the
+ * file is not a protobuf message, as `readModelFile` does for bytes, or when the skeleton would hold more than
+ * `maxBytes` (checked before each piece is read: a graph over the limit is never read whole).
  *
  * @example
  * const skeleton = await readModelSkeleton('/tmp/upload.onnx');
  * const { rewrites } = rewriteForServing(skeleton); // no rewrite: serve the file itself
  */
-export async function readModelSkeleton(file: string): Promise<Uint8Array> {
+export async function readModelSkeleton(
+  file: string,
+  maxBytes: number = Number.POSITIVE_INFINITY,
+): Promise<Uint8Array> {
   const handle = await open(file, 'r');
   try {
-    const reader = new WindowReader(handle, (await handle.stat()).size);
+    const reader = new WindowReader(handle, (await handle.stat()).size, maxBytes);
     try {
       return await skeletonOf(reader);
     } catch (error) {

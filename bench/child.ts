@@ -6,11 +6,19 @@ import { spawn } from 'node:child_process';
 
 /**
  * Runs `script` with tsx and resolves with its standard output; rejects naming `label`, the exit code and the last
- * lines of its standard error when it fails.
+ * lines of its standard error when it fails. `env` adds to this process's environment.
  */
-export function runTsxChild(script: string, args: readonly string[], label: string): Promise<string> {
+export function runTsxChild(
+  script: string,
+  args: readonly string[],
+  label: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { ModelRejectedError } from '../core/errors.js';
-import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
+import { MAX_TENSOR_RANK, type ModelSession, type SessionFactory, type SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
 import {
   messageOf,
@@ -37,19 +37,27 @@ const MEMORY_POLL_MS = 50;
 
 // The child: creates one session from the bytes it is sent, runs it on request, answers over the IPC channel, and
 // exits when its parent goes away. Errors travel as text; the parent turns them into the adapter's errors.
+// Shapes deeper than MAX_TENSOR_RANK (argv[2]) are refused here, before millions of dimensions cross the channel.
 const CHILD_SOURCE = `
 const ort = require(process.argv[1]);
+const maxRank = Number(process.argv[2]);
+const tooDeep = (name, shape) => Array.isArray(shape) && shape.length > maxRank
+  ? 'tensor "' + name + '" has ' + shape.length + ' dimensions; at most ' + maxRank + ' are served' : undefined;
 let session;
 process.on('disconnect', () => process.exit(0));
 process.on('message', async (message) => {
   try {
     if (message.op === 'create') {
       session = await ort.InferenceSession.create(message.model, message.options);
+      const deep = [...session.inputMetadata, ...session.outputMetadata].map((m) => tooDeep(m.name, m.shape)).find(Boolean);
+      if (deep) return process.send({ ok: false, message: deep });
       process.send({ ok: true, inputs: session.inputMetadata, outputs: session.outputMetadata });
     } else {
       const feeds = {};
       for (const t of message.inputs) feeds[t.name] = new ort.Tensor(t.type, t.data, t.shape);
       const results = await session.run(feeds, message.outputNames);
+      const deep = message.outputNames.map((name) => tooDeep(name, results[name] && results[name].dims)).find(Boolean);
+      if (deep) return process.send({ ok: false, message: deep });
       process.send({ ok: true, outputs: message.outputNames.map((name) => {
         const value = results[name];
         return value === undefined ? undefined : { type: value.type, dims: value.dims, data: value.data };
@@ -136,7 +144,7 @@ class IsolatedModelSession implements ModelSession {
     options: SessionOptions,
     limits: IsolationLimits,
   ): Promise<IsolatedModelSession> {
-    const child = spawn(process.execPath, ['-e', CHILD_SOURCE, onnxruntimePath()], {
+    const child = spawn(process.execPath, ['-e', CHILD_SOURCE, onnxruntimePath(), String(MAX_TENSOR_RANK)], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
     });

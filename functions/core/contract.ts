@@ -35,8 +35,11 @@ export const ENV = {
   sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
   maxModelBytes: 'MAX_MODEL_BYTES',
-  /** Largest single `.onnx` upload that registration rewrites in memory (ZipMap, old opsets); default 512 MiB. */
-  maxRewriteBytes: 'MAX_REWRITE_BYTES',
+  /**
+   * Largest model graph (an `.onnx` without its weights' values) registration holds in memory; by default what the
+   * register process's share of the function's memory allows (see `config.ts`).
+   */
+  maxGraphBytes: 'MAX_GRAPH_BYTES',
   /** Deadline of registration's isolated onnxruntime session (load and smoke inference), in seconds. */
   registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
   /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */

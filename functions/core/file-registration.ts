@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { InferenceServerError, ModelRejectedError } from './errors.js';
@@ -21,8 +21,9 @@ import { unpackModelArchive } from './model-archive.js';
 import { scratchMbFor } from './model-service.js';
 import { checkExternalData, externalDataReferences } from './onnx/external-data.js';
 import { readModelFile } from './onnx/model-file.js';
-import { readModelSkeleton } from './onnx/skeleton.js';
-import type { RegistrationOptions, RegistrationOutcome, validate } from './registration.js';
+import type { RewriteOptions } from './onnx/rewrites.js';
+import { readModelSkeleton, writeWithWeights } from './onnx/skeleton.js';
+import type { RegistrationOptions, RegistrationOutcome, ValidationTarget, validate } from './registration.js';
 
 /** registration.ts's `validate`, passed in: that module calls this one, so this one cannot import it back. */
 type Validate = typeof validate;
@@ -126,11 +127,10 @@ function isNoSpace(error: unknown): boolean {
 }
 
 /**
- * A single `.onnx`. Whether a rewrite applies is decided from its skeleton (the model without its weight values,
- * `onnx/skeleton.ts`); when none does, which is the rule for large models, the bytes are never read into memory:
- * the session is created from the downloaded file and the version is streamed from it. Only a model that needs a
- * rewrite is read (up to `maxRewriteBytes`) and validated from the rewritten bytes, written beside it. Throws
- * `ModelRejectedError` with the reason.
+ * A single `.onnx`. Rewrites apply to its skeleton (the model without its weight values, `onnx/skeleton.ts`), and a
+ * rewritten model is written beside the upload with the upload's weights copied back from disk: the weights never
+ * enter memory, rewritten or not. Unchanged, the session is created from the downloaded file and the version is
+ * streamed from it. Throws `ModelRejectedError` with the reason.
  */
 async function prepareFile(
   upload: string,
@@ -140,33 +140,41 @@ async function prepareFile(
   options: RegistrationOptions,
   validate: Validate,
 ) {
-  const skeleton = await readModelSkeleton(upload);
-  const rewrittenPath = path.join(root, 'model.onnx');
-  const validated = await validate(skeleton, key, options, {
-    file: {
-      path: upload,
-      sha256: downloaded.sha256,
-      size: downloaded.size,
-      read: async (why) => {
-        const limit = options.maxRewriteBytes ?? Number.POSITIVE_INFINITY;
-        if (downloaded.size > limit) {
-          throw new ModelRejectedError(
-            `the model needs a graph rewrite (${why}), which registration makes in memory, and the file has ` +
-              `${downloaded.size} bytes, over the ${limit}-byte limit for that (MAX_REWRITE_BYTES); re-export the ` +
-              'model so that it needs no rewrite (README, "Large models"), or raise MAX_REWRITE_BYTES together ' +
-              "with the register function's memory (about 4 x the file)",
-          );
-        }
-        return readFile(upload);
-      },
-    },
-    open: async (model) => {
-      if (model === skeleton) return openFile(upload, options);
-      await writeFile(rewrittenPath, model);
-      return openFile(rewrittenPath, options);
-    },
-  });
+  const skeleton = await readModelSkeleton(upload, options.maxGraphBytes);
+  const target = fileTarget(skeleton, upload, { path: upload, ...downloaded }, path.join(root, 'model.onnx'), options);
+  const validated = await validate(skeleton, key, options, target);
   return { validated, dataFiles: [] as { location: string; path: string; size: number; sha256: string }[] };
+}
+
+/**
+ * How `validate` loads and stores the model whose skeleton is `skeleton`, read from `source`: unchanged, from
+ * `stored` (the source itself, or a link to it where the version is laid out); rewritten, from `rewrittenPath`,
+ * written with the source's weights (once per rewritten model: loading and storing it share the file).
+ */
+function fileTarget(
+  skeleton: Uint8Array,
+  source: string,
+  stored: { readonly path: string; readonly sha256: string; readonly size: number },
+  rewrittenPath: string,
+  options: RegistrationOptions,
+  rewrite?: RewriteOptions,
+): ValidationTarget {
+  let written: { model: Uint8Array; file: Promise<{ path: string; sha256: string; size: number }> } | undefined;
+  const write = (model: Uint8Array) => {
+    if (written?.model !== model) {
+      const file = (async () => {
+        await rm(rewrittenPath, { force: true });
+        return { path: rewrittenPath, ...(await writeWithWeights(source, model, rewrittenPath)) };
+      })();
+      written = { model, file };
+    }
+    return written.file;
+  };
+  return {
+    ...(rewrite === undefined ? {} : { rewrite }),
+    file: { ...stored, write },
+    open: async (model) => openFile(model === skeleton ? stored.path : (await write(model)).path, options),
+  };
 }
 
 /** Unpacks, checks, lays out and validates an archive. Throws `ModelRejectedError` with the reason. */
@@ -184,8 +192,9 @@ async function prepareArchive(
   const contents = await unpackModelArchive(archive, unpacked, { maxUnpackedBytes: options.maxModelBytes });
   // The archive's bytes are on disk twice now; the unpacked copy is all that is needed from here on.
   await rm(archive, { force: true });
-  const bytes = await readFile(contents.model.file);
-  const references = externalDataReferences(readModelFile(bytes));
+  // The .onnx is read as a skeleton, as a single upload is: weights stored inside it never enter memory either.
+  const skeleton = await readModelSkeleton(contents.model.file, options.maxGraphBytes);
+  const references = externalDataReferences(readModelFile(skeleton));
   const sizes = new Map([...contents.others].map(([name, entry]) => [name, entry.size]));
   const used = checkExternalData(references, contents.model.name, sizes);
   const referenced = new Set(used.values());
@@ -209,15 +218,13 @@ async function prepareArchive(
     await rename(entry.file, target);
     dataFiles.push({ location, path: target, size: entry.size, sha256: await sha256Of(target) });
   }
+  // onnxruntime finds the data files beside the model file, as serving lays them out: the unchanged .onnx is
+  // linked there, a rewritten one written there.
   const modelPath = path.join(layout, 'model.onnx');
-  const validated = await validate(bytes, key, options, {
-    rewrite: { externalData: true },
-    // onnxruntime finds the data files beside the model file, as serving lays them out.
-    open: async (model) => {
-      await writeFile(modelPath, model);
-      return openFile(modelPath, options);
-    },
-  });
+  await link(contents.model.file, modelPath);
+  const stored = { path: modelPath, sha256: await sha256Of(modelPath), size: contents.model.size };
+  const target = fileTarget(skeleton, contents.model.file, stored, modelPath, options, { externalData: true });
+  const validated = await validate(skeleton, key, options, target);
   return { validated, dataFiles };
 }
 

@@ -56,13 +56,12 @@ export interface RegistrationOptions {
    */
   readonly fromFile?: boolean;
   /**
-   * Largest single `.onnx` upload registration rewrites (ZipMap removal, opset upgrade, StringNormalizer locale):
-   * a rewrite holds the model and its rewritten copy in memory, while a model served unchanged is never read into
-   * memory at all. Over it, an upload that needs a rewrite is refused with the reason. The register handler passes
-   * `MAX_REWRITE_BYTES`.
+   * Largest model graph (an `.onnx` without its weights' values, what registration holds in memory of a model:
+   * the weights never enter it) accepted; over it, the upload is refused with the reason, before the graph is
+   * read. The register handler passes `MAX_GRAPH_BYTES`.
    * @default no limit
    */
-  readonly maxRewriteBytes?: number;
+  readonly maxGraphBytes?: number;
   /** @default () => new Date() */
   readonly now?: () => Date;
 }
@@ -233,15 +232,15 @@ export interface ValidationTarget {
   readonly open?: (model: Uint8Array) => Promise<ModelSession>;
   readonly rewrite?: RewriteOptions;
   /**
-   * The model is this file and the bytes given to {@link validate} are its skeleton (`onnx/skeleton.ts`): enough to
-   * tell whether a rewrite applies. Its bytes are read (`read`, which may refuse a file too large to hold, naming
-   * the rewrites in `why`) only when one does; otherwise the file itself is what gets stored.
+   * The model is this file and the bytes given to {@link validate} are its skeleton (`onnx/skeleton.ts`): rewrites
+   * apply to the skeleton, and `write` writes a rewritten skeleton with the file's weights put back (the same
+   * model for the same bytes), so the weights never enter memory. Unchanged, the file itself is what gets stored.
    */
   readonly file?: {
     readonly path: string;
     readonly sha256: string;
     readonly size: number;
-    readonly read: (why: string) => Promise<Uint8Array>;
+    readonly write: (model: Uint8Array) => Promise<{ path: string; sha256: string; size: number }>;
   };
 }
 
@@ -253,20 +252,12 @@ export async function validate(
   target: ValidationTarget = {},
 ): Promise<ValidatedModel> {
   const { file } = target;
-  // With a file, `bytes` is its skeleton: the whole model is read only when a rewrite needs it.
-  let whole = file === undefined ? bytes : undefined;
-  const wholeModel = async (why: string): Promise<Uint8Array> => {
-    whole ??= await (file?.read(why) ?? bytes);
-    return whole;
-  };
+  // With a file, `bytes` is its skeleton, and the rewrites work on it.
   let rewritten = rewriteForServing(bytes, target.rewrite);
-  if (rewritten.model !== bytes && whole === undefined) {
-    rewritten = rewriteForServing(await wholeModel(rewritten.rewrites.map((r) => r.kind).join(', ')), target.rewrite);
-  }
   const sample = await readSample(key, options);
   let session: ModelSession | undefined;
   try {
-    ({ session, rewritten } = await createSession(wholeModel, rewritten, options, target));
+    ({ session, rewritten } = await createSession(bytes, rewritten, options, target));
     assertReachable(session.inputs, options.limits);
     const declared = declaredPreprocess(key, sample, options);
     const preprocess = declared?.preprocess;
@@ -298,14 +289,15 @@ export async function validate(
       );
     }
     if (sample?.expected !== undefined) compareOutputs(outputs, sample.expected, sample.decimal);
-    if (file !== undefined && rewritten.model === bytes) {
-      // Served unchanged: the upload's file is the version's model file, and its sha256 is the upload's.
+    if (file !== undefined) {
+      // Served unchanged, the upload's file is the version's model file, and its sha256 is the upload's.
+      const stored = rewritten.model === bytes ? file : await file.write(rewritten.model);
       return {
-        model: { path: file.path },
-        servedSha256: file.sha256,
-        size: file.size,
-        rewrites: [],
-        classLabels: {},
+        model: { path: stored.path },
+        servedSha256: stored.sha256,
+        size: stored.size,
+        rewrites: rewritten.rewrites,
+        classLabels: rewritten.classLabels,
         inputs: session.inputs,
         outputs: session.outputs,
         preprocess,
@@ -366,7 +358,7 @@ function stableJson(value: unknown): string {
  * case mappings; the rewrite is recorded in the version's metadata. Anything else is refused with what to do.
  */
 async function createSession(
-  wholeModel: (why: string) => Promise<Uint8Array>,
+  model: Uint8Array,
   rewritten: RewriteResult,
   options: RegistrationOptions,
   target: ValidationTarget,
@@ -378,7 +370,7 @@ async function createSession(
     if (!(error instanceof ModelRejectedError) || !isStringNormalizerLocaleFailure(error.message)) throw error;
     let fallback: RewriteResult;
     try {
-      fallback = rewriteForServing(await wholeModel('string-normalizer-locale'), {
+      fallback = rewriteForServing(model, {
         ...target.rewrite,
         stringNormalizerLocale: STRING_NORMALIZER_FALLBACK_LOCALE,
       });

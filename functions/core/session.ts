@@ -5,6 +5,13 @@
 import type { Tensor, TensorSpec } from './types.js';
 
 /** Graph optimization level, as onnxruntime names it. */
+/**
+ * Most dimensions a served tensor may have: numpy's limit (`NPY_MAXDIMS`, 64 since numpy 2.0), so every client
+ * can build and read it. Registration refuses a model whose inputs or outputs have more (a legacy `Reshape` of
+ * millions of ones would otherwise carry a shape of millions of numbers through every step and answer).
+ */
+export const MAX_TENSOR_RANK = 64;
+
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
 /** How a session is created. */

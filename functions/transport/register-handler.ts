@@ -30,7 +30,7 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     sessionFactory: runtime.registrationSessionFactory,
     sessionOptions: runtime.config.sessionOptions,
     maxModelBytes: runtime.config.maxModelBytes,
-    maxRewriteBytes: runtime.config.maxRewriteBytes,
+    maxGraphBytes: runtime.config.maxGraphBytes,
     limits: runtime.config.limits,
     catalogPreprocess: runtime.config.catalogPreprocess,
   };

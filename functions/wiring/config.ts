@@ -46,8 +46,8 @@ export interface RuntimeConfig {
   readonly maxLoadedBytes?: number;
   /** `MAX_MODEL_BYTES` for registration, default 1 GiB. */
   readonly maxModelBytes: number;
-  /** `MAX_REWRITE_BYTES`: largest single `.onnx` registration rewrites in memory, default 512 MiB. */
-  readonly maxRewriteBytes: number;
+  /** `MAX_GRAPH_BYTES`: largest model graph registration holds in memory (see {@link maxGraphBytesDefault}). */
+  readonly maxGraphBytes: number;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
@@ -83,11 +83,20 @@ const MB_PER_VCPU = 1769;
 export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
 
 /**
- * `MAX_REWRITE_BYTES` when unset. A rewrite holds the upload and its rewritten copy in the handler's process while
- * onnxruntime loads the copy in the isolated one (about 4 x the file in all): 512 MiB fits the register function's
- * default 3,008 MB. Models served unchanged are never read into memory and have no such limit.
+ * How `MAX_GRAPH_BYTES` is derived when unset. Registration holds a model's graph (the `.onnx` without its weights'
+ * values) in the register process, at most 2.5 x the graph + 64 MiB (measured: bench `register_memory`), never the
+ * weights; the isolated onnxruntime process has `REGISTRATION_MEMORY_MB`. Deployed, the register process gets the
+ * rest of the function's memory less `baseMb` for Node, the handler and that 64 MiB, so the two together never
+ * exceed the function's memory (3,008 MB: 752 MB, graphs up to about 200 MB). Locally, `localMb`.
  */
-export const DEFAULT_MAX_REWRITE_BYTES = 512 * 1024 * 1024;
+export const GRAPH_BYTES_DEFAULTS = { baseMb: 256, factor: 2.5, minMb: 16, localMb: 256 } as const;
+
+function maxGraphBytesDefault(env: NodeJS.ProcessEnv, registrationMemoryMb: number): number {
+  const memory = Number(env[ENV.functionMemorySize]);
+  const { baseMb, factor, minMb, localMb } = GRAPH_BYTES_DEFAULTS;
+  const mb = memory > 0 ? Math.max(minMb, Math.floor((memory - registrationMemoryMb - baseMb) / factor)) : localMb;
+  return mb * 1024 * 1024;
+}
 
 /** Thrown at init when the environment is wrong: the function should not start half-configured. */
 export class ConfigurationError extends Error {
@@ -143,6 +152,7 @@ const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'bas
 
 /** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
+  const registrationMemoryMb = positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env));
   let limits = DEFAULT_LIMITS;
   const limitsJson = env[ENV.modelLimits];
   if (limitsJson !== undefined && limitsJson !== '') {
@@ -203,13 +213,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
-    maxRewriteBytes: positiveNumber(env, ENV.maxRewriteBytes, DEFAULT_MAX_REWRITE_BYTES),
+    maxGraphBytes: positiveNumber(env, ENV.maxGraphBytes, maxGraphBytesDefault(env, registrationMemoryMb)),
     registrationTimeoutSeconds: positiveNumber(
       env,
       ENV.registrationTimeoutSeconds,
       REGISTRATION_DEFAULTS.timeoutSeconds,
     ),
-    registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
+    registrationMemoryMb,
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

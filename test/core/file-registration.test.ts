@@ -13,11 +13,15 @@ import { onnxruntimeSessionFactory } from '../../functions/adapters/onnxruntime-
 import type { DownloadedObject, DownloadOptions, PutCondition } from '../../functions/core/blob-store.js';
 import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { ModelRepository } from '../../functions/core/model-repository.js';
+import { onnx } from '../../functions/core/onnx/proto.js';
+import { rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 import { registerUpload, type RegistrationOptions } from '../../functions/core/registration.js';
 import {
+  attr,
   buildLargeModel,
   buildScaledLinearModel,
   buildZipMapClassifier,
+  encodeModel,
   ModelBuilder,
 } from '../../tools/onnx/index.js';
 
@@ -144,43 +148,74 @@ describe('registration from a file', () => {
     expect(await readdir(scratch)).toEqual([]);
   });
 
-  it('rewrites a model that needs it in memory, and stores the rewritten bytes', async () => {
-    // Prepare
+  it('rewrites a model on its skeleton and streams it with its weights: the same bytes as a rewrite of the whole', async () => {
+    // Prepare: 2 MB of weights in an opset-6 graph (upgraded to 7 at registration) with a legacy Reshape shape.
     const store = new WriteRecordingStore(path.join(dir, 'bucket'));
-    await store.put('uploads/iris/zipmap.onnx', buildZipMapClassifier({ labels: ['a', 'b', 'c'] }).bytes);
+    const proto = onnx.ModelProto.decode(buildLargeModel(2 * 1024 * 1024));
+    proto.opsetImport = [onnx.OperatorSetIdProto.create({ domain: '', version: 6 })];
+    const bytes = encodeModel(proto);
+    await store.put('uploads/big/old.onnx', bytes);
 
     // Act
-    const outcome = await registerUpload('uploads/iris/zipmap.onnx', optionsWith(store));
+    const outcome = await registerUpload('uploads/big/old.onnx', { ...optionsWith(store), maxModelBytes: 1e8 });
 
-    // Assess
+    // Assess: streamed from a file, byte for byte what rewriting the whole model in memory gives.
     expect(outcome).toMatchObject({ kind: 'registered', version: '1' });
-    expect(store.methodOf('models/iris/1/model.onnx')).toBe('put');
-    const metadata = await new ModelRepository(store).readMetadata('iris', '1');
-    expect(metadata.rewrites.map((r) => r.kind)).toEqual(['remove-zipmap']);
-    const stored = await store.get('models/iris/1/model.onnx');
-    expect(metadata.sha256).toBe(sha256(stored?.body ?? new Uint8Array()));
+    expect(store.methodOf('models/big/1/model.onnx')).toBe('putFile');
+    const stored = (await store.get('models/big/1/model.onnx'))?.body ?? new Uint8Array();
+    const expected = rewriteForServing(bytes).model;
+    expect(expected).not.toBe(bytes);
+    expect(sha256(stored)).toBe(sha256(expected));
+    const metadata = await new ModelRepository(store).readMetadata('big', '1');
+    expect(metadata.rewrites[0]?.kind).toBe('upgrade-opset');
+    expect(metadata).toMatchObject({ sha256: sha256(stored), size: stored.byteLength });
+    expect(await readdir(scratch)).toEqual([]);
   });
 
-  it('refuses a model that needs a rewrite above MAX_REWRITE_BYTES, saying what to do', async () => {
+  it('removes a ZipMap on the skeleton and stores the rewritten model', async () => {
     // Prepare
     const store = new WriteRecordingStore(path.join(dir, 'bucket'));
     const bytes = buildZipMapClassifier({ labels: ['a', 'b', 'c'] }).bytes;
     await store.put('uploads/iris/zipmap.onnx', bytes);
 
     // Act
-    const outcome = await registerUpload('uploads/iris/zipmap.onnx', {
-      ...optionsWith(store),
-      maxRewriteBytes: bytes.byteLength - 1,
-    });
+    const outcome = await registerUpload('uploads/iris/zipmap.onnx', optionsWith(store));
 
     // Assess
-    expect(outcome).toMatchObject({
+    expect(outcome).toMatchObject({ kind: 'registered', version: '1' });
+    const metadata = await new ModelRepository(store).readMetadata('iris', '1');
+    expect(metadata.rewrites.map((r) => r.kind)).toEqual(['remove-zipmap']);
+    const stored = (await store.get('models/iris/1/model.onnx'))?.body ?? new Uint8Array();
+    expect(sha256(stored)).toBe(sha256(rewriteForServing(bytes).model));
+    expect(metadata.sha256).toBe(sha256(stored));
+  });
+
+  it('refuses a graph over MAX_GRAPH_BYTES before reading it, and counts no weights against it', async () => {
+    // Prepare: a 2 MB attribute in the graph; and 2 MB of weights beside a graph of a few hundred bytes.
+    const store = new WriteRecordingStore(path.join(dir, 'bucket'));
+    const attribute = new ModelBuilder()
+      .input('x', 'FP32', ['N', 4])
+      .node('Constant', [], ['c'], {
+        value: attr.tensor({ datatype: 'FP32', dims: [4], data: new Float32Array(4) }),
+        junk: attr.floats(new Array<number>(500_000).fill(0)),
+      })
+      .node('Add', ['x', 'c'], ['y'])
+      .output('y', 'FP32', ['N', 4])
+      .toBytes();
+    await store.put('uploads/graph/big.onnx', attribute);
+    await store.put('uploads/weights/big.onnx', buildLargeModel(2 * 1024 * 1024));
+    const options = { ...optionsWith(store), maxModelBytes: 1e8, maxGraphBytes: 1024 * 1024 };
+
+    // Act
+    const refused = await registerUpload('uploads/graph/big.onnx', options);
+    const registered = await registerUpload('uploads/weights/big.onnx', options);
+
+    // Assess
+    expect(refused).toMatchObject({
       kind: 'rejected',
-      reason: expect.stringMatching(
-        /needs a graph rewrite \(remove-zipmap\).*over the \d+-byte limit.*MAX_REWRITE_BYTES/,
-      ),
+      reason: expect.stringMatching(/graph .* holds more than 1048576 bytes.*\(MAX_GRAPH_BYTES\)/),
     });
-    expect(await new ModelRepository(store).readManifest('iris')).toBeUndefined();
+    expect(registered).toMatchObject({ kind: 'registered', version: '1' });
   });
 
   it('adds no version when streaming the version fails, and registers it when the event comes again', async () => {

@@ -4,7 +4,15 @@
  */
 import { ModelRejectedError } from '../errors.js';
 import { onnx, type OnnxTypes } from './proto.js';
-import { LENGTH_DELIMITED, readFields, rebuildMessage, type WireField } from './wire.js';
+import { concatBytes } from '../codec/message.js';
+import {
+  LENGTH_DELIMITED,
+  lengthDelimitedField,
+  readFields,
+  rebuildMessage,
+  scanFields,
+  type WireField,
+} from './wire.js';
 
 /** Field numbers of `onnx.proto` used at the wire level. */
 export const FIELD = {
@@ -96,12 +104,92 @@ export function readModelFile(bytes: Uint8Array): ModelFile {
   }
 }
 
-/** The graph's nodes, decoded (attributes included; they are small next to the initializers). */
+/**
+ * Attributes whose payload is larger than this are decoded without their values (`ints`, `floats`, `strings`, the
+ * data of `t`): protobufjs makes one JavaScript object per int64 (a `Long`), so a 3 MB `shape` of 3M ints would
+ * cost about 100 times its bytes. Their bytes stay available through {@link largeAttributePayload}.
+ */
+export const LARGE_ATTRIBUTE_BYTES = 4096;
+
+/** AttributeProto fields that hold values: floats (7), ints (8), strings (9), tensors (10), sparse_tensors (23). */
+const ATTRIBUTE_VALUE_FIELDS: ReadonlySet<number> = new Set([7, 8, 9, 10, 23]);
+/** AttributeProto.t (5) and .sparse_tensor (22): a tensor whose values are dropped as the skeleton drops them. */
+const ATTRIBUTE_TENSOR_FIELD = 5;
+/** TensorProto fields that hold values (as in `skeleton.ts`). */
+const TENSOR_VALUE_FIELDS: ReadonlySet<number> = new Set([4, 5, 6, 7, 9, 10, 11]);
+const NODE_ATTRIBUTE = 5;
+
+const largePayloads = new WeakMap<OnnxTypes.IAttributeProto, Uint8Array>();
+
+/**
+ * The serialized `AttributeProto` of an attribute that {@link readNodes} decoded without its values (over
+ * {@link LARGE_ATTRIBUTE_BYTES}), or `undefined` for an attribute decoded whole.
+ */
+export function largeAttributePayload(attribute: OnnxTypes.IAttributeProto): Uint8Array | undefined {
+  return largePayloads.get(attribute);
+}
+
+/**
+ * The varint bytes of a repeated varint field (`AttributeProto.ints`), packed or not, as one packed payload: the
+ * encoding `TensorProto.int64_data` has, so the values move between the two without becoming numbers; and how
+ * many values they are.
+ */
+export function varintsOf(payload: Uint8Array, fieldNumber: number): { bytes: Uint8Array; count: number } {
+  const out = new Uint8Array(payload.length);
+  let length = 0;
+  scanFields(payload, (number, wireType, _start, valueStart, end) => {
+    if (number !== fieldNumber || (wireType !== 0 && wireType !== LENGTH_DELIMITED)) return;
+    out.set(payload.subarray(valueStart, end), length);
+    length += end - valueStart;
+  });
+  const bytes = out.subarray(0, length);
+  let count = 0;
+  for (const byte of bytes) if (byte < 0x80) count += 1;
+  return { bytes, count };
+}
+
+/** A node's payload with its large attributes reduced to their header, and those attributes' full payloads. */
+function lightNode(payload: Uint8Array): { light: Uint8Array; large: Map<string, Uint8Array> } {
+  const large = new Map<string, Uint8Array>();
+  const fields = readFields(payload);
+  const replace = new Map<WireField, Uint8Array>();
+  for (const field of fields) {
+    if (field.number !== NODE_ATTRIBUTE || field.value.length <= LARGE_ATTRIBUTE_BYTES) continue;
+    const kept: Uint8Array[] = [];
+    scanFields(field.value, (number, wireType, start, valueStart, end) => {
+      if (ATTRIBUTE_VALUE_FIELDS.has(number)) return;
+      if (number === ATTRIBUTE_TENSOR_FIELD && wireType === LENGTH_DELIMITED) {
+        const tensor = field.value.subarray(valueStart, end);
+        const tensorFields = readFields(tensor);
+        const values = tensorFields.filter((t) => TENSOR_VALUE_FIELDS.has(t.number)).map((t) => [t, null] as const);
+        kept.push(lengthDelimitedField(number, rebuildMessage(tensor, tensorFields, new Map(values))));
+      } else kept.push(field.value.subarray(start, end));
+    });
+    const header = concatBytes(kept);
+    large.set(onnx.AttributeProto.decode(header).name ?? '', field.value);
+    replace.set(field, header);
+  }
+  return { light: replace.size === 0 ? payload : rebuildMessage(payload, fields, replace), large };
+}
+
+/**
+ * The graph's nodes, decoded. Attributes are small next to the initializers, except the odd legacy one (a
+ * `Reshape` shape of millions of ints): those over {@link LARGE_ATTRIBUTE_BYTES} come without their values, which
+ * {@link largeAttributePayload} gives as bytes.
+ */
 export function readNodes(file: ModelFile): Located<OnnxTypes.NodeProto>[] {
   try {
     return file.graphFields
       .filter((f) => f.number === FIELD.graph.node)
-      .map((field) => ({ field, message: onnx.NodeProto.decode(lengthDelimited(field)) }));
+      .map((field) => {
+        const { light, large } = lightNode(lengthDelimited(field));
+        const message = onnx.NodeProto.decode(light);
+        for (const attribute of message.attribute) {
+          const payload = large.get(attribute.name ?? '');
+          if (payload !== undefined) largePayloads.set(attribute, payload);
+        }
+        return { field, message };
+      });
   } catch (error) {
     throw new ModelRejectedError(
       `The model's graph has a malformed node (${describeParseError(error)}). ${UPLOAD_HINT}`,
@@ -110,6 +198,19 @@ export function readNodes(file: ModelFile): Located<OnnxTypes.NodeProto>[] {
       },
     );
   }
+}
+
+/** A source of value names unused in the graph: `fresh('y_one')` is `y_one`, or `y_one_2`, ... when taken. */
+export function freshNames(file: ModelFile, nodes: readonly Located<OnnxTypes.NodeProto>[]): (base: string) => string {
+  const used = new Set<string>([...file.inputs, ...file.outputs, ...file.valueInfo].map((v) => v.message.name));
+  for (const name of file.initializerNames) used.add(name);
+  for (const { message } of nodes) for (const name of [...message.input, ...message.output]) used.add(name);
+  return (base) => {
+    let name = base;
+    for (let n = 2; used.has(name); n += 1) name = `${base}_${n}`;
+    used.add(name);
+    return name;
+  };
 }
 
 function lengthDelimited(field: WireField): Uint8Array {

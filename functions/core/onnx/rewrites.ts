@@ -22,6 +22,7 @@ import {
   type Int64Like,
   type OnnxTypes,
 } from './proto.js';
+import { guardIntegerDivision } from './division-guard.js';
 import { defaultOpsetOf, ONNXRUNTIME_MIN_OPSET, upgradeOpset } from './version-converter.js';
 import { readFields, rebuildMessage, type WireField } from './wire.js';
 
@@ -100,7 +101,8 @@ const ZIPMAP_HINT =
 /**
  * Makes a model servable by onnxruntime-node: upgrades models below the default-domain opset onnxruntime
  * implements (see `version-converter.ts`), removes the `ZipMap` of scikit-learn classifiers and refuses any
- * other non-tensor graph input or output; with `options.stringNormalizerLocale`, also gives case-changing
+ * other non-tensor graph input or output, guards integer `Div` and `Mod` against the `MIN / -1` that stops
+ * onnxruntime's process (see `division-guard.ts`); with `options.stringNormalizerLocale`, also gives case-changing
  * `StringNormalizer` nodes that locale instead of the default `en_US.UTF-8` (registration asks for this only after
  * onnxruntime failed to construct the default one). Throws `ModelRejectedError` (with a reason for the user) when the bytes
  * are not an ONNX model or cannot be served.
@@ -111,6 +113,29 @@ const ZIPMAP_HINT =
  */
 export function rewriteForServing(model: Uint8Array, options: RewriteOptions = {}): RewriteResult {
   const file = readModelFile(model);
+  const adapted = adaptForOnnxruntime(model, file, options);
+  // Second, on the adapted graph: the opset upgrade may have rewritten a Div's inputs.
+  const adaptedFile = adapted.model === model ? file : readModelFile(adapted.model);
+  const guard = guardIntegerDivision(adaptedFile);
+  if (guard === undefined) return adapted;
+  return {
+    model: rebuildMessage(
+      adapted.model,
+      adaptedFile.fields,
+      new Map([
+        [
+          adaptedFile.graphField,
+          rebuildMessage(adaptedFile.graphField.value, adaptedFile.graphFields, guard.graphReplace),
+        ],
+      ]),
+    ),
+    rewrites: [...adapted.rewrites, guard.applied],
+    classLabels: adapted.classLabels,
+  };
+}
+
+/** The rewrites onnxruntime-node needs to load and answer the model at all (see {@link rewriteForServing}). */
+function adaptForOnnxruntime(model: Uint8Array, file: ModelFile, options: RewriteOptions): RewriteResult {
   if (file.externalInitializers.length > 0 && options.externalData !== true) {
     const [first] = file.externalInitializers;
     throw new ModelRejectedError(

@@ -9,12 +9,13 @@
  * `ModelProto.graph` (7) → `GraphProto.initializer` (5) and `sparse_initializer` (15) → the `TensorProto` data
  * fields. Every other byte is kept as it is, so the skeleton is a well-formed model with empty tensors.
  */
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import protobuf from 'protobufjs/minimal.js';
 import { concatBytes } from '../codec/message.js';
 import { ModelRejectedError } from '../errors.js';
 import { FIELD } from './model-file.js';
-import { LENGTH_DELIMITED } from './wire.js';
+import { LENGTH_DELIMITED, lengthDelimitedField, readFields } from './wire.js';
 
 /**
  * `TensorProto` fields that hold values: float_data (4), int32_data (5), string_data (6), int64_data (7),
@@ -42,9 +43,13 @@ class WindowReader {
   private windowStart = 0;
   private windowLength = 0;
 
+  /** Bytes copied out by {@link bytes} so far. */
+  private copied = 0;
+
   public constructor(
     private readonly handle: FileHandle,
     public readonly size: number,
+    private readonly maxCopied = Number.POSITIVE_INFINITY,
   ) {}
 
   private async byteAt(position: number): Promise<number> {
@@ -71,6 +76,15 @@ class WindowReader {
 
   /** A copy of `[start, end)`. */
   public async bytes(start: number, end: number): Promise<Uint8Array> {
+    this.copied += end - start;
+    if (this.copied > this.maxCopied) {
+      throw new ModelRejectedError(
+        `the model's graph (the file without its weights' values: nodes, attributes, inputs and outputs) holds ` +
+          `more than ${this.maxCopied} bytes, the most registration holds in memory (MAX_GRAPH_BYTES); move large ` +
+          'constants from node attributes to initializers (weights, which never enter memory), or raise ' +
+          "MAX_GRAPH_BYTES together with the register function's memory",
+      );
+    }
     const out = Buffer.allocUnsafe(end - start);
     let offset = 0;
     while (offset < out.byteLength) {
@@ -109,27 +123,22 @@ class WindowReader {
   }
 }
 
-/** A length-delimited field `number` holding `value`. */
-function field(number: number, value: Uint8Array): Uint8Array {
-  const header = protobuf.Writer.create()
-    .uint32(((number << 3) | LENGTH_DELIMITED) >>> 0)
-    .uint32(value.length)
-    .finish();
-  return concatBytes([header, value]);
-}
-
 /**
- * The model in `file` without its weight values (see the module comment), and the file's size. Throws
- * `ModelRejectedError` when the file is not a protobuf message, as `readModelFile` does for bytes.
+ * The model in `file` without its weight values (see the module comment). Throws `ModelRejectedError` when the
+ * file is not a protobuf message, as `readModelFile` does for bytes, or when the skeleton would hold more than
+ * `maxBytes` (checked before each piece is read: a graph over the limit is never read whole).
  *
  * @example
  * const skeleton = await readModelSkeleton('/tmp/upload.onnx');
  * const { rewrites } = rewriteForServing(skeleton); // no rewrite: serve the file itself
  */
-export async function readModelSkeleton(file: string): Promise<Uint8Array> {
+export async function readModelSkeleton(
+  file: string,
+  maxBytes: number = Number.POSITIVE_INFINITY,
+): Promise<Uint8Array> {
   const handle = await open(file, 'r');
   try {
-    const reader = new WindowReader(handle, (await handle.stat()).size);
+    const reader = new WindowReader(handle, (await handle.stat()).size, maxBytes);
     try {
       return await skeletonOf(reader);
     } catch (error) {
@@ -154,11 +163,11 @@ async function skeletonOf(reader: WindowReader): Promise<Uint8Array> {
       for await (const entry of reader.fields(top.valueStart, top.end)) {
         const isTensor = entry.number === FIELD.graph.initializer && entry.wireType === LENGTH_DELIMITED;
         const isSparse = entry.number === FIELD.graph.sparseInitializer && entry.wireType === LENGTH_DELIMITED;
-        if (isTensor) graph.push(field(entry.number, await tensorSkeleton(reader, entry)));
-        else if (isSparse) graph.push(field(entry.number, await sparseSkeleton(reader, entry)));
+        if (isTensor) graph.push(lengthDelimitedField(entry.number, await tensorSkeleton(reader, entry)));
+        else if (isSparse) graph.push(lengthDelimitedField(entry.number, await sparseSkeleton(reader, entry)));
         else graph.push(await reader.bytes(entry.start, entry.end));
       }
-      parts.push(field(top.number, concatBytes(graph)));
+      parts.push(lengthDelimitedField(top.number, concatBytes(graph)));
     } else {
       parts.push(await reader.bytes(top.start, top.end));
     }
@@ -179,8 +188,107 @@ async function sparseSkeleton(reader: WindowReader, sparse: FileField): Promise<
   const kept: Uint8Array[] = [];
   for await (const entry of reader.fields(sparse.valueStart, sparse.end)) {
     if (SPARSE_TENSOR_FIELDS.has(entry.number) && entry.wireType === LENGTH_DELIMITED) {
-      kept.push(field(entry.number, await tensorSkeleton(reader, entry)));
+      kept.push(lengthDelimitedField(entry.number, await tensorSkeleton(reader, entry)));
     } else kept.push(await reader.bytes(entry.start, entry.end));
   }
   return concatBytes(kept);
+}
+
+/** Graph fields whose values the skeleton drops: they are taken from the original file when a model is written. */
+function isWeightField(number: number, wireType: number): boolean {
+  return (
+    wireType === LENGTH_DELIMITED && (number === FIELD.graph.initializer || number === FIELD.graph.sparseInitializer)
+  );
+}
+
+/** Bytes written or copied per write: the whole memory a rewritten model costs beyond its skeleton. */
+const COPY_BYTES = 1024 * 1024;
+
+/**
+ * Writes to `target` the model whose skeleton is `skeleton` (a rewrite of `source`'s skeleton: nodes, inputs,
+ * outputs or opsets changed, the initializers left as they were), with the weights of `source` put back: each
+ * initializer of the skeleton is replaced, in order, by the whole initializer field of `source`, copied from disk
+ * in 1 MiB pieces. So a rewrite costs its skeleton in memory, never the weights. Returns the written file's sha256
+ * and size.
+ *
+ * @example
+ * const skeleton = await readModelSkeleton(upload);
+ * const { model } = rewriteForServing(skeleton);
+ * if (model !== skeleton) await writeWithWeights(upload, model, rewrittenPath);
+ */
+export async function writeWithWeights(
+  source: string,
+  skeleton: Uint8Array,
+  target: string,
+): Promise<{ sha256: string; size: number }> {
+  const input = await open(source, 'r');
+  const output = await open(target, 'w');
+  try {
+    const reader = new WindowReader(input, (await input.stat()).size);
+    const weights: FileField[] = [];
+    for await (const top of reader.fields(0, reader.size)) {
+      if (top.number !== FIELD.model.graph || top.wireType !== LENGTH_DELIMITED) continue;
+      for await (const entry of reader.fields(top.valueStart, top.end))
+        if (isWeightField(entry.number, entry.wireType)) weights.push(entry);
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    // Small fields (nodes, value infos) are gathered into writes of about COPY_BYTES.
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      const bytes = concatBytes(pending);
+      pending = [];
+      pendingBytes = 0;
+      let offset = 0;
+      while (offset < bytes.byteLength) offset += (await output.write(bytes, offset)).bytesWritten;
+    };
+    const write = async (bytes: Uint8Array) => {
+      hash.update(bytes);
+      size += bytes.byteLength;
+      pending.push(bytes);
+      pendingBytes += bytes.byteLength;
+      if (pendingBytes >= COPY_BYTES) await flush();
+    };
+    const copy = async (from: FileField) => {
+      for (let start = from.start; start < from.end; start += COPY_BYTES)
+        await write(await reader.bytes(start, Math.min(from.end, start + COPY_BYTES)));
+    };
+    for (const top of readFields(skeleton)) {
+      if (top.number !== FIELD.model.graph || top.wireType !== LENGTH_DELIMITED) {
+        await write(skeleton.subarray(top.start, top.end));
+        continue;
+      }
+      const graphFields = readFields(top.value);
+      const kept = graphFields.filter((entry) => isWeightField(entry.number, entry.wireType));
+      if (kept.length !== weights.length || kept.some((entry, i) => entry.number !== weights[i]?.number)) {
+        throw new Error(
+          `the rewritten skeleton has ${kept.length} initializers where the file has ${weights.length}: a rewrite must leave them as they are`,
+        );
+      }
+      let length = 0;
+      let index = 0;
+      for (const entry of graphFields) {
+        const original = isWeightField(entry.number, entry.wireType) ? weights[index++] : undefined;
+        length += original === undefined ? entry.end - entry.start : original.end - original.start;
+      }
+      await write(
+        protobuf.Writer.create()
+          .uint32(((top.number << 3) | LENGTH_DELIMITED) >>> 0)
+          .uint32(length)
+          .finish(),
+      );
+      index = 0;
+      for (const entry of graphFields) {
+        const original = isWeightField(entry.number, entry.wireType) ? weights[index++] : undefined;
+        if (original === undefined) await write(top.value.subarray(entry.start, entry.end));
+        else await copy(original);
+      }
+    }
+    await flush();
+    return { sha256: hash.digest('hex'), size };
+  } finally {
+    await output.close();
+    await input.close();
+  }
 }

@@ -15,9 +15,9 @@
 import { concatBytes } from '../codec/message.js';
 import { ModelRejectedError } from '../errors.js';
 import type { AppliedRewrite } from '../types.js';
-import { FIELD, type Located, type ModelFile } from './model-file.js';
+import { FIELD, freshNames, largeAttributePayload, varintsOf, type Located, type ModelFile } from './model-file.js';
 import { DEFAULT_DOMAINS, int64ToNumber, onnx, tensorDims, type Int64Like, type OnnxTypes } from './proto.js';
-import { readFields, rebuildMessage, type WireField } from './wire.js';
+import { lengthDelimitedField, readFields, rebuildMessage, scanFields, type WireField } from './wire.js';
 
 /** The oldest default-domain opset onnxruntime implements ("upgrade your model to opset 7 or higher"). */
 export const ONNXRUNTIME_MIN_OPSET = 7;
@@ -74,8 +74,8 @@ interface NodeEdit {
   readonly set?: readonly OnnxTypes.IAttributeProto[];
   /** Node inputs renamed, by position; a position at the end adds an input. */
   readonly inputs?: ReadonlyMap<number, string>;
-  /** Nodes placed just before this one (they feed its new inputs). */
-  readonly before?: readonly OnnxTypes.INodeProto[];
+  /** Nodes placed just before this one (they feed its new inputs); serialized when built from raw bytes. */
+  readonly before?: readonly (OnnxTypes.INodeProto | Uint8Array)[];
   /** What changed, in words, for the version's `rewrites` (grouped per operator and step). */
   readonly note: string;
 }
@@ -86,6 +86,25 @@ const AttributeType = onnx.AttributeProto.AttributeType;
 
 function attribute(node: OnnxTypes.NodeProto, name: string): OnnxTypes.IAttributeProto | undefined {
   return node.attribute.find((a) => a.name === name);
+}
+
+/**
+ * The values of an attribute an adapter rewrites: refused when the attribute was read without its values (over
+ * `LARGE_ATTRIBUTE_BYTES`), which only `Reshape`'s shape, handled as bytes, may be in practice.
+ */
+function smallAttribute(context: AdapterContext, name: string): OnnxTypes.IAttributeProto | undefined {
+  const found = attribute(context.node, name);
+  if (found !== undefined && largeAttributePayload(found) !== undefined)
+    refuse(context, `its "${name}" attribute holds more values than an adapter converts one by one`);
+  return found;
+}
+
+/** AttributeProto.ints. */
+const ATTRIBUTE_INTS_FIELD = 8;
+
+/** The serialized form of an attribute: its original bytes when it was read without its values. */
+function attributeBytes(found: OnnxTypes.IAttributeProto): Uint8Array {
+  return largeAttributePayload(found) ?? onnx.AttributeProto.encode(found).finish();
 }
 
 function intAttribute(node: OnnxTypes.NodeProto, name: string): number | undefined {
@@ -233,7 +252,7 @@ const concatAxis: Adapter = ({ node }) =>
 
 /** Pad 2 renamed `paddings` to `pads` (same layout: all begins, then all ends). */
 const padRename: Adapter = (context) => {
-  const paddings = attribute(context.node, 'paddings');
+  const paddings = smallAttribute(context, 'paddings');
   if (paddings === undefined) return undefined;
   return {
     remove: ['paddings'],
@@ -299,36 +318,41 @@ const castTypeEnum: Adapter = (context) => {
   };
 };
 
-/** Reshape 5 reads the new shape from a second input instead of the `shape` attribute: a Constant feeds it. */
+/**
+ * Reshape 5 reads the new shape from a second input instead of the `shape` attribute: a Constant feeds it. The
+ * attribute's varints become the Constant's packed `int64_data` as they are (the same encoding), so a shape of
+ * millions of values never becomes millions of numbers.
+ */
 const reshapeShapeInput: Adapter = (context) => {
   const { node } = context;
   const shape = attribute(node, 'shape');
   if ((node.input[1] ?? '') !== '') return removeConsumedInputs(context);
   if (shape === undefined) refuse(context, 'it has neither a shape attribute nor a shape input');
-  const values = (shape.ints ?? []).map((v) => int64ToNumber(v as Int64Like));
+  const values = varintsOf(attributeBytes(shape), ATTRIBUTE_INTS_FIELD);
   const name = context.freshName(`${node.input[0] ?? 'reshape'}_shape`);
+  const tensor = concatBytes([
+    onnx.TensorProto.encode({ name, dims: [values.count], dataType: onnx.TensorProto.DataType.INT64 }).finish(),
+    lengthDelimitedField(TENSOR_INT64_DATA_FIELD, values.bytes),
+  ]);
+  const value = concatBytes([
+    onnx.AttributeProto.encode({ name: 'value', type: AttributeType.TENSOR }).finish(),
+    lengthDelimitedField(ATTRIBUTE_TENSOR_FIELD, tensor),
+  ]);
+  const constant = concatBytes([
+    onnx.NodeProto.encode({ input: [], output: [name], name, opType: 'Constant', domain: '' }).finish(),
+    lengthDelimitedField(NODE_FIELD.attribute, value),
+  ]);
   return {
     remove: ['shape', 'consumed_inputs'],
     inputs: new Map([[1, name]]),
-    before: [
-      {
-        input: [],
-        output: [name],
-        name,
-        opType: 'Constant',
-        domain: '',
-        attribute: [
-          {
-            name: 'value',
-            type: AttributeType.TENSOR,
-            t: { name, dims: [values.length], dataType: 7, int64Data: values },
-          },
-        ],
-      },
-    ],
+    before: [constant],
     note: 'shape attribute given as a Constant input',
   };
 };
+
+/** TensorProto.int64_data (packed) and AttributeProto.t. */
+const TENSOR_INT64_DATA_FIELD = 7;
+const ATTRIBUTE_TENSOR_FIELD = 5;
 
 /**
  * Upsample 7 takes one scale per dimension (`scales`) where Upsample 1 took `height_scale` and `width_scale` of NCHW
@@ -422,15 +446,7 @@ export function upgradeOpset(
   if (opsetField === undefined) return undefined;
   const to = ONNXRUNTIME_MIN_OPSET;
 
-  const used = new Set<string>([...file.inputs, ...file.outputs, ...file.valueInfo].map((v) => v.message.name));
-  for (const name of file.initializerNames) used.add(name);
-  for (const { message } of nodes) for (const name of [...message.input, ...message.output]) used.add(name);
-  const freshName = (base: string): string => {
-    let name = base;
-    for (let n = 2; used.has(name); n += 1) name = `${base}_${n}`;
-    used.add(name);
-    return name;
-  };
+  const freshName = freshNames(file, nodes);
   const { ranks, elements } = declaredShapes(file, nodes);
 
   const graphReplace = new Map<WireField, Uint8Array | readonly Uint8Array[]>();
@@ -456,7 +472,10 @@ export function upgradeOpset(
     }
     const steps = versions.filter((v) => v >= current && v <= to);
     let edited = node;
-    const before: OnnxTypes.INodeProto[] = [];
+    const before: (OnnxTypes.INodeProto | Uint8Array)[] = [];
+    // Attribute edits over all steps: names whose original field goes, and the attributes added in their place.
+    const dropped = new Set<string>();
+    const added = new Map<string, OnnxTypes.IAttributeProto>();
     for (let i = 1; i < steps.length; i += 1) {
       const step = `${node.opType} ${steps[i - 1]}->${steps[i]}`;
       const context: AdapterContext = {
@@ -479,15 +498,21 @@ export function upgradeOpset(
       if (edit === undefined) continue;
       edited = applyEdit(edited, edit);
       before.push(...(edit.before ?? []));
+      for (const name of edit.remove ?? []) {
+        dropped.add(name);
+        added.delete(name);
+      }
+      for (const set of edit.set ?? []) {
+        dropped.add(set.name ?? '');
+        added.set(set.name ?? '', set);
+      }
       const key = `${node.opType}(${steps[i - 1]}→${steps[i]}): ${edit.note}`;
       notes.set(key, (notes.get(key) ?? 0) + 1);
     }
     if (edited === node) continue;
-    const bytes = encodeEdited(located, edited);
-    graphReplace.set(
-      located.field,
-      before.length === 0 ? bytes : [...before.map((n) => onnx.NodeProto.encode(n).finish()), bytes],
-    );
+    const bytes = encodeEdited(located, edited.input, dropped, [...added.values()]);
+    const encoded = before.map((n) => (n instanceof Uint8Array ? n : onnx.NodeProto.encode(n).finish()));
+    graphReplace.set(located.field, before.length === 0 ? bytes : [...encoded, bytes]);
   }
 
   const rewrites: AppliedRewrite[] = [
@@ -528,12 +553,20 @@ function withVersion(payload: Uint8Array, version: number): Uint8Array {
   return concatBytes([others, onnx.OperatorSetIdProto.encode({ version }).finish()]);
 }
 
-/** The node after an edit (a copy; the decoded original is left as it was). */
+/**
+ * The node after an edit, as later adapters see it (a shallow copy: the decoded original is left as it was, and
+ * attributes read without their values stay the same objects, so their bytes can still be found).
+ */
 function applyEdit(node: OnnxTypes.NodeProto, edit: NodeEdit): OnnxTypes.NodeProto {
-  const copy = onnx.NodeProto.fromObject(onnx.NodeProto.toObject(node));
   const dropped = new Set([...(edit.remove ?? []), ...(edit.set ?? []).map((a) => a.name ?? '')]);
-  copy.attribute = copy.attribute.filter((a) => !dropped.has(a.name ?? ''));
-  for (const added of edit.set ?? []) copy.attribute.push(onnx.AttributeProto.fromObject(added));
+  const copy = onnx.NodeProto.create({
+    ...node,
+    input: [...node.input],
+    attribute: [
+      ...node.attribute.filter((a) => !dropped.has(a.name ?? '')),
+      ...(edit.set ?? []).map((a) => onnx.AttributeProto.fromObject(a)),
+    ],
+  });
   for (const [index, name] of edit.inputs ?? []) {
     while (copy.input.length < index) copy.input.push('');
     copy.input[index] = name;
@@ -541,22 +574,44 @@ function applyEdit(node: OnnxTypes.NodeProto, edit: NodeEdit): OnnxTypes.NodePro
   return copy;
 }
 
+/** AttributeProto.name. */
+const ATTRIBUTE_NAME_FIELD = 1;
+
+/** The name of a serialized attribute, read without decoding its values. */
+function attributeNameOf(payload: Uint8Array): string {
+  let name = '';
+  scanFields(payload, (number, wireType, _start, valueStart, end) => {
+    if (number === ATTRIBUTE_NAME_FIELD && wireType === 2)
+      name = new TextDecoder().decode(payload.subarray(valueStart, end));
+  });
+  return name;
+}
+
 /**
- * The edited node at the wire level: its inputs and attributes replaced, every other field (name, doc string,
- * fields onnx-proto does not know) kept byte for byte.
+ * The edited node at the wire level: its inputs replaced, the attributes named in `dropped` removed and `added`
+ * appended; every other field (name, doc string, other attributes, fields onnx-proto does not know) kept byte for
+ * byte.
  */
-function encodeEdited(located: Located<OnnxTypes.NodeProto>, edited: OnnxTypes.NodeProto): Uint8Array {
+function encodeEdited(
+  located: Located<OnnxTypes.NodeProto>,
+  inputs: readonly string[],
+  dropped: ReadonlySet<string>,
+  added: readonly OnnxTypes.IAttributeProto[],
+): Uint8Array {
   const fields = readFields(located.field.value);
   const replaced = new Map<WireField, null>();
-  for (const field of fields)
-    if (field.number === NODE_FIELD.input || field.number === NODE_FIELD.attribute) replaced.set(field, null);
+  for (const field of fields) {
+    if (field.number === NODE_FIELD.input) replaced.set(field, null);
+    else if (field.number === NODE_FIELD.attribute && dropped.has(attributeNameOf(field.value)))
+      replaced.set(field, null);
+  }
   // Appended after the kept fields: protobuf readers accept fields in any order, and repeated ones in theirs.
-  const inputs = edited.input.map((name) => ({ number: NODE_FIELD.input, value: new TextEncoder().encode(name) }));
-  const attributes = edited.attribute.map((a) => ({
+  const inputFields = inputs.map((name) => ({ number: NODE_FIELD.input, value: new TextEncoder().encode(name) }));
+  const attributes = added.map((a) => ({
     number: NODE_FIELD.attribute,
     value: onnx.AttributeProto.encode(a).finish(),
   }));
-  return rebuildMessage(located.field.value, fields, replaced, [...inputs, ...attributes]);
+  return rebuildMessage(located.field.value, fields, replaced, [...inputFields, ...attributes]);
 }
 
 /** NodeProto field numbers. */
@@ -631,7 +686,12 @@ function tensorDimsOf(payload: Uint8Array, tensorFields: readonly WireField[]): 
 function outputRank(node: OnnxTypes.NodeProto, rank: (name: string) => number | undefined): number | undefined {
   if (!DEFAULT_DOMAINS.has(node.domain ?? '')) return undefined;
   const first = rank(node.input[0] ?? '');
-  const ints = (name: string) => attribute(node, name)?.ints?.length;
+  const ints = (name: string) => {
+    const found = attribute(node, name);
+    if (found === undefined) return undefined;
+    const payload = largeAttributePayload(found);
+    return payload === undefined ? found.ints?.length : varintsOf(payload, ATTRIBUTE_INTS_FIELD).count;
+  };
   const keepdims = intAttribute(node, 'keepdims') ?? 1;
   switch (node.opType) {
     case 'Constant':

@@ -49,6 +49,34 @@ export function readFields(bytes: Uint8Array): WireField[] {
 }
 
 /**
+ * Visits the top-level fields of a serialized message, in file order, without making an object per field: for
+ * payloads where a repeated scalar may occur millions of times (an unpacked `ints` attribute). `valueStart` is the
+ * payload's offset for a length-delimited field, the value's otherwise. Throws as {@link readFields} does.
+ */
+export function scanFields(
+  bytes: Uint8Array,
+  visit: (number: number, wireType: number, start: number, valueStart: number, end: number) => void,
+): void {
+  const reader = protobuf.Reader.create(bytes);
+  while (reader.pos < reader.len) {
+    const start = reader.pos;
+    const tag = reader.uint32();
+    const number = tag >>> 3;
+    const wireType = tag & 7;
+    if (number === 0) throw new Error(`field number 0 at byte ${start}`);
+    let valueStart = reader.pos;
+    if (wireType === LENGTH_DELIMITED) {
+      const length = reader.uint32();
+      valueStart = reader.pos;
+      reader.skip(length);
+    } else {
+      reader.skipType(wireType);
+    }
+    visit(number, wireType, start, valueStart, reader.pos);
+  }
+}
+
+/**
  * Rebuilds a message from its fields: `replace` maps a field (by identity) to the new payload of the same
  * length-delimited field number, to several payloads that take its place in order (e.g. nodes inserted before a
  * node, which keeps a graph's nodes in topological order), or to `null` to drop it; `append` adds length-delimited
@@ -64,14 +92,16 @@ export function rebuildMessage(
   for (const field of fields) {
     const replacement = replace.get(field);
     if (replacement === undefined) parts.push(bytes.subarray(field.start, field.end));
-    else if (replacement instanceof Uint8Array) parts.push(lengthDelimited(field.number, replacement));
-    else if (replacement !== null) for (const value of replacement) parts.push(lengthDelimited(field.number, value));
+    else if (replacement instanceof Uint8Array) parts.push(lengthDelimitedField(field.number, replacement));
+    else if (replacement !== null)
+      for (const value of replacement) parts.push(lengthDelimitedField(field.number, value));
   }
-  for (const field of append) parts.push(lengthDelimited(field.number, field.value));
+  for (const field of append) parts.push(lengthDelimitedField(field.number, field.value));
   return concatBytes(parts);
 }
 
-function lengthDelimited(number: number, value: Uint8Array): Uint8Array {
+/** A length-delimited field `number` holding `value`, serialized (tag, length, payload). */
+export function lengthDelimitedField(number: number, value: Uint8Array): Uint8Array {
   const header = protobuf.Writer.create()
     .uint32(((number << 3) | LENGTH_DELIMITED) >>> 0)
     .uint32(value.length)

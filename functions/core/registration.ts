@@ -114,6 +114,14 @@ function isRefusal(error: unknown): boolean {
 /** The reason a refusal records: the message of our own errors, what was thrown (without internals) otherwise. */
 function refusalReason(error: unknown): string {
   if (error instanceof ModelRejectedError || error instanceof InferenceServerError) return error.message;
+  const system = error as NodeJS.ErrnoException;
+  if (typeof system.code === 'string' && typeof system.syscall === 'string') {
+    // A system error's message names scratch paths, which mean nothing to the user: say what was refused instead.
+    return (
+      `registration failed on this upload: the register function's file system refused ${system.syscall} ` +
+      `(${system.code})${system.code === 'ENAMETOOLONG' ? ': a name in the upload (an external-data location) is too long; shorten it and upload again' : ''}`
+    );
+  }
   const message = redactInternals(error instanceof Error ? error.message : String(error));
   return `registration failed on this upload: ${error instanceof Error ? `${error.name}: ` : ''}${message}`;
 }

@@ -60,10 +60,15 @@ export function outputData(answer: HttpAnswer): number[] {
 
 /**
  * Starts the stack. `env` reaches the handlers' configuration; the manifest TTL defaults to 1 ms here so that a
- * test sees a new `latest` on its next request (the TTL itself is the model service's concern).
+ * test sees a new `latest` on its next request (the TTL itself is the model service's concern). With `dataDir`, the
+ * stack starts on that folder's data (a restart) and leaves it in place when it closes; else on a new temporary one,
+ * removed on close.
  */
-export async function startFlowStack(env: Record<string, string> = {}): Promise<FlowStack> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-'));
+export async function startFlowStack(
+  env: Record<string, string> = {},
+  options: { readonly dataDir?: string } = {},
+): Promise<FlowStack> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-')));
   /** Waiters for a registration outcome; each returns true once it is done. */
   const registered = new Set<() => boolean>();
   const stack = await startLocal({
@@ -141,7 +146,7 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
     close: async () => {
       client.destroy();
       await stack.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

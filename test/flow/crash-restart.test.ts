@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../../functions/core/model-repository.js';
+import { describeDenial } from '../../functions/local/s3-access.js';
 import { startS3Fixture } from '../s3/fixture.js';
 import { expectOneOutcomeEach, outcomeState } from './outcome-checks.js';
 import { type FlowStack, linearModel, startFlowStack } from './fixture.js';

@@ -12,6 +12,7 @@ import { createS3Client } from '../../functions/adapters/s3-client.js';
 import type { Manifest, Rejection } from '../../functions/core/types.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import type { AccessDenial } from '../../functions/local/s3-access.js';
 import { linearRequest } from '../support/requests.js';
 
 /** An HTTP answer, body parsed as JSON when it is JSON. */
@@ -30,6 +31,8 @@ export interface FlowStack {
   /** The bucket through the S3 protocol (what the CLI and the handlers use too). */
   readonly store: S3BlobStore;
   readonly dataDir: string;
+  /** Requests the embedded S3 refused to a function under its deployed grants (none, when the grants suffice). */
+  readonly denials: readonly AccessDenial[];
   /** Outcomes registered so far for `key`, in order of completion. */
   outcomesFor(key: string): RegistrationOutcome[];
   /** Waits until `key` has more than `seen` outcomes and returns the next one; fails after `timeoutMs`. */
@@ -71,7 +74,9 @@ export async function startFlowStack(
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-')));
   /** Waiters for a registration outcome; each returns true once it is done. */
   const registered = new Set<() => boolean>();
+  const denials: AccessDenial[] = [];
   const stack = await startLocal({
+    onAccessDenied: (denial) => denials.push(denial),
     port: 0,
     s3Port: 0,
     dataDir,
@@ -125,6 +130,7 @@ export async function startFlowStack(
     client,
     store,
     dataDir,
+    denials,
     outcomesFor,
     waitForOutcome,
     uploadAndWait: async (model, file, body, sample) => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pendingUploads } from '../../functions/core/registration.js';
+import { describeDenial } from '../../functions/local/s3-access.js';
 import { withExternalData } from '../../tools/onnx/external-data.js';
 import { ModelBuilder } from '../../tools/onnx/index.js';
 import { writeZip } from '../../tools/zip-writer.js';
@@ -77,6 +78,7 @@ describe('one outcome per upload', () => {
     // b.onnx's event reconciled nothing: the duplicate and the refusal have their outcome already.
     expect(flow.stack.registrations.flatMap((r) => r.reconciled ?? [])).toEqual([]);
     expect(await pendingUploads(flow.stack.runtime)).toEqual([]);
+    expect(flow.denials.map(describeDenial)).toEqual([]);
   });
 
   it.each([
@@ -115,6 +117,7 @@ describe('one outcome per upload', () => {
       expect(outcome.kind === 'rejected' && outcome.reason).not.toMatch(/\/tmp|onnx-serverless-register/);
     }
     expect(await pendingUploads(flow.stack.runtime, model)).toEqual([]);
+    expect(flow.denials.map(describeDenial)).toEqual([]);
   });
 
   it('starts again on the same data without registering anything again', async () => {

@@ -75,21 +75,27 @@ export const CONTROL_ACCESS: BucketAccess = {
 };
 
 /**
- * The shared register function: reads any upload, writes versions, manifests and rejection records of any model.
- * No `s3:DeleteObject`: a registration never removes anything (a racing duplicate delivery waits instead of giving
- * a claimed version number back; see `ModelRepository.addVersion`).
+ * The shared register function: reads any upload, and of each model only what deciding an upload takes (the manifest,
+ * the version claims); writes versions, manifests, claims, outcome records and rejection records of any model. It
+ * neither reads nor lists `rejected/`: an upload's outcome is told by the listing of `models/<m>/outcomes/`. No
+ * `s3:DeleteObject`: a registration never removes anything (a number it cannot use is released for the next
+ * version; see `ModelRepository.addVersion`).
  */
 export const REGISTER_ACCESS: BucketAccess = {
   objects: [
     {
       actions: ['s3:GetObject'],
-      keyPatterns: [`${uploads}*`, `${models}*`],
-      reason: 'Register reads any upload, and the manifests and versions of any model (it registers them all).',
+      keyPatterns: [`${uploads}*`, `${models}*/manifest.json`, `${models}*/claims/*`],
+      reason:
+        'Register reads any upload (and its sample), and the manifest and version claims of any model (it registers ' +
+        'them all); never version files, metadata or rejection records.',
     },
     {
       actions: ['s3:PutObject'],
       keyPatterns: [`${models}*`, `${rejected}*`],
-      reason: 'Register writes versions and manifests of any model, and rejection records (it registers them all).',
+      reason:
+        'Register writes versions, manifests, version claims and outcome records of any model, and rejection ' +
+        'records (it registers them all).',
     },
     {
       // A large version file is a multipart upload (s3:PutObject); a failed one is aborted so no parts linger.
@@ -98,7 +104,8 @@ export const REGISTER_ACCESS: BucketAccess = {
       reason: 'Register aborts its own failed multipart uploads of version files, so that no stored parts linger.',
     },
   ],
-  listPrefixes: [uploads, models, rejected],
+  // uploads/: the pending uploads; models/: claims and outcome records (a model's, under models/<m>/).
+  listPrefixes: [uploads, models],
 };
 
 /** An IAM policy statement in the JSON form CloudFormation deploys (arrays always, for easy evaluation). */

@@ -52,6 +52,11 @@ export const ENV = {
   downloadConcurrency: 'MODEL_DOWNLOAD_CONCURRENCY',
   /** Serving: folder model files are downloaded to before onnxruntime reads them (default: the OS temp dir). */
   scratchDir: 'MODEL_SCRATCH_DIR',
+  /**
+   * Fault injection for the crash tests only: `register` kills its own process (SIGKILL) right after this step of
+   * adding a version (`claimed`, `version-file` or `manifest`). Never set it on a deployed function.
+   */
+  faultKillAfterStep: 'FAULT_KILL_AFTER_REGISTRATION_STEP',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import { link, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InferenceServerError, ModelRejectedError } from './errors.js';
+import { ModelRejectedError } from './errors.js';
 import { ARCHIVE_SUFFIX } from './model-repository.js';
 import { unpackModelArchive } from './model-archive.js';
 import { scratchMbFor } from './model-service.js';
@@ -42,15 +42,15 @@ export function registerScratchMbFor(maxModelBytes: number): number {
 }
 
 /**
- * Registers the upload (`.onnx` or `.zip`) under `key` for `model` (a valid name). `reject` records a refusal and
- * returns its outcome. Storage failures throw, so that the event is delivered again; the scratch folder is always
+ * Registers the upload (`.onnx` or `.zip`) under `key` for `model` (a valid name). `reject` records a refusal (of a
+ * reason, or of what was thrown, which it rethrows if storage failed) and returns its outcome. Storage failures throw, so that the event is delivered again; the scratch folder is always
  * removed.
  */
 export async function registerFromFile(
   key: string,
   model: string,
   options: RegistrationOptions,
-  reject: (reason: string, sha256?: string) => Promise<RegistrationOutcome>,
+  reject: (cause: unknown, sha256?: string) => Promise<RegistrationOutcome>,
   validate: Validate,
 ): Promise<RegistrationOutcome> {
   const scratch = options.scratchDir ?? os.tmpdir();
@@ -78,35 +78,36 @@ export async function registerFromFile(
         ? await prepareArchive(upload, root, key, options, validate)
         : await prepareFile(upload, downloaded, root, key, options, validate);
     } catch (error) {
-      if (error instanceof ModelRejectedError || error instanceof InferenceServerError)
-        return reject(error.message, sha256);
-      throw error;
+      return reject(error, sha256); // a refusal, unless storage failed (then rethrown: the upload stays pending)
     }
     const { validated, dataFiles } = prepared;
     const createdAt = (options.now ?? (() => new Date()))().toISOString();
-    const result = await options.repository.addVersion({
-      model,
-      modelFile: validated.model,
-      sha256,
-      size: downloaded.size,
-      sourceKey: key,
-      createdAt,
-      ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
-      metadataFor: (version) =>
-        versionMetadata(validated, {
-          model,
-          version,
-          sourceKey: key,
-          createdAt,
-          ...(isArchive
-            ? {
-                externalData: dataFiles.map(
-                  ({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size }),
-                ),
-              }
-            : {}),
-        }),
-    });
+    const result = await options.repository.addVersion(
+      {
+        model,
+        modelFile: validated.model,
+        sha256,
+        size: downloaded.size,
+        sourceKey: key,
+        createdAt,
+        ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
+        metadataFor: (version) =>
+          versionMetadata(validated, {
+            model,
+            version,
+            sourceKey: key,
+            createdAt,
+            ...(isArchive
+              ? {
+                  externalData: dataFiles.map(
+                    ({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size }),
+                  ),
+                }
+              : {}),
+          }),
+      },
+      options,
+    );
     return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
   } catch (error) {
     // Redelivering the event would fail the same way: record why, so the user sees it and what to change.

@@ -2,10 +2,10 @@
  * The model repository: the one place that knows the key layout of DESIGN.md and how the manifest changes.
  * Everything that reads or writes models, versions, manifests or rejections goes through here.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { BlobStore, DownloadedObject, DownloadOptions, LocalFile } from './blob-store.js';
 import { z } from 'zod';
-import { CorruptObjectError, NotFoundError, PreconditionFailedError } from './errors.js';
+import { CorruptObjectError, ModelRejectedError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
 import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
@@ -38,8 +38,12 @@ export const repositoryKeys = {
   dataFile: (model: string, version: string, location: string) => `models/${model}/${version}/${location}`,
   manifest: (model: string) => `models/${model}/manifest.json`,
   versionsPrefix: (model: string) => `models/${model}/`,
-  /** Marks that a registration of these exact bytes is under way or done (see `ModelRepository.addVersion`). */
-  contentClaim: (model: string, sha256: string) => `models/${model}/claims/${sha256}.json`,
+  /** Holds a version number for one upload's bytes while it registers (see `ModelRepository.addVersion`). */
+  versionClaim: (model: string, version: string) => `models/${model}/claims/version-${version}.json`,
+  claimsPrefix: (model: string) => `models/${model}/claims/`,
+  /** The one outcome of the upload `sourceKey` (see {@link OutcomeRecord}): its name is a hash of the key. */
+  outcome: (model: string, sourceKey: string) => `models/${model}/outcomes/${outcomeId(sourceKey)}.json`,
+  outcomesPrefix: (model: string) => `models/${model}/outcomes/`,
   rejection: (model: string, time: string, file: string) => `rejected/${model}/${time}-${file}.json`,
   rejectionsPrefix: (model?: string) => (model === undefined ? 'rejected/' : `rejected/${model}/`),
 } as const;
@@ -50,6 +54,57 @@ export const repositoryKeys = {
  */
 export const INVALID_NAME_REJECTIONS = '_invalid-names';
 
+/**
+ * The file name (without `.json`) of an upload's outcome record: the sha256 (hex) of its key, so that any key (up
+ * to S3's 1,024 bytes, any characters) makes a short, fixed-length key, and a listing of `models/<m>/outcomes/`
+ * alone tells which uploads have an outcome.
+ */
+export function outcomeId(sourceKey: string): string {
+  return createHash('sha256').update(sourceKey, 'utf8').digest('hex');
+}
+
+/** S3's longest key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
+/**
+ * The one recorded outcome of an upload, at `models/<model>/outcomes/<sha256 of the upload key>.json`, written last
+ * (after the manifest, or after the rejection record): once it exists, reconciliation never reads the upload again.
+ */
+export interface OutcomeRecord {
+  readonly sourceKey: string;
+  /** `registered` as `version`; `duplicate` of `version` (the same bytes under another key); or `refused`. */
+  readonly outcome: 'registered' | 'duplicate' | 'refused';
+  readonly version?: string;
+  /** Why it was refused (as in its rejection record). */
+  readonly reason?: string;
+  /** Where the rejection record is (`rejected/<model>/...`). */
+  readonly rejectionKey?: string;
+  /** sha256 of the uploaded bytes, when they were read. */
+  readonly sha256?: string;
+  readonly decidedAt: string;
+}
+
+/** The durable steps of {@link ModelRepository.addVersion}, in order (for fault injection: see `afterStep`). */
+export const REGISTRATION_STEPS = ['claimed', 'version-file', 'manifest'] as const;
+/** One of {@link REGISTRATION_STEPS}. */
+export type RegistrationStep = (typeof REGISTRATION_STEPS)[number];
+
+/**
+ * True for a store error that refuses this request for good (an S3 400 such as `KeyTooLongError` or
+ * `InvalidArgument`, a file name the local file system cannot hold): retrying the upload cannot help, so it is
+ * refused with the reason. Outages (5xx, throttling, timeouts, lost connections), `AccessDenied` (the role is fixed
+ * by a deploy) and failed conditions are not: the upload stays pending and is retried.
+ */
+export function isStoreRefusal(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; depth += 1) {
+    const candidate = e as { $metadata?: { httpStatusCode?: number }; statusCode?: unknown; code?: unknown };
+    const status = candidate.$metadata?.httpStatusCode ?? candidate.statusCode;
+    if (status === 400) return true;
+    if (candidate.code === 'ENAMETOOLONG') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
 /** A manifest and the etag it was read with, for a conditional update. */
 export interface ManifestSnapshot {
   readonly manifest: Manifest;
@@ -82,29 +137,33 @@ const MAX_CONDITIONAL_ATTEMPTS = 50;
 
 /** Options of {@link ModelRepository}. */
 export interface ModelRepositoryOptions {
-  /**
-   * How long a duplicate delivery waits for the delivery that claimed the same bytes to list them in the manifest.
-   * @default 20 s
-   */
-  readonly claimWaitMs?: number;
-  /**
-   * Age after which a claim whose registration never reached the manifest is taken over (the claiming invocation
-   * must have died: Lambda's longest timeout is 15 minutes).
-   * @default 15 minutes
-   */
-  readonly claimStaleMs?: number;
-  /** Clock and sleep, for tests. */
+  /** Clock of the claims' `claimedAt`, for tests. @default Date.now */
   readonly now?: () => number;
-  readonly sleep?: (ms: number) => Promise<void>;
 }
 
-/** What a content claim records. */
-interface ContentClaim {
+/** Options of {@link ModelRepository.addVersion}. */
+export interface AddVersionOptions {
+  /**
+   * Called after each durable step, before the next one: the fault-injection point of the crash tests (a process
+   * killed there must leave a state the next attempt finishes).
+   */
+  readonly afterStep?: (step: RegistrationStep) => void | Promise<void>;
+}
+
+/** What a version claim (`models/<m>/claims/version-<n>.json`) records. */
+interface VersionClaim {
+  readonly version: string;
   readonly sha256: string;
   readonly sourceKey: string;
   readonly claimedAt: string;
-  /** Set once the claiming registration has its version number. */
-  readonly version?: string;
+  /** The registration that held it was refused: the number is free for the next version. */
+  readonly released?: boolean;
+}
+
+/** A version claim as read, with the etag a takeover or release is conditioned on. */
+interface HeldClaim extends VersionClaim {
+  readonly key: string;
+  readonly etag: string;
 }
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -158,7 +217,25 @@ const metadataSchema = z
   .passthrough();
 
 const claimSchema = z
-  .object({ sha256: z.string(), sourceKey: z.string(), claimedAt: z.string(), version: z.string().optional() })
+  .object({
+    version: z.string(),
+    sha256: z.string(),
+    sourceKey: z.string(),
+    claimedAt: z.string(),
+    released: z.boolean().optional(),
+  })
+  .passthrough();
+
+const outcomeSchema = z
+  .object({
+    sourceKey: z.string(),
+    outcome: z.enum(['registered', 'duplicate', 'refused']),
+    version: z.string().optional(),
+    reason: z.string().optional(),
+    rejectionKey: z.string().optional(),
+    sha256: z.string().optional(),
+    decidedAt: z.string(),
+  })
   .passthrough();
 
 const rejectionSchema = z
@@ -206,19 +283,13 @@ function versionNumber(version: string): number {
 
 /** Reads and writes the repository through a {@link BlobStore}. */
 export class ModelRepository {
-  private readonly claimWaitMs: number;
-  private readonly claimStaleMs: number;
   private readonly now: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
 
   public constructor(
     private readonly store: BlobStore,
     options: ModelRepositoryOptions = {},
   ) {
-    this.claimWaitMs = options.claimWaitMs ?? 20_000;
-    this.claimStaleMs = options.claimStaleMs ?? 15 * 60_000;
     this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   /** Names of the models that have a manifest. */
@@ -331,37 +402,89 @@ export class ModelRepository {
     return key;
   }
 
-  /**
-   * Adds a version. First claims the bytes themselves: `models/<model>/claims/<sha256>.json`, created with
-   * `If-None-Match: *`, so that of two deliveries of the same upload (S3 delivers events at least once) exactly one
-   * goes on; the other waits for it to list the bytes in the manifest and reports a duplicate. Only the claimant
-   * then claims the next free number by creating its model file with `If-None-Match: *`, writes the metadata, and
-   * appends it to the manifest with a conditional write, retrying on conflicts. So two concurrent uploads of
-   * different bytes get two numbers and both end in the manifest, and a duplicate delivery claims no number: it
-   * never leaves files behind nor needs `s3:DeleteObject`. A claim whose registration died before reaching the
-   * manifest is taken over once stale, reusing the number it had recorded.
-   */
-  public async addVersion(candidate: NewVersion): Promise<AddVersionResult> {
-    const { model } = candidate;
-    const existing = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
-    if (existing !== undefined) return { kind: 'duplicate', version: existing.version };
+  /** Records the one outcome of an upload (see {@link OutcomeRecord}); a later upload under the same key replaces it. */
+  public async recordOutcome(model: string, record: OutcomeRecord): Promise<string> {
+    const key = repositoryKeys.outcome(model, record.sourceKey);
+    await this.store.put(key, toJsonBytes(record));
+    return key;
+  }
 
-    const claim = await this.claimContent(candidate);
-    if (claim.kind === 'duplicate') return claim;
-    const version = claim.version ?? (await this.claimVersion(candidate));
-    if (claim.version === undefined) {
-      const recorded: ContentClaim = { ...claim.body, version };
-      // Best effort: the number lets a takeover reuse it; losing this race only costs that reuse.
-      await this.store.put(claim.key, toJsonBytes(recorded), { ifMatch: claim.etag }).catch((error: unknown) => {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-      });
+  /** The {@link outcomeId}s of the uploads of `model` that have an outcome: one listing, no reads. */
+  public async outcomeIds(model: string): Promise<Set<string>> {
+    const prefix = repositoryKeys.outcomesPrefix(model);
+    const keys = await this.store.list(prefix);
+    return new Set(keys.map((key) => key.slice(prefix.length).replace(/\.json$/, '')));
+  }
+
+  /** The outcome recorded for the upload `sourceKey` of `model`, or `undefined` if it has none yet. */
+  public async readOutcome(model: string, sourceKey: string): Promise<OutcomeRecord | undefined> {
+    const key = repositoryKeys.outcome(model, sourceKey);
+    const object = await this.store.get(key);
+    return object === undefined
+      ? undefined
+      : parseObject<OutcomeRecord>(object.body, key, 'outcome record', outcomeSchema);
+  }
+
+  /** Every outcome recorded for uploads of `model`, in key order. */
+  public async listOutcomes(model: string): Promise<OutcomeRecord[]> {
+    const records: OutcomeRecord[] = [];
+    for (const key of await this.store.list(repositoryKeys.outcomesPrefix(model))) {
+      const object = await this.store.get(key);
+      if (object !== undefined) records.push(parseObject(object.body, key, 'outcome record', outcomeSchema));
     }
-    // Streamed one after the other: memory stays at the store's upload buffers whatever the files weigh.
-    for (const file of candidate.dataFiles ?? []) {
-      await this.store.putFile(repositoryKeys.dataFile(model, version, file.location), file.path);
+    return records;
+  }
+
+  /**
+   * Adds a version, with steps that a later attempt can always finish or redo, whatever killed an earlier one (no
+   * lock to wait for, no takeover delay):
+   *
+   * 1. The keys the version needs are checked first (S3 holds keys of up to 1,024 bytes): a key that cannot be stored
+   *    is a refusal before any number is taken.
+   * 2. A number is claimed: `models/<m>/claims/version-<n>.json`, created with `If-None-Match: *`, names the bytes'
+   *    sha256. An attempt finds its bytes' claim again (a process that died after claiming), reuses a released one
+   *    (a registration refused after claiming), or creates the next. Two deliveries of the same bytes racing keep the
+   *    lower number and release the other before writing any file, so numbers are never skipped.
+   * 3. The data files, the model file and the metadata are written under the number (overwriting what a dead
+   *    attempt left), then the row is appended to the manifest with a conditional write, retrying on conflicts.
+   *
+   * A failure that storage will not fix by retrying ({@link isStoreRefusal}) releases the number and propagates (the
+   * caller refuses the upload); any other failure propagates and keeps the claim for the next attempt.
+   */
+  public async addVersion(candidate: NewVersion, options: AddVersionOptions = {}): Promise<AddVersionResult> {
+    const { model } = candidate;
+    const listed = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
+    if (listed !== undefined) return { kind: 'duplicate', version: listed.version };
+    assertStorableKeys(candidate);
+
+    const claim = await this.claimNumber(candidate);
+    const { version } = claim;
+    try {
+      await options.afterStep?.('claimed');
+      // Streamed one after the other: memory stays at the store's upload buffers whatever the files weigh. The
+      // model file goes last, so that a data file the store refuses leaves no model file under the number.
+      for (const file of candidate.dataFiles ?? []) {
+        await this.store.putFile(repositoryKeys.dataFile(model, version, file.location), file.path);
+      }
+      const key = repositoryKeys.modelFile(model, version);
+      const { modelFile } = candidate;
+      if (modelFile instanceof Uint8Array) await this.store.put(key, modelFile);
+      else await this.store.putFile(key, modelFile.path);
+      await options.afterStep?.('version-file');
+      await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(candidate.metadataFor(version)));
+      const result = await this.appendToManifest(candidate, version);
+      if (result.kind === 'duplicate' && result.version !== version) await this.releaseNumber(claim);
+      else await options.afterStep?.('manifest');
+      return result;
+    } catch (error) {
+      if (isStoreRefusal(error)) await this.releaseNumber(claim);
+      throw error;
     }
-    const metadata = candidate.metadataFor(version);
-    await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(metadata));
+  }
+
+  /** Appends `version` to the manifest (conditional write, retried), unless the bytes are listed by then. */
+  private async appendToManifest(candidate: NewVersion, version: string): Promise<AddVersionResult> {
+    const { model } = candidate;
     const row: ManifestVersion = {
       version,
       state: 'READY',
@@ -370,11 +493,12 @@ export class ModelRepository {
       sourceKey: candidate.sourceKey,
       createdAt: candidate.createdAt,
     };
-
     for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
       const snapshot = await this.readManifest(model);
       const duplicate = snapshot?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
-      if (duplicate !== undefined) return { kind: 'duplicate', version: duplicate.version };
+      if (duplicate !== undefined) {
+        return { kind: 'duplicate', version: duplicate.version };
+      }
       const versions = [...(snapshot?.manifest.versions ?? []), row].sort(
         (a, b) => versionNumber(a.version) - versionNumber(b.version),
       );
@@ -391,64 +515,85 @@ export class ModelRepository {
   }
 
   /**
-   * Claims `candidate`'s bytes for this registration, or waits for the registration that holds the claim. Returns
-   * the claim to go on with (and the version it recorded, on a takeover), or the duplicate's version.
+   * The number `candidate`'s bytes register under: the lowest unreleased claim that already names them (an earlier
+   * attempt died, or another delivery of the same bytes runs now), else a free number taken with a conditional
+   * write: a released claim, or a claim whose bytes the manifest lists under another number, or the next number.
    */
-  private async claimContent(
-    candidate: NewVersion,
-  ): Promise<
-    | { kind: 'claimed'; key: string; etag: string; body: ContentClaim; version?: string }
-    | { kind: 'duplicate'; version: string }
-  > {
+  private async claimNumber(candidate: NewVersion): Promise<HeldClaim> {
     const { model, sha256 } = candidate;
-    const key = repositoryKeys.contentClaim(model, sha256);
-    const body: ContentClaim = {
+    const body = (version: string): VersionClaim => ({
+      version,
       sha256,
       sourceKey: candidate.sourceKey,
       claimedAt: new Date(this.now()).toISOString(),
-    };
-    const started = this.now();
-    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
-      const current = await this.store.get(key);
-      if (current === undefined) {
-        try {
-          const { etag } = await this.store.put(key, toJsonBytes(body), { ifNoneMatch: '*' });
-          return { kind: 'claimed', key, etag, body };
-        } catch (error) {
-          if (!(error instanceof PreconditionFailedError)) throw error;
-          continue; // another delivery claimed it between the read and the write: wait for it
-        }
-      }
-      const held: ContentClaim = parseObject(current.body, key, 'content claim', claimSchema);
-      const listed = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === sha256);
-      if (listed !== undefined) return { kind: 'duplicate', version: listed.version };
-      if (this.now() - Date.parse(held.claimedAt) > this.claimStaleMs) {
-        // The claimant died before the manifest: take over, keeping the number it recorded (if any).
-        try {
-          const renewed: ContentClaim = { ...body, ...(held.version === undefined ? {} : { version: held.version }) };
-          const { etag } = await this.store.put(key, toJsonBytes(renewed), { ifMatch: current.etag });
-          return {
-            kind: 'claimed',
-            key,
-            etag,
-            body: renewed,
-            ...(held.version === undefined ? {} : { version: held.version }),
-          };
-        } catch (error) {
-          if (!(error instanceof PreconditionFailedError)) throw error;
-          continue;
-        }
-      }
-      if (this.now() - started > this.claimWaitMs) {
-        throw new Error(
-          `another delivery of ${held.sourceKey} (sha256 ${sha256}) has been registering it since ${held.claimedAt}; ` +
-            'giving up for now so that the event is retried',
+    });
+    for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
+      const { claims, used, listedShas } = await this.readClaims(model);
+      const own = claims.find((c) => c.sha256 === sha256 && c.released !== true);
+      if (own !== undefined) return own;
+      const free = claims.find((c) => c.released === true || listedShas.has(c.sha256));
+      const version = free?.version ?? String(Math.max(0, ...used) + 1);
+      const key = repositoryKeys.versionClaim(model, version);
+      let taken: HeldClaim;
+      try {
+        const { etag } = await this.store.put(
+          key,
+          toJsonBytes(body(version)),
+          free === undefined ? { ifNoneMatch: '*' } : { ifMatch: free.etag },
         );
+        taken = { ...body(version), etag, key };
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+        continue;
       }
-      await this.sleep(delay);
+      // Another delivery of the same bytes may hold a lower number: that one wins, this one is given back before
+      // any file is written under it.
+      const lower = (await this.readClaims(model)).claims.find(
+        (c) => c.sha256 === sha256 && c.released !== true && versionNumber(c.version) < versionNumber(version),
+      );
+      if (lower === undefined) return taken;
+      await this.releaseNumber(taken);
+      return lower;
     }
+    throw new Error(`could not claim a version number for "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
   }
 
+  /**
+   * The claims of numbers the manifest does not list (lowest first; the listed ones are done and never read), every
+   * number in use (listed or claimed), and the sha256 values the manifest lists.
+   */
+  private async readClaims(model: string): Promise<{ claims: HeldClaim[]; used: number[]; listedShas: Set<string> }> {
+    const versions = (await this.readManifest(model))?.manifest.versions ?? [];
+    const listed = new Set(versions.map((v) => v.version));
+    const prefix = repositoryKeys.claimsPrefix(model);
+    const numbers = (await this.store.list(prefix))
+      .map((key) => /^version-([1-9][0-9]*)\.json$/.exec(key.slice(prefix.length))?.[1])
+      .filter((n): n is string => n !== undefined);
+    const claims: HeldClaim[] = [];
+    for (const version of numbers.filter((n) => !listed.has(n)).sort((a, b) => versionNumber(a) - versionNumber(b))) {
+      const key = repositoryKeys.versionClaim(model, version);
+      const object = await this.store.get(key);
+      if (object === undefined) continue;
+      claims.push({
+        ...parseObject<VersionClaim>(object.body, key, 'version claim', claimSchema),
+        etag: object.etag,
+        key,
+      });
+    }
+    return {
+      claims,
+      used: [...versions.map((v) => versionNumber(v.version)), ...numbers.map(versionNumber)],
+      listedShas: new Set(versions.map((v) => v.sha256)),
+    };
+  }
+
+  /** Gives a claimed number back, for the next version. Best effort: a claim changed meanwhile is someone else's. */
+  private async releaseNumber(claim: HeldClaim): Promise<void> {
+    const { etag, key, ...body } = claim;
+    await this.store.put(key, toJsonBytes({ ...body, released: true }), { ifMatch: etag }).catch((error: unknown) => {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+    });
+  }
   /**
    * Points `latest` (or a label such as `stable`) at an existing version: rollback and promotion.
    * `NotFoundError` when the model or the version does not exist.
@@ -481,28 +626,24 @@ export class ModelRepository {
       etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: etag },
     );
   }
+}
 
-  private async claimVersion(candidate: NewVersion): Promise<string> {
-    const { model } = candidate;
-    for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
-      // Numbers already used: in the manifest, or claimed by a registration still in progress (files only).
-      const keys = await this.store.list(repositoryKeys.versionsPrefix(model));
-      const used = keys.map((key) =>
-        versionNumber(key.slice(repositoryKeys.versionsPrefix(model).length).split('/')[0] ?? ''),
-      );
-      const version = String(Math.max(0, ...used) + 1);
-      try {
-        // The model file is the claim on the number: created only if absent. A large one is streamed from disk (on
-        // S3 a multipart upload whose completion carries the condition, so a lost race stores nothing).
-        const key = repositoryKeys.modelFile(model, version);
-        const { modelFile } = candidate;
-        if (modelFile instanceof Uint8Array) await this.store.put(key, modelFile, { ifNoneMatch: '*' });
-        else await this.store.putFile(key, modelFile.path, { ifNoneMatch: '*' });
-        return version;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-      }
-    }
-    throw new Error(`could not claim a version number for "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
+/**
+ * Refuses a version whose keys S3 cannot hold (over {@link MAX_KEY_BYTES} bytes), before any number is claimed: a
+ * long `location` in a `.zip` would otherwise fail half-way through writing the version. Counted with a ten-digit
+ * version number, so that the answer does not depend on which number it would get.
+ */
+function assertStorableKeys(candidate: NewVersion): void {
+  const version = '9'.repeat(10);
+  const keys = [
+    repositoryKeys.modelFile(candidate.model, version),
+    ...(candidate.dataFiles ?? []).map((file) => repositoryKeys.dataFile(candidate.model, version, file.location)),
+  ];
+  const tooLong = keys.find((key) => encoder.encode(key).byteLength > MAX_KEY_BYTES);
+  if (tooLong !== undefined) {
+    throw new ModelRejectedError(
+      `the version would need the key "${tooLong.slice(0, 120)}..." of ${encoder.encode(tooLong).byteLength} bytes, over ` +
+        `S3's ${MAX_KEY_BYTES}-byte limit: shorten the external-data file names (their "location") and upload again`,
+    );
   }
 }

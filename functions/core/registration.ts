@@ -9,7 +9,17 @@ import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
 import { registerFromFile } from './file-registration.js';
-import { ARCHIVE_SUFFIX, isRegistrationUpload, UPLOADS_PREFIX, type ModelRepository } from './model-repository.js';
+import {
+  ARCHIVE_SUFFIX,
+  isRegistrationUpload,
+  isStoreRefusal,
+  outcomeId,
+  UPLOADS_PREFIX,
+  type AddVersionOptions,
+  type ModelRepository,
+  type OutcomeRecord,
+} from './model-repository.js';
+import { redactInternals } from './redact.js';
 import {
   STRING_NORMALIZER_FALLBACK_LOCALE,
   STRING_NORMALIZER_LOCALE_HINT,
@@ -31,8 +41,8 @@ export type RegistrationOutcome =
   | { readonly kind: 'rejected'; readonly model: string; readonly reason: string; readonly key: string }
   | { readonly kind: 'ignored'; readonly reason: string; readonly key: string };
 
-/** Dependencies and settings of registration. */
-export interface RegistrationOptions {
+/** Dependencies and settings of registration (`afterStep`: see {@link AddVersionOptions}). */
+export interface RegistrationOptions extends AddVersionOptions {
   readonly store: BlobStore;
   readonly repository: ModelRepository;
   readonly sessionFactory: SessionFactory;
@@ -81,9 +91,45 @@ interface Sample {
 }
 
 /**
- * Registers the upload under `key` (an `uploads/<model>/<file>.onnx` key, already URL-decoded).
- * Never throws for a bad upload: that is a `rejected` outcome, recorded under `rejected/`. Storage failures do
- * throw, so that the event is delivered again.
+ * A storage read of registration failed (the sample sidecar could not be read): not the upload's fault, so the
+ * upload stays pending and is retried rather than refused.
+ */
+export class RegistrationStorageError extends Error {
+  public constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RegistrationStorageError';
+  }
+}
+
+/**
+ * Whether `error`, thrown while an upload was being read, checked or validated, refuses the upload: anything does
+ * (a bug or a resource limit met by this file is this file's outcome, never a pending upload), except a storage
+ * outage, after which the same upload may well register.
+ */
+function isRefusal(error: unknown): boolean {
+  return !(error instanceof RegistrationStorageError) || isStoreRefusal(error);
+}
+
+/** The reason a refusal records: the message of our own errors, what was thrown (without internals) otherwise. */
+function refusalReason(error: unknown): string {
+  if (error instanceof ModelRejectedError || error instanceof InferenceServerError) return error.message;
+  const system = error as NodeJS.ErrnoException;
+  if (typeof system.code === 'string' && typeof system.syscall === 'string') {
+    // A system error's message names scratch paths, which mean nothing to the user: say what was refused instead.
+    return (
+      `registration failed on this upload: the register function's file system refused ${system.syscall} ` +
+      `(${system.code})${system.code === 'ENAMETOOLONG' ? ': a name in the upload (an external-data location) is too long; shorten it and upload again' : ''}`
+    );
+  }
+  const message = redactInternals(error instanceof Error ? error.message : String(error));
+  return `registration failed on this upload: ${error instanceof Error ? `${error.name}: ` : ''}${message}`;
+}
+
+/**
+ * Registers the upload under `key` (an `uploads/<model>/<file>.onnx` key, already URL-decoded), and records its one
+ * outcome (`models/<model>/outcomes/<sha256 of key>.json`, {@link OutcomeRecord}) last. Never throws for a bad
+ * upload: anything the upload causes is a `rejected` outcome, recorded under `rejected/`. Storage outages do throw,
+ * so that the event is delivered again (the upload stays pending until then: it has no outcome record).
  */
 export async function registerUpload(key: string, options: RegistrationOptions): Promise<RegistrationOutcome> {
   const parsed = parseUploadKey(key);
@@ -91,22 +137,47 @@ export async function registerUpload(key: string, options: RegistrationOptions):
   const { model } = parsed;
   const now = options.now ?? (() => new Date());
 
-  const reject = async (reason: string, sha256?: string): Promise<RegistrationOutcome> => {
-    await options.repository.recordRejection({
+  let rejection: { key: string; sha256?: string } | undefined;
+  /** Records a refusal for `cause` (a reason, or what was thrown); rethrows a storage outage. */
+  const reject = async (cause: unknown, sha256?: string): Promise<RegistrationOutcome> => {
+    if (typeof cause !== 'string' && !isRefusal(cause)) throw cause;
+    const reason = typeof cause === 'string' ? cause : refusalReason(cause);
+    const recorded = await options.repository.recordRejection({
       model,
       sourceKey: key,
       rejectedAt: now().toISOString(),
       reason,
       ...(sha256 === undefined ? {} : { sha256 }),
     });
+    rejection = { key: recorded, ...(sha256 === undefined ? {} : { sha256 }) };
     return { kind: 'rejected', model, reason, key };
   };
 
   if (!isValidModelName(model)) {
+    // No key can be built from the name: the rejection record (under `_invalid-names`) is the outcome.
     return reject(
       `"${model.slice(0, 200)}" is not an allowed model name: use 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit, without ".."`,
     );
   }
+  let outcome: RegistrationOutcome;
+  try {
+    outcome = await decide(key, model, options, reject);
+  } catch (error) {
+    // Writing the version: a key the store refuses, or one it could not hold, is this upload's outcome.
+    if (!(error instanceof ModelRejectedError) && !isStoreRefusal(error)) throw error;
+    outcome = await reject(error);
+  }
+  await recordOutcome(outcome, rejection, options, now);
+  return outcome;
+}
+
+/** Reads, checks and validates the upload, then adds its version: the outcome, not yet recorded. */
+async function decide(
+  key: string,
+  model: string,
+  options: RegistrationOptions,
+  reject: (cause: unknown, sha256?: string) => Promise<RegistrationOutcome>,
+): Promise<RegistrationOutcome> {
   // Both forms stream to a scratch file (bounded memory); the in-memory path below stays for stores without disk.
   if (options.fromFile !== false) return registerFromFile(key, model, options, reject, validate);
   if (key.endsWith(ARCHIVE_SUFFIX)) return reject('a .zip upload needs registration from a file (fromFile)');
@@ -125,30 +196,68 @@ export async function registerUpload(key: string, options: RegistrationOptions):
   try {
     validated = await validate(bytes, key, options);
   } catch (error) {
-    if (error instanceof ModelRejectedError || error instanceof InferenceServerError) {
-      return reject(error.message, sha256);
-    }
-    throw error;
+    return reject(error, sha256);
   }
-  const createdAt = now().toISOString();
-  const result = await options.repository.addVersion({
-    model,
-    modelFile: validated.model,
-    sha256,
-    size: bytes.byteLength,
-    sourceKey: key,
-    createdAt,
-    metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
-  });
+  const createdAt = (options.now ?? (() => new Date()))().toISOString();
+  const result = await options.repository.addVersion(
+    {
+      model,
+      modelFile: validated.model,
+      sha256,
+      size: bytes.byteLength,
+      sourceKey: key,
+      createdAt,
+      metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
+    },
+    options,
+  );
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
 }
 
 /**
- * Uploads with no outcome yet: an `uploads/<model>/<file>.onnx` key that no version lists as its source and no
- * rejection names. An event lost to a crash, a timeout or a restart leaves such an upload behind; nothing else
- * would ever register it. With `model`, only that model's uploads are looked at (one listing, one manifest read
- * and the model's rejections). A model whose manifest is corrupt keeps its uploads pending: the next
- * reconciliation retries them. Storage failures throw.
+ * Writes the upload's {@link OutcomeRecord}, the last step: a version (or a repeated delivery of the upload it was
+ * registered from) is `registered`, the same bytes under another key are a `duplicate`, a refusal is `refused`.
+ */
+async function recordOutcome(
+  outcome: RegistrationOutcome,
+  rejection: { key: string; sha256?: string } | undefined,
+  options: RegistrationOptions,
+  now: () => Date,
+): Promise<void> {
+  if (outcome.kind === 'ignored') return;
+  const { model, key } = outcome;
+  const decidedAt = now().toISOString();
+  let record: OutcomeRecord;
+  if (outcome.kind === 'rejected') {
+    record = {
+      sourceKey: key,
+      outcome: 'refused',
+      reason: outcome.reason,
+      ...(rejection === undefined ? {} : { rejectionKey: rejection.key }),
+      ...(rejection?.sha256 === undefined ? {} : { sha256: rejection.sha256 }),
+      decidedAt,
+    };
+  } else {
+    const row = (await options.repository.readManifest(model))?.manifest.versions.find(
+      (v) => v.version === outcome.version,
+    );
+    record = {
+      sourceKey: key,
+      outcome: row === undefined || row.sourceKey === key ? 'registered' : 'duplicate',
+      version: outcome.version,
+      ...(row === undefined ? {} : { sha256: row.sha256 }),
+      decidedAt,
+    };
+  }
+  await options.repository.recordOutcome(model, record);
+}
+
+/**
+ * Uploads with no outcome yet: an `uploads/<model>/<file>.onnx` (or `.zip`) key without an outcome record
+ * (`models/<model>/outcomes/`). One listing of the uploads and one of each model's outcome records decide it: no
+ * upload, rejection or manifest is read. An event lost to a crash, a timeout or a restart leaves such an upload
+ * behind; nothing else would ever register it. With `model`, only that model's uploads are looked at. Storage
+ * failures throw.
  */
 export async function pendingUploads(
   options: Pick<RegistrationOptions, 'store' | 'repository'>,
@@ -156,9 +265,7 @@ export async function pendingUploads(
 ): Promise<string[]> {
   // No key is ever built from a name that is not allowed (its uploads are refused by name, never pending).
   if (model !== undefined && !isValidModelName(model)) return [];
-  const keys = (await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`)).filter(
-    (key) => parseUploadKey(key).kind === 'upload',
-  );
+  const keys = await options.store.list(model === undefined ? UPLOADS_PREFIX : `${UPLOADS_PREFIX}${model}/`);
   const byModel = new Map<string, string[]>();
   for (const key of keys) {
     const parsed = parseUploadKey(key);
@@ -167,25 +274,17 @@ export async function pendingUploads(
   }
   const pending: string[] = [];
   for (const [name, uploads] of byModel) {
-    // A corrupt manifest tells nothing: every upload not rejected stays pending (registering one again is a
-    // duplicate once the manifest is fixed).
-    const manifest = await options.repository.readManifest(name).catch((error: unknown) => {
-      if (error instanceof CorruptObjectError) return undefined;
-      throw error;
-    });
-    const rejections = await options.repository.listRejections(name);
-    const done = new Set([
-      ...(manifest?.manifest.versions ?? []).map((v) => v.sourceKey),
-      ...rejections.map((r) => r.sourceKey),
-    ]);
-    pending.push(...uploads.filter((key) => !done.has(key)));
+    const decided = await options.repository.outcomeIds(name);
+    pending.push(...uploads.filter((key) => !decided.has(outcomeId(key))));
   }
   return pending;
 }
 
 /**
- * Registers every {@link pendingUploads} upload (of `model`, or of all models), one after the other. A storage
- * failure leaves that upload pending for the next reconciliation instead of failing the others.
+ * Gives every {@link pendingUploads} upload (of `model`, or of all models) its outcome, one after the other. An
+ * upload the manifest already lists (its registration died after the manifest, before the outcome record) gets its
+ * record without being read again. A storage failure leaves that upload pending for the next reconciliation instead
+ * of failing the others.
  */
 export async function reconcileUploads(
   options: RegistrationOptions,
@@ -194,10 +293,32 @@ export async function reconcileUploads(
 ): Promise<{ outcomes: RegistrationOutcome[]; failures: { key: string; error: unknown }[] }> {
   const outcomes: RegistrationOutcome[] = [];
   const failures: { key: string; error: unknown }[] = [];
+  const sources = new Map<string, Map<string, string>>();
+  /** Version by source key of `name`'s manifest; empty for a corrupt one (its uploads are retried once it is fixed). */
+  const listedOf = async (name: string): Promise<Map<string, string>> => {
+    let listed = sources.get(name);
+    if (listed === undefined) {
+      const manifest = await options.repository.readManifest(name).catch((error: unknown) => {
+        if (error instanceof CorruptObjectError) return undefined;
+        throw error;
+      });
+      listed = new Map((manifest?.manifest.versions ?? []).map((v) => [v.sourceKey, v.version]));
+      sources.set(name, listed);
+    }
+    return listed;
+  };
   for (const key of await pendingUploads(options, model)) {
     if (skip.has(key)) continue;
     try {
-      outcomes.push(await registerUpload(key, options));
+      const name = uploadModel(key) ?? '';
+      const version = (await listedOf(name)).get(key);
+      if (version === undefined) {
+        outcomes.push(await registerUpload(key, options));
+        continue;
+      }
+      const outcome: RegistrationOutcome = { kind: 'registered', model: name, version, key };
+      await recordOutcome(outcome, undefined, options, options.now ?? (() => new Date()));
+      outcomes.push(outcome);
     } catch (error) {
       failures.push({ key, error });
     }
@@ -392,7 +513,9 @@ async function createSession(
  * optional `preprocess` (declared image preprocessing); a sidecar may carry `preprocess` alone.
  */
 async function readSample(key: string, options: RegistrationOptions): Promise<Sample | undefined> {
-  const object = await options.store.get(`${key}${SAMPLE_SUFFIX}`);
+  const object = await options.store.get(`${key}${SAMPLE_SUFFIX}`).catch((error: unknown) => {
+    throw new RegistrationStorageError(`could not read the sample ${key}${SAMPLE_SUFFIX}`, { cause: error });
+  });
   if (object === undefined) return undefined;
   let preprocess: Preprocess | undefined;
   let document: { inputs?: unknown; preprocess?: unknown } | undefined;

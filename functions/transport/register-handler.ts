@@ -33,6 +33,19 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     maxGraphBytes: runtime.config.maxGraphBytes,
     limits: runtime.config.limits,
     catalogPreprocess: runtime.config.catalogPreprocess,
+    ...(runtime.config.faultKillAfterStep === undefined
+      ? {}
+      : { afterStep: killAfter(runtime.config.faultKillAfterStep) }),
+  };
+}
+
+/**
+ * The crash tests' fault (`FAULT_KILL_AFTER_REGISTRATION_STEP`): the process dies at `step` as under `kill -9`, with
+ * no chance to clean up, so that the next start or event must finish what it left.
+ */
+function killAfter(step: string): (reached: string) => void {
+  return (reached) => {
+    if (reached === step) process.kill(process.pid, 'SIGKILL');
   };
 }
 

@@ -11,6 +11,7 @@ import {
 } from '../core/catalog.js';
 import type { Preprocess } from '../core/image/spec.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
+import { REGISTRATION_STEPS, type RegistrationStep } from '../core/model-repository.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
 import { ENV } from '../core/contract.js';
 import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
@@ -59,6 +60,8 @@ export interface RuntimeConfig {
   readonly registrationMemoryMb: number;
   /** `ONNXRUNTIME_THREAD`: where serving runs onnxruntime, `main` (default) or `worker` (a worker thread). */
   readonly onnxruntimeThread: 'main' | 'worker';
+  /** `FAULT_KILL_AFTER_REGISTRATION_STEP`: crash tests only; register kills its process after this step. */
+  readonly faultKillAfterStep?: RegistrationStep;
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
@@ -187,7 +190,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (thread !== 'main' && thread !== 'worker') {
     throw new ConfigurationError(`${ENV.onnxruntimeThread} must be main or worker, got "${thread}"`);
   }
+  const killAfter = env[ENV.faultKillAfterStep] || undefined;
+  if (killAfter !== undefined && !(REGISTRATION_STEPS as readonly string[]).includes(killAfter)) {
+    throw new ConfigurationError(`${ENV.faultKillAfterStep} must be one of ${REGISTRATION_STEPS.join(', ')}`);
+  }
   return {
+    ...(killAfter === undefined ? {} : { faultKillAfterStep: killAfter as RegistrationStep }),
     onnxruntimeThread: thread,
     bucket: env[ENV.modelBucket] || undefined,
     region: env[ENV.region] || S3_CLIENT_DEFAULTS.region,

@@ -12,6 +12,7 @@ import { createS3Client } from '../../functions/adapters/s3-client.js';
 import type { Manifest, Rejection } from '../../functions/core/types.js';
 import type { RegistrationOutcome } from '../../functions/core/registration.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import type { AccessDenial } from '../../functions/local/s3-access.js';
 import { linearRequest } from '../support/requests.js';
 
 /** An HTTP answer, body parsed as JSON when it is JSON. */
@@ -30,6 +31,8 @@ export interface FlowStack {
   /** The bucket through the S3 protocol (what the CLI and the handlers use too). */
   readonly store: S3BlobStore;
   readonly dataDir: string;
+  /** Requests the embedded S3 refused to a function under its deployed grants (none, when the grants suffice). */
+  readonly denials: readonly AccessDenial[];
   /** Outcomes registered so far for `key`, in order of completion. */
   outcomesFor(key: string): RegistrationOutcome[];
   /** Waits until `key` has more than `seen` outcomes and returns the next one; fails after `timeoutMs`. */
@@ -60,13 +63,20 @@ export function outputData(answer: HttpAnswer): number[] {
 
 /**
  * Starts the stack. `env` reaches the handlers' configuration; the manifest TTL defaults to 1 ms here so that a
- * test sees a new `latest` on its next request (the TTL itself is the model service's concern).
+ * test sees a new `latest` on its next request (the TTL itself is the model service's concern). With `dataDir`, the
+ * stack starts on that folder's data (a restart) and leaves it in place when it closes; else on a new temporary one,
+ * removed on close.
  */
-export async function startFlowStack(env: Record<string, string> = {}): Promise<FlowStack> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-'));
+export async function startFlowStack(
+  env: Record<string, string> = {},
+  options: { readonly dataDir?: string } = {},
+): Promise<FlowStack> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'onnx-serverless-flow-')));
   /** Waiters for a registration outcome; each returns true once it is done. */
   const registered = new Set<() => boolean>();
+  const denials: AccessDenial[] = [];
   const stack = await startLocal({
+    onAccessDenied: (denial) => denials.push(denial),
     port: 0,
     s3Port: 0,
     dataDir,
@@ -120,6 +130,7 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
     client,
     store,
     dataDir,
+    denials,
     outcomesFor,
     waitForOutcome,
     uploadAndWait: async (model, file, body, sample) => {
@@ -141,7 +152,7 @@ export async function startFlowStack(env: Record<string, string> = {}): Promise<
     close: async () => {
       client.destroy();
       await stack.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

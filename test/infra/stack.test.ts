@@ -355,7 +355,7 @@ describe('security', () => {
     expect(others).toEqual([]);
   });
 
-  it('lets register read uploads/ and write models/ (aborting its multipart uploads) and rejected/, and control only read the index', () => {
+  it('lets register read uploads/, manifests and claims, write models/ (aborting its multipart uploads) and rejected/, and control only read the index', () => {
     const actionsOn = (roleId: string): Record<string, string[]> => {
       const result: Record<string, string[]> = {};
       for (const s of roleStatements(synth.template, roleId)) {
@@ -368,7 +368,7 @@ describe('security', () => {
       return result;
     };
     expect(actionsOn(logicalId(synth.stack.registerFunction.role))).toEqual({
-      's3:GetObject': ['uploads/*', 'models/*'],
+      's3:GetObject': ['uploads/*', 'models/*/manifest.json', 'models/*/claims/*'],
       's3:PutObject': ['models/*', 'rejected/*'],
       's3:AbortMultipartUpload': ['models/*'],
     });
@@ -382,7 +382,7 @@ describe('security', () => {
     expect(listed(logicalId(synth.stack.registerFunction.role))).toEqual([
       {
         StringLikeIfExists: {
-          's3:prefix': ['uploads/', 'uploads/*', 'models/', 'models/*', 'rejected/', 'rejected/*'],
+          's3:prefix': ['uploads/', 'uploads/*', 'models/', 'models/*'],
         },
       },
     ]);

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
+import { ENV } from '../core/contract.js';
 import { ModelRejectedError } from '../core/errors.js';
 import { MAX_TENSOR_RANK, type ModelSession, type SessionFactory, type SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
@@ -38,14 +39,17 @@ const MEMORY_POLL_MS = 50;
 // The child: creates one session from the bytes it is sent, runs it on request, answers over the IPC channel, and
 // exits when its parent goes away. Errors travel as text; the parent turns them into the adapter's errors.
 // Shapes deeper than MAX_TENSOR_RANK (argv[2]) are refused here, before millions of dimensions cross the channel.
+// Tests can make it crash as onnxruntime would (\`ENV.isolatedSessionFault\`), to prove that a signal ends as a refusal.
 const CHILD_SOURCE = `
 const ort = require(process.argv[1]);
 const maxRank = Number(process.argv[2]);
 const tooDeep = (name, shape) => Array.isArray(shape) && shape.length > maxRank
   ? 'tensor "' + name + '" has ' + shape.length + ' dimensions; at most ' + maxRank + ' are served' : undefined;
+const [faultSignal, faultOp] = (process.env.${ENV.isolatedSessionFault} || '').split(':');
 let session;
 process.on('disconnect', () => process.exit(0));
 process.on('message', async (message) => {
+  if (faultSignal && message.op === faultOp) process.kill(process.pid, faultSignal);
   try {
     if (message.op === 'create') {
       session = await ort.InferenceSession.create(message.model, message.options);
@@ -99,6 +103,26 @@ function residentBytes(pid: number): number | undefined {
   }
 }
 
+/** Children alive now, killed when this process exits. */
+const children = new Set<ChildProcess>();
+let killsOnExit = false;
+
+/**
+ * Kills `child` when this process exits, however it exits (a bounded shutdown abandons registrations mid-way): a
+ * child spinning inside onnxruntime never runs its own 'disconnect' handler, and would spin on as an orphan.
+ */
+function killOnExit(child: ChildProcess): void {
+  if (!killsOnExit) {
+    process.on('exit', () => {
+      for (const alive of children) alive.kill('SIGKILL');
+    });
+    killsOnExit = true;
+  }
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  child.once('error', () => children.delete(child));
+}
+
 /** One session in its own child process. */
 class IsolatedModelSession implements ModelSession {
   private pending: { resolve: (answer: ChildAnswer) => void; reject: (error: Error) => void } | undefined;
@@ -132,7 +156,13 @@ class IsolatedModelSession implements ModelSession {
       pending?.resolve(answer);
     });
     child.on('exit', (code, signal) => {
-      this.end(`onnxruntime stopped the process while ${this.doing} (${signal ?? `exit code ${code}`})`);
+      // A signal we did not send (ours end the session first): the model's native fault, named so that the user
+      // can tell a crash from a refusal by onnxruntime.
+      this.end(
+        signal === null
+          ? `onnxruntime stopped the process while ${this.doing} (exit code ${code})`
+          : `the model crashed onnxruntime (${signal}) while ${this.doing}`,
+      );
     });
     // Not the upload's fault (no process could start): a plain error, so that the event is delivered again.
     child.on('error', (error) => this.end(`the onnxruntime process failed: ${error.message}`, error, false));
@@ -148,6 +178,7 @@ class IsolatedModelSession implements ModelSession {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
+    killOnExit(child);
     // onnxruntime writes fatal errors to stderr; keep the tail for the reason, and never let it block the child.
     child.stderr?.setEncoding('utf8').on('data', () => undefined);
     const session = new IsolatedModelSession(child, limits);

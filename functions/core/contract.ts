@@ -44,6 +44,12 @@ export const ENV = {
   registrationTimeoutSeconds: 'REGISTRATION_TIMEOUT_SECONDS',
   /** Resident-memory cap of registration's isolated onnxruntime process, in MB. */
   registrationMemoryMb: 'REGISTRATION_MEMORY_MB',
+  /**
+   * Tests only, a fault injection: `<signal>:<create|run>` (e.g. `SIGFPE:run`) makes registration's isolated child
+   * raise that signal on itself when asked to create or to run its session, as a native crash of onnxruntime would.
+   * Nothing else reads it; never set it on a deployment.
+   */
+  isolatedSessionFault: 'ISOLATED_SESSION_FAULT',
   /** `worker` runs serving's onnxruntime sessions on a worker thread (`npm start`'s default); `main` on Lambda. */
   onnxruntimeThread: 'ONNXRUNTIME_THREAD',
   /** Serving: MiB per ranged GET of a model file (default 8). */

@@ -188,9 +188,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
-  // One onnxruntime worker for the whole process, shared by every function's runtime (a worker per function would
-  // load onnxruntime and its thread pools once per model).
-  const sessionFactory = config.onnxruntimeThread === 'worker' ? workerSessionFactory() : undefined;
+  // One onnxruntime worker for the whole process, shared by every function's serving runtime (a worker per function
+  // would load onnxruntime and its thread pools once per model). Serving only: registration keeps the runtime's
+  // default, a child process per upload under the registration deadline and memory cap, as deployed.
+  const servingSessionFactory = config.onnxruntimeThread === 'worker' ? workerSessionFactory() : undefined;
   // As deployed: registration (and the seeding here) writes with the AWS SDK; the serving functions read with the
   // GET-only reader, each under its own key pair.
   const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }, writes = false): Runtime =>
@@ -203,7 +204,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
         : new S3Reader({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
       telemetry: observability.telemetry,
       now: options.now,
-      ...(sessionFactory === undefined ? {} : { sessionFactory }),
+      ...(servingSessionFactory === undefined ? {} : { servingSessionFactory }),
     });
   const runtime = runtimeAs(s3.credentials, true);
   // Deployed, each model's function gets its catalog entry's limits.

@@ -5,6 +5,7 @@
  */
 import { ENV } from '../core/contract.js';
 import { busyPortMessage, startLocal, type LocalStack } from './local-runtime.js';
+import { endWithin } from './shutdown.js';
 
 // The SDK's "2027 releases need Node 22" notice is about the SDK's future, not this run: Node 20 works locally.
 process.env[ENV.sdkNodeVersionWarningDisabled] ??= 'true';
@@ -45,9 +46,34 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 
-const stop = async () => {
-  await stack.close();
-  process.exit(0);
+/**
+ * Ctrl-C or SIGTERM: stop listening, give work in flight {@link SHUTDOWN_GRACE_MS} to finish, then exit whatever
+ * still runs (registration's children die with this process); {@link SHUTDOWN_BOUND_MS} is the hard bound, for work
+ * stuck inside onnxruntime that would hold the exit itself. An upload abandoned mid-way has no outcome yet: the
+ * next start registers it. A second signal exits at once.
+ */
+const SHUTDOWN_GRACE_MS = 3_000;
+const SHUTDOWN_BOUND_MS = 6_000;
+let stopping = false;
+const stop = (signal: NodeJS.Signals) => {
+  if (stopping) process.exit(1);
+  stopping = true;
+  endWithin(SHUTDOWN_BOUND_MS);
+  console.log(`${signal}: stopping (work in flight gets ${SHUTDOWN_GRACE_MS / 1000} s)`);
+  const abandon = setTimeout(() => {
+    console.log('stopped with work in flight; uploads without an outcome are registered at the next start');
+    process.exit(0);
+  }, SHUTDOWN_GRACE_MS);
+  stack.close().then(
+    () => {
+      clearTimeout(abandon);
+      process.exit(0);
+    },
+    (error: unknown) => {
+      console.error('npm start: stopping failed:', error);
+      process.exit(1);
+    },
+  );
 };
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -19,11 +19,9 @@ export interface Runtime {
   readonly store: BlobStore;
   readonly repository: ModelRepository;
   readonly service: ModelService;
-  readonly sessionFactory: SessionFactory;
-  /**
-   * Sessions for registration's smoke test: each in a child process under the configured deadline and memory cap
-   * (unless a test overrides `sessionFactory`, which then serves both).
-   */
+  /** Sessions that serve inference (the service's). */
+  readonly servingSessionFactory: SessionFactory;
+  /** Sessions for registration's load and smoke test. */
   readonly registrationSessionFactory: SessionFactory;
 }
 
@@ -31,7 +29,18 @@ export interface Runtime {
 export interface RuntimeOverrides {
   /** @default {@link servingStoreFromConfig}: read-only on S3 */
   readonly store?: BlobStore;
-  readonly sessionFactory?: SessionFactory;
+  /**
+   * Sessions that serve inference, and nothing else.
+   * @default onnxruntime on this thread, or on a worker thread when `ONNXRUNTIME_THREAD=worker`
+   */
+  readonly servingSessionFactory?: SessionFactory;
+  /**
+   * Sessions for registration, and nothing else. An upload is untrusted: whatever replaces the default must bound
+   * it as the default does (a crash, a spin or a runaway allocation of the model must not reach the caller).
+   * @default {@link isolatedSessionFactory}: a child process per upload under `REGISTRATION_TIMEOUT_SECONDS` and
+   * `REGISTRATION_MEMORY_MB`
+   */
+  readonly registrationSessionFactory?: SessionFactory;
   readonly telemetry?: ServingTelemetry;
   /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
   readonly now?: () => number;
@@ -66,12 +75,12 @@ export function servingStoreFromConfig(config: RuntimeConfig): BlobStore {
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? servingStoreFromConfig(config);
   const repository = new ModelRepository(store);
-  const sessionFactory =
-    overrides.sessionFactory ??
+  const servingSessionFactory =
+    overrides.servingSessionFactory ??
     (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
   const service = new ModelService({
     repository,
-    sessionFactory,
+    sessionFactory: servingSessionFactory,
     sessionOptions: config.sessionOptions,
     manifestTtlMs: config.manifestTtlSeconds * 1000,
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
@@ -83,10 +92,10 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     maxLoadedBytes: config.maxLoadedBytes,
   });
   const registrationSessionFactory =
-    overrides.sessionFactory ??
+    overrides.registrationSessionFactory ??
     isolatedSessionFactory({
       deadlineMs: config.registrationTimeoutSeconds * 1000,
       memoryBytes: config.registrationMemoryMb * 2 ** 20,
     });
-  return { config, store, repository, service, sessionFactory, registrationSessionFactory };
+  return { config, store, repository, service, servingSessionFactory, registrationSessionFactory };
 }

@@ -158,7 +158,7 @@ async function coldInstance(
           ...base,
           service: new ModelService({
             repository: base.repository,
-            sessionFactory: base.sessionFactory,
+            sessionFactory: base.servingSessionFactory,
             sessionOptions: config.sessionOptions,
             manifestTtlMs: config.manifestTtlSeconds * 1000,
             storageTimeoutMs: options.storageTimeoutMs,

@@ -133,7 +133,7 @@ describe('infer handler', () => {
       create: async (model, options) => explode(await onnxruntimeSessionFactory.create(model, options)),
       createFromFile: async (file, options) => explode(await onnxruntimeSessionFactory.createFromFile(file, options)),
     };
-    const faulty = createRuntime(readConfig({ MODEL_DIR: dir }), { sessionFactory: broken });
+    const faulty = createRuntime(readConfig({ MODEL_DIR: dir }), { servingSessionFactory: broken });
     const handler = createInferHandler(faulty, observability, { model: 'linear' });
     const event = restEvent('POST', '/v2/models/linear/infer', request.body, { 'content-type': 'application/json' });
 

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
+import { ENV } from '../../functions/core/contract.js';
 import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
@@ -48,7 +49,7 @@ async function invoke(
   logicalId: string,
   events: readonly unknown[],
   node: { version?: string } = {},
-  options: { concurrent?: boolean; logs?: string[] } = {},
+  options: { concurrent?: boolean; logs?: string[]; faults?: Readonly<Record<string, string>> } = {},
 ): Promise<unknown[]> {
   const credentials = s3.server.credentialsFor(logicalId);
   const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
@@ -77,6 +78,8 @@ async function invoke(
       S3_ENDPOINT: s3.server.endpoint,
       // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
       POWERTOOLS_TRACE_ENABLED: 'false',
+      // Fault injections only (never a setting the template lacks).
+      ...options.faults,
     },
   });
   expect(nodeVersion).toBe(node.version === undefined ? process.version : `v${node.version}`);
@@ -370,6 +373,34 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
     const [result] = await invoke(idOf(synth.stack.registerFunction.function), [event]);
 
     expect(result).toMatchObject({ outcomes: [{ kind: 'rejected' }] });
+  });
+
+  it('register refuses an upload whose onnxruntime dies by a signal, naming it, and the instance lives', async () => {
+    // The crash is raised in registration's isolated child, as onnxruntime's own SIGSEGV would be.
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/square/crash.onnx', Body: squareModel('crash') }),
+    );
+    const event = await eventFor('uploads/square/crash.onnx');
+
+    // The handler answering at all is the instance living on: deployed, a crash in-process would end it.
+    const [result] = await invoke(
+      idOf(synth.stack.registerFunction.function),
+      [event],
+      {},
+      {
+        faults: { [ENV.isolatedSessionFault]: 'SIGSEGV:create' },
+      },
+    );
+
+    expect(result).toMatchObject({
+      outcomes: [
+        {
+          kind: 'rejected',
+          key: 'uploads/square/crash.onnx',
+          reason: expect.stringMatching(/the model crashed onnxruntime \(SIGSEGV\) while loading the model/),
+        },
+      ],
+    });
   });
 
   it('a 640x640 model registered with its catalog preprocessing answers a JPEG body (sharp from the layer)', async () => {

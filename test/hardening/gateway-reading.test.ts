@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
+import { ConfigurationError, readConfig } from '../../functions/wiring/config.js';
 import { linearBody, linearModel, sendRaw } from './fixture.js';
 
 const MIB = 1024 * 1024;
@@ -34,7 +35,7 @@ beforeAll(async () => {
     s3Port: 0,
     dataDir,
     silent: true,
-    env: { GATEWAY_BODY_TIMEOUT_SECONDS: String(BODY_TIMEOUT_SECONDS) },
+    env: { GATEWAY_BODY_TIMEOUT_SECONDS: String(BODY_TIMEOUT_SECONDS), GATEWAY_LINGER_SECONDS: '1' },
   });
   port = Number(new URL(stack.gatewayUrl).port);
   await stack.runtime.store.put('uploads/linear/linear.onnx', linearModel(2, 1));
@@ -172,4 +173,18 @@ it('closes the connection of a body over twice the limit after a bounded drain',
   expect(answer).toMatch(/^HTTP\/1\.1 413 /);
   // Read up to twice the limit, then closed: never the whole 200 MiB (what the socket buffers hold counts too).
   expect(written).toBeLessThan(2 * LIMIT + 16 * MIB);
+});
+
+it('reads the read bounds from the environment, with the defaults the README states', () => {
+  expect(readConfig({}).gateway).toEqual({ bodyTimeoutMs: 30_000, minBodyBytesPerSecond: 16_384, lingerMs: 5_000 });
+  expect(
+    readConfig({ GATEWAY_BODY_TIMEOUT_SECONDS: '0.5', GATEWAY_MIN_BODY_RATE: '0', GATEWAY_LINGER_SECONDS: '0' })
+      .gateway,
+  ).toEqual({ bodyTimeoutMs: 500, minBodyBytesPerSecond: 0, lingerMs: 0 });
+  expect(() => readConfig({ GATEWAY_BODY_TIMEOUT_SECONDS: '0' })).toThrow(
+    new ConfigurationError('GATEWAY_BODY_TIMEOUT_SECONDS must be a positive number, got "0"'),
+  );
+  expect(() => readConfig({ GATEWAY_MIN_BODY_RATE: 'fast' })).toThrow(
+    new ConfigurationError('GATEWAY_MIN_BODY_RATE must be a number of 0 or more, got "fast"'),
+  );
 });

@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createSharpImageDecoder } from '../functions/adapters/sharp-image-decoder.js';
-import { imageToTensor, parsePreprocess } from '../functions/core/image/index.js';
+import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
+import { decodeImageOptions, imageToTensor, parsePreprocess } from '../functions/core/image/index.js';
 import { createPrng } from '../tools/onnx/prng.js';
 import { median, timeAlternating } from './stats.js';
 
@@ -40,17 +41,17 @@ export async function measureImagePreprocess(): Promise<Record<string, number>> 
   const parsed = parsePreprocess({ images: { images: { size: [640, 640] } } });
   if (!parsed.ok) throw new Error(parsed.message);
   const spec = parsed.value.images['images']!;
-  const decoded = await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 });
+  const decoded = await decoder.decode(jpeg, decodeImageOptions(DEFAULT_LIMITS, { mediaType: 'image/jpeg' }));
   const samples = await timeAlternating(
     {
       whole: async () =>
         imageToTensor(
-          await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+          await decoder.decode(jpeg, decodeImageOptions(DEFAULT_LIMITS, { mediaType: 'image/jpeg' })),
           spec,
           'images',
           'FP32',
         ),
-      decode: () => decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+      decode: () => decoder.decode(jpeg, decodeImageOptions(DEFAULT_LIMITS, { mediaType: 'image/jpeg' })),
       math: () => imageToTensor(decoded, spec, 'images', 'FP32'),
     },
     { warmup: 5, blocks: 10, perBlock: 5 },
@@ -69,13 +70,13 @@ export async function measureImagePreprocess(): Promise<Record<string, number>> 
   for (let i = 0; i < 30; i++) {
     await cpuOf(cpu, async () =>
       imageToTensor(
-        await decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }),
+        await decoder.decode(jpeg, decodeImageOptions(DEFAULT_LIMITS, { mediaType: 'image/jpeg' })),
         spec,
         'images',
         'FP32',
       ),
     );
-    await cpuOf(cpuDecode, () => decoder.decode(jpeg, { mediaType: 'image/jpeg', maxPixels: 40_000_000 }));
+    await cpuOf(cpuDecode, () => decoder.decode(jpeg, decodeImageOptions(DEFAULT_LIMITS, { mediaType: 'image/jpeg' })));
     await cpuOf(cpuMath, () => imageToTensor(decoded, spec, 'images', 'FP32'));
   }
   const tensorBytes = 3 * 640 * 640 * 4;

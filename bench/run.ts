@@ -18,6 +18,7 @@ import { readConfig } from '../functions/wiring/config.js';
 import { startLocal, type LocalStack } from '../functions/local/local-runtime.js';
 import { layerSizes, synthesizeInfer } from './artifacts.js';
 import { measureCodec } from './codec.js';
+import { measureDecodeStarvation } from './decode-starvation.js';
 import { measureImagePreprocess } from './image.js';
 import { measureColdStart, measureLoadMemory, measureLoadAlternatives, type S3Access } from './cold.js';
 import { modelInputs } from './inputs.js';
@@ -190,6 +191,9 @@ async function main(): Promise<void> {
     step('image preprocessing (1280x720 JPEG -> [1, 3, 640, 640] FP32 letterbox)');
     const image = await measureImagePreprocess();
 
+    step('image decodes against the embedded S3 server (4 slow decodes, gated vs ungated)');
+    const starvation = await measureDecodeStarvation();
+
     step(`registering ${name}, linear and a ${LARGE_WEIGHT_BYTES / 1024 ** 2} MB model in the embedded S3 server`);
     stack = await startLocal({ port: 0, s3Port: 0, dataDir: join(workDir, 's3'), silent: true, env });
     await register(stack, name, 'model.onnx', modelBytes);
@@ -283,6 +287,7 @@ async function main(): Promise<void> {
       ...warm,
       ...codec,
       ...image,
+      ...starvation,
       ...cold,
       ...optimizedGraph,
       bundle_bytes: infer.bundleBytes,

@@ -42,8 +42,15 @@ export const limitsSchema = z
     maxIdLength: z.number().int().positive().default(256),
     /** Response body in bytes (Lambda's synchronous response limit is 6 MB, base64 included). */
     maxResponseBytes: z.number().int().positive().default(PLATFORM_LIMITS.defaultMaxResponseBytes),
-    /** Width × height of an image body, checked from its header before decoding (a decompression bomb's guard). */
+    /**
+     * Width × height decoded per request, over all its images (an image body, or the BYTES image elements of a
+     * batch), each image checked from its header before decoding (a decompression bomb's guard).
+     */
     maxImagePixels: z.number().int().positive().default(40_000_000),
+    /** Seconds one image decode may take (libvips' processing timeout). */
+    imageDecodeTimeoutSeconds: z.number().int().positive().default(5),
+    /** Scans of a JPEG image, counted from its markers before decoding (progressive scan bombs). */
+    maxJpegScans: z.number().int().positive().default(100),
     /**
      * Smallest response body compressed when the client's `Accept-Encoding` allows gzip or deflate: below about a
      * kilobyte the coding's framing costs more than it saves.

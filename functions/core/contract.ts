@@ -75,6 +75,12 @@ export const ENV = {
   s3Port: 'S3_PORT',
   /** `npm start`: where the embedded S3 server keeps its data. */
   dataDir: 'DATA_DIR',
+  /** `npm start`: seconds the local gateway gives a request body to arrive (default 30). */
+  gatewayBodyTimeoutSeconds: 'GATEWAY_BODY_TIMEOUT_SECONDS',
+  /** `npm start`: bytes per second a body must keep arriving at, over each 5 s (default 16384; 0 disables). */
+  gatewayMinBodyRate: 'GATEWAY_MIN_BODY_RATE',
+  /** `npm start`: seconds a refused body is still read before the connection closes (default 5). */
+  gatewayLingerSeconds: 'GATEWAY_LINGER_SECONDS',
   /**
    * `true` silences the AWS SDK's notice that its 2027 releases need Node 22. Set by the local tools (`npm start`,
    * `npm run models`) when unset, since Node 20 is supported locally; never set on Lambda (Node 22 or 24 there).

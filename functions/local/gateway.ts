@@ -7,6 +7,11 @@
  * bodies over API Gateway's 10 MB (or the configured `maxBodyBytes`) and events over Lambda's 6 MB request payload
  * (the body is base64 inside it, so about 4.5 MiB of body) are a 413; a result over Lambda's response payload limit
  * is a 502, as API Gateway answers it.
+ *
+ * Reading is bounded too, since one local process holds what API Gateway's fleet spreads out: a body must arrive
+ * within a deadline and keep a minimum rate (a stalled upload is a 408, its bytes released), and a refused body is
+ * read and dropped for a bounded time and size before the connection closes (a lingering close), so that a client
+ * still sending gets to read its answer instead of a connection reset.
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -15,6 +20,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { HttpHandler, InferHandler } from '../transport/http-handlers.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { isModelPath } from '../transport/routes.js';
+import { GATEWAY_READ_LIMIT_DEFAULTS } from '../wiring/config.js';
 
 /** Settings of {@link startGateway}. */
 export interface GatewayOptions {
@@ -32,10 +38,21 @@ export interface GatewayOptions {
    * process does). @default 4 x `maxBodyBytes`
    */
   readonly maxBufferedBytes?: number;
+  /** The whole body must arrive within this long of the request head, else 408. @default {@link GATEWAY_READ_LIMIT_DEFAULTS} */
+  readonly bodyTimeoutMs?: number;
+  /**
+   * Bytes per second a body must keep arriving at, measured over each `bodyRateWindowMs` (a stalled upload is a 408
+   * at the end of its window, long before the deadline); 0 disables the check. @default {@link GATEWAY_READ_LIMIT_DEFAULTS}
+   */
+  readonly minBodyBytesPerSecond?: number;
+  /** The window of `minBodyBytesPerSecond`. @default {@link GATEWAY_READ_LIMIT_DEFAULTS} */
+  readonly bodyRateWindowMs?: number;
+  /**
+   * How long a refused body is still read and dropped (lingering close) before the connection closes; the bytes
+   * read are bounded as well, by twice `maxBodyBytes` in all. @default {@link GATEWAY_READ_LIMIT_DEFAULTS}
+   */
+  readonly lingerMs?: number;
 }
-
-/** Bytes of a refused body still read and dropped so that the client can read the answer, before the socket closes. */
-const REFUSED_BODY_DRAIN_BYTES = 1024 * 1024;
 
 /** A running gateway. */
 export interface Gateway {
@@ -162,41 +179,95 @@ function resultTooLargeMessage(resultBytes: number): string {
   );
 }
 
+/**
+ * Reads and drops the rest of a refused body, then closes: the answer is already written, and closing while the
+ * client still sends would reset the connection before it reads that answer (Node's fetch and curl then report
+ * EPIPE). Bounded by `bytes` in all (what was read before the refusal counts) and by `ms`.
+ */
+function lingerThenClose(request: http.IncomingMessage, read: number, bytes: number, ms: number): void {
+  const socket = request.socket;
+  if (request.complete) return;
+  // Node's server destroys the socket as soon as a `connection: close` answer is written (socket.destroySoon);
+  // here the gateway closes it itself, once the body is read or a bound is reached.
+  socket.destroySoon = () => undefined;
+  let drained = read;
+  const timer = setTimeout(() => socket.destroy(), ms).unref();
+  socket.once('close', () => clearTimeout(timer));
+  request.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > bytes) socket.destroy();
+  });
+  // The whole body is read: the client now reads its answer; the connection ends, with no reset.
+  request.on('end', () => socket.end());
+  request.resume();
+}
+
 /** Starts the gateway; resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_MAX_BODY;
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * maxBodyBytes;
+  const defaults = GATEWAY_READ_LIMIT_DEFAULTS;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? defaults.bodyTimeoutSeconds * 1000;
+  const minRate = options.minBodyBytesPerSecond ?? defaults.minBodyBytesPerSecond;
+  const rateWindowMs = options.bodyRateWindowMs ?? defaults.bodyRateWindowSeconds * 1000;
+  const lingerMs = options.lingerMs ?? defaults.lingerSeconds * 1000;
+  const minWindowBytes = (minRate * rateWindowMs) / 1000;
   let buffered = 0;
-  const server = http.createServer((request, response) => {
+  const handle = (request: http.IncomingMessage, response: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let held = 0;
     let refused = false;
+    let windowBytes = 0;
     const release = () => {
       buffered -= held;
       held = 0;
     };
-    response.on('close', release);
+    const deadline = setTimeout(() => {
+      refuse(
+        408,
+        `the request body did not arrive within ${bodyTimeoutMs / 1000} s (${size} bytes read): send the whole ` +
+          'body at once, or a smaller one',
+      );
+    }, bodyTimeoutMs).unref();
+    const rate =
+      minWindowBytes > 0
+        ? setInterval(() => {
+            if (windowBytes < minWindowBytes) {
+              refuse(
+                408,
+                `the request body arrived at ${Math.round((windowBytes * 1000) / rateWindowMs)} bytes/s over ` +
+                  `${rateWindowMs / 1000} s, under the minimum of ${minRate} bytes/s (${size} bytes read): send ` +
+                  'the body without pausing',
+              );
+            }
+            windowBytes = 0;
+          }, rateWindowMs).unref()
+        : undefined;
+    const stopTimers = () => {
+      clearTimeout(deadline);
+      clearInterval(rate);
+    };
+    response.on('close', () => {
+      stopTimers();
+      release();
+    });
     /**
-     * Answers now and stops reading: the connection closes once a little more of the body (so that the client,
-     * still sending, gets to read the answer) has been dropped, never after the whole of an endless body.
+     * Answers now and stops keeping the body: the connection closes once the rest of it is read and dropped
+     * (bounded), never after the whole of an endless body.
      */
     const refuse = (statusCode: number, message: string, headers: Record<string, string> = {}) => {
+      if (refused) return;
       refused = true;
+      stopTimers();
       chunks.length = 0;
       release();
+      lingerThenClose(request, size, 2 * maxBodyBytes, lingerMs);
       send(response, {
         statusCode,
         headers: { 'content-type': 'application/json', connection: 'close', ...headers },
         body: JSON.stringify({ error: message }),
       });
-      let drained = 0;
-      request.on('data', (chunk: Buffer) => {
-        drained += chunk.length;
-        if (drained > REFUSED_BODY_DRAIN_BYTES) request.socket.destroy();
-      });
-      response.on('finish', () => setTimeout(() => request.socket.destroy(), 1000).unref());
-      request.resume();
     };
     const tooLarge = () =>
       `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`;
@@ -208,6 +279,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     request.on('data', (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
+      windowBytes += chunk.length;
       if (size > maxBodyBytes) {
         refuse(413, tooLarge());
         return;
@@ -223,6 +295,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       chunks.push(chunk);
     });
     request.on('end', () => {
+      stopTimers();
       if (refused) return;
       const requestId = randomUUID();
       // Whatever a client sends, the gateway answers: a throw here would take the whole local stack down.
@@ -257,7 +330,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         });
     });
     request.on('error', () => response.destroy());
+  };
+  const server = http.createServer(handle);
+  // `Expect: 100-continue` (curl's large uploads): an oversized declared body is refused before the client sends it.
+  server.on('checkContinue', (request: http.IncomingMessage, response: http.ServerResponse) => {
+    if (!(Number(request.headers['content-length']) > maxBodyBytes)) response.writeContinue();
+    handle(request, response);
   });
+  // The body deadline above replaces Node's whole-request timeout (300 s by default); the head keeps Node's own.
+  server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

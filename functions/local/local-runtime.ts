@@ -240,6 +240,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       ),
       control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability, { notReadyReason }),
       maxBodyBytes: config.limits.maxBodyBytes,
+      ...config.gateway,
     });
   } catch (error) {
     // A busy gateway port must not leave the S3 server holding its own port.

@@ -66,7 +66,35 @@ export interface RuntimeConfig {
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
   readonly sessionOptions: SessionOptions;
+  /** The local gateway's read bounds (`npm start` only; API Gateway reads deployed bodies). */
+  readonly gateway: GatewayReadLimits;
 }
+
+/** Read bounds of the local gateway, in the units of its options (`startGateway`). */
+export interface GatewayReadLimits {
+  /** `GATEWAY_BODY_TIMEOUT_SECONDS`, default 30. */
+  readonly bodyTimeoutMs: number;
+  /** `GATEWAY_MIN_BODY_RATE` in bytes per second, default 16384; 0 disables the check. */
+  readonly minBodyBytesPerSecond: number;
+  /** `GATEWAY_LINGER_SECONDS`, default 5. */
+  readonly lingerMs: number;
+}
+
+/**
+ * Defaults of {@link GatewayReadLimits} (and the fixed 5 s window of the rate check); the README's limits table
+ * states them. API Gateway documents no body-read deadline of its own: its fleet reads a slow upload without holding
+ * the function, which is invoked once the body is whole. One local process holding four stalled 10 MB bodies would
+ * refuse every other POST, so the local gateway gives a body 30 s (about the 29 s API Gateway gives the whole
+ * integration) and drops one that falls under 16 KiB/s over 5 s (a stall). A refused body is still read for up to
+ * 5 s and twice `maxBodyBytes`: enough for a client sending up to twice the limit, on loopback, to finish writing and
+ * read its 413 (a close before that resets its connection).
+ */
+export const GATEWAY_READ_LIMIT_DEFAULTS = {
+  bodyTimeoutSeconds: 30,
+  minBodyBytesPerSecond: 16 * 1024,
+  bodyRateWindowSeconds: 5,
+  lingerSeconds: 5,
+} as const;
 
 /**
  * Bounds of registration's isolated session. The deadline leaves the register function's 5-minute timeout room
@@ -107,6 +135,15 @@ export class ConfigurationError extends Error {
     super(message);
     this.name = 'ConfigurationError';
   }
+}
+
+function nonNegativeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0)
+    throw new ConfigurationError(`${name} must be a number of 0 or more, got "${raw}"`);
+  return value;
 }
 
 function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -231,5 +268,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     functionName: env[ENV.functionName] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
+    gateway: {
+      bodyTimeoutMs:
+        positiveNumber(env, ENV.gatewayBodyTimeoutSeconds, GATEWAY_READ_LIMIT_DEFAULTS.bodyTimeoutSeconds) * 1000,
+      minBodyBytesPerSecond: nonNegativeNumber(
+        env,
+        ENV.gatewayMinBodyRate,
+        GATEWAY_READ_LIMIT_DEFAULTS.minBodyBytesPerSecond,
+      ),
+      lingerMs: nonNegativeNumber(env, ENV.gatewayLingerSeconds, GATEWAY_READ_LIMIT_DEFAULTS.lingerSeconds) * 1000,
+    },
   };
 }

@@ -224,11 +224,15 @@ describe('npm start: the local gateway over real HTTP', () => {
     // proven against a reference in test/image/).
     const photo = await readFile(path.join('models', 'photo.jpg'));
     const { createSharpImageDecoder } = await import('../../functions/adapters/sharp-image-decoder.js');
-    const { imageToTensor, parsePreprocess } = await import('../../functions/core/image/index.js');
+    const { decodeImageOptions, imageToTensor, parsePreprocess } = await import('../../functions/core/image/index.js');
+    const { DEFAULT_LIMITS } = await import('../../functions/core/catalog.js');
     const entry = JSON.parse(await readFile(path.join('models', 'detector.json'), 'utf8'));
     const parsed = parsePreprocess(entry.preprocess);
     if (!parsed.ok) throw new Error(parsed.message);
-    const pixels = await createSharpImageDecoder().decode(photo, { mediaType: 'image/jpeg', maxPixels: 1e8 });
+    const pixels = await createSharpImageDecoder().decode(
+      photo,
+      decodeImageOptions({ ...DEFAULT_LIMITS, maxImagePixels: 1e8 }, { mediaType: 'image/jpeg' }),
+    );
     const { tensor } = imageToTensor(pixels, parsed.value.images['images']!, 'images', 'FP32');
 
     // Act

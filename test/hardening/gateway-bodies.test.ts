@@ -1,6 +1,7 @@
 /**
  * The local gateway stops reading a body it refused (the connection closes after a bounded drain, instead of
- * reading gigabytes on a keep-alive connection) and caps the request bytes it holds across connections.
+ * reading gigabytes on a keep-alive connection), caps the request bytes it holds across connections, and drops a
+ * body that stalls under its minimum rate.
  */
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -131,4 +132,35 @@ it('answers 503 past the bytes it may hold across connections, and serves again 
     error: 'the gateway holds 5242880 bytes of request bodies already; retry shortly',
   });
   expect(after.status, after.text).toBe(200);
+});
+
+it('answers 408 to a body that stalls under the minimum rate, long before the deadline', async () => {
+  const slow = await startGateway({
+    port: 0,
+    infer: stack.infer,
+    control: createControlHandler(stack.runtime, createObservability('gateway-bodies', false)),
+    bodyTimeoutMs: 60_000,
+    minBodyBytesPerSecond: 1024,
+    bodyRateWindowMs: 300,
+    lingerMs: 200,
+  });
+  const answer = await new Promise<string>((resolve) => {
+    const socket = net.connect(Number(new URL(slow.url).port), '127.0.0.1', () => {
+      // 100 bytes of a 1,000-byte body, then nothing: 333 bytes/s over the first window at best.
+      socket.write('POST /v2/models/linear/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n');
+      socket.write(Buffer.alloc(100, 0x20));
+    });
+    let text = '';
+    socket.on('data', (data: Buffer) => {
+      text += data.toString('latin1');
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => undefined);
+  });
+  await slow.close();
+
+  expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  expect(answer).toMatch(
+    /"error":"the request body arrived at \d+ bytes\/s over 0.3 s, under the minimum of 1024 bytes\/s \(100 bytes read\): send the body without pausing"/,
+  );
 });

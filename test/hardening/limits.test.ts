@@ -31,6 +31,7 @@ import {
   type Answer,
   type HardenedStack,
 } from './fixture.js';
+import { scanBombJpeg } from '../image/scan-bomb.js';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -45,6 +46,8 @@ const TIGHT: Limits = {
   maxIdLength: 8,
   maxResponseBytes: 1024,
   maxImagePixels: 1000,
+  imageDecodeTimeoutSeconds: 1,
+  maxJpegScans: 5,
   minCompressBytes: 0,
 };
 
@@ -76,6 +79,9 @@ const png = (width: number, height: number) =>
     .toBuffer();
 const [pngAtLimit, pngOverLimit] = await Promise.all([png(40, 25), png(40, 26)]);
 const PNG_TYPE = { 'content-type': 'image/png' };
+// A grey progressive JPEG of 1 + levels scans: 5 is the limit, 6 past it.
+const jpegAtLimit = scanBombJpeg({ width: 8, height: 8, components: 1, lastCoefficient: 1, levels: 4 }).bytes;
+const jpegOverLimit = scanBombJpeg({ width: 8, height: 8, components: 1, lastCoefficient: 1, levels: 5 }).bytes;
 
 beforeAll(async () => {
   tight = await startHardened({ MODEL_LIMITS: JSON.stringify(TIGHT) });
@@ -194,12 +200,23 @@ const CASES: readonly LimitCase[] = [
     status: 413,
     headers: PNG_TYPE,
   },
+  {
+    limit: 'maxJpegScans',
+    model: 'picture',
+    atLimit: jpegAtLimit,
+    overLimit: jpegOverLimit,
+    status: 413,
+    headers: { 'content-type': 'image/jpeg' },
+  },
 ];
 
 describe('request limits, per function from MODEL_LIMITS', () => {
   it('covers every limit of the catalog schema', () => {
-    // minCompressBytes refuses nothing: its own test is below.
-    const refusing = Object.keys(DEFAULT_LIMITS).filter((key) => key !== 'minCompressBytes');
+    // minCompressBytes refuses nothing: its own test is below. No image small enough for maxImagePixels here takes a
+    // second to decode: imageDecodeTimeoutSeconds has its own test (test/image/decode-bounds.test.ts).
+    const refusing = Object.keys(DEFAULT_LIMITS).filter(
+      (key) => key !== 'minCompressBytes' && key !== 'imageDecodeTimeoutSeconds',
+    );
     expect(new Set(CASES.map((c) => c.limit))).toEqual(new Set(refusing));
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) expect(TIGHT[key]).not.toBe(DEFAULT_LIMITS[key]);
   });

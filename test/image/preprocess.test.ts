@@ -8,8 +8,10 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { createSharpImageDecoder } from '../../functions/adapters/sharp-image-decoder.js';
 import { float16BitsToFloat32 } from '../../functions/core/codec/index.js';
+import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import {
   checkImagePreprocess,
+  decodeImageOptions,
   imageGeometry,
   imageToTensor,
   parsePreprocess,
@@ -153,7 +155,10 @@ describe('image preprocessing against an independent reference', () => {
       const image = card(c.width, c.height);
       const s = spec(c.spec);
       // Act
-      const decoded = await decoder.decode(await encode(image, 'png'), { mediaType: 'image/png', maxPixels: 1e8 });
+      const decoded = await decoder.decode(
+        await encode(image, 'png'),
+        decodeImageOptions({ ...DEFAULT_LIMITS, maxImagePixels: 1e8 }, { mediaType: 'image/png' }),
+      );
       const { tensor } = imageToTensor(decoded, s, 'image', 'FP32');
       // Assess
       const want = reference(image, s);
@@ -192,7 +197,10 @@ describe('image preprocessing against an independent reference', () => {
     // not the pipeline's: the same pipeline on PNG is exact above. Measured here: mean 0.51/255, worst 39.3/255.
     const image = card(1280, 720);
     const s = spec({ size: [640, 640] });
-    const decoded = await decoder.decode(await encode(image, 'jpeg'), { mediaType: 'image/jpeg', maxPixels: 1e8 });
+    const decoded = await decoder.decode(
+      await encode(image, 'jpeg'),
+      decodeImageOptions({ ...DEFAULT_LIMITS, maxImagePixels: 1e8 }, { mediaType: 'image/jpeg' }),
+    );
     const got = imageToTensor(decoded, s, 'image', 'FP32').tensor.data as Float32Array;
     const want = reference(image, s).values;
     let sum = 0;
@@ -209,7 +217,10 @@ describe('image preprocessing against an independent reference', () => {
 
   it('WebP (lossless) is exact; FP16 and UINT8 inputs get the same values in their types', async () => {
     const image = card(200, 120);
-    const decoded = await decoder.decode(await encode(image, 'webp'), { mediaType: 'image/webp', maxPixels: 1e8 });
+    const decoded = await decoder.decode(
+      await encode(image, 'webp'),
+      decodeImageOptions({ ...DEFAULT_LIMITS, maxImagePixels: 1e8 }, { mediaType: 'image/webp' }),
+    );
     expect(Buffer.from(decoded.data).equals(Buffer.from(image.data))).toBe(true);
     const s = spec({ size: [96, 96], ...IMAGENET });
     const want = reference(image, s).values;

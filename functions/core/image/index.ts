@@ -11,5 +11,13 @@ export {
 export type { ImagePreprocess, Preprocess } from './spec.js';
 export { imageGeometry, imagePlacement, imageTensorElements, imageToTensor, syntheticImage } from './preprocess.js';
 export type { ImageGeometry, ImagePlacement, RgbImage } from './preprocess.js';
-export { IMAGE_MEDIA_TYPES, isImageMediaType } from './decoder.js';
-export type { DecodeImageOptions, ImageDecoder, ImageMediaType } from './decoder.js';
+export {
+  IMAGE_MEDIA_TYPES,
+  decodeImageOptions,
+  imageDecodeTimeoutError,
+  imagePixelsError,
+  isImageMediaType,
+  jpegScansError,
+} from './decoder.js';
+export type { DecodeImageOptions, DecodeLimits, ImageDecoder, ImageMediaType } from './decoder.js';
+export { jpegScanCount } from './jpeg-scans.js';

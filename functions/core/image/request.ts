@@ -5,7 +5,13 @@
 import type { Limits } from '../catalog.js';
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EncodedInput, InferenceRequest, ModelMetadata, Tensor } from '../types.js';
-import { IMAGE_MEDIA_TYPES, isImageMediaType, type ImageDecoder } from './decoder.js';
+import {
+  IMAGE_MEDIA_TYPES,
+  decodeImageOptions,
+  isImageMediaType,
+  type DecodeImageOptions,
+  type ImageDecoder,
+} from './decoder.js';
 import { imageGeometry, imageToTensor, type ImageGeometry, type ImagePlacement, type RgbImage } from './preprocess.js';
 
 /** The request an image body stands for, and where the image landed (the response's `parameters.image`). */
@@ -66,7 +72,7 @@ export async function decodeImageRequest(
     // Registration refuses such declarations; a hand-edited metadata file is the only way here.
     throw new BadRequestError(`${who} declares image preprocessing for "${name}", which is not its image input`);
   }
-  const image = await options.decoder.decode(body, { maxPixels: limits.maxImagePixels, mediaType });
+  const image = await options.decoder.decode(body, decodeImageOptions(limits, { mediaType }));
   assertTensorFits(imageGeometry(spec, image.height, image.width), 1, limits);
   const { tensor, placement } = imageToTensor(image, spec, name, input.datatype);
   return {
@@ -90,9 +96,11 @@ export interface EncodedImagesResult {
  * Decodes the images of a request's `encodedInputs` (BYTES elements holding JPEG, PNG or WebP files, for inputs
  * with declared preprocessing) and preprocesses each as an image body would be; N elements make a batch of N
  * (`[N, 3, H, W]`), which needs a dynamic batch dimension and images of one tensor size. The other inputs are kept.
+ * Each image becomes its slice of the tensor as soon as it is decoded, so at most one decoded image is held at a
+ * time, and the pixels of all the request's images count against one `maxImagePixels`.
  * @throws BadRequestError (400) for a shape other than `[N]` or `[N, 1]`, a batch the input cannot take, or bytes
- *   that are not such an image (naming the input and element); PayloadTooLargeError (413) over `maxImagePixels` or
- *   `maxElements`.
+ *   that are not such an image (naming the input and element); PayloadTooLargeError (413) over `maxImagePixels`,
+ *   `maxJpegScans`, `imageDecodeTimeoutSeconds` or `maxElements`.
  */
 export async function decodeEncodedImages(
   request: InferenceRequest,
@@ -103,11 +111,13 @@ export async function decodeEncodedImages(
   const placements: Record<string, ImagePlacement[]> = {};
   // Every tensor counts against maxElements, each image tensor checked before it is allocated.
   let used = rest.inputs.reduce((sum, t) => sum + t.data.length, 0);
+  let pixels = 0;
   for (const encoded of encodedInputs) {
-    const { tensor, placements: landed } = await encodedImageTensor(encoded, options, used);
-    tensors.push(tensor);
-    placements[encoded.name] = landed;
-    used += tensor.data.length;
+    const converted = await encodedImageTensor(encoded, options, used, pixels);
+    tensors.push(converted.tensor);
+    placements[encoded.name] = converted.placements;
+    used += converted.tensor.data.length;
+    pixels = converted.pixels;
   }
   return { request: { ...rest, inputs: [...rest.inputs, ...tensors] }, placements };
 }
@@ -116,7 +126,8 @@ async function encodedImageTensor(
   encoded: EncodedInput,
   options: Omit<ImageRequestOptions, 'mediaType' | 'binaryOutputs'>,
   used: number,
-): Promise<{ tensor: Tensor; placements: ImagePlacement[] }> {
+  pixelsBefore: number,
+): Promise<{ tensor: Tensor; placements: ImagePlacement[]; pixels: number }> {
   const { metadata, limits } = options;
   const { name, shape, elements } = encoded;
   const subject = `input "${name}"`;
@@ -145,46 +156,52 @@ async function encodedImageTensor(
         `${batch}: send shape [${batch}]`,
     );
   }
-  const decoded: { image: RgbImage; geometry: ImageGeometry }[] = [];
+  const placements: ImagePlacement[] = [];
+  let pixels = pixelsBefore;
+  let first: ImageGeometry | undefined;
+  let batch4: { data: Float32Array | Uint16Array | Uint8Array; shape: number[]; per: number } | undefined;
   for (let index = 0; index < count; index++) {
-    const image = await decodeElement(options.decoder, elements[index]!, limits.maxImagePixels, subject, index);
+    const decodeOptions = decodeImageOptions(limits, { pixelsBefore: pixels });
+    const image = await decodeElement(options.decoder, elements[index]!, decodeOptions, subject, index);
+    pixels += image.width * image.height;
     const geometry = imageGeometry(spec, image.height, image.width);
     assertTensorFits(geometry, count, limits, used);
-    const first = decoded[0]?.geometry;
     if (first !== undefined && (first.height !== geometry.height || first.width !== geometry.width)) {
       throw new BadRequestError(
         `${subject}: image ${index} becomes a ${geometry.height} x ${geometry.width} tensor but image 0 a ` +
           `${first.height} x ${first.width} one, and one batch has one size: send images of one size, or one per request`,
       );
     }
-    decoded.push({ image, geometry });
+    first ??= geometry;
+    // Converted now, so that the decoded pixels can go before the next image is decoded.
+    const { tensor, placement } = imageToTensor(image, spec, name, datatype);
+    placements.push(placement);
+    if (count === 1) return { tensor, placements, pixels };
+    if (batch4 === undefined) {
+      const per = tensor.data.length;
+      const data =
+        datatype === 'FP32'
+          ? new Float32Array(per * count)
+          : datatype === 'FP16'
+            ? new Uint16Array(per * count)
+            : new Uint8Array(per * count);
+      batch4 = { data, shape: [count, ...tensor.shape.slice(1)], per };
+    }
+    batch4.data.set(tensor.data as typeof batch4.data, index * batch4.per);
   }
-  const parts = decoded.map(({ image }) => imageToTensor(image, spec, name, datatype));
-  const placements = parts.map((p) => p.placement);
-  const [first] = parts;
-  if (count === 1) return { tensor: first!.tensor, placements };
-  const per = first!.tensor.data.length;
-  const data =
-    datatype === 'FP32'
-      ? new Float32Array(per * count)
-      : datatype === 'FP16'
-        ? new Uint16Array(per * count)
-        : new Uint8Array(per * count);
-  for (const [index, part] of parts.entries()) data.set(part.tensor.data as typeof data, index * per);
-  const shape4 = [count, ...first!.tensor.shape.slice(1)];
-  return { tensor: { name, datatype, shape: shape4, data }, placements };
+  return { tensor: { name, datatype, shape: batch4!.shape, data: batch4!.data }, placements, pixels };
 }
 
 /** Decodes one element, its errors naming the input and the element. */
 async function decodeElement(
   decoder: ImageDecoder,
   bytes: Uint8Array,
-  maxPixels: number,
+  options: DecodeImageOptions,
   subject: string,
   index: number,
 ): Promise<RgbImage> {
   try {
-    return await decoder.decode(bytes, { maxPixels });
+    return await decoder.decode(bytes, options);
   } catch (error) {
     const where = `${subject}, BYTES element ${index}`;
     if (error instanceof PayloadTooLargeError) throw new PayloadTooLargeError(`${where}: ${error.message}`);

@@ -34,6 +34,11 @@ export const ENV = {
    */
   sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
+  /**
+   * Deadline of one inference in ms for models whose `MODEL_LIMITS` set no `timeoutMs`: the shared infer function
+   * (deployed and under `npm start`); catalog models carry theirs in `MODEL_LIMITS`. Default 27,000 (29 s - 2 s).
+   */
+  inferenceTimeoutMs: 'INFERENCE_TIMEOUT_MS',
   maxModelBytes: 'MAX_MODEL_BYTES',
   /** Largest single `.onnx` upload that registration rewrites in memory (ZipMap, old opsets); default 512 MiB. */
   maxRewriteBytes: 'MAX_REWRITE_BYTES',

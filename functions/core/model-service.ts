@@ -11,6 +11,7 @@ import {
   BadRequestError,
   CorruptObjectError,
   InferenceServerError,
+  InferenceTimeoutError,
   NotFoundError,
   ServiceUnavailableError,
   StorageAccessDeniedError,
@@ -143,6 +144,36 @@ function isStorageFailure(error: unknown): boolean {
   return !(error instanceof InferenceServerError) && !(error instanceof StorageAccessDeniedError);
 }
 
+/** `session.run` under a deadline: past `timeoutMs` the session is aborted with an {@link InferenceTimeoutError}. */
+async function runWithin(
+  session: ModelSession,
+  inputs: readonly Tensor[],
+  outputNames: readonly string[],
+  target: ResolvedVersion,
+  timeoutMs: number | undefined,
+): Promise<Tensor[]> {
+  if (timeoutMs === undefined) return session.run(inputs, outputNames);
+  const controller = new AbortController();
+  const seconds = Number((timeoutMs / 1000).toFixed(3));
+  const timer = setTimeout(() => {
+    controller.abort(
+      new InferenceTimeoutError(
+        `model "${target.model}" version ${target.version} did not finish the inference within ${seconds} s ` +
+          '(its limits.timeoutMs), so it was stopped: send fewer rows or smaller inputs, or raise the limit',
+      ),
+    );
+  }, timeoutMs);
+  try {
+    return await session.run(inputs, outputNames, controller.signal);
+  } catch (error) {
+    // Whatever the engine reported as it was stopped, the client's answer is the deadline.
+    if (controller.signal.aborted) throw controller.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The serving core. One instance per process; it owns the session cache. */
 export class ModelService {
   private readonly manifests = new Map<string, { snapshot: ManifestSnapshot; readAt: number }>();
@@ -226,8 +257,17 @@ export class ModelService {
     return snapshot.manifest;
   }
 
-  /** Runs an inference on the resolved version. Inputs and outputs are checked against its metadata first. */
-  public async infer(target: ResolvedVersion, request: InferenceRequest): Promise<InferenceResponse> {
+  /**
+   * Runs an inference on the resolved version. Inputs and outputs are checked against its metadata first. Past
+   * `options.timeoutMs` (the model's `limits.timeoutMs`) the session is told to stop and the request gets an
+   * {@link InferenceTimeoutError} (504); how far the work stops depends on the session's engine (see
+   * `ModelSession.run`).
+   */
+  public async infer(
+    target: ResolvedVersion,
+    request: InferenceRequest,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<InferenceResponse> {
     const { metadata } = target;
     const inputs = checkInputs(request.inputs, metadata.inputs);
     const outputNames = request.outputs?.map((o) => o.name) ?? metadata.outputs.map((o) => o.name);
@@ -254,7 +294,7 @@ export class ModelService {
       target.version,
       async (session) => {
         const started = this.now();
-        const result = await session.run(inputs, outputNames);
+        const result = await runWithin(session, inputs, outputNames, target, options.timeoutMs);
         this.options.telemetry?.inferred?.({
           model: target.model,
           version: target.version,

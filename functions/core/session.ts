@@ -18,8 +18,16 @@ export interface SessionOptions {
 export interface ModelSession {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
-  /** Runs the model; `outputNames` selects and orders the outputs returned. */
-  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  /**
+   * False once the engine behind the session is gone (its process died or was stopped at a deadline): the session
+   * cache then loads the version again instead of running on it. @default true
+   */
+  readonly alive?: boolean;
+  /**
+   * Runs the model; `outputNames` selects and orders the outputs returned. When `signal` aborts (the inference
+   * deadline), the session stops the work as far as its engine allows and rejects with `signal.reason`.
+   */
+  run(inputs: readonly Tensor[], outputNames: readonly string[], signal?: AbortSignal): Promise<Tensor[]>;
   /** Frees native memory; the session must not be used afterwards. */
   release(): Promise<void>;
 }

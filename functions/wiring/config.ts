@@ -57,8 +57,11 @@ export interface RuntimeConfig {
    * on Lambda, 2048 locally.
    */
   readonly registrationMemoryMb: number;
-  /** `ONNXRUNTIME_THREAD`: where serving runs onnxruntime, `main` (default) or `worker` (a worker thread). */
-  readonly onnxruntimeThread: 'main' | 'worker';
+  /**
+   * `ONNXRUNTIME_THREAD`: where serving runs onnxruntime: `main` (default), `worker` (a worker thread of this
+   * process) or `process` (a supervised child process per session, `npm start`'s default).
+   */
+  readonly onnxruntimeThread: OnnxruntimeThread;
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
   readonly tracing: boolean;
   /** How onnxruntime sessions are created. */
@@ -139,14 +142,19 @@ export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env)
   );
 }
 
+/** Where serving runs onnxruntime (`ONNXRUNTIME_THREAD`). */
+export type OnnxruntimeThread = 'main' | 'worker' | 'process';
+
+const ONNXRUNTIME_THREADS: readonly OnnxruntimeThread[] = ['main', 'worker', 'process'];
+
 const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */
 export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   let limits = DEFAULT_LIMITS;
   const limitsJson = env[ENV.modelLimits];
+  let json: { timeoutMs?: unknown } | undefined;
   if (limitsJson !== undefined && limitsJson !== '') {
-    let json: unknown;
     try {
       json = JSON.parse(limitsJson);
     } catch {
@@ -155,6 +163,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     const parsed = limitsSchema.safeParse(json);
     if (!parsed.success) throw new ConfigurationError(`${ENV.modelLimits} is invalid: ${parsed.error.message}`);
     limits = parsed.data;
+  }
+  if (json?.timeoutMs === undefined && env[ENV.inferenceTimeoutMs]) {
+    limits = { ...limits, timeoutMs: Math.round(positiveNumber(env, ENV.inferenceTimeoutMs, limits.timeoutMs)) };
   }
   let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
   const preprocessJson = env[ENV.catalogPreprocess];
@@ -173,9 +184,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (!OPTIMIZATION_LEVELS.includes(level)) {
     throw new ConfigurationError(`${ENV.graphOptimizationLevel} must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
-  const thread = env[ENV.onnxruntimeThread] || 'main';
-  if (thread !== 'main' && thread !== 'worker') {
-    throw new ConfigurationError(`${ENV.onnxruntimeThread} must be main or worker, got "${thread}"`);
+  const thread = (env[ENV.onnxruntimeThread] || 'main') as OnnxruntimeThread;
+  if (!ONNXRUNTIME_THREADS.includes(thread)) {
+    throw new ConfigurationError(
+      `${ENV.onnxruntimeThread} must be one of ${ONNXRUNTIME_THREADS.join(', ')}, got "${thread}"`,
+    );
   }
   return {
     onnxruntimeThread: thread,

@@ -5,6 +5,7 @@
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
 import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
+import { supervisedSessionFactory } from '../adapters/supervised-session.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import type { BlobStore } from '../core/blob-store.js';
@@ -62,13 +63,27 @@ export function servingStoreFromConfig(config: RuntimeConfig): BlobStore {
   });
 }
 
+/**
+ * The serving session factory that `ONNXRUNTIME_THREAD` names: `main` runs onnxruntime on this thread, `worker` on
+ * a worker thread, `process` in a supervised child process per session (killed at a deadline, replaced when it
+ * dies). A process that serves several models at once shares one factory across its runtimes.
+ */
+export function servingSessionFactory(config: RuntimeConfig): SessionFactory & { close?(): void } {
+  switch (config.onnxruntimeThread) {
+    case 'process':
+      return supervisedSessionFactory();
+    case 'worker':
+      return workerSessionFactory();
+    default:
+      return onnxruntimeSessionFactory;
+  }
+}
+
 /** Builds the runtime. */
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? servingStoreFromConfig(config);
   const repository = new ModelRepository(store);
-  const sessionFactory =
-    overrides.sessionFactory ??
-    (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
+  const sessionFactory = overrides.sessionFactory ?? servingSessionFactory(config);
   const service = new ModelService({
     repository,
     sessionFactory,

@@ -13,8 +13,8 @@
  *   child) on the next request.
  *
  * One child per session (per model version) rather than a pool: a model stuck in a long run blocks only its own
- * requests, and killing its child drops no other model's session. Each child costs a Node process (measured in
- * `bench/`); the session budget bounds how many stay loaded. The child is a few lines of plain JavaScript passed to
+ * requests, and killing its child drops no other model's session. Each child costs a Node process (about 80 MB),
+ * which the session budget counts: it bounds how many stay loaded. The child is a few lines of plain JavaScript passed to
  * `node -e`, as registration's is: no file of its own to bundle.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -56,6 +56,12 @@ process.on('message', async (m) => {
   }
 });
 `;
+
+/**
+ * Resident memory of a child holding a tiny model (Node and onnxruntime themselves; measured: 81 MB on Linux x64):
+ * the session budget counts it, so many small models cannot add a process each without bound.
+ */
+const CHILD_OVERHEAD_BYTES = 80 * 2 ** 20;
 
 interface ChildAnswer {
   readonly id: number;
@@ -246,6 +252,7 @@ export function supervisedSessionFactory(): SupervisedSessionFactory {
   const create = (model: Uint8Array | string, options: SessionOptions): Promise<ModelSession> =>
     SupervisedModelSession.create(model, options, live);
   return {
+    sessionOverheadBytes: CHILD_OVERHEAD_BYTES,
     create,
     // The child reads the file itself: only its path crosses the process boundary.
     createFromFile: create,

@@ -187,8 +187,11 @@ export class ModelService {
   private readonly downloadPartBytes: number;
   private readonly downloadConcurrency: number;
   private readonly now: () => number;
+  /** What each loaded session costs beyond its model file, charged against `maxLoadedBytes`. */
+  private readonly sessionOverheadBytes: number;
 
   public constructor(private readonly options: ModelServiceOptions) {
+    this.sessionOverheadBytes = options.sessionFactory.sessionOverheadBytes ?? 0;
     this.manifestTtlMs = options.manifestTtlMs ?? MODEL_SERVICE_DEFAULTS.manifestTtlMs;
     this.retryAfterSeconds = options.retryAfterSeconds ?? MODEL_SERVICE_DEFAULTS.retryAfterSeconds;
     this.storageTimeoutMs = options.storageTimeoutMs ?? MODEL_SERVICE_DEFAULTS.storageTimeoutMs;
@@ -302,7 +305,7 @@ export class ModelService {
         });
         return result;
       },
-      metadata.size,
+      metadata.size + this.sessionOverheadBytes,
     );
     return {
       modelName: target.model,
@@ -315,7 +318,7 @@ export class ModelService {
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */
   public async ensureLoaded(target: ResolvedVersion): Promise<{ loaded: boolean }> {
-    return this.sessions.ensure(target.model, target.version, target.metadata.size);
+    return this.sessions.ensure(target.model, target.version, target.metadata.size + this.sessionOverheadBytes);
   }
 
   /** Models with a session loaded (or loading) in this process. */

@@ -34,6 +34,11 @@ export interface ModelSession {
 
 /** Creates sessions from model bytes, or from a model file on local disk. */
 export interface SessionFactory {
+  /**
+   * Memory each session costs beyond its model (a process of its own), charged against the session budget with the
+   * model file's size. @default 0
+   */
+  readonly sessionOverheadBytes?: number;
   create(model: Uint8Array, options: SessionOptions): Promise<ModelSession>;
   /**
    * Creates the session from a `.onnx` file (its external data files beside it): the engine reads the file itself,

@@ -176,6 +176,26 @@ it('answers 502 naming the signal when the serving process dies mid-run, then se
   expect((await spin(2)).status).toBe(200);
 });
 
+it("bounds the shared function's loaded models by the deployed session budget", async () => {
+  // 752 MB (a quarter of the shared function's 3,008 MB), each supervised session counted as its process (80 MB):
+  // at most 9 shared sessions stay loaded. The catalog models (spin, linear) have functions of their own.
+  const names = Array.from({ length: 12 }, (_, i) => `budget-${i}`);
+  for (const name of names) await stack.runtime.store.put(`uploads/${name}/m.onnx`, readFileSync('models/linear.onnx'));
+  await stack.settled();
+
+  for (const name of names) {
+    const answer = await infer(name, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }]);
+    expect(answer.status).toBe(200);
+  }
+  const deadline = performance.now() + 5000;
+  while (servingChildren().length > 11 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+
+  expect(servingChildren().length).toBeLessThanOrEqual(11);
+  expect((await infer(names[0]!, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }])).status).toBe(
+    200,
+  );
+});
+
 it('keeps no state for unknown model names', async () => {
   const startedBefore = [...stack.startedFunctions()];
 

@@ -54,6 +54,8 @@ export const ENV = {
   downloadConcurrency: 'MODEL_DOWNLOAD_CONCURRENCY',
   /** Serving: folder model files are downloaded to before onnxruntime reads them (default: the OS temp dir). */
   scratchDir: 'MODEL_SCRATCH_DIR',
+  /** Set by Lambda: `host:port` of the Runtime API, where an invocation's response is posted. */
+  lambdaRuntimeApi: 'AWS_LAMBDA_RUNTIME_API',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

@@ -51,6 +51,8 @@ export interface ModelServiceOptions {
   readonly telemetry?: ServingTelemetry;
   /** @default Date.now */
   readonly now?: () => number;
+  /** Watches each run whose engine this process cannot stop (see {@link RunWatchdog}). @default none */
+  readonly runWatchdog?: RunWatchdog;
   /** Loaded versions kept per model. @default 2 */
   readonly maxVersionsPerModel?: number;
   /** Model-file bytes kept loaded across all models (see `SessionCacheOptions.maxLoadedBytes`). @default no limit */
@@ -144,25 +146,36 @@ function isStorageFailure(error: unknown): boolean {
   return !(error instanceof InferenceServerError) && !(error instanceof StorageAccessDeniedError);
 }
 
-/** `session.run` under a deadline: past `timeoutMs` the session is aborted with an {@link InferenceTimeoutError}. */
+/**
+ * Watches runs that their engine cannot stop from this process's event loop (onnxruntime on the main thread blocks
+ * it for the whole run): something else (a watchdog thread) answers `expired` past `timeoutMs` and ends the process.
+ */
+export interface RunWatchdog {
+  /** Called as a run starts; returns what to call when it ends. */
+  watch(timeoutMs: number, expired: InferenceTimeoutError): () => void;
+}
+
+/**
+ * `session.run` under a deadline: past `timeoutMs` the session is aborted with an {@link InferenceTimeoutError};
+ * with a `watchdog`, that watches the run too.
+ */
 async function runWithin(
   session: ModelSession,
   inputs: readonly Tensor[],
   outputNames: readonly string[],
   target: ResolvedVersion,
   timeoutMs: number | undefined,
+  watchdog: RunWatchdog | undefined,
 ): Promise<Tensor[]> {
   if (timeoutMs === undefined) return session.run(inputs, outputNames);
   const controller = new AbortController();
   const seconds = Number((timeoutMs / 1000).toFixed(3));
-  const timer = setTimeout(() => {
-    controller.abort(
-      new InferenceTimeoutError(
-        `model "${target.model}" version ${target.version} did not finish the inference within ${seconds} s ` +
-          '(its limits.timeoutMs), so it was stopped: send fewer rows or smaller inputs, or raise the limit',
-      ),
-    );
-  }, timeoutMs);
+  const expired = new InferenceTimeoutError(
+    `model "${target.model}" version ${target.version} did not finish the inference within ${seconds} s ` +
+      '(its limits.timeoutMs), so it was stopped: send fewer rows or smaller inputs, or raise the limit',
+  );
+  const timer = setTimeout(() => controller.abort(expired), timeoutMs);
+  const unwatch = watchdog?.watch(timeoutMs, expired);
   try {
     return await session.run(inputs, outputNames, controller.signal);
   } catch (error) {
@@ -171,6 +184,7 @@ async function runWithin(
     throw error;
   } finally {
     clearTimeout(timer);
+    unwatch?.();
   }
 }
 
@@ -297,7 +311,14 @@ export class ModelService {
       target.version,
       async (session) => {
         const started = this.now();
-        const result = await runWithin(session, inputs, outputNames, target, options.timeoutMs);
+        const result = await runWithin(
+          session,
+          inputs,
+          outputNames,
+          target,
+          options.timeoutMs,
+          this.options.runWatchdog,
+        );
         this.options.telemetry?.inferred?.({
           model: target.model,
           version: target.version,

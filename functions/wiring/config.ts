@@ -48,6 +48,8 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** `MAX_REWRITE_BYTES`: largest single `.onnx` registration rewrites in memory, default 512 MiB. */
   readonly maxRewriteBytes: number;
+  /** `AWS_LAMBDA_RUNTIME_API` (set by Lambda): where the inference watchdog posts a 504 for a stuck run. */
+  readonly lambdaRuntimeApi?: string;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
@@ -224,6 +226,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     ),
     registrationMemoryMb: positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env)),
     functionName: env[ENV.functionName] || undefined,
+    lambdaRuntimeApi: env[ENV.lambdaRuntimeApi] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
   };

@@ -10,7 +10,7 @@ import { workerSessionFactory } from '../adapters/worker-session.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import type { BlobStore } from '../core/blob-store.js';
 import { ModelRepository } from '../core/model-repository.js';
-import { ModelService, type ServingTelemetry } from '../core/model-service.js';
+import { ModelService, type RunWatchdog, type ServingTelemetry } from '../core/model-service.js';
 import type { SessionFactory } from '../core/session.js';
 import { ConfigurationError, credentialsFromEnvironment, type RuntimeConfig } from './config.js';
 
@@ -33,6 +33,8 @@ export interface RuntimeOverrides {
   /** @default {@link servingStoreFromConfig}: read-only on S3 */
   readonly store?: BlobStore;
   readonly sessionFactory?: SessionFactory;
+  /** Watches serving's runs that its session factory cannot stop (deployed: onnxruntime on the main thread). */
+  readonly runWatchdog?: RunWatchdog;
   readonly telemetry?: ServingTelemetry;
   /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
   readonly now?: () => number;
@@ -96,6 +98,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
     now: overrides.now,
     maxLoadedBytes: config.maxLoadedBytes,
+    ...(overrides.runWatchdog === undefined ? {} : { runWatchdog: overrides.runWatchdog }),
   });
   const registrationSessionFactory =
     overrides.sessionFactory ??

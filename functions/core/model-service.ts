@@ -176,8 +176,14 @@ async function runWithin(
   );
   const timer = setTimeout(() => controller.abort(expired), timeoutMs);
   const unwatch = watchdog?.watch(timeoutMs, expired);
+  const running = session.run(inputs, outputNames, controller.signal);
+  // The answer is due at the deadline even from an engine that cannot stop (it settles later, unobserved).
+  running.catch(() => undefined);
+  const deadline = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+  });
   try {
-    return await session.run(inputs, outputNames, controller.signal);
+    return await Promise.race([running, deadline]);
   } catch (error) {
     // Whatever the engine reported as it was stopped, the client's answer is the deadline.
     if (controller.signal.aborted) throw controller.signal.reason;

@@ -9,7 +9,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { DEFAULT_LIMITS } from '../functions/core/catalog.js';
+import { DEFAULT_LIMITS, SHARED_FUNCTION_DEFAULTS, sessionBudgetMbFor } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { SHARED_INFER_ACCESS } from './function-grants.js';
@@ -44,7 +44,7 @@ export class SharedModelEndpoint extends Construct {
 
   constructor(scope: Construct, id: string, props: SharedModelEndpointProps) {
     super(scope, id);
-    const memoryMb = props.memoryMb ?? 3008;
+    const memoryMb = props.memoryMb ?? SHARED_FUNCTION_DEFAULTS.memoryMb;
     if (!Number.isInteger(memoryMb) || memoryMb < 512 || memoryMb > 10240) {
       throw new Error(
         `${this.node.path}: memoryMb of the shared infer function must be an integer from 512 to 10240, got ${memoryMb}`,
@@ -64,7 +64,7 @@ export class SharedModelEndpoint extends Construct {
         [ENV.modelBucket]: props.bucket.bucketName,
         [ENV.manifestTtlSeconds]: String(props.manifestTtlSeconds ?? 15),
         [ENV.modelLimits]: JSON.stringify(DEFAULT_LIMITS),
-        [ENV.sessionBudgetMb]: String(Math.floor(memoryMb / 4)),
+        [ENV.sessionBudgetMb]: String(sessionBudgetMbFor(memoryMb)),
       },
     });
     const role = this.inferFunction.role;

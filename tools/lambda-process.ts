@@ -6,6 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -91,6 +93,20 @@ export interface LambdaProcessOptions {
   readonly nodeOptions?: readonly string[];
   /** Keep what the function writes to stdout (its logs) in the result. @default false */
   readonly captureStdout?: boolean;
+  /**
+   * Serve Lambda's Runtime API response route on loopback (`AWS_LAMBDA_RUNTIME_API`), for a function that posts an
+   * invocation's answer itself and ends its process (the inference watchdog); the process may then end before every
+   * event is handled, and the result says how it ended instead of rejecting. @default false
+   */
+  readonly runtimeApi?: boolean;
+}
+
+/** What the function posted to the Runtime API, per invocation, and how its process ended. */
+export interface RuntimeApiRecord {
+  /** Bodies posted to `/2018-06-01/runtime/invocation/<id>/response`, by request id (`req-<index>`), parsed. */
+  readonly responses: ReadonlyMap<string, unknown>;
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
 }
 
 /** What happened in the process. Times are milliseconds since the process was spawned. */
@@ -114,6 +130,8 @@ export interface LambdaProcessResult {
   readonly stderr: string;
   /** `process.version` of the Node that ran the function, e.g. `v22.23.5`. */
   readonly nodeVersion: string;
+  /** With `runtimeApi`: what was posted there and how the process ended. */
+  readonly runtimeApi?: RuntimeApiRecord;
 }
 
 // The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
@@ -150,6 +168,7 @@ if (process.argv[4] === 'concurrent') {
   for (const event of events) {
     results.push(await handler(event, contextOf(results.length)));
     mark('response ' + peakRss());
+    mark('result ' + JSON.stringify(results[results.length - 1]));
   }
 }
 writeFileSync(process.argv[3], JSON.stringify(results));
@@ -197,6 +216,8 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
     LAMBDA_TASK_ROOT: task,
     ...(modules === undefined ? {} : { NODE_PATH: modules }),
   };
+  const api = options.runtimeApi === true ? await startRuntimeApi() : undefined;
+  if (api !== undefined) env['AWS_LAMBDA_RUNTIME_API'] = api.address;
   const started = performance.now();
   const mode = options.concurrent === true ? ['concurrent'] : [];
   const child = spawn(
@@ -212,6 +233,7 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   let initMs = NaN;
   let initRssBytes = NaN;
   const responseMs: number[] = [];
+  const handled: unknown[] = [];
   const peakRssBytes: number[] = [];
   lines(child.stdio[3] as Readable, (line) => {
     const at = performance.now() - started;
@@ -224,6 +246,8 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
     } else if (kind === 'response') {
       responseMs.push(at);
       peakRssBytes.push(Number(value));
+    } else if (kind === 'result') {
+      handled.push(JSON.parse(line.slice('result '.length)));
     }
   });
   let stderr = '';
@@ -240,11 +264,55 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   } else {
     child.stdout?.resume();
   }
-  const code = await new Promise<number | null>((resolve, reject) => {
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', resolve);
+    child.on('close', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
   });
+  if (api !== undefined) {
+    await api.close();
+    const runtimeApi = { responses: api.responses, exitCode: code, signal };
+    return {
+      results: handled,
+      initMs,
+      responseMs,
+      initRssBytes,
+      peakRssBytes,
+      stdout,
+      stderr,
+      nodeVersion,
+      runtimeApi,
+    };
+  }
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
   const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
   return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout, stderr, nodeVersion };
+}
+
+/** The Runtime API's response route on loopback: records each posted body by request id. */
+async function startRuntimeApi(): Promise<{
+  address: string;
+  responses: Map<string, unknown>;
+  close: () => Promise<void>;
+}> {
+  const responses = new Map<string, unknown>();
+  const server = createServer((request, response) => {
+    const id = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/response$/.exec(request.url ?? '')?.[1];
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      if (request.method !== 'POST' || id === undefined) {
+        response.writeHead(404).end();
+        return;
+      }
+      responses.set(decodeURIComponent(id), JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      response.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"OK"}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    responses,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

@@ -1,9 +1,10 @@
 /**
  * A `SessionFactory` whose sessions live on one worker thread: onnxruntime-node 1.30 blocks the calling thread for
  * the whole of `InferenceSession.create` and of `run` (measured on a 2.8 MB detection model: 1.4 s and 1.1 s with
- * the event loop stalled throughout), so a process that serves several things at once (`npm start`: gateway, S3
- * and register on one loop) moves them off its event loop. On Lambda one request runs at a time per instance, and
- * the main thread (no message copies) stays the default.
+ * the event loop stalled throughout), so a process that serves several things at once can move them off its event
+ * loop (`ONNXRUNTIME_THREAD=worker`). `npm start` uses supervised processes instead (`supervised-session.ts`): a
+ * thread dies with the process on a native fault, and cannot be stopped inside a native run. On Lambda one request
+ * runs at a time per instance, and the main thread (no message copies) stays the default.
  *
  * The worker's code is passed with `eval`, as the registration child's is, so no bundle needs a file of its own;
  * tensor conversion, options and error text stay in `onnxruntime-session.ts`.
@@ -73,6 +74,24 @@ class OnnxruntimeWorker {
   /** Bumped each time a worker starts: sessions of an earlier one are gone. */
   public generation = 0;
 
+  /** True when the worker of `generation` was retired and none has started since. */
+  public retired(generation: number): boolean {
+    return this.worker === undefined && this.generation === generation;
+  }
+
+  /**
+   * Gives up on the current worker (a run past its deadline): it is terminated, which takes effect once its native
+   * call returns, and the next call starts a new one. Its sessions are gone; their requests fail with `reason`.
+   */
+  public retire(reason: Error): void {
+    const worker = this.worker;
+    if (worker === undefined) return;
+    this.worker = undefined;
+    for (const pending of this.pending.values()) pending.reject(reason);
+    this.pending.clear();
+    void worker.terminate();
+  }
+
   public call(message: Record<string, unknown>): Promise<WorkerAnswer> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
@@ -122,22 +141,36 @@ class WorkerModelSession implements ModelSession {
     public readonly outputs: readonly TensorSpec[],
   ) {}
 
-  public async run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
-    if (this.worker.generation !== this.generation) {
+  /** False once the worker that held it was replaced: the session cache loads the version again. */
+  public get alive(): boolean {
+    return this.worker.generation === this.generation && !this.worker.retired(this.generation);
+  }
+
+  public async run(inputs: readonly Tensor[], outputNames: readonly string[], signal?: AbortSignal): Promise<Tensor[]> {
+    if (!this.alive) {
       throw new ServiceUnavailableError('the onnxruntime worker restarted and lost this session; retry', 1);
     }
-    const answer = await this.worker.call({
-      op: 'run',
-      sid: this.sid,
-      inputs: transferableInputs(inputs),
-      outputNames,
-    });
+    // A native run cannot be interrupted: past the deadline the worker is retired (its thread ends once the run
+    // does), so that the next requests get a fresh worker instead of queueing behind it.
+    const retire = () => this.worker.retire(signal?.reason as Error);
+    signal?.addEventListener('abort', retire, { once: true });
+    let answer: WorkerAnswer;
+    try {
+      answer = await this.worker.call({
+        op: 'run',
+        sid: this.sid,
+        inputs: transferableInputs(inputs),
+        outputNames,
+      });
+    } finally {
+      signal?.removeEventListener('abort', retire);
+    }
     if (!answer.ok) throw runFailure(new Error(answer.message));
     return tensorsFromAnswer(outputNames, answer.outputs);
   }
 
   public async release(): Promise<void> {
-    if (this.worker.generation !== this.generation) return;
+    if (!this.alive) return;
     await this.worker.call({ op: 'release', sid: this.sid });
   }
 }

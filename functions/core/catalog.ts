@@ -15,6 +15,31 @@ export function isValidModelName(name: string): boolean {
   return MODEL_NAME_PATTERN.test(name) && !name.includes('..');
 }
 
+/**
+ * The inference deadline a function gets when its limits set none: its timeout less a margin for answering the 504
+ * (2 s, or half of a timeout under 4 s). For the default 29 s function timeout (API Gateway's own), 27 s.
+ * @example defaultInferenceTimeoutMs(29) // 27_000
+ */
+export function defaultInferenceTimeoutMs(functionTimeoutSeconds: number): number {
+  const timeoutMs = functionTimeoutSeconds * 1000;
+  return Math.max(Math.round(timeoutMs / 2), timeoutMs - 2000);
+}
+
+/** API Gateway REST stops waiting after 29 s: the default timeout of every infer function. */
+const DEFAULT_FUNCTION_TIMEOUT_SECONDS = PLATFORM_LIMITS.apiGatewayTimeoutSeconds;
+
+/** The shared infer function (every model without a catalog entry): its memory unless the stack sets another. */
+export const SHARED_FUNCTION_DEFAULTS = { memoryMb: 3008 } as const;
+
+/**
+ * The shared function's session budget (`SESSION_BUDGET_MB`) for its memory size: a quarter, since onnxruntime holds
+ * about twice a model's file size and requests need room too. `npm start` applies the same default.
+ * @example sessionBudgetMbFor(3008) // 752
+ */
+export function sessionBudgetMbFor(memoryMb: number): number {
+  return Math.floor(memoryMb / 4);
+}
+
 /** Request limits, enforced before allocation. Defaults follow API Gateway's and Lambda's own limits. */
 export const limitsSchema = z
   .object({
@@ -56,6 +81,12 @@ export const limitsSchema = z
      * kilobyte the coding's framing costs more than it saves.
      */
     minCompressBytes: z.number().int().nonnegative().default(1024),
+    /**
+     * Deadline of one inference in milliseconds: past it the request gets a 504 and the work is stopped. In a
+     * catalog entry it defaults to the entry's `timeoutSeconds` less a margin ({@link defaultInferenceTimeoutMs})
+     * and must stay below it.
+     */
+    timeoutMs: z.number().int().positive().default(defaultInferenceTimeoutMs(DEFAULT_FUNCTION_TIMEOUT_SECONDS)),
   })
   .strict();
 
@@ -73,7 +104,7 @@ export const catalogEntrySchema = z
     /** CPU architecture of the function and of the onnxruntime layer it uses. */
     architecture: z.enum(['x86_64', 'arm64']).default('arm64'),
     /** Function timeout; API Gateway REST stops waiting after 29 s. */
-    timeoutSeconds: z.number().int().min(1).max(900).default(29),
+    timeoutSeconds: z.number().int().min(1).max(900).default(DEFAULT_FUNCTION_TIMEOUT_SECONDS),
     /** EventBridge warmer; `false` disables it. */
     warmer: z
       .union([
@@ -153,7 +184,17 @@ export function parseCatalogEntry(name: string, json: unknown): CatalogEntry {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new Error(`models/${name}.json is invalid: ${problems}`);
   }
-  return { ...parsed.data, name };
+  const entry = parsed.data;
+  const functionTimeoutMs = entry.timeoutSeconds * 1000;
+  const given = (json as { limits?: { timeoutMs?: unknown } } | null)?.limits?.timeoutMs !== undefined;
+  if (given && entry.limits.timeoutMs >= functionTimeoutMs) {
+    throw new Error(
+      `models/${name}.json is invalid: limits.timeoutMs (${entry.limits.timeoutMs}) must be below the function's ` +
+        `timeoutSeconds (${entry.timeoutSeconds} s), which would end the request first; lower it or raise timeoutSeconds`,
+    );
+  }
+  const timeoutMs = given ? entry.limits.timeoutMs : defaultInferenceTimeoutMs(entry.timeoutSeconds);
+  return { ...entry, limits: { ...entry.limits, timeoutMs }, name };
 }
 
 /**

@@ -34,6 +34,11 @@ export const ENV = {
    */
   sessionBudgetMb: 'SESSION_BUDGET_MB',
   storageTimeoutSeconds: 'STORAGE_TIMEOUT_SECONDS',
+  /**
+   * Deadline of one inference in ms for models whose `MODEL_LIMITS` set no `timeoutMs`: the shared infer function
+   * (deployed and under `npm start`); catalog models carry theirs in `MODEL_LIMITS`. Default 27,000 (29 s - 2 s).
+   */
+  inferenceTimeoutMs: 'INFERENCE_TIMEOUT_MS',
   maxModelBytes: 'MAX_MODEL_BYTES',
   /**
    * Largest model graph (an `.onnx` without its weights' values) registration holds in memory; by default what the
@@ -63,6 +68,8 @@ export const ENV = {
    * adding a version (`claimed`, `version-file` or `manifest`). Never set it on a deployed function.
    */
   faultKillAfterStep: 'FAULT_KILL_AFTER_REGISTRATION_STEP',
+  /** Set by Lambda: `host:port` of the Runtime API, where an invocation's response is posted. */
+  lambdaRuntimeApi: 'AWS_LAMBDA_RUNTIME_API',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
   /** Set by Lambda. */

@@ -76,6 +76,19 @@ export class ServiceUnavailableError extends InferenceServerError {
 }
 
 /**
+ * 502: the engine running the model died during the inference (a native fault such as SIGFPE). Deployed, API Gateway
+ * answers a crashed Lambda instance with a 502 too; locally the message says what happened.
+ */
+export class InferenceCrashedError extends InferenceServerError {
+  public readonly statusCode = 502;
+}
+
+/** 504: the inference passed its model's deadline (`limits.timeoutMs`); the work was stopped. */
+export class InferenceTimeoutError extends InferenceServerError {
+  public readonly statusCode = 504;
+}
+
+/**
  * Storage refused an operation (S3 403 AccessDenied): the function's permissions do not cover what it did. A
  * configuration error, not an outage: retrying cannot help, so it is a 500 with the request id (never a 503 that
  * invites retries), and its message (operation, key, storage's own words) goes to the log, not to the client.

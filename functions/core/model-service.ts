@@ -11,6 +11,7 @@ import {
   BadRequestError,
   CorruptObjectError,
   InferenceServerError,
+  InferenceTimeoutError,
   NotFoundError,
   ServiceUnavailableError,
   StorageAccessDeniedError,
@@ -50,6 +51,8 @@ export interface ModelServiceOptions {
   readonly telemetry?: ServingTelemetry;
   /** @default Date.now */
   readonly now?: () => number;
+  /** Watches each run whose engine this process cannot stop (see {@link RunWatchdog}). @default none */
+  readonly runWatchdog?: RunWatchdog;
   /** Loaded versions kept per model. @default 2 */
   readonly maxVersionsPerModel?: number;
   /** Model-file bytes kept loaded across all models (see `SessionCacheOptions.maxLoadedBytes`). @default no limit */
@@ -154,6 +157,54 @@ function isStorageFailure(error: unknown): boolean {
   return !(error instanceof InferenceServerError) && !(error instanceof StorageAccessDeniedError);
 }
 
+/**
+ * Watches runs that their engine cannot stop from this process's event loop (onnxruntime on the main thread blocks
+ * it for the whole run): something else (a watchdog thread) answers `expired` past `timeoutMs` and ends the process.
+ */
+export interface RunWatchdog {
+  /** Called as a run starts; returns what to call when it ends. */
+  watch(timeoutMs: number, expired: InferenceTimeoutError): () => void;
+}
+
+/**
+ * `session.run` under a deadline: past `timeoutMs` the session is aborted with an {@link InferenceTimeoutError};
+ * with a `watchdog`, that watches the run too.
+ */
+async function runWithin(
+  session: ModelSession,
+  inputs: readonly Tensor[],
+  outputNames: readonly string[],
+  target: ResolvedVersion,
+  timeoutMs: number | undefined,
+  watchdog: RunWatchdog | undefined,
+): Promise<Tensor[]> {
+  if (timeoutMs === undefined) return session.run(inputs, outputNames);
+  const controller = new AbortController();
+  const seconds = Number((timeoutMs / 1000).toFixed(3));
+  const expired = new InferenceTimeoutError(
+    `model "${target.model}" version ${target.version} did not finish the inference within ${seconds} s ` +
+      '(its limits.timeoutMs), so it was stopped: send fewer rows or smaller inputs, or raise the limit',
+  );
+  const timer = setTimeout(() => controller.abort(expired), timeoutMs);
+  const unwatch = watchdog?.watch(timeoutMs, expired);
+  const running = session.run(inputs, outputNames, controller.signal);
+  // The answer is due at the deadline even from an engine that cannot stop (it settles later, unobserved).
+  running.catch(() => undefined);
+  const deadline = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+  });
+  try {
+    return await Promise.race([running, deadline]);
+  } catch (error) {
+    // Whatever the engine reported as it was stopped, the client's answer is the deadline.
+    if (controller.signal.aborted) throw controller.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    unwatch?.();
+  }
+}
+
 /** The serving core. One instance per process; it owns the session cache. */
 export class ModelService {
   private readonly manifests = new Map<string, { snapshot: ManifestSnapshot; readAt: number }>();
@@ -167,8 +218,11 @@ export class ModelService {
   private readonly downloadPartBytes: number;
   private readonly downloadConcurrency: number;
   private readonly now: () => number;
+  /** What each loaded session costs beyond its model file, charged against `maxLoadedBytes`. */
+  private readonly sessionOverheadBytes: number;
 
   public constructor(private readonly options: ModelServiceOptions) {
+    this.sessionOverheadBytes = options.sessionFactory.sessionOverheadBytes ?? 0;
     this.manifestTtlMs = options.manifestTtlMs ?? MODEL_SERVICE_DEFAULTS.manifestTtlMs;
     this.retryAfterSeconds = options.retryAfterSeconds ?? MODEL_SERVICE_DEFAULTS.retryAfterSeconds;
     this.storageTimeoutMs = options.storageTimeoutMs ?? MODEL_SERVICE_DEFAULTS.storageTimeoutMs;
@@ -237,8 +291,17 @@ export class ModelService {
     return snapshot.manifest;
   }
 
-  /** Runs an inference on the resolved version. Inputs and outputs are checked against its metadata first. */
-  public async infer(target: ResolvedVersion, request: InferenceRequest): Promise<InferenceResponse> {
+  /**
+   * Runs an inference on the resolved version. Inputs and outputs are checked against its metadata first. Past
+   * `options.timeoutMs` (the model's `limits.timeoutMs`) the session is told to stop and the request gets an
+   * {@link InferenceTimeoutError} (504); how far the work stops depends on the session's engine (see
+   * `ModelSession.run`).
+   */
+  public async infer(
+    target: ResolvedVersion,
+    request: InferenceRequest,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<InferenceResponse> {
     const { metadata } = target;
     const inputs = checkInputs(request.inputs, metadata.inputs);
     const outputNames = request.outputs?.map((o) => o.name) ?? metadata.outputs.map((o) => o.name);
@@ -263,7 +326,14 @@ export class ModelService {
       target.version,
       async (session) => {
         const started = this.now();
-        const result = await session.run(inputs, outputNames);
+        const result = await runWithin(
+          session,
+          inputs,
+          outputNames,
+          target,
+          options.timeoutMs,
+          this.options.runWatchdog,
+        );
         this.options.telemetry?.inferred?.({
           model: target.model,
           version: target.version,
@@ -271,7 +341,7 @@ export class ModelService {
         });
         return result;
       },
-      metadata.size,
+      metadata.size + this.sessionOverheadBytes,
     );
     return {
       modelName: target.model,
@@ -284,7 +354,7 @@ export class ModelService {
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */
   public async ensureLoaded(target: ResolvedVersion): Promise<{ loaded: boolean }> {
-    return this.sessions.ensure(target.model, target.version, target.metadata.size);
+    return this.sessions.ensure(target.model, target.version, target.metadata.size + this.sessionOverheadBytes);
   }
 
   /** Models with a session loaded (or loading) in this process. */

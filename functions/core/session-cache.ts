@@ -4,6 +4,7 @@
  * models together weigh more than the byte budget (least recently used first), but only once no request is still
  * running on them.
  */
+import { ServiceUnavailableError } from './errors.js';
 import type { ModelSession } from './session.js';
 
 interface Entry {
@@ -81,18 +82,32 @@ export class SessionCache {
     work: (session: ModelSession) => Promise<T>,
     bytes = 0,
   ): Promise<T> {
-    const entry = this.entryFor(model, version, bytes);
-    entry.inFlight += 1;
-    entry.lastUsed = ++this.clock;
-    try {
-      const session = await entry.session;
-      this.evictBeyondBudget(model);
-      this.evictBeyondBytes(entry);
-      return await work(session);
-    } finally {
-      entry.inFlight -= 1;
-      if (entry.evicted && entry.inFlight === 0) void this.release(entry);
+    // A session whose engine is gone (its process died, or was stopped at a deadline) is loaded again, once.
+    for (let attempt = 0; ; attempt += 1) {
+      const entry = this.entryFor(model, version, bytes);
+      entry.inFlight += 1;
+      entry.lastUsed = ++this.clock;
+      try {
+        const session = await entry.session;
+        if (session.alive === false) {
+          this.forget(entry);
+          if (attempt === 0) continue;
+          throw new ServiceUnavailableError(`the engine of model "${model}" stopped while loading it; retry`, 1);
+        }
+        this.evictBeyondBudget(model);
+        this.evictBeyondBytes(entry);
+        return await work(session);
+      } finally {
+        entry.inFlight -= 1;
+        if (entry.evicted && entry.inFlight === 0) void this.release(entry);
+      }
     }
+  }
+
+  /** Drops an entry (if still cached); it is released once no request runs on it. */
+  private forget(entry: Entry): void {
+    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    entry.evicted = true;
   }
 
   /** Versions of `model` currently cached (loaded or loading). */

@@ -25,14 +25,27 @@ export interface SessionOptions {
 export interface ModelSession {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
-  /** Runs the model; `outputNames` selects and orders the outputs returned. */
-  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  /**
+   * False once the engine behind the session is gone (its process died or was stopped at a deadline): the session
+   * cache then loads the version again instead of running on it. @default true
+   */
+  readonly alive?: boolean;
+  /**
+   * Runs the model; `outputNames` selects and orders the outputs returned. When `signal` aborts (the inference
+   * deadline), the session stops the work as far as its engine allows and rejects with `signal.reason`.
+   */
+  run(inputs: readonly Tensor[], outputNames: readonly string[], signal?: AbortSignal): Promise<Tensor[]>;
   /** Frees native memory; the session must not be used afterwards. */
   release(): Promise<void>;
 }
 
 /** Creates sessions from model bytes, or from a model file on local disk. */
 export interface SessionFactory {
+  /**
+   * Memory each session costs beyond its model (a process of its own), charged against the session budget with the
+   * model file's size. @default 0
+   */
+  readonly sessionOverheadBytes?: number;
   create(model: Uint8Array, options: SessionOptions): Promise<ModelSession>;
   /**
    * Creates the session from a `.onnx` file (its external data files beside it): the engine reads the file itself,

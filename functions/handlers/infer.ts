@@ -2,13 +2,27 @@
  * Lambda entry point `infer-<model>`: serves `/v2/models/<MODEL_NAME>/...` and warmer events. With `MODEL_NAME`
  * unset it is the shared infer function: every model without a catalog entry, within `SESSION_BUDGET_MB`.
  * Everything that can happen at init does: configuration, clients, and (with `PRELOAD=true`) the latest session.
+ * Past a model's `limits.timeoutMs`, a run is answered 504 and the instance ends (`lambda-watchdog.ts`).
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
-import { createInferHandler } from '../transport/http-handlers.js';
+import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
+import { createInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import { errorResponse, toApiGatewayResult } from '../transport/http.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 import { credentialsFromEnvironment } from '../wiring/config.js';
 
-const { config, runtime, observability } = await bootstrap((settings) => settings.modelName ?? 'infer');
+// Deployed, onnxruntime runs on the main thread: a stuck run is answered (504) and ended by the watchdog thread.
+let watchdog: LambdaRunWatchdog | undefined;
+const { config, runtime, observability } = await bootstrap((settings) => settings.modelName ?? 'infer', {
+  runWatchdog: (settings) => {
+    if (settings.lambdaRuntimeApi === undefined || settings.onnxruntimeThread !== 'main') return undefined;
+    watchdog = lambdaRunWatchdog({
+      runtimeApi: settings.lambdaRuntimeApi,
+      render: (error, requestId) => toApiGatewayResult(errorResponse(error, requestId)),
+    });
+    return watchdog;
+  },
+});
 
 if (config.preload && config.modelName !== undefined) {
   // Init has its own 10 s budget and full CPU: a failed preload is not fatal, the first request loads again.
@@ -19,8 +33,7 @@ if (config.preload && config.modelName !== undefined) {
   }
 }
 
-/** The handler Lambda calls. */
-export const handler = createInferHandler(runtime, observability, {
+const serve = createInferHandler(runtime, observability, {
   model: config.modelName,
   invoke:
     config.functionName === undefined
@@ -30,3 +43,9 @@ export const handler = createInferHandler(runtime, observability, {
           credentials: () => credentialsFromEnvironment(),
         }),
 });
+
+/** The handler Lambda calls. */
+export const handler: InferHandler = (event, context) =>
+  watchdog === undefined || context === undefined
+    ? serve(event, context)
+    : watchdog.around(context.awsRequestId, () => serve(event, context));

@@ -16,9 +16,13 @@ import { loadCatalog, resolveSeedPath } from '../adapters/catalog-files.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { S3Reader } from '../adapters/s3-reader.js';
-import { workerSessionFactory } from '../adapters/worker-session.js';
 import { ENV } from '../core/contract.js';
-import { catalogPreprocessJson, isValidModelName } from '../core/catalog.js';
+import {
+  catalogPreprocessJson,
+  isValidModelName,
+  SHARED_FUNCTION_DEFAULTS,
+  sessionBudgetMbFor,
+} from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import {
   bucketArn,
@@ -35,7 +39,7 @@ import { SAMPLE_SUFFIX, reconcileUploads } from '../core/registration.js';
 import { createRegisterHandler, registrationOptions, type RegisterResult } from '../transport/register-handler.js';
 import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
-import { createRuntime, type Runtime } from '../wiring/runtime.js';
+import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -85,25 +89,39 @@ export interface LocalStack {
   readonly settled: () => Promise<void>;
   /** Outcomes of every registration so far, in order of completion. */
   readonly registrations: readonly RegisterResult[];
+  /** Catalog models whose own infer function has started (first called), as deployed; other models have none. */
+  readonly startedFunctions: () => readonly string[];
   close(): Promise<void>;
+}
+
+/** The infer functions of {@link perModelInfer}, as API Gateway routes to them. */
+interface InferRoutes {
+  /** Models with a catalog entry: each has its own function. */
+  readonly catalog: ReadonlySet<string>;
+  /** Creates a catalog model's function (on first use). */
+  readonly own: (model: string) => InferHandler;
+  /** The shared function: every other model. */
+  readonly shared: InferHandler;
+  /** Paths with no valid model name, which API Gateway would route to no model's function. */
+  readonly unrouted: InferHandler;
 }
 
 /**
  * Routes `/v2/models/<name>...` as API Gateway does: a catalog model to its own infer function (created on first
- * use), any other model to the shared one (`create` decides). A path with no valid model name (which API Gateway
- * would not route to any model's function) goes to `unrouted`, whose role may read nothing: the routes answer it
- * without storage.
+ * use, listed in `started`), any other model to the shared one, with nothing kept per name (a client can send any
+ * number of names). A path with no valid model name goes to `unrouted`, whose role may read nothing: the routes
+ * answer it without storage.
  */
-function perModelInfer(create: (model: string) => InferHandler, unrouted: InferHandler): InferHandler {
-  const handlers = new Map<string, InferHandler>();
+function perModelInfer(routes: InferRoutes, started: Map<string, InferHandler>): InferHandler {
   return (event, context) => {
     const segment = 'path' in event ? /^\/v2\/models\/([^/]+)/.exec(event.path ?? '')?.[1] : undefined;
     const model = segment === undefined ? undefined : safeDecode(segment);
-    if (model === undefined || !isValidModelName(model)) return unrouted(event, context);
-    let handler = handlers.get(model);
+    if (model === undefined || !isValidModelName(model)) return routes.unrouted(event, context);
+    if (!routes.catalog.has(model)) return routes.shared(event, context);
+    let handler = started.get(model);
     if (handler === undefined) {
-      handler = create(model);
-      handlers.set(model, handler);
+      handler = routes.own(model);
+      started.set(model, handler);
     }
     return handler(event, context);
   };
@@ -179,7 +197,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
   // As deployed, registration applies the catalog's image preprocessing (only register reads it).
   const config = readConfig({
-    [ENV.onnxruntimeThread]: 'worker',
+    [ENV.onnxruntimeThread]: 'process',
     ...(options.env ?? process.env),
     [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
     [ENV.modelBucket]: s3.bucket,
@@ -188,14 +206,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
-  // One onnxruntime worker for the whole process, shared by every function's serving runtime (a worker per function
-  // would load onnxruntime and its thread pools once per model). Serving only: registration keeps the runtime's
-  // default, a child process per upload under the registration deadline and memory cap, as deployed.
-  const servingSessionFactory = config.onnxruntimeThread === 'worker' ? workerSessionFactory() : undefined;
+  // One serving factory for the whole process, shared by every function's runtime: supervised onnxruntime processes
+  // by default (one per loaded session; a deadline or a native crash costs that session's process, never the stack).
+  // Serving only: registration keeps the runtime's default, a child process per upload under the registration
+  // deadline and memory cap, as deployed.
+  const sharedServingFactory = config.onnxruntimeThread === 'main' ? undefined : servingSessionFactory(config);
+  // As deployed, the shared function keeps loaded models within its session budget (SESSION_BUDGET_MB).
+  const sharedConfig = {
+    ...config,
+    maxLoadedBytes: config.maxLoadedBytes ?? sessionBudgetMbFor(SHARED_FUNCTION_DEFAULTS.memoryMb) * 2 ** 20,
+  };
   // As deployed: registration (and the seeding here) writes with the AWS SDK; the serving functions read with the
   // GET-only reader, each under its own key pair.
-  const runtimeAs = (credentials: { accessKeyId: string; secretAccessKey: string }, writes = false): Runtime =>
-    createRuntime(config, {
+  const runtimeAs = (
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    writes = false,
+    functionConfig = config,
+  ): Runtime =>
+    createRuntime(functionConfig, {
       store: writes
         ? new S3BlobStore(
             createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials }),
@@ -204,7 +232,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
         : new S3Reader({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
       telemetry: observability.telemetry,
       now: options.now,
-      ...(servingSessionFactory === undefined ? {} : { servingSessionFactory }),
+      ...(sharedServingFactory === undefined ? {} : { servingSessionFactory: sharedServingFactory }),
     });
   const runtime = runtimeAs(s3.credentials, true);
   // Deployed, each model's function gets its catalog entry's limits.
@@ -217,26 +245,33 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
-  const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared')), observability, {
+  const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), observability, {
     limitsFor: () => config.limits,
     notReadyReason,
   });
+  const started = new Map<string, InferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway({
       port: options.port ?? 8080,
       infer: perModelInfer(
-        (model) => {
-          if (!catalogNames.has(model)) return shared;
-          const role = `infer-${model}`;
-          const credentials = s3.addRole(policy(role, inferAccess(model)));
-          return createInferHandler(runtimeAs(credentials), observability, {
-            model,
-            limitsFor: () => catalogLimits.get(model) ?? config.limits,
+        {
+          catalog: catalogNames,
+          own: (model) => {
+            const role = `infer-${model}`;
+            const credentials = s3.addRole(policy(role, inferAccess(model)));
+            return createInferHandler(runtimeAs(credentials), observability, {
+              model,
+              limitsFor: () => catalogLimits.get(model) ?? config.limits,
+              notReadyReason,
+            });
+          },
+          shared,
+          unrouted: createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, {
             notReadyReason,
-          });
+          }),
         },
-        createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, { notReadyReason }),
+        started,
       ),
       control: createControlHandler(runtimeAs(s3.credentialsFor('control')), observability, { notReadyReason }),
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -293,10 +328,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     seeded,
     settled,
     registrations,
+    startedFunctions: () => [...started.keys()],
     close: async () => {
       await gateway.close();
       await settled();
       await s3.close();
+      sharedServingFactory?.close?.();
     },
   };
 }

@@ -181,7 +181,7 @@ export function createApi(options: ApiOptions): Api {
           decoded = images.request;
           parameters = imageParameters(images.placements);
         }
-        const answered = await service.infer(target, decoded);
+        const answered = await service.infer(target, decoded, { timeoutMs: limits.timeoutMs });
         const response = parameters === undefined ? answered : { ...answered, parameters };
         // Refused from the element counts first: building a response of a billion numbers to measure it would take
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression

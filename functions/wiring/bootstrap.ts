@@ -5,6 +5,7 @@
 import { readConfig, type RuntimeConfig } from './config.js';
 import { createObservability, loadTracer, type Observability } from './observability.js';
 import type { BlobStore } from '../core/blob-store.js';
+import type { RunWatchdog } from '../core/model-service.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 /** An initialised function. */
@@ -27,6 +28,8 @@ export async function bootstrap(
   options: {
     /** The function's store. @default the read-only serving store (`servingStoreFromConfig`) */
     readonly store?: (config: RuntimeConfig) => BlobStore;
+    /** Watches serving's runs (see `RuntimeOverrides.runWatchdog`). @default none */
+    readonly runWatchdog?: (config: RuntimeConfig) => RunWatchdog | undefined;
   } = {},
 ): Promise<Bootstrapped> {
   const config = readConfig();
@@ -36,9 +39,11 @@ export async function bootstrap(
     config.functionName !== undefined,
     config.tracing ? await loadTracer(name) : undefined,
   );
+  const watchdog = options.runWatchdog?.(config);
   const runtime = createRuntime(config, {
     telemetry: observability.telemetry,
     ...(options.store === undefined ? {} : { store: options.store(config) }),
+    ...(watchdog === undefined ? {} : { runWatchdog: watchdog }),
   });
   return { config, observability, runtime };
 }

@@ -49,6 +49,8 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** `MAX_GRAPH_BYTES`: largest model graph registration holds in memory (see {@link maxGraphBytesDefault}). */
   readonly maxGraphBytes: number;
+  /** `AWS_LAMBDA_RUNTIME_API` (set by Lambda): where the inference watchdog posts a 504 for a stuck run. */
+  readonly lambdaRuntimeApi?: string;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
   readonly functionName?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
@@ -58,8 +60,11 @@ export interface RuntimeConfig {
    * on Lambda, 2048 locally.
    */
   readonly registrationMemoryMb: number;
-  /** `ONNXRUNTIME_THREAD`: where serving runs onnxruntime, `main` (default) or `worker` (a worker thread). */
-  readonly onnxruntimeThread: 'main' | 'worker';
+  /**
+   * `ONNXRUNTIME_THREAD`: where serving runs onnxruntime: `main` (default), `worker` (a worker thread of this
+   * process) or `process` (a supervised child process per session, `npm start`'s default).
+   */
+  readonly onnxruntimeThread: OnnxruntimeThread;
   /** `FAULT_KILL_AFTER_REGISTRATION_STEP`: crash tests only; register kills its process after this step. */
   readonly faultKillAfterStep?: RegistrationStep;
   /** `POWERTOOLS_TRACE_ENABLED=true`: load the Powertools Tracer. */
@@ -188,6 +193,11 @@ export function credentialsFromEnvironment(env: NodeJS.ProcessEnv = process.env)
   );
 }
 
+/** Where serving runs onnxruntime (`ONNXRUNTIME_THREAD`). */
+export type OnnxruntimeThread = 'main' | 'worker' | 'process';
+
+const ONNXRUNTIME_THREADS: readonly OnnxruntimeThread[] = ['main', 'worker', 'process'];
+
 const OPTIMIZATION_LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /** Reads the configuration; throws {@link ConfigurationError} naming the variable at fault. */
@@ -195,8 +205,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   const registrationMemoryMb = positiveNumber(env, ENV.registrationMemoryMb, registrationMemoryDefault(env));
   let limits = DEFAULT_LIMITS;
   const limitsJson = env[ENV.modelLimits];
+  let json: { timeoutMs?: unknown } | undefined;
   if (limitsJson !== undefined && limitsJson !== '') {
-    let json: unknown;
     try {
       json = JSON.parse(limitsJson);
     } catch {
@@ -205,6 +215,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     const parsed = limitsSchema.safeParse(json);
     if (!parsed.success) throw new ConfigurationError(`${ENV.modelLimits} is invalid: ${parsed.error.message}`);
     limits = parsed.data;
+  }
+  if (json?.timeoutMs === undefined && env[ENV.inferenceTimeoutMs]) {
+    limits = { ...limits, timeoutMs: Math.round(positiveNumber(env, ENV.inferenceTimeoutMs, limits.timeoutMs)) };
   }
   let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
   const preprocessJson = env[ENV.catalogPreprocess];
@@ -223,9 +236,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (!OPTIMIZATION_LEVELS.includes(level)) {
     throw new ConfigurationError(`${ENV.graphOptimizationLevel} must be one of ${OPTIMIZATION_LEVELS.join(', ')}`);
   }
-  const thread = env[ENV.onnxruntimeThread] || 'main';
-  if (thread !== 'main' && thread !== 'worker') {
-    throw new ConfigurationError(`${ENV.onnxruntimeThread} must be main or worker, got "${thread}"`);
+  const thread = (env[ENV.onnxruntimeThread] || 'main') as OnnxruntimeThread;
+  if (!ONNXRUNTIME_THREADS.includes(thread)) {
+    throw new ConfigurationError(
+      `${ENV.onnxruntimeThread} must be one of ${ONNXRUNTIME_THREADS.join(', ')}, got "${thread}"`,
+    );
   }
   const killAfter = env[ENV.faultKillAfterStep] || undefined;
   if (killAfter !== undefined && !(REGISTRATION_STEPS as readonly string[]).includes(killAfter)) {
@@ -266,6 +281,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     ),
     registrationMemoryMb,
     functionName: env[ENV.functionName] || undefined,
+    lambdaRuntimeApi: env[ENV.lambdaRuntimeApi] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },
     gateway: {

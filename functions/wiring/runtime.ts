@@ -5,11 +5,12 @@
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
 import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
+import { supervisedSessionFactory } from '../adapters/supervised-session.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import type { BlobStore } from '../core/blob-store.js';
 import { ModelRepository } from '../core/model-repository.js';
-import { ModelService, type ServingTelemetry } from '../core/model-service.js';
+import { ModelService, type RunWatchdog, type ServingTelemetry } from '../core/model-service.js';
 import type { SessionFactory } from '../core/session.js';
 import { ConfigurationError, credentialsFromEnvironment, type RuntimeConfig } from './config.js';
 
@@ -31,7 +32,7 @@ export interface RuntimeOverrides {
   readonly store?: BlobStore;
   /**
    * Sessions that serve inference, and nothing else.
-   * @default onnxruntime on this thread, or on a worker thread when `ONNXRUNTIME_THREAD=worker`
+   * @default {@link servingSessionFactory}: what `ONNXRUNTIME_THREAD` names
    */
   readonly servingSessionFactory?: SessionFactory;
   /**
@@ -41,6 +42,8 @@ export interface RuntimeOverrides {
    * `REGISTRATION_MEMORY_MB`
    */
   readonly registrationSessionFactory?: SessionFactory;
+  /** Watches serving's runs that its session factory cannot stop (deployed: onnxruntime on the main thread). */
+  readonly runWatchdog?: RunWatchdog;
   readonly telemetry?: ServingTelemetry;
   /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
   readonly now?: () => number;
@@ -71,16 +74,30 @@ export function servingStoreFromConfig(config: RuntimeConfig): BlobStore {
   });
 }
 
+/**
+ * The serving session factory that `ONNXRUNTIME_THREAD` names: `main` runs onnxruntime on this thread, `worker` on
+ * a worker thread, `process` in a supervised child process per session (killed at a deadline, replaced when it
+ * dies). A process that serves several models at once shares one factory across its runtimes.
+ */
+export function servingSessionFactory(config: RuntimeConfig): SessionFactory & { close?(): void } {
+  switch (config.onnxruntimeThread) {
+    case 'process':
+      return supervisedSessionFactory();
+    case 'worker':
+      return workerSessionFactory();
+    default:
+      return onnxruntimeSessionFactory;
+  }
+}
+
 /** Builds the runtime. */
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? servingStoreFromConfig(config);
   const repository = new ModelRepository(store);
-  const servingSessionFactory =
-    overrides.servingSessionFactory ??
-    (config.onnxruntimeThread === 'worker' ? workerSessionFactory() : onnxruntimeSessionFactory);
+  const serving = overrides.servingSessionFactory ?? servingSessionFactory(config);
   const service = new ModelService({
     repository,
-    sessionFactory: servingSessionFactory,
+    sessionFactory: serving,
     sessionOptions: config.sessionOptions,
     manifestTtlMs: config.manifestTtlSeconds * 1000,
     storageTimeoutMs: config.storageTimeoutSeconds === undefined ? undefined : config.storageTimeoutSeconds * 1000,
@@ -90,6 +107,7 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
     ...(config.scratchDir === undefined ? {} : { scratchDir: config.scratchDir }),
     now: overrides.now,
     maxLoadedBytes: config.maxLoadedBytes,
+    ...(overrides.runWatchdog === undefined ? {} : { runWatchdog: overrides.runWatchdog }),
   });
   const registrationSessionFactory =
     overrides.registrationSessionFactory ??
@@ -97,5 +115,5 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
       deadlineMs: config.registrationTimeoutSeconds * 1000,
       memoryBytes: config.registrationMemoryMb * 2 ** 20,
     });
-  return { config, store, repository, service, servingSessionFactory, registrationSessionFactory };
+  return { config, store, repository, service, servingSessionFactory: serving, registrationSessionFactory };
 }

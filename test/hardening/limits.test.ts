@@ -49,6 +49,7 @@ const TIGHT: Limits = {
   imageDecodeTimeoutSeconds: 1,
   maxJpegScans: 5,
   minCompressBytes: 0,
+  timeoutMs: 5000,
 };
 
 let tight: HardenedStack;
@@ -213,9 +214,10 @@ const CASES: readonly LimitCase[] = [
 describe('request limits, per function from MODEL_LIMITS', () => {
   it('covers every limit of the catalog schema', () => {
     // minCompressBytes refuses nothing: its own test is below. No image small enough for maxImagePixels here takes a
-    // second to decode: imageDecodeTimeoutSeconds has its own test (test/image/decode-bounds.test.ts).
+    // second to decode: imageDecodeTimeoutSeconds has its own test (test/image/decode-bounds.test.ts). timeoutMs is a
+    // deadline, not a refusal of the request as sent: test/e2e/inference-isolation.test.ts.
     const refusing = Object.keys(DEFAULT_LIMITS).filter(
-      (key) => key !== 'minCompressBytes' && key !== 'imageDecodeTimeoutSeconds',
+      (key) => key !== 'minCompressBytes' && key !== 'imageDecodeTimeoutSeconds' && key !== 'timeoutMs',
     );
     expect(new Set(CASES.map((c) => c.limit))).toEqual(new Set(refusing));
     for (const key of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) expect(TIGHT[key]).not.toBe(DEFAULT_LIMITS[key]);

@@ -43,8 +43,8 @@ export function registerScratchMbFor(maxModelBytes: number): number {
 
 /**
  * Registers the upload (`.onnx` or `.zip`) under `key` for `model` (a valid name). `reject` records a refusal (of a
- * reason, or of what was thrown, which it rethrows if storage failed) and returns its outcome. Storage failures throw, so that the event is delivered again; the scratch folder is always
- * removed.
+ * reason, or of what was thrown: a storage failure it rethrows) and returns its outcome. Storage failures throw, so
+ * that the event is delivered again; the scratch folder is always removed.
  */
 export async function registerFromFile(
   key: string,
@@ -82,32 +82,30 @@ export async function registerFromFile(
     }
     const { validated, dataFiles } = prepared;
     const createdAt = (options.now ?? (() => new Date()))().toISOString();
-    const result = await options.repository.addVersion(
-      {
-        model,
-        modelFile: validated.model,
-        sha256,
-        size: downloaded.size,
-        sourceKey: key,
-        createdAt,
-        ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
-        metadataFor: (version) =>
-          versionMetadata(validated, {
-            model,
-            version,
-            sourceKey: key,
-            createdAt,
-            ...(isArchive
-              ? {
-                  externalData: dataFiles.map(
-                    ({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size }),
-                  ),
-                }
-              : {}),
-          }),
-      },
-      options,
-    );
+    const result = await options.repository.addVersion({
+      model,
+      modelFile: validated.model,
+      sha256,
+      size: downloaded.size,
+      sourceKey: key,
+      createdAt,
+      ...(options.afterStep && { afterStep: options.afterStep }),
+      ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
+      metadataFor: (version) =>
+        versionMetadata(validated, {
+          model,
+          version,
+          sourceKey: key,
+          createdAt,
+          ...(isArchive
+            ? {
+                externalData: dataFiles.map(
+                  ({ location, sha256: fileSha, size }): ExternalDataFile => ({ location, sha256: fileSha, size }),
+                ),
+              }
+            : {}),
+        }),
+    });
     return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
   } catch (error) {
     // Redelivering the event would fail the same way: record why, so the user sees it and what to change.

@@ -84,7 +84,7 @@ export interface OutcomeRecord {
   readonly decidedAt: string;
 }
 
-/** The durable steps of {@link ModelRepository.addVersion}, in order (for fault injection: see `afterStep`). */
+/** The durable steps of {@link ModelRepository.addVersion}, in order (for fault injection: see `NewVersion.afterStep`). */
 export const REGISTRATION_STEPS = ['claimed', 'version-file', 'manifest'] as const;
 /** One of {@link REGISTRATION_STEPS}. */
 export type RegistrationStep = (typeof REGISTRATION_STEPS)[number];
@@ -131,6 +131,11 @@ export interface NewVersion {
    * metadata, so that a version in the manifest always has all its files. Each is streamed from its local `path`.
    */
   readonly dataFiles?: readonly (LocalFile & { readonly location: string })[];
+  /**
+   * Called after each durable step, before the next one: the fault-injection point of the crash tests (a process
+   * killed there must leave a state the next attempt finishes).
+   */
+  readonly afterStep?: (step: RegistrationStep) => void | Promise<void>;
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
@@ -139,15 +144,6 @@ const MAX_CONDITIONAL_ATTEMPTS = 50;
 export interface ModelRepositoryOptions {
   /** Clock of the claims' `claimedAt`, for tests. @default Date.now */
   readonly now?: () => number;
-}
-
-/** Options of {@link ModelRepository.addVersion}. */
-export interface AddVersionOptions {
-  /**
-   * Called after each durable step, before the next one: the fault-injection point of the crash tests (a process
-   * killed there must leave a state the next attempt finishes).
-   */
-  readonly afterStep?: (step: RegistrationStep) => void | Promise<void>;
 }
 
 /** What a version claim (`models/<m>/claims/version-<n>.json`) records. */
@@ -451,7 +447,7 @@ export class ModelRepository {
    * A failure that storage will not fix by retrying ({@link isStoreRefusal}) releases the number and propagates (the
    * caller refuses the upload); any other failure propagates and keeps the claim for the next attempt.
    */
-  public async addVersion(candidate: NewVersion, options: AddVersionOptions = {}): Promise<AddVersionResult> {
+  public async addVersion(candidate: NewVersion): Promise<AddVersionResult> {
     const { model } = candidate;
     const listed = (await this.readManifest(model))?.manifest.versions.find((v) => v.sha256 === candidate.sha256);
     if (listed !== undefined) return { kind: 'duplicate', version: listed.version };
@@ -460,7 +456,7 @@ export class ModelRepository {
     const claim = await this.claimNumber(candidate);
     const { version } = claim;
     try {
-      await options.afterStep?.('claimed');
+      await candidate.afterStep?.('claimed');
       // Streamed one after the other: memory stays at the store's upload buffers whatever the files weigh. The
       // model file goes last, so that a data file the store refuses leaves no model file under the number.
       for (const file of candidate.dataFiles ?? []) {
@@ -470,11 +466,11 @@ export class ModelRepository {
       const { modelFile } = candidate;
       if (modelFile instanceof Uint8Array) await this.store.put(key, modelFile);
       else await this.store.putFile(key, modelFile.path);
-      await options.afterStep?.('version-file');
+      await candidate.afterStep?.('version-file');
       await this.store.put(repositoryKeys.metadata(model, version), toJsonBytes(candidate.metadataFor(version)));
       const result = await this.appendToManifest(candidate, version);
       if (result.kind === 'duplicate' && result.version !== version) await this.releaseNumber(claim);
-      else await options.afterStep?.('manifest');
+      else await candidate.afterStep?.('manifest');
       return result;
     } catch (error) {
       if (isStoreRefusal(error)) await this.releaseNumber(claim);

@@ -15,7 +15,7 @@ import {
   isStoreRefusal,
   outcomeId,
   UPLOADS_PREFIX,
-  type AddVersionOptions,
+  type NewVersion,
   type ModelRepository,
   type OutcomeRecord,
 } from './model-repository.js';
@@ -41,8 +41,10 @@ export type RegistrationOutcome =
   | { readonly kind: 'rejected'; readonly model: string; readonly reason: string; readonly key: string }
   | { readonly kind: 'ignored'; readonly reason: string; readonly key: string };
 
-/** Dependencies and settings of registration (`afterStep`: see {@link AddVersionOptions}). */
-export interface RegistrationOptions extends AddVersionOptions {
+/** Dependencies and settings of registration. */
+export interface RegistrationOptions {
+  /** Called after each step of adding a version: see `NewVersion.afterStep` (the crash tests' fault). @default none */
+  readonly afterStep?: NewVersion['afterStep'];
   readonly store: BlobStore;
   readonly repository: ModelRepository;
   readonly sessionFactory: SessionFactory;
@@ -199,18 +201,16 @@ async function decide(
     return reject(error, sha256);
   }
   const createdAt = (options.now ?? (() => new Date()))().toISOString();
-  const result = await options.repository.addVersion(
-    {
-      model,
-      modelFile: validated.model,
-      sha256,
-      size: bytes.byteLength,
-      sourceKey: key,
-      createdAt,
-      metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
-    },
-    options,
-  );
+  const result = await options.repository.addVersion({
+    model,
+    modelFile: validated.model,
+    sha256,
+    size: bytes.byteLength,
+    sourceKey: key,
+    createdAt,
+    ...(options.afterStep && { afterStep: options.afterStep }),
+    metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
+  });
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
 }
 

@@ -126,7 +126,8 @@ describe('version claims', () => {
   it('finishes an attempt that died after its claim under the same number, without waiting', async () => {
     // Prepare: the first attempt dies right after claiming (the hook throws where a process would be killed).
     const died = await repository
-      .addVersion(await candidate('resumed'), {
+      .addVersion({
+        ...(await candidate('resumed')),
         afterStep: (step) => {
           if (step === 'claimed') throw new Error('killed');
         },

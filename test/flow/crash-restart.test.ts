@@ -101,6 +101,7 @@ describe('kill -9 during a registration, then a restart', () => {
       await expectOneOutcomeEach(flow.store, 'crash');
       const answer = await flow.infer('crash', [[1, 1, 1, 1]], '2');
       expect(answer.status).toBe(200);
+      expect(flow.denials.map(describeDenial)).toEqual([]);
     },
     120_000,
   );

@@ -148,31 +148,44 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('one outcome per upload, under the regist
     expect(denials.map(describeDenial)).toEqual([]);
   }, 120_000);
 
-  it.each(REGISTRATION_STEPS)(
-    'finishes an upload whose process was killed after "%s" when its event comes again',
-    async (step) => {
+  it.each(
+    REGISTRATION_STEPS.flatMap((step) => [
+      { step, next: 'the same event delivered again' },
+      { step, next: 'the next upload of the model' },
+    ]),
+  )(
+    'finishes an upload whose process was killed after $step on $next',
+    async ({ step, next }) => {
       // Prepare
-      const model = `killed-${step}`;
+      const model = `killed-${step}-${next.length}`;
+      const killedKey = `uploads/${model}/v2.onnx`;
       await upload(`uploads/${model}/v1.onnx`, linearModel(1));
       await register([s3Event([`uploads/${model}/v1.onnx`])]);
-      await upload(`uploads/${model}/v2.onnx`, linearModel(2));
-      const event = s3Event([`uploads/${model}/v2.onnx`]);
+      await upload(killedKey, linearModel(2));
 
-      // Act: the instance dies at the step (SIGKILL); S3 or Lambda delivers the event again to a fresh one.
-      const killed = await register([event], { FAULT_KILL_AFTER_REGISTRATION_STEP: step }).then(
+      // Act: the instance dies at the step (SIGKILL); then a fresh one gets the event again, or the next upload's.
+      const killed = await register([s3Event([killedKey])], { FAULT_KILL_AFTER_REGISTRATION_STEP: step }).then(
         () => 'survived',
         (error: Error) => error.message,
       );
-      const gets = getsOf(`uploads/${model}/v2.onnx`);
-      const [again] = await register([event]);
+      const gets = getsOf(killedKey);
+      const redelivered = next === 'the same event delivered again';
+      if (!redelivered) await upload(`uploads/${model}/v3.onnx`, linearModel(3));
+      const [result] = await register([s3Event([redelivered ? killedKey : `uploads/${model}/v3.onnx`])]);
 
       // Assess: killed, then finished under the number it had claimed, with nothing left over.
       expect(killed).toMatch(/exited with code null/);
-      expect(again?.outcomes).toEqual([expect.objectContaining({ version: '2' })]);
+      const finished = redelivered ? result?.outcomes : result?.reconciled;
+      expect(finished).toEqual([expect.objectContaining({ key: killedKey, version: '2' })]);
+      if (!redelivered)
+        expect(result?.outcomes).toEqual([expect.objectContaining({ kind: 'registered', version: '3' })]);
       const state = await expectOneOutcomeEach(owner, model);
-      expect(state.versions).toEqual(['1', '2']);
-      expect(state.outcomes.get(`uploads/${model}/v2.onnx`)).toMatchObject({ outcome: 'registered', version: '2' });
-      expect(getsOf(`uploads/${model}/v2.onnx`)).toBeGreaterThan(gets);
+      expect(state.versions).toEqual(redelivered ? ['1', '2'] : ['1', '2', '3']);
+      expect(state.outcomes.get(killedKey)).toMatchObject({ outcome: 'registered', version: '2' });
+      // Killed after the manifest, the upload is finished from the manifest without downloading it again; before it,
+      // its files must be written again, so it is read once more.
+      if (step === 'manifest' && !redelivered) expect(getsOf(killedKey)).toBe(gets);
+      else expect(getsOf(killedKey)).toBeGreaterThan(gets);
       expect(denials.map(describeDenial)).toEqual([]);
     },
     120_000,

@@ -177,6 +177,9 @@ class IsolatedModelSession implements ModelSession {
     const child = spawn(process.execPath, ['-e', CHILD_SOURCE, onnxruntimePath(), String(MAX_TENSOR_RANK)], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'advanced',
+      // A process group of its own: Ctrl-C reaches the terminal's whole group, and a child dead of that SIGINT would
+      // be recorded as the model's crash. It ends with this process instead (killOnExit), its upload still pending.
+      detached: true,
     });
     killOnExit(child);
     // onnxruntime writes fatal errors to stderr; keep the tail for the reason, and never let it block the child.

@@ -50,13 +50,14 @@ console.log(lines.join('\n'));
  * Ctrl-C or SIGTERM: stop listening, give work in flight {@link SHUTDOWN_GRACE_MS} to finish, then exit whatever
  * still runs (registration's children die with this process); {@link SHUTDOWN_BOUND_MS} is the hard bound, for work
  * stuck inside onnxruntime that would hold the exit itself. An upload abandoned mid-way has no outcome yet: the
- * next start registers it. A second signal exits at once.
+ * next start registers it. Further signals change nothing: the bound holds.
  */
 const SHUTDOWN_GRACE_MS = 3_000;
 const SHUTDOWN_BOUND_MS = 6_000;
 let stopping = false;
 const stop = (signal: NodeJS.Signals) => {
-  if (stopping) process.exit(1);
+  // One stop: Ctrl-C reaches npm, tsx and this process alike, and some relay it again.
+  if (stopping) return;
   stopping = true;
   endWithin(SHUTDOWN_BOUND_MS);
   console.log(`${signal}: stopping (work in flight gets ${SHUTDOWN_GRACE_MS / 1000} s)`);

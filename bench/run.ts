@@ -26,6 +26,7 @@ import { measureLarge } from './large.js';
 import { measureRegisterMemory } from './register-memory.js';
 import { measureOptimizedGraph } from './optimized-graph.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
+import { measureServingEngines } from './serving-engines.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS_FILE = join(REPO_ROOT, 'bench', 'results.json');
@@ -89,6 +90,9 @@ const INFORMATIVE = [
   'optimized_graph_create_ratio',
   'session_per_request_ratio',
   'ort_web_wasm_ratio',
+  'engines.small_process_over_worker',
+  'engines.image_process_over_worker',
+  'engines.small_watchdog_over_main',
   'large.fetch_single_ms',
   'large.fetch_parallel_ms',
   'large.time_to_first_inference_ms.100MB',
@@ -220,6 +224,9 @@ async function main(): Promise<void> {
       smallBytes: linear,
     });
 
+    step('serving engines (main thread, worker thread, supervised process, deployed watchdog)');
+    const engines = await measureServingEngines(modelBytes, sessionOptions);
+
     step('saving the optimized graph: does it pay?');
     const optimizedGraph = await measureOptimizedGraph(modelBytes, sessionOptions, workDir);
 
@@ -298,6 +305,7 @@ async function main(): Promise<void> {
       ...web,
       large: largeResults,
       register_memory: registerMemory,
+      engines,
     };
     results.targets = Object.fromEntries(
       TARGETS.map((t) => {

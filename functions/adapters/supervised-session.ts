@@ -143,6 +143,8 @@ class SupervisedModelSession implements ModelSession {
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       serialization: 'advanced',
     });
+    // Never what keeps this process alive: only an awaited answer does (see holdOpen).
+    child.unref();
     const session = new SupervisedModelSession(child, live);
     const answer = await session.call({ op: 'create', model, options: ortSessionOptions(options) });
     try {
@@ -220,7 +222,6 @@ class SupervisedModelSession implements ModelSession {
     if (this.ended) return;
     this.ended = true;
     this.child.kill('SIGKILL');
-    this.child.unref();
     let running = true;
     for (const [id, pending] of this.pending) {
       pending.reject((running ? first(id) : undefined) ?? new ServiceUnavailableError(others, 1));

@@ -55,7 +55,10 @@ export const ENV = {
    * Nothing else reads it; never set it on a deployment.
    */
   isolatedSessionFault: 'ISOLATED_SESSION_FAULT',
-  /** `worker` runs serving's onnxruntime sessions on a worker thread (`npm start`'s default); `main` on Lambda. */
+  /**
+   * Where serving runs onnxruntime: `main` (Lambda's default), `worker` (a worker thread) or `process` (a supervised
+   * child process per session, `npm start`'s default).
+   */
   onnxruntimeThread: 'ONNXRUNTIME_THREAD',
   /** Serving: MiB per ranged GET of a model file (default 8). */
   downloadPartMb: 'MODEL_DOWNLOAD_PART_MB',

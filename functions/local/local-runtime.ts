@@ -194,7 +194,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
 
   const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
-  // One process serves gateway, S3 and register: onnxruntime works on a worker thread unless told otherwise.
+  // One process serves gateway, S3 and register: serving's onnxruntime works in supervised child processes unless
+  // told otherwise.
   // As deployed, registration applies the catalog's image preprocessing (only register reads it).
   const config = readConfig({
     [ENV.onnxruntimeThread]: 'process',

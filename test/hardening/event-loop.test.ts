@@ -1,8 +1,9 @@
 /**
  * Time the event loop spends blocked is not storage's slowness: a cold load started just before a long synchronous
  * stretch (a session created on the loop, a large response encoded) gets the storage answer that was waiting, not
- * a false 503 "storage did not answer". With `ONNXRUNTIME_THREAD=worker` (`npm start`'s default), a long inference
- * does not stall the gateway: onnxruntime-node blocks the thread that calls it, so it runs on a worker thread.
+ * a false 503 "storage did not answer". With `ONNXRUNTIME_THREAD=worker`, a long inference does not stall the
+ * gateway: onnxruntime-node blocks the thread that calls it, so it runs on a worker thread (`process`, `npm start`'s
+ * default, is tested in test/e2e/inference-isolation.test.ts).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildLoopModel } from '../../tools/onnx/index.js';

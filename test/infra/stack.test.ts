@@ -103,7 +103,12 @@ describe('functions', () => {
       Timeout: 20,
       Layers: [{ Ref: logicalId(synth.stack.layers.get('x86_64')!.layerVersion) }],
       Environment: {
-        Variables: { MODEL_NAME: 'resnet.v1', PRELOAD: 'true', MODEL_LIMITS: JSON.stringify(DEFAULT_LIMITS) },
+        // The inference deadline follows the function's 20 s timeout: 2 s less.
+        Variables: {
+          MODEL_NAME: 'resnet.v1',
+          PRELOAD: 'true',
+          MODEL_LIMITS: JSON.stringify({ ...DEFAULT_LIMITS, timeoutMs: 18_000 }),
+        },
       },
     });
     expect(iris?.alias).toBeUndefined();

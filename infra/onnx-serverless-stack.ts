@@ -4,6 +4,7 @@
  * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
 import {
+  Aspects,
   CfnOutput,
   DefaultStackSynthesizer,
   Duration,
@@ -25,6 +26,7 @@ import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/cata
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
+import { FitDescriptions } from './descriptions.js';
 import { ENV, REPOSITORY_PREFIXES } from './constants.js';
 import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
 import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
@@ -203,6 +205,8 @@ export class OnnxServerlessStack extends Stack {
     // they will load it.
     this.node.setContext(TRACER_CONTEXT, props.powertoolsTracer ?? false);
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
+    // Descriptions carry catalog text: each is made to fit its service's pattern and length before synthesis.
+    Aspects.of(this).add(new FitDescriptions());
 
     const modelsDir = props.modelsDir ?? DEFAULT_MODELS_DIR;
     const models = props.models;

@@ -303,6 +303,7 @@ export class OnnxServerlessStack extends Stack {
         );
       }
       if (subnetIds.length > 0) {
+        validateNetwork(this.node.path, subnetIds, groupIds);
         network = {
           subnets: subnetIds.map((id, i) => ec2.Subnet.fromSubnetId(this, `ManagedInstancesSubnet${i}`, id)),
           securityGroups: groupIds.map((id, i) =>
@@ -499,6 +500,34 @@ export class OnnxServerlessStack extends Stack {
         acknowledge(child, ['L1'], 'CDK-managed seed-upload handler; aws-cdk-lib chooses its runtime.');
       }
     }
+  }
+}
+
+/**
+ * What `AWS::Lambda::CapacityProvider`'s `VpcConfig` accepts (its CloudFormation schema, and the id formats
+ * CloudFormation's linter checks): 1 to 16 subnets and at most 5 security groups, by id.
+ */
+const NETWORK_RULES = [
+  { option: 'subnetIds', prop: 'managedInstancesSubnetIds', pattern: /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, max: 16 },
+  {
+    option: 'securityGroupIds',
+    prop: 'managedInstancesSecurityGroupIds',
+    pattern: /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/,
+    max: 5,
+  },
+] as const;
+
+/** Checks given subnet and security-group ids against {@link NETWORK_RULES}, naming the option at fault. */
+function validateNetwork(path: string, subnetIds: readonly string[], groupIds: readonly string[]): void {
+  for (const [rule, ids] of [
+    [NETWORK_RULES[0], subnetIds],
+    [NETWORK_RULES[1], groupIds],
+  ] as const) {
+    const where = `${path}: ${rule.prop} (-c ${rule.option})`;
+    if (ids.length > rule.max)
+      throw new Error(`${where}: a capacity provider takes at most ${rule.max}, got ${ids.length}`);
+    const bad = ids.find((id) => !rule.pattern.test(id));
+    if (bad !== undefined) throw new Error(`${where}: "${bad}" is not an id of that kind (${rule.pattern.source})`);
   }
 }
 

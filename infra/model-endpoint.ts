@@ -387,10 +387,9 @@ export class ModelEndpoint extends Construct {
   }
 }
 
-/** Lambda allows 256 characters of description: the model's own description, cut to fit. */
+/** The function's description, with the model's own (the stack's `FitDescriptions` makes it fit Lambda and IAM). */
 function functionDescription(model: CatalogEntry): string {
-  const text = `infer-${model.name} (onnx-serverless)${model.description === undefined ? '' : `: ${model.description}`}`;
-  return text.length <= 256 ? text : `${text.slice(0, 255)}…`;
+  return `infer-${model.name} (onnx-serverless)${model.description === undefined ? '' : `: ${model.description}`}`;
 }
 
 /** Re-parses an entry so hand-built entries get the catalog's checks and defaults too. */

@@ -4,6 +4,7 @@
  * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
 import {
+  Aspects,
   CfnOutput,
   DefaultStackSynthesizer,
   Duration,
@@ -25,6 +26,7 @@ import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/cata
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
+import { FitDescriptions } from './descriptions.js';
 import { ENV, REPOSITORY_PREFIXES } from './constants.js';
 import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
 import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
@@ -203,6 +205,8 @@ export class OnnxServerlessStack extends Stack {
     // they will load it.
     this.node.setContext(TRACER_CONTEXT, props.powertoolsTracer ?? false);
     for (const [flag, value] of Object.entries(FEATURE_FLAGS)) this.node.setContext(flag, value);
+    // Descriptions carry catalog text: each is made to fit its service's pattern and length before synthesis.
+    Aspects.of(this).add(new FitDescriptions());
 
     const modelsDir = props.modelsDir ?? DEFAULT_MODELS_DIR;
     const models = props.models;
@@ -299,6 +303,7 @@ export class OnnxServerlessStack extends Stack {
         );
       }
       if (subnetIds.length > 0) {
+        validateNetwork(this.node.path, subnetIds, groupIds);
         network = {
           subnets: subnetIds.map((id, i) => ec2.Subnet.fromSubnetId(this, `ManagedInstancesSubnet${i}`, id)),
           securityGroups: groupIds.map((id, i) =>
@@ -495,6 +500,34 @@ export class OnnxServerlessStack extends Stack {
         acknowledge(child, ['L1'], 'CDK-managed seed-upload handler; aws-cdk-lib chooses its runtime.');
       }
     }
+  }
+}
+
+/**
+ * What `AWS::Lambda::CapacityProvider`'s `VpcConfig` accepts (its CloudFormation schema, and the id formats
+ * CloudFormation's linter checks): 1 to 16 subnets and at most 5 security groups, by id.
+ */
+const NETWORK_RULES = [
+  { option: 'subnetIds', prop: 'managedInstancesSubnetIds', pattern: /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, max: 16 },
+  {
+    option: 'securityGroupIds',
+    prop: 'managedInstancesSecurityGroupIds',
+    pattern: /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/,
+    max: 5,
+  },
+] as const;
+
+/** Checks given subnet and security-group ids against {@link NETWORK_RULES}, naming the option at fault. */
+function validateNetwork(path: string, subnetIds: readonly string[], groupIds: readonly string[]): void {
+  for (const [rule, ids] of [
+    [NETWORK_RULES[0], subnetIds],
+    [NETWORK_RULES[1], groupIds],
+  ] as const) {
+    const where = `${path}: ${rule.prop} (-c ${rule.option})`;
+    if (ids.length > rule.max)
+      throw new Error(`${where}: a capacity provider takes at most ${rule.max}, got ${ids.length}`);
+    const bad = ids.find((id) => !rule.pattern.test(id));
+    if (bad !== undefined) throw new Error(`${where}: "${bad}" is not an id of that kind (${rule.pattern.source})`);
   }
 }
 

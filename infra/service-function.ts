@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, METRICS_NAMESPACE } from './constants.js';
+import { DESCRIPTION_RULES, fitDescription } from './descriptions.js';
 import {
   BUNDLE_TARGET,
   DEFAULT_NODE_RUNTIME,
@@ -76,7 +77,7 @@ export interface ServiceFunctionProps {
   readonly logRetention: logs.RetentionDays;
   /** Powertools log level. @default 'INFO' */
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-  /** Shown in the Lambda console. */
+  /** Shown in the Lambda console; any text (fitted to Lambda's and IAM's rules, see `descriptions.ts`). */
   readonly description: string;
   /** Ephemeral storage (`/tmp`) in MB. @default 512 (Lambda's default) */
   readonly ephemeralStorageMb?: number;
@@ -116,7 +117,7 @@ export class ServiceFunction extends Construct {
     // An explicit role instead of AWSLambdaBasicExecutionRole, whose logs:* rights reach every log group.
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Execution role of ${props.description}`,
+      description: fitDescription(`Execution role of ${props.description}`, DESCRIPTION_RULES.iamRole),
     });
     this.logGroup.grantWrite(this.role);
 
@@ -130,7 +131,7 @@ export class ServiceFunction extends Construct {
         ? {}
         : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
       timeout: props.timeout,
-      description: props.description,
+      description: fitDescription(props.description, DESCRIPTION_RULES.lambda),
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,

@@ -14,7 +14,7 @@ import {
   rejectionsCommand,
   uploadCommand,
 } from './commands.js';
-import { describeConnection, openStore, resolveConnection, type Connection } from './connection.js';
+import { describeConnection, openStore, resolveConnection, resolveRegion, type Connection } from './connection.js';
 import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
 
 /** The usage text, as `--help` prints it. */
@@ -33,7 +33,8 @@ options:
   --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
                      when MODEL_BUCKET is unset, else AWS
   --bucket <name>    bucket (env MODEL_BUCKET); default: models
-  --region <name>    region (env AWS_REGION); default: us-east-1
+  --region <name>    region; default: AWS_REGION, AWS_DEFAULT_REGION, else the profile's region in
+                     ~/.aws/config (AWS_PROFILE, AWS_CONFIG_FILE), as the AWS CLI finds it
   --json             machine-readable output
   -h, --help         this text
 
@@ -157,7 +158,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     let store = io.store;
     let where = 'the given store';
     if (store === undefined) {
-      connection = resolveConnection(values, io.env ?? process.env);
+      const env = io.env ?? process.env;
+      connection = await resolveRegion(resolveConnection(values, env), env);
       ({ store, close } = openStore(connection));
       where = describeConnection(connection);
     }

@@ -2,6 +2,7 @@
  * Where the CLI's model repository is: endpoint, bucket, region and credentials from flags and the environment.
  * With nothing set it talks to the embedded S3 server of `npm start`, so local use needs no flags at all.
  */
+import { S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import type { BlobStore } from '../core/blob-store.js';
@@ -26,9 +27,12 @@ export interface ConnectionFlags {
   readonly endpoint?: string;
   /** `--bucket`, else `MODEL_BUCKET`. */
   readonly bucket?: string;
-  /** `--region`, else `AWS_REGION`. */
+  /** `--region`, else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region` (see {@link resolveRegion}). */
   readonly region?: string;
 }
+
+/** The AWS CLI's region variable (the SDK reads only `AWS_REGION`); the CLI honours both, as the AWS CLI does. */
+export const AWS_DEFAULT_REGION = 'AWS_DEFAULT_REGION';
 
 /** The resolved connection, as printed by the CLI's error messages. */
 export interface Connection {
@@ -74,10 +78,35 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
   return {
     endpoint,
     bucket: nonEmpty(flags.bucket) ?? bucketFromEnv ?? LOCAL_S3.bucket,
-    region: nonEmpty(flags.region) ?? nonEmpty(env[ENV.region]),
+    region: nonEmpty(flags.region) ?? nonEmpty(env[ENV.region]) ?? nonEmpty(env[AWS_DEFAULT_REGION]),
     local,
     credentials: local && !chainConfigured ? LOCAL_S3.credentials : undefined,
   };
+}
+
+/**
+ * Completes the connection's region as the AWS CLI and SDK find it: `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`
+ * (all three already in `connection`), then the `region` of the profile (`AWS_PROFILE`, else `default`) in the
+ * shared config files (`AWS_CONFIG_FILE`, else `~/.aws/config`), read by the SDK's own loader. Without any, a
+ * custom endpoint keeps the client's default, and AWS itself is a usage error: a guessed region fails later, with
+ * a redirect, for every bucket outside it.
+ */
+export async function resolveRegion(connection: Connection, env: NodeJS.ProcessEnv): Promise<Connection> {
+  if (connection.region !== undefined) return connection;
+  const profile = nonEmpty(env[ENV.profile]);
+  // The SDK's region chain (AWS_REGION, then the profile's region), without a request: its resolved config.
+  const client = new S3Client(profile === undefined ? {} : { profile });
+  try {
+    return { ...connection, region: await client.config.region() };
+  } catch {
+    if (connection.endpoint !== undefined) return connection;
+    throw new UsageError(
+      `no AWS region for s3://${connection.bucket}: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or give ` +
+        `the profile${profile === undefined ? '' : ` "${profile}"`} a region (aws configure set region <region>)`,
+    );
+  } finally {
+    client.destroy();
+  }
 }
 
 /** A human description of the connection, for messages: `s3://models at http://127.0.0.1:9000`. */

@@ -96,6 +96,17 @@ export type Limits = z.infer<typeof limitsSchema>;
 /** The limits with every default applied. */
 export const DEFAULT_LIMITS: Limits = limitsSchema.parse({});
 
+/** The smallest function Lambda Managed Instances run (2 GB and one vCPU). */
+export const MANAGED_INSTANCES_MIN_MEMORY_MB = 2048;
+
+/** Settings of an entry's `managedInstances`, defaults applied. */
+interface ManagedInstancesSettings {
+  readonly maxConcurrency: number;
+  readonly memoryGiBPerVCpu: 2 | 4 | 8;
+  readonly minExecutionEnvironments: number;
+  readonly maxExecutionEnvironments?: number | undefined;
+}
+
 /** One `models/<name>.json` file. */
 export const catalogEntrySchema = z
   .object({
@@ -135,8 +146,8 @@ export const catalogEntrySchema = z
             /** Most vCPUs the capacity provider may scale to. */
             maxVCpuCount: z.number().int().min(2).max(15000).optional(),
             /** Execution environments kept for the published version. */
-            minExecutionEnvironments: z.number().int().min(0).default(3),
-            maxExecutionEnvironments: z.number().int().min(1).optional(),
+            minExecutionEnvironments: z.number().int().min(0).max(15000).default(3),
+            maxExecutionEnvironments: z.number().int().min(1).max(15000).optional(),
           })
           .strict(),
       ])
@@ -166,7 +177,40 @@ export const catalogEntrySchema = z
     preprocess: preprocessSchema.optional(),
     description: z.string().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(checkManagedInstances);
+
+/**
+ * Lambda Managed Instances' own rules, which CloudFormation would otherwise report only at deploy time: a function
+ * of at least 2,048 MB and of at least one vCPU at its memory-per-vCPU ratio, and a scaling range that is one.
+ */
+function checkManagedInstances(
+  entry: { memoryMb: number; managedInstances: false | ManagedInstancesSettings },
+  ctx: z.RefinementCtx,
+): void {
+  const settings = entry.managedInstances;
+  if (settings === false) return;
+  const oneVCpuMb = settings.memoryGiBPerVCpu * 1024;
+  const minimum = Math.max(MANAGED_INSTANCES_MIN_MEMORY_MB, oneVCpuMb);
+  if (entry.memoryMb < minimum) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['memoryMb'],
+      message:
+        `${entry.memoryMb} MB is too little for Lambda Managed Instances: they need at least ` +
+        `${MANAGED_INSTANCES_MIN_MEMORY_MB} MB, and one vCPU at managedInstances.memoryGiBPerVCpu ` +
+        `${settings.memoryGiBPerVCpu} takes ${oneVCpuMb} MB; set memoryMb to ${minimum} or more`,
+    });
+  }
+  const max = settings.maxExecutionEnvironments;
+  if (max !== undefined && max < settings.minExecutionEnvironments) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['managedInstances', 'maxExecutionEnvironments'],
+      message: `${max} is below minExecutionEnvironments (${settings.minExecutionEnvironments})`,
+    });
+  }
+}
 
 /** A resolved catalog entry, with its name (the file name without `.json`). */
 export type CatalogEntry = z.infer<typeof catalogEntrySchema> & { readonly name: string };

@@ -12,6 +12,7 @@ import { ModelBuilder } from '../../tools/onnx/index.js';
 import type { PolicyStatementJson } from '../../infra/function-grants.js';
 import { loadCatalog } from '../../infra/catalog-loader.js';
 import { OnnxServerlessStack, type OnnxServerlessStackProps } from '../../infra/onnx-serverless-stack.js';
+import { createServiceApp } from '../../infra/service-app.js';
 
 /**
  * `y = x * x` over a float tensor of any length: the smallest model that proves a session really runs. Another
@@ -69,7 +70,8 @@ export type SynthesizeProps = Omit<OnnxServerlessStackProps, 'models'> &
  * placeholders): enough for template assertions, and several times faster.
  */
 export function synthesize(props: SynthesizeProps, options: { bundling: boolean; id?: string }): Synthesized {
-  const app = new App({
+  // The app's strict validation: a CloudFormation finding fails the synth here as it fails `cdk synth`.
+  const app = createServiceApp({
     outdir: tempDir('cdk-out'),
     context: options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] },
   });

@@ -276,6 +276,10 @@ describe('operations', () => {
   });
 });
 
+const SUBNET_A = 'subnet-0123456789abcdef0';
+const SUBNET_B = 'subnet-89abcdef';
+const GROUP = 'sg-0123456789abcdef0';
+
 describe('managedInstances', () => {
   it('"managedInstances": true alone synthesizes a capacity provider in a VPC made for it, with the function on it', () => {
     const synth = synthesize(
@@ -311,14 +315,16 @@ describe('managedInstances', () => {
   it('uses given subnets and security groups, and refuses managedInstances with provisioned concurrency', () => {
     const synth = synthesize(
       {
-        models: [model('m', { managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })],
-        managedInstancesSubnetIds: ['subnet-1', 'subnet-2'],
-        managedInstancesSecurityGroupIds: ['sg-1'],
+        models: [model('m', { memoryMb: 4096, managedInstances: { maxConcurrency: 64, memoryGiBPerVCpu: 4 } })],
+        managedInstancesSubnetIds: [SUBNET_A, SUBNET_B],
+        managedInstancesSecurityGroupIds: [GROUP],
       },
       { bundling: false, id: 'ManagedGiven' },
     );
     synth.template.resourceCountIs('AWS::EC2::VPC', 0);
-    expect(JSON.stringify(synth.template.findResources('AWS::Lambda::CapacityProvider'))).toMatch(/subnet-1.*subnet-2/);
+    expect(JSON.stringify(synth.template.findResources('AWS::Lambda::CapacityProvider'))).toMatch(
+      new RegExp(`${SUBNET_A}.*${SUBNET_B}`),
+    );
     expect(() => parseCatalogEntry('x', { managedInstances: { maxConcurrency: 65 } })).toThrow(/managedInstances/);
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     expect(
@@ -328,6 +334,37 @@ describe('managedInstances', () => {
           layerBuildDir: tempDir('layers'),
         }),
     ).toThrow(/managedInstances or provisionedConcurrency, not both/);
+  });
+
+  it('refuses what Lambda would refuse at deploy: too little memory, an empty scaling range, bad network ids', () => {
+    expect(() => parseCatalogEntry('x', { managedInstances: true, memoryMb: 1024 })).toThrow(
+      /models\/x\.json is invalid: memoryMb: 1024 MB is too little for Lambda Managed Instances/,
+    );
+    expect(() => parseCatalogEntry('x', { managedInstances: { memoryGiBPerVCpu: 4 }, memoryMb: 2048 })).toThrow(
+      /set memoryMb to 4096 or more/,
+    );
+    expect(parseCatalogEntry('x', { managedInstances: { memoryGiBPerVCpu: 4 }, memoryMb: 4096 }).memoryMb).toBe(4096);
+    expect(() =>
+      parseCatalogEntry('x', { managedInstances: { minExecutionEnvironments: 5, maxExecutionEnvironments: 2 } }),
+    ).toThrow(/managedInstances\.maxExecutionEnvironments: 2 is below minExecutionEnvironments \(5\)/);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const props = { models: [model('m', { managedInstances: true })], layerBuildDir: tempDir('layers') };
+    expect(
+      () =>
+        new OnnxServerlessStack(app, 'BadSubnet', {
+          ...props,
+          managedInstancesSubnetIds: ['subnet-1'],
+          managedInstancesSecurityGroupIds: [GROUP],
+        }),
+    ).toThrow(/managedInstancesSubnetIds \(-c subnetIds\): "subnet-1" is not an id of that kind/);
+    expect(
+      () =>
+        new OnnxServerlessStack(app, 'TooManyGroups', {
+          ...props,
+          managedInstancesSubnetIds: [SUBNET_A],
+          managedInstancesSecurityGroupIds: Array.from({ length: 6 }, (_, i) => `sg-0000000${i}`),
+        }),
+    ).toThrow(/managedInstancesSecurityGroupIds \(-c securityGroupIds\): a capacity provider takes at most 5, got 6/);
   });
 });
 

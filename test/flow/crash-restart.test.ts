@@ -16,6 +16,7 @@ import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../../functions/core/model-repository.js';
 import { describeDenial } from '../../functions/local/s3-access.js';
+import { readConfig } from '../../functions/wiring/config.js';
 import { startS3Fixture } from '../s3/fixture.js';
 import { expectOneOutcomeEach, outcomeState } from './outcome-checks.js';
 import { type FlowStack, linearModel, startFlowStack } from './fixture.js';
@@ -105,6 +106,16 @@ describe('kill -9 during a registration, then a restart', () => {
     },
     120_000,
   );
+});
+
+describe('the kill switch', () => {
+  it('names the steps when set to anything else, so that a typo never runs without the fault', () => {
+    expect(() => readConfig({ FAULT_KILL_AFTER_REGISTRATION_STEP: 'after-claim' })).toThrow(
+      'FAULT_KILL_AFTER_REGISTRATION_STEP must be one of claimed, version-file, manifest',
+    );
+    expect(readConfig({ FAULT_KILL_AFTER_REGISTRATION_STEP: 'manifest' }).faultKillAfterStep).toBe('manifest');
+    expect(readConfig({}).faultKillAfterStep).toBeUndefined();
+  });
 });
 
 /** The state of `model` in `dataDir`, read through an S3 server alone (no register handler, no reconciliation). */

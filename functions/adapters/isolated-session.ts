@@ -44,7 +44,8 @@ const CHILD_SOURCE = `
 const ort = require(process.argv[1]);
 const maxRank = Number(process.argv[2]);
 const tooDeep = (name, shape) => Array.isArray(shape) && shape.length > maxRank
-  ? 'tensor "' + name + '" has ' + shape.length + ' dimensions; at most ' + maxRank + ' are served' : undefined;
+  ? 'tensor "' + name + '" has ' + shape.length + ' dimensions; at most ' + maxRank + ' are served (the numpy limit): ' +
+    're-export the model so that its inputs and outputs have fewer' : undefined;
 const [faultSignal, faultOp] = (process.env.${ENV.isolatedSessionFault} || '').split(':');
 let session;
 process.on('disconnect', () => process.exit(0));

@@ -3,11 +3,13 @@
  * ranged GETs, sha256 on the way) instead of being read into one buffer, and onnxruntime creates the validation
  * session from the path. Both upload forms go through here:
  *
- * - `uploads/<model>/<name>.onnx`: the file itself. Its bytes are read only if a graph rewrite applies, which its
- *   skeleton (the model without its weight values) tells; otherwise the version is streamed from the file.
+ * - `uploads/<model>/<name>.onnx`: the file itself. Only its skeleton (the model without its weight values) is read
+ *   into memory; rewrites apply to it, and a rewritten model is written with the weights copied from the file.
+ *   The version is streamed from the file (the upload, or the rewritten copy).
  * - `uploads/<model>/<name>.zip`: one `.onnx` file and the external-data files its initializers reference. The
- *   archive is unpacked with the guards of `model-archive.ts`, its references checked by `onnx/external-data.ts`,
- *   and laid out as the version will be stored (`model.onnx` with each data file beside it under its `location`),
+ *   archive is unpacked with the guards of `model-archive.ts`, the `.onnx` read as a skeleton too (weights stored
+ *   inside it never enter memory either), its references checked by `onnx/external-data.ts`, and laid out as the
+ *   version will be stored (`model.onnx` with each data file beside it under its `location`),
  *   so that onnxruntime reads the data files from disk. The version is then stored file by file.
  */
 import { createHash } from 'node:crypto';

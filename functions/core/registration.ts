@@ -346,8 +346,9 @@ function parseUploadKey(
 }
 
 /**
- * How {@link validate} gets a session for the rewritten model bytes, and which rewrite options apply: a single-file
- * upload is loaded from memory; an archive writes the bytes beside its data files and loads from the path.
+ * How {@link validate} gets a session for the (possibly rewritten) model, and which rewrite options apply. Without
+ * one, the bytes are the whole model and are loaded from memory (stores without disk); registration from a file
+ * passes the file and its skeleton (`file-registration.ts`).
  */
 export interface ValidationTarget {
   readonly open?: (model: Uint8Array) => Promise<ModelSession>;

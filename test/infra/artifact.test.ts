@@ -18,6 +18,7 @@ import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { ENV } from '../../functions/core/contract.js';
 import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
+import { attr, ModelBuilder } from '../../tools/onnx/index.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import {
@@ -140,6 +141,8 @@ beforeAll(async () => {
     {
       models: [
         parseCatalogEntry('square', { architecture: 'x86_64', warmer: false }),
+        // Serves the integer-division model: an endpoint of its own, where nothing else is registered.
+        parseCatalogEntry('divider', { architecture: 'x86_64', warmer: false }),
         // Its catalog entry's preprocess reaches register through the template's environment.
         parseCatalogEntry('detector', {
           architecture: 'x86_64',
@@ -453,6 +456,52 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
     });
     expect(notImage?.statusCode).toBe(400);
     expect(bodyOf(notImage)).toEqual({ error: expect.stringContaining('not a readable image/jpeg image') });
+  });
+
+  it('answers INT32_MIN / -1 through the staged bundles: register guards the Div, infer lives', async () => {
+    // Prepare: y = Div(a, b - 1) in INT32 (its smoke input computes 0 / -1).
+    const divider = new ModelBuilder({ opsets: { '': 13 } })
+      .input('a', 'INT32', ['N'])
+      .input('b', 'INT32', ['N'])
+      .node('Constant', [], ['one'], { value: attr.tensor({ datatype: 'INT32', dims: [], data: new Int32Array([1]) }) })
+      .node('Sub', ['b', 'one'], ['d'])
+      .node('Div', ['a', 'd'], ['y'])
+      .output('y', 'INT32', ['N'])
+      .toBytes();
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/divider/divider.onnx', Body: divider }),
+    );
+    const [registered] = await invoke(idOf(synth.stack.registerFunction.function), [
+      await eventFor('uploads/divider/divider.onnx'),
+    ]);
+    const request = (a: number[], b: number[]) =>
+      Buffer.from(
+        JSON.stringify({
+          inputs: [
+            { name: 'a', datatype: 'INT32', shape: [a.length], data: a },
+            { name: 'b', datatype: 'INT32', shape: [b.length], data: b },
+          ],
+        }),
+      );
+    const headers = { 'content-type': 'application/json' };
+
+    // Act: the overflow, then another request in the same process.
+    const [overflow, next] = (await invoke(idOf(synth.stack.endpoints.get('divider')!.inferFunction.function), [
+      restEvent(
+        'POST',
+        '/v2/models/divider/infer',
+        '/v2/models/divider/infer',
+        request([-(2 ** 31), 7], [0, 0]),
+        headers,
+      ),
+      restEvent('POST', '/v2/models/divider/infer', '/v2/models/divider/infer', request([10], [6]), headers),
+    ])) as APIGatewayProxyResult[];
+
+    // Assess
+    expect(registered).toMatchObject({ outcomes: [{ kind: 'registered' }] });
+    expect(overflow?.statusCode, overflow?.body.slice(0, 300)).toBe(200);
+    expect(bodyOf(overflow)).toMatchObject({ outputs: [{ name: 'y', data: [-(2 ** 31), -7] }] });
+    expect(bodyOf(next)).toMatchObject({ outputs: [{ name: 'y', data: [2] }] });
   });
 
   it('no function was denied anything by the policy its role is deployed with', () => {

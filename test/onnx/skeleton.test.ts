@@ -2,7 +2,8 @@
  * `readModelSkeleton`: the model read from disk without its weight values must tell registration exactly what the
  * whole model tells it (inputs, outputs, initializers, rewrites) and nothing of the weights.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { ModelRejectedError } from '../../functions/core/errors.js';
 import { readModelFile } from '../../functions/core/onnx/model-file.js';
 import { onnx } from '../../functions/core/onnx/proto.js';
 import { rewriteForServing } from '../../functions/core/onnx/rewrites.js';
-import { readModelSkeleton } from '../../functions/core/onnx/skeleton.js';
+import { readModelSkeleton, writeWithWeights } from '../../functions/core/onnx/skeleton.js';
 import { buildLargeModel, buildZipMapClassifier, encodeModel, ModelBuilder } from '../../tools/onnx/index.js';
 import { withExternalData } from '../../tools/onnx/external-data.js';
 
@@ -103,5 +104,55 @@ describe('readModelSkeleton', () => {
     // Assess
     await expect(reading).rejects.toBeInstanceOf(ModelRejectedError);
     await expect(reading).rejects.toThrow(/not an ONNX model/);
+  });
+});
+
+describe('writeWithWeights', () => {
+  it('writes a rewritten skeleton with the weights of every form put back: the bytes a whole-model rewrite gives', async () => {
+    // Prepare: raw_data, float_data and int64 weights, and a sparse initializer, in an opset-6 graph (upgraded).
+    const proto = onnx.ModelProto.decode(buildLargeModel(1024 * 1024));
+    proto.opsetImport = [onnx.OperatorSetIdProto.create({ domain: '', version: 6 })];
+    proto.graph?.initializer?.push(
+      onnx.TensorProto.create({ name: 'legacy', dims: [3], dataType: 1, floatData: [1, 2, 3] }),
+      onnx.TensorProto.create({ name: 'counts', dims: [2], dataType: 7, int64Data: [5, -7] }),
+    );
+    proto.graph?.sparseInitializer?.push(
+      onnx.SparseTensorProto.create({
+        values: { name: 'sparse', dims: [2], dataType: 1, floatData: [9, 8] },
+        indices: { name: 'sparse_indices', dims: [2], dataType: 7, int64Data: [0, 3] },
+        dims: [4],
+      }),
+    );
+    const whole = encodeModel(proto);
+    const source = path.join(dir, 'weights.onnx');
+    await writeFile(source, whole);
+    const rewritten = rewriteForServing(await readModelSkeleton(source));
+
+    // Act
+    const written = await writeWithWeights(source, rewritten.model, path.join(dir, 'written.onnx'));
+
+    // Assess
+    const expected = rewriteForServing(whole).model;
+    const bytes = await readFile(path.join(dir, 'written.onnx'));
+    expect(rewritten.rewrites[0]?.kind).toBe('upgrade-opset');
+    expect(Buffer.compare(bytes, Buffer.from(expected))).toBe(0);
+    expect(written).toEqual({
+      sha256: createHash('sha256').update(expected).digest('hex'),
+      size: expected.byteLength,
+    });
+  });
+
+  it("refuses a skeleton whose initializers differ from the file's (a rewrite must leave them)", async () => {
+    // Prepare
+    const whole = buildLargeModel(64 * 1024);
+    const source = path.join(dir, 'mismatch.onnx');
+    await writeFile(source, whole);
+    const other = await skeletonOf('small.onnx', buildZipMapClassifier({ labels: ['a', 'b'] }).bytes);
+
+    // Act
+    const writing = writeWithWeights(source, other, path.join(dir, 'mismatch-out.onnx'));
+
+    // Assess
+    await expect(writing).rejects.toThrow(/initializers where the file has 2/);
   });
 });

@@ -9,6 +9,8 @@ import { attr, ModelBuilder, type AttributeValue } from '../../tools/onnx/model-
 import { onnx } from '../../functions/core/onnx/proto.js';
 import { rewriteForServing } from '../../functions/core/onnx/rewrites.js';
 import { ADAPTED_STEPS, ONNXRUNTIME_MIN_OPSET } from '../../functions/core/onnx/version-converter.js';
+import { lengthDelimitedField, readFields, rebuildMessage } from '../../functions/core/onnx/wire.js';
+import { concatBytes } from '../../functions/core/codec/message.js';
 
 /** A float tensor of `dims` with values 0.5*i - 3 (negative and positive, so that PRelu's slope matters). */
 function ramp(dims: readonly number[]): Float32Array {
@@ -313,6 +315,54 @@ describe('upgradeOpset through rewriteForServing', () => {
     expect(result.rewrites.map((r) => r.detail)).toEqual([
       expect.stringContaining('no operator of the graph changed meaning'),
     ]);
+  });
+
+  it('moves a Reshape(1) shape of any size to the Constant as its varints, packed or not, values exact', () => {
+    for (const count of [3, 5000]) {
+      // Prepare: negative values (10-byte varints), zeros and large values; over 4 KiB the attribute is read as bytes.
+      const shape = Array.from({ length: count }, (_, i) => [-1, 0, 1, 2 ** 40, -(2 ** 50)][i % 5] as number);
+      const unpacked = new ModelBuilder({ opsets: { '': 1 } })
+        .input('x', 'FP32', [1])
+        .node('Reshape', ['x'], ['y'], { shape: attr.ints(shape) })
+        .output('y', 'FP32', [-1])
+        .toBytes();
+      // The same model with the attribute's ints packed into one length-delimited field, as some writers do.
+      const varints = readFields(onnx.TensorProto.encode({ int64Data: shape }).finish())[0]?.value ?? new Uint8Array();
+      const attribute = concatBytes([
+        onnx.AttributeProto.encode({ name: 'shape', type: onnx.AttributeProto.AttributeType.INTS }).finish(),
+        lengthDelimitedField(8, varints),
+      ]);
+      const node = concatBytes([
+        onnx.NodeProto.encode({ input: ['x'], output: ['y'], name: 'r', opType: 'Reshape', domain: '' }).finish(),
+        lengthDelimitedField(5, attribute),
+      ]);
+      const fields = readFields(unpacked);
+      const graphField = fields.find((f) => f.number === 7);
+      const graphFields = readFields(graphField?.value ?? new Uint8Array());
+      const nodeField = graphFields.find((f) => f.number === 1);
+      if (graphField === undefined || nodeField === undefined) throw new Error('the test model has no node');
+      const packed = rebuildMessage(
+        unpacked,
+        fields,
+        new Map([[graphField, rebuildMessage(graphField.value, graphFields, new Map([[nodeField, node]]))]]),
+      );
+
+      for (const original of [unpacked, packed]) {
+        // Act
+        const { model } = rewriteForServing(original);
+
+        // Assess: a Constant of dims [count] holding exactly the shape, feeding the Reshape's second input.
+        const graph = onnx.ModelProto.decode(model).graph;
+        const constant = graph?.node?.find((n) => n.opType === 'Constant');
+        const reshape = graph?.node?.find((n) => n.opType === 'Reshape');
+        const tensor = constant?.attribute?.[0]?.t;
+        expect(tensor?.dims?.map(Number)).toEqual([count]);
+        expect(tensor?.dataType).toBe(7);
+        expect(tensor?.int64Data?.map((v) => Number(v))).toEqual(shape);
+        expect(reshape?.input).toEqual(['x', constant?.output?.[0]]);
+        expect(reshape?.attribute).toEqual([]);
+      }
+    }
   });
 
   it('refuses, naming operator and version, what it cannot convert exactly', () => {

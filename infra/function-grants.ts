@@ -83,8 +83,10 @@ export const REGISTER_ACCESS: BucketAccess = {
   objects: [
     {
       actions: ['s3:GetObject'],
-      keyPatterns: [`${uploads}*`, `${models}*`],
-      reason: 'Register reads any upload, and the manifests and versions of any model (it registers them all).',
+      keyPatterns: [`${uploads}*`, `${models}*`, `${rejected}*`],
+      reason:
+        'Register reads any upload, the manifests and versions of any model (it registers them all), and rejection ' +
+        'records (an upload refused before is not pending: reconciliation never runs it again).',
     },
     {
       actions: ['s3:PutObject'],

@@ -368,7 +368,7 @@ describe('security', () => {
       return result;
     };
     expect(actionsOn(logicalId(synth.stack.registerFunction.role))).toEqual({
-      's3:GetObject': ['uploads/*', 'models/*'],
+      's3:GetObject': ['uploads/*', 'models/*', 'rejected/*'],
       's3:PutObject': ['models/*', 'rejected/*'],
       's3:AbortMultipartUpload': ['models/*'],
     });

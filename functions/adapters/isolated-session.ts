@@ -38,7 +38,7 @@ const MEMORY_POLL_MS = 50;
 
 // The child: creates one session from the bytes it is sent, runs it on request, answers over the IPC channel, and
 // exits when its parent goes away. Errors travel as text; the parent turns them into the adapter's errors.
-// Tests can make it crash as onnxruntime would (\`ENV.isolatedSessionFault\`), to prove that a signal ends as a refusal.
+// Tests can make it crash as onnxruntime would (`ENV.isolatedSessionFault`), to prove that a signal ends as a refusal.
 const CHILD_SOURCE = `
 const ort = require(process.argv[1]);
 const [faultSignal, faultOp] = (process.env.${ENV.isolatedSessionFault} || '').split(':');

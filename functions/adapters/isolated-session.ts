@@ -10,9 +10,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { ENV } from '../core/contract.js';
+import { killOnExit, onnxruntimePath } from './child-processes.js';
 import { ModelRejectedError } from '../core/errors.js';
 import { MAX_TENSOR_RANK, type ModelSession, type SessionFactory, type SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
@@ -85,15 +85,6 @@ interface ChildAnswer {
   )[];
 }
 
-/** Where the child finds onnxruntime-node: the parent's own resolution (`NODE_PATH` covers Lambda layers). */
-function onnxruntimePath(): string {
-  try {
-    return createRequire(import.meta.url).resolve('onnxruntime-node');
-  } catch {
-    return 'onnxruntime-node';
-  }
-}
-
 /** Resident memory of a process in bytes, from `/proc` (Linux, as on Lambda); `undefined` elsewhere. */
 function residentBytes(pid: number): number | undefined {
   try {
@@ -102,26 +93,6 @@ function residentBytes(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Children alive now, killed when this process exits. */
-const children = new Set<ChildProcess>();
-let killsOnExit = false;
-
-/**
- * Kills `child` when this process exits, however it exits (a bounded shutdown abandons registrations mid-way): a
- * child spinning inside onnxruntime never runs its own 'disconnect' handler, and would spin on as an orphan.
- */
-function killOnExit(child: ChildProcess): void {
-  if (!killsOnExit) {
-    process.on('exit', () => {
-      for (const alive of children) alive.kill('SIGKILL');
-    });
-    killsOnExit = true;
-  }
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  child.once('error', () => children.delete(child));
 }
 
 /** One session in its own child process. */

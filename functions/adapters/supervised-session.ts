@@ -18,9 +18,9 @@
  * `node -e`, as registration's is: no file of its own to bundle.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import type * as ort from 'onnxruntime-node';
 import { InferenceCrashedError, ModelRejectedError, ServiceUnavailableError } from '../core/errors.js';
+import { killOnExit, onnxruntimePath } from './child-processes.js';
 import type { ModelSession, SessionFactory, SessionOptions } from '../core/session.js';
 import type { Tensor, TensorSpec } from '../core/types.js';
 import {
@@ -74,15 +74,6 @@ interface ChildAnswer {
 interface Pending {
   readonly resolve: (answer: ChildAnswer) => void;
   readonly reject: (error: Error) => void;
-}
-
-/** Where the child finds onnxruntime-node: the parent's own resolution (`NODE_PATH` covers Lambda layers). */
-function onnxruntimePath(): string {
-  try {
-    return createRequire(import.meta.url).resolve('onnxruntime-node');
-  } catch {
-    return 'onnxruntime-node';
-  }
 }
 
 /** One session in its own child process. */
@@ -143,8 +134,9 @@ class SupervisedModelSession implements ModelSession {
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       serialization: 'advanced',
     });
-    // Never what keeps this process alive: only an awaited answer does (see holdOpen).
+    // Never what keeps this process alive: only an awaited answer does (see holdOpen). Ends with this process.
     child.unref();
+    killOnExit(child);
     const session = new SupervisedModelSession(child, live);
     const answer = await session.call({ op: 'create', model, options: ortSessionOptions(options) });
     try {

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ARM64_EMULATION, missingArm64Emulation, type NodeBinary } from './node-binaries.js';
+import { ARM64_EMULATION, missingArm64Emulation, missingUserNamespaces, type NodeBinary } from './node-binaries.js';
 
 /** The parts of a synthesized CloudFormation template this module reads. */
 export interface TemplateJson {
@@ -88,7 +88,7 @@ export interface LambdaProcessOptions {
   /**
    * Hide the CPU topology as Lambda does: `/sys/devices/system/cpu` is an empty tmpfs in a mount namespace of the
    * process's own (libraries that read it, such as onnxruntime's cpuinfo, must cope). Needs what
-   * {@link missingArm64Emulation} checks for (`unshare`, user namespaces).
+   * {@link missingUserNamespaces} checks for.
    * @default false
    */
   readonly hideCpuTopology?: boolean;
@@ -320,7 +320,7 @@ function lambdaCommand(options: LambdaProcessOptions, args: readonly string[]): 
   }
   const hide = options.hideCpuTopology === true;
   if (!emulated && !hide) return [node?.path ?? process.execPath, ...args];
-  const missing = missingArm64Emulation();
+  const missing = emulated ? missingArm64Emulation() : missingUserNamespaces();
   if (missing !== undefined) throw new Error(`cannot run ${emulated ? 'arm64 Node' : 'in namespaces'}: ${missing}`);
   const binfmt = emulated ? AARCH64_BINFMT : '';
   // QEMU_LD_PREFIX is qemu's -L (the arm64 sysroot) as a variable: every arm64 process started in there inherits it.

@@ -73,35 +73,43 @@ export const ARM64_EMULATION = {
   packages: ['qemu-user-static', 'libc6-arm64-cross', 'libstdc++6-arm64-cross'],
 } as const;
 
-let probed: string | undefined | null = null;
+let namespacesProbed: string | undefined | null = null;
+
+/**
+ * Why a process cannot get a user and mount namespace of its own here (where `tools/lambda-process.ts` hides the CPU
+ * topology and gives arm64 processes their own binfmt_misc), or `undefined` when it can.
+ */
+export function missingUserNamespaces(): string | undefined {
+  if (namespacesProbed === null) {
+    try {
+      execFileSync('unshare', ['--user', '--map-root-user', '--mount', 'true'], { stdio: 'ignore' });
+      namespacesProbed = undefined;
+    } catch {
+      namespacesProbed =
+        'unshare cannot create a user and mount namespace here (util-linux, and user namespaces allowed)';
+    }
+  }
+  return namespacesProbed;
+}
 
 /**
  * Why arm64 binaries cannot run here under qemu-user, or `undefined` when they can: an x86_64 Linux host with the
- * three Debian packages of {@link ARM64_EMULATION}, and `unshare` able to make a user and mount namespace (where
- * `tools/lambda-process.ts` gives the process its own binfmt_misc and hides the CPU topology, as Lambda does).
+ * three Debian packages of {@link ARM64_EMULATION}, and {@link missingUserNamespaces} satisfied.
  */
 export function missingArm64Emulation(): string | undefined {
-  if (probed !== null) return probed;
-  const install = `apt-get install ${ARM64_EMULATION.packages.join(' ')}`;
+  if (!CAN_RUN_LINUX_X64_NODE) {
+    return `arm64 emulation is set up for linux/x64 hosts only, not ${process.platform}/${process.arch}`;
+  }
   const needed = [
     ARM64_EMULATION.emulator,
     join(ARM64_EMULATION.sysroot, 'lib', 'ld-linux-aarch64.so.1'),
     join(ARM64_EMULATION.sysroot, 'lib', 'libstdc++.so.6'),
   ];
   const missing = needed.filter((file) => !existsSync(file));
-  if (!CAN_RUN_LINUX_X64_NODE) {
-    probed = `arm64 emulation is set up for linux/x64 hosts only, not ${process.platform}/${process.arch}`;
-  } else if (missing.length > 0) {
-    probed = `${missing.join(', ')} missing: run ${install} (as root)`;
-  } else {
-    try {
-      execFileSync('unshare', ['--user', '--map-root-user', '--mount', 'true'], { stdio: 'ignore' });
-      probed = undefined;
-    } catch {
-      probed = 'unshare cannot create a user and mount namespace here (util-linux, and user namespaces allowed)';
-    }
+  if (missing.length > 0) {
+    return `${missing.join(', ')} missing: run apt-get install ${ARM64_EMULATION.packages.join(' ')} (as root)`;
   }
-  return probed;
+  return missingUserNamespaces();
 }
 
 /**

@@ -2,7 +2,8 @@
  * Runs a deployed artifact the way Lambda runs it: a function's bundle as CDK staged it in the cloud assembly, in a
  * fresh Node process, with its layer where Lambda mounts layers, the environment its template declares and the
  * variables Lambda itself sets. The artifact tests assert on the answers; the benchmarks time them (from the spawn
- * of the process, so Node's own start is included) and read the process's memory.
+ * of the process, so Node's own start is included) and read the process's memory. An arm64 Node (Lambda's default
+ * architecture) runs on an x86_64 host under qemu-user, and the CPU topology can be hidden as Lambda hides it.
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { ARM64_EMULATION, missingArm64Emulation, missingUserNamespaces, type NodeBinary } from './node-binaries.js';
 
 /** The parts of a synthesized CloudFormation template this module reads. */
 export interface TemplateJson {
@@ -79,10 +81,19 @@ export interface LambdaProcessOptions {
   /** Events, handled in order by one instance. */
   readonly events: readonly unknown[];
   /**
-   * The Node binary to run (e.g. another major, from `tools/node-binaries.ts`).
+   * The Node binary to run (another major or CPU, from `tools/node-binaries.ts`). An arm64 binary on an x86_64 host
+   * runs under qemu-user, in a user and mount namespace of its own whose private binfmt_misc hands every arm64
+   * executable to qemu, so the processes it spawns (registration's isolated onnxruntime child) run too.
    * @default this process's own (`process.execPath`)
    */
-  readonly nodeBinary?: string;
+  readonly node?: NodeBinary;
+  /**
+   * Hide the CPU topology as Lambda does: `/sys/devices/system/cpu` is an empty tmpfs in a mount namespace of the
+   * process's own (libraries that read it, such as onnxruntime's cpuinfo, must cope). Needs what
+   * {@link missingUserNamespaces} checks for.
+   * @default false
+   */
+  readonly hideCpuTopology?: boolean;
   /**
    * Start every event at once instead of one after the other, as Lambda Managed Instances do with several
    * invocations per execution environment. Each invocation still gets its own request id (`req-<index>`).
@@ -132,6 +143,13 @@ export interface LambdaProcessResult {
   readonly nodeVersion: string;
   /** With `runtimeApi`: what was posted there and how the process ended. */
   readonly runtimeApi?: RuntimeApiRecord;
+  /** `process.arch` of the Node that ran the function: `arm64` under qemu-user. */
+  readonly nodeArch: string;
+  /**
+   * The shared objects (`.so`, `.node`) mapped in the process after the last event, by real path, from
+   * `/proc/self/maps` (emptied where that file does not exist): which native binaries really loaded.
+   */
+  readonly loadedLibraries: readonly string[];
 }
 
 // The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
@@ -145,7 +163,7 @@ const peakRss = () => {
   } catch {}
   return process.resourceUsage().maxRSS * 1024;
 };
-mark('node ' + process.version);
+mark('node ' + process.version + ' ' + process.arch);
 const { handler } = await import('./index.mjs');
 try { writeFileSync('/proc/self/clear_refs', '5'); } catch {}
 mark('init ' + process.memoryUsage().rss);
@@ -171,7 +189,12 @@ if (process.argv[4] === 'concurrent') {
     mark('result ' + JSON.stringify(results[results.length - 1]));
   }
 }
-writeFileSync(process.argv[3], JSON.stringify(results));
+let libraries = [];
+try {
+  const paths = readFileSync('/proc/self/maps', 'utf8').split('\\n').map((line) => line.slice(line.indexOf(' /') + 1));
+  libraries = [...new Set(paths.filter((path) => /^\\/.*\\.(node|so(\\.\\d+)*)$/.test(path)))];
+} catch {}
+writeFileSync(process.argv[3], JSON.stringify({ results, libraries }));
 `;
 
 function lines(stream: Readable, onLine: (line: string) => void): void {
@@ -220,16 +243,20 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   if (api !== undefined) env['AWS_LAMBDA_RUNTIME_API'] = api.address;
   const started = performance.now();
   const mode = options.concurrent === true ? ['concurrent'] : [];
-  const child = spawn(
-    options.nodeBinary ?? process.execPath,
-    [...(options.nodeOptions ?? []), 'runner.mjs', eventsFile, resultsFile, ...mode],
-    {
-      cwd: task,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    },
-  );
+  const [file, ...args] = lambdaCommand(options, [
+    ...(options.nodeOptions ?? []),
+    'runner.mjs',
+    eventsFile,
+    resultsFile,
+    ...mode,
+  ]);
+  const child = spawn(file!, args, {
+    cwd: task,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
   let nodeVersion = '';
+  let nodeArch = '';
   let initMs = NaN;
   let initRssBytes = NaN;
   const responseMs: number[] = [];
@@ -240,6 +267,7 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
     const [kind, value] = line.split(' ');
     if (kind === 'node') {
       nodeVersion = value ?? '';
+      nodeArch = line.split(' ')[2] ?? '';
     } else if (kind === 'init') {
       initMs = at;
       initRssBytes = Number(value);
@@ -280,12 +308,79 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
       stdout,
       stderr,
       nodeVersion,
+      nodeArch,
+      loadedLibraries: [],
       runtimeApi,
     };
   }
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
-  const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as unknown[];
-  return { results, initMs, responseMs, initRssBytes, peakRssBytes, stdout, stderr, nodeVersion };
+  const { results, libraries } = JSON.parse(readFileSync(resultsFile, 'utf8')) as {
+    results: unknown[];
+    libraries: string[];
+  };
+  return {
+    results,
+    initMs,
+    responseMs,
+    initRssBytes,
+    peakRssBytes,
+    stdout,
+    stderr,
+    nodeVersion,
+    nodeArch,
+    loadedLibraries: libraries,
+  };
+}
+
+// Runs in the new namespaces as root of its user namespace, then becomes the Node process (exec keeps its pid and
+// file descriptors, so the progress pipe on fd 3 still reaches us): "$1" hides the CPU topology, "$2" is the binfmt_misc
+// rule for arm64 executables (empty: none). A binfmt_misc mounted in a user namespace is that namespace's own
+// (Linux 6.7 and later), so nothing changes for the rest of the machine.
+const NAMESPACE_SETUP = `set -e
+if [ "$1" = hide ]; then mount -t tmpfs -o mode=0555 lambda-cpu /sys/devices/system/cpu; fi
+if [ -n "$2" ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  printf '%s' "$2" > /proc/sys/fs/binfmt_misc/register
+fi
+shift 2
+exec "$@"`;
+
+// binfmt_misc's rule for 64-bit little-endian ELF executables of machine aarch64 (the magic and mask of Debian's
+// qemu-user-static): "F" opens qemu now, so the rule holds whatever the mount namespace shows later.
+const AARCH64_BINFMT =
+  ':qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:' +
+  '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:' +
+  `${ARM64_EMULATION.emulator}:F`;
+
+/** The command line that runs Node with `args` as `options` ask: directly, or in namespaces of its own. */
+function lambdaCommand(options: LambdaProcessOptions, args: readonly string[]): string[] {
+  const node = options.node;
+  const emulated = node !== undefined && node.cpu !== process.arch;
+  if (emulated && !(node.cpu === 'arm64' && process.arch === 'x64')) {
+    throw new Error(`a ${node.cpu} Node cannot run on this ${process.arch} host`);
+  }
+  const hide = options.hideCpuTopology === true;
+  if (!emulated && !hide) return [node?.path ?? process.execPath, ...args];
+  const missing = emulated ? missingArm64Emulation() : missingUserNamespaces();
+  if (missing !== undefined) throw new Error(`cannot run ${emulated ? 'arm64 Node' : 'in namespaces'}: ${missing}`);
+  const binfmt = emulated ? AARCH64_BINFMT : '';
+  // QEMU_LD_PREFIX is qemu's -L (the arm64 sysroot) as a variable: every arm64 process started in there inherits it.
+  const exec = emulated ? ['env', `QEMU_LD_PREFIX=${ARM64_EMULATION.sysroot}`] : [];
+  return [
+    'unshare',
+    '--user',
+    '--map-root-user',
+    '--mount',
+    'sh',
+    '-c',
+    NAMESPACE_SETUP,
+    'lambda-namespace',
+    hide ? 'hide' : 'show',
+    binfmt,
+    ...exec,
+    node?.path ?? process.execPath,
+    ...args,
+  ];
 }
 
 /** The Runtime API's response route on loopback: records each posted body by request id. */

@@ -10,31 +10,22 @@
  * on AWS.
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import type { APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { ENV } from '../../functions/core/contract.js';
-import { runInLambdaProcess, stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
-import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
+import { stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { attr, ModelBuilder } from '../../tools/onnx/index.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
-import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
-import {
-  removeTempDirs,
-  resources,
-  s3PolicyOf,
-  squareModel,
-  synthesize,
-  tempDir,
-  type Synthesized,
-} from './fixture.js';
+import type { S3Fixture } from '../s3/fixture.js';
+import { binaryAnswerOf, bodyOf, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
+import { removeTempDirs, squareModel, synthesize, type Synthesized } from './fixture.js';
 
+let rig: ArtifactRig;
 let synth: Synthesized;
 let s3: S3Fixture;
-let opt: string;
-const denials: AccessDenial[] = [];
 
 /** The Node each run uses: the machine's, then each Lambda runtime's. */
 const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
@@ -52,89 +43,12 @@ async function invoke(
   node: { version?: string } = {},
   options: { concurrent?: boolean; logs?: string[]; faults?: Readonly<Record<string, string>> } = {},
 ): Promise<unknown[]> {
-  const credentials = s3.server.credentialsFor(logicalId);
-  const fn = stagedFunction(synth.template.toJSON() as TemplateJson, synth.assemblyDir, logicalId);
-  // Only what the template declares, and the local S3 endpoint and its key pair.
-  const declared = Object.fromEntries(
-    Object.entries(fn.environment).map(([name, value]) => [
-      name,
-      typeof value === 'string' ? value : s3.server.bucket, // the only reference: MODEL_BUCKET -> the bucket
-    ]),
-  );
-  const nodeBinaryPath = node.version === undefined ? undefined : await nodeBinary(node.version);
-  const { results, nodeVersion, stdout, stderr } = await runInLambdaProcess({
-    ...(options.concurrent === true ? { concurrent: true, captureStdout: true } : {}),
-    ...(nodeBinaryPath === undefined ? {} : { nodeBinary: nodeBinaryPath }),
-    bundleDir: fn.bundleDir,
-    layerDir: opt,
-    taskDir: tempDir('task'),
-    functionName: logicalId,
-    memoryMb: fn.memoryMb,
-    events,
-    environment: {
-      ...declared,
-      AWS_REGION: s3.server.region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      S3_ENDPOINT: s3.server.endpoint,
-      // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
-      POWERTOOLS_TRACE_ENABLED: 'false',
-      // Fault injections only (never a setting the template lacks).
-      ...options.faults,
-    },
-  });
-  expect(nodeVersion).toBe(node.version === undefined ? process.version : `v${node.version}`);
-  // Powertools writes info to stdout, warnings and errors to stderr: one JSON object per line.
-  options.logs?.push(...`${stdout}\n${stderr}`.split('\n').filter((line) => line.startsWith('{')));
-  return results;
+  const binary = node.version === undefined ? undefined : await nodeBinary(node.version);
+  const run = await rig.invoke(logicalId, events, { ...options, ...(binary === undefined ? {} : { node: binary }) });
+  return run.results;
 }
 
-/** A REST API proxy event for a deployed route (`resource` is the route template, `path` has no stage). */
-function restEvent(
-  method: string,
-  resource: string,
-  path: string,
-  body?: Buffer,
-  headers: Record<string, string> = {},
-): APIGatewayProxyEvent {
-  const allHeaders = { host: 'abc123.execute-api.us-east-1.amazonaws.com', 'x-api-key': 'test-key', ...headers };
-  const version = /\/versions\/([^/]+)/.exec(path)?.[1];
-  return {
-    resource,
-    path,
-    httpMethod: method,
-    headers: allHeaders,
-    multiValueHeaders: Object.fromEntries(Object.entries(allHeaders).map(([k, v]) => [k, [v]])),
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: version === undefined ? null : { v: version },
-    stageVariables: null,
-    body: body === undefined ? null : body.toString('base64'),
-    isBase64Encoded: body !== undefined,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123',
-      authorizer: undefined,
-      protocol: 'HTTP/1.1',
-      httpMethod: method,
-      identity: { sourceIp: '203.0.113.7', apiKey: 'test-key' } as APIGatewayProxyEvent['requestContext']['identity'],
-      path: `/prod${path}`,
-      stage: 'prod',
-      requestId: `req-${method}-${path}`,
-      requestTimeEpoch: Date.now(),
-      resourceId: 'res',
-      resourcePath: resource,
-    },
-  };
-}
-
-const bodyOf = (result: unknown): unknown => {
-  const r = result as APIGatewayProxyResult;
-  return JSON.parse(r.isBase64Encoded === true ? Buffer.from(r.body, 'base64').toString('utf8') : r.body);
-};
-
-const idOf = (construct: { node: { defaultChild?: unknown } }): string =>
-  synth.stack.resolve(synth.stack.getLogicalId(construct.node.defaultChild as never)) as string;
+const idOf = (construct: { node: { defaultChild?: unknown } }): string => rig.idOf(construct);
 
 beforeAll(async () => {
   synth = synthesize(
@@ -154,35 +68,15 @@ beforeAll(async () => {
     },
     { bundling: true, id: 'Artifacts' },
   );
-  // The staged layer asset, as Lambda would unzip it under /opt.
-  const layer = resources(synth.template)[idOf(synth.stack.layers.get('x86_64')!.layerVersion)]?.Properties as {
-    Content: { S3Key: string };
-  };
-  opt = join(synth.assemblyDir, `asset.${layer.Content.S3Key.replace(/\.zip$/, '')}`);
-  // Each function's role, keyed by the function's logical id, with the S3 statements the template gives it.
-  const template = synth.template;
-  const bucketId = idOf(synth.stack.bucket);
-  const functions = [
-    synth.stack.registerFunction,
-    synth.stack.controlFunction,
-    ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction),
-  ];
-  const roles = functions.map((fn) => ({
-    role: idOf(fn.function),
-    statements: s3PolicyOf(template, idOf(fn.role), bucketId, 'models'),
-  }));
-  s3 = await startS3Fixture({
-    bucket: 'models',
-    eventFilter: { prefix: 'uploads/', suffix: '.onnx' },
-    roles,
-    onAccessDenied: (denial) => denials.push(denial),
-  });
-  // Downloaded once (about 53 MB each), then cached under node_modules/.cache.
+  // Each function runs with the layer its template gives it (here the x86_64 one), under its role's S3 statements.
+  rig = await startArtifactRig(synth);
+  s3 = rig.s3;
+  // Downloaded once (about 52 MB each), then cached under node_modules/.cache.
   if (CAN_RUN_LINUX_X64_NODE) for (const node of NODES) if (node.version !== undefined) await nodeBinary(node.version);
 }, 360_000);
 
 afterAll(async () => {
-  await s3?.stop();
+  await rig?.stop();
   removeTempDirs();
 });
 
@@ -265,15 +159,10 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
       });
 
       expect(binary?.statusCode).toBe(200);
-      const raw = Buffer.from(binary!.body, binary!.isBase64Encoded === true ? 'base64' : 'utf8');
-      const headerLength = Number(
-        Object.entries(binary!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1],
-      );
-      const responseHeader = JSON.parse(raw.subarray(0, headerLength).toString('utf8')) as {
+      const { header: responseHeader, tail } = binaryAnswerOf<{
         outputs: Array<{ parameters: { binary_data_size: number } }>;
-      };
+      }>(binary!);
       expect(responseHeader.outputs[0]?.parameters.binary_data_size).toBe(8);
-      const tail = raw.subarray(headerLength);
       expect(Array.from(new Float32Array(tail.buffer.slice(tail.byteOffset, tail.byteOffset + 8)))).toEqual([0.25, 9]);
 
       expect(missing?.statusCode).toBe(404);
@@ -358,13 +247,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)('many invocations at once in one process 
   }, 120_000);
 });
 
-/** The object-created event of `key`, once the server has sent it. */
-async function eventFor(key: string): Promise<S3Event> {
-  for (let seen = 1; ; seen++) {
-    const event = ((await s3.waitForEvents(seen)) as S3Event[]).find((e) => e.Records[0]?.s3.object.key === key);
-    if (event !== undefined) return event;
-  }
-}
+const eventFor = (key: string): Promise<S3Event> => rig.eventFor(key);
 
 describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this machine's Node", () => {
   it('register records a refused upload under its role', async () => {
@@ -439,11 +322,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
 
     // Assess
     expect(answer?.statusCode, answer?.body.slice(0, 300)).toBe(200);
-    const raw = Buffer.from(answer!.body, answer!.isBase64Encoded === true ? 'base64' : 'utf8');
-    const headerLength = Number(
-      Object.entries(answer!.headers ?? {}).find(([k]) => k.toLowerCase() === 'inference-header-content-length')?.[1],
-    );
-    const header = JSON.parse(raw.subarray(0, headerLength).toString('utf8'));
+    const { header } = binaryAnswerOf<{ parameters: { image: unknown } }>(answer!);
     expect(header).toMatchObject({
       model_name: 'detector',
       parameters: { image: { original_size: [720, 1280], scale: 0.5, pad: [140, 0], size: [640, 640] } },
@@ -505,7 +384,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
   });
 
   it('no function was denied anything by the policy its role is deployed with', () => {
-    expect(denials.map(describeDenial)).toEqual([]);
+    expect(rig.describeDenials()).toEqual([]);
   });
 
   it('leaves the AWS SDK clients and the opt-in Tracer out of the serving bundles, and keeps the S3 client in register', () => {

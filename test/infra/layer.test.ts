@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,29 +13,16 @@ import {
   buildOnnxruntimeLayer,
   formatMegabytes,
   type LayerBuild,
+  NODE_ARCH,
 } from '../../layers/onnxruntime/build.js';
+import { ELF_MACHINE, elfMachine, LAMBDA_NODE_VERSIONS } from '../../tools/node-binaries.js';
 import { removeTempDirs, squareModel, tempDir } from './fixture.js';
-
-/** ELF e_machine values. */
-const ELF_MACHINE = { x86_64: 0x3e, arm64: 0xb7 } as const;
 
 function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile())
     .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
     .sort();
-}
-
-function elfMachine(path: string): number {
-  const header = Buffer.alloc(20);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, header, 0, 20, 0);
-  } finally {
-    closeSync(fd);
-  }
-  expect(header.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
-  return header.readUInt16LE(18);
 }
 
 const workDir = tempDir('layer-test');
@@ -53,7 +40,7 @@ beforeAll(() => {
 afterAll(removeTempDirs);
 
 describe.each(['x86_64', 'arm64'] as const)('the %s layer', (arch) => {
-  const nodeArch = arch === 'x86_64' ? 'x64' : 'arm64';
+  const nodeArch = NODE_ARCH[arch];
 
   it('holds onnxruntime-node, onnxruntime-common and sharp only, with only linux binaries of its CPU', () => {
     const build = builds[arch]!;
@@ -73,12 +60,12 @@ describe.each(['x86_64', 'arm64'] as const)('the %s layer', (arch) => {
     ]);
     const natives = files(build.dir).filter((f) => /\.node$|\.so(\.\d+)*$/.test(f) && f.includes('sharp'));
     expect(natives.length).toBe(2);
-    for (const native of natives) expect(elfMachine(join(build.dir, native))).toBe(ELF_MACHINE[arch]);
+    for (const native of natives) expect(elfMachine(join(build.dir, native))).toBe(ELF_MACHINE[nodeArch]);
     const binaries = files(build.dir).filter((f) => f.includes(`${join('onnxruntime-node', 'bin')}`));
     expect(binaries.length).toBeGreaterThanOrEqual(2);
     for (const binary of binaries) {
       expect(binary).toContain(join('bin', 'napi-v6', 'linux', nodeArch, ''));
-      expect(elfMachine(join(build.dir, binary))).toBe(ELF_MACHINE[arch]);
+      expect(elfMachine(join(build.dir, binary))).toBe(ELF_MACHINE[nodeArch]);
     }
     expect(files(build.dir).filter((f) => /darwin|win32|\.dll$|\.dylib$/.test(f))).toEqual([]);
   });
@@ -172,4 +159,33 @@ it('loads sharp from the layer alone in a fresh Node process, and decodes a JPEG
   expect(Math.abs(result.first[0]! - 200)).toBeLessThan(4);
   expect(result.vips).toMatch(/^\d+\.\d+/);
   for (const path of result.loaded) expect(path.startsWith(modules)).toBe(true);
+});
+
+it("names, in the README's one Versions table, the onnxruntime and Node versions the layer and the tests use", () => {
+  // Prepare: the table's rows, by what they name.
+  const readme = readFileSync('README.md', 'utf8');
+  const table = readme.slice(readme.indexOf('### Versions'), readme.indexOf('\n\n', readme.indexOf('| what |')));
+  const versionOf = (needle: string): string | undefined =>
+    table
+      .split('\n')
+      .find((row) => row.includes(needle))
+      ?.split('|')[2]
+      ?.trim();
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  const installed = (name: string): string =>
+    (JSON.parse(readFileSync(join('node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+  // Assess: the pins, what is installed (what the layer is built from) and the README agree.
+  const ort = versionOf('`onnxruntime-node`');
+  expect(ort).toMatch(/^\d+\.\d+\.\d+$/);
+  expect(manifest.dependencies['onnxruntime-node']).toBe(ort);
+  expect(manifest.devDependencies['onnxruntime-web']).toBe(ort);
+  expect(installed('onnxruntime-node')).toBe(ort);
+  expect(installed('onnxruntime-common')).toBe(ort);
+  expect(versionOf('`nodejs24.x`')).toBe(LAMBDA_NODE_VERSIONS['nodejs24.x']);
+  expect(versionOf('`nodejs22.x`')).toBe(LAMBDA_NODE_VERSIONS['nodejs22.x']);
+  expect(readme.match(/^### Versions$/gm)).toHaveLength(1);
 });

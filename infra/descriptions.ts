@@ -102,23 +102,23 @@ function utf8Length(text: string): number {
 export class FitDescriptions implements IAspect {
   /** Fits the description properties of `node`, if it has any. */
   public visit(node: IConstruct): void {
-    const fit = (value: string | undefined, rule: DescriptionRule): string | undefined =>
+    const fitTo = (value: string | undefined, rule: DescriptionRule): string | undefined =>
       value === undefined || Token.isUnresolved(value) ? value : fitDescription(value, rule);
-    if (node instanceof iam.CfnRole) node.description = fit(node.description, DESCRIPTION_RULES.iamRole);
+    if (node instanceof iam.CfnRole) node.description = fitTo(node.description, DESCRIPTION_RULES.iamRole);
     else if (
       node instanceof lambda.CfnFunction ||
       node instanceof lambda.CfnVersion ||
       node instanceof lambda.CfnAlias ||
       node instanceof lambda.CfnLayerVersion
     )
-      node.description = fit(node.description, DESCRIPTION_RULES.lambda);
+      node.description = fitTo(node.description, DESCRIPTION_RULES.lambda);
     else if (node instanceof cloudwatch.CfnAlarm)
-      node.alarmDescription = fit(node.alarmDescription, DESCRIPTION_RULES.alarm);
-    else if (node instanceof events.CfnRule) node.description = fit(node.description, DESCRIPTION_RULES.eventsRule);
+      node.alarmDescription = fitTo(node.alarmDescription, DESCRIPTION_RULES.alarm);
+    else if (node instanceof events.CfnRule) node.description = fitTo(node.description, DESCRIPTION_RULES.eventsRule);
     else if (node instanceof ec2.CfnSecurityGroup)
-      node.groupDescription = fit(node.groupDescription, DESCRIPTION_RULES.securityGroup) ?? '';
-    else if (node instanceof CfnOutput) node.description = fit(node.description, DESCRIPTION_RULES.template);
+      node.groupDescription = fitTo(node.groupDescription, DESCRIPTION_RULES.securityGroup) ?? '';
+    else if (node instanceof CfnOutput) node.description = fitTo(node.description, DESCRIPTION_RULES.template);
     else if (node instanceof Stack && node.templateOptions.description !== undefined)
-      node.templateOptions.description = fit(node.templateOptions.description, DESCRIPTION_RULES.template);
+      node.templateOptions.description = fitTo(node.templateOptions.description, DESCRIPTION_RULES.template);
   }
 }

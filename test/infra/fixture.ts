@@ -2,7 +2,7 @@
  * Shared helpers of the infrastructure tests: a tiny real ONNX model, a catalog written to a temporary folder,
  * one synthesized app per test file, and readers for the synthesized template (routes, role policies, references).
  */
-import { App } from 'aws-cdk-lib';
+import type { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

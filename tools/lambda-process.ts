@@ -296,40 +296,19 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
     child.on('error', reject);
     child.on('close', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
   });
+  const measured = { initMs, responseMs, initRssBytes, peakRssBytes, stdout, stderr, nodeVersion, nodeArch };
   if (api !== undefined) {
     await api.close();
+    // The process may have been ended on purpose (the deadline watchdog): what it posted is the result.
     const runtimeApi = { responses: api.responses, exitCode: code, signal };
-    return {
-      results: handled,
-      initMs,
-      responseMs,
-      initRssBytes,
-      peakRssBytes,
-      stdout,
-      stderr,
-      nodeVersion,
-      nodeArch,
-      loadedLibraries: [],
-      runtimeApi,
-    };
+    return { results: handled, ...measured, loadedLibraries: [], runtimeApi };
   }
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
   const { results, libraries } = JSON.parse(readFileSync(resultsFile, 'utf8')) as {
     results: unknown[];
     libraries: string[];
   };
-  return {
-    results,
-    initMs,
-    responseMs,
-    initRssBytes,
-    peakRssBytes,
-    stdout,
-    stderr,
-    nodeVersion,
-    nodeArch,
-    loadedLibraries: libraries,
-  };
+  return { results, ...measured, loadedLibraries: libraries };
 }
 
 // Runs in the new namespaces as root of its user namespace, then becomes the Node process (exec keeps its pid and

@@ -28,7 +28,8 @@ import {
   type RewriteOptions,
   type RewriteResult,
 } from './onnx/rewrites.js';
-import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/spec.js';
+import { checkImagePreprocess } from './image/input-fit.js';
+import { parsePreprocess, type Preprocess } from './image/spec.js';
 import { imageToTensor, syntheticImage } from './image/preprocess.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { Tensor, TensorData, TensorSpec } from './types.js';

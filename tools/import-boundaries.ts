@@ -27,7 +27,7 @@ export interface ImportEdge {
   readonly target: string | undefined;
   /** The package name (`@aws-sdk/client-s3`, `node:fs`), else `undefined` (one of our files). */
   readonly packageName: string | undefined;
-  /** `import type`, `export type ... from` or `import('x').T` in a type: gone at run time. */
+  /** `import type`, `export type ... from` or `import('x').T` in a type: gone at run time (a cycle edge all the same). */
   readonly typeOnly: boolean;
   /** `await import('x')`: loaded on demand, so it cannot take part in a module-initialisation cycle. */
   readonly dynamic: boolean;
@@ -229,13 +229,15 @@ export function checkFolderRules(
 
 /**
  * Import cycles among our files, one violation per strongly connected component, located at the first edge of the
- * cycle it prints. Only static value imports count: type-only imports vanish at run time and a dynamic import loads
- * after initialisation, so neither can leave a module half-initialised.
+ * cycle it prints. Every static import counts, type-only ones too (`import type`, `import { type X }`,
+ * `export type ... from`, `import('x').T`): they vanish at run time, but two modules that name each other's types
+ * are one module in two files (neither can move or be read alone), and one added value import makes the circle
+ * real. A dynamic `import()` loads on demand, after initialisation, and does not count.
  */
 export function findCycles(edges: readonly ImportEdge[]): ImportViolation[] {
   const graph = new Map<string, ImportEdge[]>();
   for (const edge of edges) {
-    if (edge.target === undefined || edge.typeOnly || edge.dynamic) continue;
+    if (edge.target === undefined || edge.dynamic) continue;
     graph.set(edge.from, [...(graph.get(edge.from) ?? []), edge]);
   }
   // Tarjan's strongly connected components, iterative enough for a repository's depth.
@@ -302,11 +304,12 @@ export function findCycles(edges: readonly ImportEdge[]): ImportViolation[] {
     }
     const first = route[0] as ImportEdge;
     const chain = [...route.map((e) => e.from), start].join(' → ');
+    const types = route.every((e) => e.typeOnly) ? ' (type imports only)' : '';
     return {
       file: first.from,
       line: first.line,
       rule: 'no-import-cycles' as const,
-      message: `import cycle ${chain}: move what both sides need into a module neither imports, or make one side \`import type\``,
+      message: `import cycle ${chain}${types}: move what both sides need, types included, into a module neither of them imports`,
     };
   });
 }

@@ -25,10 +25,7 @@ import { checkExternalData, externalDataReferences } from './onnx/external-data.
 import { readModelFile } from './onnx/model-file.js';
 import type { RewriteOptions } from './onnx/rewrites.js';
 import { readModelSkeleton, writeWithWeights } from './onnx/skeleton.js';
-import type { RegistrationOptions, RegistrationOutcome, ValidationTarget, validate } from './registration.js';
-
-/** registration.ts's `validate`, passed in: that module calls this one, so this one cannot import it back. */
-type Validate = typeof validate;
+import type { RegistrationOptions, RegistrationOutcome, Validate, ValidationTarget } from './registration-types.js';
 import type { ExternalDataFile } from './types.js';
 import { versionMetadata } from './version-metadata.js';
 

@@ -4,7 +4,6 @@
  * handler for each S3 record, locally and on AWS alike.
  */
 import { createHash } from 'node:crypto';
-import type { BlobStore } from './blob-store.js';
 import { isValidModelName, type Limits } from './catalog.js';
 import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
 import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
@@ -15,8 +14,6 @@ import {
   isStoreRefusal,
   outcomeId,
   UPLOADS_PREFIX,
-  type NewVersion,
-  type ModelRepository,
   type OutcomeRecord,
 } from './model-repository.js';
 import { redactInternals } from './redact.js';
@@ -25,58 +22,17 @@ import {
   STRING_NORMALIZER_LOCALE_HINT,
   isStringNormalizerLocaleFailure,
   rewriteForServing,
-  type RewriteOptions,
   type RewriteResult,
 } from './onnx/rewrites.js';
-import { checkImagePreprocess, parsePreprocess, type Preprocess } from './image/spec.js';
+import { checkImagePreprocess } from './image/input-fit.js';
+import { parsePreprocess, type Preprocess } from './image/spec.js';
 import { imageToTensor, syntheticImage } from './image/preprocess.js';
-import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
+import type { ModelSession } from './session.js';
 import type { Tensor, TensorData, TensorSpec } from './types.js';
 import { versionMetadata, type ValidatedModel } from './version-metadata.js';
+import type { RegistrationOptions, RegistrationOutcome, ValidationTarget } from './registration-types.js';
 
-/** What became of one uploaded object. */
-export type RegistrationOutcome =
-  | { readonly kind: 'registered'; readonly model: string; readonly version: string; readonly key: string }
-  | { readonly kind: 'duplicate'; readonly model: string; readonly version: string; readonly key: string }
-  | { readonly kind: 'rejected'; readonly model: string; readonly reason: string; readonly key: string }
-  | { readonly kind: 'ignored'; readonly reason: string; readonly key: string };
-
-/** Dependencies and settings of registration. */
-export interface RegistrationOptions {
-  /** Called after each step of adding a version: see `NewVersion.afterStep` (the crash tests' fault). @default none */
-  readonly afterStep?: NewVersion['afterStep'];
-  readonly store: BlobStore;
-  readonly repository: ModelRepository;
-  readonly sessionFactory: SessionFactory;
-  readonly sessionOptions: SessionOptions;
-  /** Largest model file accepted, in bytes. */
-  readonly maxModelBytes: number;
-  /** Limits applied to the optional sample request. */
-  readonly limits: Limits;
-  /**
-   * Image preprocessing that catalog entries declare, per model (`CATALOG_PREPROCESS`): it applies to every upload
-   * of the model and wins over the sidecar's, which may only repeat it.
-   * @default none
-   */
-  readonly catalogPreprocess?: ReadonlyMap<string, Preprocess>;
-  /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
-  readonly scratchDir?: string;
-  /**
-   * Stream the upload to a file in `scratchDir` and validate from the path (`file-registration.ts`): memory stays
-   * bounded for large models, and `.zip` uploads need it. `false` keeps the whole upload in one buffer.
-   * @default true
-   */
-  readonly fromFile?: boolean;
-  /**
-   * Largest model graph (an `.onnx` without its weights' values, what registration holds in memory of a model:
-   * the weights never enter it) accepted; over it, the upload is refused with the reason, before the graph is
-   * read. The register handler passes `MAX_GRAPH_BYTES`.
-   * @default no limit
-   */
-  readonly maxGraphBytes?: number;
-  /** @default () => new Date() */
-  readonly now?: () => Date;
-}
+export type { RegistrationOptions, RegistrationOutcome, ValidationTarget } from './registration-types.js';
 
 /** Suffix of the optional sample that goes with `<file>.onnx`. */
 export const SAMPLE_SUFFIX = '.json';
@@ -343,27 +299,6 @@ function parseUploadKey(
     return { kind: 'ignored', reason: 'not an uploads/<model>/<file>.onnx or .zip key', key };
   }
   return { kind: 'upload', model: rest.slice(0, slash) };
-}
-
-/**
- * How {@link validate} gets a session for the (possibly rewritten) model, and which rewrite options apply. Without
- * one, the bytes are the whole model and are loaded from memory (stores without disk); registration from a file
- * passes the file and its skeleton (`file-registration.ts`).
- */
-export interface ValidationTarget {
-  readonly open?: (model: Uint8Array) => Promise<ModelSession>;
-  readonly rewrite?: RewriteOptions;
-  /**
-   * The model is this file and the bytes given to {@link validate} are its skeleton (`onnx/skeleton.ts`): rewrites
-   * apply to the skeleton, and `write` writes a rewritten skeleton with the file's weights put back (the same
-   * model for the same bytes), so the weights never enter memory. Unchanged, the file itself is what gets stored.
-   */
-  readonly file?: {
-    readonly path: string;
-    readonly sha256: string;
-    readonly size: number;
-    readonly write: (model: Uint8Array) => Promise<{ path: string; sha256: string; size: number }>;
-  };
 }
 
 /** Rewrite, load, describe and smoke-test the model. Throws `ModelRejectedError` with the reason. */

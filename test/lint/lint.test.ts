@@ -110,14 +110,18 @@ describe('import boundaries', () => {
     );
   });
 
-  it('reports a cycle once, along the path a reader can follow, and ignores type-only and dynamic loops', () => {
-    // Prepare
+  it('reports a cycle once, along the path a reader can follow, type imports included, and ignores dynamic loops', () => {
+    // Prepare: a value cycle, then one cycle per form of type import, then a loop closed by `import()` only.
     const root = plant({
       'functions/local/a.ts': "import { b } from './b.js';\nexport const a = 1;\n",
       'functions/local/b.ts': "import { c } from './c.js';\nexport const b = 1;\n",
       'functions/local/c.ts': "import { a } from './a.js';\nexport const c = 1;\n",
       'functions/local/typed.ts': "import type { T } from './typed-back.js';\nexport type U = number;\n",
       'functions/local/typed-back.ts': "import type { U } from './typed.js';\nexport type T = U;\n",
+      'functions/local/inline.ts': "import { type V } from './inline-back.js';\nexport type W = V;\n",
+      'functions/local/inline-back.ts': "export type { W } from './inline.js';\nexport type V = string;\n",
+      'functions/local/query.ts': "export type Q = import('./query-back.js').R;\n",
+      'functions/local/query-back.ts': "export type R = import('./query.js').Q[];\n",
       'functions/local/lazy.ts': "export const load = () => import('./lazy-back.js');\n",
       'functions/local/lazy-back.ts': "import { load } from './lazy.js';\nexport const x = load;\n",
     });
@@ -126,8 +130,12 @@ describe('import boundaries', () => {
     const { violations } = checkImports(root);
 
     // Assess
+    const fix = 'move what both sides need, types included, into a module neither of them imports';
     expect(violations.map(formatViolation)).toEqual([
-      'functions/local/a.ts:1 [no-import-cycles] import cycle functions/local/a.ts → functions/local/b.ts → functions/local/c.ts → functions/local/a.ts: move what both sides need into a module neither imports, or make one side `import type`',
+      `functions/local/a.ts:1 [no-import-cycles] import cycle functions/local/a.ts → functions/local/b.ts → functions/local/c.ts → functions/local/a.ts: ${fix}`,
+      `functions/local/inline-back.ts:1 [no-import-cycles] import cycle functions/local/inline-back.ts → functions/local/inline.ts → functions/local/inline-back.ts: ${fix}`,
+      `functions/local/query-back.ts:1 [no-import-cycles] import cycle functions/local/query-back.ts → functions/local/query.ts → functions/local/query-back.ts (type imports only): ${fix}`,
+      `functions/local/typed-back.ts:1 [no-import-cycles] import cycle functions/local/typed-back.ts → functions/local/typed.ts → functions/local/typed-back.ts (type imports only): ${fix}`,
     ]);
   });
 
@@ -184,6 +192,29 @@ describe('import boundaries', () => {
     // Assess
     expect(code).toBe(1);
     expect(output).toContain("functions/core/leaky.ts:1 [core-is-pure] imports '../handlers/infer.js'");
+    expect(output).toContain('1 violation(s)');
+  });
+  it('the command exits 1 on a type-only cycle in core, such as types.ts and image/spec.ts once formed', async () => {
+    // Prepare
+    const root = plant({
+      'functions/core/types.ts':
+        "import type { Preprocess } from './image/spec.js';\nexport interface Meta { readonly preprocess?: Preprocess }\nexport interface TensorSpec { readonly name: string }\n",
+      'functions/core/image/spec.ts':
+        "import type { TensorSpec } from '../types.js';\nexport type Preprocess = Record<string, string>;\nexport const check = (inputs: readonly TensorSpec[]): number => inputs.length;\n",
+    });
+
+    // Act
+    const { code, output } = await failureOf(
+      bin('tsx'),
+      [path.join(repoRoot, 'tools/import-boundaries.ts'), root],
+      repoRoot,
+    );
+
+    // Assess
+    expect(code).toBe(1);
+    expect(output).toContain(
+      'functions/core/image/spec.ts:1 [no-import-cycles] import cycle functions/core/image/spec.ts → functions/core/types.ts → functions/core/image/spec.ts (type imports only)',
+    );
     expect(output).toContain('1 violation(s)');
   });
 });

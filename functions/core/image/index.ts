@@ -1,7 +1,5 @@
 /** Declared image preprocessing: settings, the pure math, and the decoder port. */
 export {
-  IMAGE_DATATYPES,
-  checkImagePreprocess,
   dynamicSizeSchema,
   imageAxes,
   imagePreprocessSchema,
@@ -9,6 +7,7 @@ export {
   preprocessSchema,
 } from './spec.js';
 export type { ImagePreprocess, Preprocess } from './spec.js';
+export { IMAGE_DATATYPES, checkImagePreprocess } from './input-fit.js';
 export { imageGeometry, imagePlacement, imageTensorElements, imageToTensor, syntheticImage } from './preprocess.js';
 export type { ImageGeometry, ImagePlacement, RgbImage } from './preprocess.js';
 export {

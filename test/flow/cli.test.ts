@@ -193,6 +193,8 @@ describe('commands against the embedded S3 server', () => {
     // Prepare
     const model = await file('same.onnx', linearModel(2));
     await cli(['upload', model, '--model', 'cli-same', '--wait'], local);
+    // --wait returns once the manifest lists the version; the registration records its outcome after that.
+    await flow.waitForOutcome('uploads/cli-same/same.onnx', 0);
 
     // Act
     const result = await cli(['upload', model, '--model', 'cli-same', '--wait', '--json'], local);
@@ -200,6 +202,7 @@ describe('commands against the embedded S3 server', () => {
     // Assess
     expect(result.code).toBe(EXIT_CODES.ok);
     expect(JSON.parse(result.out[0] ?? '')).toMatchObject({ outcome: 'identical', version: '1', latest: '1' });
+    await flow.stack.settled();
     expect(flow.outcomesFor('uploads/cli-same/same.onnx')).toHaveLength(1);
   });
 

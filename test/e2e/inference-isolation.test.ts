@@ -11,25 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
-import { buildLoopModel, ModelBuilder } from '../../tools/onnx/index.js';
+import { buildDivisionByBMinusOneModel, buildLoopModel } from '../../tools/onnx/index.js';
 
 const SPIN_TIMEOUT_MS = 1500;
 const INT32_MIN = -(2 ** 31);
 
 let stack: LocalStack;
 let dir: string;
-
-/** `y = Div(a, b - 1)` in INT32: registers (the smoke input is 0 / -1), and `a = INT32_MIN, b = 0` overflows. */
-function overflowModel(): Uint8Array {
-  return new ModelBuilder({ graphName: 'div' })
-    .input('a', 'INT32', [1])
-    .input('b', 'INT32', [1])
-    .initializer('one', { datatype: 'INT32', dims: [1], data: new Int32Array([1]) })
-    .node('Sub', ['b', 'one'], ['d'])
-    .node('Div', ['a', 'd'], ['y'])
-    .output('y', 'INT32', [1])
-    .toBytes();
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'inference-isolation-'));
@@ -44,7 +32,7 @@ beforeAll(async () => {
   await writeFile(path.join(catalog, 'linear.json'), JSON.stringify({ seed: 'linear.onnx' }));
   stack = await startLocal({ port: 0, s3Port: 0, dataDir: path.join(dir, 'data'), catalogDir: catalog, silent: true });
   // A model without a catalog entry: the shared function serves it.
-  await stack.runtime.store.put('uploads/divider/divider.onnx', overflowModel());
+  await stack.runtime.store.put('uploads/divider/divider.onnx', buildDivisionByBMinusOneModel());
   await stack.settled();
 });
 afterAll(async () => {

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { ENV } from '../../functions/core/contract.js';
 import { stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
-import { attr, ModelBuilder } from '../../tools/onnx/index.js';
+import { buildDivisionByBMinusOneModel } from '../../tools/onnx/index.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
 import type { S3Fixture } from '../s3/fixture.js';
 import { binaryAnswerOf, bodyOf, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
@@ -339,14 +339,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE)("more of the staged bundles, on this mach
 
   it('answers INT32_MIN / -1 through the staged bundles: register guards the Div, infer lives', async () => {
     // Prepare: y = Div(a, b - 1) in INT32 (its smoke input computes 0 / -1).
-    const divider = new ModelBuilder({ opsets: { '': 13 } })
-      .input('a', 'INT32', ['N'])
-      .input('b', 'INT32', ['N'])
-      .node('Constant', [], ['one'], { value: attr.tensor({ datatype: 'INT32', dims: [], data: new Int32Array([1]) }) })
-      .node('Sub', ['b', 'one'], ['d'])
-      .node('Div', ['a', 'd'], ['y'])
-      .output('y', 'INT32', ['N'])
-      .toBytes();
+    const divider = buildDivisionByBMinusOneModel();
     await s3.client.send(
       new PutObjectCommand({ Bucket: s3.server.bucket, Key: 'uploads/divider/divider.onnx', Body: divider }),
     );

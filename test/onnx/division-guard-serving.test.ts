@@ -5,22 +5,10 @@
  * is answered with the wrapped value; the stack keeps answering after it.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { attr, ModelBuilder } from '../../tools/onnx/index.js';
+import { buildDivisionByBMinusOneModel } from '../../tools/onnx/index.js';
 import { startFlowStack, type FlowStack } from '../flow/fixture.js';
 
 const INT32_MIN = -(2 ** 31);
-
-/** `y = Div(a, b - 1)`, INT32 `[N]`: the divisor is -1 wherever `b` is 0, as on the smoke input. */
-function divisionByBMinusOne(): Uint8Array {
-  return new ModelBuilder({ opsets: { '': 13 } })
-    .input('a', 'INT32', ['N'])
-    .input('b', 'INT32', ['N'])
-    .node('Constant', [], ['one'], { value: attr.tensor({ datatype: 'INT32', dims: [], data: new Int32Array([1]) }) })
-    .node('Sub', ['b', 'one'], ['d'])
-    .node('Div', ['a', 'd'], ['y'])
-    .output('y', 'INT32', ['N'])
-    .toBytes();
-}
 
 function request(a: number[], b: number[]) {
   return {
@@ -39,7 +27,7 @@ afterAll(() => flow?.close());
 
 it('answers INT32_MIN / -1 with the wrapped value, and the stack keeps serving', async () => {
   // Prepare
-  const outcome = await flow.uploadAndWait('divider', 'div.onnx', divisionByBMinusOne());
+  const outcome = await flow.uploadAndWait('divider', 'div.onnx', buildDivisionByBMinusOneModel());
   expect(outcome, JSON.stringify(outcome)).toMatchObject({ kind: 'registered', version: '1' });
   const metadata = await flow.stack.runtime.repository.readMetadata('divider', '1');
 

@@ -16,6 +16,7 @@ export {
   type TensorValue,
 } from './model-builder.js';
 export {
+  buildDivisionByBMinusOneModel,
   buildFailingAtRunModel,
   buildIdentityModel,
   buildImageGainModel,

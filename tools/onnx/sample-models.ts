@@ -188,3 +188,18 @@ export function buildImageGainModel(height: number, width: number, batch: Dim = 
     .output('y', 'FP32', [batch, 3, height, width])
     .toBytes();
 }
+
+/**
+ * `y = Div(a, b - 1)` in INT32 `[N]`: it registers (the smoke input computes 0 / -1), and the request
+ * `a = INT32_MIN, b = 0` is the overflow that raises SIGFPE in onnxruntime unless registration guards the Div.
+ */
+export function buildDivisionByBMinusOneModel(): Uint8Array {
+  return new ModelBuilder({ opsets: { '': 13 } })
+    .input('a', 'INT32', ['N'])
+    .input('b', 'INT32', ['N'])
+    .node('Constant', [], ['one'], { value: attr.tensor({ datatype: 'INT32', dims: [], data: new Int32Array([1]) }) })
+    .node('Sub', ['b', 'one'], ['d'])
+    .node('Div', ['a', 'd'], ['y'])
+    .output('y', 'INT32', ['N'])
+    .toBytes();
+}

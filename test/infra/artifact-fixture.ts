@@ -33,6 +33,8 @@ export interface InvokeOptions {
   readonly layerDir?: string;
   /** Fault injections only (never a setting the template lacks), added to the function's environment. */
   readonly faults?: Readonly<Record<string, string>>;
+  /** Serve Lambda's Runtime API on loopback and record what is posted to it (the inference watchdog's answers). */
+  readonly runtimeApi?: boolean;
 }
 
 /** A synthesized app's functions, runnable against an embedded S3 server that enforces their roles. */
@@ -99,6 +101,7 @@ export async function startArtifactRig(synth: Synthesized): Promise<ArtifactRig>
       ...(options.concurrent === true ? { concurrent: true, captureStdout: true } : {}),
       ...(options.node === undefined ? {} : { node: options.node }),
       ...(options.hideCpuTopology === true ? { hideCpuTopology: true } : {}),
+      ...(options.runtimeApi === true ? { runtimeApi: true } : {}),
       bundleDir: fn.bundleDir,
       layerDir,
       taskDir: tempDir('task'),

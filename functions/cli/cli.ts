@@ -21,9 +21,9 @@ import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
 export const USAGE = `usage: npm run models -- <command> [options]
 
 commands:
-  upload <file.onnx> --model <m> [--sample <sample.json>] [--wait [--timeout <s>]]
-      upload to uploads/<m>/<file.onnx> (the sample first, as <file.onnx>.json); with --wait, wait until it is
-      registered (prints the version) or refused (prints why, exit 1)
+  upload <file.onnx|file.zip> --model <m> [--sample <sample.json>] [--wait [--timeout <s>]]
+      upload to uploads/<m>/<file> (the sample first, as <file>.json); a .zip holds one .onnx and its external
+      data files; with --wait, wait until it is registered (prints the version) or refused (prints why, exit 1)
   list [<m>]                  models with latest version and labels; with <m>, its versions and their state
   promote <m> <version> [--label <name>]
                               point latest (rollback or roll forward) or a label such as stable at a version
@@ -176,7 +176,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
     switch (command) {
       case 'upload': {
-        expectPositionals('upload', rest, 1, 1, 'one <file.onnx>');
+        expectPositionals('upload', rest, 1, 1, 'one <file.onnx|file.zip>');
         if (values.model === undefined)
           throw new UsageError('upload needs --model <name>: the model the file is a version of');
         if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');

@@ -294,7 +294,7 @@ export async function listCommand(ctx: CommandContext, model?: string): Promise<
     return EXIT_CODES.ok;
   }
   if (manifests.length === 0 && refusedOnly.size === 0) {
-    ctx.out(`no models in ${ctx.where} yet: npm run models -- upload <file.onnx> --model <name>`);
+    ctx.out(`no models in ${ctx.where} yet: npm run models -- upload <file.onnx|file.zip> --model <name>`);
     return EXIT_CODES.ok;
   }
   const rows = manifests.map((m) => [

@@ -95,7 +95,6 @@ export function headingSlug(heading: string): string {
   return heading
     .trim()
     .toLowerCase()
-    .replace(/<[^>]*>/g, '')
     .replace(/[^\p{L}\p{N}\s_-]/gu, '')
     .replace(/\s/g, '-');
 }

@@ -8,13 +8,13 @@
 import { Aspects, type IAspect } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_MODELS_DIR } from '../../infra/catalog-loader.js';
-import { REPO_ROOT } from '../../infra/service-function.js';
 import { addServiceStack, CONTEXT_OPTIONS, createServiceApp, type ContextOption } from '../../infra/service-app.js';
 import { describeWithCfnLint, formatFinding, lintTemplates, readIgnores, unignored, type Finding } from './cfn-lint.js';
+import { findSection, tableRows } from '../../tools/docs.js';
 import { removeTempDirs, tempDir, writeCatalog } from './fixture.js';
 
 afterAll(removeTempDirs);
@@ -44,7 +44,7 @@ interface Variant {
 }
 
 /**
- * Every documented synth variant (README, "Context options"). Options that do not exclude each other share a
+ * Every documented synth variant (docs/deploying.md, "Context options"). Options that do not exclude each other share a
  * template: cfn-lint takes seconds per template, and every option's resources and properties are in one of them.
  * `alarmEmail` and `alarmTopicArn` exclude each other, and the two network forms of Managed Instances do.
  */
@@ -191,10 +191,9 @@ it('fails the synth on a planted Managed Instances memory below 2,048 MB, naming
   ).toThrow(/models\/wide\.json is invalid: memoryMb: .*memoryGiBPerVCpu 8 takes 8192 MB; set memoryMb to 8192/);
 });
 
-it("lists exactly the app's context options in the README's table", () => {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  const table = readme.slice(readme.indexOf('Context options (`-c key=value`'));
-  const rows = table.slice(0, table.indexOf('\n\n', table.indexOf('| option |')));
-  const documented = [...rows.matchAll(/^\| `([A-Za-z]+)` \|/gm)].map((m) => m[1]);
+it("lists exactly the app's context options in the docs' table", () => {
+  // The table of the "Context options" section, wherever it lives (README.md or docs/).
+  const rows = tableRows(findSection('Context options').text, 'option');
+  const documented = rows.map((row) => /^`([A-Za-z]+)`$/.exec(row[0] ?? '')?.[1]);
   expect(documented.sort()).toEqual(Object.keys(CONTEXT_OPTIONS).sort());
 });

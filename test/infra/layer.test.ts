@@ -15,6 +15,7 @@ import {
   type LayerBuild,
   NODE_ARCH,
 } from '../../layers/onnxruntime/build.js';
+import { findSection, tableRows } from '../../tools/docs.js';
 import { ELF_MACHINE, elfMachine, LAMBDA_NODE_VERSIONS } from '../../tools/node-binaries.js';
 import { removeTempDirs, squareModel, tempDir } from './fixture.js';
 
@@ -32,7 +33,7 @@ beforeAll(() => {
   builds.x86_64 = buildOnnxruntimeLayer('x86_64', join(workDir, 'x86_64'));
   builds.arm64 = buildOnnxruntimeLayer('arm64', join(workDir, 'arm64'));
   for (const [arch, build] of Object.entries(builds)) {
-    // The number the README quotes: printed, not asserted against a fixed value.
+    // The number docs/deploying.md quotes: printed, not asserted against a fixed value.
     console.log(`onnxruntime layer ${arch}: ${formatMegabytes(build.unzippedBytes)} unzipped`);
   }
 }, 60_000);
@@ -161,16 +162,10 @@ it('loads sharp from the layer alone in a fresh Node process, and decodes a JPEG
   for (const path of result.loaded) expect(path.startsWith(modules)).toBe(true);
 });
 
-it("names, in the README's one Versions table, the onnxruntime and Node versions the layer and the tests use", () => {
-  // Prepare: the table's rows, by what they name.
-  const readme = readFileSync('README.md', 'utf8');
-  const table = readme.slice(readme.indexOf('### Versions'), readme.indexOf('\n\n', readme.indexOf('| what |')));
-  const versionOf = (needle: string): string | undefined =>
-    table
-      .split('\n')
-      .find((row) => row.includes(needle))
-      ?.split('|')[2]
-      ?.trim();
+it("names, in the docs' one Versions table, the onnxruntime and Node versions the layer and the tests use", () => {
+  // Prepare: the table's rows, by what they name, wherever the section lives (README.md or docs/).
+  const rows = tableRows(findSection('Versions').text, 'what');
+  const versionOf = (needle: string): string | undefined => rows.find((row) => row[0]?.includes(needle))?.[1];
   const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
     dependencies: Record<string, string>;
     devDependencies: Record<string, string>;
@@ -178,7 +173,7 @@ it("names, in the README's one Versions table, the onnxruntime and Node versions
   const installed = (name: string): string =>
     (JSON.parse(readFileSync(join('node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
-  // Assess: the pins, what is installed (what the layer is built from) and the README agree.
+  // Assess: the pins, what is installed (what the layer is built from) and the docs agree.
   const ort = versionOf('`onnxruntime-node`');
   expect(ort).toMatch(/^\d+\.\d+\.\d+$/);
   expect(manifest.dependencies['onnxruntime-node']).toBe(ort);
@@ -187,5 +182,16 @@ it("names, in the README's one Versions table, the onnxruntime and Node versions
   expect(installed('onnxruntime-common')).toBe(ort);
   expect(versionOf('`nodejs24.x`')).toBe(LAMBDA_NODE_VERSIONS['nodejs24.x']);
   expect(versionOf('`nodejs22.x`')).toBe(LAMBDA_NODE_VERSIONS['nodejs22.x']);
-  expect(readme.match(/^### Versions$/gm)).toHaveLength(1);
+});
+
+it('states in the docs the unzipped size of each architecture as built here', () => {
+  // Prepare: the one sentence that gives the sizes (docs/deploying.md, "What `cdk deploy` provisions").
+  const section = findSection(/^What `cdk deploy` provisions/).text.replace(/\s+/g, ' ');
+  const stated = /in total, unzipped, x86_64 (\d+\.\d) MiB, arm64 (\d+\.\d) MiB/.exec(section);
+  expect(stated, 'the sentence "in total, unzipped, x86_64 N MiB, arm64 N MiB"').not.toBeNull();
+
+  // Assess: within 0.5 MiB of what was built (a patch release moves the last digit; a new dependency more).
+  const mib = (bytes: number): number => bytes / (1024 * 1024);
+  expect(Math.abs(Number(stated?.[1]) - mib(builds.x86_64!.unzippedBytes))).toBeLessThan(0.5);
+  expect(Math.abs(Number(stated?.[2]) - mib(builds.arm64!.unzippedBytes))).toBeLessThan(0.5);
 });

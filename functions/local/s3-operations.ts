@@ -531,7 +531,7 @@ function notImplemented(call: S3Call, names: readonly string[]): S3Error {
   const what = names.length === 0 ? '' : ` with ?${names.join('&')}`;
   return new S3Error(
     'NotImplemented',
-    `This local S3 server does not implement ${call.method}${call.key === undefined ? ' on a bucket' : ' on an object'}${what}; it serves what the product and aws s3 use (see the README).`,
+    `This local S3 server does not implement ${call.method}${call.key === undefined ? ' on a bucket' : ' on an object'}${what}; it serves what the product and aws s3 use (docs/architecture.md, "The embedded S3 server").`,
   );
 }
 

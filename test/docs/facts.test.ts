@@ -5,14 +5,22 @@
  * leads to a file and, when it names one, a heading; and the README stays short enough to read.
  */
 import { Template } from 'aws-cdk-lib/assertions';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { USAGE } from '../../functions/cli/cli.js';
 import { UPLOAD_SUFFIXES } from '../../functions/core/model-repository.js';
 import { DEFAULT_MODELS_DIR } from '../../infra/catalog-loader.js';
 import { addServiceStack, createServiceApp } from '../../infra/service-app.js';
-import { anchorsOf, DOCS_ROOT, findSection, readDocs, relativeLinksOf, tableRows } from '../../tools/docs.js';
+import {
+  anchorsOf,
+  DOCS_ROOT,
+  findSection,
+  headingsOf,
+  readDocs,
+  relativeLinksOf,
+  tableRows,
+} from '../../tools/docs.js';
 import { FOLDER_RULES } from '../../tools/import-boundaries.js';
 import { tempDir } from '../infra/fixture.js';
 
@@ -114,6 +122,26 @@ describe('README.md and docs/', () => {
   it('keep the README at 300 lines or fewer', () => {
     const readme = pages.find((page) => page.file === 'README.md');
     expect(readme?.text.trimEnd().split('\n').length).toBeLessThanOrEqual(300);
+  });
+
+  it('give the messages of the code that cite a page and section a real one', () => {
+    // A user reads "(docs/versions.md, \"External data\")" in an error: that page must have that section.
+    const sources = readdirSync(join(DOCS_ROOT, 'functions'), { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+      .map((entry) => join(entry.parentPath, entry.name));
+    const citations = sources.flatMap((source) =>
+      [...readFileSync(source, 'utf8').matchAll(/(docs\/[a-z-]+\.md), "([^"]+)"/g)].map((m) => ({
+        source,
+        file: m[1] ?? '',
+        heading: m[2] ?? '',
+      })),
+    );
+    expect(citations.length).toBeGreaterThan(1);
+    for (const { source, file, heading } of citations) {
+      const page = pages.find((p) => p.file === file);
+      const found = page === undefined ? [] : headingsOf(page).filter((h) => h.heading.startsWith(heading));
+      expect(found.length, `${source} cites ${file}, "${heading}"`).toBe(1);
+    }
   });
 
   it('link only to files that exist and headings that exist in them', () => {

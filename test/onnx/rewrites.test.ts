@@ -252,7 +252,7 @@ describe('rewriteForServing: rejections', () => {
     expect(rejectionOf(() => rewriteForServing(encodeModel(proto))).message).toBe(
       'The model keeps 1 weight tensor(s) (e.g. "w") in external data files, which a single .onnx upload does not ' +
         'carry. Save it as one file: onnx.save_model(model, path, save_as_external_data=False) (possible below 2 GB), ' +
-        'or upload it as a .zip with its data files (README, "External data").',
+        'or upload it as a .zip with its data files (docs/versions.md, "External data").',
     );
   });
 

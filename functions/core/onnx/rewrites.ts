@@ -141,8 +141,8 @@ function adaptForOnnxruntime(model: Uint8Array, file: ModelFile, options: Rewrit
     throw new ModelRejectedError(
       `The model keeps ${file.externalInitializers.length} weight tensor(s) (e.g. "${first}") in external data ` +
         'files, which a single .onnx upload does not carry. Save it as one file: onnx.save_model(model, path, ' +
-        'save_as_external_data=False) (possible below 2 GB), or upload it as a .zip with its data files (README, ' +
-        '"External data").',
+        'save_as_external_data=False) (possible below 2 GB), or upload it as a .zip with its data files ' +
+        '(docs/versions.md, "External data").',
     );
   }
   for (const { message: input } of file.inputs) {

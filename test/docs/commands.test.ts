@@ -8,7 +8,7 @@
  * here are marked as needing AWS (`# needs AWS`, `# needs the AWS CLI`), or are `.ci/run`'s own: the set-up and the
  * test command, which this test checks `.ci/run` runs.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -24,6 +24,10 @@ const NEEDS_AWS = /\bneeds (AWS|the AWS CLI)\b/;
  * hold for it (`npm install` there is `npm ci`: the same install, held to the lockfile).
  */
 const RUN_BY_CI: Readonly<Record<string, string>> = { 'npm install': 'npm ci', 'npm test': 'npm test' };
+
+/** Set by .ci/run, which installs curl: then a missing curl fails instead of skipping. */
+const REQUIRE_CURL = process.env.REQUIRE_CURL === '1';
+const hasCurl = spawnSync('curl', ['--version']).status === 0;
 
 /** The command this test itself runs in the background for the others: the local stack. */
 const START = 'npm start';
@@ -73,7 +77,14 @@ describe('the commands of README.md and docs/', () => {
   });
 });
 
-describe('run against npm start', () => {
+it.runIf(!hasCurl && !REQUIRE_CURL)(
+  "needs curl to run the docs' commands (apt-get install curl; REQUIRE_CURL=1 in CI)",
+  () => {
+    expect(hasCurl).toBe(false);
+  },
+);
+
+describe.runIf(hasCurl || REQUIRE_CURL)('run against npm start', () => {
   let stack: ChildProcess | undefined;
   let exited: Promise<void> | undefined;
   let env: NodeJS.ProcessEnv = {};

@@ -140,7 +140,7 @@ describe('command line errors', () => {
 
     // Assess
     expect(result.code).toBe(EXIT_CODES.ok);
-    expect(result.out.join('\n')).toMatch(/upload <file\.onnx> --model <m>.*\n.*\n.*\n {2}list \[<m>\]/);
+    expect(result.out.join('\n')).toMatch(/upload <file\.onnx\|file\.zip> --model <m>.*\n.*\n.*\n {2}list \[<m>\]/);
   });
 });
 

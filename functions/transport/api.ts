@@ -19,7 +19,6 @@ import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
 import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
-import { consolePage } from './console-page.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
 import type { ModelMetadata } from '../core/types.js';
@@ -71,6 +70,12 @@ export interface ApiOptions {
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
+  /**
+   * The console page served at `/` (the control function's `consolePage`), given the request's `Accept-Encoding`.
+   * Injected rather than imported so that the infer functions' bundles, which never serve it, leave it out.
+   * @default none: `/` is a 404
+   */
+  readonly consolePage?: (acceptEncoding: string | undefined) => Promise<HttpResponse>;
 }
 
 /** A function from request to response that never throws. */
@@ -101,7 +106,8 @@ export function createApi(options: ApiOptions): Api {
     }
     switch (route.kind) {
       case 'console':
-        return consolePage(request.headers['accept-encoding']);
+        if (options.consolePage === undefined) throw new NotFoundError('the console is served by the control function');
+        return options.consolePage(request.headers['accept-encoding']);
       case 'server-openapi':
         return jsonResponse(200, serverOpenApi(OPENAPI_INFO));
       case 'model-openapi': {

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { compressResponse } from './compression.js';
 import type { HttpResponse } from './http.js';
-import { CONSOLE_SCRIPT } from './console-script.js';
+import { CONSOLE_SCRIPT_LINES } from './console-script.js';
 
-/** The page's style sheet (inline, allowed by its hash). */
-const STYLE = [
+/** The page's style sheet (inline, allowed by its hash). Pure arrays: bundles that never serve the page drop them. */
+const STYLE_LINES = [
   `body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#f5f5f7}`,
   `header{display:flex;gap:1em;align-items:center;padding:.6em 1em;background:#1d1d1f;color:#fff}`,
   `header h1{font-size:1.1em;margin:0}header input{margin-left:auto}`,
@@ -28,13 +28,17 @@ const STYLE = [
   `.drop{border:2px dashed #bbb;border-radius:6px;padding:1em;margin-top:.5em}.drop.over{border-color:#0a60d0}`,
   `pre{white-space:pre-wrap;word-break:break-all;max-height:20em;overflow:auto;background:#f5f5f7;padding:.5em}`,
   `canvas{max-width:100%;margin-top:.5em}`,
-].join('\n');
+];
 
-/** The page: arrays of lines, since a multi-line literal would keep its newlines in the minified bundle. */
-const HTML = [
+/**
+ * The page around its style and script, as lines: a multi-line literal would keep its newlines in the minified
+ * bundle.
+ */
+const HEAD_LINES = [
   `<!doctype html>`,
   `<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">`,
-  `<title>onnx-serverless console</title><style>${STYLE}</style></head>`,
+  `<title>onnx-serverless console</title><style>`,
+  `</style></head>`,
   `<body>`,
   `<header><h1>onnx-serverless console</h1><span id="server"></span>`,
   `<input id="api-key" type="password" placeholder="API key (deployed)" autocomplete="off" aria-label="API key"></header>`,
@@ -53,10 +57,23 @@ const HTML = [
   `</div>`,
   `</section>`,
   `</main>`,
-  `<script>${CONSOLE_SCRIPT}</script>`,
-  `</body></html>`,
-  '',
-].join('\n');
+];
+
+/** The page and its policy, made on first use. */
+let built: { readonly html: string; readonly csp: string } | undefined;
+
+/**
+ * The page: its head up to `<style>`, the style, the rest of the head and the body, then the script; the policy
+ * allows exactly that style and that script by their hashes.
+ */
+function build(): { readonly html: string; readonly csp: string } {
+  const style = STYLE_LINES.join('\n');
+  const script = CONSOLE_SCRIPT_LINES.join('\n');
+  const split = HEAD_LINES.indexOf('</style></head>');
+  const head = `${HEAD_LINES.slice(0, split).join('\n')}${style}${HEAD_LINES.slice(split).join('\n')}`;
+  const html = `${head}\n<script>${script}</script>\n</body></html>\n`;
+  return { html, csp: consoleCsp(style, script) };
+}
 
 function sha256(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
@@ -66,32 +83,35 @@ function sha256(text: string): string {
  * The page's policy: its own inline script and style by hash, API calls to its own origin only, nothing else
  * (images are drawn from the picked file with `createImageBitmap`, which loads nothing).
  */
-export const CONSOLE_CSP = [
-  "default-src 'none'",
-  `script-src ${sha256(CONSOLE_SCRIPT)}`,
-  `style-src ${sha256(STYLE)}`,
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+function consoleCsp(style: string, script: string): string {
+  return [
+    "default-src 'none'",
+    `script-src ${sha256(script)}`,
+    `style-src ${sha256(style)}`,
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /** Responses under this size are sent uncompressed (the page is always larger). */
 const MIN_COMPRESS_BYTES = 1024;
 
 /** The console page, compressed as `Accept-Encoding` allows, with its Content-Security-Policy. */
 export function consolePage(acceptEncoding: string | undefined): Promise<HttpResponse> {
+  built ??= build();
   return compressResponse(
     {
       statusCode: 200,
       headers: {
         'content-type': 'text/html; charset=utf-8',
-        'content-security-policy': CONSOLE_CSP,
+        'content-security-policy': built.csp,
         'x-content-type-options': 'nosniff',
         'referrer-policy': 'no-referrer',
         'cache-control': 'no-store',
       },
-      body: HTML,
+      body: built.html,
     },
     acceptEncoding,
     MIN_COMPRESS_BYTES,

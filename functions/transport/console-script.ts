@@ -2,9 +2,11 @@
  * The console's browser script, as the source text the page inlines (its hash goes into the page's
  * Content-Security-Policy). Plain ES2020 without a framework: it only calls the API's own routes, relative to the
  * page, so it works at `/` locally and under a stage prefix (`/prod/`) deployed. Written without template literals,
- * one `String.raw` literal per line (a multi-line literal would keep its newlines in the minified bundle); the browser test (test/e2e/console.test.ts) runs it.
+ * one literal per line (a multi-line literal would keep its newlines in the minified bundle), and kept as a pure
+ * array so that bundles which never serve the page (the infer functions) drop it; the browser test
+ * (test/e2e/console.test.ts) runs it.
  */
-export const CONSOLE_SCRIPT = [
+export const CONSOLE_SCRIPT_LINES: readonly string[] = [
   `'use strict';`,
   `(function () {`,
   `  var base = location.pathname.endsWith('/') ? location.pathname : location.pathname + '/';`,
@@ -185,7 +187,8 @@ export const CONSOLE_SCRIPT = [
   `    return btoa(text);`,
   `  }`,
   ``,
-  String.raw`  function quote(text) { return "'" + text.replace(/'/g, "'\\''") + "'"; }`,
+  // The one escape of the script: the shell's '\'' inside a single-quoted word.
+  `  function quote(text) { return "'" + text.replace(/'/g, "'\\\\''") + "'"; }`,
   ``,
   `  /** Builds the request: one picked image for a one-input image model goes as the body itself, as curl would. */`,
   `  function buildRequest() {`,
@@ -329,4 +332,4 @@ export const CONSOLE_SCRIPT = [
   `  loadServer();`,
   `  loadModels();`,
   `})();`,
-].join('\n');
+];

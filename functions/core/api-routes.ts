@@ -62,40 +62,27 @@ function modelRoutes(method: 'GET' | 'POST', suffix: string, kind: RouteKind, su
   ];
 }
 
+/** A route of the control function. */
+function control(method: 'GET' | 'POST', path: string, kind: RouteKind, summary: string): ApiRoute {
+  return { method, path, kind, function: 'control', summary };
+}
+
 /** Every route of the API, in the order the OpenAPI document lists them. */
 export const API_ROUTES: readonly ApiRoute[] = [
-  { method: 'GET', path: '/', kind: 'console', function: 'control', summary: 'The console page (HTML)' },
-  { method: 'GET', path: '/v2', kind: 'server-metadata', function: 'control', summary: 'Server metadata' },
-  {
-    method: 'GET',
-    path: '/v2/openapi.json',
-    kind: 'server-openapi',
-    function: 'control',
-    summary: "This document: the deployment's API as OpenAPI 3.1",
-  },
-  { method: 'GET', path: '/v2/health/live', kind: 'health-live', function: 'control', summary: 'Server live' },
-  { method: 'GET', path: '/v2/health/ready', kind: 'health-ready', function: 'control', summary: 'Server ready' },
-  {
-    method: 'POST',
-    path: '/v2/repository/index',
-    kind: 'repository-index',
-    function: 'control',
-    summary: 'Repository index: every version and refused upload of every model',
-  },
-  {
-    method: 'POST',
-    path: '/v2/repository/models/{model}/load',
-    kind: 'repository-control',
-    function: 'control',
-    summary: "Triton's model load: a 400 saying how versions are made here",
-  },
-  {
-    method: 'POST',
-    path: '/v2/repository/models/{model}/unload',
-    kind: 'repository-control',
-    function: 'control',
-    summary: "Triton's model unload: a 400 saying why models are not unloaded on request",
-  },
+  control('GET', '/', 'console', 'The console page (HTML)'),
+  control('GET', '/v2', 'server-metadata', 'Server metadata'),
+  control('GET', '/v2/openapi.json', 'server-openapi', "This document: the deployment's API as OpenAPI 3.1"),
+  control('GET', '/v2/health/live', 'health-live', 'Server live'),
+  control('GET', '/v2/health/ready', 'health-ready', 'Server ready'),
+  control('POST', '/v2/repository/index', 'repository-index', 'Repository index: every version and refused upload'),
+  // Triton's load and unload, answered with why models are not loaded on request here.
+  control('POST', '/v2/repository/models/{model}/load', 'repository-control', "Triton's model load: a 400 saying why"),
+  control(
+    'POST',
+    '/v2/repository/models/{model}/unload',
+    'repository-control',
+    "Triton's model unload: a 400 saying why",
+  ),
   ...modelRoutes('GET', '', 'model-metadata', 'Model metadata'),
   ...modelRoutes('GET', '/ready', 'model-ready', 'Model ready'),
   ...modelRoutes('POST', '/infer', 'model-infer', 'Inference'),

@@ -64,6 +64,23 @@ function shapeSchema(shape: readonly number[]): Record<string, unknown> {
   };
 }
 
+/** A V2 JSON tensor object (an input of a request, an output of a response) with the given field schemas. */
+function tensorObject(
+  fields: { name: unknown; datatype: unknown; shape: unknown; data: unknown },
+  required: readonly string[],
+): Record<string, unknown> {
+  const { name, datatype, shape, data } = fields;
+  return { type: 'object', properties: { name, datatype, shape, parameters: ref('parameters'), data }, required };
+}
+
+/** Any tensor's fields, as the Open Inference Protocol's document gives them. */
+const ANY_TENSOR = {
+  name: { type: 'string' },
+  datatype: { type: 'string' },
+  shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+  data: ref('tensor_data'),
+};
+
 const SHARED_SCHEMAS = {
   parameters: { type: 'object', description: 'Free-form parameters (the Open Inference Protocol leaves them open)' },
   tensor_data: {
@@ -106,17 +123,7 @@ const SHARED_SCHEMAS = {
     },
     required: ['name', 'platform', 'inputs', 'outputs'],
   },
-  request_input: {
-    type: 'object',
-    properties: {
-      name: { type: 'string' },
-      shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
-      datatype: { type: 'string' },
-      parameters: ref('parameters'),
-      data: ref('tensor_data'),
-    },
-    required: ['name', 'shape', 'datatype'],
-  },
+  request_input: tensorObject(ANY_TENSOR, ['name', 'shape', 'datatype']),
   request_output: {
     type: 'object',
     properties: { name: { type: 'string' }, parameters: ref('parameters') },
@@ -132,17 +139,7 @@ const SHARED_SCHEMAS = {
     },
     required: ['inputs'],
   },
-  response_output: {
-    type: 'object',
-    properties: {
-      name: { type: 'string' },
-      shape: { type: 'array', items: { type: 'integer' } },
-      datatype: { type: 'string' },
-      parameters: ref('parameters'),
-      data: ref('tensor_data'),
-    },
-    required: ['name', 'shape', 'datatype'],
-  },
+  response_output: tensorObject(ANY_TENSOR, ['name', 'shape', 'datatype']),
   inference_response: {
     type: 'object',
     properties: {
@@ -368,19 +365,19 @@ function imageDeclaration(preprocess: Preprocess | undefined, input: string) {
   return preprocess?.images[input];
 }
 
+/** The fields of one of a model's tensors: its name and datatype fixed, its shape and data typed. */
+function modelTensor(spec: TensorSpec) {
+  return {
+    name: { const: spec.name },
+    datatype: { const: spec.datatype },
+    shape: shapeSchema(spec.shape),
+    data: dataSchema(spec.datatype),
+  };
+}
+
 /** A request input of this model: its name, datatype and shape fixed; an image input may be sent as BYTES files. */
 function inputSchema(spec: TensorSpec, preprocess: Preprocess | undefined): Record<string, unknown> {
-  const tensor = {
-    type: 'object',
-    properties: {
-      name: { const: spec.name },
-      datatype: { const: spec.datatype },
-      shape: shapeSchema(spec.shape),
-      parameters: ref('parameters'),
-      data: dataSchema(spec.datatype),
-    },
-    required: ['name', 'datatype', 'shape', 'data'],
-  };
+  const tensor = tensorObject(modelTensor(spec), ['name', 'datatype', 'shape', 'data']);
   const image = imageDeclaration(preprocess, spec.name);
   if (image === undefined) return tensor;
   const files = {
@@ -398,17 +395,7 @@ function inputSchema(spec: TensorSpec, preprocess: Preprocess | undefined): Reco
 }
 
 function outputSchema(spec: TensorSpec): Record<string, unknown> {
-  return {
-    type: 'object',
-    properties: {
-      name: { const: spec.name },
-      datatype: { const: spec.datatype },
-      shape: shapeSchema(spec.shape),
-      parameters: ref('parameters'),
-      data: dataSchema(spec.datatype),
-    },
-    required: ['name', 'datatype', 'shape'],
-  };
+  return tensorObject(modelTensor(spec), ['name', 'datatype', 'shape']);
 }
 
 /** Standard base64 of bytes (what the V2 JSON of an image input carries). */

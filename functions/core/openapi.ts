@@ -214,6 +214,14 @@ const INFER_HEADERS = [
     schema: { enum: ['gzip', 'deflate', 'identity'] },
   },
   {
+    name: 'Accept-Encoding',
+    in: 'header',
+    required: false,
+    description:
+      'gzip or deflate: a successful answer is compressed when it is large enough (README, HTTP compression)',
+    schema: { type: 'string' },
+  },
+  {
     name: 'Accept',
     in: 'header',
     required: false,

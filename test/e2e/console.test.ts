@@ -55,6 +55,8 @@ beforeAll(async () => {
   // A refused upload, so that the page has a rejection and its reason to show.
   await stack.runtime.store.put('uploads/linear/broken.onnx', new TextEncoder().encode('not an onnx model'));
   await stack.settled();
+  // A label, so that the page has one to show.
+  await stack.runtime.repository.setPointer('iris', '1', 'stable');
 });
 afterAll(async () => {
   await stack?.close();
@@ -164,7 +166,7 @@ describe.runIf(hasChromium || REQUIRE_CHROMIUM)('the console in headless Chromiu
     if (userDataDir !== undefined) await rm(userDataDir, { recursive: true, force: true });
   });
 
-  it('lists every model with its versions and state, and refused uploads with their reasons', async () => {
+  it('lists every model with its versions, state and labels, and refused uploads with their reasons', async () => {
     const index = (await (await fetch(`${stack.gatewayUrl}/v2/repository/index`, { method: 'POST' })).json()) as {
       name: string;
       version: string;
@@ -175,6 +177,7 @@ describe.runIf(hasChromium || REQUIRE_CHROMIUM)('the console in headless Chromiu
       const row = page.locator(`li[data-model="${name}"]`);
       await expect.poll(() => row.locator('.state').allTextContents(), { timeout: 30_000 }).toEqual(['v1 READY']);
     }
+    await expect.poll(() => page.locator('li[data-model="iris"] .labels').textContent()).toBe('stable=v1');
     const refused = index.find((r) => r.name === 'linear' && r.version === '');
     expect(refused?.reason).toBeTruthy();
     const rejections = page.locator('li[data-model="linear"] details.rejections');
@@ -282,6 +285,24 @@ describe.runIf(hasChromium || REQUIRE_CHROMIUM)('the console in headless Chromiu
     );
     const canvas = page.locator('#picture');
     await expect.poll(() => canvas.getAttribute('data-boxes'), { timeout: 30_000 }).toBe('10');
+    // The boxes, recomputed here: YOLO's [1, 4 + classes, N] rows; detector's Sigmoid gives box values in 0..1 of
+    // the 640 x 640 tensor; each maps back to the photo as (point - pad) / scale.
+    const [output] = api.body.outputs as { shape: number[]; data: number[] }[];
+    const [, rows, n] = output!.shape as [number, number, number];
+    const d = output!.data;
+    const expected = Array.from({ length: n }, (_, i) => {
+      const scores = Array.from({ length: rows - 4 }, (_, c) => d[(c + 4) * n + i]!);
+      const score = Math.max(...scores);
+      const [cx, cy, w, h] = [0, 1, 2, 3].map((row) => d[row * n + i]! * 640) as [number, number, number, number];
+      return {
+        score,
+        text:
+          `class ${scores.indexOf(score)} score ${score.toFixed(3)} at x ${((cx - w / 2 - 0) / 0.5).toFixed(1)}, ` +
+          `y ${((cy - h / 2 - 140) / 0.5).toFixed(1)}, ${(w / 0.5).toFixed(1)} x ${(h / 0.5).toFixed(1)} px of the picture`,
+      };
+    });
+    expected.sort((a, b) => b.score - a.score);
+    expect(await page.locator('#detections li').allTextContents()).toEqual(expected.slice(0, 10).map((e) => e.text));
     const size = await canvas.evaluate((c) => [(c as unknown as Size).width, (c as unknown as Size).height]);
     expect(size).toEqual([1280, 720]);
     expect(await page.locator('#curl').textContent()).toContain("-H 'Content-Type: image/jpeg'");

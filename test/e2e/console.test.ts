@@ -237,6 +237,11 @@ describe.runIf(hasChromium || REQUIRE_CHROMIUM)('the console in headless Chromiu
 
     const curl = (await page.locator('#curl').textContent()) ?? '';
     expect(curl).toContain(`${stack.gatewayUrl}/v2/models/linear/infer`);
+    // The copy button puts exactly that line on the clipboard.
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.gatewayUrl });
+    await page.locator('#copy').click();
+    const readClipboard = 'globalThis.navigator.clipboard.readText()';
+    await expect.poll(() => page.evaluate(readClipboard)).toBe(curl);
     if (hasCurl) {
       const { stdout } = await promisify(execFile)('sh', ['-c', curl]);
       expect(JSON.parse(stdout)).toEqual(api.body);

@@ -8,6 +8,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { addTableRoutes } from './api-routes.js';
 import { BINARY_MEDIA_TYPES, V2_ROOT } from './constants.js';
 import { acknowledge, managedPolicyFinding } from './nag.js';
 
@@ -153,19 +154,14 @@ export class InferenceApi extends Construct {
     return `${this.api.url}${V2_ROOT}`;
   }
 
-  /** Routes health, server metadata and the repository index (`GET /v2`, `/v2/health/*`, `POST /v2/repository/index`). */
+  /**
+   * Routes the control function's routes of the route table: the console at the API's root, `GET /v2`, the
+   * OpenAPI document, health, the repository index, and Triton's load/unload (answered with a 400 saying how
+   * versions are made here, not a bare 404 from the gateway).
+   */
   public addControlRoutes(handler: lambda.IFunction): void {
     const integration = new apigw.LambdaIntegration(handler, { proxy: true, allowTestInvoke: false });
-    this.v2Resource.addMethod('GET', integration, this.routeOptions);
-    const health = this.v2Resource.addResource('health');
-    health.addResource('live').addMethod('GET', integration, this.routeOptions);
-    health.addResource('ready').addMethod('GET', integration, this.routeOptions);
-    const repository = this.v2Resource.addResource('repository');
-    repository.addResource('index').addMethod('POST', integration, this.routeOptions);
-    // Triton's load/unload: answered with a 400 saying how versions are made here (not a bare 404 from the gateway).
-    const modelControl = repository.addResource('models').addResource('{model}');
-    modelControl.addResource('load').addMethod('POST', integration, this.routeOptions);
-    modelControl.addResource('unload').addMethod('POST', integration, this.routeOptions);
+    addTableRoutes({ function: 'control', root: this.api.root }, integration, this.routeOptions);
   }
 
   private validate(authorization: string, throttle: ThrottleSettings, stageName: string): void {

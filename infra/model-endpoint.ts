@@ -18,6 +18,7 @@ import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { scratchMbFor } from '../functions/core/model-service.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
+import { addTableRoutes } from './api-routes.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
 import { grantBucketAccess } from './bucket-grants.js';
@@ -287,21 +288,8 @@ export class ModelEndpoint extends Construct {
   private addRoutes(models: apigw.IResource, name: string, options: apigw.MethodOptions): apigw.Resource {
     // Test invocations from the console would double the function's resource-policy statements.
     const integration = new apigw.LambdaIntegration(this.invokeTarget, { proxy: true, allowTestInvoke: false });
-    const versionParam: apigw.MethodOptions = {
-      ...options,
-      requestParameters: { ...options.requestParameters, 'method.request.path.v': true },
-    };
-    const model = models.addResource(name);
-    model.addMethod('GET', integration, options);
-    model.addResource('ready').addMethod('GET', integration, options);
-    model.addResource('infer').addMethod('POST', integration, options);
-    model.addResource('config').addMethod('GET', integration, options);
-    const version = model.addResource('versions').addResource('{v}');
-    version.addMethod('GET', integration, versionParam);
-    version.addResource('ready').addMethod('GET', integration, versionParam);
-    version.addResource('infer').addMethod('POST', integration, versionParam);
-    version.addResource('config').addMethod('GET', integration, versionParam);
-    return model;
+    addTableRoutes({ function: 'model', models, model: name }, integration, options);
+    return models.resourceForPath(name);
   }
 
   private addWarmer(name: string, warmer: { schedule: string; concurrency: number }): events.Rule {

@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { DEFAULT_LIMITS, SHARED_FUNCTION_DEFAULTS, sessionBudgetMbFor } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
+import { addTableRoutes } from './api-routes.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { SHARED_INFER_ACCESS } from './function-grants.js';
 import { ENV } from './constants.js';
@@ -78,23 +79,7 @@ export class SharedModelEndpoint extends Construct {
       proxy: true,
       allowTestInvoke: false,
     });
-    const withParams = (...names: string[]): apigw.MethodOptions => ({
-      ...options,
-      requestParameters: {
-        ...options.requestParameters,
-        ...Object.fromEntries(names.map((n) => [`method.request.path.${n}`, true])),
-      },
-    });
-    const model = models.addResource('{model}');
-    model.addMethod('GET', integration, withParams('model'));
-    model.addResource('ready').addMethod('GET', integration, withParams('model'));
-    model.addResource('infer').addMethod('POST', integration, withParams('model'));
-    model.addResource('config').addMethod('GET', integration, withParams('model'));
-    const version = model.addResource('versions').addResource('{v}');
-    version.addMethod('GET', integration, withParams('model', 'v'));
-    version.addResource('ready').addMethod('GET', integration, withParams('model', 'v'));
-    version.addResource('infer').addMethod('POST', integration, withParams('model', 'v'));
-    version.addResource('config').addMethod('GET', integration, withParams('model', 'v'));
-    return model;
+    addTableRoutes({ function: 'model', models, model: '{model}' }, integration, options);
+    return models.resourceForPath('{model}');
   }
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isValidModelName, type Limits } from './catalog.js';
-import { createTensorData, decodeInferenceRequest, decodeInferenceResponse } from './codec/index.js';
+import { createTensorData, decodeInferenceRequest, decodeInferenceResponse, smallestShape } from './codec/index.js';
 import { CorruptObjectError, InferenceServerError, ModelRejectedError } from './errors.js';
 import { registerFromFile } from './file-registration.js';
 import {
@@ -525,7 +525,7 @@ function assertReachable(specs: readonly TensorSpec[], limits: Limits): void {
  * request is over `maxElements` could never be served, and allocating its input would crash the registration.
  */
 function generatedInputs(specs: readonly TensorSpec[], limits: Limits): Tensor[] {
-  const shapes = specs.map((spec) => spec.shape.map((dim) => (dim < 0 ? 1 : dim)));
+  const shapes = specs.map((spec) => smallestShape(spec.shape));
   const counts = shapes.map((shape) => shape.reduce((a, b) => a * b, 1));
   const total = counts.reduce((a, b) => a + b, 0);
   if (total > limits.maxElements) {

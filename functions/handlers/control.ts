@@ -1,4 +1,4 @@
-/** Lambda entry point `control`: health, server metadata and the repository index. */
+/** Lambda entry point `control`: the console page, health, server metadata, the OpenAPI document, the repository index. */
 import { createControlHandler } from '../transport/http-handlers.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 

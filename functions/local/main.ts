@@ -29,6 +29,7 @@ try {
 const cliEnv = s3Port === DEFAULT_S3_PORT ? '' : `${ENV.s3Port}=${s3Port} `;
 const lines = [
   `onnx-serverless is ready on ${stack.gatewayUrl}`,
+  `console: ${stack.gatewayUrl}/  API as OpenAPI 3.1: ${stack.gatewayUrl}/v2/openapi.json`,
   `embedded S3: ${stack.s3.endpoint}  bucket: ${stack.s3.bucket}  access key: ${stack.s3.credentials.accessKeyId}  secret: ${stack.s3.credentials.secretAccessKey}  region: ${stack.s3.region}`,
   `  (owner credentials: full access; each function runs with its deployed role's S3 permissions; denials print as "embedded S3: AccessDenied ...")`,
   '',

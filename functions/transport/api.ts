@@ -18,6 +18,7 @@ import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBo
 import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
+import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
 import type { ModelMetadata } from '../core/types.js';
@@ -38,6 +39,9 @@ export const EXTENSIONS = [
   'model_configuration',
   'classification_zipmap',
 ] as const;
+
+/** What the OpenAPI documents say about the server. */
+const OPENAPI_INFO: OpenApiInfo = { title: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS };
 
 /** Refused uploads listed in a model's metadata, newest last (all of them: `npm run models -- rejections <m>`). */
 const METADATA_REJECTIONS = 20;
@@ -66,6 +70,12 @@ export interface ApiOptions {
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
+  /**
+   * The console page served at `/` (the control function's `consolePage`), given the request's `Accept-Encoding`.
+   * Injected rather than imported so that the infer functions' bundles, which never serve it, leave it out.
+   * @default none: `/` is a 404
+   */
+  readonly consolePage?: (acceptEncoding: string | undefined) => Promise<HttpResponse>;
 }
 
 /** A function from request to response that never throws. */
@@ -95,6 +105,15 @@ export function createApi(options: ApiOptions): Api {
       throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
     }
     switch (route.kind) {
+      case 'console':
+        if (options.consolePage === undefined) throw new NotFoundError('the console is served by the control function');
+        return options.consolePage(request.headers['accept-encoding']);
+      case 'server-openapi':
+        return jsonResponse(200, serverOpenApi(OPENAPI_INFO));
+      case 'model-openapi': {
+        const target = await service.resolve(route.model, route.version);
+        return jsonResponse(200, modelOpenApi(target.metadata, OPENAPI_INFO, route.version));
+      }
       case 'server-metadata':
         return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
       case 'health-live':

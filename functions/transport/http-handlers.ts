@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { Limits } from '../core/catalog.js';
-import { createApi, type ApiScope } from './api.js';
+import { createApi, type ApiOptions, type ApiScope } from './api.js';
+import { consolePage } from './console-page.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
@@ -27,16 +28,16 @@ export type InferHandler = (
 function httpHandler(
   runtime: Runtime,
   observability: Observability,
-  scope: ApiScope,
-  limitsFor: (model: string) => Limits = () => runtime.config.limits,
-  notReadyReason?: () => string | undefined,
+  options: Pick<ApiOptions, 'scope' | 'notReadyReason' | 'consolePage'> & Partial<Pick<ApiOptions, 'limitsFor'>>,
 ): HttpHandler {
+  const { notReadyReason, consolePage } = options;
   const api = createApi({
     service: runtime.service,
-    scope,
-    limitsFor,
+    scope: options.scope,
+    limitsFor: options.limitsFor ?? (() => runtime.config.limits),
     onInference: observability.payload,
     ...(notReadyReason === undefined ? {} : { notReadyReason }),
+    ...(consolePage === undefined ? {} : { consolePage }),
   });
   return async (event, context) => {
     observability.takeColdStart();
@@ -78,7 +79,12 @@ export function createInferHandler(
   } = {},
 ): InferHandler {
   const scope: ApiScope = options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
-  const http = httpHandler(runtime, observability, scope, options.limitsFor, options.notReadyReason);
+  const { limitsFor, notReadyReason } = options;
+  const http = httpHandler(runtime, observability, {
+    scope,
+    ...(limitsFor === undefined ? {} : { limitsFor }),
+    ...(notReadyReason === undefined ? {} : { notReadyReason }),
+  });
   return async (event, context) => {
     if (!isWarmerEvent(event)) return http(event, context);
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');
@@ -101,7 +107,7 @@ export function createInferHandler(
   };
 }
 
-/** The `control` handler: health, server metadata and the repository index. */
+/** The `control` handler: the console page, health, server metadata, the OpenAPI document and the repository index. */
 export function createControlHandler(
   runtime: Runtime,
   observability: Observability,
@@ -110,5 +116,10 @@ export function createControlHandler(
     notReadyReason?: () => string | undefined;
   } = {},
 ): HttpHandler {
-  return httpHandler(runtime, observability, { kind: 'control' }, undefined, options.notReadyReason);
+  const { notReadyReason } = options;
+  return httpHandler(runtime, observability, {
+    scope: { kind: 'control' },
+    consolePage,
+    ...(notReadyReason === undefined ? {} : { notReadyReason }),
+  });
 }

@@ -2,30 +2,28 @@
  * The routes of the HTTP contract (DESIGN.md), matched from a path. Model names and versions are decoded and
  * validated here, before anything else sees them.
  */
+import { API_ROUTES, type RouteKind } from '../core/api-routes.js';
 import { isValidModelName } from '../core/catalog.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError } from '../core/errors.js';
 
-/** A matched route. */
+/** A matched route; its kind is one of the route table's (`core/api-routes.ts`). */
 export type Route =
-  | { readonly kind: 'server-metadata' }
+  | { readonly kind: Extract<RouteKind, 'console' | 'server-metadata' | 'server-openapi'> }
   | { readonly kind: 'health-live' }
   | { readonly kind: 'health-ready' }
   | { readonly kind: 'repository-index' }
   /** Triton's `POST /v2/repository/models/<m>/load|unload`: answered with why models are not loaded on request. */
   | { readonly kind: 'repository-control'; readonly model: string; readonly action: 'load' | 'unload' }
   | {
-      readonly kind: 'model-metadata' | 'model-ready' | 'model-infer' | 'model-config';
+      readonly kind: 'model-metadata' | 'model-ready' | 'model-infer' | 'model-config' | 'model-openapi';
       readonly model: string;
       readonly version?: string;
     };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
-export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set([
-  'model-metadata',
-  'model-ready',
-  'model-infer',
-  'model-config',
-]);
+export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(
+  API_ROUTES.filter((route) => route.function === 'model').map((route) => route.kind),
+);
 
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -79,10 +77,13 @@ export function isModelPath(path: string): boolean {
  * @throws NotFoundError for an unknown route or an invalid model name, MethodNotAllowedError for a wrong method.
  */
 export function matchRoute(method: string, path: string): Route {
+  // The console lives at the API's root, outside /v2 (REST API events carry the path without the stage).
+  if (path === '/') return only(method, 'GET', { kind: 'console' });
   const segments = apiSegments(path);
   if (segments === undefined) throw new NotFoundError(`no route ${path.slice(0, 200)}; the API lives under /v2`);
   const [, first, second, third, fourth, fifth, ...rest] = segments;
   if (first === undefined) return only(method, 'GET', { kind: 'server-metadata' });
+  if (first === 'openapi.json' && second === undefined) return only(method, 'GET', { kind: 'server-openapi' });
   if (first === 'health' && second === 'live' && third === undefined)
     return only(method, 'GET', { kind: 'health-live' });
   if (first === 'health' && second === 'ready' && third === undefined)
@@ -119,6 +120,7 @@ export function matchRoute(method: string, path: string): Route {
     if (action === 'ready') return only(method, 'GET', { kind: 'model-ready', ...target });
     if (action === 'infer') return only(method, 'POST', { kind: 'model-infer', ...target });
     if (action === 'config') return only(method, 'GET', { kind: 'model-config', ...target });
+    if (action === 'openapi.json') return only(method, 'GET', { kind: 'model-openapi', ...target });
   }
   throw new NotFoundError(`no route ${path.slice(0, 200)}`);
 }

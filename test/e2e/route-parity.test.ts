@@ -64,6 +64,9 @@ async function localAnswers(method: string, requestPath: string): Promise<boolea
 it('the local gateway answers exactly the routes of the synthesized API', async () => {
   const catalogModel = loadCatalog('models')[0]!.name;
   const paths = [
+    '/',
+    '/v2/openapi.json',
+    '/v2/openapi.json/x',
     '/v2',
     '/v2/health',
     '/v2/health/live',
@@ -76,7 +79,7 @@ it('the local gateway answers exactly the routes of the synthesized API', async 
   for (const model of [catalogModel, 'uploaded-only']) {
     const base = `/v2/models/${model}`;
     for (const prefix of [base, `${base}/versions/1`])
-      paths.push(prefix, `${prefix}/ready`, `${prefix}/infer`, `${prefix}/config-x`);
+      paths.push(prefix, `${prefix}/ready`, `${prefix}/infer`, `${prefix}/config-x`, `${prefix}/openapi.json`);
     paths.push(`${base}/versions`);
   }
   const mismatches: string[] = [];
@@ -90,8 +93,9 @@ it('the local gateway answers exactly the routes of the synthesized API', async 
     }
   }
   expect(mismatches).toEqual([]);
-  // Both models' six routes and the four control routes.
-  expect(answered).toBe(2 * 6 + 4);
+  // Both models' eight routes (metadata, ready, infer, openapi.json; with and without a version) and the six control
+  // routes listed (the console, the OpenAPI document, server metadata, health live and ready, the index).
+  expect(answered).toBe(2 * 8 + 6);
   expect(deployed).toEqual(
     expect.arrayContaining(['POST /v2/models/{model}/infer', `POST /v2/models/${catalogModel}/infer`]),
   );

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { API_ROUTES } from '../../functions/core/api-routes.js';
 import { MethodNotAllowedError, NotFoundError } from '../../functions/core/errors.js';
-import { matchRoute } from '../../functions/transport/routes.js';
+import { MODEL_ROUTES, matchRoute } from '../../functions/transport/routes.js';
 
 describe('matchRoute', () => {
   it.each([
@@ -20,6 +21,10 @@ describe('matchRoute', () => {
     ],
     ['POST', '/prod/v2/models/iris/infer', { kind: 'model-infer', model: 'iris' }],
     ['HEAD', '/v2/health/live', { kind: 'health-live' }],
+    ['GET', '/', { kind: 'console' }],
+    ['GET', '/v2/openapi.json', { kind: 'server-openapi' }],
+    ['GET', '/v2/models/iris/openapi.json', { kind: 'model-openapi', model: 'iris' }],
+    ['GET', '/v2/models/iris/versions/2/openapi.json', { kind: 'model-openapi', model: 'iris', version: '2' }],
   ])('%s %s', (method, path, expected) => {
     expect(matchRoute(method, path)).toEqual(expected);
   });
@@ -47,6 +52,16 @@ describe('matchRoute', () => {
       matchRoute('DELETE', '/v2/health/live');
     } catch (error) {
       expect((error as MethodNotAllowedError).allowed).toEqual(['GET']);
+    }
+  });
+
+  it('matches every route of the route table to its kind, and no other method', () => {
+    for (const route of API_ROUTES) {
+      const concrete = route.path.replace('{model}', 'iris').replace('{version}', '2');
+      expect(matchRoute(route.method, concrete).kind, `${route.method} ${route.path}`).toBe(route.kind);
+      const other = route.method === 'GET' ? 'POST' : 'GET';
+      expect(() => matchRoute(other, concrete), `${other} ${route.path}`).toThrow(MethodNotAllowedError);
+      expect(MODEL_ROUTES.has(route.kind)).toBe(route.function === 'model');
     }
   });
 

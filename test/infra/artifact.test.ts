@@ -13,6 +13,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sd
 import type { APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { ENV } from '../../functions/core/contract.js';
@@ -113,7 +114,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
         }),
       );
       const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
-      const [warmed, metadata, inferred, binary, missing, malformed] = (await invoke(
+      const [warmed, metadata, inferred, binary, missing, malformed, openapi] = (await invoke(
         idOf(synth.stack.endpoints.get('square')!.inferFunction.function),
         [
           { warmer: true, concurrency: 1 },
@@ -139,6 +140,7 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
           restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', Buffer.from('{"inputs": ['), {
             'content-type': 'application/json',
           }),
+          restEvent('GET', '/v2/models/square/openapi.json', '/v2/models/square/openapi.json'),
         ],
         node,
       )) as APIGatewayProxyResult[];
@@ -169,10 +171,21 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
       expect(bodyOf(missing)).toEqual({ error: expect.stringContaining('9') });
       expect(malformed?.statusCode).toBe(400);
       expect(bodyOf(malformed)).toEqual({ error: expect.any(String) });
+      expect(openapi?.statusCode).toBe(200);
+      const example = (bodyOf(openapi) as { paths: Record<string, { post?: { requestBody: unknown } }> }).paths[
+        '/v2/models/square/infer'
+      ]?.post?.requestBody;
+      expect(example).toMatchObject({
+        content: {
+          'application/json': {
+            examples: { example: { value: { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [0] }] } } },
+          },
+        },
+      });
     }, 60_000);
 
-    it('control answers health, server metadata and the repository index', async () => {
-      const [ready, server, index] = (await invoke(
+    it('control answers health, server metadata, the repository index, the OpenAPI document and the console', async () => {
+      const [ready, server, index, openapi, page] = (await invoke(
         idOf(synth.stack.controlFunction.function),
         [
           restEvent('GET', '/v2/health/ready', '/v2/health/ready'),
@@ -180,9 +193,24 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES.map((node, index) => ({ ...nod
           restEvent('POST', '/v2/repository/index', '/v2/repository/index', Buffer.from('{}'), {
             'content-type': 'application/json',
           }),
+          restEvent('GET', '/v2/openapi.json', '/v2/openapi.json'),
+          restEvent('GET', '/', '/', undefined, { 'accept-encoding': 'gzip, deflate, br' }),
         ],
         node,
       )) as APIGatewayProxyResult[];
+
+      expect(bodyOf(openapi)).toMatchObject({
+        openapi: '3.1.0',
+        paths: expect.objectContaining({ '/': expect.anything() }),
+      });
+      // The page travels gzip-compressed, base64 in the result as API Gateway (binary media type */*) expects it.
+      expect(page).toMatchObject({ statusCode: 200, isBase64Encoded: true });
+      expect(page?.headers).toMatchObject({
+        'content-encoding': 'gzip',
+        'content-type': 'text/html; charset=utf-8',
+        'content-security-policy': expect.stringMatching(/^default-src 'none'; script-src 'sha256-/),
+      });
+      expect(gunzipSync(Buffer.from(page!.body, 'base64')).toString('utf8')).toMatch(/^<!doctype html>/);
 
       expect(ready?.statusCode).toBe(200);
       expect(bodyOf(ready)).toEqual({ ready: true });

@@ -71,9 +71,11 @@ describe('InferenceApi', () => {
     api.addControlRoutes(fn);
     const template = Template.fromStack(stack);
     expect([...routes(template).keys()].sort()).toEqual([
+      'GET /',
       'GET /v2',
       'GET /v2/health/live',
       'GET /v2/health/ready',
+      'GET /v2/openapi.json',
       'POST /v2/repository/index',
       'POST /v2/repository/models/{model}/load',
       'POST /v2/repository/models/{model}/unload',

@@ -48,8 +48,8 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
-    expect(methods).toHaveLength(6 + 8 * 3);
+    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model, 10 for the shared {model} routes
+    expect(methods).toHaveLength(8 + 10 * 3);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);

@@ -84,8 +84,8 @@ describe('API', () => {
   it('requires an API key on every method by default, with a key bound to a throttled usage plan', () => {
     const methods = ofType('AWS::ApiGateway::Method');
 
-    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
-    expect(methods.length).toBe(6 + 8 * 3);
+    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model, 10 for the shared {model} routes
+    expect(methods.length).toBe(8 + 10 * 3);
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');

@@ -167,6 +167,8 @@ describe('API', () => {
     const control = logicalId(synth.stack.controlFunction.function);
     const shared = logicalId(synth.stack.sharedEndpoint.inferFunction.function);
     const expected = new Map<string, string>([
+      ['GET /', control],
+      ['GET /v2/openapi.json', control],
       ['GET /v2', control],
       ['GET /v2/health/live', control],
       ['GET /v2/health/ready', control],
@@ -179,6 +181,7 @@ describe('API', () => {
       expected.set(`GET ${base}/ready`, shared);
       expected.set(`POST ${base}/infer`, shared);
       expected.set(`GET ${base}/config`, shared);
+      expected.set(`GET ${base}/openapi.json`, shared);
     }
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
@@ -187,6 +190,7 @@ describe('API', () => {
         expected.set(`GET ${base}/ready`, target);
         expected.set(`POST ${base}/infer`, target);
         expected.set(`GET ${base}/config`, target);
+        expected.set(`GET ${base}/openapi.json`, target);
       }
     }
     expect(new Map([...all].map(([route, targets]) => [route, [...targets].join()]))).toEqual(expected);
@@ -200,8 +204,8 @@ describe('API', () => {
     // Compression is the function's job (README: HTTP compression): the gateway neither compresses nor decodes.
     synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { MinimumCompressionSize: Match.absent() });
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    // control 6 (incl. Triton's load/unload), 8 per catalog model (2 here), 8 for the shared function
-    expect(methods).toHaveLength(6 + 8 * 2 + 8);
+    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model (2 here), 10 for the shared one
+    expect(methods).toHaveLength(8 + 10 * 2 + 10);
     for (const method of methods) {
       expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
     }

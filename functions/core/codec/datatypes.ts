@@ -37,6 +37,14 @@ export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && DATATYPE_SET.has(value);
 }
 
+/**
+ * The smallest shape a tensor declared with `shape` takes: its dynamic dimensions (-1) set to 1. What registration's
+ * smoke inference feeds and what the OpenAPI examples send.
+ */
+export function smallestShape(shape: readonly number[]): number[] {
+  return shape.map((dim) => (dim < 0 ? 1 : dim));
+}
+
 /** True for datatypes with a fixed element size (all but BYTES). */
 export function isFixedSize(datatype: Datatype): datatype is FixedSizeDatatype {
   return datatype !== 'BYTES';

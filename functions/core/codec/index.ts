@@ -17,6 +17,7 @@ export {
   isDatatype,
   isFixedSize,
   isTensorDataOf,
+  smallestShape,
 } from './datatypes.js';
 export type { FixedSizeDatatype } from './datatypes.js';
 export { decodeBinaryTensorData, encodeBinaryTensorData, encodeBytesElements } from './binary-data.js';

@@ -188,7 +188,9 @@ export function captureData(side: CapturedBody, mode: CaptureData['mode']): Capt
     form?.kind === 'binary'
       ? `${MEDIA_TYPES.sagemakerBinary};json-header-size=${form.headerLength}`
       : (side.contentType ?? MEDIA_TYPES.octetStream);
-  return { observedContentType, mode, data: Buffer.from(side.body).toString('base64'), encoding: 'BASE64' };
+  // A view, not a copy: the body may be megabytes.
+  const bytes = Buffer.from(side.body.buffer, side.body.byteOffset, side.body.byteLength);
+  return { observedContentType, mode, data: bytes.toString('base64'), encoding: 'BASE64' };
 }
 
 /**

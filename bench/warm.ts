@@ -57,7 +57,11 @@ export async function quietly<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /** Calls the handler once and checks that it answered 200 with every output. */
-export async function answerOnce(handler: InferHandler, event: ReturnType<typeof inferEvent>, outputs: number): Promise<void> {
+export async function answerOnce(
+  handler: InferHandler,
+  event: ReturnType<typeof inferEvent>,
+  outputs: number,
+): Promise<void> {
   const result = (await handler(event)) as APIGatewayProxyResult;
   if (result.statusCode !== 200)
     throw new Error(`the handler answered ${result.statusCode}: ${result.body.slice(0, 300)}`);

@@ -48,7 +48,10 @@ export async function onLambdaShutdown(
   hooks: ShutdownHooks = {},
 ): Promise<void> {
   process.once('SIGTERM', () => {
-    work().finally(() => process.exit(0));
+    // Exit whatever the work did: a failed last write must not leave the instance waiting for SIGKILL.
+    void work()
+      .catch(() => undefined)
+      .finally(() => process.exit(0));
   });
   try {
     const registered = await call(

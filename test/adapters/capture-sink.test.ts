@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import { BufferedCaptureSink, type CaptureTelemetry } from '../../functions/adapters/capture-sink.js';
 import { resolveCapturePolicy, type CapturedExchange, type CaptureStore } from '../../functions/core/capture.js';
+import { readConfig } from '../../functions/wiring/config.js';
 import { captureStoreOf } from '../../functions/wiring/runtime.js';
 
 const dirs: string[] = [];
@@ -235,11 +236,16 @@ describe('capture records', () => {
     ]);
   });
 
-  it('refuses bad policies with the field at fault', () => {
+  it('refuses bad policies with the field at fault, in a catalog entry and in DATA_CAPTURE', () => {
     expect(() => resolveCapturePolicy({ samplingPercent: -1 })).toThrow(
       /capture\.samplingPercent: samplingPercent is a percent of requests: 0 to 100/,
     );
     expect(() => resolveCapturePolicy({ maxBatchRecords: 0 })).toThrow(/capture\.maxBatchRecords/);
+    expect(() => readConfig({ DATA_CAPTURE: '{"samplingPercent": 200}' })).toThrow(
+      /DATA_CAPTURE is invalid: capture\.samplingPercent: samplingPercent is a percent of requests: 0 to 100/,
+    );
+    expect(() => readConfig({ DATA_CAPTURE: 'yes' })).toThrow(/DATA_CAPTURE is invalid/);
+    expect(readConfig({}).capture.samplingPercent).toBe(0);
     expect(resolveCapturePolicy({ flushIntervalSeconds: 5 }, 20)).toEqual({
       samplingPercent: 20,
       flushIntervalSeconds: 5,

@@ -51,12 +51,20 @@ export interface FlushResult {
   readonly failedRecords: number;
 }
 
+/**
+ * A buffered record, built when its batch is written: the request that is only sampled pays for a closure, not for
+ * base64 and JSON of megabytes (the bodies are held as they are, 3/4 the size of their base64).
+ */
 interface Pending {
+  readonly model: string;
   readonly folder: string;
-  readonly line: string;
+  readonly build: () => CaptureRecord;
 }
 
 const JSON_LINES = 'application/jsonlines';
+
+/** Bytes of a record besides its bodies: field names, content types, event id and time. */
+const RECORD_OVERHEAD_BYTES = 512;
 
 /** A {@link CaptureSink} that buffers and writes batches; see the module comment. */
 export class BufferedCaptureSink implements CaptureSink {
@@ -89,8 +97,13 @@ export class BufferedCaptureSink implements CaptureSink {
     if (!this.enabled || !isSampled(this.options.policy, this.random())) return;
     try {
       const time = new Date(this.now());
-      this.add(exchange.model, captureFolder(exchange.model, exchange.version, time), () =>
-        buildCaptureRecord(exchange, { eventId: randomUUID(), inferenceTime: time }),
+      const bodies = exchange.request.body.byteLength + exchange.response.body.byteLength;
+      this.add(
+        exchange.model,
+        captureFolder(exchange.model, exchange.version, time),
+        () => buildCaptureRecord(exchange, { eventId: randomUUID(), inferenceTime: time }),
+        // The record's size as written: bodies as base64 (JSON text is smaller), and the fields around them.
+        Math.ceil(bodies / 3) * 4 + RECORD_OVERHEAD_BYTES,
       );
     } catch (error) {
       this.options.telemetry?.dropped?.({
@@ -104,9 +117,8 @@ export class BufferedCaptureSink implements CaptureSink {
   public record(model: string, version: string, record: CustomCaptureRecord): void {
     try {
       const time = new Date(this.now());
-      this.add(model, captureFolder(model, version, time), () =>
-        buildCustomRecord(record, { eventId: randomUUID(), inferenceTime: time }),
-      );
+      const built = buildCustomRecord(record, { eventId: randomUUID(), inferenceTime: time });
+      this.add(model, captureFolder(model, version, time), () => built, JSON.stringify(built).length);
     } catch (error) {
       this.options.telemetry?.dropped?.({ model, records: 1, reason: `unrecordable: ${String(error)}` });
     }
@@ -146,11 +158,7 @@ export class BufferedCaptureSink implements CaptureSink {
     return this.flushing;
   }
 
-  private add(model: string, folder: string, build: () => CaptureRecord): void {
-    const line = `${JSON.stringify(build())}\n`;
-    // UTF-16 length is a cheap bound of the UTF-8 size of JSON text within a factor of 3; exact bytes are counted
-    // when the batch is encoded.
-    const size = line.length;
+  private add(model: string, folder: string, build: () => CaptureRecord, size: number): void {
     if (this.bytes + size > this.limits.maxBufferBytes) {
       this.options.telemetry?.dropped?.({
         model,
@@ -159,14 +167,21 @@ export class BufferedCaptureSink implements CaptureSink {
       });
       return;
     }
-    this.buffer.push({ folder, line });
+    this.buffer.push({ model, folder, build });
     this.bytes += size;
     this.oldest ??= this.now();
   }
 
   private async write(batch: readonly Pending[]): Promise<FlushResult> {
     const byFolder = new Map<string, string[]>();
-    for (const { folder, line } of batch) {
+    for (const { model, folder, build } of batch) {
+      let line: string;
+      try {
+        line = `${JSON.stringify(build())}\n`;
+      } catch (error) {
+        this.options.telemetry?.dropped?.({ model, records: 1, reason: `unrecordable: ${String(error)}` });
+        continue;
+      }
       const lines = byFolder.get(folder);
       if (lines === undefined) byFolder.set(folder, [line]);
       else lines.push(line);

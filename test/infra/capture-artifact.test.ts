@@ -39,7 +39,13 @@ beforeAll(async () => {
   await rig.s3.client.send(
     new PutObjectCommand({ Bucket: rig.s3.server.bucket, Key: 'uploads/linear/v1.onnx', Body: linearModel(2, 1) }),
   );
-  await rig.invoke(rig.idOf(synth.stack.registerFunction.function), [await rig.eventFor('uploads/linear/v1.onnx')]);
+  await rig.s3.client.send(
+    new PutObjectCommand({ Bucket: rig.s3.server.bucket, Key: 'uploads/quiet/v1.onnx', Body: linearModel(3, 0) }),
+  );
+  await rig.invoke(rig.idOf(synth.stack.registerFunction.function), [
+    await rig.eventFor('uploads/linear/v1.onnx'),
+    await rig.eventFor('uploads/quiet/v1.onnx'),
+  ]);
 }, 360_000);
 
 afterAll(async () => {
@@ -156,5 +162,20 @@ it.runIf(CAN_RUN_LINUX_X64_NODE)(
     expect(bin.endpointOutput.data).toBe(answers[2]!.body);
     for (const record of records) expect(record.eventVersion).toBe('0');
     expect(rig.describeDenials()).toEqual([]);
+  },
+);
+
+it.runIf(CAN_RUN_LINUX_X64_NODE)(
+  'the bundled infer function of a 0% entry writes nothing, warmer included',
+  async () => {
+    const fn = rig.idOf(synth.stack.endpoints.get('quiet')!.inferFunction.function);
+    const path = '/v2/models/quiet/infer';
+    const body = Buffer.from(JSON.stringify(linearRequest([[1, 1, 1, 1]])));
+    const event = restEvent('POST', path, path, body, { 'content-type': 'application/json' });
+
+    const run = await rig.invoke(fn, [event, event, event, { warmer: true, concurrency: 1 }]);
+
+    expect((run.results.slice(0, 3) as APIGatewayProxyResult[]).map((r) => r.statusCode)).toEqual([200, 200, 200]);
+    expect((await captureFiles('capture/quiet/')).length).toBe(0);
   },
 );

@@ -179,3 +179,51 @@ it.runIf(CAN_RUN_LINUX_X64_NODE)(
     expect((await captureFiles('capture/quiet/')).length).toBe(0);
   },
 );
+
+it.runIf(CAN_RUN_LINUX_X64_NODE)(
+  'a bundled function whose capture writes all fail (role without the grant) loses no request',
+  async () => {
+    const linearFn = rig.idOf(synth.stack.endpoints.get('linear')!.inferFunction.function);
+    const denied = await startArtifactRig(synth, {
+      narrowRole: (role, statements) =>
+        role === linearFn ? statements.filter((st) => !st.Resource.some((r) => r.includes('/capture/'))) : statements,
+    });
+    try {
+      await denied.s3.client.send(
+        new PutObjectCommand({
+          Bucket: denied.s3.server.bucket,
+          Key: 'uploads/linear/v1.onnx',
+          Body: linearModel(2, 1),
+        }),
+      );
+      await denied.invoke(rig.idOf(synth.stack.registerFunction.function), [
+        await denied.eventFor('uploads/linear/v1.onnx'),
+      ]);
+      const path = '/v2/models/linear/infer';
+      const event = (i: number) =>
+        restEvent('POST', path, path, Buffer.from(JSON.stringify(linearRequest([[i, 0, 0, 0]]))), {
+          'content-type': 'application/json',
+        });
+      const logs: string[] = [];
+
+      const run = await denied.invoke(linearFn, [event(1), event(2), event(3), { warmer: true, concurrency: 1 }], {
+        logs,
+      });
+
+      // y = 2 * i + 1, answered as without capture, and the warmer answered too.
+      const answers = run.results.slice(0, 3) as APIGatewayProxyResult[];
+      expect(answers.map((a) => JSON.parse(a.body).outputs[0].data)).toEqual([[3], [5], [7]]);
+      expect(run.results[3]).toMatchObject({ warmed: true, model: 'linear' });
+      // Both writes (the full batch of 2, the warmer's 1) refused by S3, and only logged and counted.
+      expect(denied.denials.map((d) => `${d.action} ${d.resource.replace(/\/[^/]*$/, '/<file>')}`)).toEqual([
+        expect.stringMatching(
+          /^s3:PutObject arn:aws:s3:::models\/capture\/linear\/1\/\d{4}\/\d{2}\/\d{2}\/\d{2}\/<file>$/,
+        ),
+        expect.stringMatching(/^s3:PutObject arn:aws:s3:::models\/capture\/linear\/1\//),
+      ]);
+      expect(logs.filter((line) => line.includes('capture write failed'))).toHaveLength(2);
+    } finally {
+      await denied.stop();
+    }
+  },
+);

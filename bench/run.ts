@@ -25,6 +25,7 @@ import { modelInputs } from './inputs.js';
 import { measureLarge } from './large.js';
 import { measureRegisterMemory } from './register-memory.js';
 import { measureOptimizedGraph } from './optimized-graph.js';
+import { measureCapture } from './capture.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
 import { measureServingEngines } from './serving-engines.js';
 
@@ -61,6 +62,7 @@ const TARGETS: readonly Target[] = [
   { key: 'register_memory.zip_embedded_weights.peak_rss_over_bound', bound: 'max', limit: 1, label: '<= 1' },
   { key: 'register_memory.large_attribute.peak_rss_over_bound', bound: 'max', limit: 1, label: '<= 1' },
   { key: 'image_preprocess_ms', bound: 'max', limit: 20, label: '<= 20 ms' },
+  { key: 'capture.overhead_ratio', bound: 'max', limit: 1.05, label: '<= 1.05' },
 ];
 
 /** Keys printed without a target: context and peers. */
@@ -111,6 +113,10 @@ const INFORMATIVE = [
   'image_load_average',
   'image_jpeg_bytes',
   'image_tensor_binary_base64_bytes',
+  'capture.mean_overhead_ratio',
+  'capture.overhead_ratio_small_json',
+  'capture.batch_write_ms',
+  'capture.buffered_request_ms',
 ] as const;
 
 function defaultModel(): string {
@@ -224,6 +230,9 @@ async function main(): Promise<void> {
       smallBytes: linear,
     });
 
+    step('data capture on the warm path (100% vs off, batches written to the embedded S3 server)');
+    const capture = await measureCapture({ store: stack.runtime.store, env, model: name, small: 'linear' });
+
     step('serving engines (main thread, worker thread, supervised process, deployed watchdog)');
     const engines = await measureServingEngines(modelBytes, sessionOptions);
 
@@ -306,6 +315,7 @@ async function main(): Promise<void> {
       large: largeResults,
       register_memory: registerMemory,
       engines,
+      capture,
     };
     results.targets = Object.fromEntries(
       TARGETS.map((t) => {

@@ -22,11 +22,12 @@ export interface BucketAccess {
   readonly listPrefixes: readonly string[];
 }
 
-const { uploads, models, rejected } = REPOSITORY_PREFIXES;
+const { uploads, models, rejected, capture } = REPOSITORY_PREFIXES;
 
 /**
  * The per-model infer function: its own model's versions, metadata and manifest, and its own rejection records
- * (the model metadata route reports refused uploads), nothing of any other model.
+ * (the model metadata route reports refused uploads), nothing of any other model; it writes only its own model's
+ * data capture files.
  */
 export function inferAccess(model: string): BucketAccess {
   const own = `${models}${model}/`;
@@ -39,6 +40,13 @@ export function inferAccess(model: string): BucketAccess {
         reason:
           `Read-only access to this model's own prefixes ${own} (versions, metadata, manifest) and ` +
           `${ownRejections} (refused uploads, reported by the model metadata route), nothing else.`,
+      },
+      {
+        actions: ['s3:PutObject'],
+        keyPatterns: [`${capture}${model}/*`],
+        reason:
+          `Data capture: writes batch files of this model's sampled requests and answers under ${capture}${model}/ ` +
+          '(capture/<model>/<version>/yyyy/mm/dd/hh/<file>.jsonl), and nothing else.',
       },
     ],
     listPrefixes: [own, ownRejections],
@@ -57,6 +65,13 @@ export const SHARED_INFER_ACCESS: BucketAccess = {
       reason:
         'Read-only on models/ and rejected/ of every model: this function serves any registered model without a ' +
         'catalog entry, and its metadata route reports refused uploads.',
+    },
+    {
+      actions: ['s3:PutObject'],
+      keyPatterns: [`${capture}*`],
+      reason:
+        'Data capture of the models this function serves (any model without a catalog entry): writes batch files ' +
+        'under capture/<model>/, nothing else.',
     },
   ],
   listPrefixes: [models, rejected],

@@ -15,6 +15,7 @@ import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct, type IDependable } from 'constructs';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { captureEnvironment } from '../functions/core/capture.js';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { scratchMbFor } from '../functions/core/model-service.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
@@ -79,6 +80,11 @@ export interface ModelEndpointProps {
    */
   readonly latencyAlarmThreshold?: Duration;
   /**
+   * Percent of requests captured when the entry's `capture` sets no `samplingPercent` (docs/capture.md).
+   * @default 0: nothing is captured
+   */
+  readonly captureSamplingPercent?: number;
+  /**
    * The directory the entry's `seed` path is relative to.
    * @default the repository's `models/`
    */
@@ -124,6 +130,7 @@ export class ModelEndpoint extends Construct {
     this.validate(model, props, { ttl, errorsThreshold, latencyThreshold, seedPath });
     this.modelName = model.name;
     const ephemeralStorageMb = this.ephemeralStorageMb(model, seedPath);
+    const capture = captureEnvironment(model.capture, props.captureSamplingPercent ?? 0);
 
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
@@ -144,6 +151,7 @@ export class ModelEndpoint extends Construct {
         [ENV.manifestTtlSeconds]: String(ttl),
         [ENV.modelLimits]: JSON.stringify(model.limits),
         [ENV.preload]: String(model.preload),
+        ...(capture === undefined ? {} : { [ENV.dataCapture]: capture }),
       },
     });
     const fn = this.inferFunction.function;

@@ -22,6 +22,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
+import { checkSamplingPercent } from '../functions/core/capture.js';
 import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
@@ -146,6 +147,13 @@ export interface OnnxServerlessStackProps extends StackProps {
   /** Every alarm notifies this existing SNS topic. CLI: `-c alarmTopicArn=arn:aws:sns:...`. */
   readonly alarmTopicArn?: string;
   /**
+   * Percent of requests (0 to 100) that data capture writes to `capture/<model>/` for every model whose catalog
+   * entry sets no `capture.samplingPercent`, and for the shared function's models (docs/capture.md).
+   * CLI: `-c captureSamplingPercent=10`.
+   * @default 0: nothing is captured
+   */
+  readonly captureSamplingPercent?: number;
+  /**
    * Directory the onnxruntime layers are built in, one sub-directory per architecture.
    * @default `layers/onnxruntime/build`
    */
@@ -214,6 +222,8 @@ export class OnnxServerlessStack extends Stack {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
     validateModels(this.node.path, models);
+    const captureSamplingPercent = props.captureSamplingPercent ?? 0;
+    checkSamplingPercent(`${this.node.path}: captureSamplingPercent`, captureSamplingPercent);
     const runtime = props.runtime ?? DEFAULT_NODE_RUNTIME;
     try {
       lambdaRuntime(runtime);
@@ -352,6 +362,7 @@ export class OnnxServerlessStack extends Stack {
           runtime,
           ...(model.managedInstances === false ? {} : { capacityProvider: capacityProviders.get(model.architecture) }),
           manifestTtlSeconds,
+          captureSamplingPercent,
           logRetention,
           modelsDir,
           // The bucket construct holds the notification resource: seeds go up once register would see them.
@@ -368,6 +379,7 @@ export class OnnxServerlessStack extends Stack {
       methodOptions: this.inferenceApi.routeOptions,
       runtime,
       manifestTtlSeconds,
+      captureSamplingPercent,
       logRetention,
       ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
       ...(alarmAction === undefined ? {} : { alarmAction }),

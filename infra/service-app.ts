@@ -34,6 +34,8 @@ export const CONTEXT_OPTIONS = {
   bucketRemovalPolicy: 'retain (default) keeps the model buckets on stack deletion; destroy empties and deletes them',
   executionLogging:
     'false turns API Gateway execution logs off, and with them the account-wide CloudWatch role (default true)',
+  captureSamplingPercent:
+    'percent (0-100) of requests and answers data capture writes to capture/<model>/ for models whose entry sets none (default 0)',
 } as const;
 
 /** A context option's name. */
@@ -95,6 +97,14 @@ export function stackPropsFromContext(app: App): Partial<OnnxServerlessStackProp
   if (sourceMaps !== undefined) props.sourceMapStackTraces = sourceMaps;
   const executionLogging = contextBoolean(app, 'executionLogging');
   if (executionLogging !== undefined) props.executionLogging = executionLogging;
+  const capturePercent = contextString(app, 'captureSamplingPercent');
+  if (capturePercent !== undefined) {
+    const percent = capturePercent.trim() === '' ? Number.NaN : Number(capturePercent);
+    if (!Number.isFinite(percent) || percent < 0 || percent > 100) {
+      throw new Error(`-c captureSamplingPercent=${capturePercent}: use a percent of requests from 0 to 100`);
+    }
+    props.captureSamplingPercent = percent;
+  }
   const removal = contextString(app, 'bucketRemovalPolicy');
   if (removal !== undefined) {
     if (removal !== 'retain' && removal !== 'destroy') {

@@ -9,6 +9,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { captureEnvironment } from '../functions/core/capture.js';
 import { DEFAULT_LIMITS, SHARED_FUNCTION_DEFAULTS, sessionBudgetMbFor } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
 import { addTableRoutes } from './api-routes.js';
@@ -32,6 +33,11 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
   readonly memoryMb?: number;
   /** @default 15 */
   readonly manifestTtlSeconds?: number;
+  /**
+   * Percent of requests captured (docs/capture.md); the models served here have no catalog entry of their own.
+   * @default 0: nothing is captured
+   */
+  readonly captureSamplingPercent?: number;
 }
 
 /** The shared infer function and the catch-all model routes. */
@@ -51,6 +57,7 @@ export class SharedModelEndpoint extends Construct {
         `${this.node.path}: memoryMb of the shared infer function must be an integer from 512 to 10240, got ${memoryMb}`,
       );
     }
+    const capture = captureEnvironment(undefined, props.captureSamplingPercent ?? 0);
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: props.layer.architecture,
@@ -66,6 +73,7 @@ export class SharedModelEndpoint extends Construct {
         [ENV.manifestTtlSeconds]: String(props.manifestTtlSeconds ?? 15),
         [ENV.modelLimits]: JSON.stringify(DEFAULT_LIMITS),
         [ENV.sessionBudgetMb]: String(sessionBudgetMbFor(memoryMb)),
+        ...(capture === undefined ? {} : { [ENV.dataCapture]: capture }),
       },
     });
     const role = this.inferFunction.role;

@@ -1,6 +1,7 @@
 /**
  * A GET-only {@link BlobStore} on S3 for the serving functions (infer, control): `GetObject` (whole or ranged) and
- * `ListObjectsV2`, signed with SigV4 by the SDK's own signer (`@smithy/signature-v4`) and sent over `node:http(s)`
+ * `ListObjectsV2`, plus one unconditional `PutObject` for data capture's batch files ({@link S3Reader.writeObject}:
+ * the serving roles may write under `capture/` only), signed with SigV4 by the SDK's own signer (`@smithy/signature-v4`) and sent over `node:http(s)`
  * with keep-alive. The serving path never writes, and the full S3 client costs every cold start about 50 ms of
  * module initialisation and first-call setup (README, "Performance"); registration keeps the SDK
  * (`s3-blob-store.ts`).
@@ -9,6 +10,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SignatureV4 } from '@smithy/signature-v4';
 import type { BlobStore, DownloadedObject, DownloadOptions, StoredObject } from '../core/blob-store.js';
+import type { CaptureStore } from '../core/capture.js';
 import { StorageAccessDeniedError } from '../core/errors.js';
 import { createSigner, escapeUri, type CredentialsSource } from './aws-signing.js';
 import { downloadInParts, readBody, totalOf } from './file-download.js';
@@ -101,8 +103,11 @@ function elements(xml: string, tag: string): string[] {
   return values;
 }
 
-/** What one signed GET asks. */
+/** What one signed request asks: a GET unless it says otherwise. */
 interface GetRequest {
+  readonly method?: 'GET' | 'PUT';
+  /** The PUT's body. */
+  readonly body?: Uint8Array;
   readonly key?: string;
   readonly query?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
@@ -110,8 +115,8 @@ interface GetRequest {
 }
 
 /**
- * The serving functions' {@link BlobStore}: reads only. `put`, `putFile` and `delete` throw: the serving roles have no write
- * grant, and registration uses the SDK store. Errors map as `S3BlobStore`'s do: a missing key is `undefined`,
+ * The serving functions' {@link BlobStore}: reads only. `put`, `putFile` and `delete` throw: the serving roles have no
+ * grant to write the repository, and registration uses the SDK store. `writeObject` writes capture files. Errors map as `S3BlobStore`'s do: a missing key is `undefined`,
  * `AccessDenied` is {@link StorageAccessDeniedError}, everything else (after the retries) an {@link S3ReadError}.
  *
  * @example
@@ -120,7 +125,7 @@ interface GetRequest {
  * const manifest = await store.get('models/iris/manifest.json');
  * ```
  */
-export class S3Reader implements BlobStore {
+export class S3Reader implements BlobStore, CaptureStore {
   private readonly signer: SignatureV4;
   private readonly base: URL;
   private readonly pathStyle: boolean;
@@ -208,7 +213,22 @@ export class S3Reader implements BlobStore {
     return keys;
   }
 
-  /** Refused: the serving functions never write (their roles have no write grant). */
+  /**
+   * Writes `body` under `key`, unconditionally, with the standard retries: data capture's batch files, the one
+   * thing the serving functions write (their roles allow `s3:PutObject` under `capture/` only). Repository writes
+   * ({@link put}) stay refused.
+   * @throws StorageAccessDeniedError when the role may not write there; S3ReadError for other failures.
+   */
+  public async writeObject(key: string, body: Uint8Array, contentType: string): Promise<void> {
+    try {
+      const response = await this.send({ method: 'PUT', key, body, headers: { 'content-type': contentType } });
+      response.resume();
+    } catch (error) {
+      throw denied(error, 'PutObject', key);
+    }
+  }
+
+  /** Refused: the serving functions never write the repository (their roles have no grant for it). */
   public put(key: string): Promise<{ etag: string }> {
     return Promise.reject(new Error(`the serving store only reads; refusing to write "${key}"`));
   }
@@ -221,7 +241,7 @@ export class S3Reader implements BlobStore {
     return Promise.reject(new Error(`the serving store only reads; refusing to delete "${key}"`));
   }
 
-  /** One signed GET with the standard retries; resolves with a 2xx response whose body is still to be read. */
+  /** One signed request with the standard retries; resolves with a 2xx response whose body is still to be read. */
   private async send(request: GetRequest): Promise<IncomingMessage> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -242,14 +262,17 @@ export class S3Reader implements BlobStore {
       ? `${basePath}/${escapeUri(this.options.bucket)}${keyPath}`
       : `${basePath}${keyPath || '/'}`;
     const query = request.query ?? {};
+    const method = request.method ?? 'GET';
+    const length: Record<string, string> =
+      request.body === undefined ? {} : { 'content-length': String(request.body.byteLength) };
     const signed = await this.signer.sign({
-      method: 'GET',
+      method,
       protocol: this.base.protocol,
       hostname: this.base.hostname,
       ...(this.base.port === '' ? {} : { port: Number(this.base.port) }),
       path,
       query: { ...query },
-      headers: { host: this.base.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...request.headers },
+      headers: { host: this.base.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...length, ...request.headers },
     });
     const search = Object.entries(query)
       .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
@@ -258,7 +281,7 @@ export class S3Reader implements BlobStore {
     return await new Promise<IncomingMessage>((resolve, reject) => {
       const outgoing = send(
         {
-          method: 'GET',
+          method,
           protocol: this.base.protocol,
           hostname: this.base.hostname,
           port: this.base.port,
@@ -306,7 +329,7 @@ export class S3Reader implements BlobStore {
       });
       outgoing.on('close', () => clearTimeout(connectTimer));
       outgoing.on('error', (error) => reject(transient(error)));
-      outgoing.end();
+      outgoing.end(request.body);
     });
   }
 }

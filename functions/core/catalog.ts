@@ -4,6 +4,7 @@
  * read the limits it passes down.
  */
 import { z } from 'zod';
+import { capturePolicySchema } from './capture.js';
 import { preprocessSchema, type Preprocess } from './image/spec.js';
 import { PLATFORM_LIMITS } from './platform-limits.js';
 
@@ -175,6 +176,11 @@ export const catalogEntrySchema = z
      * different settings). Reaches `register` as `CATALOG_PREPROCESS` ({@link catalogPreprocessJson}).
      */
     preprocess: preprocessSchema.optional(),
+    /**
+     * Data capture (docs/capture.md): a sampled percent of requests and answers written as SageMaker Data Capture
+     * records under `capture/<name>/`. `samplingPercent` unset: the deployment's `-c captureSamplingPercent`.
+     */
+    capture: capturePolicySchema.optional(),
     description: z.string().optional(),
   })
   .strict()

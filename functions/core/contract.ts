@@ -15,6 +15,12 @@ export const ENV = {
    * `{"<model>": <preprocess>}`; it applies to every version of those models registered after it is set.
    */
   catalogPreprocess: 'CATALOG_PREPROCESS',
+  /**
+   * `infer`: the function's data capture policy, JSON of a catalog entry's `capture` (`samplingPercent`,
+   * `flushIntervalSeconds`, `maxBatchRecords`); unset, nothing is captured. `npm start`'s shared function reads it
+   * too, as the deployment-wide default.
+   */
+  dataCapture: 'DATA_CAPTURE',
   preload: 'PRELOAD',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',

@@ -9,9 +9,16 @@ import { CorruptObjectError, ModelRejectedError, NotFoundError, PreconditionFail
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
 import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
+import { CAPTURE_PREFIX } from './capture.js';
 
 /** The three top-level folders of the repository (DESIGN.md). */
-export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
+export const REPOSITORY_PREFIXES = {
+  uploads: 'uploads/',
+  models: 'models/',
+  rejected: 'rejected/',
+  /** Data capture's batch files (`capture/<model>/<version>/yyyy/mm/dd/hh/<file>.jsonl`, `core/capture.ts`). */
+  capture: CAPTURE_PREFIX,
+} as const;
 
 /** Prefix under which users upload candidate models. */
 export const UPLOADS_PREFIX = REPOSITORY_PREFIXES.uploads;

@@ -5,6 +5,7 @@
  * Past a model's `limits.timeoutMs`, a run is answered 504 and the instance ends (`lambda-watchdog.ts`).
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
+import { onLambdaShutdown } from '../adapters/lambda-shutdown.js';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
 import { createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { errorResponse, toApiGatewayResult } from '../transport/http.js';
@@ -31,6 +32,16 @@ if (config.preload && config.modelName !== undefined) {
   } catch (error) {
     observability.logger.warn('preload failed; the first request will load the model', { error: error as Error });
   }
+}
+
+if (runtime.capture.enabled && config.lambdaRuntimeApi !== undefined) {
+  // Capture's last batch is written on SIGTERM, which Lambda sends only to a function with an extension.
+  await onLambdaShutdown(config.lambdaRuntimeApi, () => runtime.capture.flush(), {
+    unregistered: (reason) =>
+      observability.logger.warn('no SIGTERM before shutdown: capture records of the last minutes may be lost', {
+        reason,
+      }),
+  });
 }
 
 const serve = createInferHandler(runtime, observability, {

@@ -17,6 +17,8 @@ import { createS3Client } from '../adapters/s3-client.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import { ENV } from '../core/contract.js';
+import type { BufferedCaptureSink } from '../adapters/capture-sink.js';
+import { resolveCapturePolicy } from '../core/capture.js';
 import {
   catalogPreprocessJson,
   isValidModelName,
@@ -42,6 +44,9 @@ import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
+
+/** How often the local stack writes capture batches that are due (`flushIntervalSeconds` old, or full). */
+const CAPTURE_TIMER_MS = 1000;
 
 /** Settings of {@link startLocal}. */
 export interface LocalOptions {
@@ -219,12 +224,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   };
   // As deployed: registration (and the seeding here) writes with the AWS SDK; the serving functions read with the
   // GET-only reader, each under its own key pair.
+  // Every function's capture buffer: written on a timer (as deployed, a handler also writes a due batch at the end
+  // of its invocation) and on close.
+  const captureSinks: BufferedCaptureSink[] = [];
   const runtimeAs = (
     credentials: { accessKeyId: string; secretAccessKey: string },
     writes = false,
     functionConfig = config,
-  ): Runtime =>
-    createRuntime(functionConfig, {
+  ): Runtime => {
+    const created = createRuntime(functionConfig, {
       store: writes
         ? new S3BlobStore(
             createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials }),
@@ -232,12 +240,25 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
           )
         : new S3Reader({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
       telemetry: observability.telemetry,
+      captureTelemetry: observability.capture,
       now: options.now,
       ...(sharedServingFactory === undefined ? {} : { servingSessionFactory: sharedServingFactory }),
     });
+    if (created.capture.enabled) captureSinks.push(created.capture);
+    return created;
+  };
+  const captureTimer = setInterval(() => {
+    for (const sink of captureSinks) void sink.flushIfDue();
+  }, CAPTURE_TIMER_MS);
+  captureTimer.unref();
   const runtime = runtimeAs(s3.credentials, true);
   // Deployed, each model's function gets its catalog entry's limits.
   const catalogLimits = new Map(catalog.map((entry) => [entry.name, entry.limits]));
+  // Deployed, each model's function gets its entry's capture policy, the deployment's default percent filling in
+  // (here: DATA_CAPTURE's, which the shared function uses as it is).
+  const catalogCapture = new Map(
+    catalog.map((entry) => [entry.name, resolveCapturePolicy(entry.capture, config.capture.samplingPercent)]),
+  );
   register = createRegisterHandler(runtimeAs(s3.credentialsFor('register'), true), observability);
   // Not ready until the start-up seeds are uploaded and registered: a client that waits for /v2/health/ready and
   // then calls a seeded model must find it (the gateway listens before, so that it can answer 503 meanwhile).
@@ -261,7 +282,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
           own: (model) => {
             const role = `infer-${model}`;
             const credentials = s3.addRole(policy(role, inferAccess(model)));
-            return createInferHandler(runtimeAs(credentials), observability, {
+            const capture = catalogCapture.get(model) ?? config.capture;
+            return createInferHandler(runtimeAs(credentials, false, { ...config, capture }), observability, {
               model,
               limitsFor: () => catalogLimits.get(model) ?? config.limits,
               notReadyReason,
@@ -280,6 +302,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     });
   } catch (error) {
     // A busy gateway port must not leave the S3 server holding its own port.
+    clearInterval(captureTimer);
     await s3.close();
     throw error;
   }
@@ -333,6 +356,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     close: async () => {
       await gateway.close();
       await settled();
+      // Requests are answered and the gateway is closed: what capture still holds is written before S3 stops.
+      clearInterval(captureTimer);
+      await Promise.all(captureSinks.map((sink) => sink.flush()));
       await s3.close();
       sharedServingFactory?.close?.();
     },

@@ -15,6 +15,7 @@ import {
 import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
+import type { CaptureSink } from '../core/capture.js';
 import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
@@ -68,6 +69,11 @@ export interface ApiOptions {
   readonly notReadyReason?: () => string | undefined;
   /** Measures, for metrics; optional. */
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
+  /**
+   * Receives every answered inference: the request as it arrived (decompressed) and the answer as encoded (before
+   * compression), for data capture, which samples and buffers them. @default none
+   */
+  readonly capture?: CaptureSink;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
   /**
@@ -222,6 +228,23 @@ export function createApi(options: ApiOptions): Api {
           model: route.model,
           requestBytes: request.body.byteLength,
           responseBytes: encoded.body.byteLength,
+        });
+        options.capture?.capture({
+          model: route.model,
+          version: target.version,
+          request: {
+            body,
+            ...(contentType === undefined ? {} : { contentType }),
+            ...(headerLength === undefined ? {} : { inferenceHeaderContentLength: headerLength }),
+          },
+          response: {
+            body: encoded.body,
+            ...(headers['content-type'] === undefined ? {} : { contentType: headers['content-type'] }),
+            ...(headers['inference-header-content-length'] === undefined
+              ? {}
+              : { inferenceHeaderContentLength: headers['inference-header-content-length'] }),
+          },
+          ...(decoded.id === undefined ? {} : { inferenceId: decoded.id }),
         });
         return answer;
       }

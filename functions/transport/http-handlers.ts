@@ -36,6 +36,7 @@ function httpHandler(
     scope: options.scope,
     limitsFor: options.limitsFor ?? (() => runtime.config.limits),
     onInference: observability.payload,
+    capture: runtime.capture,
     ...(notReadyReason === undefined ? {} : { notReadyReason }),
     ...(consolePage === undefined ? {} : { consolePage }),
   });
@@ -57,6 +58,9 @@ function httpHandler(
       observability.logger.error('unexpected error', { requestId, error: error as Error });
       return toApiGatewayResult(errorResponse(error, requestId));
     } finally {
+      // Before returning: once it returns, a Lambda instance may be frozen (docs/capture.md, "When batches are
+      // written"). Never rejects; a write failure is only a metric.
+      await runtime.capture.flushIfDue();
       observability.flush();
     }
   };
@@ -102,6 +106,8 @@ export function createInferHandler(
       observability.logger.info('warmed', { ...result });
       return result;
     } finally {
+      // A warmer writes whatever capture holds: an idle instance's records wait at most one warmer period.
+      await runtime.capture.flush();
       observability.flush();
     }
   };

@@ -42,6 +42,7 @@ export async function bootstrap(
   const watchdog = options.runWatchdog?.(config);
   const runtime = createRuntime(config, {
     telemetry: observability.telemetry,
+    captureTelemetry: observability.capture,
     ...(options.store === undefined ? {} : { store: options.store(config) }),
     ...(watchdog === undefined ? {} : { runWatchdog: watchdog }),
   });

@@ -9,6 +9,7 @@ import {
   parseCatalogPreprocess,
   type Limits,
 } from '../core/catalog.js';
+import { NO_CAPTURE, resolveCapturePolicy, type CapturePolicy } from '../core/capture.js';
 import type { Preprocess } from '../core/image/spec.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../core/model-repository.js';
@@ -35,6 +36,8 @@ export interface RuntimeConfig {
   readonly limits: Limits;
   /** `CATALOG_PREPROCESS`: image preprocessing that catalog entries declare, per model (registration applies it). */
   readonly catalogPreprocess: ReadonlyMap<string, Preprocess>;
+  /** `DATA_CAPTURE` (JSON of a catalog entry's `capture`), defaults applied; unset, nothing is captured. */
+  readonly capture: CapturePolicy;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
@@ -228,6 +231,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
     }
   }
+  let capture = NO_CAPTURE;
+  const captureJson = env[ENV.dataCapture];
+  if (captureJson !== undefined && captureJson !== '') {
+    try {
+      capture = resolveCapturePolicy(JSON.parse(captureJson));
+    } catch (error) {
+      throw new ConfigurationError(`${ENV.dataCapture} is invalid: ${(error as Error).message}`);
+    }
+  }
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
@@ -257,6 +269,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
     catalogPreprocess,
+    capture,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)

@@ -1,6 +1,7 @@
 /**
  * Powertools for AWS Lambda: structured logs and CloudWatch metrics (EMF), created once per process. Metrics:
- * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes. Outside Lambda
+ * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes, and data
+ * capture's CaptureRecordsWritten, CaptureRecordsDropped, CaptureRecordsFailed. Outside Lambda
  * (the local runtime, tests) metrics are not emitted.
  *
  * The Powertools Tracer is opt-in (`POWERTOOLS_TRACE_ENABLED=true`, the stack's `powertoolsTracer`): Lambda's
@@ -11,6 +12,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
+import type { CaptureTelemetry } from '../adapters/capture-sink.js';
 import type { ServingTelemetry } from '../core/model-service.js';
 import { METRICS_NAMESPACE } from '../core/contract.js';
 
@@ -24,6 +26,8 @@ export interface Observability {
   /** Present when tracing is enabled. */
   readonly tracer?: Tracer;
   readonly telemetry: ServingTelemetry;
+  /** Data capture's reports: a dropped or failed record is a metric and a log line, never a failed request. */
+  readonly capture: CaptureTelemetry;
   /** Records request and response sizes of one inference. */
   readonly payload: (event: { requestBytes: number; responseBytes: number }) => void;
   /** Call at the end of each invocation: flushes its metrics and closes its trace subsegment. */
@@ -75,11 +79,30 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
       tracer?.putMetadata('inference', { version, runMs });
     },
   };
+  const capture: CaptureTelemetry = {
+    written: ({ key, records, bytes }) => {
+      logger.debug('capture written', { key, records, bytes });
+      metrics.addMetric('CaptureRecordsWritten', MetricUnit.Count, records);
+    },
+    dropped: ({ model, records, reason }) => {
+      logger.warn('capture records dropped', { model, records, reason });
+      metrics.addMetric('CaptureRecordsDropped', MetricUnit.Count, records);
+    },
+    failed: ({ key, records, error }) => {
+      logger.error('capture write failed; its records are lost, the requests were answered', {
+        key,
+        records,
+        error: error as Error,
+      });
+      metrics.addMetric('CaptureRecordsFailed', MetricUnit.Count, records);
+    },
+  };
   return {
     logger,
     metrics,
     ...(tracer === undefined ? {} : { tracer }),
     telemetry,
+    capture,
     payload: ({ requestBytes, responseBytes }) => {
       metrics.addMetric('RequestBytes', MetricUnit.Bytes, requestBytes);
       metrics.addMetric('ResponseBytes', MetricUnit.Bytes, responseBytes);

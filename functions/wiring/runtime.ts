@@ -2,6 +2,7 @@
  * Wiring: builds the store, repository and serving core from a {@link RuntimeConfig}. Handlers call this once,
  * at init; tests and the local runtime call it with their own configuration.
  */
+import { BufferedCaptureSink, type CaptureTelemetry } from '../adapters/capture-sink.js';
 import { FsBlobStore } from '../adapters/fs-blob-store.js';
 import { isolatedSessionFactory } from '../adapters/isolated-session.js';
 import { onnxruntimeSessionFactory } from '../adapters/onnxruntime-session.js';
@@ -9,6 +10,7 @@ import { supervisedSessionFactory } from '../adapters/supervised-session.js';
 import { workerSessionFactory } from '../adapters/worker-session.js';
 import { S3Reader } from '../adapters/s3-reader.js';
 import type { BlobStore } from '../core/blob-store.js';
+import type { CaptureStore } from '../core/capture.js';
 import { ModelRepository } from '../core/model-repository.js';
 import { ModelService, type RunWatchdog, type ServingTelemetry } from '../core/model-service.js';
 import type { SessionFactory } from '../core/session.js';
@@ -24,6 +26,8 @@ export interface Runtime {
   readonly servingSessionFactory: SessionFactory;
   /** Sessions for registration's load and smoke test. */
   readonly registrationSessionFactory: SessionFactory;
+  /** Data capture of this function's answers, under `config.capture` (a 0% policy captures nothing). */
+  readonly capture: BufferedCaptureSink;
 }
 
 /** Overrides for tests and the local runtime. */
@@ -45,6 +49,13 @@ export interface RuntimeOverrides {
   /** Watches serving's runs that its session factory cannot stop (deployed: onnxruntime on the main thread). */
   readonly runWatchdog?: RunWatchdog;
   readonly telemetry?: ServingTelemetry;
+  /**
+   * Where capture batches are written.
+   * @default {@link captureStoreOf} the runtime's store
+   */
+  readonly captureStore?: CaptureStore;
+  /** What capture reports (metrics and log lines). @default nothing */
+  readonly captureTelemetry?: CaptureTelemetry;
   /** The service's clock (manifest TTL), so that tests can pass time without sleeping. @default Date.now */
   readonly now?: () => number;
 }
@@ -90,6 +101,16 @@ export function servingSessionFactory(config: RuntimeConfig): SessionFactory & {
   }
 }
 
+/**
+ * Where a store takes capture batches: its `writeObject` when it has one (the serving functions' GET-only S3 reader,
+ * whose one write that is), else its `put` (a folder, the SDK store).
+ */
+export function captureStoreOf(store: BlobStore): CaptureStore {
+  const writer = store as Partial<CaptureStore>;
+  if (typeof writer.writeObject === 'function') return writer as CaptureStore;
+  return { writeObject: async (key, body) => void (await store.put(key, body)) };
+}
+
 /** Builds the runtime. */
 export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides = {}): Runtime {
   const store = overrides.store ?? servingStoreFromConfig(config);
@@ -115,5 +136,10 @@ export function createRuntime(config: RuntimeConfig, overrides: RuntimeOverrides
       deadlineMs: config.registrationTimeoutSeconds * 1000,
       memoryBytes: config.registrationMemoryMb * 2 ** 20,
     });
-  return { config, store, repository, service, servingSessionFactory: serving, registrationSessionFactory };
+  const capture = new BufferedCaptureSink({
+    store: overrides.captureStore ?? captureStoreOf(store),
+    policy: config.capture,
+    ...(overrides.captureTelemetry === undefined ? {} : { telemetry: overrides.captureTelemetry }),
+  });
+  return { config, store, repository, service, servingSessionFactory: serving, registrationSessionFactory, capture };
 }

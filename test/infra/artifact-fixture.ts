@@ -7,6 +7,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { expect } from 'vitest';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
+import type { PolicyStatementJson } from '../../infra/function-grants.js';
 import {
   runInLambdaProcess,
   stagedFunction,
@@ -58,7 +59,16 @@ export interface ArtifactRig {
  * Starts the embedded S3 server (bucket `models`, `uploads/**.onnx` events) with one role per function of `synth`,
  * keyed by the function's logical id and holding the S3 statements the template gives that function's role.
  */
-export async function startArtifactRig(synth: Synthesized): Promise<ArtifactRig> {
+export async function startArtifactRig(
+  synth: Synthesized,
+  options: {
+    /**
+     * Narrows a function's role (by the function's logical id) to see the denials it causes: receives the statements
+     * the template gives it, returns those the server enforces. @default the template's statements
+     */
+    readonly narrowRole?: (logicalId: string, statements: PolicyStatementJson[]) => PolicyStatementJson[];
+  } = {},
+): Promise<ArtifactRig> {
   const idOf = (construct: { node: { defaultChild?: unknown } }): string =>
     synth.stack.resolve(synth.stack.getLogicalId(construct.node.defaultChild as never)) as string;
   const bucketId = idOf(synth.stack.bucket);
@@ -71,10 +81,11 @@ export async function startArtifactRig(synth: Synthesized): Promise<ArtifactRig>
   const s3 = await startS3Fixture({
     bucket: 'models',
     eventFilter: { prefix: 'uploads/', suffix: '.onnx' },
-    roles: functions.map((fn) => ({
-      role: idOf(fn.function),
-      statements: s3PolicyOf(synth.template, idOf(fn.role), bucketId, 'models'),
-    })),
+    roles: functions.map((fn) => {
+      const statements = s3PolicyOf(synth.template, idOf(fn.role), bucketId, 'models');
+      const role = idOf(fn.function);
+      return { role, statements: options.narrowRole?.(role, statements) ?? statements };
+    }),
     onAccessDenied: (denial) => denials.push(denial),
   });
   const template = synth.template.toJSON() as TemplateJson;

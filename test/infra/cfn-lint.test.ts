@@ -24,7 +24,7 @@ const GROUPS = 'sg-0123456789abcdef0';
 
 /** Both documented forms of `managedInstances`, in one catalog. */
 const MANAGED_CATALOG = {
-  steady: { managedInstances: true, warmer: false },
+  steady: { managedInstances: true, warmer: false, capture: { samplingPercent: 50, maxBatchRecords: 100 } },
   tuned: {
     memoryMb: 4096,
     managedInstances: {
@@ -51,8 +51,14 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true',
-    context: { runtime: 'nodejs22.x', authorization: 'iam', alarmEmail: 'ops@example.com', powertoolsTracer: 'true' },
+    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10',
+    context: {
+      runtime: 'nodejs22.x',
+      authorization: 'iam',
+      alarmEmail: 'ops@example.com',
+      powertoolsTracer: 'true',
+      captureSamplingPercent: '10',
+    },
   },
   {
     name: 'alarmTopicArn, sourceMapStackTraces=true, bucketRemovalPolicy=destroy, executionLogging=false, stackName',

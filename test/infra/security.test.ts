@@ -40,7 +40,7 @@ const XRAY_UPLOAD = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
 describe('infer roles', () => {
   it.each(['tight', 'open'])(
-    '%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/',
+    '%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/, writes only capture/<name>/',
     (name) => {
       const endpoint = synth.stack.endpoints.get(name)!;
       const statements = roleStatements(
@@ -71,11 +71,18 @@ describe('infer roles', () => {
             },
           });
         }
-        expect(
-          actions.filter((a) => /^s3:(Put|Delete)/.test(a)),
-          'infer never writes the bucket',
-        ).toEqual([]);
+        const writes = actions.filter((a) => /^s3:(Put|Delete)/.test(a));
+        if (writes.length > 0) {
+          expect(writes, 'infer writes only capture files').toEqual(['s3:PutObject']);
+          for (const resource of list(statement.Resource)) {
+            expect(JSON.stringify(resource)).toMatch(
+              new RegExp(`"/capture/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`),
+            );
+          }
+        }
       }
+      const writing = statements.filter((s) => list(s.Action).some((a) => /^s3:(Put|Delete)/.test(a)));
+      expect(writing, 'one write grant: the capture files').toHaveLength(1);
     },
   );
 });

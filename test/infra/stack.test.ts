@@ -332,7 +332,7 @@ describe('security', () => {
     expect(resources(synth.template)[bucket]).toMatchObject({ DeletionPolicy: 'Retain' });
   });
 
-  it('lets infer read only its own model and rejection prefixes, and invoke only itself', () => {
+  it('lets infer read only its own model and rejection prefixes, write only its capture files, and invoke only itself', () => {
     const iris = synth.stack.endpoints.get('iris')!;
     const statements = roleStatements(synth.template, logicalId(iris.inferFunction.role));
     const s3 = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
@@ -346,6 +346,7 @@ describe('security', () => {
           { 'Fn::Join': ['', [bucketArn, '/rejected/iris/*']] },
         ],
       },
+      { Action: 's3:PutObject', Effect: 'Allow', Resource: { 'Fn::Join': ['', [bucketArn, '/capture/iris/*']] } },
       {
         Action: 's3:ListBucket',
         Effect: 'Allow',

@@ -40,6 +40,14 @@ describe('evaluatePolicy', () => {
     expect(effect(iris, 's3:PutObject', `${ARN}/models/iris/manifest.json`)).toBe('implicit-deny');
   });
 
+  it("lets an infer role write its own model's capture files, nothing else of the bucket", () => {
+    expect(effect(iris, 's3:PutObject', `${ARN}/capture/iris/1/2026/12/06/04/00-00-000-x.jsonl`)).toBe('allow');
+    expect(effect(iris, 's3:PutObject', `${ARN}/capture/iris2/1/x.jsonl`)).toBe('implicit-deny');
+    expect(effect(iris, 's3:PutObject', `${ARN}/capture/x.jsonl`)).toBe('implicit-deny');
+    expect(effect(iris, 's3:GetObject', `${ARN}/capture/iris/1/x.jsonl`)).toBe('implicit-deny');
+    expect(effect(iris, 's3:PutObject', `${ARN}/rejected/iris/x.json`)).toBe('implicit-deny');
+  });
+
   it('matches actions case-insensitively and with wildcards, resources case-sensitively', () => {
     const statements: PolicyStatementJson[] = [{ Effect: 'Allow', Action: ['s3:Get*'], Resource: [`${ARN}/Models/*`] }];
     expect(effect(statements, 'S3:GETOBJECT', `${ARN}/Models/a`)).toBe('allow');

@@ -5,8 +5,11 @@
  * Past a model's `limits.timeoutMs`, a run is answered 504 and the instance ends (`lambda-watchdog.ts`).
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
+import type { StreamifyHandler } from 'aws-lambda';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
-import { createInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import { createInferHandler, createStreamingInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import type { ApiGatewayEvent } from '../transport/http.js';
+import type { WarmerEvent } from '../core/warmer.js';
 import { errorResponse, toApiGatewayResult } from '../transport/http.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 import { credentialsFromEnvironment } from '../wiring/config.js';
@@ -33,7 +36,7 @@ if (config.preload && config.modelName !== undefined) {
   }
 }
 
-const serve = createInferHandler(runtime, observability, {
+const options = {
   model: config.modelName,
   invoke:
     config.functionName === undefined
@@ -42,10 +45,33 @@ const serve = createInferHandler(runtime, observability, {
           region: config.region,
           credentials: () => credentialsFromEnvironment(),
         }),
-});
+};
 
-/** The handler Lambda calls. */
-export const handler: InferHandler = (event, context) =>
-  watchdog === undefined || context === undefined
-    ? serve(event, context)
-    : watchdog.around(context.awsRequestId, () => serve(event, context));
+/** Runs one invocation under the watchdog, when there is one. */
+const guarded = <T>(requestId: string | undefined, work: () => Promise<T>): Promise<T> =>
+  watchdog === undefined || requestId === undefined ? work() : watchdog.around(requestId, work);
+
+function buffered(): InferHandler {
+  const serve = createInferHandler(runtime, observability, options);
+  return (event, context) => guarded(context?.awsRequestId, () => serve(event, context));
+}
+
+// The Node runtime's own `awslambda` global (no import): `streamifyResponse` tells the runtime to pass a response
+// stream, `HttpResponseStream.from` writes the status and headers before the body, as the front expects.
+function streamed(): StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> {
+  const serve = createStreamingInferHandler(runtime, observability, {
+    ...options,
+    from: (stream, prelude) => awslambda.HttpResponseStream.from(stream, { ...prelude }),
+  });
+  return awslambda.streamifyResponse((event, responseStream, context) =>
+    guarded(context?.awsRequestId, () => serve(event, responseStream, context)),
+  );
+}
+
+/**
+ * The handler Lambda calls: a streaming one where the front streams (`RESPONSE_STREAMING=true`, set by infra with
+ * the function URL's `RESPONSE_STREAM` or the REST integration's `STREAM`), else one that returns its answer.
+ */
+export const handler: InferHandler | StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> = config.responseStreaming
+  ? streamed()
+  : buffered();

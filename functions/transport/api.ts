@@ -16,7 +16,9 @@ import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
 import type { Limits } from '../core/catalog.js';
+import { ENV } from '../core/contract.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
@@ -49,6 +51,13 @@ export type ApiScope =
   /** The per-model function: only this model's routes. */
   | { readonly kind: 'model'; readonly model: string };
 
+/**
+ * How answers leave the function: `buffered` as one Lambda result (6 MB, binary bodies base64-encoded), or
+ * `streamed` onto Lambda's response stream (function URLs with `RESPONSE_STREAM`, REST APIs with
+ * `responseTransferMode: STREAM`), raw bytes up to {@link PLATFORM_LIMITS.maxStreamedResponseBytes}.
+ */
+export type ResponseDelivery = 'buffered' | 'streamed';
+
 /** Settings of {@link createApi}. */
 export interface ApiOptions {
   readonly service: ModelService;
@@ -64,6 +73,12 @@ export interface ApiOptions {
   readonly notReadyReason?: () => string | undefined;
   /** Measures, for metrics; optional. */
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
+  /**
+   * How answers leave the function, which decides the response size limit: `limits.maxResponseBytes` of the Lambda
+   * result when buffered, the streamed limit when streamed (see {@link ResponseDelivery}).
+   * @default 'buffered'
+   */
+  readonly delivery?: ResponseDelivery;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
 }
@@ -75,6 +90,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
+  const delivery = options.delivery ?? 'buffered';
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -187,7 +203,9 @@ export function createApi(options: ApiOptions): Api {
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
         const floor = minimumResponseBytes(response, decoded);
-        assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
+        if (delivery === 'streamed') assertStreamFits(floor.bytes, !floor.binary, 'at least ');
+        else
+          assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
         const encoded = encodeInferenceResponse(response, decoded);
         const headers = Object.fromEntries(
           Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
@@ -198,7 +216,14 @@ export function createApi(options: ApiOptions): Api {
           request.headers['accept-encoding'],
           limits.minCompressBytes,
         );
-        checkResponseSize(answer, limits);
+        if (delivery === 'streamed') {
+          const contentType = answer.headers['content-type'] ?? '';
+          const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
+          assertStreamFits(
+            typeof answer.body === 'string' ? Buffer.byteLength(answer.body) : answer.body.byteLength,
+            json,
+          );
+        } else checkResponseSize(answer, limits);
         options.onInference?.({
           model: route.model,
           requestBytes: request.body.byteLength,
@@ -279,6 +304,21 @@ function assertResponseFits(onTheWire: number, json: boolean, limits: Limits, qu
     throw new PayloadTooLargeError(
       `the response would be ${qualifier}${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
         `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
+        (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
+        'request fewer outputs ("outputs": [{"name": ...}]), send fewer rows per request, or serve through a ' +
+        `front that streams answers up to ${PLATFORM_LIMITS.maxStreamedResponseBytes} bytes (cdk deploy ` +
+        `-c streaming=true, or -c api=url; locally ${ENV.responseStreaming}=true npm start)`,
+    );
+  }
+}
+
+/** Refuses an answer of `bytes` over what a streamed Lambda response may carry; `qualifier` as above. */
+function assertStreamFits(bytes: number, json: boolean, qualifier = ''): void {
+  const limit = PLATFORM_LIMITS.maxStreamedResponseBytes;
+  if (bytes > limit) {
+    throw new PayloadTooLargeError(
+      `the response would be ${qualifier}${bytes} bytes${json ? ' as JSON' : ''}, over the ${limit}-byte limit ` +
+        'of a streamed Lambda response: ' +
         (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
         'request fewer outputs ("outputs": [{"name": ...}]), or send fewer rows per request',
     );

@@ -1,0 +1,78 @@
+/**
+ * Lambda response streaming's HTTP integration format, as function URLs (`RESPONSE_STREAM`) and REST APIs
+ * (`responseTransferMode: STREAM`) read it: the content type `application/vnd.awslambda.http-integration-response`,
+ * a JSON prelude with the status, headers and cookies, 8 NUL bytes, then the body. The Node runtime writes the
+ * prelude itself (`awslambda.HttpResponseStream.from`); locally the gateway's emulation of the runtime does.
+ */
+import type { Writable } from 'node:stream';
+import type { HttpResponse } from './http.js';
+
+/** The content type of a response stream that starts with a prelude. */
+export const HTTP_INTEGRATION_RESPONSE_TYPE = 'application/vnd.awslambda.http-integration-response';
+
+/** The NUL bytes between the prelude and the body (a JSON prelude holds no NUL byte). */
+export const PRELUDE_DELIMITER_BYTES = 8;
+
+/** The symbol the Node runtime reads on a handler to invoke it with a response stream (`streamifyResponse`). */
+export const STREAMING_HANDLER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming');
+
+/** The status, headers and cookies of a streamed answer. */
+export interface StreamPrelude {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly cookies?: readonly string[];
+}
+
+/**
+ * `awslambda.HttpResponseStream.from`'s contract: returns a stream whose first write is preceded by the prelude
+ * and the delimiter.
+ */
+export type HttpResponseStreamFrom = (stream: Writable, prelude: StreamPrelude) => Writable;
+
+/**
+ * Bytes per write of a buffered body: the stream applies backpressure per write, so a 20 MB answer is handed on
+ * in pieces that the socket can drain instead of one write that holds the whole body twice.
+ */
+const WRITE_BYTES = 1024 * 1024;
+
+function write(stream: Writable, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // The callback reports an error of this write; 'drain' (when write returns false) is the go-ahead for the next.
+    const ready = stream.write(chunk, (error) => {
+      if (error !== null && error !== undefined) reject(error);
+    });
+    if (ready) resolve();
+    else stream.once('drain', resolve);
+  });
+}
+
+/** Ends `stream` and resolves once everything written was handed on (rejects if the stream fails). */
+function finish(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject);
+    stream.end(() => resolve());
+  });
+}
+
+/**
+ * Writes `response` onto a Lambda response stream: the prelude through `from`, then the body in bounded writes
+ * that wait for the stream to drain. Resolves once the stream has ended.
+ */
+export async function streamResponse(response: HttpResponse, stream: Writable, from: HttpResponseStreamFrom) {
+  const cookies = response.cookies ?? [];
+  const prelude: StreamPrelude = {
+    statusCode: response.statusCode,
+    headers: { ...response.headers },
+    ...(cookies.length === 0 ? {} : { cookies: [...cookies] }),
+  };
+  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
+  const out = from(stream, prelude);
+  if (body.byteLength === 0) {
+    // The prelude goes out before the first write: an empty answer still needs one to carry its status.
+    await write(out, new Uint8Array(0));
+  }
+  for (let offset = 0; offset < body.byteLength; offset += WRITE_BYTES) {
+    await write(out, body.subarray(offset, Math.min(offset + WRITE_BYTES, body.byteLength)));
+  }
+  await finish(out);
+}

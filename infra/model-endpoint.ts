@@ -26,6 +26,7 @@ import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
+import { restTransferMode, streamingEnvironment } from './response-streaming.js';
 
 const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
   PLATFORM_LIMITS;
@@ -52,6 +53,13 @@ export interface ModelEndpointProps {
    * @default none: on-demand Lambda
    */
   readonly capacityProvider?: lambda.CapacityProvider;
+  /**
+   * The front streams answers (see `infra/response-streaming.ts`): the infer function gets `RESPONSE_STREAMING=true`
+   * and its REST integration `responseTransferMode: STREAM` (InvokeWithResponseStream), so answers past Lambda's
+   * 6 MB buffered limit are streamed, up to 200 MB.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
   /**
    * How long the function trusts the manifest it read before reading it again (`MANIFEST_TTL_SECONDS`).
    * @default 15
@@ -96,6 +104,8 @@ export class ModelEndpoint extends Construct {
   public readonly modelName: string;
   /** The `infer-<name>` function and its role. */
   public readonly inferFunction: ServiceFunction;
+  /** Whether the front streams this function's answers (`responseStreaming`). */
+  public readonly responseStreaming: boolean;
   /** The `live` alias holding the provisioned concurrency, when the catalog asks for some. */
   public readonly alias?: lambda.Alias;
   /** What API Gateway and the warmer invoke: the alias when there is one, else the function. */
@@ -124,6 +134,7 @@ export class ModelEndpoint extends Construct {
     this.modelName = model.name;
     const ephemeralStorageMb = this.ephemeralStorageMb(model, seedPath);
 
+    this.responseStreaming = props.responseStreaming ?? false;
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: model.architecture,
@@ -143,6 +154,7 @@ export class ModelEndpoint extends Construct {
         [ENV.manifestTtlSeconds]: String(ttl),
         [ENV.modelLimits]: JSON.stringify(model.limits),
         [ENV.preload]: String(model.preload),
+        ...streamingEnvironment(this.responseStreaming),
       },
     });
     const fn = this.inferFunction.function;
@@ -286,7 +298,11 @@ export class ModelEndpoint extends Construct {
 
   private addRoutes(models: apigw.IResource, name: string, options: apigw.MethodOptions): apigw.Resource {
     // Test invocations from the console would double the function's resource-policy statements.
-    const integration = new apigw.LambdaIntegration(this.invokeTarget, { proxy: true, allowTestInvoke: false });
+    const integration = new apigw.LambdaIntegration(this.invokeTarget, {
+      proxy: true,
+      allowTestInvoke: false,
+      responseTransferMode: restTransferMode(this.responseStreaming),
+    });
     const versionParam: apigw.MethodOptions = {
       ...options,
       requestParameters: { ...options.requestParameters, 'method.request.path.v': true },

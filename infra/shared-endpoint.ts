@@ -16,6 +16,7 @@ import { SHARED_INFER_ACCESS } from './function-grants.js';
 import { ENV } from './constants.js';
 import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
+import { restTransferMode, streamingEnvironment } from './response-streaming.js';
 
 /** Props of {@link SharedModelEndpoint}. */
 export interface SharedModelEndpointProps extends HostedFunctionProps {
@@ -29,6 +30,13 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
    * @default 3008
    */
   readonly memoryMb?: number;
+  /**
+   * The front streams answers (see `infra/response-streaming.ts`): the infer function gets `RESPONSE_STREAMING=true`
+   * and its REST integration `responseTransferMode: STREAM` (InvokeWithResponseStream), so answers past Lambda's
+   * 6 MB buffered limit are streamed, up to 200 MB.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
   /** @default 15 */
   readonly manifestTtlSeconds?: number;
 }
@@ -37,6 +45,8 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
 export class SharedModelEndpoint extends Construct {
   /** The shared `infer` function (no `MODEL_NAME`). */
   public readonly inferFunction: ServiceFunction;
+  /** Whether the front streams this function's answers (`responseStreaming`). */
+  public readonly responseStreaming: boolean;
   /** `/v2/models/{model}`. */
   public readonly resource: apigw.Resource;
   /** Fires on any error of the function in five minutes. */
@@ -50,6 +60,7 @@ export class SharedModelEndpoint extends Construct {
         `${this.node.path}: memoryMb of the shared infer function must be an integer from 512 to 10240, got ${memoryMb}`,
       );
     }
+    this.responseStreaming = props.responseStreaming ?? false;
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: props.layer.architecture,
@@ -65,6 +76,7 @@ export class SharedModelEndpoint extends Construct {
         [ENV.manifestTtlSeconds]: String(props.manifestTtlSeconds ?? 15),
         [ENV.modelLimits]: JSON.stringify(DEFAULT_LIMITS),
         [ENV.sessionBudgetMb]: String(sessionBudgetMbFor(memoryMb)),
+        ...streamingEnvironment(this.responseStreaming),
       },
     });
     const role = this.inferFunction.role;
@@ -77,6 +89,7 @@ export class SharedModelEndpoint extends Construct {
     const integration = new apigw.LambdaIntegration(this.inferFunction.function, {
       proxy: true,
       allowTestInvoke: false,
+      responseTransferMode: restTransferMode(this.responseStreaming),
     });
     const withParams = (...names: string[]): apigw.MethodOptions => ({
       ...options,

@@ -51,8 +51,14 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true',
-    context: { runtime: 'nodejs22.x', authorization: 'iam', alarmEmail: 'ops@example.com', powertoolsTracer: 'true' },
+    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, streaming=true',
+    context: {
+      runtime: 'nodejs22.x',
+      authorization: 'iam',
+      alarmEmail: 'ops@example.com',
+      powertoolsTracer: 'true',
+      streaming: 'true',
+    },
   },
   {
     name: 'alarmTopicArn, sourceMapStackTraces=true, bucketRemovalPolicy=destroy, executionLogging=false, stackName',

@@ -13,15 +13,9 @@ import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions
 import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
 import type { Tensor } from '../../functions/core/types.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
-import { ModelBuilder } from '../../tools/onnx/index.js';
+import { buildTileModel } from '../../tools/onnx/index.js';
 
-/** `y = Tile(x, repeats)`: the answer's size follows `repeats`, its bytes follow `x`. */
-const tileModel = new ModelBuilder({ graphName: 'tile' })
-  .input('x', 'FP32', ['N'])
-  .input('repeats', 'INT64', [1])
-  .node('Tile', ['x', 'repeats'], ['y'])
-  .output('y', 'FP32', ['M'])
-  .toBytes();
+const tileModel = buildTileModel();
 
 // 1,000 distinct values 5,243 times: 5,243,000 FP32 elements, 20,972,000 bytes of output.
 const x = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 1000 + i / 7);

@@ -8,9 +8,9 @@ import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import type { StreamifyHandler } from 'aws-lambda';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
 import { createInferHandler, createStreamingInferHandler, type InferHandler } from '../transport/http-handlers.js';
-import type { ApiGatewayEvent } from '../transport/http.js';
 import type { WarmerEvent } from '../core/warmer.js';
-import { errorResponse, toApiGatewayResult } from '../transport/http.js';
+import { errorResponse, type ApiGatewayEvent } from '../transport/http.js';
+import { runtimeApiAnswer } from '../transport/response-stream.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 import { credentialsFromEnvironment } from '../wiring/config.js';
 
@@ -21,7 +21,9 @@ const { config, runtime, observability } = await bootstrap((settings) => setting
     if (settings.lambdaRuntimeApi === undefined || settings.onnxruntimeThread !== 'main') return undefined;
     watchdog = lambdaRunWatchdog({
       runtimeApi: settings.lambdaRuntimeApi,
-      render: (error, requestId) => toApiGatewayResult(errorResponse(error, requestId)),
+      // Posted as the front reads this function's answers: streamed where it streams.
+      render: (error, requestId) =>
+        runtimeApiAnswer(errorResponse(error, requestId), settings.responseStreaming ? 'streamed' : 'buffered'),
     });
     return watchdog;
   },

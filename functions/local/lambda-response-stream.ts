@@ -11,6 +11,7 @@ import {
   HTTP_INTEGRATION_RESPONSE_TYPE,
   PRELUDE_DELIMITER_BYTES,
   STREAMING_HANDLER_MARK,
+  preludeBytes,
   type HttpResponseStreamFrom,
   type StreamPrelude,
 } from '../transport/response-stream.js';
@@ -37,9 +38,7 @@ export interface LambdaResponseStream extends Writable {
 /** `awslambda.HttpResponseStream.from` for a {@link LambdaResponseStream}: the prelude, then 8 NUL bytes. */
 export const httpResponseStreamFrom: HttpResponseStreamFrom = (stream, prelude) => {
   (stream as LambdaResponseStream).setContentType(HTTP_INTEGRATION_RESPONSE_TYPE);
-  // JSON.stringify escapes every control character: the prelude itself never holds a NUL byte.
-  stream.write(JSON.stringify(prelude));
-  stream.write(new Uint8Array(PRELUDE_DELIMITER_BYTES));
+  stream.write(preludeBytes(prelude));
   return stream;
 };
 

@@ -5,7 +5,8 @@
  * prelude itself (`awslambda.HttpResponseStream.from`); locally the gateway's emulation of the runtime does.
  */
 import type { Writable } from 'node:stream';
-import type { HttpResponse } from './http.js';
+import type { ResponseDelivery } from './api.js';
+import { toApiGatewayResult, type HttpResponse } from './http.js';
 
 /** The content type of a response stream that starts with a prelude. */
 export const HTTP_INTEGRATION_RESPONSE_TYPE = 'application/vnd.awslambda.http-integration-response';
@@ -28,6 +29,48 @@ export interface StreamPrelude {
  * and the delimiter.
  */
 export type HttpResponseStreamFrom = (stream: Writable, prelude: StreamPrelude) => Writable;
+
+/** The prelude of `response`: its status, headers and cookies. */
+export function preludeOf(response: HttpResponse): StreamPrelude {
+  const cookies = response.cookies ?? [];
+  return {
+    statusCode: response.statusCode,
+    headers: { ...response.headers },
+    ...(cookies.length === 0 ? {} : { cookies: [...cookies] }),
+  };
+}
+
+/** The prelude as the stream carries it: its JSON (which holds no NUL byte), then the delimiter. */
+export function preludeBytes(prelude: StreamPrelude): Uint8Array {
+  const json = Buffer.from(JSON.stringify(prelude), 'utf8');
+  return Buffer.concat([json, Buffer.alloc(PRELUDE_DELIMITER_BYTES)]);
+}
+
+/**
+ * A whole answer as a POST to the Runtime API carries it, for an answer given outside the handler (the inference
+ * watchdog's 504): a buffered function's proxy result as JSON, or a streaming function's HTTP integration response
+ * in the streaming response mode.
+ */
+export function runtimeApiAnswer(
+  response: HttpResponse,
+  delivery: ResponseDelivery,
+): { headers: Record<string, string>; body: Uint8Array } {
+  if (delivery === 'buffered') {
+    return {
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(toApiGatewayResult(response)), 'utf8'),
+    };
+  }
+  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
+  return {
+    headers: {
+      'content-type': HTTP_INTEGRATION_RESPONSE_TYPE,
+      'lambda-runtime-function-response-mode': 'streaming',
+      'transfer-encoding': 'chunked',
+    },
+    body: Buffer.concat([preludeBytes(preludeOf(response)), body]),
+  };
+}
 
 /**
  * Bytes per write of a buffered body: the stream applies backpressure per write, so a 20 MB answer is handed on
@@ -59,14 +102,8 @@ function finish(stream: Writable): Promise<void> {
  * that wait for the stream to drain. Resolves once the stream has ended.
  */
 export async function streamResponse(response: HttpResponse, stream: Writable, from: HttpResponseStreamFrom) {
-  const cookies = response.cookies ?? [];
-  const prelude: StreamPrelude = {
-    statusCode: response.statusCode,
-    headers: { ...response.headers },
-    ...(cookies.length === 0 ? {} : { cookies: [...cookies] }),
-  };
   const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
-  const out = from(stream, prelude);
+  const out = from(stream, preludeOf(response));
   if (body.byteLength === 0) {
     // The prelude goes out before the first write: an empty answer still needs one to carry its status.
     await write(out, new Uint8Array(0));

@@ -15,7 +15,7 @@ import { ENV } from '../../functions/core/contract.js';
 import { HTTP_INTEGRATION_RESPONSE_TYPE } from '../../functions/transport/response-stream.js';
 import { stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
-import { buildTileModel } from '../../tools/onnx/index.js';
+import { buildLoopModel, buildTileModel } from '../../tools/onnx/index.js';
 import { httpApiEvent, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
 import { removeTempDirs, synthesize, type Synthesized } from './fixture.js';
 
@@ -47,16 +47,23 @@ let expected: Buffer;
 beforeAll(async () => {
   synth = synthesize(
     {
-      models: [parseCatalogEntry('tile', { architecture: 'x86_64', warmer: false })],
+      models: [
+        parseCatalogEntry('tile', { architecture: 'x86_64', warmer: false }),
+        parseCatalogEntry('spin', { architecture: 'x86_64', warmer: false, limits: { timeoutMs: 1000 } }),
+      ],
       sharedArchitecture: 'x86_64',
       responseStreaming: true,
     },
     { bundling: true, id: 'Streaming' },
   );
   rig = await startArtifactRig(synth);
-  const key = 'uploads/tile/tile.onnx';
-  await rig.s3.client.send(new PutObjectCommand({ Bucket: rig.s3.server.bucket, Key: key, Body: buildTileModel() }));
-  await rig.invoke(rig.idOf(synth.stack.registerFunction.function), [await rig.eventFor(key)]);
+  for (const [key, body] of [
+    ['uploads/tile/tile.onnx', buildTileModel()],
+    ['uploads/spin/spin.onnx', buildLoopModel({ trips: 'input', body: 'Identity' })],
+  ] as const) {
+    await rig.s3.client.send(new PutObjectCommand({ Bucket: rig.s3.server.bucket, Key: key, Body: body }));
+    await rig.invoke(rig.idOf(synth.stack.registerFunction.function), [await rig.eventFor(key)]);
+  }
   const session = await ort.InferenceSession.create(buildTileModel());
   const { y } = await session.run({
     x: new ort.Tensor('float32', x, [x.length]),
@@ -130,3 +137,35 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(NODES)('the bundled infer handler on
     expect(JSON.parse(warmed.body.toString('utf8'))).toMatchObject({ warmed: true, model: 'tile', version: '1' });
   }, 180_000);
 });
+
+it.runIf(CAN_RUN_LINUX_X64_NODE)(
+  'answers a run past its deadline with a streamed 504 from the watchdog, as the streaming front reads it',
+  async () => {
+    const path = '/v2/models/spin/infer';
+    const body = JSON.stringify({
+      inputs: [
+        { name: 'trips', datatype: 'INT64', shape: [], data: [1e12] },
+        { name: 'x', datatype: 'FP32', shape: [1], data: [7] },
+      ],
+    });
+
+    const stuck = await rig.invoke(
+      rig.idOf(synth.stack.endpoints.get('spin')!.inferFunction.function),
+      [httpApiEvent('POST', path, Buffer.from(body), { 'content-type': 'application/json' })],
+      { runtimeApi: true },
+    );
+
+    expect(stuck.runtimeApi?.signal).toBe('SIGKILL');
+    expect([...(stuck.runtimeApi?.responses.keys() ?? [])]).toEqual([]);
+    const answer = stuck.runtimeApi?.streamed.get('req-0');
+    expect(answer?.requestHeaders).toMatchObject({
+      'lambda-runtime-function-response-mode': 'streaming',
+      'content-type': HTTP_INTEGRATION_RESPONSE_TYPE,
+    });
+    expect(answer?.prelude?.statusCode).toBe(504);
+    expect(JSON.parse(answer?.body.toString('utf8') ?? '{}')).toEqual({
+      error: expect.stringMatching(/model "spin" version 1 did not finish the inference within 1 s/),
+    });
+  },
+  120_000,
+);

@@ -25,13 +25,25 @@ const inputs = (repeats: number): Tensor[] => [
 ];
 const LARGE = 5243;
 
-async function startWith(env: Record<string, string>): Promise<{ stack: LocalStack; dataDir: string }> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'streaming-'));
-  const stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true, env: { ...process.env, ...env } });
-  await stack.runtime.store.put('uploads/tile/tile.onnx', tileModel);
-  await stack.settled();
-  expect(stack.registrations.flatMap((r) => r.outcomes).map((o) => o.kind)).toEqual(['registered']);
-  return { stack, dataDir };
+/**
+ * `npm start`'s stack for the describe block it is called in, with `env` and the tile model registered: started
+ * before its tests, closed and removed after them.
+ */
+function localStackWith(env: Record<string, string>): () => LocalStack {
+  let stack: LocalStack | undefined;
+  let dataDir: string | undefined;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'streaming-'));
+    stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true, env: { ...process.env, ...env } });
+    await stack.runtime.store.put('uploads/tile/tile.onnx', tileModel);
+    await stack.settled();
+    expect(stack.registrations.flatMap((r) => r.outcomes).map((o) => o.kind)).toEqual(['registered']);
+  });
+  afterAll(async () => {
+    await stack?.close();
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  });
+  return () => stack!;
 }
 
 async function infer(stack: LocalStack, model: string, repeats: number) {
@@ -64,20 +76,13 @@ async function sessionOutput(repeats: number): Promise<Uint8Array> {
 }
 
 describe('a front that streams', () => {
-  let streaming: { stack: LocalStack; dataDir: string };
-  beforeAll(async () => {
-    streaming = await startWith({ RESPONSE_STREAMING: 'true' });
-  });
-  afterAll(async () => {
-    await streaming?.stack.close();
-    if (streaming !== undefined) await rm(streaming.dataDir, { recursive: true, force: true });
-  });
+  const streaming = localStackWith({ RESPONSE_STREAMING: 'true' });
 
   it('streams a 20 MB answer to the client intact, then serves the next request', async () => {
     const expected = await sessionOutput(LARGE);
 
-    const answer = await infer(streaming.stack, 'tile', LARGE);
-    const next = await infer(streaming.stack, 'tile', 2);
+    const answer = await infer(streaming(), 'tile', LARGE);
+    const next = await infer(streaming(), 'tile', 2);
 
     expect(answer.status, new TextDecoder().decode(answer.body.subarray(0, 300))).toBe(200);
     // Sent as it came, not as one buffered body of known length.
@@ -98,7 +103,7 @@ describe('a front that streams', () => {
   });
 
   it('streams errors with their status and message', async () => {
-    const missing = await infer(streaming.stack, 'no-such-model', 1);
+    const missing = await infer(streaming(), 'no-such-model', 1);
 
     expect(missing.status).toBe(404);
     expect(missing.headers['content-type']).toBe('application/json');
@@ -109,18 +114,11 @@ describe('a front that streams', () => {
 });
 
 describe('a buffered front', () => {
-  let buffered: { stack: LocalStack; dataDir: string };
-  beforeAll(async () => {
-    buffered = await startWith({ RESPONSE_STREAMING: 'false' });
-  });
-  afterAll(async () => {
-    await buffered?.stack.close();
-    if (buffered !== undefined) await rm(buffered.dataDir, { recursive: true, force: true });
-  });
+  const buffered = localStackWith({ RESPONSE_STREAMING: 'false' });
 
   it('refuses the same answer with a 413 naming the limit and the option that lifts it; the next request succeeds', async () => {
-    const answer = await infer(buffered.stack, 'tile', LARGE);
-    const next = await infer(buffered.stack, 'tile', 1);
+    const answer = await infer(buffered(), 'tile', LARGE);
+    const next = await infer(buffered(), 'tile', 1);
 
     expect(answer.status).toBe(413);
     const { error } = JSON.parse(new TextDecoder().decode(answer.body)) as { error: string };

@@ -13,9 +13,33 @@ import {
   type LambdaProcessResult,
   type TemplateJson,
 } from '../../tools/lambda-process.js';
-import type { NodeBinary } from '../../tools/node-binaries.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCatalogEntry, type CatalogEntry } from '../../functions/core/catalog.js';
+import { LAMBDA_NODE_VERSIONS, type NodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { s3PolicyOf, tempDir, type Synthesized } from './fixture.js';
+
+/** The Nodes the artifact tests run each bundle on: the machine's, then each Lambda runtime's. */
+export const ARTIFACT_NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
+  { label: `this machine's Node ${process.version}` },
+  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({
+    label: `${runtime} (Node ${version})`,
+    version,
+  })),
+];
+
+/**
+ * The catalog entry of the detector example on x86_64 without a warmer, with the image preprocessing its catalog
+ * file declares (which reaches register through the template's environment).
+ */
+export function detectorCatalogEntry(): CatalogEntry {
+  return parseCatalogEntry('detector', {
+    architecture: 'x86_64',
+    warmer: false,
+    preprocess: JSON.parse(readFileSync(join('models', 'detector.json'), 'utf8')).preprocess,
+  });
+}
 
 /** How one process runs: see `LambdaProcessOptions` for each. */
 export interface InvokeOptions {

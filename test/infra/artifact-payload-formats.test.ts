@@ -15,6 +15,7 @@ import { buildTileModel } from '../../tools/onnx/index.js';
 import { CAN_RUN_LINUX_X64_NODE } from '../../tools/node-binaries.js';
 import {
   binaryAnswerOf,
+  detectorCatalogEntry,
   bodyOf,
   httpApiEvent,
   restEvent,
@@ -29,14 +30,7 @@ let synth: Synthesized;
 beforeAll(async () => {
   synth = synthesize(
     {
-      models: [
-        parseCatalogEntry('tile', { architecture: 'x86_64', warmer: false }),
-        parseCatalogEntry('detector', {
-          architecture: 'x86_64',
-          warmer: false,
-          preprocess: JSON.parse(readFileSync(join('models', 'detector.json'), 'utf8')).preprocess,
-        }),
-      ],
+      models: [parseCatalogEntry('tile', { architecture: 'x86_64', warmer: false }), detectorCatalogEntry()],
       sharedArchitecture: 'x86_64',
     },
     { bundling: true, id: 'PayloadFormats' },

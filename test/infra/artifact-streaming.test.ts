@@ -14,21 +14,15 @@ import { encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import { ENV } from '../../functions/core/contract.js';
 import { HTTP_INTEGRATION_RESPONSE_TYPE } from '../../functions/transport/response-stream.js';
 import { stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
-import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
+import { CAN_RUN_LINUX_X64_NODE, nodeBinary } from '../../tools/node-binaries.js';
 import { buildLoopModel, buildTileModel } from '../../tools/onnx/index.js';
-import { httpApiEvent, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
+import { ARTIFACT_NODES, httpApiEvent, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
 import { removeTempDirs, synthesize, type Synthesized } from './fixture.js';
 
 let rig: ArtifactRig;
 let synth: Synthesized;
 
-const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
-  { label: `this machine's Node ${process.version}` },
-  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({
-    label: `${runtime} (Node ${version})`,
-    version,
-  })),
-];
+const NODES = ARTIFACT_NODES;
 
 // 1,000 distinct values 5,243 times: 20,972,000 bytes of output, past Lambda's 6 MB buffered limit.
 const x = Float32Array.from({ length: 1000 }, (_, i) => Math.cos(i) * 100 - i / 3);

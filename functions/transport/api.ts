@@ -7,7 +7,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import {
   decodeInferenceRequest,
-  encodeInferenceResponse,
+  encodeInferenceResponseParts,
   MEDIA_TYPES,
   minimumResponseBytes,
   parseMediaType,
@@ -23,7 +23,7 @@ import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
 import type { ModelMetadata } from '../core/types.js';
-import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
+import { bodyByteLength, bodyBytes, errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
 
 /** Server name reported by `GET /v2`. */
@@ -206,29 +206,25 @@ export function createApi(options: ApiOptions): Api {
         if (delivery === 'streamed') assertStreamFits(floor.bytes, !floor.binary, 'at least ');
         else
           assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
-        const encoded = encodeInferenceResponse(response, decoded);
+        // Streamed, the body stays in its pieces (header, then each binary output): never joined into a copy.
+        const encoded = encodeInferenceResponseParts(response, decoded);
         const headers = Object.fromEntries(
           Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
         );
+        const answerBody = delivery === 'streamed' ? encoded.parts : bodyBytes(encoded.parts);
+        const responseBytes = bodyByteLength(answerBody);
         // Compressed here, so that the size check measures what travels in the Lambda result.
         const answer = await compressResponse(
-          { statusCode: 200, headers, body: encoded.body },
+          { statusCode: 200, headers, body: answerBody },
           request.headers['accept-encoding'],
           limits.minCompressBytes,
         );
         if (delivery === 'streamed') {
           const contentType = answer.headers['content-type'] ?? '';
           const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
-          assertStreamFits(
-            typeof answer.body === 'string' ? Buffer.byteLength(answer.body) : answer.body.byteLength,
-            json,
-          );
+          assertStreamFits(bodyByteLength(answer.body), json);
         } else checkResponseSize(answer, limits);
-        options.onInference?.({
-          model: route.model,
-          requestBytes: request.body.byteLength,
-          responseBytes: encoded.body.byteLength,
-        });
+        options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
         return answer;
       }
     }
@@ -290,7 +286,7 @@ function base64Bytes(bytes: number): number {
 function checkResponseSize(response: HttpResponse, limits: Limits): void {
   const contentType = response.headers['content-type'] ?? '';
   const contentEncoding = response.headers['content-encoding'];
-  const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
+  const body = bodyBytes(response.body);
   assertResponseFits(
     lambdaBodyBytes(body, contentType, contentEncoding),
     contentType.startsWith('application/json') && contentEncoding === undefined,

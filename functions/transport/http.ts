@@ -33,7 +33,11 @@ export interface HttpResponse {
   readonly headers: Readonly<Record<string, string>>;
   /** `Set-Cookie` values, one per cookie: a header record cannot repeat a name. @default none */
   readonly cookies?: readonly string[];
-  readonly body: Uint8Array | string;
+  /**
+   * Text, bytes, or bytes in pieces, in order: an encoded answer's JSON header, then each binary output (views of
+   * the output tensors), which a streamed answer writes one after the other without joining them.
+   */
+  readonly body: Uint8Array | string | readonly Uint8Array[];
   /** The error behind a 5xx answer, for the handler's log line; never sent to the client. */
   readonly cause?: unknown;
 }
@@ -135,13 +139,28 @@ export function fromApiGatewayEvent(event: ApiGatewayEvent, fallbackRequestId: s
 
 const TEXTUAL = /^(application\/json|text\/)/;
 
+/** A body as one buffer: text as UTF-8, pieces joined (copied once). */
+export function bodyBytes(body: HttpResponse['body']): Uint8Array {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof Uint8Array) return body;
+  return body.length === 1 ? body[0]! : Buffer.concat(body);
+}
+
+/** Bytes of a body, without joining its pieces. */
+export function bodyByteLength(body: HttpResponse['body']): number {
+  if (typeof body === 'string') return Buffer.byteLength(body, 'utf8');
+  if (body instanceof Uint8Array) return body.byteLength;
+  return body.reduce((sum, part) => sum + part.byteLength, 0);
+}
+
 /** The body of an answer as a proxy result carries it: text as is, anything else base64-encoded. */
 function resultBody(response: HttpResponse): { body: string; isBase64Encoded?: true } {
   const contentType = response.headers['content-type'] ?? '';
   // A compressed body is bytes whatever its media type.
   const textual = TEXTUAL.test(contentType) && response.headers['content-encoding'] === undefined;
   if (typeof response.body === 'string') return { body: response.body };
-  const bytes = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
+  const joined = bodyBytes(response.body);
+  const bytes = Buffer.from(joined.buffer, joined.byteOffset, joined.byteLength);
   return textual ? { body: bytes.toString('utf8') } : { body: bytes.toString('base64'), isBase64Encoded: true };
 }
 

@@ -6,7 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { ResponseDelivery } from './api.js';
-import { toApiGatewayResult, type HttpResponse } from './http.js';
+import { bodyByteLength, bodyBytes, toApiGatewayResult, type HttpResponse } from './http.js';
 
 /** The content type of a response stream that starts with a prelude. */
 export const HTTP_INTEGRATION_RESPONSE_TYPE = 'application/vnd.awslambda.http-integration-response';
@@ -61,14 +61,13 @@ export function runtimeApiAnswer(
       body: Buffer.from(JSON.stringify(toApiGatewayResult(response)), 'utf8'),
     };
   }
-  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
   return {
     headers: {
       'content-type': HTTP_INTEGRATION_RESPONSE_TYPE,
       'lambda-runtime-function-response-mode': 'streaming',
       'transfer-encoding': 'chunked',
     },
-    body: Buffer.concat([preludeBytes(preludeOf(response)), body]),
+    body: Buffer.concat([preludeBytes(preludeOf(response)), bodyBytes(response.body)]),
   };
 }
 
@@ -98,18 +97,26 @@ function finish(stream: Writable): Promise<void> {
 }
 
 /**
- * Writes `response` onto a Lambda response stream: the prelude through `from`, then the body in bounded writes
- * that wait for the stream to drain. Resolves once the stream has ended.
+ * Writes `response` onto a Lambda response stream: the prelude through `from`, then the body piece by piece in
+ * bounded writes that wait for the stream to drain. Resolves once the stream has ended.
  */
 export async function streamResponse(response: HttpResponse, stream: Writable, from: HttpResponseStreamFrom) {
-  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
   const out = from(stream, preludeOf(response));
-  if (body.byteLength === 0) {
+  const parts =
+    typeof response.body === 'string'
+      ? [Buffer.from(response.body, 'utf8')]
+      : response.body instanceof Uint8Array
+        ? [response.body]
+        : response.body;
+  if (bodyByteLength(response.body) === 0) {
     // The prelude goes out before the first write: an empty answer still needs one to carry its status.
     await write(out, new Uint8Array(0));
   }
-  for (let offset = 0; offset < body.byteLength; offset += WRITE_BYTES) {
-    await write(out, body.subarray(offset, Math.min(offset + WRITE_BYTES, body.byteLength)));
+  // Piece by piece (the binary extension's header, then each output's bytes), each in bounded writes.
+  for (const part of parts) {
+    for (let offset = 0; offset < part.byteLength; offset += WRITE_BYTES) {
+      await write(out, part.subarray(offset, Math.min(offset + WRITE_BYTES, part.byteLength)));
+    }
   }
   await finish(out);
 }

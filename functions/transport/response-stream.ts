@@ -79,12 +79,24 @@ const WRITE_BYTES = 1024 * 1024;
 
 function write(stream: Writable, chunk: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
+    // A client gone mid-answer closes the stream: no 'drain' will come, and the answer must not wait for one.
+    const closed = () => new Error('the response stream closed before the answer was written');
+    if (stream.destroyed) return reject(closed());
     // The callback reports an error of this write; 'drain' (when write returns false) is the go-ahead for the next.
     const ready = stream.write(chunk, (error) => {
       if (error !== null && error !== undefined) reject(error);
     });
-    if (ready) resolve();
-    else stream.once('drain', resolve);
+    if (ready) return resolve();
+    const onDrain = () => {
+      stream.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      stream.off('drain', onDrain);
+      reject(closed());
+    };
+    stream.once('drain', onDrain);
+    stream.once('close', onClose);
   });
 }
 

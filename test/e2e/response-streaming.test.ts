@@ -5,6 +5,7 @@
  * the option that lifts it, and the next request is served.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -98,6 +99,35 @@ describe('a front that streams', () => {
     expect(next.status).toBe(200);
     expect(Array.from(decodeInferenceResponse(next.body, next.headers).outputs[0]!.data as Float32Array)).toEqual([
       ...x,
+      ...x,
+    ]);
+  });
+
+  it('serves the next request after a client that left mid-answer', async () => {
+    const request = encodeInferenceRequest(inputs(LARGE), { binaryOutput: true });
+    const left = await new Promise<number>((resolve, reject) => {
+      const sent = http.request(`${streaming().gatewayUrl}/v2/models/tile/infer`, {
+        method: 'POST',
+        headers: { ...request.headers, 'content-length': String(request.body.byteLength) },
+      });
+      sent.on('response', (response) => {
+        // The head and a first piece arrived: leave without reading the rest.
+        response.once('data', () => {
+          sent.destroy();
+          resolve(response.statusCode ?? 0);
+        });
+      });
+      sent.on('error', (error) => {
+        if (!sent.destroyed) reject(error);
+      });
+      sent.end(request.body);
+    });
+
+    const next = await infer(streaming(), 'tile', 1);
+
+    expect(left).toBe(200);
+    expect(next.status).toBe(200);
+    expect(Array.from(decodeInferenceResponse(next.body, next.headers).outputs[0]!.data as Float32Array)).toEqual([
       ...x,
     ]);
   });

@@ -62,4 +62,26 @@ describe('a streamed answer', () => {
     expect(reader.prelude).toEqual({ statusCode: 204, headers: {} });
     expect(body.reduce((sum, b) => sum + b.byteLength, 0)).toBe(0);
   });
+
+  it('stops, rejecting, when the client goes away while the stream waits to drain', async () => {
+    // A socket that takes one write and never drains, as a client that stopped reading; then it closes.
+    let taken = 0;
+    const stream = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _encoding, _done) {
+        taken++;
+        setImmediate(() => stream.destroy());
+      },
+    }) as LambdaResponseStream;
+    stream.setContentType = () => undefined;
+
+    const written = streamResponse(
+      { statusCode: 200, headers: {}, body: [new Uint8Array(5 * 1024 * 1024)] },
+      stream,
+      httpResponseStreamFrom,
+    );
+
+    await expect(written).rejects.toThrow(/closed before the answer was written/);
+    expect(taken).toBe(1);
+  });
 });

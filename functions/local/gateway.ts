@@ -18,6 +18,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { HttpHandler, InferHandler, StreamingInferHandler } from '../transport/http-handlers.js';
+import type { ApiGatewayEvent } from '../transport/http.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { isModelPath } from '../transport/routes.js';
 import { GATEWAY_READ_LIMIT_DEFAULTS } from '../wiring/config.js';
@@ -215,7 +216,7 @@ function lingerThenClose(request: http.IncomingMessage, read: number, bytes: num
 function deliverStreamed(
   response: http.ServerResponse,
   handler: StreamingInferHandler,
-  event: APIGatewayProxyEvent,
+  event: ApiGatewayEvent,
   context: { awsRequestId: string },
 ): void {
   const stream = frontResponseStream(response);

@@ -26,7 +26,7 @@ import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
-import { restTransferMode, streamingEnvironment } from './response-streaming.js';
+import { restIntegrationOptions, streamingEnvironment } from './response-streaming.js';
 
 const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
   PLATFORM_LIMITS;
@@ -301,7 +301,7 @@ export class ModelEndpoint extends Construct {
     const integration = new apigw.LambdaIntegration(this.invokeTarget, {
       proxy: true,
       allowTestInvoke: false,
-      responseTransferMode: restTransferMode(this.responseStreaming),
+      ...restIntegrationOptions(this.responseStreaming),
     });
     const versionParam: apigw.MethodOptions = {
       ...options,

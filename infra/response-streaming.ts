@@ -32,9 +32,12 @@ export function streamingEnvironment(streams: boolean): Record<string, string> {
   return streams ? { [ENV.responseStreaming]: 'true' } : {};
 }
 
-/** The REST API integration's transfer mode for a front that does or does not stream. */
-export function restTransferMode(streams: boolean): apigw.ResponseTransferMode {
-  return streams ? apigw.ResponseTransferMode.STREAM : apigw.ResponseTransferMode.BUFFERED;
+/**
+ * The REST integration options of a front that does or does not stream: `STREAM` where it streams; nothing where it
+ * buffers, so that a stack without streaming keeps the template it had (BUFFERED is API Gateway's default).
+ */
+export function restIntegrationOptions(streams: boolean): Pick<apigw.LambdaIntegrationOptions, 'responseTransferMode'> {
+  return streams ? { responseTransferMode: apigw.ResponseTransferMode.STREAM } : {};
 }
 
 /** A function URL's invoke mode for a front that does or does not stream. */

@@ -16,7 +16,7 @@ import { SHARED_INFER_ACCESS } from './function-grants.js';
 import { ENV } from './constants.js';
 import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
-import { restTransferMode, streamingEnvironment } from './response-streaming.js';
+import { restIntegrationOptions, streamingEnvironment } from './response-streaming.js';
 
 /** Props of {@link SharedModelEndpoint}. */
 export interface SharedModelEndpointProps extends HostedFunctionProps {
@@ -89,7 +89,7 @@ export class SharedModelEndpoint extends Construct {
     const integration = new apigw.LambdaIntegration(this.inferFunction.function, {
       proxy: true,
       allowTestInvoke: false,
-      responseTransferMode: restTransferMode(this.responseStreaming),
+      ...restIntegrationOptions(this.responseStreaming),
     });
     const withParams = (...names: string[]): apigw.MethodOptions => ({
       ...options,

@@ -47,12 +47,16 @@ function localStackWith(env: Record<string, string>): () => LocalStack {
   return () => stack!;
 }
 
-async function infer(stack: LocalStack, model: string, repeats: number) {
+/**
+ * Infers with binary outputs. Node's fetch asks for gzip by default and decompresses what it gets: `identity`
+ * unless told otherwise, so that the answer's bytes are what the function wrote.
+ */
+async function infer(stack: LocalStack, model: string, repeats: number, acceptEncoding = 'identity') {
   const request = encodeInferenceRequest(inputs(repeats), { binaryOutput: true });
   const response = await fetch(`${stack.gatewayUrl}/v2/models/${model}/infer`, {
     method: 'POST',
     body: request.body,
-    headers: { ...request.headers },
+    headers: { ...request.headers, 'accept-encoding': acceptEncoding },
   });
   return {
     status: response.status,
@@ -89,6 +93,7 @@ describe('a front that streams', () => {
     // Sent as it came, not as one buffered body of known length.
     expect(answer.headers['transfer-encoding']).toBe('chunked');
     expect(answer.headers['content-length']).toBeUndefined();
+    expect(answer.headers['content-encoding']).toBeUndefined();
     expect(expected.byteLength).toBe(LARGE * x.length * 4);
     expect(expected.byteLength).toBeGreaterThan(PLATFORM_LIMITS.lambdaResponsePayloadBytes * 3);
     const decoded = decodeInferenceResponse(answer.body, answer.headers);
@@ -101,6 +106,19 @@ describe('a front that streams', () => {
       ...x,
       ...x,
     ]);
+  });
+
+  it('streams a compressed answer when the client asks for one', async () => {
+    const expected = await sessionOutput(LARGE);
+
+    const answer = await infer(streaming(), 'tile', LARGE, 'gzip');
+
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBe('gzip');
+    expect(answer.headers['transfer-encoding']).toBe('chunked');
+    // fetch has decompressed it: the bytes after the JSON header are onnxruntime's.
+    const y = decodeInferenceResponse(answer.body, answer.headers).outputs[0]!.data as Float32Array;
+    expect(Buffer.compare(Buffer.from(y.buffer, y.byteOffset, y.byteLength), expected)).toBe(0);
   });
 
   it('serves the next request after a client that left mid-answer', async () => {

@@ -28,6 +28,7 @@ import { measureOptimizedGraph } from './optimized-graph.js';
 import { measureCapture } from './capture.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
 import { measureServingEngines } from './serving-engines.js';
+import { measureStreaming } from './streaming.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS_FILE = join(REPO_ROOT, 'bench', 'results.json');
@@ -236,6 +237,9 @@ async function main(): Promise<void> {
     step('serving engines (main thread, worker thread, supervised process, deployed watchdog)');
     const engines = await measureServingEngines(modelBytes, sessionOptions);
 
+    step('response streaming (a 20 MB binary answer through the local gateway, against session.run)');
+    const streaming = await measureStreaming(workDir);
+
     step('saving the optimized graph: does it pay?');
     const optimizedGraph = await measureOptimizedGraph(modelBytes, sessionOptions, workDir);
 
@@ -316,6 +320,7 @@ async function main(): Promise<void> {
       register_memory: registerMemory,
       engines,
       capture,
+      streaming,
     };
     results.targets = Object.fromEntries(
       TARGETS.map((t) => {

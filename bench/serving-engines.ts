@@ -52,7 +52,10 @@ async function medianRuns(
   const inputs: Tensor[] = modelInputs(sessions.main.inputs);
   const outputs = sessions.main.outputs.map((o) => o.name);
   // Armed far from its deadline and disarmed after each run: the cost of watching, never a firing.
-  const watchdog = lambdaRunWatchdog({ runtimeApi: '127.0.0.1:9', render: () => ({}) });
+  const watchdog = lambdaRunWatchdog({
+    runtimeApi: '127.0.0.1:9',
+    render: () => ({ headers: {}, body: new Uint8Array(0) }),
+  });
   const expired = new InferenceTimeoutError('bench');
   try {
     return medians(

@@ -28,6 +28,7 @@ import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
+import { restIntegrationOptions, streamingEnvironment } from './response-streaming.js';
 
 const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
   PLATFORM_LIMITS;
@@ -54,6 +55,13 @@ export interface ModelEndpointProps {
    * @default none: on-demand Lambda
    */
   readonly capacityProvider?: lambda.CapacityProvider;
+  /**
+   * The front streams answers (see `infra/response-streaming.ts`): the infer function gets `RESPONSE_STREAMING=true`
+   * and its REST integration `responseTransferMode: STREAM` (InvokeWithResponseStream), so answers past Lambda's
+   * 6 MB buffered limit are streamed, up to 200 MB.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
   /**
    * How long the function trusts the manifest it read before reading it again (`MANIFEST_TTL_SECONDS`).
    * @default 15
@@ -103,6 +111,8 @@ export class ModelEndpoint extends Construct {
   public readonly modelName: string;
   /** The `infer-<name>` function and its role. */
   public readonly inferFunction: ServiceFunction;
+  /** Whether the front streams this function's answers (`responseStreaming`). */
+  public readonly responseStreaming: boolean;
   /** The `live` alias holding the provisioned concurrency, when the catalog asks for some. */
   public readonly alias?: lambda.Alias;
   /** What API Gateway and the warmer invoke: the alias when there is one, else the function. */
@@ -132,6 +142,7 @@ export class ModelEndpoint extends Construct {
     const ephemeralStorageMb = this.ephemeralStorageMb(model, seedPath);
     const capture = captureEnvironment(model.capture, props.captureSamplingPercent ?? 0);
 
+    this.responseStreaming = props.responseStreaming ?? false;
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: model.architecture,
@@ -152,6 +163,7 @@ export class ModelEndpoint extends Construct {
         [ENV.modelLimits]: JSON.stringify(model.limits),
         [ENV.preload]: String(model.preload),
         ...(capture === undefined ? {} : { [ENV.dataCapture]: capture }),
+        ...streamingEnvironment(this.responseStreaming),
       },
     });
     const fn = this.inferFunction.function;
@@ -295,7 +307,11 @@ export class ModelEndpoint extends Construct {
 
   private addRoutes(models: apigw.IResource, name: string, options: apigw.MethodOptions): apigw.Resource {
     // Test invocations from the console would double the function's resource-policy statements.
-    const integration = new apigw.LambdaIntegration(this.invokeTarget, { proxy: true, allowTestInvoke: false });
+    const integration = new apigw.LambdaIntegration(this.invokeTarget, {
+      proxy: true,
+      allowTestInvoke: false,
+      ...restIntegrationOptions(this.responseStreaming),
+    });
     addTableRoutes({ function: 'model', models, model: name }, integration, options);
     return models.resourceForPath(name);
   }

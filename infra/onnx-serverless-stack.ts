@@ -76,6 +76,14 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly executionLogging?: boolean;
   /**
+   * Stream answers from the infer functions (REST integrations with `responseTransferMode: STREAM`, functions with
+   * `RESPONSE_STREAMING=true`): answers past Lambda's 6 MB buffered limit reach the client, up to 200 MB, instead of
+   * a 413. It turns off API Gateway's response caching and content encoding for those routes (the functions
+   * compress themselves). CLI: `-c streaming=true`.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
+  /**
    * Load the Powertools Tracer in every function (`POWERTOOLS_TRACE_ENABLED`): a `## handler` subsegment per
    * invocation with cold-start and model annotations. Lambda's active tracing records invocations either way;
    * the Tracer's X-Ray SDK adds about 15 ms to each cold start. CLI: `-c powertoolsTracer=true`.
@@ -221,6 +229,7 @@ export class OnnxServerlessStack extends Stack {
     const sharedArchitecture = props.sharedArchitecture ?? 'arm64';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
+    const responseStreaming = props.responseStreaming ?? false;
     validateModels(this.node.path, models);
     const captureSamplingPercent = props.captureSamplingPercent ?? 0;
     checkSamplingPercent(`${this.node.path}: captureSamplingPercent`, captureSamplingPercent);
@@ -365,6 +374,7 @@ export class OnnxServerlessStack extends Stack {
           captureSamplingPercent,
           logRetention,
           modelsDir,
+          responseStreaming,
           // The bucket construct holds the notification resource: seeds go up once register would see them.
           seedAfter: [this.bucket, this.registerFunction],
           ...(alarmAction === undefined ? {} : { alarmAction }),
@@ -381,6 +391,7 @@ export class OnnxServerlessStack extends Stack {
       manifestTtlSeconds,
       captureSamplingPercent,
       logRetention,
+      responseStreaming,
       ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
       ...(alarmAction === undefined ? {} : { alarmAction }),
     });

@@ -7,6 +7,7 @@ import { App, RemovalPolicy, Validations, type AppProps } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
 import { NODE_RUNTIMES, type NodeRuntime } from './lambda-runtime.js';
+import { frontStreams } from './response-streaming.js';
 import { OnnxServerlessStack, type ApiAuthorization, type OnnxServerlessStackProps } from './onnx-serverless-stack.js';
 
 /**
@@ -32,6 +33,9 @@ export const CONTEXT_OPTIONS = {
   powertoolsTracer: 'true loads the Powertools Tracer in every function (default false)',
   sourceMapStackTraces: 'true sets NODE_OPTIONS=--enable-source-maps (default false)',
   bucketRemovalPolicy: 'retain (default) keeps the model buckets on stack deletion; destroy empties and deletes them',
+  streaming:
+    'true streams answers from the infer functions (REST responseTransferMode STREAM): past 6 MB up to 200 MB ' +
+    'instead of a 413 (default false)',
   executionLogging:
     'false turns API Gateway execution logs off, and with them the account-wide CloudWatch role (default true)',
   captureSamplingPercent:
@@ -95,6 +99,9 @@ export function stackPropsFromContext(app: App): Partial<OnnxServerlessStackProp
   if (tracer !== undefined) props.powertoolsTracer = tracer;
   const sourceMaps = contextBoolean(app, 'sourceMapStackTraces');
   if (sourceMaps !== undefined) props.sourceMapStackTraces = sourceMaps;
+  // The REST front's answer to "does this front stream" (infra/response-streaming.ts decides for every front).
+  const streaming = contextBoolean(app, 'streaming');
+  if (streaming !== undefined) props.responseStreaming = frontStreams('rest', streaming);
   const executionLogging = contextBoolean(app, 'executionLogging');
   if (executionLogging !== undefined) props.executionLogging = executionLogging;
   const capturePercent = contextString(app, 'captureSamplingPercent');

@@ -18,6 +18,7 @@ import { SHARED_INFER_ACCESS } from './function-grants.js';
 import { ENV } from './constants.js';
 import type { HostedFunctionProps } from './function-props.js';
 import { ServiceFunction } from './service-function.js';
+import { restIntegrationOptions, streamingEnvironment } from './response-streaming.js';
 
 /** Props of {@link SharedModelEndpoint}. */
 export interface SharedModelEndpointProps extends HostedFunctionProps {
@@ -31,6 +32,13 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
    * @default 3008
    */
   readonly memoryMb?: number;
+  /**
+   * The front streams answers (see `infra/response-streaming.ts`): the infer function gets `RESPONSE_STREAMING=true`
+   * and its REST integration `responseTransferMode: STREAM` (InvokeWithResponseStream), so answers past Lambda's
+   * 6 MB buffered limit are streamed, up to 200 MB.
+   * @default false
+   */
+  readonly responseStreaming?: boolean;
   /** @default 15 */
   readonly manifestTtlSeconds?: number;
   /**
@@ -44,6 +52,8 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
 export class SharedModelEndpoint extends Construct {
   /** The shared `infer` function (no `MODEL_NAME`). */
   public readonly inferFunction: ServiceFunction;
+  /** Whether the front streams this function's answers (`responseStreaming`). */
+  public readonly responseStreaming: boolean;
   /** `/v2/models/{model}`. */
   public readonly resource: apigw.Resource;
   /** Fires on any error of the function in five minutes. */
@@ -58,6 +68,7 @@ export class SharedModelEndpoint extends Construct {
       );
     }
     const capture = captureEnvironment(undefined, props.captureSamplingPercent ?? 0);
+    this.responseStreaming = props.responseStreaming ?? false;
     this.inferFunction = new ServiceFunction(this, 'Infer', {
       handler: 'infer',
       architecture: props.layer.architecture,
@@ -74,6 +85,7 @@ export class SharedModelEndpoint extends Construct {
         [ENV.modelLimits]: JSON.stringify(DEFAULT_LIMITS),
         [ENV.sessionBudgetMb]: String(sessionBudgetMbFor(memoryMb)),
         ...(capture === undefined ? {} : { [ENV.dataCapture]: capture }),
+        ...streamingEnvironment(this.responseStreaming),
       },
     });
     const role = this.inferFunction.role;
@@ -86,6 +98,7 @@ export class SharedModelEndpoint extends Construct {
     const integration = new apigw.LambdaIntegration(this.inferFunction.function, {
       proxy: true,
       allowTestInvoke: false,
+      ...restIntegrationOptions(this.responseStreaming),
     });
     addTableRoutes({ function: 'model', models, model: '{model}' }, integration, options);
     return models.resourceForPath('{model}');

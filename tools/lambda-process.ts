@@ -11,6 +11,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { PreludeReader } from '../functions/local/lambda-response-stream.js';
+import { HTTP_INTEGRATION_RESPONSE_TYPE, type StreamPrelude } from '../functions/transport/response-stream.js';
 import { ARM64_EMULATION, missingArm64Emulation, missingUserNamespaces, type NodeBinary } from './node-binaries.js';
 
 /** The parts of a synthesized CloudFormation template this module reads. */
@@ -106,16 +108,32 @@ export interface LambdaProcessOptions {
   readonly captureStdout?: boolean;
   /**
    * Serve Lambda's Runtime API response route on loopback (`AWS_LAMBDA_RUNTIME_API`), for a function that posts an
-   * invocation's answer itself and ends its process (the inference watchdog); the process may then end before every
-   * event is handled, and the result says how it ended instead of rejecting. @default false
+   * invocation's answer itself and ends its process (the inference watchdog), and for a streaming handler
+   * (`awslambda.streamifyResponse`), whose answers the runner posts there in the streaming response mode as the Node
+   * runtime does; the process may then end before every event is handled, and the result says how it ended instead
+   * of rejecting. @default false
    */
   readonly runtimeApi?: boolean;
+}
+
+/** An answer a streaming handler posted in Lambda's streaming response mode, as the front reads it. */
+export interface StreamedResponse {
+  /** The POST's own headers (lower-case names): response mode, content type, transfer encoding. */
+  readonly requestHeaders: Readonly<Record<string, string>>;
+  /** The status, headers and cookies of an HTTP integration response; `undefined` for any other content type. */
+  readonly prelude?: StreamPrelude;
+  /** The body after the prelude's delimiter (the whole stream when there is no prelude). */
+  readonly body: Buffer;
+  /** Chunks the body arrived in (more than one: it was streamed, not posted at once). */
+  readonly chunks: number;
 }
 
 /** What the function posted to the Runtime API, per invocation, and how its process ended. */
 export interface RuntimeApiRecord {
   /** Bodies posted to `/2018-06-01/runtime/invocation/<id>/response`, by request id (`req-<index>`), parsed. */
   readonly responses: ReadonlyMap<string, unknown>;
+  /** Answers posted in the streaming response mode (`Lambda-Runtime-Function-Response-Mode: streaming`), by id. */
+  readonly streamed: ReadonlyMap<string, StreamedResponse>;
   readonly exitCode: number | null;
   readonly signal: NodeJS.Signals | null;
 }
@@ -155,7 +173,52 @@ export interface LambdaProcessResult {
 // The Lambda runtime's part: import the handler (init), then call it once per event with a Context. Progress goes to
 // file descriptor 3 so that it never mixes with the function's own logs on stdout.
 const RUNNER = `import { readFileSync, writeFileSync, writeSync } from 'node:fs';
+import http from 'node:http';
 const mark = (line) => writeSync(3, line + '\\n');
+// The Node runtime's awslambda global, as its runtime interface client defines it: streamifyResponse marks a
+// handler, HttpResponseStream.from puts the JSON prelude and 8 NUL bytes before the first write.
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+globalThis.awslambda = {
+  streamifyResponse: (handler) => { handler[STREAMING] = 'response'; return handler; },
+  HttpResponseStream: class {
+    static from(stream, prelude) {
+      stream.setContentType('application/vnd.awslambda.http-integration-response');
+      const metadata = JSON.stringify(prelude);
+      stream._onBeforeFirstWrite = (write) => { write(metadata); write(new Uint8Array(8)); };
+      return stream;
+    }
+  },
+};
+// A streaming invocation's answer: one chunked POST to the Runtime API in the streaming response mode, its
+// content type set until the first write sends the headers.
+const responseStream = (id) => {
+  const [host, port] = process.env.AWS_LAMBDA_RUNTIME_API.split(':');
+  const request = http.request({
+    host, port: Number(port), method: 'POST',
+    path: '/2018-06-01/runtime/invocation/' + encodeURIComponent(id) + '/response',
+    headers: { 'Lambda-Runtime-Function-Response-Mode': 'streaming', 'Transfer-Encoding': 'chunked' },
+  });
+  const done = new Promise((resolve, reject) => {
+    request.on('response', (response) => { response.resume(); response.on('end', resolve); });
+    request.on('error', reject);
+  });
+  let contentType = 'application/octet-stream';
+  let started = false;
+  const write = request.write.bind(request);
+  const end = request.end.bind(request);
+  const start = () => {
+    if (started) return;
+    started = true;
+    request.setHeader('Content-Type', contentType);
+    const before = request._onBeforeFirstWrite;
+    request._onBeforeFirstWrite = undefined;
+    if (before !== undefined) before((chunk) => write(chunk));
+  };
+  request.setContentType = (type) => { contentType = type; };
+  request.write = (...args) => { start(); return write(...args); };
+  request.end = (...args) => { start(); return end(...args); };
+  return { stream: request, done };
+};
 const peakRss = () => {
   try {
     const kb = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
@@ -182,6 +245,17 @@ if (process.argv[4] === 'concurrent') {
     mark('response ' + peakRss());
     return result;
   }))));
+} else if (handler[STREAMING] === 'response') {
+  for (const event of events) {
+    const context = contextOf(results.length);
+    const { stream, done } = responseStream(context.awsRequestId);
+    await handler(event, stream, context);
+    if (!stream.writableEnded) stream.end();
+    await done;
+    results.push({ streamed: context.awsRequestId });
+    mark('response ' + peakRss());
+    mark('result ' + JSON.stringify(results[results.length - 1]));
+  }
 } else {
   for (const event of events) {
     results.push(await handler(event, contextOf(results.length)));
@@ -300,7 +374,7 @@ export async function runInLambdaProcess(options: LambdaProcessOptions): Promise
   if (api !== undefined) {
     await api.close();
     // The process may have been ended on purpose (the deadline watchdog): what it posted is the result.
-    const runtimeApi = { responses: api.responses, exitCode: code, signal };
+    const runtimeApi = { responses: api.responses, streamed: api.streamed, exitCode: code, signal };
     return { results: handled, ...measured, loadedLibraries: [], runtimeApi };
   }
   if (code !== 0) throw new Error(`the Lambda process exited with code ${code}: ${stderr.trim()}`);
@@ -362,23 +436,50 @@ function lambdaCommand(options: LambdaProcessOptions, args: readonly string[]): 
   ];
 }
 
-/** The Runtime API's response route on loopback: records each posted body by request id. */
+/**
+ * The Runtime API's response route on loopback: records each posted body by request id, a buffered one parsed as
+ * JSON, a streamed one (`Lambda-Runtime-Function-Response-Mode: streaming`, chunked) split into prelude and body as
+ * a streaming front splits it.
+ */
 async function startRuntimeApi(): Promise<{
   address: string;
   responses: Map<string, unknown>;
+  streamed: Map<string, StreamedResponse>;
   close: () => Promise<void>;
 }> {
   const responses = new Map<string, unknown>();
+  const streamed = new Map<string, StreamedResponse>();
   const server = createServer((request, response) => {
     const id = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/response$/.exec(request.url ?? '')?.[1];
+    const streaming = request.headers['lambda-runtime-function-response-mode'] === 'streaming';
+    const reader =
+      streaming && request.headers['content-type'] === HTTP_INTEGRATION_RESPONSE_TYPE ? new PreludeReader() : undefined;
     const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let received = 0;
+    request.on('data', (chunk: Buffer) => {
+      received++;
+      chunks.push(reader === undefined ? chunk : Buffer.from(reader.push(chunk)));
+    });
     request.on('end', () => {
       if (request.method !== 'POST' || id === undefined) {
         response.writeHead(404).end();
         return;
       }
-      responses.set(decodeURIComponent(id), JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      const body = Buffer.concat(chunks);
+      if (streaming) {
+        const requestHeaders = Object.fromEntries(
+          Object.entries(request.headers).map(([name, value]) => [name, String(value)]),
+        );
+        const prelude = reader?.prelude;
+        streamed.set(decodeURIComponent(id), {
+          requestHeaders,
+          ...(prelude === undefined ? {} : { prelude }),
+          body,
+          chunks: received,
+        });
+      } else {
+        responses.set(decodeURIComponent(id), JSON.parse(body.toString('utf8')));
+      }
       response.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"OK"}');
     });
   });
@@ -387,6 +488,7 @@ async function startRuntimeApi(): Promise<{
   return {
     address: `127.0.0.1:${port}`,
     responses,
+    streamed,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -12,6 +12,7 @@ import {
   CAPTURE_LIMITS,
   captureFileKey,
   captureFolder,
+  capturedByteLength,
   isSampled,
   type CapturedExchange,
   type CapturePolicy,
@@ -97,7 +98,7 @@ export class BufferedCaptureSink implements CaptureSink {
     if (!this.enabled || !isSampled(this.options.policy, this.random())) return;
     try {
       const time = new Date(this.now());
-      const bodies = exchange.request.body.byteLength + exchange.response.body.byteLength;
+      const bodies = capturedByteLength(exchange.request.body) + capturedByteLength(exchange.response.body);
       this.add(
         exchange.model,
         captureFolder(exchange.model, exchange.version, time),

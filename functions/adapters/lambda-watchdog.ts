@@ -29,11 +29,12 @@ parentPort.on('message', (m) => {
     return;
   }
   armed.set(m.run, setTimeout(() => {
-    const body = JSON.stringify(m.result);
+    const body = Buffer.from(m.answer.body);
+    const chunked = m.answer.headers['transfer-encoding'] === 'chunked';
     const request = http.request({
       host, port: Number(port), method: 'POST',
       path: '/2018-06-01/runtime/invocation/' + encodeURIComponent(m.requestId) + '/response',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      headers: chunked ? m.answer.headers : { ...m.answer.headers, 'content-length': body.length },
     }, (response) => { response.resume(); response.on('end', end); response.on('error', end); });
     request.on('error', end);
     request.setTimeout(1000, end);
@@ -46,8 +47,19 @@ parentPort.on('message', (m) => {
 export interface LambdaRunWatchdogOptions {
   /** `AWS_LAMBDA_RUNTIME_API`: `host:port` of the Runtime API. */
   readonly runtimeApi: string;
-  /** The invocation's result for a deadline error (the handler's one error mapping). */
-  readonly render: (error: InferenceTimeoutError, requestId: string) => unknown;
+  /** The invocation's answer to a deadline error (the handler's one error mapping), as the POST carries it. */
+  readonly render: (error: InferenceTimeoutError, requestId: string) => RuntimeApiAnswer;
+}
+
+/**
+ * An invocation's answer as posted to the Runtime API: a buffered function posts its result as JSON; a streaming
+ * one posts in the streaming response mode (`Lambda-Runtime-Function-Response-Mode: streaming`, chunked), or the
+ * front would read a buffered result's JSON as the body of a 200.
+ */
+export interface RuntimeApiAnswer {
+  /** Headers of the POST, lower-case names (`content-length` is added unless `transfer-encoding` is chunked). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
 }
 
 /** A {@link RunWatchdog} for Lambda; `around` tells it which invocation a run belongs to. */
@@ -58,7 +70,7 @@ export interface LambdaRunWatchdog extends RunWatchdog {
 
 /**
  * @example
- * const watchdog = lambdaRunWatchdog({ runtimeApi, render: (error, id) => toApiGatewayResult(errorResponse(error, id)) });
+ * const watchdog = lambdaRunWatchdog({ runtimeApi, render: (error, id) => runtimeApiAnswer(errorResponse(error, id), 'buffered') });
  * export const handler = (event, context) => watchdog.around(context.awsRequestId, () => serve(event, context));
  */
 export function lambdaRunWatchdog(options: LambdaRunWatchdogOptions): LambdaRunWatchdog {
@@ -81,7 +93,7 @@ export function lambdaRunWatchdog(options: LambdaRunWatchdogOptions): LambdaRunW
       if (requestId === undefined) return () => undefined;
       const run = nextRun++;
       const watcher = threadOf();
-      watcher.postMessage({ op: 'arm', run, timeoutMs, requestId, result: options.render(expired, requestId) });
+      watcher.postMessage({ op: 'arm', run, timeoutMs, requestId, answer: options.render(expired, requestId) });
       return () => watcher.postMessage({ op: 'disarm', run });
     },
   };

@@ -5,6 +5,7 @@
  * (`functions/adapters/capture-sink.ts`); the HTTP layer hands each answered inference to a {@link CaptureSink}.
  */
 import { z } from 'zod';
+import { concatBytes } from './codec/message.js';
 import { MEDIA_TYPES, parseMediaType, requestForm } from './codec/wire.js';
 
 /**
@@ -114,7 +115,8 @@ export interface CaptureRecord {
 
 /** A body as the HTTP layer saw it. */
 export interface CapturedBody {
-  readonly body: Uint8Array;
+  /** The bytes, or a streamed answer's pieces (joined only when the record is built, for a sampled exchange). */
+  readonly body: Uint8Array | readonly Uint8Array[];
   /** The `Content-Type` header, if any. */
   readonly contentType?: string;
   /** The `Inference-Header-Content-Length` header, if any (the binary tensor extension). */
@@ -161,10 +163,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A JSON-encoded side when the body is V2 JSON in valid UTF-8, else BASE64 with a self-describing content type. */
 export function captureData(side: CapturedBody, mode: CaptureData['mode']): CaptureData {
+  const body = side.body instanceof Uint8Array ? side.body : concatBytes(side.body);
   const media = parseMediaType(side.contentType);
   let form: ReturnType<typeof requestForm> | undefined;
   try {
-    form = requestForm(side.contentType, side.inferenceHeaderContentLength, side.body.byteLength);
+    form = requestForm(side.contentType, side.inferenceHeaderContentLength, body.byteLength);
   } catch {
     // A malformed binary header never reaches capture (the request was answered), but a record must not throw.
     form = undefined;
@@ -175,7 +178,7 @@ export function captureData(side: CapturedBody, mode: CaptureData['mode']): Capt
       return {
         observedContentType: side.contentType ?? MEDIA_TYPES.json,
         mode,
-        data: utf8.decode(side.body),
+        data: utf8.decode(body),
         encoding: 'JSON',
       };
     } catch {
@@ -189,7 +192,7 @@ export function captureData(side: CapturedBody, mode: CaptureData['mode']): Capt
       ? `${MEDIA_TYPES.sagemakerBinary};json-header-size=${form.headerLength}`
       : (side.contentType ?? MEDIA_TYPES.octetStream);
   // A view, not a copy: the body may be megabytes.
-  const bytes = Buffer.from(side.body.buffer, side.body.byteOffset, side.body.byteLength);
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   return { observedContentType, mode, data: bytes.toString('base64'), encoding: 'BASE64' };
 }
 
@@ -241,6 +244,11 @@ function isoSeconds(time: Date): string {
  * The hour folder of a capture file, `capture/<model>/<version>/yyyy/mm/dd/hh/` (UTC), as SageMaker lays out its
  * files (`<endpoint>/<variant>/yyyy/mm/dd/hh/`).
  */
+/** Bytes of a captured body, without joining its pieces. */
+export function capturedByteLength(body: CapturedBody['body']): number {
+  return body instanceof Uint8Array ? body.byteLength : body.reduce((sum, part) => sum + part.byteLength, 0);
+}
+
 export function captureFolder(model: string, version: string, time: Date): string {
   const iso = time.toISOString();
   return `${CAPTURE_PREFIX}${model}/${version}/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}/`;

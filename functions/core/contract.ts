@@ -22,6 +22,12 @@ export const ENV = {
    */
   dataCapture: 'DATA_CAPTURE',
   preload: 'PRELOAD',
+  /**
+   * `true` where the function's front streams answers (a function URL with `RESPONSE_STREAM`, a REST API with
+   * `responseTransferMode: STREAM`; infra sets it from the front, `npm start` from the environment): the infer
+   * handler is a streaming one and answers past Lambda's 6 MB buffered limit are streamed instead of refused.
+   */
+  responseStreaming: 'RESPONSE_STREAMING',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
   logLevel: 'POWERTOOLS_LOG_LEVEL',

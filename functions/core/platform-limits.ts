@@ -16,6 +16,13 @@ export const PLATFORM_LIMITS = {
   lambdaRequestPayloadBytes: 6 * 1024 * 1024,
   /** Lambda's limit on a synchronous invocation's response payload: the handler's result, as JSON. */
   lambdaResponsePayloadBytes: 6 * 1024 * 1024 + 100,
+  /**
+   * Lambda's limit on a streamed response (function URLs with `RESPONSE_STREAM`, REST APIs with
+   * `responseTransferMode: STREAM`): the bytes written to the response stream, prelude included.
+   */
+  lambdaStreamedResponseBytes: 200 * 1024 * 1024,
+  /** The streamed response budget: the streamed limit less room for the prelude (status and headers). */
+  maxStreamedResponseBytes: 200 * 1024 * 1024 - 64 * 1024,
   /** The default response budget: Lambda's response limit less room for the result's envelope and headers. */
   defaultMaxResponseBytes: 6 * 1024 * 1024 - 64 * 1024,
   /** Lambda's ephemeral storage (`/tmp`), in MB: what every function gets, and the most one can have. */

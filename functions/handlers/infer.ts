@@ -5,10 +5,13 @@
  * Past a model's `limits.timeoutMs`, a run is answered 504 and the instance ends (`lambda-watchdog.ts`).
  */
 import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
+import type { StreamifyHandler } from 'aws-lambda';
 import { onLambdaShutdown } from '../adapters/lambda-shutdown.js';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
-import { createInferHandler, type InferHandler } from '../transport/http-handlers.js';
-import { errorResponse, toApiGatewayResult } from '../transport/http.js';
+import { createInferHandler, createStreamingInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import type { WarmerEvent } from '../core/warmer.js';
+import { errorResponse, type ApiGatewayEvent } from '../transport/http.js';
+import { runtimeApiAnswer } from '../transport/response-stream.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 import { credentialsFromEnvironment } from '../wiring/config.js';
 
@@ -19,7 +22,9 @@ const { config, runtime, observability } = await bootstrap((settings) => setting
     if (settings.lambdaRuntimeApi === undefined || settings.onnxruntimeThread !== 'main') return undefined;
     watchdog = lambdaRunWatchdog({
       runtimeApi: settings.lambdaRuntimeApi,
-      render: (error, requestId) => toApiGatewayResult(errorResponse(error, requestId)),
+      // Posted as the front reads this function's answers: streamed where it streams.
+      render: (error, requestId) =>
+        runtimeApiAnswer(errorResponse(error, requestId), settings.responseStreaming ? 'streamed' : 'buffered'),
     });
     return watchdog;
   },
@@ -44,7 +49,7 @@ if (runtime.capture.enabled && config.lambdaRuntimeApi !== undefined) {
   });
 }
 
-const serve = createInferHandler(runtime, observability, {
+const options = {
   model: config.modelName,
   invoke:
     config.functionName === undefined
@@ -53,10 +58,33 @@ const serve = createInferHandler(runtime, observability, {
           region: config.region,
           credentials: () => credentialsFromEnvironment(),
         }),
-});
+};
 
-/** The handler Lambda calls. */
-export const handler: InferHandler = (event, context) =>
-  watchdog === undefined || context === undefined
-    ? serve(event, context)
-    : watchdog.around(context.awsRequestId, () => serve(event, context));
+/** Runs one invocation under the watchdog, when there is one. */
+const guarded = <T>(requestId: string | undefined, work: () => Promise<T>): Promise<T> =>
+  watchdog === undefined || requestId === undefined ? work() : watchdog.around(requestId, work);
+
+function buffered(): InferHandler {
+  const serve = createInferHandler(runtime, observability, options);
+  return (event, context) => guarded(context?.awsRequestId, () => serve(event, context));
+}
+
+// The Node runtime's own `awslambda` global (no import): `streamifyResponse` tells the runtime to pass a response
+// stream, `HttpResponseStream.from` writes the status and headers before the body, as the front expects.
+function streamed(): StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> {
+  const serve = createStreamingInferHandler(runtime, observability, {
+    ...options,
+    from: (stream, prelude) => awslambda.HttpResponseStream.from(stream, { ...prelude }),
+  });
+  return awslambda.streamifyResponse((event, responseStream, context) =>
+    guarded(context?.awsRequestId, () => serve(event, responseStream, context)),
+  );
+}
+
+/**
+ * The handler Lambda calls: a streaming one where the front streams (`RESPONSE_STREAMING=true`, set by infra with
+ * the function URL's `RESPONSE_STREAM` or the REST integration's `STREAM`), else one that returns its answer.
+ */
+export const handler: InferHandler | StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> = config.responseStreaming
+  ? streamed()
+  : buffered();

@@ -17,14 +17,20 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { HttpHandler, InferHandler } from '../transport/http-handlers.js';
+import type { HttpHandler, InferHandler, StreamingInferHandler } from '../transport/http-handlers.js';
+import type { ApiGatewayEvent } from '../transport/http.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { isModelPath } from '../transport/routes.js';
 import { GATEWAY_READ_LIMIT_DEFAULTS } from '../wiring/config.js';
+import { frontResponseStream, isStreamingHandler } from './lambda-response-stream.js';
 
 /** Settings of {@link startGateway}. */
 export interface GatewayOptions {
-  readonly infer: InferHandler;
+  /**
+   * Model routes. A streaming handler (marked by `streamifyResponse`, as the Node runtime requires) is answered as a
+   * streaming front answers: its response stream reaches the client as it is written, without the 6 MB limit.
+   */
+  readonly infer: InferHandler | StreamingInferHandler;
   readonly control: HttpHandler;
   /** @default 8080 */
   readonly port?: number;
@@ -202,6 +208,31 @@ function lingerThenClose(request: http.IncomingMessage, read: number, bytes: num
   request.resume();
 }
 
+/**
+ * Delivers a streaming handler's answer as a streaming front does: status and headers once the prelude is written,
+ * then the body as it comes. A failure before anything was sent is a 500 with the request id; after, the
+ * connection is cut (the status is gone already), as a front does when a stream breaks.
+ */
+function deliverStreamed(
+  response: http.ServerResponse,
+  handler: StreamingInferHandler,
+  event: ApiGatewayEvent,
+  context: { awsRequestId: string },
+): void {
+  const stream = frontResponseStream(response);
+  const failed = () => {
+    if (!response.headersSent) sendError(response, 500, `internal error; request id ${context.awsRequestId}`);
+    else response.destroy();
+  };
+  stream.on('error', failed);
+  handler(event, stream, context)
+    .then(() => {
+      // A handler that returns without ending its stream has answered all it will: the runtime ends it.
+      if (!stream.writableEnded) stream.end();
+    })
+    .catch(failed);
+}
+
 /** Starts the gateway; resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_MAX_BODY;
@@ -309,7 +340,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         }
         const isModelRoute = isModelPath(event.path);
         const context = { awsRequestId: requestId };
-        pending = isModelRoute ? options.infer(event, context) : options.control(event, context);
+        if (isModelRoute && isStreamingHandler(options.infer)) {
+          deliverStreamed(response, options.infer as StreamingInferHandler, event, context);
+          return;
+        }
+        pending = isModelRoute ? (options.infer as InferHandler)(event, context) : options.control(event, context);
       } catch {
         sendError(response, 500, `internal error; request id ${requestId}`);
         return;

@@ -39,7 +39,17 @@ import type { AccessDenial, RolePolicy } from './s3-access.js';
 import { readConfig } from '../wiring/config.js';
 import { SAMPLE_SUFFIX, reconcileUploads } from '../core/registration.js';
 import { createRegisterHandler, registrationOptions, type RegisterResult } from '../transport/register-handler.js';
-import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
+import {
+  createControlHandler,
+  createInferHandler,
+  createStreamingInferHandler,
+  type InferHandler,
+  type StreamingInferHandler,
+} from '../transport/http-handlers.js';
+import type { ApiGatewayEvent } from '../transport/http.js';
+import type { Limits } from '../core/catalog.js';
+import type { WarmerEvent } from '../core/warmer.js';
+import { httpResponseStreamFrom, isStreamingHandler, streamifyResponse } from './lambda-response-stream.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
 import { startGateway } from './gateway.js';
@@ -100,36 +110,43 @@ export interface LocalStack {
 }
 
 /** The infer functions of {@link perModelInfer}, as API Gateway routes to them. */
-interface InferRoutes {
+interface InferRoutes<H> {
   /** Models with a catalog entry: each has its own function. */
   readonly catalog: ReadonlySet<string>;
   /** Creates a catalog model's function (on first use). */
-  readonly own: (model: string) => InferHandler;
+  readonly own: (model: string) => H;
   /** The shared function: every other model. */
-  readonly shared: InferHandler;
+  readonly shared: H;
   /** Paths with no valid model name, which API Gateway would route to no model's function. */
-  readonly unrouted: InferHandler;
+  readonly unrouted: H;
 }
 
 /**
  * Routes `/v2/models/<name>...` as API Gateway does: a catalog model to its own infer function (created on first
  * use, listed in `started`), any other model to the shared one, with nothing kept per name (a client can send any
  * number of names). A path with no valid model name goes to `unrouted`, whose role may read nothing: the routes
- * answer it without storage.
+ * answer it without storage. Buffered and streaming handlers alike: the event is the first argument of both, and
+ * the router is marked streaming when they are.
  */
-function perModelInfer(routes: InferRoutes, started: Map<string, InferHandler>): InferHandler {
-  return (event, context) => {
-    const segment = 'path' in event ? /^\/v2\/models\/([^/]+)/.exec(event.path ?? '')?.[1] : undefined;
+function perModelInfer<H extends (event: ApiGatewayEvent | WarmerEvent, ...rest: never[]) => Promise<unknown>>(
+  routes: InferRoutes<H>,
+  started: Map<string, H>,
+): H {
+  const route = (event: ApiGatewayEvent | WarmerEvent): H => {
+    const path = 'rawPath' in event ? event.rawPath : 'path' in event ? event.path : undefined;
+    const segment = /^\/v2\/models\/([^/]+)/.exec(path ?? '')?.[1];
     const model = segment === undefined ? undefined : safeDecode(segment);
-    if (model === undefined || !isValidModelName(model)) return routes.unrouted(event, context);
-    if (!routes.catalog.has(model)) return routes.shared(event, context);
+    if (model === undefined || !isValidModelName(model)) return routes.unrouted;
+    if (!routes.catalog.has(model)) return routes.shared;
     let handler = started.get(model);
     if (handler === undefined) {
       handler = routes.own(model);
       started.set(model, handler);
     }
-    return handler(event, context);
+    return handler;
   };
+  const router = ((event: ApiGatewayEvent | WarmerEvent, ...rest: never[]) => route(event)(event, ...rest)) as H;
+  return isStreamingHandler(routes.shared) ? streamifyResponse(router) : router;
 }
 
 function safeDecode(text: string): string | undefined {
@@ -267,11 +284,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
-  const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), observability, {
+  // As deployed: a front that streams (RESPONSE_STREAMING=true) gets streaming infer functions.
+  const inferFunction = (
+    functionRuntime: Runtime,
+    options: { model?: string; limitsFor?: (model: string) => Limits },
+  ): InferHandler | StreamingInferHandler =>
+    config.responseStreaming
+      ? streamifyResponse(
+          createStreamingInferHandler(functionRuntime, observability, {
+            ...options,
+            notReadyReason,
+            from: httpResponseStreamFrom,
+          }),
+        )
+      : createInferHandler(functionRuntime, observability, { ...options, notReadyReason });
+  const shared = inferFunction(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), {
     limitsFor: () => config.limits,
-    notReadyReason,
   });
-  const started = new Map<string, InferHandler>();
+  const started = new Map<string, InferHandler | StreamingInferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway({
@@ -283,16 +313,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
             const role = `infer-${model}`;
             const credentials = s3.addRole(policy(role, inferAccess(model)));
             const capture = catalogCapture.get(model) ?? config.capture;
-            return createInferHandler(runtimeAs(credentials, false, { ...config, capture }), observability, {
+            return inferFunction(runtimeAs(credentials, false, { ...config, capture }), {
               model,
               limitsFor: () => catalogLimits.get(model) ?? config.limits,
-              notReadyReason,
             });
           },
           shared,
-          unrouted: createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, {
-            notReadyReason,
-          }),
+          unrouted: inferFunction(runtimeAs(s3.credentialsFor('infer-unrouted')), {}),
         },
         started,
       ),

@@ -7,7 +7,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import {
   decodeInferenceRequest,
-  encodeInferenceResponse,
+  encodeInferenceResponseParts,
   MEDIA_TYPES,
   minimumResponseBytes,
   parseMediaType,
@@ -17,13 +17,15 @@ import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
 import type { CaptureSink } from '../core/capture.js';
 import type { Limits } from '../core/catalog.js';
+import { ENV } from '../core/contract.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { modelConfig } from '../core/triton.js';
 import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService } from '../core/model-service.js';
 import type { ModelMetadata } from '../core/types.js';
-import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
+import { bodyByteLength, bodyBytes, errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
 
 /** Server name reported by `GET /v2`. */
@@ -54,6 +56,13 @@ export type ApiScope =
   /** The per-model function: only this model's routes. */
   | { readonly kind: 'model'; readonly model: string };
 
+/**
+ * How answers leave the function: `buffered` as one Lambda result (6 MB, binary bodies base64-encoded), or
+ * `streamed` onto Lambda's response stream (function URLs with `RESPONSE_STREAM`, REST APIs with
+ * `responseTransferMode: STREAM`), raw bytes up to {@link PLATFORM_LIMITS.maxStreamedResponseBytes}.
+ */
+export type ResponseDelivery = 'buffered' | 'streamed';
+
 /** Settings of {@link createApi}. */
 export interface ApiOptions {
   readonly service: ModelService;
@@ -74,6 +83,12 @@ export interface ApiOptions {
    * compression), for data capture, which samples and buffers them. @default none
    */
   readonly capture?: CaptureSink;
+  /**
+   * How answers leave the function, which decides the response size limit: `limits.maxResponseBytes` of the Lambda
+   * result when buffered, the streamed limit when streamed (see {@link ResponseDelivery}).
+   * @default 'buffered'
+   */
+  readonly delivery?: ResponseDelivery;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
   /**
@@ -91,6 +106,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
+  const delivery = options.delivery ?? 'buffered';
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -212,23 +228,28 @@ export function createApi(options: ApiOptions): Api {
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
         const floor = minimumResponseBytes(response, decoded);
-        assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
-        const encoded = encodeInferenceResponse(response, decoded);
+        if (delivery === 'streamed') assertStreamFits(floor.bytes, !floor.binary, 'at least ');
+        else
+          assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
+        // Streamed, the body stays in its pieces (header, then each binary output): never joined into a copy.
+        const encoded = encodeInferenceResponseParts(response, decoded);
         const headers = Object.fromEntries(
           Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
         );
+        const answerBody = delivery === 'streamed' ? encoded.parts : bodyBytes(encoded.parts);
+        const responseBytes = bodyByteLength(answerBody);
         // Compressed here, so that the size check measures what travels in the Lambda result.
         const answer = await compressResponse(
-          { statusCode: 200, headers, body: encoded.body },
+          { statusCode: 200, headers, body: answerBody },
           request.headers['accept-encoding'],
           limits.minCompressBytes,
         );
-        checkResponseSize(answer, limits);
-        options.onInference?.({
-          model: route.model,
-          requestBytes: request.body.byteLength,
-          responseBytes: encoded.body.byteLength,
-        });
+        if (delivery === 'streamed') {
+          const contentType = answer.headers['content-type'] ?? '';
+          const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
+          assertStreamFits(bodyByteLength(answer.body), json);
+        } else checkResponseSize(answer, limits);
+        options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
         options.capture?.capture({
           model: route.model,
           version: target.version,
@@ -238,7 +259,7 @@ export function createApi(options: ApiOptions): Api {
             ...(headerLength === undefined ? {} : { inferenceHeaderContentLength: headerLength }),
           },
           response: {
-            body: encoded.body,
+            body: answerBody,
             ...(headers['content-type'] === undefined ? {} : { contentType: headers['content-type'] }),
             ...(headers['inference-header-content-length'] === undefined
               ? {}
@@ -307,7 +328,7 @@ function base64Bytes(bytes: number): number {
 function checkResponseSize(response: HttpResponse, limits: Limits): void {
   const contentType = response.headers['content-type'] ?? '';
   const contentEncoding = response.headers['content-encoding'];
-  const body = typeof response.body === 'string' ? Buffer.from(response.body) : response.body;
+  const body = bodyBytes(response.body);
   assertResponseFits(
     lambdaBodyBytes(body, contentType, contentEncoding),
     contentType.startsWith('application/json') && contentEncoding === undefined,
@@ -321,6 +342,21 @@ function assertResponseFits(onTheWire: number, json: boolean, limits: Limits, qu
     throw new PayloadTooLargeError(
       `the response would be ${qualifier}${onTheWire} bytes${json ? ' as JSON' : ' base64-encoded'}, over the ` +
         `${limits.maxResponseBytes}-byte limit of a Lambda response (limits.maxResponseBytes): ` +
+        (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
+        'request fewer outputs ("outputs": [{"name": ...}]), send fewer rows per request, or serve through a ' +
+        `front that streams answers up to ${PLATFORM_LIMITS.maxStreamedResponseBytes} bytes (cdk deploy ` +
+        `-c streaming=true, or -c api=url; locally ${ENV.responseStreaming}=true npm start)`,
+    );
+  }
+}
+
+/** Refuses an answer of `bytes` over what a streamed Lambda response may carry; `qualifier` as above. */
+function assertStreamFits(bytes: number, json: boolean, qualifier = ''): void {
+  const limit = PLATFORM_LIMITS.maxStreamedResponseBytes;
+  if (bytes > limit) {
+    throw new PayloadTooLargeError(
+      `the response would be ${qualifier}${bytes} bytes${json ? ' as JSON' : ''}, over the ${limit}-byte limit ` +
+        'of a streamed Lambda response: ' +
         (json ? 'request binary outputs ("binary_data_output": true, about 3x smaller for numbers), ' : '') +
         'request fewer outputs ("outputs": [{"name": ...}]), or send fewer rows per request',
     );

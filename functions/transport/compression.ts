@@ -14,7 +14,7 @@
 import { promisify } from 'node:util';
 import { constants, deflate, gunzip, gzip, inflate } from 'node:zlib';
 import { BadRequestError, PayloadTooLargeError, UnsupportedContentEncodingError } from '../core/errors.js';
-import type { HttpResponse } from './http.js';
+import { bodyBytes, type HttpResponse } from './http.js';
 
 /** The content codings we decode and produce, in order of preference. */
 export const CONTENT_CODINGS = ['gzip', 'deflate'] as const;
@@ -136,7 +136,7 @@ export async function compressResponse(
   if (response.headers['content-encoding'] !== undefined) return response;
   const headers = { ...response.headers, vary: 'Accept-Encoding' };
   const coding = negotiateEncoding(acceptEncoding);
-  const body = typeof response.body === 'string' ? Buffer.from(response.body, 'utf8') : response.body;
+  const body = bodyBytes(response.body);
   if (coding === undefined || body.byteLength < minBytes) return { ...response, headers };
   const compressed = await encoders[coding](body, { level: LEVEL });
   return {

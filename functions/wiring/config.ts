@@ -40,6 +40,11 @@ export interface RuntimeConfig {
   readonly capture: CapturePolicy;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
+  /**
+   * `RESPONSE_STREAMING=true`: the front streams answers, so the infer handler streams them (up to Lambda's streamed
+   * limit instead of the 6 MB of a buffered result). Infra sets it from the front; `npm start` reads it as given.
+   */
+  readonly responseStreaming: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
   readonly storageTimeoutSeconds?: number;
   /** `MODEL_DOWNLOAD_PART_MB` (default 8) and `MODEL_DOWNLOAD_CONCURRENCY` (default 8): the serving download. */
@@ -254,6 +259,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       `${ENV.onnxruntimeThread} must be one of ${ONNXRUNTIME_THREADS.join(', ')}, got "${thread}"`,
     );
   }
+  const streaming = env[ENV.responseStreaming] || 'false';
+  if (streaming !== 'true' && streaming !== 'false') {
+    throw new ConfigurationError(`${ENV.responseStreaming} must be true or false, got "${streaming}"`);
+  }
   const killAfter = env[ENV.faultKillAfterStep] || undefined;
   if (killAfter !== undefined && !(REGISTRATION_STEPS as readonly string[]).includes(killAfter)) {
     throw new ConfigurationError(`${ENV.faultKillAfterStep} must be one of ${REGISTRATION_STEPS.join(', ')}`);
@@ -271,6 +280,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     catalogPreprocess,
     capture,
     preload: env[ENV.preload] === 'true',
+    responseStreaming: streaming === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)
       : undefined,

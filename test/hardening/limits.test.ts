@@ -303,7 +303,7 @@ describe("Lambda's payload limits", () => {
     const api = (limits: Limits) =>
       createApi({ service: loose.runtime.service, scope: { kind: 'all' }, limitsFor: () => limits });
     const plain = await api(DEFAULT_LIMITS)(request);
-    const size = Buffer.byteLength(plain.body);
+    const size = Buffer.byteLength(plain.body as string);
     const escaped = Buffer.byteLength(JSON.stringify(String(plain.body))) - 2;
 
     // Between the raw size and the size inside the result: the raw size alone would let it through.

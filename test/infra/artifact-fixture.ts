@@ -4,7 +4,7 @@
  * process (tools/lambda-process.ts) with the environment its template declares. Also the API Gateway REST events
  * those tests send, and readers for the answers.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { expect } from 'vitest';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import type { PolicyStatementJson } from '../../infra/function-grants.js';
@@ -14,9 +14,33 @@ import {
   type LambdaProcessResult,
   type TemplateJson,
 } from '../../tools/lambda-process.js';
-import type { NodeBinary } from '../../tools/node-binaries.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCatalogEntry, type CatalogEntry } from '../../functions/core/catalog.js';
+import { LAMBDA_NODE_VERSIONS, type NodeBinary } from '../../tools/node-binaries.js';
 import { startS3Fixture, type S3Fixture } from '../s3/fixture.js';
 import { s3PolicyOf, tempDir, type Synthesized } from './fixture.js';
+
+/** The Nodes the artifact tests run each bundle on: the machine's, then each Lambda runtime's. */
+export const ARTIFACT_NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
+  { label: `this machine's Node ${process.version}` },
+  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({
+    label: `${runtime} (Node ${version})`,
+    version,
+  })),
+];
+
+/**
+ * The catalog entry of the detector example on x86_64 without a warmer, with the image preprocessing its catalog
+ * file declares (which reaches register through the template's environment).
+ */
+export function detectorCatalogEntry(): CatalogEntry {
+  return parseCatalogEntry('detector', {
+    architecture: 'x86_64',
+    warmer: false,
+    preprocess: JSON.parse(readFileSync(join('models', 'detector.json'), 'utf8')).preprocess,
+  });
+}
 
 /** How one process runs: see `LambdaProcessOptions` for each. */
 export interface InvokeOptions {
@@ -191,6 +215,53 @@ export function restEvent(
       requestTimeEpoch: Date.now(),
       resourceId: 'res',
       resourcePath: resource,
+    },
+  };
+}
+
+/**
+ * The same request as a payload format 2.0 event, as a Lambda function URL sends it (an HTTP API's `$default` stage
+ * sends the same shape): `rawPath` and `rawQueryString` as the client wrote them, repeated headers joined with
+ * commas, cookies apart from the headers, a binary body base64-encoded.
+ */
+export function httpApiEvent(
+  method: string,
+  path: string,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+  extra: { readonly cookies?: readonly string[]; readonly rawQueryString?: string } = {},
+): APIGatewayProxyEventV2 {
+  const host = 'abc123xyz.lambda-url.us-east-1.on.aws';
+  const allHeaders = Object.fromEntries(
+    Object.entries({ host, ...headers }).map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: extra.rawQueryString ?? '',
+    ...(extra.cookies === undefined ? {} : { cookies: [...extra.cookies] }),
+    headers: allHeaders,
+    ...(body === undefined ? {} : { body: body.toString('base64') }),
+    isBase64Encoded: body !== undefined,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123xyz',
+      domainName: host,
+      domainPrefix: 'abc123xyz',
+      http: {
+        method,
+        // Decoded, as function URLs give it; the handlers read rawPath.
+        path: decodeURIComponent(path),
+        protocol: 'HTTP/1.1',
+        sourceIp: '203.0.113.7',
+        userAgent: 'artifact-test',
+      },
+      requestId: `req-${method}-${path}`,
+      routeKey: '$default',
+      stage: '$default',
+      time: '06/Dec/2026:05:00:00 +0000',
+      timeEpoch: Date.now(),
     },
   };
 }

@@ -19,9 +19,17 @@ import { parseCatalogEntry } from '../../functions/core/catalog.js';
 import { ENV } from '../../functions/core/contract.js';
 import { stagedFunction, type TemplateJson } from '../../tools/lambda-process.js';
 import { buildDivisionByBMinusOneModel } from '../../tools/onnx/index.js';
-import { CAN_RUN_LINUX_X64_NODE, LAMBDA_NODE_VERSIONS, nodeBinary } from '../../tools/node-binaries.js';
+import { CAN_RUN_LINUX_X64_NODE, nodeBinary } from '../../tools/node-binaries.js';
 import type { S3Fixture } from '../s3/fixture.js';
-import { binaryAnswerOf, bodyOf, restEvent, startArtifactRig, type ArtifactRig } from './artifact-fixture.js';
+import {
+  ARTIFACT_NODES,
+  binaryAnswerOf,
+  bodyOf,
+  detectorCatalogEntry,
+  restEvent,
+  startArtifactRig,
+  type ArtifactRig,
+} from './artifact-fixture.js';
 import { removeTempDirs, squareModel, synthesize, type Synthesized } from './fixture.js';
 
 let rig: ArtifactRig;
@@ -29,13 +37,7 @@ let synth: Synthesized;
 let s3: S3Fixture;
 
 /** The Node each run uses: the machine's, then each Lambda runtime's. */
-const NODES: ReadonlyArray<{ readonly label: string; readonly version?: string }> = [
-  { label: `this machine's Node ${process.version}` },
-  ...Object.entries(LAMBDA_NODE_VERSIONS).map(([runtime, version]) => ({
-    label: `${runtime} (Node ${version})`,
-    version,
-  })),
-];
+const NODES = ARTIFACT_NODES;
 
 /** Invokes a function's staged bundle with `events`, in order, in one fresh process (one warm instance). */
 async function invoke(
@@ -59,11 +61,7 @@ beforeAll(async () => {
         // Serves the integer-division model: an endpoint of its own, where nothing else is registered.
         parseCatalogEntry('divider', { architecture: 'x86_64', warmer: false }),
         // Its catalog entry's preprocess reaches register through the template's environment.
-        parseCatalogEntry('detector', {
-          architecture: 'x86_64',
-          warmer: false,
-          preprocess: JSON.parse(readFileSync(join('models', 'detector.json'), 'utf8')).preprocess,
-        }),
+        detectorCatalogEntry(),
       ],
       sharedArchitecture: 'x86_64',
     },

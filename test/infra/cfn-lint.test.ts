@@ -51,13 +51,14 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10',
+    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10, streaming=true',
     context: {
       runtime: 'nodejs22.x',
       authorization: 'iam',
       alarmEmail: 'ops@example.com',
       powertoolsTracer: 'true',
       captureSamplingPercent: '10',
+      streaming: 'true',
     },
   },
   {

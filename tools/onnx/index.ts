@@ -23,6 +23,7 @@ export {
   buildLargeModel,
   buildLoopModel,
   buildScaledLinearModel,
+  buildTileModel,
   buildZipMapClassifier,
   type ZipMapClassifier,
   type ZipMapClassifierOptions,

@@ -203,3 +203,16 @@ export function buildDivisionByBMinusOneModel(): Uint8Array {
     .output('y', 'INT32', ['N'])
     .toBytes();
 }
+
+/**
+ * `y = Tile(x, repeats)` in FP32 `[N]` with INT64 `repeats` `[1]`: the answer's size follows `repeats` and its bytes
+ * follow `x`, so a small request makes an answer of any size whose every byte can be checked (response streaming).
+ */
+export function buildTileModel(): Uint8Array {
+  return new ModelBuilder({ graphName: 'tile' })
+    .input('x', 'FP32', ['N'])
+    .input('repeats', 'INT64', [1])
+    .node('Tile', ['x', 'repeats'], ['y'])
+    .output('y', 'FP32', ['M'])
+    .toBytes();
+}

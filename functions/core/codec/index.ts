@@ -31,7 +31,12 @@ export {
   encodeRawInferenceRequest,
 } from './request.js';
 export type { DecodeOptions, EncodeRequestOptions, EncodedRequest } from './request.js';
-export { decodeInferenceResponse, encodeInferenceResponse, minimumResponseBytes } from './response.js';
-export type { EncodedResponse } from './response.js';
+export {
+  decodeInferenceResponse,
+  encodeInferenceResponse,
+  encodeInferenceResponseParts,
+  minimumResponseBytes,
+} from './response.js';
+export type { EncodedResponse, EncodedResponseParts } from './response.js';
 export { ACCEPTED_REQUEST_FORMS, HEADERS, MEDIA_TYPES, headerValue, parseMediaType, requestForm } from './wire.js';
 export type { MediaType, RequestForm } from './wire.js';

@@ -33,6 +33,25 @@ export function encodeInferenceResponse(
   response: InferenceResponse,
   request: Pick<InferenceRequest, 'outputs' | 'binaryOutputByDefault'>,
 ): EncodedResponse {
+  const { parts, headers } = encodeInferenceResponseParts(response, request);
+  return { body: parts.length === 1 ? parts[0]! : concatBytes(parts), headers };
+}
+
+/** An encoded response as the pieces its body is made of, in order. */
+export interface EncodedResponseParts {
+  /** The JSON document (the whole body, or the binary extension's header), then each binary output's bytes. */
+  readonly parts: readonly Uint8Array[];
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * {@link encodeInferenceResponse} without joining the body: a stream writes the header, then each binary output's
+ * bytes (views of the output tensors, not copies), so a large answer is never held twice.
+ */
+export function encodeInferenceResponseParts(
+  response: InferenceResponse,
+  request: Pick<InferenceRequest, 'outputs' | 'binaryOutputByDefault'>,
+): EncodedResponseParts {
   const binaryByName = new Map(request.outputs?.map((output) => [output.name, output.binary]));
   const chunks: Uint8Array[] = [];
   const outputs = response.outputs.map((tensor): JsonObject => {
@@ -64,9 +83,9 @@ export function encodeInferenceResponse(
   };
   // One JSON.stringify over the whole document: V8's serializer is the fastest way to print the numbers (-0 aside).
   const header = jsonEncoder.encode(stringifyJson(document));
-  if (chunks.length === 0) return { body: header, headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
+  if (chunks.length === 0) return { parts: [header], headers: { [HEADERS.contentType]: MEDIA_TYPES.json } };
   return {
-    body: concatBytes([header, ...chunks]),
+    parts: [header, ...chunks],
     headers: {
       [HEADERS.contentType]: MEDIA_TYPES.octetStream,
       [HEADERS.inferenceHeaderContentLength]: String(header.byteLength),

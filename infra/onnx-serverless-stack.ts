@@ -23,6 +23,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
+import { catalogRolloutJson } from '../functions/core/rollout.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
@@ -285,6 +286,7 @@ export class OnnxServerlessStack extends Stack {
         ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
         ...(alarmAction === undefined ? {} : { alarmAction }),
         catalogPreprocess: catalogPreprocessJson(models),
+        catalogRollout: catalogRolloutJson(models),
       }),
     );
     this.registerFunction = this.registrar.registerFunction;

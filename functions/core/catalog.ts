@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { preprocessSchema, type Preprocess } from './image/spec.js';
 import { PLATFORM_LIMITS } from './platform-limits.js';
+import { catalogRolloutSchema } from './rollout.js';
 
 /** Model names: what DESIGN.md allows, checked before any key or path is built from a name. */
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -175,6 +176,11 @@ export const catalogEntrySchema = z
      * different settings). Reaches `register` as `CATALOG_PREPROCESS` ({@link catalogPreprocessJson}).
      */
     preprocess: preprocessSchema.optional(),
+    /**
+     * The rollout policy of every version registered once deployed (docs/rollouts.md): wins over a sidecar's
+     * (registration refuses a sidecar that declares another). Reaches `register` as `CATALOG_ROLLOUT`.
+     */
+    rollout: catalogRolloutSchema.optional(),
     description: z.string().optional(),
   })
   .strict()

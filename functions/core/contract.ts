@@ -15,6 +15,13 @@ export const ENV = {
    * `{"<model>": <preprocess>}`; it applies to every version of those models registered after it is set.
    */
   catalogPreprocess: 'CATALOG_PREPROCESS',
+  /**
+   * `register`: the rollout policies that catalog entries declare (`models/<name>.json` `rollout`), as JSON
+   * `{"<model>": <policy>}` (docs/rollouts.md).
+   */
+  catalogRollout: 'CATALOG_ROLLOUT',
+  /** `npm start`: seconds between two runs of the local rollout controller (default 60, as the deployed schedule). */
+  rolloutIntervalSeconds: 'ROLLOUT_INTERVAL_SECONDS',
   preload: 'PRELOAD',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',

@@ -10,6 +10,7 @@ import {
   type Limits,
 } from '../core/catalog.js';
 import type { Preprocess } from '../core/image/spec.js';
+import { parseCatalogRollout, ROLLOUT_DEFAULTS, type RolloutPolicy } from '../core/rollout.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../core/model-repository.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
@@ -35,6 +36,10 @@ export interface RuntimeConfig {
   readonly limits: Limits;
   /** `CATALOG_PREPROCESS`: image preprocessing that catalog entries declare, per model (registration applies it). */
   readonly catalogPreprocess: ReadonlyMap<string, Preprocess>;
+  /** `CATALOG_ROLLOUT`: rollout policies that catalog entries declare, per model (registration applies them). */
+  readonly catalogRollout: ReadonlyMap<string, RolloutPolicy>;
+  /** `ROLLOUT_INTERVAL_SECONDS` in ms: how often `npm start`'s rollout controller runs. */
+  readonly rolloutIntervalMs: number;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
@@ -228,6 +233,15 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
     }
   }
+  let catalogRollout: ReadonlyMap<string, RolloutPolicy> = new Map();
+  const rolloutJson = env[ENV.catalogRollout];
+  if (rolloutJson !== undefined && rolloutJson !== '') {
+    try {
+      catalogRollout = parseCatalogRollout(rolloutJson);
+    } catch (error) {
+      throw new ConfigurationError(`${ENV.catalogRollout} is invalid: ${(error as Error).message}`);
+    }
+  }
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);
@@ -257,6 +271,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     manifestTtlSeconds: positiveNumber(env, ENV.manifestTtlSeconds, MODEL_SERVICE_DEFAULTS.manifestTtlMs / 1000),
     limits,
     catalogPreprocess,
+    catalogRollout,
+    rolloutIntervalMs:
+      positiveNumber(env, ENV.rolloutIntervalSeconds, ROLLOUT_DEFAULTS.controllerIntervalSeconds) * 1000,
     preload: env[ENV.preload] === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)

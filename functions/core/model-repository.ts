@@ -9,6 +9,15 @@ import { CorruptObjectError, ModelRejectedError, NotFoundError, PreconditionFail
 import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, type Rejection } from './types.js';
 import { isValidModelName } from './catalog.js';
 import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
+import {
+  ALL_AT_ONCE,
+  finish,
+  isActive,
+  rolloutPolicySchema,
+  rolloutStateSchema,
+  startRollout,
+  type DeclaredRollout,
+} from './rollout.js';
 
 /** The three top-level folders of the repository (DESIGN.md). */
 export const REPOSITORY_PREFIXES = { uploads: 'uploads/', models: 'models/', rejected: 'rejected/' } as const;
@@ -136,6 +145,12 @@ export interface NewVersion {
    * killed there must leave a state the next attempt finishes).
    */
   readonly afterStep?: (step: RegistrationStep) => void | Promise<void>;
+  /**
+   * The rollout policy this version registers under (the catalog entry's or the sidecar's); without one, the
+   * manifest's `rolloutPolicy`, else all-at-once. Under any other policy a new highest version becomes the rollout's
+   * candidate and `latest` stays on the stable version (docs/rollouts.md).
+   */
+  readonly rollout?: DeclaredRollout;
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
@@ -193,6 +208,8 @@ const manifestSchema = z
         .passthrough(),
     ),
     labels: z.record(z.string()).default({}),
+    rolloutPolicy: rolloutPolicySchema.optional(),
+    rollout: rolloutStateSchema.optional(),
   })
   .passthrough();
 
@@ -498,8 +515,8 @@ export class ModelRepository {
       const versions = [...(snapshot?.manifest.versions ?? []), row].sort(
         (a, b) => versionNumber(a.version) - versionNumber(b.version),
       );
-      const latest = String(Math.max(...versions.map((v) => versionNumber(v.version))));
-      const manifest: Manifest = { name: model, latest, versions, labels: snapshot?.manifest.labels ?? {} };
+      const highest = String(Math.max(...versions.map((v) => versionNumber(v.version))));
+      const manifest = withNewVersion(snapshot?.manifest, { name: model, latest: highest, versions }, candidate);
       try {
         await this.writeManifest(model, manifest, snapshot?.etag);
         return { kind: 'added', version, manifest };
@@ -615,6 +632,31 @@ export class ModelRepository {
     throw new Error(`could not update the manifest of "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
   }
 
+  /**
+   * Changes the manifest of `model` with a conditional write: `change` gets the manifest as just read and returns the
+   * new one, or `undefined` to leave it. A concurrent writer (a registration, another controller) makes the write
+   * fail its condition; the manifest is then read again and `change` decides again on what is there now, so neither
+   * update is lost. `NotFoundError` for a model without a manifest.
+   */
+  public async updateManifest(
+    model: string,
+    change: (manifest: Manifest) => Manifest | undefined,
+  ): Promise<Manifest | undefined> {
+    for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
+      const snapshot = await this.readManifest(model);
+      if (snapshot === undefined) throw new NotFoundError(`unknown model "${model}"`);
+      const manifest = change(snapshot.manifest);
+      if (manifest === undefined) return undefined;
+      try {
+        await this.writeManifest(model, manifest, snapshot.etag);
+        return manifest;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+      }
+    }
+    throw new Error(`could not update the manifest of "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
+  }
+
   private async writeManifest(model: string, manifest: Manifest, etag: string | undefined): Promise<void> {
     await this.store.put(
       repositoryKeys.manifest(model),
@@ -622,6 +664,45 @@ export class ModelRepository {
       etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: etag },
     );
   }
+}
+
+/**
+ * The manifest once `candidate` is listed (`next` holds its rows and the highest version): under all-at-once the
+ * highest version becomes `latest` (and ends a rollout still running, superseded); under another policy a new
+ * highest version becomes the candidate of a new rollout against the stable version (the running rollout's stable
+ * when one runs), and `latest` stays there. The first version of a model has nothing to roll out against.
+ */
+function withNewVersion(
+  previous: Manifest | undefined,
+  next: Pick<Manifest, 'name' | 'latest' | 'versions'>,
+  candidate: NewVersion,
+): Manifest {
+  const declared = candidate.rollout;
+  const modelPolicy = declared?.declaredBy === 'catalog' ? declared.policy : previous?.rolloutPolicy;
+  const base: Manifest = {
+    ...previous,
+    ...next,
+    labels: previous?.labels ?? {},
+    ...(modelPolicy === undefined ? {} : { rolloutPolicy: modelPolicy }),
+  };
+  const policy = declared?.policy ?? previous?.rolloutPolicy ?? ALL_AT_ONCE;
+  const added = next.versions.find((v) => v.sha256 === candidate.sha256)?.version;
+  const running = previous?.rollout;
+  if (previous === undefined || added !== next.latest) return { ...base, latest: previous?.latest ?? next.latest };
+  if (policy.strategy === 'all-at-once') {
+    if (!isActive(running)) return base;
+    return {
+      ...base,
+      rollout: finish(
+        running,
+        'rolled-back',
+        `superseded by version ${added}, registered all-at-once`,
+        candidate.createdAt,
+      ),
+    };
+  }
+  const stable = isActive(running) ? running.stable : previous.latest;
+  return { ...base, latest: stable, rollout: startRollout(policy, stable, added, candidate.createdAt) };
 }
 
 /**

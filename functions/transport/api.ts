@@ -19,8 +19,9 @@ import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
-import type { ModelService } from '../core/model-service.js';
-import type { ModelMetadata } from '../core/types.js';
+import type { ModelService, RoutedTarget } from '../core/model-service.js';
+import type { Manifest, ModelMetadata } from '../core/types.js';
+import { ALL_AT_ONCE } from '../core/rollout.js';
 import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
 
@@ -122,7 +123,7 @@ export function createApi(options: ApiOptions): Api {
         const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
         return jsonResponse(
           200,
-          modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections),
+          modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections, manifest),
         );
       }
       case 'model-ready': {
@@ -140,7 +141,7 @@ export function createApi(options: ApiOptions): Api {
               'fewer rows per request',
           );
         }
-        const target = await service.resolve(route.model, route.version);
+        const target = await service.route(route.model, route.version);
         const body = await decodeContentEncoding(
           request.body,
           request.headers['content-encoding'],
@@ -189,9 +190,10 @@ export function createApi(options: ApiOptions): Api {
         const floor = minimumResponseBytes(response, decoded);
         assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
         const encoded = encodeInferenceResponse(response, decoded);
-        const headers = Object.fromEntries(
-          Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
-        );
+        const headers: Record<string, string> = {
+          ...Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value])),
+          ...versionHeaders(target),
+        };
         // Compressed here, so that the size check measures what travels in the Lambda result.
         const answer = await compressResponse(
           { statusCode: 200, headers, body: encoded.body },
@@ -209,6 +211,20 @@ export function createApi(options: ApiOptions): Api {
     }
   }
 }
+
+/**
+ * Response headers that say which version answered (`x-model-version`, as the body's `model_version`) and, while a
+ * rollout splits the model's unpinned traffic, its role (`x-rollout-role: stable|candidate`, docs/rollouts.md).
+ */
+export function versionHeaders(target: RoutedTarget): Record<string, string> {
+  return {
+    [VERSION_HEADERS.version]: target.version,
+    ...(target.role === undefined ? {} : { [VERSION_HEADERS.role]: target.role }),
+  };
+}
+
+/** Names of the {@link versionHeaders}. */
+export const VERSION_HEADERS = { version: 'x-model-version', role: 'x-rollout-role' } as const;
 
 /**
  * The response's `parameters` for images sent in BYTES elements: `images` maps each image input to the placement of
@@ -290,6 +306,7 @@ function modelMetadataBody(
   versions: readonly { version: string; state: string }[],
   labels: Readonly<Record<string, string>>,
   rejections: readonly { sourceKey: string; rejectedAt: string; reason: string }[],
+  manifest: Pick<Manifest, 'rollout' | 'rolloutPolicy'> | undefined,
 ) {
   return {
     name: metadata.name,
@@ -307,6 +324,9 @@ function modelMetadataBody(
       ...(metadata.preprocess === undefined ? {} : { preprocess: metadata.preprocess }),
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
       rejections,
+      // The policy the next upload registers under (without a sidecar's), and the last rollout (docs/rollouts.md).
+      rollout_policy: manifest?.rolloutPolicy ?? ALL_AT_ONCE,
+      ...(manifest?.rollout === undefined ? {} : { rollout: manifest.rollout }),
     },
   };
 }

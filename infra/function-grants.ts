@@ -108,6 +108,23 @@ export const REGISTER_ACCESS: BucketAccess = {
   listPrefixes: [uploads, models],
 };
 
+/**
+ * The rollout controller (the scheduled `rollout` function, and `npm start`'s timer): lists the models and reads and
+ * conditionally rewrites their manifests (advance, promote, roll back), nothing else: no version, upload or record.
+ */
+export const ROLLOUT_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject', 's3:PutObject'],
+      keyPatterns: [`${models}*/manifest.json`],
+      reason:
+        'The rollout controller reads each model manifest and rewrites it (conditionally) to advance, promote or roll ' +
+        'back a rollout; it touches no version file, upload or record.',
+    },
+  ],
+  listPrefixes: [models],
+};
+
 /** An IAM policy statement in the JSON form CloudFormation deploys (arrays always, for easy evaluation). */
 export interface PolicyStatementJson {
   readonly Effect: 'Allow' | 'Deny';

@@ -1,6 +1,7 @@
 /**
  * Powertools for AWS Lambda: structured logs and CloudWatch metrics (EMF), created once per process. Metrics:
- * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes. Outside Lambda
+ * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes, and per version
+ * (dimensions `model`, `version`) the rollout figures of `VERSION_METRICS` (docs/rollouts.md). Outside Lambda
  * (the local runtime, tests) metrics are not emitted.
  *
  * The Powertools Tracer is opt-in (`POWERTOOLS_TRACE_ENABLED=true`, the stack's `powertoolsTracer`): Lambda's
@@ -13,6 +14,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { ServingTelemetry } from '../core/model-service.js';
 import { METRICS_NAMESPACE } from '../core/contract.js';
+import { VERSION_METRICS } from '../core/rollout.js';
 
 type TraceSegment = NonNullable<ReturnType<Tracer['getSegment']>>;
 type TraceSubsegment = ReturnType<TraceSegment['addNewSubsegment']>;
@@ -54,6 +56,9 @@ export async function loadTracer(service: string): Promise<Tracer> {
 export function createObservability(service: string, inLambda: boolean, tracer?: Tracer): Observability {
   const logger = new Logger({ serviceName: service });
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
+  // Per-version figures go out as their own EMF line with `model` and `version` dimensions (the controller reads them
+  // back by those), leaving the dimensions of the invocation's other metrics as they are.
+  const versionMetrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
   let coldStart = true;
   // With the Tracer, each invocation gets a `## handler` subsegment (the Lambda segment itself is read-only).
   let invocation: { parent: TraceSegment; subsegment: TraceSubsegment } | undefined;
@@ -68,6 +73,16 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
     },
     loadFailed: ({ model, version, reason }) => {
       logger.error('model load failed', { model, version, reason });
+    },
+    served: ({ model, version, latencyMs, error }) => {
+      if (!inLambda) return;
+      versionMetrics.addDimensions({ model, version });
+      versionMetrics.addMetric(VERSION_METRICS.requests, MetricUnit.Count, 1);
+      versionMetrics.addMetric(VERSION_METRICS.errors, MetricUnit.Count, error === undefined ? 0 : 1);
+      if (error !== undefined)
+        versionMetrics.addMetric(`${VERSION_METRICS.errorClassPrefix}${error}`, MetricUnit.Count, 1);
+      versionMetrics.addMetric(VERSION_METRICS.latency, MetricUnit.Milliseconds, latencyMs);
+      versionMetrics.publishStoredMetrics();
     },
     inferred: ({ model, version, runMs }) => {
       metrics.addMetric('InferenceTime', MetricUnit.Milliseconds, runMs);

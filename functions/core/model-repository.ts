@@ -669,8 +669,10 @@ export class ModelRepository {
 /**
  * The manifest once `candidate` is listed (`next` holds its rows and the highest version): under all-at-once the
  * highest version becomes `latest` (and ends a rollout still running, superseded); under another policy a new
- * highest version becomes the candidate of a new rollout against the stable version (the running rollout's stable
- * when one runs), and `latest` stays there. The first version of a model has nothing to roll out against.
+ * highest version becomes the candidate of a new rollout against `latest`, which stays there. While a rollout runs,
+ * a version registered under a guarded policy waits, listed and pinnable: one rollout at a time, so that neither its
+ * registration nor the controller's next step undoes the other (start its rollout with the CLI once this one ends).
+ * The first version of a model has nothing to roll out against.
  */
 function withNewVersion(
   previous: Manifest | undefined,
@@ -701,8 +703,8 @@ function withNewVersion(
       ),
     };
   }
-  const stable = isActive(running) ? running.stable : previous.latest;
-  return { ...base, latest: stable, rollout: startRollout(policy, stable, added, candidate.createdAt) };
+  if (isActive(running)) return { ...base, latest: previous.latest };
+  return { ...base, latest: previous.latest, rollout: startRollout(policy, previous.latest, added, candidate.createdAt) };
 }
 
 /**

@@ -65,12 +65,13 @@ export async function runRolloutController(options: RolloutControllerOptions): P
     const at = now();
     const figures = await options.figures.figures(model, rollout, at);
     const decision = decideRollout(rollout, figures, at);
-    const next = decision.next;
-    if (next === undefined || decision.outcome === undefined) continue;
+    // The judged figures go into the manifest with the decision (or alone): `rollout <m> status` shows them.
+    const judged = { ...figures, at: new Date(at).toISOString() };
+    const next = { ...(decision.next ?? rollout), figures: judged };
     const written = await options.repository.updateManifest(model, (manifest) =>
       sameRollout(manifest.rollout, rollout) ? applyRollout(manifest, next) : undefined,
     );
-    if (written === undefined) continue;
+    if (written === undefined || decision.outcome === undefined) continue;
     const notice: RolloutNotice = {
       model,
       outcome: decision.outcome,

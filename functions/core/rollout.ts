@@ -178,6 +178,24 @@ export const rolloutStateSchema = z
     /** Why it was promoted or rolled back (a tripped guard's figures, or who did it). */
     reason: z.string().optional(),
     updated: z.string(),
+    /** The figures the controller last judged, and when: what `rollout <m> status` shows. */
+    figures: z
+      .object({
+        at: z.string(),
+        stable: z.object({ requests: z.number(), errors: z.number(), p99Ms: z.number().optional() }),
+        candidate: z.object({ requests: z.number(), errors: z.number(), p99Ms: z.number().optional() }),
+        shadow: z
+          .object({
+            compared: z.number(),
+            failed: z.number(),
+            maxAbsDiff: z.number(),
+            maxRelDiff: z.number(),
+            labelsCompared: z.number(),
+            labelsAgreed: z.number(),
+          })
+          .optional(),
+      })
+      .optional(),
   })
   .passthrough();
 

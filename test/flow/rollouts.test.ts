@@ -4,6 +4,7 @@
  * judging the figures the local infer functions keep.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../functions/cli/cli.js';
 import { buildPartlyFailingLinearModel } from '../../tools/onnx/index.js';
 import { type FlowStack, type HttpAnswer, linearModel, outputData, startFlowStack } from './fixture.js';
 
@@ -187,6 +188,55 @@ describe('the local rollout controller', () => {
       ['promoted', 100],
     ]);
     expect(after.map((a) => [versionOf(a), outputData(a)[0]])).toEqual(Array(20).fill(['2', 4.5]));
+  });
+});
+
+describe('npm run models -- rollout', () => {
+  async function cli(...argv: string[]): Promise<{ code: number; out: string[] }> {
+    const out: string[] = [];
+    const code = await runCli(argv, { out: (line) => out.push(line), env: {}, store: flow.store });
+    return { code, out };
+  }
+
+  it('sets the policy, shows the rollout, pauses, resumes, rolls back, starts again and promotes', async () => {
+    // Prepare
+    await flow.uploadAndWait('by-hand', 'v1.onnx', linearModel(1));
+    const policy = await cli(
+      'rollout',
+      'by-hand',
+      'policy',
+      '--policy',
+      '{"strategy":"canary","percent":20,"bakingSeconds":3600}',
+    );
+    await flow.uploadAndWait('by-hand', 'v2.onnx', linearModel(2));
+
+    // Act
+    const status = await cli('rollout', 'by-hand', 'status');
+    const paused = await cli('rollout', 'by-hand', 'pause', '--json');
+    const again = await cli('rollout', 'by-hand', 'start', '2');
+    const resumed = await cli('rollout', 'by-hand', 'resume', '--json');
+    const rolledBack = await cli('rollout', 'by-hand', 'rollback', '--json');
+    const startedAgain = await cli('rollout', 'by-hand', 'start', '2', '--json');
+    const promoted = await cli('rollout', 'by-hand', 'promote', '--json');
+    const badPolicy = await cli('rollout', 'by-hand', 'policy', '--policy', '{"strategy":"canary","percent":70}');
+
+    // Assess
+    expect(policy.code).toBe(0);
+    expect(status.out.join('\n')).toContain('rollout: baking; stable 1 80%, candidate 2 20% to candidate; step 1');
+    expect(JSON.parse(paused.out[0] ?? '{}').rollout).toMatchObject({ paused: true, state: 'baking' });
+    expect(again.code).toBe(1);
+    expect(JSON.parse(resumed.out[0] ?? '{}').rollout).toMatchObject({ paused: false });
+    expect(JSON.parse(rolledBack.out[0] ?? '{}')).toMatchObject({
+      latest: '1',
+      rollout: { state: 'rolled-back', reason: 'rolled back by an operator (CLI)' },
+    });
+    expect(JSON.parse(startedAgain.out[0] ?? '{}')).toMatchObject({
+      latest: '1',
+      rollout: { state: 'baking', candidate: '2', weight: 20 },
+    });
+    expect(JSON.parse(promoted.out[0] ?? '{}')).toMatchObject({ latest: '2', rollout: { state: 'promoted' } });
+    expect(badPolicy.code).toBe(2);
+    expect((await flow.infer('by-hand', [[1, 1, 1, 1]])).body).toMatchObject({ model_version: '2' });
   });
 });
 

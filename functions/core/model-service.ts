@@ -20,7 +20,14 @@ import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import { SessionCache } from './session-cache.js';
-import { errorClassOf, routeUnpinned, type ErrorClass, type RoutedVersion } from './rollout.js';
+import {
+  compareOutputs,
+  errorClassOf,
+  routeUnpinned,
+  type ErrorClass,
+  type OutputDifference,
+  type RoutedVersion,
+} from './rollout.js';
 import { batchesFirstDimension, classify } from './triton.js';
 import type {
   InferenceRequest,
@@ -43,6 +50,15 @@ export interface ServingTelemetry {
    * the per-version figures that rollout guards judge. `latencyMs` includes a load the request waited for.
    */
   served?(event: ServedEvent): void;
+  /** A shadow copy ran on a rollout's candidate: failed, or compared with the stable version's answer. */
+  shadowed?(event: ShadowedEvent): void;
+}
+
+/** What {@link ServingTelemetry.shadowed} reports. */
+export interface ShadowedEvent extends Partial<OutputDifference> {
+  readonly model: string;
+  readonly candidate: string;
+  readonly failed: boolean;
 }
 
 /** What {@link ServingTelemetry.served} reports. */
@@ -407,6 +423,32 @@ export class ModelService {
       outputs: classifyOutputs(outputs, request, metadata),
       outputParameters: zipmap === true ? zipmapRows(outputs, metadata) : undefined,
     };
+  }
+
+  /**
+   * Runs a shadow copy of `request` on `candidate` and compares its outputs with `answered` (the stable version's
+   * answer, already sent): only telemetry comes out of it (`shadowed`, and the candidate's `served`); it never
+   * throws, so that a failing shadow is a figure and nothing else.
+   */
+  public async shadow(
+    model: string,
+    candidate: string,
+    request: InferenceRequest,
+    answered: InferenceResponse,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<void> {
+    try {
+      const target = await this.resolve(model, candidate);
+      const copy = await this.infer(target, request, options);
+      this.options.telemetry?.shadowed?.({
+        model,
+        candidate,
+        failed: false,
+        ...compareOutputs(answered.outputs, copy.outputs),
+      });
+    } catch {
+      this.options.telemetry?.shadowed?.({ model, candidate, failed: true });
+    }
   }
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */

@@ -135,15 +135,15 @@ export class FigureLog implements FigureSource {
     model: string;
     candidate: string;
     failed: boolean;
-    absDiff: number;
-    relDiff: number;
+    absDiff?: number;
+    relDiff?: number;
     labelsAgree?: boolean;
   }): void {
     push(this.shadows, key(event.model, event.candidate), {
       at: this.now(),
       failed: event.failed,
-      absDiff: event.absDiff,
-      relDiff: event.relDiff,
+      absDiff: event.absDiff ?? 0,
+      relDiff: event.relDiff ?? 0,
       ...(event.labelsAgree === undefined ? {} : { labelsAgree: event.labelsAgree }),
     });
   }

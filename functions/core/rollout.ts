@@ -268,10 +268,71 @@ export const VERSION_METRICS = {
   latency: 'VersionLatency',
   /** Prefix of the per-class error counts (`VersionErrors_timeout`...). */
   errorClassPrefix: 'VersionErrors_',
+  /** Shadow copies on the candidate (dimension `version` = the candidate): 1 failed, 0 compared. */
+  shadowErrors: 'ShadowErrors',
+  /** Largest absolute and relative difference of one compared copy (read back as Maximum). */
+  shadowAbsDiff: 'ShadowAbsDiff',
+  shadowRelDiff: 'ShadowRelDiff',
+  /** 1 when a compared copy's labels agreed, 0 when not; absent for models without label outputs. */
+  shadowLabelAgreement: 'ShadowLabelAgreement',
 } as const;
 
 /** Output datatypes whose elements are class labels, whose agreement shadow comparisons count. */
 export const LABEL_DATATYPES: ReadonlySet<string> = new Set(['BYTES', 'INT64', 'INT32', 'UINT8', 'INT8', 'BOOL']);
+
+/** How a shadow candidate's outputs differ from the stable version's answer to the same request. */
+export interface OutputDifference {
+  /** Largest |candidate - stable| over every numeric element (Infinity when shapes or NaN-ness differ). */
+  readonly absDiff: number;
+  /** Largest |candidate - stable| / max(|stable|, 1e-12). */
+  readonly relDiff: number;
+  /** Whether every label element (BYTES or integer outputs) is equal; `undefined` without label outputs. */
+  readonly labelsAgree?: boolean;
+}
+
+/**
+ * Compares the candidate's outputs with the stable version's, output by output (by name): numeric elements by
+ * absolute and relative difference, label outputs by equality. An output missing or shaped differently is an
+ * infinite difference (and a disagreement): the candidate does not answer the same contract.
+ */
+export function compareOutputs(
+  stable: readonly { name: string; datatype: string; shape: readonly number[]; data: ArrayLike<unknown> }[],
+  candidate: readonly { name: string; datatype: string; shape: readonly number[]; data: ArrayLike<unknown> }[],
+): OutputDifference {
+  let absDiff = 0;
+  let relDiff = 0;
+  let labelsAgree: boolean | undefined;
+  for (const want of stable) {
+    const got = candidate.find((c) => c.name === want.name);
+    const label = LABEL_DATATYPES.has(want.datatype) && want.datatype !== 'BOOL';
+    const sameShape =
+      got !== undefined &&
+      got.datatype === want.datatype &&
+      got.shape.length === want.shape.length &&
+      got.shape.every((d, i) => d === want.shape[i]);
+    if (!sameShape) {
+      absDiff = Number.POSITIVE_INFINITY;
+      relDiff = Number.POSITIVE_INFINITY;
+      if (label) labelsAgree = false;
+      continue;
+    }
+    for (let i = 0; i < want.data.length; i += 1) {
+      const a = got.data[i];
+      const b = want.data[i];
+      if (label) {
+        labelsAgree = (labelsAgree ?? true) && String(a) === String(b);
+        continue;
+      }
+      const x = Number(a);
+      const y = Number(b);
+      if (Number.isNaN(x) && Number.isNaN(y)) continue;
+      const diff = Math.abs(x - y);
+      absDiff = Math.max(absDiff, Number.isNaN(diff) ? Number.POSITIVE_INFINITY : diff);
+      relDiff = Math.max(relDiff, Number.isNaN(diff) ? Number.POSITIVE_INFINITY : diff / Math.max(Math.abs(y), 1e-12));
+    }
+  }
+  return { absDiff, relDiff, ...(labelsAgree === undefined ? {} : { labelsAgree }) };
+}
 
 /** Classes of failed inferences the guards count (of the version that ran them). */
 export const ERROR_CLASSES = ['refused', 'timeout', 'crashed', 'unavailable', 'internal'] as const;

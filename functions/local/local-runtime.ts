@@ -242,6 +242,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       observability.telemetry.served?.(event);
       figures.recordServed(event);
     },
+    shadowed: (event) => {
+      observability.telemetry.shadowed?.(event);
+      figures.recordShadow(event);
+    },
   };
   // One serving factory for the whole process, shared by every function's runtime: supervised onnxruntime processes
   // by default (one per loaded session; a deadline or a native crash costs that session's process, never the stack).

@@ -24,6 +24,7 @@ import type { Manifest, ModelMetadata } from '../core/types.js';
 import { ALL_AT_ONCE } from '../core/rollout.js';
 import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
+import { createShadowRunner, type ShadowRunner } from './shadow-runner.js';
 
 /** Server name reported by `GET /v2`. */
 export const SERVER_NAME = 'onnx-serverless';
@@ -67,6 +68,8 @@ export interface ApiOptions {
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
+  /** Runs a shadow rollout's copies. @default {@link createShadowRunner}: one at a time, after the answer */
+  readonly shadow?: ShadowRunner;
 }
 
 /** A function from request to response that never throws. */
@@ -76,6 +79,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
+  const shadow = options.shadow ?? createShadowRunner();
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -201,6 +205,11 @@ export function createApi(options: ApiOptions): Api {
           limits.minCompressBytes,
         );
         checkResponseSize(answer, limits);
+        const candidate = target.shadow;
+        if (candidate !== undefined) {
+          // The client's answer is final: the copy only feeds the rollout's figures (docs/rollouts.md, "Shadow").
+          shadow(() => service.shadow(route.model, candidate, decoded, answered, { timeoutMs: limits.timeoutMs }));
+        }
         options.onInference?.({
           model: route.model,
           requestBytes: request.body.byteLength,

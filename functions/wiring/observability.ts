@@ -84,6 +84,20 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
       versionMetrics.addMetric(VERSION_METRICS.latency, MetricUnit.Milliseconds, latencyMs);
       versionMetrics.publishStoredMetrics();
     },
+    shadowed: ({ model, candidate, failed, absDiff, relDiff, labelsAgree }) => {
+      if (!inLambda) return;
+      versionMetrics.addDimensions({ model, version: candidate });
+      versionMetrics.addMetric(VERSION_METRICS.shadowErrors, MetricUnit.Count, failed ? 1 : 0);
+      // CloudWatch takes no infinities: a copy that does not answer the same contract counts as CLOUDWATCH_MAX.
+      if (absDiff !== undefined)
+        versionMetrics.addMetric(VERSION_METRICS.shadowAbsDiff, MetricUnit.NoUnit, finite(absDiff));
+      if (relDiff !== undefined)
+        versionMetrics.addMetric(VERSION_METRICS.shadowRelDiff, MetricUnit.NoUnit, finite(relDiff));
+      if (labelsAgree !== undefined) {
+        versionMetrics.addMetric(VERSION_METRICS.shadowLabelAgreement, MetricUnit.Count, labelsAgree ? 1 : 0);
+      }
+      versionMetrics.publishStoredMetrics();
+    },
     inferred: ({ model, version, runMs }) => {
       metrics.addMetric('InferenceTime', MetricUnit.Milliseconds, runMs);
       tracer?.putAnnotation('model', model);
@@ -121,4 +135,12 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
       return was;
     },
   };
+}
+
+/** CloudWatch refuses values above about 1.17e108: the figure of a copy that does not answer the same contract. */
+const CLOUDWATCH_MAX = 1e100;
+
+/** `value` within what CloudWatch accepts (it takes no infinities). */
+function finite(value: number): number {
+  return Number.isFinite(value) ? Math.min(value, CLOUDWATCH_MAX) : CLOUDWATCH_MAX;
 }

@@ -191,6 +191,91 @@ describe('the local rollout controller', () => {
   });
 });
 
+describe('shadow rollouts', () => {
+  /** Sends `count` unpinned requests one after the other (each copy runs after its answer), until `done`. */
+  async function traffic(model: string, done: () => Promise<boolean>): Promise<HttpAnswer[]> {
+    const answers: HttpAnswer[] = [];
+    await until(`the end of ${model}'s shadow rollout`, async () => {
+      answers.push(await flow.infer(model, [row(answers.length)]));
+      return done();
+    });
+    return answers;
+  }
+
+  it('never promotes a candidate whose outputs drift beyond maxAbsDiff, and the client only sees stable', async () => {
+    // Prepare: the candidate answers 1.5x what stable does.
+    await flow.uploadAndWait('drift', 'v1.onnx', linearModel(1));
+    await flow.uploadAndWait(
+      'drift',
+      'v2.onnx',
+      linearModel(1.5),
+      policySidecar({ strategy: 'shadow', samplingPercent: 100, bakingSeconds: 0, maxAbsDiff: 0.01, minRequests: 5 }),
+    );
+
+    // Act
+    const answers = await traffic('drift', async () => (await flow.manifest('drift'))?.rollout?.state !== 'baking');
+
+    // Assess
+    const manifest = await flow.manifest('drift');
+    expect(manifest?.latest).toBe('1');
+    expect(manifest?.rollout?.state).toBe('rolled-back');
+    expect(manifest?.rollout?.reason).toMatch(
+      /outputs differ from stable 1's by up to [\d.]+ \(absolute\), over maxAbsDiff 0.01/,
+    );
+    expect(flow.stack.rollouts.notices.filter((n) => n.model === 'drift').map((n) => n.outcome)).toEqual([
+      'rolled-back',
+    ]);
+    // Stable answered each request, during the shadow (role "stable") and after its rollback (no rollout running).
+    expect(answers[0]?.headers.get('x-rollout-role')).toBe('stable');
+    for (const [i, answer] of answers.entries()) {
+      expect([answer.status, versionOf(answer)]).toEqual([200, '1']);
+      expect(['stable', null]).toContain(answer.headers.get('x-rollout-role'));
+      expect(outputData(answer)).toEqual([(i % 10) + 3]);
+    }
+  });
+
+  it('keeps every client answer when the shadow candidate fails, and rolls it back on its error rate', async () => {
+    // Prepare: the candidate fails on 20 % of the rows that stable answers.
+    await flow.uploadAndWait('shadow-fails', 'v1.onnx', linearModel(1));
+    await flow.uploadAndWait(
+      'shadow-fails',
+      'v2.onnx',
+      buildPartlyFailingLinearModel(1, 8),
+      policySidecar({ strategy: 'shadow', samplingPercent: 100, bakingSeconds: 3600 }),
+    );
+
+    // Act
+    const answers = await traffic(
+      'shadow-fails',
+      async () => (await flow.manifest('shadow-fails'))?.rollout?.state === 'rolled-back',
+    );
+
+    // Assess
+    expect(answers.map((a) => [a.status, versionOf(a)])).toEqual(answers.map(() => [200, '1']));
+    expect(answers.map((a) => outputData(a)[0])).toEqual(answers.map((_, i) => (i % 10) + 3));
+    expect((await flow.manifest('shadow-fails'))?.rollout?.reason).toMatch(/^rolled back: candidate 2 failed/);
+  });
+
+  it('promotes a shadow candidate whose outputs stay within the guard once it has been compared enough', async () => {
+    // Prepare: a candidate within 1e-3 of stable.
+    await flow.uploadAndWait('faithful', 'v1.onnx', linearModel(1));
+    await flow.uploadAndWait(
+      'faithful',
+      'v2.onnx',
+      linearModel(1, 0.0001),
+      policySidecar({ strategy: 'shadow', samplingPercent: 100, bakingSeconds: 0, maxAbsDiff: 0.001, minRequests: 5 }),
+    );
+
+    // Act
+    await traffic('faithful', async () => (await flow.manifest('faithful'))?.rollout?.state !== 'baking');
+
+    // Assess
+    const manifest = await flow.manifest('faithful');
+    expect([manifest?.rollout?.state, manifest?.latest]).toEqual(['promoted', '2']);
+    expect(manifest?.rollout?.reason).toMatch(/^promoted: \d+ shadow comparisons within the guards$/);
+  });
+});
+
 describe('npm run models -- rollout', () => {
   async function cli(...argv: string[]): Promise<{ code: number; out: string[] }> {
     const out: string[] = [];

@@ -20,6 +20,8 @@ export const ENV = {
    * `{"<model>": <policy>}` (docs/rollouts.md).
    */
   catalogRollout: 'CATALOG_ROLLOUT',
+  /** `rollout`: the SNS topic a rollback is published to (the stack's alarm topic); unset, rollbacks are only logged. */
+  alarmTopicArn: 'ALARM_TOPIC_ARN',
   /** `npm start`: seconds between two runs of the local rollout controller (default 60, as the deployed schedule). */
   rolloutIntervalSeconds: 'ROLLOUT_INTERVAL_SECONDS',
   preload: 'PRELOAD',

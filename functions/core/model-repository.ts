@@ -704,7 +704,11 @@ function withNewVersion(
     };
   }
   if (isActive(running)) return { ...base, latest: previous.latest };
-  return { ...base, latest: previous.latest, rollout: startRollout(policy, previous.latest, added, candidate.createdAt) };
+  return {
+    ...base,
+    latest: previous.latest,
+    rollout: startRollout(policy, previous.latest, added, candidate.createdAt),
+  };
 }
 
 /**

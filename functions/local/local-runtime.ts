@@ -25,7 +25,8 @@ import {
 } from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import { catalogRolloutJson } from '../core/rollout.js';
-import { FigureLog, runRolloutController, type RolloutNotice } from '../core/rollout-controller.js';
+import { FigureLog, type RolloutNotice } from '../core/rollout-controller.js';
+import { createRolloutHandler } from '../transport/rollout-handler.js';
 import type { ServingTelemetry } from '../core/model-service.js';
 import {
   bucketArn,
@@ -328,25 +329,23 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     while (pending.size > 0) await Promise.allSettled([...pending]);
   };
 
-  // The rollout controller, under its own role as deployed; one run at a time (a slow run skips a tick).
-  const rolloutRepository = runtimeAs(s3.credentialsFor('rollout'), true).repository;
+  // The rollout controller, under its own role as deployed, through the deployed handler: figures from this stack's
+  // infer functions instead of CloudWatch, every notice into the local sink instead of the alarm topic. One run at a
+  // time (a slow run skips a tick).
   const notices: (RolloutNotice & { run: number })[] = [];
   let runs = 0;
   let running: Promise<void> | undefined;
+  const controller = createRolloutHandler(runtimeAs(s3.credentialsFor('rollout'), true).repository, observability, {
+    figures,
+    publish: (notice) => {
+      notices.push({ ...notice, run: runs });
+    },
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
   const controllerTick = () => {
     if (running !== undefined) return;
     runs += 1;
-    const run = runs;
-    running = runRolloutController({
-      repository: rolloutRepository,
-      figures,
-      ...(options.now === undefined ? {} : { now: options.now }),
-      notify: (notice) => {
-        notices.push({ ...notice, run });
-        const log = notice.outcome === 'rolled-back' ? observability.logger.warn : observability.logger.info;
-        log.call(observability.logger, `rollout ${notice.outcome}`, { ...notice });
-      },
-    })
+    running = controller()
       .then(() => undefined)
       .catch((error: unknown) => observability.logger.error('rollout controller failed', { error: error as Error }))
       .finally(() => {

@@ -40,6 +40,8 @@ export interface RuntimeConfig {
   readonly catalogRollout: ReadonlyMap<string, RolloutPolicy>;
   /** `ROLLOUT_INTERVAL_SECONDS` in ms: how often `npm start`'s rollout controller runs. */
   readonly rolloutIntervalMs: number;
+  /** `ALARM_TOPIC_ARN`: where the deployed rollout controller publishes rollbacks. */
+  readonly alarmTopicArn?: string;
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */

@@ -29,7 +29,7 @@ export function ortFeeds(tensors: readonly Tensor[]): Record<string, ort.Tensor>
  * The deployed `infer` function of `model`, built as `infer.ts` builds it (configuration from the environment, the
  * observability of a Lambda: metrics published on every invocation), over `store`.
  */
-function deployedHandler(
+export function deployedHandler(
   store: BlobStore,
   model: string,
   env: Readonly<Record<string, string>>,
@@ -46,7 +46,7 @@ function deployedHandler(
 }
 
 /** Runs `work` with stdout discarded: the handlers' EMF metrics and logs would flood the bench's output. */
-async function quietly<T>(work: () => Promise<T>): Promise<T> {
+export async function quietly<T>(work: () => Promise<T>): Promise<T> {
   const write = process.stdout.write;
   process.stdout.write = (() => true) as typeof process.stdout.write;
   try {
@@ -57,7 +57,11 @@ async function quietly<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /** Calls the handler once and checks that it answered 200 with every output. */
-async function answerOnce(handler: InferHandler, event: ReturnType<typeof inferEvent>, outputs: number): Promise<void> {
+export async function answerOnce(
+  handler: InferHandler,
+  event: ReturnType<typeof inferEvent>,
+  outputs: number,
+): Promise<void> {
   const result = (await handler(event)) as APIGatewayProxyResult;
   if (result.statusCode !== 200)
     throw new Error(`the handler answered ${result.statusCode}: ${result.body.slice(0, 300)}`);

@@ -4,8 +4,6 @@
  * EMF figures of the infer functions, and SNS `Publish` (query protocol) tells the stack's alarm topic about a
  * rollback.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { METRICS_NAMESPACE } from '../core/contract.js';
 import type { FigureSource, RolloutNotice } from '../core/rollout-controller.js';
 import {
@@ -15,8 +13,8 @@ import {
   type ShadowFigures,
   type VersionFigures,
 } from '../core/rollout.js';
-import { createSigner, type CredentialsSource } from './aws-signing.js';
-import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
+import { createAwsPoster, type AwsPoster } from './aws-request.js';
+import type { CredentialsSource } from './aws-signing.js';
 
 /** Where and as whom the calls go. */
 export interface AwsEndpointOptions {
@@ -26,50 +24,15 @@ export interface AwsEndpointOptions {
   readonly endpoint?: string;
 }
 
-/** An answer of a signed call. */
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingMessage['headers'];
-  readonly text: string;
-}
-
-/** One signed POST to an AWS service endpoint; the answer whatever its status. */
-function signedPoster(
+/** Posts to the root of `service`'s endpoint in `options.region` (or `options.endpoint`), where both APIs live. */
+function posterFor(
   service: 'monitoring' | 'sns',
   options: AwsEndpointOptions,
-): (headers: Record<string, string>, body: string) => Promise<Answer> {
-  const base = new URL(options.endpoint ?? `https://${service}.${options.region}.amazonaws.com`);
-  const https = base.protocol === 'https:';
-  const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  let signer: ReturnType<typeof createSigner> | undefined;
-  return async (headers, body) => {
-    signer ??= createSigner(service, options.region, options.credentials());
-    const path = base.pathname === '' ? '/' : base.pathname;
-    const signed = await signer.sign({
-      method: 'POST',
-      protocol: base.protocol,
-      hostname: base.hostname,
-      ...(base.port === '' ? {} : { port: Number(base.port) }),
-      path,
-      query: {},
-      headers: { host: base.host, 'content-length': String(Buffer.byteLength(body)), ...headers },
-      body,
-    });
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const outgoing = (https ? httpsRequest : httpRequest)(
-        { method: 'POST', hostname: base.hostname, port: base.port, path, headers: signed.headers, agent },
-        resolve,
-      );
-      outgoing.setTimeout(S3_CLIENT_DEFAULTS.socketTimeoutMs, () =>
-        outgoing.destroy(new Error(`${service} stayed silent for ${S3_CLIENT_DEFAULTS.socketTimeoutMs} ms`)),
-      );
-      outgoing.on('error', reject);
-      outgoing.end(body);
-    });
-    const chunks: Buffer[] = [];
-    for await (const chunk of response) chunks.push(chunk as Buffer);
-    return { status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString() };
-  };
+): (headers: Record<string, string>, body: string) => ReturnType<AwsPoster> {
+  const endpoint = options.endpoint ?? `https://${service}.${options.region}.amazonaws.com`;
+  const post = createAwsPoster(service, endpoint, options.region, options.credentials);
+  const path = new URL(endpoint).pathname || '/';
+  return (headers, body) => post(path, headers, body);
 }
 
 /** One metric a query reads, and how. */
@@ -87,13 +50,16 @@ interface MetricQuery {
  * p99 and differences take the larger (a model is served by one of them at a time).
  */
 export function createCloudWatchFigures(options: AwsEndpointOptions): FigureSource {
-  const post = signedPoster('monitoring', options);
+  const post = posterFor('monitoring', options);
   return {
     figures: async (model: string, rollout: RolloutState, now: number): Promise<RolloutFigures> => {
       const services = [model, 'infer'];
       const queries: MetricQuery[] = [];
-      const add = (name: string, metric: string, stat: MetricQuery['stat'], version: string) =>
-        services.forEach((service, i) => queries.push({ id: `${name}_${i}`, metric, stat, version, service }));
+      const add = (name: string, metric: string, stat: MetricQuery['stat'], version: string): void => {
+        for (const [i, service] of services.entries()) {
+          queries.push({ id: `${name}_${i}`, metric, stat, version, service });
+        }
+      };
       for (const [role, version] of [
         ['s', rollout.stable],
         ['c', rollout.candidate],
@@ -185,7 +151,7 @@ export function createSnsNotifier(
   topicArn: string,
   options: AwsEndpointOptions,
 ): (notice: RolloutNotice) => Promise<void> {
-  const post = signedPoster('sns', options);
+  const post = posterFor('sns', options);
   return async (notice) => {
     const subject = `onnx-serverless: ${notice.model} rollout ${notice.outcome} (candidate ${notice.candidate})`;
     const form = new URLSearchParams({

@@ -612,24 +612,16 @@ export class ModelRepository {
    * `NotFoundError` when the model or the version does not exist.
    */
   public async setPointer(model: string, version: string, label?: string): Promise<Manifest> {
-    for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
-      const snapshot = await this.readManifest(model);
-      if (snapshot === undefined) throw new NotFoundError(`unknown model "${model}"`);
-      const row = snapshot.manifest.versions.find((v) => v.version === version);
+    const written = await this.updateManifest(model, (manifest) => {
+      const row = manifest.versions.find((v) => v.version === version);
       if (row === undefined) throw new NotFoundError(`model "${model}" has no version "${version}"`);
       if (row.state !== 'READY') throw new NotFoundError(`version "${version}" of "${model}" is not READY`);
-      const manifest: Manifest =
-        label === undefined
-          ? { ...snapshot.manifest, latest: version }
-          : { ...snapshot.manifest, labels: { ...snapshot.manifest.labels, [label]: version } };
-      try {
-        await this.writeManifest(model, manifest, snapshot.etag);
-        return manifest;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-      }
-    }
-    throw new Error(`could not update the manifest of "${model}" after ${MAX_CONDITIONAL_ATTEMPTS} attempts`);
+      return label === undefined
+        ? { ...manifest, latest: version }
+        : { ...manifest, labels: { ...manifest.labels, [label]: version } };
+    });
+    // `change` above always returns a manifest: undefined cannot come back.
+    return written as Manifest;
   }
 
   /**

@@ -158,6 +158,21 @@ function nonNegativeNumber(env: NodeJS.ProcessEnv, name: string, fallback: numbe
   return value;
 }
 
+/** A per-model setting of the catalog passed as JSON in `name` (empty when unset); the parser names what is wrong. */
+function catalogMap<T>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  parse: (json: string) => ReadonlyMap<string, T>,
+): ReadonlyMap<string, T> {
+  const json = env[name];
+  if (json === undefined || json === '') return new Map();
+  try {
+    return parse(json);
+  } catch (error) {
+    throw new ConfigurationError(`${name} is invalid: ${(error as Error).message}`);
+  }
+}
+
 function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -226,24 +241,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (json?.timeoutMs === undefined && env[ENV.inferenceTimeoutMs]) {
     limits = { ...limits, timeoutMs: Math.round(positiveNumber(env, ENV.inferenceTimeoutMs, limits.timeoutMs)) };
   }
-  let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
-  const preprocessJson = env[ENV.catalogPreprocess];
-  if (preprocessJson !== undefined && preprocessJson !== '') {
-    try {
-      catalogPreprocess = parseCatalogPreprocess(preprocessJson);
-    } catch (error) {
-      throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
-    }
-  }
-  let catalogRollout: ReadonlyMap<string, RolloutPolicy> = new Map();
-  const rolloutJson = env[ENV.catalogRollout];
-  if (rolloutJson !== undefined && rolloutJson !== '') {
-    try {
-      catalogRollout = parseCatalogRollout(rolloutJson);
-    } catch (error) {
-      throw new ConfigurationError(`${ENV.catalogRollout} is invalid: ${(error as Error).message}`);
-    }
-  }
+  const catalogPreprocess: ReadonlyMap<string, Preprocess> = catalogMap(
+    env,
+    ENV.catalogPreprocess,
+    parseCatalogPreprocess,
+  );
+  const catalogRollout: ReadonlyMap<string, RolloutPolicy> = catalogMap(env, ENV.catalogRollout, parseCatalogRollout);
   const modelName = env[ENV.modelName] || undefined;
   if (modelName !== undefined && !isValidModelName(modelName)) {
     throw new ConfigurationError(`${ENV.modelName} "${modelName}" is not a valid model name`);

@@ -20,6 +20,12 @@ export const ENV = {
    * `{"<model>": <policy>}` (docs/rollouts.md).
    */
   catalogRollout: 'CATALOG_ROLLOUT',
+  /**
+   * `rollout`: the CloudWatch and SNS endpoints, as the AWS SDKs name them (service-specific endpoint variables);
+   * unset on AWS, where each service's regional endpoint is used. The artifact tests point them at loopback.
+   */
+  cloudwatchEndpoint: 'AWS_ENDPOINT_URL_CLOUDWATCH',
+  snsEndpoint: 'AWS_ENDPOINT_URL_SNS',
   /** `rollout`: the SNS topic a rollback is published to (the stack's alarm topic); unset, rollbacks are only logged. */
   alarmTopicArn: 'ALARM_TOPIC_ARN',
   /** `npm start`: seconds between two runs of the local rollout controller (default 60, as the deployed schedule). */

@@ -13,12 +13,16 @@ import { writableStoreFromConfig } from '../wiring/writable-store.js';
 // It rewrites manifests (conditionally): the writable store, as register's.
 const { config, runtime, observability } = await bootstrap('rollout', { store: writableStoreFromConfig });
 const aws = { region: config.region, credentials: () => credentialsFromEnvironment() };
+const { cloudwatch, sns } = config.serviceEndpoints;
 const topic = config.alarmTopicArn;
-const notify = topic === undefined ? undefined : createSnsNotifier(topic, aws);
+const notify =
+  topic === undefined
+    ? undefined
+    : createSnsNotifier(topic, { ...aws, ...(sns === undefined ? {} : { endpoint: sns }) });
 
 /** The handler Lambda calls (the scheduled event's content is not read). */
 export const handler = createRolloutHandler(runtime.repository, observability, {
-  figures: createCloudWatchFigures(aws),
+  figures: createCloudWatchFigures({ ...aws, ...(cloudwatch === undefined ? {} : { endpoint: cloudwatch }) }),
   ...(notify === undefined
     ? {}
     : { publish: (notice) => (notice.outcome === 'rolled-back' ? notify(notice) : undefined) }),

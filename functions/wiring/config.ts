@@ -42,6 +42,8 @@ export interface RuntimeConfig {
   readonly rolloutIntervalMs: number;
   /** `ALARM_TOPIC_ARN`: where the deployed rollout controller publishes rollbacks. */
   readonly alarmTopicArn?: string;
+  /** `AWS_ENDPOINT_URL_CLOUDWATCH`, `AWS_ENDPOINT_URL_SNS`: the rollout controller's endpoints; unset on AWS. */
+  readonly serviceEndpoints: { readonly cloudwatch?: string; readonly sns?: string };
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
@@ -277,6 +279,11 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     limits,
     catalogPreprocess,
     catalogRollout,
+    ...(env[ENV.alarmTopicArn] ? { alarmTopicArn: env[ENV.alarmTopicArn] } : {}),
+    serviceEndpoints: {
+      ...(env[ENV.cloudwatchEndpoint] ? { cloudwatch: env[ENV.cloudwatchEndpoint] } : {}),
+      ...(env[ENV.snsEndpoint] ? { sns: env[ENV.snsEndpoint] } : {}),
+    },
     rolloutIntervalMs:
       positiveNumber(env, ENV.rolloutIntervalSeconds, ROLLOUT_DEFAULTS.controllerIntervalSeconds) * 1000,
     preload: env[ENV.preload] === 'true',

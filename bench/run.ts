@@ -27,6 +27,7 @@ import { measureRegisterMemory } from './register-memory.js';
 import { measureOptimizedGraph } from './optimized-graph.js';
 import { measureCapture } from './capture.js';
 import { measureOrtWeb, measureWarm } from './warm.js';
+import { measureRollout } from './rollout.js';
 import { measureServingEngines } from './serving-engines.js';
 import { measureStreaming } from './streaming.js';
 
@@ -48,6 +49,7 @@ interface Target {
 const TARGETS: readonly Target[] = [
   { key: 'warm_overhead_ratio', bound: 'max', limit: 1.05, label: '<= 1.05' },
   { key: 'warm_overhead_ms_small_json', bound: 'max', limit: 0.3, label: '<= 0.3 ms' },
+  { key: 'rollout.split_overhead_ratio', bound: 'max', limit: 1.02, label: '<= 1.02' },
   { key: 'json_decode_over_parse', bound: 'max', limit: 1.2, label: '<= 1.2' },
   { key: 'binary_speedup_vs_json', bound: 'min', limit: 50, label: '>= 50' },
   { key: 'cold_start_ratio', bound: 'max', limit: 1.15, label: '<= 1.15' },
@@ -233,6 +235,8 @@ async function main(): Promise<void> {
 
     step('data capture on the warm path (100% vs off, batches written to the embedded S3 server)');
     const capture = await measureCapture({ store: stack.runtime.store, env, model: name, small: 'linear' });
+    step('guarded rollouts: a canary and a shadow on the warm path, against none');
+    const rollout = await measureRollout(env);
 
     step('serving engines (main thread, worker thread, supervised process, deployed watchdog)');
     const engines = await measureServingEngines(modelBytes, sessionOptions);
@@ -305,6 +309,7 @@ async function main(): Promise<void> {
         cold_runs: runs,
       },
       ...warm,
+      rollout,
       ...codec,
       ...image,
       ...starvation,

@@ -123,6 +123,46 @@ export const REGISTER_ACCESS: BucketAccess = {
   listPrefixes: [uploads, models],
 };
 
+/**
+ * The rollout controller (the scheduled `rollout` function, and `npm start`'s timer): lists the models and reads and
+ * conditionally rewrites their manifests (advance, promote, roll back), nothing else: no version, upload or record.
+ */
+export const ROLLOUT_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject', 's3:PutObject'],
+      keyPatterns: [`${models}*/manifest.json`],
+      reason:
+        'The rollout controller reads each model manifest and rewrites it (conditionally) to advance, promote or roll ' +
+        'back a rollout; it touches no version file, upload or record.',
+    },
+  ],
+  listPrefixes: [models],
+};
+
+/** A right outside the bucket, as the stack grants it: actions, and why. */
+export interface ServiceGrant {
+  readonly actions: readonly string[];
+  readonly reason: string;
+}
+
+/**
+ * The rollout controller's rights beyond the bucket ({@link ROLLOUT_ACCESS}): reading the infer functions'
+ * per-version metrics back, and publishing a rollback to the stack's alarm topic (granted on that topic only).
+ */
+export const ROLLOUT_SERVICE_GRANTS = {
+  metrics: {
+    actions: ['cloudwatch:GetMetricData'],
+    reason:
+      'The rollout controller reads the per-version EMF metrics of the infer functions; GetMetricData supports no ' +
+      'resource-level permission, so the resource is "*".',
+  },
+  notify: {
+    actions: ['sns:Publish'],
+    reason: 'The rollout controller publishes each rollback, with its reason, to the stack alarm topic only.',
+  },
+} as const satisfies Record<string, ServiceGrant>;
+
 /** An IAM policy statement in the JSON form CloudFormation deploys (arrays always, for easy evaluation). */
 export interface PolicyStatementJson {
   readonly Effect: 'Allow' | 'Deny';

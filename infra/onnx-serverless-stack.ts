@@ -17,6 +17,9 @@ import {
 import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
@@ -24,6 +27,7 @@ import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import { checkSamplingPercent } from '../functions/core/capture.js';
 import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
+import { catalogRolloutJson, ROLLOUT_DEFAULTS } from '../functions/core/rollout.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
@@ -33,7 +37,7 @@ import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './in
 import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
 import { ModelBucket } from './model-bucket.js';
 import { ModelEndpoint } from './model-endpoint.js';
-import { CONTROL_ACCESS } from './function-grants.js';
+import { CONTROL_ACCESS, ROLLOUT_ACCESS, ROLLOUT_SERVICE_GRANTS } from './function-grants.js';
 import { acknowledge, managedPolicyFinding, wildcardResourceFinding } from './nag.js';
 import { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { Registrar } from './registrar.js';
@@ -203,6 +207,10 @@ export class OnnxServerlessStack extends Stack {
   public readonly registrar: Registrar;
   /** Validates and registers uploads. */
   public readonly registerFunction: ServiceFunction;
+  /** The guarded-rollout controller (docs/rollouts.md), run every minute by {@link rolloutSchedule}. */
+  public readonly rolloutFunction: ServiceFunction;
+  /** The EventBridge rule that runs the rollout controller. */
+  public readonly rolloutSchedule: events.Rule;
   /** The API key callers send as `x-api-key`, with `authorization: 'api-key'`. */
   public readonly apiKey?: apigw.IApiKey;
   /** The usage plan throttling that key, with `authorization: 'api-key'`. */
@@ -304,6 +312,7 @@ export class OnnxServerlessStack extends Stack {
         ...(props.registerTimeout === undefined ? {} : { timeout: props.registerTimeout }),
         ...(alarmAction === undefined ? {} : { alarmAction }),
         catalogPreprocess: catalogPreprocessJson(models),
+        catalogRollout: catalogRolloutJson(models),
       }),
     );
     this.registerFunction = this.registrar.registerFunction;
@@ -415,9 +424,18 @@ export class OnnxServerlessStack extends Stack {
       description: 'KServe V2 root; models are under /models/<name>',
     });
 
+    ({ fn: this.rolloutFunction, rule: this.rolloutSchedule } = this.createRolloutController(
+      sharedArchitecture,
+      sharedLayer,
+      runtime,
+      logRetention,
+    ));
+    functionErrorsAlarm(this.rolloutFunction, alarmAction);
+
     const functions = [
       this.controlFunction,
       this.registerFunction,
+      this.rolloutFunction,
       this.sharedEndpoint.inferFunction,
       ...[...this.endpoints.values()].map((e) => e.inferFunction),
     ];
@@ -485,6 +503,59 @@ export class OnnxServerlessStack extends Stack {
     });
     grantBucketAccess(control.role, this.bucket, CONTROL_ACCESS);
     return control;
+  }
+
+  /**
+   * The rollout controller: a function every minute (EventBridge's finest rate, the controller's interval) that reads
+   * the per-version metrics from CloudWatch, rewrites manifests under the rollout grants, and publishes rollbacks to
+   * the alarm topic when the stack has one.
+   */
+  private createRolloutController(
+    architecture: Architecture,
+    layer: OnnxruntimeLayer,
+    runtime: NodeRuntime,
+    logRetention: logs.RetentionDays,
+  ): { fn: ServiceFunction; rule: events.Rule } {
+    const topic = this.alarmTopic?.topic;
+    const fn = new ServiceFunction(this, 'Rollout', {
+      handler: 'rollout',
+      architecture,
+      // The shared runtime wiring loads onnxruntime-node at import, as control's does.
+      layer,
+      runtime,
+      memoryMb: 512,
+      timeout: Duration.seconds(50),
+      logRetention,
+      serviceName: 'rollout',
+      description:
+        'Guarded rollouts: advances, promotes or rolls back canary, linear and shadow rollouts (onnx-serverless)',
+      environment: {
+        [ENV.modelBucket]: this.bucket.bucketName,
+        ...(topic === undefined ? {} : { [ENV.alarmTopicArn]: topic.topicArn }),
+      },
+    });
+    grantBucketAccess(fn.role, this.bucket, ROLLOUT_ACCESS);
+    fn.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: [...ROLLOUT_SERVICE_GRANTS.metrics.actions], resources: ['*'] }),
+    );
+    acknowledge(fn.role, ['IAM5[Resource::*]'], ROLLOUT_SERVICE_GRANTS.metrics.reason);
+    if (topic !== undefined) {
+      fn.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: [...ROLLOUT_SERVICE_GRANTS.notify.actions], resources: [topic.topicArn] }),
+      );
+    }
+    const rule = new events.Rule(this, 'RolloutSchedule', {
+      description: 'Runs the onnx-serverless rollout controller every minute',
+      schedule: events.Schedule.rate(Duration.seconds(ROLLOUT_DEFAULTS.controllerIntervalSeconds)),
+      targets: [
+        new targets.LambdaFunction(fn.function, {
+          // The next run judges afresh: a late or retried run only repeats it.
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(1),
+        }),
+      ],
+    });
+    return { fn, rule };
   }
 
   /**

@@ -40,6 +40,12 @@ export interface RegistrarProps extends HostedFunctionProps {
    * @default none
    */
   readonly catalogPreprocess?: string;
+  /**
+   * The rollout policies that catalog entries declare (`catalogRolloutJson` of the catalog), set as
+   * `CATALOG_ROLLOUT`: registration applies them to every upload of those models (docs/rollouts.md).
+   * @default none
+   */
+  readonly catalogRollout?: string;
 }
 
 /**
@@ -76,11 +82,14 @@ export class Registrar extends Construct {
     }
     this.architecture = props.layer.architecture;
     const preprocess = props.catalogPreprocess;
-    const preprocessBytes = Buffer.byteLength(`${ENV.catalogPreprocess}${preprocess ?? ''}`);
-    if (preprocess !== undefined && preprocessBytes > CATALOG_PREPROCESS_MAX_BYTES) {
+    const rollout = props.catalogRollout;
+    const preprocessBytes = Buffer.byteLength(
+      `${ENV.catalogPreprocess}${preprocess ?? ''}${rollout === undefined ? '' : `${ENV.catalogRollout}${rollout}`}`,
+    );
+    if ((preprocess !== undefined || rollout !== undefined) && preprocessBytes > CATALOG_PREPROCESS_MAX_BYTES) {
       throw new Error(
         `${this.node.path}: the image preprocessing declared in the catalog (models/*.json "preprocess") takes ` +
-          `${preprocessBytes} bytes of register's environment (${ENV.catalogPreprocess}), over the ` +
+          `${preprocessBytes} bytes of register's environment (${ENV.catalogPreprocess}, with ${ENV.catalogRollout}), over the ` +
           `${CATALOG_PREPROCESS_MAX_BYTES} that Lambda's 4 KB limit leaves it: move some models' "preprocess" to ` +
           'the sidecar uploaded with their model (<file>.onnx.json)',
       );
@@ -100,6 +109,7 @@ export class Registrar extends Construct {
       environment: {
         [ENV.modelBucket]: props.bucket.bucketName,
         ...(preprocess === undefined ? {} : { [ENV.catalogPreprocess]: preprocess }),
+        ...(rollout === undefined ? {} : { [ENV.catalogRollout]: rollout }),
       },
     });
     this.registerFunction = register;

@@ -28,7 +28,7 @@ import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The handler files of `functions/handlers/`. */
-export type HandlerName = 'infer' | 'register' | 'control';
+export type HandlerName = 'infer' | 'register' | 'control' | 'rollout';
 
 /**
  * Packages that must not be bundled. `onnxruntime-node` loads native code relative to its own files and comes from

@@ -3,11 +3,9 @@
  * Lambda client: bundled, it and its shared SDK core were about 350 KB of the infer bundle that every cold start
  * compiled, for a call most instances never make (README, "Performance").
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SelfInvoker } from '../core/warmer.js';
-import { createSigner, type CredentialsSource } from './aws-signing.js';
-import { S3_CLIENT_DEFAULTS } from './s3-settings.js';
+import { createAwsPoster } from './aws-request.js';
+import type { CredentialsSource } from './aws-signing.js';
 
 /** Options of {@link createLambdaInvoker}. */
 export interface LambdaInvokerOptions {
@@ -22,13 +20,6 @@ export interface LambdaInvokerOptions {
   readonly endpoint?: string;
 }
 
-/** Reads a whole response body as text. */
-async function textOf(response: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /**
  * Invokes the fan-out's `target` (the qualified ARN the warmer came in through), else `functionName`, synchronously
  * (`RequestResponse`, so that the invocations overlap and land on distinct instances). One attempt: a warmer is
@@ -41,46 +32,20 @@ async function textOf(response: IncomingMessage): Promise<string> {
  * ```
  */
 export function createLambdaInvoker(functionName: string, options: LambdaInvokerOptions): SelfInvoker {
-  const base = new URL(options.endpoint ?? `https://lambda.${options.region}.amazonaws.com`);
-  const https = base.protocol === 'https:';
-  const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  let signer: ReturnType<typeof createSigner> | undefined;
+  const endpoint = options.endpoint ?? `https://lambda.${options.region}.amazonaws.com`;
+  const base = new URL(endpoint);
+  const post = createAwsPoster('lambda', endpoint, options.region, options.credentials);
   return async (payload, target) => {
-    signer ??= createSigner('lambda', options.region, options.credentials());
-    const body = JSON.stringify(payload);
     // Escaped once here; the signer escapes the path once more for the canonical request, as Lambda expects.
     const path = `${base.pathname.replace(/\/$/, '')}/2015-03-31/functions/${encodeURIComponent(target ?? functionName)}/invocations`;
-    const signed = await signer.sign({
-      method: 'POST',
-      protocol: base.protocol,
-      hostname: base.hostname,
-      ...(base.port === '' ? {} : { port: Number(base.port) }),
+    const response = await post(
       path,
-      query: {},
-      headers: {
-        host: base.host,
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(body)),
-        'x-amz-invocation-type': 'RequestResponse',
-      },
-      body,
-    });
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const outgoing = (https ? httpsRequest : httpRequest)(
-        { method: 'POST', hostname: base.hostname, port: base.port, path, headers: signed.headers, agent },
-        resolve,
-      );
-      outgoing.setTimeout(S3_CLIENT_DEFAULTS.socketTimeoutMs, () =>
-        outgoing.destroy(new Error(`the Lambda API stayed silent for ${S3_CLIENT_DEFAULTS.socketTimeoutMs} ms`)),
-      );
-      outgoing.on('error', reject);
-      outgoing.end(body);
-    });
-    const text = await textOf(response);
-    const status = response.statusCode ?? 0;
-    if (status < 200 || status >= 300) {
-      const type = response.headers['x-amzn-errortype'] ?? `HTTP ${status}`;
-      throw new Error(`warmer invocation refused: ${String(type).split(':')[0]} ${text.slice(0, 300)}`);
+      { 'content-type': 'application/json', 'x-amz-invocation-type': 'RequestResponse' },
+      JSON.stringify(payload),
+    );
+    if (response.status < 200 || response.status >= 300) {
+      const type = response.headers['x-amzn-errortype'] ?? `HTTP ${response.status}`;
+      throw new Error(`warmer invocation refused: ${String(type).split(':')[0]} ${response.text.slice(0, 300)}`);
     }
     const functionError = response.headers['x-amz-function-error'];
     if (functionError !== undefined) throw new Error(`warmer invocation failed: ${String(functionError)}`);

@@ -16,6 +16,7 @@ import {
 } from './commands.js';
 import { describeConnection, openStore, resolveConnection, resolveRegion, type Connection } from './connection.js';
 import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
+import { rolloutCommand } from './rollout-command.js';
 
 /** The usage text, as `--help` prints it. */
 export const USAGE = `usage: npm run models -- <command> [options]
@@ -28,6 +29,10 @@ commands:
   promote <m> <version> [--label <name>]
                               point latest (rollback or roll forward) or a label such as stable at a version
   rejections [<m>]            refused uploads and why
+  rollout <m> status|start [<version>]|pause|resume|promote|rollback|policy [--policy '<json>']
+                              a guarded rollout (docs/rollouts.md): state, weights and guard figures; start one
+                              (with --policy, else the model's), pause or resume its steps, end it by hand, or
+                              set the model's policy
 
 options:
   --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
@@ -64,6 +69,7 @@ const OPTIONS = {
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
   label: { type: 'string' },
+  policy: { type: 'string' },
   endpoint: { type: 'string' },
   bucket: { type: 'string' },
   region: { type: 'string' },
@@ -80,6 +86,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   list: [],
   promote: ['label'],
   rejections: [],
+  rollout: ['policy'],
 };
 
 function expectPositionals(
@@ -197,6 +204,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           model: rest[0] ?? '',
           version: rest[1] ?? '',
           ...(values.label === undefined ? {} : { label: values.label }),
+        });
+      case 'rollout':
+        expectPositionals('rollout', rest, 2, 3, '<model> <action> [<version>]');
+        return await rolloutCommand(ctx, {
+          model: rest[0] ?? '',
+          action: rest[1] ?? '',
+          ...(rest[2] === undefined ? {} : { version: rest[2] }),
+          ...(values.policy === undefined ? {} : { policy: values.policy }),
         });
       default:
         expectPositionals('rejections', rest, 0, 1, 'at most one <model>');

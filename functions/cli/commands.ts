@@ -46,7 +46,8 @@ export const WAIT_POLL_MS = 500;
 /** Label names: not a number, so that `/versions/<label>` can never shadow a version. */
 const LABEL_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
-function checkModelName(model: string): void {
+/** Refuses (usage error) a model name that cannot be a model's. */
+export function checkModelName(model: string): void {
   if (!isValidModelName(model)) {
     throw new UsageError(
       `"${model}" is not an allowed model name: use 1 to 128 letters, digits, "_", "." or "-", starting with a ` +

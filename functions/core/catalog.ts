@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { capturePolicySchema } from './capture.js';
 import { preprocessSchema, type Preprocess } from './image/spec.js';
 import { PLATFORM_LIMITS } from './platform-limits.js';
+import { catalogRolloutSchema } from './rollout.js';
 
 /** Model names: what DESIGN.md allows, checked before any key or path is built from a name. */
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -181,6 +182,11 @@ export const catalogEntrySchema = z
      * records under `capture/<name>/`. `samplingPercent` unset: the deployment's `-c captureSamplingPercent`.
      */
     capture: capturePolicySchema.optional(),
+    /**
+     * The rollout policy of every version registered once deployed (docs/rollouts.md): wins over a sidecar's
+     * (registration refuses a sidecar that declares another). Reaches `register` as `CATALOG_ROLLOUT`.
+     */
+    rollout: catalogRolloutSchema.optional(),
     description: z.string().optional(),
   })
   .strict()

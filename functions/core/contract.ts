@@ -21,6 +21,21 @@ export const ENV = {
    * too, as the deployment-wide default.
    */
   dataCapture: 'DATA_CAPTURE',
+  /**
+   * `register`: the rollout policies that catalog entries declare (`models/<name>.json` `rollout`), as JSON
+   * `{"<model>": <policy>}` (docs/rollouts.md).
+   */
+  catalogRollout: 'CATALOG_ROLLOUT',
+  /**
+   * `rollout`: the CloudWatch and SNS endpoints, as the AWS SDKs name them (service-specific endpoint variables);
+   * unset on AWS, where each service's regional endpoint is used. The artifact tests point them at loopback.
+   */
+  cloudwatchEndpoint: 'AWS_ENDPOINT_URL_CLOUDWATCH',
+  snsEndpoint: 'AWS_ENDPOINT_URL_SNS',
+  /** `rollout`: the SNS topic a rollback is published to (the stack's alarm topic); unset, rollbacks are only logged. */
+  alarmTopicArn: 'ALARM_TOPIC_ARN',
+  /** `npm start`: seconds between two runs of the local rollout controller (default 60, as the deployed schedule). */
+  rolloutIntervalSeconds: 'ROLLOUT_INTERVAL_SECONDS',
   preload: 'PRELOAD',
   /**
    * `true` where the function's front streams answers (a function URL with `RESPONSE_STREAM`, a REST API with

@@ -89,6 +89,7 @@ export async function registerFromFile(
       sourceKey: key,
       createdAt,
       ...(options.afterStep && { afterStep: options.afterStep }),
+      ...(validated.rollout && { rollout: validated.rollout }),
       ...(isArchive ? { dataFiles: dataFiles.map((file) => ({ location: file.location, path: file.path })) } : {}),
       metadataFor: (version) =>
         versionMetadata(validated, {

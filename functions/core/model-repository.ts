@@ -10,6 +10,15 @@ import { DATATYPES, type Manifest, type ManifestVersion, type ModelMetadata, typ
 import { isValidModelName } from './catalog.js';
 import { MAX_ERROR_MESSAGE_CHARS } from './redact.js';
 import { CAPTURE_PREFIX } from './capture.js';
+import {
+  ALL_AT_ONCE,
+  finish,
+  isActive,
+  rolloutPolicySchema,
+  rolloutStateSchema,
+  startRollout,
+  type DeclaredRollout,
+} from './rollout.js';
 
 /** The three top-level folders of the repository (DESIGN.md). */
 export const REPOSITORY_PREFIXES = {
@@ -143,6 +152,12 @@ export interface NewVersion {
    * killed there must leave a state the next attempt finishes).
    */
   readonly afterStep?: (step: RegistrationStep) => void | Promise<void>;
+  /**
+   * The rollout policy this version registers under (the catalog entry's or the sidecar's); without one, the
+   * manifest's `rolloutPolicy`, else all-at-once. Under any other policy a new highest version becomes the rollout's
+   * candidate and `latest` stays on the stable version (docs/rollouts.md).
+   */
+  readonly rollout?: DeclaredRollout;
 }
 
 const MAX_CONDITIONAL_ATTEMPTS = 50;
@@ -200,6 +215,8 @@ const manifestSchema = z
         .passthrough(),
     ),
     labels: z.record(z.string()).default({}),
+    rolloutPolicy: rolloutPolicySchema.optional(),
+    rollout: rolloutStateSchema.optional(),
   })
   .passthrough();
 
@@ -505,8 +522,8 @@ export class ModelRepository {
       const versions = [...(snapshot?.manifest.versions ?? []), row].sort(
         (a, b) => versionNumber(a.version) - versionNumber(b.version),
       );
-      const latest = String(Math.max(...versions.map((v) => versionNumber(v.version))));
-      const manifest: Manifest = { name: model, latest, versions, labels: snapshot?.manifest.labels ?? {} };
+      const highest = String(Math.max(...versions.map((v) => versionNumber(v.version))));
+      const manifest = withNewVersion(snapshot?.manifest, { name: model, latest: highest, versions }, candidate);
       try {
         await this.writeManifest(model, manifest, snapshot?.etag);
         return { kind: 'added', version, manifest };
@@ -602,16 +619,33 @@ export class ModelRepository {
    * `NotFoundError` when the model or the version does not exist.
    */
   public async setPointer(model: string, version: string, label?: string): Promise<Manifest> {
+    const written = await this.updateManifest(model, (manifest) => {
+      const row = manifest.versions.find((v) => v.version === version);
+      if (row === undefined) throw new NotFoundError(`model "${model}" has no version "${version}"`);
+      if (row.state !== 'READY') throw new NotFoundError(`version "${version}" of "${model}" is not READY`);
+      return label === undefined
+        ? { ...manifest, latest: version }
+        : { ...manifest, labels: { ...manifest.labels, [label]: version } };
+    });
+    // `change` above always returns a manifest: undefined cannot come back.
+    return written as Manifest;
+  }
+
+  /**
+   * Changes the manifest of `model` with a conditional write: `change` gets the manifest as just read and returns the
+   * new one, or `undefined` to leave it. A concurrent writer (a registration, another controller) makes the write
+   * fail its condition; the manifest is then read again and `change` decides again on what is there now, so neither
+   * update is lost. `NotFoundError` for a model without a manifest.
+   */
+  public async updateManifest(
+    model: string,
+    change: (manifest: Manifest) => Manifest | undefined,
+  ): Promise<Manifest | undefined> {
     for (let attempt = 0; attempt < MAX_CONDITIONAL_ATTEMPTS; attempt += 1) {
       const snapshot = await this.readManifest(model);
       if (snapshot === undefined) throw new NotFoundError(`unknown model "${model}"`);
-      const row = snapshot.manifest.versions.find((v) => v.version === version);
-      if (row === undefined) throw new NotFoundError(`model "${model}" has no version "${version}"`);
-      if (row.state !== 'READY') throw new NotFoundError(`version "${version}" of "${model}" is not READY`);
-      const manifest: Manifest =
-        label === undefined
-          ? { ...snapshot.manifest, latest: version }
-          : { ...snapshot.manifest, labels: { ...snapshot.manifest.labels, [label]: version } };
+      const manifest = change(snapshot.manifest);
+      if (manifest === undefined) return undefined;
       try {
         await this.writeManifest(model, manifest, snapshot.etag);
         return manifest;
@@ -629,6 +663,51 @@ export class ModelRepository {
       etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: etag },
     );
   }
+}
+
+/**
+ * The manifest once `candidate` is listed (`next` holds its rows and the highest version): under all-at-once the
+ * highest version becomes `latest` (and ends a rollout still running, superseded); under another policy a new
+ * highest version becomes the candidate of a new rollout against `latest`, which stays there. While a rollout runs,
+ * a version registered under a guarded policy waits, listed and pinnable: one rollout at a time, so that neither its
+ * registration nor the controller's next step undoes the other (start its rollout with the CLI once this one ends).
+ * The first version of a model has nothing to roll out against.
+ */
+function withNewVersion(
+  previous: Manifest | undefined,
+  next: Pick<Manifest, 'name' | 'latest' | 'versions'>,
+  candidate: NewVersion,
+): Manifest {
+  const declared = candidate.rollout;
+  const modelPolicy = declared?.declaredBy === 'catalog' ? declared.policy : previous?.rolloutPolicy;
+  const base: Manifest = {
+    ...previous,
+    ...next,
+    labels: previous?.labels ?? {},
+    ...(modelPolicy === undefined ? {} : { rolloutPolicy: modelPolicy }),
+  };
+  const policy = declared?.policy ?? previous?.rolloutPolicy ?? ALL_AT_ONCE;
+  const added = next.versions.find((v) => v.sha256 === candidate.sha256)?.version;
+  const running = previous?.rollout;
+  if (previous === undefined || added !== next.latest) return { ...base, latest: previous?.latest ?? next.latest };
+  if (policy.strategy === 'all-at-once') {
+    if (!isActive(running)) return base;
+    return {
+      ...base,
+      rollout: finish(
+        running,
+        'rolled-back',
+        `superseded by version ${added}, registered all-at-once`,
+        candidate.createdAt,
+      ),
+    };
+  }
+  if (isActive(running)) return { ...base, latest: previous.latest };
+  return {
+    ...base,
+    latest: previous.latest,
+    rollout: startRollout(policy, previous.latest, added, candidate.createdAt),
+  };
 }
 
 /**

@@ -20,6 +20,15 @@ import type { ManifestSnapshot, ModelRepository } from './model-repository.js';
 import { isValidModelName } from './catalog.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import { SessionCache } from './session-cache.js';
+import {
+  compareOutputs,
+  errorClassOf,
+  isActive,
+  routeUnpinned,
+  type ErrorClass,
+  type OutputDifference,
+  type RoutedVersion,
+} from './rollout.js';
 import { batchesFirstDimension, classify } from './triton.js';
 import type {
   InferenceRequest,
@@ -37,6 +46,29 @@ export interface ServingTelemetry {
   inferred?(event: { model: string; version: string; runMs: number }): void;
   /** A version could not be loaded: the reason an operator acts on (the client gets a 503 saying the same). */
   loadFailed?(event: { model: string; version: string; reason: string }): void;
+  /**
+   * One inference of a version ended, answered or failed (its inputs had passed the checks against the metadata):
+   * the per-version figures that rollout guards judge. `latencyMs` includes a load the request waited for.
+   */
+  served?(event: ServedEvent): void;
+  /** A shadow copy ran on a rollout's candidate: failed, or compared with the stable version's answer. */
+  shadowed?(event: ShadowedEvent): void;
+}
+
+/** What {@link ServingTelemetry.shadowed} reports. */
+export interface ShadowedEvent extends Partial<OutputDifference> {
+  readonly model: string;
+  readonly candidate: string;
+  readonly failed: boolean;
+}
+
+/** What {@link ServingTelemetry.served} reports. */
+export interface ServedEvent {
+  readonly model: string;
+  readonly version: string;
+  readonly latencyMs: number;
+  /** Why it failed, when it did. */
+  readonly error?: ErrorClass;
 }
 
 /** Dependencies and settings of a {@link ModelService}. */
@@ -80,6 +112,8 @@ export interface ModelServiceOptions {
   readonly downloadPartBytes?: number;
   /** Ranged GETs of one model file in flight at once. @default 8 */
   readonly downloadConcurrency?: number;
+  /** Uniform draws in [0, 1) that split unpinned requests during a rollout. @default Math.random */
+  readonly random?: () => number;
 }
 
 /** Defaults of {@link ModelServiceOptions}, as constants so the README can quote them. */
@@ -136,6 +170,14 @@ export interface ResolvedVersion {
   readonly model: string;
   readonly version: string;
   readonly metadata: ModelMetadata;
+}
+
+/** A version an unpinned or pinned inference request goes to, and its role in a running rollout. */
+export interface RoutedTarget extends ResolvedVersion {
+  /** `stable` or `candidate` while a rollout splits this model's unpinned traffic. */
+  readonly role?: RoutedVersion['role'] | undefined;
+  /** A shadow rollout's candidate, to receive a copy of this request. */
+  readonly shadow?: string | undefined;
 }
 
 /** A timer this late means the event loop was blocked rather than storage slow. */
@@ -218,6 +260,7 @@ export class ModelService {
   private readonly downloadPartBytes: number;
   private readonly downloadConcurrency: number;
   private readonly now: () => number;
+  private readonly random: () => number;
   /** What each loaded session costs beyond its model file, charged against `maxLoadedBytes`. */
   private readonly sessionOverheadBytes: number;
 
@@ -231,6 +274,7 @@ export class ModelService {
     this.downloadPartBytes = options.downloadPartBytes ?? MODEL_SERVICE_DEFAULTS.downloadPartBytes;
     this.downloadConcurrency = options.downloadConcurrency ?? MODEL_SERVICE_DEFAULTS.downloadConcurrency;
     this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
     this.sessions = new SessionCache((model, version) => this.loadSession(model, version), {
       maxVersionsPerModel: options.maxVersionsPerModel,
       maxLoadedBytes: options.maxLoadedBytes,
@@ -263,6 +307,23 @@ export class ModelService {
       );
     }
     return { model, version: resolved, metadata: await this.metadata(model, resolved) };
+  }
+
+  /**
+   * Resolves the version an inference request goes to: a pinned version or label as {@link resolve} does (never
+   * redirected); an unpinned request by the running rollout's weight (docs/rollouts.md), else `latest`.
+   */
+  public async route(model: string, version?: string): Promise<RoutedTarget> {
+    if (version !== undefined) return this.resolve(model, version);
+    // The manifest is the one resolve reads (cached within the TTL): no rollout, no other work.
+    const manifest = isValidModelName(model) ? await this.manifest(model) : undefined;
+    const routed: Partial<RoutedVersion> = isActive(manifest?.rollout)
+      ? routeUnpinned(manifest.latest, manifest.rollout, this.random())
+      : {};
+    const target = await this.resolve(model, routed.version);
+    // One object shape for every answer, rollout or not: the serving path's property reads stay monomorphic (a
+    // second shape measurably slowed every request; bench `rollout.split_overhead_ratio`).
+    return { model, version: target.version, metadata: target.metadata, role: routed.role, shadow: routed.shadow };
   }
 
   /**
@@ -321,28 +382,43 @@ export class ModelService {
     if (zipmap !== undefined && typeof zipmap !== 'boolean') {
       throw new BadRequestError(`parameter "${ZIPMAP_PARAMETER}" must be true or false`);
     }
-    const outputs = await this.sessions.use(
-      target.model,
-      target.version,
-      async (session) => {
-        const started = this.now();
-        const result = await runWithin(
-          session,
-          inputs,
-          outputNames,
-          target,
-          options.timeoutMs,
-          this.options.runWatchdog,
-        );
-        this.options.telemetry?.inferred?.({
-          model: target.model,
-          version: target.version,
-          runMs: this.now() - started,
-        });
-        return result;
-      },
-      metadata.size + this.sessionOverheadBytes,
-    );
+    const served = performance.now();
+    const report = (error?: unknown) =>
+      this.options.telemetry?.served?.({
+        model: target.model,
+        version: target.version,
+        latencyMs: performance.now() - served,
+        ...(error === undefined ? {} : { error: errorClassOf((error as { statusCode?: number }).statusCode) }),
+      });
+    let outputs: Tensor[];
+    try {
+      outputs = await this.sessions.use(
+        target.model,
+        target.version,
+        async (session) => {
+          const started = this.now();
+          const result = await runWithin(
+            session,
+            inputs,
+            outputNames,
+            target,
+            options.timeoutMs,
+            this.options.runWatchdog,
+          );
+          this.options.telemetry?.inferred?.({
+            model: target.model,
+            version: target.version,
+            runMs: this.now() - started,
+          });
+          return result;
+        },
+        metadata.size + this.sessionOverheadBytes,
+      );
+    } catch (error) {
+      report(error);
+      throw error;
+    }
+    report();
     return {
       modelName: target.model,
       modelVersion: target.version,
@@ -350,6 +426,32 @@ export class ModelService {
       outputs: classifyOutputs(outputs, request, metadata),
       outputParameters: zipmap === true ? zipmapRows(outputs, metadata) : undefined,
     };
+  }
+
+  /**
+   * Runs a shadow copy of `request` on `candidate` and compares its outputs with `answered` (the stable version's
+   * answer, already sent): only telemetry comes out of it (`shadowed`, and the candidate's `served`); it never
+   * throws, so that a failing shadow is a figure and nothing else.
+   */
+  public async shadow(
+    model: string,
+    candidate: string,
+    request: InferenceRequest,
+    answered: InferenceResponse,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<void> {
+    try {
+      const target = await this.resolve(model, candidate);
+      const copy = await this.infer(target, request, options);
+      this.options.telemetry?.shadowed?.({
+        model,
+        candidate,
+        failed: false,
+        ...compareOutputs(answered.outputs, copy.outputs),
+      });
+    } catch {
+      this.options.telemetry?.shadowed?.({ model, candidate, failed: true });
+    }
   }
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */

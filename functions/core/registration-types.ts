@@ -8,6 +8,7 @@ import type { Limits } from './catalog.js';
 import type { Preprocess } from './image/spec.js';
 import type { ModelRepository, NewVersion } from './model-repository.js';
 import type { RewriteOptions } from './onnx/rewrites.js';
+import type { RolloutPolicy } from './rollout.js';
 import type { ModelSession, SessionFactory, SessionOptions } from './session.js';
 import type { ValidatedModel } from './version-metadata.js';
 
@@ -36,6 +37,12 @@ export interface RegistrationOptions {
    * @default none
    */
   readonly catalogPreprocess?: ReadonlyMap<string, Preprocess>;
+  /**
+   * Rollout policies that catalog entries declare, per model (`CATALOG_ROLLOUT`): as `catalogPreprocess`, it applies
+   * to every upload of the model and wins over the sidecar's, which may only repeat it.
+   * @default none
+   */
+  readonly catalogRollout?: ReadonlyMap<string, RolloutPolicy>;
   /** Folder for the upload's files while it registers. @default `<os.tmpdir()>` */
   readonly scratchDir?: string;
   /**

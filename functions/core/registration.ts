@@ -26,6 +26,7 @@ import {
 } from './onnx/rewrites.js';
 import { checkImagePreprocess } from './image/input-fit.js';
 import { parsePreprocess, type Preprocess } from './image/spec.js';
+import { LABEL_DATATYPES, parseRolloutPolicy, type DeclaredRollout, type RolloutPolicy } from './rollout.js';
 import { imageToTensor, syntheticImage } from './image/preprocess.js';
 import type { ModelSession } from './session.js';
 import type { Tensor, TensorData, TensorSpec } from './types.js';
@@ -41,9 +42,11 @@ export const SAMPLE_SUFFIX = '.json';
 const DEFAULT_DECIMAL = 4;
 
 interface Sample {
-  /** Absent when the sidecar carries only `preprocess`: the smoke test then feeds a synthetic image. */
+  /** Absent when the sidecar carries only `preprocess` or `rollout`: the smoke test then feeds generated inputs. */
   readonly inputs?: Tensor[];
   readonly preprocess?: Preprocess;
+  /** The rollout policy this upload registers under (docs/rollouts.md). */
+  readonly rollout?: RolloutPolicy;
   readonly expected?: readonly Tensor[];
   readonly decimal: number;
 }
@@ -165,6 +168,7 @@ async function decide(
     sourceKey: key,
     createdAt,
     ...(options.afterStep && { afterStep: options.afterStep }),
+    ...(validated.rollout && { rollout: validated.rollout }),
     metadataFor: (version) => versionMetadata(validated, { model, version, sourceKey: key, createdAt }),
   });
   return { kind: result.kind === 'added' ? 'registered' : 'duplicate', model, version: result.version, key };
@@ -325,6 +329,7 @@ export async function validate(
           `${declared.source}'s image preprocessing does not fit the model: ${problems.join('; ')}`,
         );
     }
+    const rollout = declaredRollout(key, sample, options, session.outputs);
     const inputs =
       sample?.inputs ??
       withSyntheticImages(generatedInputs(session.inputs, options.limits), session.inputs, preprocess);
@@ -358,6 +363,7 @@ export async function validate(
         inputs: session.inputs,
         outputs: session.outputs,
         preprocess,
+        ...(rollout && { rollout }),
       };
     }
     return {
@@ -369,6 +375,7 @@ export async function validate(
       inputs: session.inputs,
       outputs: session.outputs,
       preprocess,
+      ...(rollout && { rollout }),
     };
   } finally {
     await session?.release();
@@ -398,6 +405,41 @@ function declaredPreprocess(
     );
   }
   return { preprocess: catalog, source };
+}
+
+/**
+ * The rollout policy the upload `key` registers under, as {@link declaredPreprocess} decides preprocessing: the
+ * catalog entry's wins, a sidecar may repeat it or, without one, set its own; neither: `undefined` (the manifest's
+ * policy, set with the CLI, or all-at-once). A label-agreement guard needs an output to compare labels of.
+ */
+function declaredRollout(
+  key: string,
+  sample: Sample | undefined,
+  options: RegistrationOptions,
+  outputs: readonly TensorSpec[],
+): DeclaredRollout | undefined {
+  const model = uploadModel(key);
+  const catalog = model === undefined ? undefined : options.catalogRollout?.get(model);
+  const sidecar = sample?.rollout;
+  if (catalog !== undefined && sidecar !== undefined && stableJson(sidecar) !== stableJson(catalog)) {
+    throw new ModelRejectedError(
+      `the sidecar ${key}${SAMPLE_SUFFIX} declares a rollout policy that differs from the catalog entry ` +
+        `models/${model}.json, which applies to every version of "${model}": remove "rollout" from the sidecar, or ` +
+        `change the catalog entry and deploy (catalog: ${stableJson(catalog)}; sidecar: ${stableJson(sidecar)})`,
+    );
+  }
+  const policy = catalog ?? sidecar;
+  if (policy?.strategy === 'shadow' && policy.minLabelAgreement !== undefined) {
+    const labels = outputs.filter((o) => LABEL_DATATYPES.has(o.datatype));
+    if (labels.length === 0) {
+      throw new ModelRejectedError(
+        `rollout.minLabelAgreement cannot be evaluated: the model has no label output (BYTES or integer; its outputs ` +
+          `are ${outputs.map((o) => `"${o.name}" ${o.datatype}`).join(', ')}); use maxAbsDiff or maxRelDiff instead`,
+      );
+    }
+  }
+  if (policy === undefined) return undefined;
+  return { policy, declaredBy: catalog === undefined ? 'sidecar' : 'catalog' };
 }
 
 /** JSON with object keys sorted, so that two declarations with the same settings compare equal. */
@@ -454,7 +496,8 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   });
   if (object === undefined) return undefined;
   let preprocess: Preprocess | undefined;
-  let document: { inputs?: unknown; preprocess?: unknown } | undefined;
+  let rollout: RolloutPolicy | undefined;
+  let document: { inputs?: unknown; preprocess?: unknown; rollout?: unknown } | undefined;
   try {
     document = JSON.parse(new TextDecoder().decode(object.body)) as typeof document;
   } catch {
@@ -464,7 +507,15 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
     const parsed = parsePreprocess(document.preprocess);
     if (!parsed.ok) throw new ModelRejectedError(`the sidecar ${key}${SAMPLE_SUFFIX} is invalid: ${parsed.message}`);
     preprocess = parsed.value;
-    if (document.inputs === undefined) return { preprocess, decimal: DEFAULT_DECIMAL };
+  }
+  if (document?.rollout !== undefined) {
+    const parsed = parseRolloutPolicy(document.rollout);
+    if (!parsed.ok) throw new ModelRejectedError(`the sidecar ${key}${SAMPLE_SUFFIX} is invalid: ${parsed.message}`);
+    rollout = parsed.value;
+  }
+  const declared = { ...(preprocess && { preprocess }), ...(rollout && { rollout }) };
+  if (document?.inputs === undefined && (preprocess !== undefined || rollout !== undefined)) {
+    return { ...declared, decimal: DEFAULT_DECIMAL };
   }
   let request;
   try {
@@ -476,8 +527,7 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   }
   const raw = JSON.parse(new TextDecoder().decode(object.body)) as { expected_outputs?: unknown; decimal?: unknown };
   const decimal = typeof raw.decimal === 'number' ? raw.decimal : DEFAULT_DECIMAL;
-  if (raw.expected_outputs === undefined)
-    return { inputs: [...request.inputs], decimal, ...(preprocess && { preprocess }) };
+  if (raw.expected_outputs === undefined) return { inputs: [...request.inputs], decimal, ...declared };
   let expected;
   try {
     // Decoded as the outputs of a V2 response, whose envelope fields the codec requires.
@@ -488,7 +538,7 @@ async function readSample(key: string, options: RegistrationOptions): Promise<Sa
   } catch (error) {
     throw new ModelRejectedError(`the sample's expected_outputs are not valid V2 outputs: ${(error as Error).message}`);
   }
-  return { inputs: [...request.inputs], expected, decimal, ...(preprocess && { preprocess }) };
+  return { inputs: [...request.inputs], expected, decimal, ...declared };
 }
 
 /** Smoke-test inputs: each declared image input gets a synthetic 480 x 640 test card through its preprocessing. */

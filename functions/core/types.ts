@@ -3,6 +3,7 @@
  * model metadata and the manifest. Pure types and constants; no I/O.
  */
 import type { Preprocess } from './image/spec.js';
+import type { RolloutPolicy, RolloutState } from './rollout.js';
 
 /** KServe V2 / Open Inference Protocol tensor datatypes that onnxruntime-node can feed and fetch. */
 export const DATATYPES = [
@@ -174,6 +175,10 @@ export interface Manifest {
   readonly versions: readonly ManifestVersion[];
   /** Optional named pointers (`stable`, `canary`) to versions. */
   readonly labels: Readonly<Record<string, string>>;
+  /** The model's rollout policy set with the CLI (`rollout <m> policy`): used when no catalog entry or sidecar sets one. */
+  readonly rolloutPolicy?: RolloutPolicy;
+  /** The model's last rollout (docs/rollouts.md): `latest` is its stable version while it runs. */
+  readonly rollout?: RolloutState;
 }
 
 /** `rejected/<model>/<time>-<file>.json`. */

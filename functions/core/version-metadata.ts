@@ -5,6 +5,7 @@
 import type { LocalFile } from './blob-store.js';
 import type { AppliedRewrite } from './types.js';
 import type { Preprocess } from './image/spec.js';
+import type { DeclaredRollout } from './rollout.js';
 import type { ExternalDataFile, ModelMetadata, TensorSpec } from './types.js';
 
 /** What validation found out about a model (the result of registration's `validate`). */
@@ -19,6 +20,8 @@ export interface ValidatedModel {
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   readonly preprocess?: Preprocess | undefined;
+  /** The rollout policy the version registers under (catalog entry or sidecar), kept out of its metadata. */
+  readonly rollout?: DeclaredRollout | undefined;
 }
 
 /** The metadata of `version` of `model`, registered from the upload `sourceKey`. */

@@ -26,12 +26,17 @@ import {
   sessionBudgetMbFor,
 } from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
+import { catalogRolloutJson } from '../core/rollout.js';
+import { FigureLog, type RolloutNotice } from '../core/rollout-controller.js';
+import { createRolloutHandler } from '../transport/rollout-handler.js';
+import type { ServingTelemetry } from '../core/model-service.js';
 import {
   bucketArn,
   bucketStatements,
   CONTROL_ACCESS,
   inferAccess,
   REGISTER_ACCESS,
+  ROLLOUT_ACCESS,
   SHARED_INFER_ACCESS,
 } from '../../infra/function-grants.js';
 import type { BucketAccess } from '../../infra/function-grants.js';
@@ -83,7 +88,10 @@ export interface LocalOptions {
    * @default the deployed grants
    */
   readonly accessOverrides?: Readonly<Record<string, BucketAccess>>;
-  /** The serving clock (manifest TTL); tests pass time with it instead of sleeping. @default Date.now */
+  /**
+   * The clock of serving (manifest TTL) and of the rollout controller (baking times, steps); tests pass time with it
+   * instead of sleeping. @default Date.now
+   */
   readonly now?: () => number;
   /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
   readonly onRegistered?: (result: RegisterResult) => void;
@@ -106,7 +114,25 @@ export interface LocalStack {
   readonly registrations: readonly RegisterResult[];
   /** Catalog models whose own infer function has started (first called), as deployed; other models have none. */
   readonly startedFunctions: () => readonly string[];
+  /** The local rollout controller (docs/rollouts.md): its figures, its runs, and what it notified. */
+  readonly rollouts: LocalRollouts;
   close(): Promise<void>;
+}
+
+/**
+ * `npm start`'s rollout controller: a timer every `ROLLOUT_INTERVAL_SECONDS` that judges running rollouts on the
+ * figures the local infer functions keep, as the deployed scheduled function judges them on CloudWatch's.
+ */
+export interface LocalRollouts {
+  /** Per-version figures of every inference served by this stack (and shadow comparisons). */
+  readonly figures: FigureLog;
+  /**
+   * The local notification sink, where the deployed controller publishes to the alarm topic: every promotion and
+   * rollback (and step), with the controller run that decided it (1 for the first), also logged.
+   */
+  readonly notices: readonly (RolloutNotice & { readonly run: number })[];
+  /** Controller runs started so far. */
+  readonly runs: () => number;
 }
 
 /** The infer functions of {@link perModelInfer}, as API Gateway routes to them. */
@@ -186,6 +212,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     bucket,
     roles: [
       policy('register', REGISTER_ACCESS),
+      policy('rollout', ROLLOUT_ACCESS),
       policy('control', CONTROL_ACCESS),
       policy('infer-shared', SHARED_INFER_ACCESS),
       { role: 'infer-unrouted', statements: [] },
@@ -223,12 +250,26 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     [ENV.onnxruntimeThread]: 'process',
     ...(options.env ?? process.env),
     [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
+    [ENV.catalogRollout]: catalogRolloutJson(catalog) ?? '',
     [ENV.modelBucket]: s3.bucket,
     [ENV.s3Endpoint]: s3.endpoint,
     [ENV.modelDir]: '',
   });
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
+  // What the deployed functions send CloudWatch as EMF, kept here for the local rollout controller.
+  const figures = new FigureLog(options.now);
+  const telemetry: ServingTelemetry = {
+    ...observability.telemetry,
+    served: (event) => {
+      observability.telemetry.served?.(event);
+      figures.recordServed(event);
+    },
+    shadowed: (event) => {
+      observability.telemetry.shadowed?.(event);
+      figures.recordShadow(event);
+    },
+  };
   // One serving factory for the whole process, shared by every function's runtime: supervised onnxruntime processes
   // by default (one per loaded session; a deadline or a native crash costs that session's process, never the stack).
   // Serving only: registration keeps the runtime's default, a child process per upload under the registration
@@ -256,7 +297,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
             s3.bucket,
           )
         : new S3Reader({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
-      telemetry: observability.telemetry,
+      telemetry,
       captureTelemetry: observability.capture,
       now: options.now,
       ...(sharedServingFactory === undefined ? {} : { servingSessionFactory: sharedServingFactory }),
@@ -338,6 +379,32 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     while (pending.size > 0) await Promise.allSettled([...pending]);
   };
 
+  // The rollout controller, under its own role as deployed, through the deployed handler: figures from this stack's
+  // infer functions instead of CloudWatch, every notice into the local sink instead of the alarm topic. One run at a
+  // time (a slow run skips a tick).
+  const notices: (RolloutNotice & { run: number })[] = [];
+  let runs = 0;
+  let running: Promise<void> | undefined;
+  const controller = createRolloutHandler(runtimeAs(s3.credentialsFor('rollout'), true).repository, observability, {
+    figures,
+    publish: (notice) => {
+      notices.push({ ...notice, run: runs });
+    },
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const controllerTick = () => {
+    if (running !== undefined) return;
+    runs += 1;
+    running = controller()
+      .then(() => undefined)
+      .catch((error: unknown) => observability.logger.error('rollout controller failed', { error: error as Error }))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const controllerTimer = setInterval(controllerTick, config.rolloutIntervalMs);
+  controllerTimer.unref();
+
   // Uploads left without an outcome by the last run (stopped mid-registration, or its events lost): register them
   // now, as their events would have.
   const reconciliation = reconcileUploads(registrationOptions(runtime))
@@ -380,7 +447,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     settled,
     registrations,
     startedFunctions: () => [...started.keys()],
+    rollouts: { figures, notices, runs: () => runs },
     close: async () => {
+      clearInterval(controllerTimer);
+      await running;
       await gateway.close();
       await settled();
       // Requests are answered and the gateway is closed: what capture still holds is written before S3 stops.

@@ -23,10 +23,12 @@ import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { modelConfig } from '../core/triton.js';
 import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
-import type { ModelService } from '../core/model-service.js';
-import type { ModelMetadata } from '../core/types.js';
+import type { ModelService, RoutedTarget } from '../core/model-service.js';
+import type { Manifest, ModelMetadata } from '../core/types.js';
+import { ALL_AT_ONCE } from '../core/rollout.js';
 import { bodyByteLength, bodyBytes, errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
+import { createShadowRunner, type ShadowRunner } from './shadow-runner.js';
 
 /** Server name reported by `GET /v2`. */
 export const SERVER_NAME = 'onnx-serverless';
@@ -97,6 +99,8 @@ export interface ApiOptions {
    * @default none: `/` is a 404
    */
   readonly consolePage?: (acceptEncoding: string | undefined) => Promise<HttpResponse>;
+  /** Runs a shadow rollout's copies. @default {@link createShadowRunner}: one at a time, after the answer */
+  readonly shadow?: ShadowRunner;
 }
 
 /** A function from request to response that never throws. */
@@ -107,6 +111,7 @@ export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
   const delivery = options.delivery ?? 'buffered';
+  const shadow = options.shadow ?? createShadowRunner();
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -163,7 +168,7 @@ export function createApi(options: ApiOptions): Api {
         const rejections = await service.rejections(route.model, METADATA_REJECTIONS);
         return jsonResponse(
           200,
-          modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections),
+          modelMetadataBody(target.metadata, manifest?.versions ?? [], manifest?.labels ?? {}, rejections, manifest),
         );
       }
       case 'model-ready': {
@@ -181,7 +186,7 @@ export function createApi(options: ApiOptions): Api {
               'fewer rows per request',
           );
         }
-        const target = await service.resolve(route.model, route.version);
+        const target = await service.route(route.model, route.version);
         const body = await decodeContentEncoding(
           request.body,
           request.headers['content-encoding'],
@@ -233,9 +238,10 @@ export function createApi(options: ApiOptions): Api {
           assertResponseFits(floor.binary ? base64Bytes(floor.bytes) : floor.bytes, !floor.binary, limits, 'at least ');
         // Streamed, the body stays in its pieces (header, then each binary output): never joined into a copy.
         const encoded = encodeInferenceResponseParts(response, decoded);
-        const headers = Object.fromEntries(
-          Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value]),
-        );
+        const headers: Record<string, string> = {
+          ...Object.fromEntries(Object.entries(encoded.headers).map(([name, value]) => [name.toLowerCase(), value])),
+          ...versionHeaders(target),
+        };
         const answerBody = delivery === 'streamed' ? encoded.parts : bodyBytes(encoded.parts);
         const responseBytes = bodyByteLength(answerBody);
         // Compressed here, so that the size check measures what travels in the Lambda result.
@@ -249,6 +255,11 @@ export function createApi(options: ApiOptions): Api {
           const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
           assertStreamFits(bodyByteLength(answer.body), json);
         } else checkResponseSize(answer, limits);
+        const candidate = target.shadow;
+        if (candidate !== undefined) {
+          // The client's answer is final: the copy only feeds the rollout's figures (docs/rollouts.md, "Shadow").
+          shadow(() => service.shadow(route.model, candidate, decoded, answered, { timeoutMs: limits.timeoutMs }));
+        }
         options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
         options.capture?.capture({
           model: route.model,
@@ -272,6 +283,20 @@ export function createApi(options: ApiOptions): Api {
     }
   }
 }
+
+/**
+ * Response headers that say which version answered (`x-model-version`, as the body's `model_version`) and, while a
+ * rollout splits the model's unpinned traffic, its role (`x-rollout-role: stable|candidate`, docs/rollouts.md).
+ */
+export function versionHeaders(target: RoutedTarget): Record<string, string> {
+  return {
+    [VERSION_HEADERS.version]: target.version,
+    ...(target.role === undefined ? {} : { [VERSION_HEADERS.role]: target.role }),
+  };
+}
+
+/** Names of the {@link versionHeaders}. */
+export const VERSION_HEADERS = { version: 'x-model-version', role: 'x-rollout-role' } as const;
 
 /**
  * The response's `parameters` for images sent in BYTES elements: `images` maps each image input to the placement of
@@ -368,6 +393,7 @@ function modelMetadataBody(
   versions: readonly { version: string; state: string }[],
   labels: Readonly<Record<string, string>>,
   rejections: readonly { sourceKey: string; rejectedAt: string; reason: string }[],
+  manifest: Pick<Manifest, 'rollout' | 'rolloutPolicy'> | undefined,
 ) {
   return {
     name: metadata.name,
@@ -385,6 +411,9 @@ function modelMetadataBody(
       ...(metadata.preprocess === undefined ? {} : { preprocess: metadata.preprocess }),
       ...(metadata.classLabels === undefined ? {} : { class_labels: metadata.classLabels }),
       rejections,
+      // The policy the next upload registers under (without a sidecar's), and the last rollout (docs/rollouts.md).
+      rollout_policy: manifest?.rolloutPolicy ?? ALL_AT_ONCE,
+      ...(manifest?.rollout === undefined ? {} : { rollout: manifest.rollout }),
     },
   };
 }

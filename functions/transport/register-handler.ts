@@ -33,6 +33,7 @@ export function registrationOptions(runtime: Runtime): RegistrationOptions {
     maxGraphBytes: runtime.config.maxGraphBytes,
     limits: runtime.config.limits,
     catalogPreprocess: runtime.config.catalogPreprocess,
+    catalogRollout: runtime.config.catalogRollout,
     ...(runtime.config.faultKillAfterStep === undefined
       ? {}
       : { afterStep: killAfter(runtime.config.faultKillAfterStep) }),

@@ -11,6 +11,7 @@ import {
 } from '../core/catalog.js';
 import { NO_CAPTURE, resolveCapturePolicy, type CapturePolicy } from '../core/capture.js';
 import type { Preprocess } from '../core/image/spec.js';
+import { parseCatalogRollout, ROLLOUT_DEFAULTS, type RolloutPolicy } from '../core/rollout.js';
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../core/model-repository.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
@@ -38,6 +39,14 @@ export interface RuntimeConfig {
   readonly catalogPreprocess: ReadonlyMap<string, Preprocess>;
   /** `DATA_CAPTURE` (JSON of a catalog entry's `capture`), defaults applied; unset, nothing is captured. */
   readonly capture: CapturePolicy;
+  /** `CATALOG_ROLLOUT`: rollout policies that catalog entries declare, per model (registration applies them). */
+  readonly catalogRollout: ReadonlyMap<string, RolloutPolicy>;
+  /** `ROLLOUT_INTERVAL_SECONDS` in ms: how often `npm start`'s rollout controller runs. */
+  readonly rolloutIntervalMs: number;
+  /** `ALARM_TOPIC_ARN`: where the deployed rollout controller publishes rollbacks. */
+  readonly alarmTopicArn?: string;
+  /** `AWS_ENDPOINT_URL_CLOUDWATCH`, `AWS_ENDPOINT_URL_SNS`: the rollout controller's endpoints; unset on AWS. */
+  readonly serviceEndpoints: { readonly cloudwatch?: string; readonly sns?: string };
   /** `PRELOAD=true`: load the latest version during init. */
   readonly preload: boolean;
   /**
@@ -159,6 +168,21 @@ function nonNegativeNumber(env: NodeJS.ProcessEnv, name: string, fallback: numbe
   return value;
 }
 
+/** A per-model setting of the catalog passed as JSON in `name` (empty when unset); the parser names what is wrong. */
+function catalogMap<T>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  parse: (json: string) => ReadonlyMap<string, T>,
+): ReadonlyMap<string, T> {
+  const json = env[name];
+  if (json === undefined || json === '') return new Map();
+  try {
+    return parse(json);
+  } catch (error) {
+    throw new ConfigurationError(`${name} is invalid: ${(error as Error).message}`);
+  }
+}
+
 function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -227,15 +251,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   if (json?.timeoutMs === undefined && env[ENV.inferenceTimeoutMs]) {
     limits = { ...limits, timeoutMs: Math.round(positiveNumber(env, ENV.inferenceTimeoutMs, limits.timeoutMs)) };
   }
-  let catalogPreprocess: ReadonlyMap<string, Preprocess> = new Map();
-  const preprocessJson = env[ENV.catalogPreprocess];
-  if (preprocessJson !== undefined && preprocessJson !== '') {
-    try {
-      catalogPreprocess = parseCatalogPreprocess(preprocessJson);
-    } catch (error) {
-      throw new ConfigurationError(`${ENV.catalogPreprocess} is invalid: ${(error as Error).message}`);
-    }
-  }
+  const catalogPreprocess: ReadonlyMap<string, Preprocess> = catalogMap(
+    env,
+    ENV.catalogPreprocess,
+    parseCatalogPreprocess,
+  );
+  const catalogRollout: ReadonlyMap<string, RolloutPolicy> = catalogMap(env, ENV.catalogRollout, parseCatalogRollout);
   let capture = NO_CAPTURE;
   const captureJson = env[ENV.dataCapture];
   if (captureJson !== undefined && captureJson !== '') {
@@ -279,6 +300,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     limits,
     catalogPreprocess,
     capture,
+    catalogRollout,
+    ...(env[ENV.alarmTopicArn] ? { alarmTopicArn: env[ENV.alarmTopicArn] } : {}),
+    serviceEndpoints: {
+      ...(env[ENV.cloudwatchEndpoint] ? { cloudwatch: env[ENV.cloudwatchEndpoint] } : {}),
+      ...(env[ENV.snsEndpoint] ? { sns: env[ENV.snsEndpoint] } : {}),
+    },
+    rolloutIntervalMs:
+      positiveNumber(env, ENV.rolloutIntervalSeconds, ROLLOUT_DEFAULTS.controllerIntervalSeconds) * 1000,
     preload: env[ENV.preload] === 'true',
     responseStreaming: streaming === 'true',
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]

@@ -1,7 +1,8 @@
 /**
  * Powertools for AWS Lambda: structured logs and CloudWatch metrics (EMF), created once per process. Metrics:
- * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes, and data
- * capture's CaptureRecordsWritten, CaptureRecordsDropped, CaptureRecordsFailed. Outside Lambda
+ * ColdStart, ModelLoadTime, ModelFetchTime, ModelBytes, InferenceTime, RequestBytes, ResponseBytes, data capture's
+ * CaptureRecordsWritten, CaptureRecordsDropped, CaptureRecordsFailed, and per version (dimensions `model`,
+ * `version`) the rollout figures of `VERSION_METRICS` (docs/rollouts.md). Outside Lambda
  * (the local runtime, tests) metrics are not emitted.
  *
  * The Powertools Tracer is opt-in (`POWERTOOLS_TRACE_ENABLED=true`, the stack's `powertoolsTracer`): Lambda's
@@ -15,6 +16,7 @@ import type { Tracer } from '@aws-lambda-powertools/tracer';
 import type { CaptureTelemetry } from '../adapters/capture-sink.js';
 import type { ServingTelemetry } from '../core/model-service.js';
 import { METRICS_NAMESPACE } from '../core/contract.js';
+import { VERSION_METRICS } from '../core/rollout.js';
 
 type TraceSegment = NonNullable<ReturnType<Tracer['getSegment']>>;
 type TraceSubsegment = ReturnType<TraceSegment['addNewSubsegment']>;
@@ -58,6 +60,9 @@ export async function loadTracer(service: string): Promise<Tracer> {
 export function createObservability(service: string, inLambda: boolean, tracer?: Tracer): Observability {
   const logger = new Logger({ serviceName: service });
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
+  // Per-version figures go out as their own EMF line with `model` and `version` dimensions (the controller reads them
+  // back by those), leaving the dimensions of the invocation's other metrics as they are.
+  const versionMetrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service });
   let coldStart = true;
   // With the Tracer, each invocation gets a `## handler` subsegment (the Lambda segment itself is read-only).
   let invocation: { parent: TraceSegment; subsegment: TraceSubsegment } | undefined;
@@ -72,6 +77,30 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
     },
     loadFailed: ({ model, version, reason }) => {
       logger.error('model load failed', { model, version, reason });
+    },
+    served: ({ model, version, latencyMs, error }) => {
+      if (!inLambda) return;
+      versionMetrics.addDimensions({ model, version });
+      versionMetrics.addMetric(VERSION_METRICS.requests, MetricUnit.Count, 1);
+      versionMetrics.addMetric(VERSION_METRICS.errors, MetricUnit.Count, error === undefined ? 0 : 1);
+      if (error !== undefined)
+        versionMetrics.addMetric(`${VERSION_METRICS.errorClassPrefix}${error}`, MetricUnit.Count, 1);
+      versionMetrics.addMetric(VERSION_METRICS.latency, MetricUnit.Milliseconds, latencyMs);
+      versionMetrics.publishStoredMetrics();
+    },
+    shadowed: ({ model, candidate, failed, absDiff, relDiff, labelsAgree }) => {
+      if (!inLambda) return;
+      versionMetrics.addDimensions({ model, version: candidate });
+      versionMetrics.addMetric(VERSION_METRICS.shadowErrors, MetricUnit.Count, failed ? 1 : 0);
+      // CloudWatch takes no infinities: a copy that does not answer the same contract counts as CLOUDWATCH_MAX.
+      if (absDiff !== undefined)
+        versionMetrics.addMetric(VERSION_METRICS.shadowAbsDiff, MetricUnit.NoUnit, finite(absDiff));
+      if (relDiff !== undefined)
+        versionMetrics.addMetric(VERSION_METRICS.shadowRelDiff, MetricUnit.NoUnit, finite(relDiff));
+      if (labelsAgree !== undefined) {
+        versionMetrics.addMetric(VERSION_METRICS.shadowLabelAgreement, MetricUnit.Count, labelsAgree ? 1 : 0);
+      }
+      versionMetrics.publishStoredMetrics();
     },
     inferred: ({ model, version, runMs }) => {
       metrics.addMetric('InferenceTime', MetricUnit.Milliseconds, runMs);
@@ -129,4 +158,12 @@ export function createObservability(service: string, inLambda: boolean, tracer?:
       return was;
     },
   };
+}
+
+/** CloudWatch refuses values above about 1.17e108: the figure of a copy that does not answer the same contract. */
+const CLOUDWATCH_MAX = 1e100;
+
+/** `value` within what CloudWatch accepts (it takes no infinities). */
+function finite(value: number): number {
+  return Number.isFinite(value) ? Math.min(value, CLOUDWATCH_MAX) : CLOUDWATCH_MAX;
 }

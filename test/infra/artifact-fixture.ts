@@ -60,6 +60,11 @@ export interface InvokeOptions {
   readonly faults?: Readonly<Record<string, string>>;
   /** Serve Lambda's Runtime API on loopback and record what is posted to it (the inference watchdog's answers). */
   readonly runtimeApi?: boolean;
+  /**
+   * Loopback stand-ins of AWS APIs that have no local server (CloudWatch, SNS), as the SDKs' service endpoint
+   * variables (`AWS_ENDPOINT_URL_CLOUDWATCH`...), added to the function's environment.
+   */
+  readonly awsEndpoints?: Readonly<Record<string, string>>;
 }
 
 /** A synthesized app's functions, runnable against an embedded S3 server that enforces their roles. */
@@ -99,6 +104,7 @@ export async function startArtifactRig(
   const functions = [
     synth.stack.registerFunction,
     synth.stack.controlFunction,
+    synth.stack.rolloutFunction,
     ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction),
   ];
   const denials: AccessDenial[] = [];
@@ -151,6 +157,7 @@ export async function startArtifactRig(
         S3_ENDPOINT: s3.server.endpoint,
         // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
         POWERTOOLS_TRACE_ENABLED: 'false',
+        ...options.awsEndpoints,
         ...options.faults,
       },
     });

@@ -22,9 +22,16 @@ afterAll(removeTempDirs);
 const SUBNETS = 'subnet-0123456789abcdef0,subnet-89abcdef';
 const GROUPS = 'sg-0123456789abcdef0';
 
-/** Both documented forms of `managedInstances`, in one catalog. */
+/**
+ * Both documented forms of `managedInstances`, in one catalog; with a rollout policy (`CATALOG_ROLLOUT` on register,
+ * docs/rollouts.md), which sits on the same template.
+ */
 const MANAGED_CATALOG = {
   steady: { managedInstances: true, warmer: false, capture: { samplingPercent: 50, maxBatchRecords: 100 } },
+  guarded: {
+    warmer: false,
+    rollout: { strategy: 'linear', stepPercent: 20, intervalSeconds: 120, maxErrorRate: 0.02 },
+  },
   tuned: {
     memoryMb: 4096,
     managedInstances: {

@@ -3,7 +3,7 @@
  * only; misuse of the stack and of ModelEndpoint (toThrow with actionable messages), and the warnings the
  * construct gives for legal but doubtful catalog entries. Bundling is skipped: these are template-only checks.
  */
-import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -19,6 +19,7 @@ import {
   nagFindings,
   removeTempDirs,
   resources,
+  roleStatements,
   synthesize,
   tempDir,
   writeCatalog,
@@ -80,7 +81,8 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
       Properties: Match.objectLike({ VersioningConfiguration: { Status: 'Enabled' } }),
     });
     synth.template.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
-    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+    // The warmer of a, and the rollout controller's schedule.
+    synth.template.resourceCountIs('AWS::Events::Rule', 2);
   });
 
   it('passes the AWS Solutions checks too', () => {
@@ -219,6 +221,35 @@ describe('catalog loading', () => {
   });
 });
 
+describe('rollout policies in the catalog', () => {
+  it('refuses a bad policy at synth, naming the file and what to change', () => {
+    expect(() => parseCatalogEntry('m', { rollout: { strategy: 'canary', percent: 80 } })).toThrow(
+      /models\/m\.json is invalid: rollout: rollout\.percent: Number must be less than or equal to 50/,
+    );
+    expect(() => parseCatalogEntry('m', { rollout: { strategy: 'gradual' } })).toThrow(/unknown strategy "gradual"/);
+    expect(() => parseCatalogEntry('m', { rollout: { strategy: 'linear', minLabelAgreement: 0.9 } })).toThrow(
+      /minLabelAgreement cannot be evaluated for strategy "linear"/,
+    );
+  });
+
+  it("hands the catalog's policies to register as CATALOG_ROLLOUT, defaults applied", () => {
+    const synth = synthesize(
+      { models: [model('a', { rollout: { strategy: 'canary', percent: 20 } }), model('b')] },
+      { bundling: false, id: 'Rollouts' },
+    );
+    synth.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          POWERTOOLS_SERVICE_NAME: 'register',
+          CATALOG_ROLLOUT: JSON.stringify({
+            a: { strategy: 'canary', percent: 20, bakingSeconds: 300, maxErrorRate: 0.05, minRequests: 10 },
+          }),
+        }),
+      },
+    });
+  });
+});
+
 describe('operations', () => {
   it('wires every alarm to an SNS topic with the alarm e-mail, and parks failed registrations in a queue', () => {
     const synth = synthesize(
@@ -236,8 +267,21 @@ describe('operations', () => {
       TopicArn: { Ref: topicId },
     });
     const alarms = Object.values(all).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms.length).toBe(3 + 4);
+    expect(alarms.length).toBe(3 + 5);
     for (const alarm of alarms) expect(alarm.Properties?.['AlarmActions']).toEqual([{ Ref: topicId }]);
+    // The rollout controller publishes its rollbacks to the same topic, and may publish nowhere else.
+    const rolloutId = synth.stack.resolve(
+      synth.stack.getLogicalId(synth.stack.rolloutFunction.function.node.defaultChild as CfnElement),
+    ) as string;
+    expect(all[rolloutId]?.Properties?.['Environment']).toMatchObject({
+      Variables: { ALARM_TOPIC_ARN: { Ref: topicId } },
+    });
+    const rolloutRoleId = synth.stack.resolve(
+      synth.stack.getLogicalId(synth.stack.rolloutFunction.role.node.defaultChild as CfnElement),
+    ) as string;
+    expect(
+      roleStatements(synth.template, rolloutRoleId).filter((st) => [st.Action].flat().includes('sns:Publish')),
+    ).toEqual([expect.objectContaining({ Action: 'sns:Publish', Resource: { Ref: topicId } })]);
 
     const queueId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SQS::Queue')![0];
     synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
@@ -378,12 +422,8 @@ describe('runtime', () => {
           'POWERTOOLS_SERVICE_NAME'
         ] !== undefined,
     );
-    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual([
-      'nodejs22.x',
-      'nodejs22.x',
-      'nodejs22.x',
-      'nodejs22.x',
-    ]);
+    // Infer of a, the shared infer, register, control and rollout.
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(Array(5).fill('nodejs22.x'));
     on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'],
     });
@@ -413,12 +453,12 @@ describe('powertoolsTracer and sourceMapStackTraces', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function')
         .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
         .filter((variables) => variables.POWERTOOLS_SERVICE_NAME !== undefined);
-    expect(environments(off)).toHaveLength(4);
+    expect(environments(off)).toHaveLength(5);
     for (const variables of environments(off)) {
       expect(variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
       expect(variables.NODE_OPTIONS).toBeUndefined();
     }
-    expect(environments(on)).toHaveLength(4);
+    expect(environments(on)).toHaveLength(5);
     for (const variables of environments(on)) {
       expect(variables).toMatchObject({ POWERTOOLS_TRACE_ENABLED: 'true', NODE_OPTIONS: '--enable-source-maps' });
     }

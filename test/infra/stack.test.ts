@@ -18,6 +18,7 @@ import {
   CONTROL_ACCESS,
   inferAccess,
   REGISTER_ACCESS,
+  ROLLOUT_ACCESS,
 } from '../../infra/function-grants.js';
 import {
   findCycle,
@@ -132,7 +133,8 @@ describe('functions', () => {
     const ours = Object.values(resources(synth.template)).filter(
       (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
-    expect(ours).toHaveLength(5);
+    // Two infer functions, the shared one, register, control and the rollout controller.
+    expect(ours).toHaveLength(6);
   });
 
   it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
@@ -272,7 +274,8 @@ describe('events', () => {
   });
 
   it('warms the models that ask for it, with their concurrency, and no others', () => {
-    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+    // The warmer of iris, and the rollout controller's schedule.
+    synth.template.resourceCountIs('AWS::Events::Rule', 2);
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(5 minutes)',
       Targets: [
@@ -285,8 +288,8 @@ describe('events', () => {
     });
   });
 
-  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control and the shared infer, and on failed registrations', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 4);
+  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control, rollout and the shared infer, and on failed registrations', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 5);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
@@ -401,6 +404,25 @@ describe('security', () => {
     ]);
   });
 
+  it('runs the rollout controller every minute, reading metrics and rewriting manifests only', () => {
+    const fn = logicalId(synth.stack.rolloutFunction.function);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [fn, 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } })],
+    });
+    const statements = roleStatements(synth.template, logicalId(synth.stack.rolloutFunction.role));
+    expect(
+      statements.filter((s) =>
+        [s.Action].flat().some((a) => !a.startsWith('s3:') && !a.startsWith('logs:') && !a.startsWith('xray:')),
+      ),
+    ).toEqual([expect.objectContaining({ Action: 'cloudwatch:GetMetricData', Resource: '*' })]);
+    // Without an alarm topic in this stack, nothing to publish to: rollbacks are logged.
+    synth.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'rollout' }) },
+    });
+    expect(synth.template.toJSON().Resources[fn].Properties.Environment.Variables.ALARM_TOPIC_ARN).toBeUndefined();
+  });
+
   it('deploys exactly the S3 statements that the local runtime enforces (one source of truth)', () => {
     const arn = bucketArn('models');
     const deployed = (role: Parameters<typeof logicalId>[0]) =>
@@ -409,6 +431,7 @@ describe('security', () => {
       );
     expect(deployed(synth.stack.registerFunction.role)).toEqual(bucketStatements(REGISTER_ACCESS, arn));
     expect(deployed(synth.stack.controlFunction.role)).toEqual(bucketStatements(CONTROL_ACCESS, arn));
+    expect(deployed(synth.stack.rolloutFunction.role)).toEqual(bucketStatements(ROLLOUT_ACCESS, arn));
     for (const [name, endpoint] of synth.stack.endpoints) {
       expect(deployed(endpoint.inferFunction.role)).toEqual(bucketStatements(inferAccess(name), arn));
     }
@@ -418,12 +441,13 @@ describe('security', () => {
     for (const role of [
       synth.stack.registerFunction.role,
       synth.stack.controlFunction.role,
+      synth.stack.rolloutFunction.role,
       synth.stack.endpoints.get('iris')!.inferFunction.role,
     ]) {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(6);
+    expect(groups.length).toBe(7);
     for (const group of groups) expect(group.Properties?.['RetentionInDays']).toBe(30);
   });
 

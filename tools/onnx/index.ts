@@ -22,6 +22,7 @@ export {
   buildImageGainModel,
   buildLargeModel,
   buildLoopModel,
+  buildPartlyFailingLinearModel,
   buildScaledLinearModel,
   buildTileModel,
   buildZipMapClassifier,

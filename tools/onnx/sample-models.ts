@@ -148,6 +148,30 @@ export function buildScaledLinearModel(w: number, b = 0): Uint8Array {
 }
 
 /**
+ * {@link buildScaledLinearModel}'s `y = x · [w, w, w, w] + b` that fails on some inputs, as a bad new version does
+ * on part of real traffic: it looks up `table[int(x[:, 0])]` (a `Gather` over `tableSize` ones) and multiplies the
+ * answer by it, so rows whose first feature is in `[0, tableSize)` get the linear answer and a row whose first
+ * feature is `tableSize` or more makes onnxruntime refuse the request ("indices element out of data bounds").
+ * @example buildPartlyFailingLinearModel(1, 8) // fails on x[i][0] = 8 or 9, answers x[i][0] = 0..7
+ */
+export function buildPartlyFailingLinearModel(w: number, tableSize: number, b = 0): Uint8Array {
+  return new ModelBuilder({ graphName: 'partly_failing_linear' })
+    .input('x', 'FP32', ['N', 4])
+    .initializer('weights', { datatype: 'FP32', dims: [4, 1], data: new Float32Array([w, w, w, w]) })
+    .initializer('bias', { datatype: 'FP32', dims: [1], data: new Float32Array([b]) })
+    .initializer('table', { datatype: 'FP32', dims: [tableSize, 1], data: new Float32Array(tableSize).fill(1) })
+    .initializer('first', { datatype: 'INT64', dims: [], data: new BigInt64Array([0n]) })
+    .node('MatMul', ['x', 'weights'], ['xw'])
+    .node('Add', ['xw', 'bias'], ['linear'])
+    .node('Gather', ['x', 'first'], ['column'], { axis: attr.int(1) })
+    .node('Cast', ['column'], ['index'], { to: attr.int(onnx.TensorProto.DataType.INT64) })
+    .node('Gather', ['table', 'index'], ['factor'], { axis: attr.int(0) })
+    .node('Mul', ['linear', 'factor'], ['y'])
+    .output('y', 'FP32', ['N', 1])
+    .toBytes();
+}
+
+/**
  * `y = Loop(trips, true, x)`: a graph whose inference takes as long as `trips` says. `trips` is an INT64 scalar
  * input (the request chooses) or a fixed count; the body keeps `x` (`Identity`) or doubles it (`Add`).
  */

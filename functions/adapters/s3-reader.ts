@@ -8,7 +8,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SignatureV4 } from '@smithy/signature-v4';
-import type { BlobStore, DownloadedObject, DownloadOptions, StoredObject } from '../core/blob-store.js';
+import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../core/blob-store.js';
 import { StorageAccessDeniedError } from '../core/errors.js';
 import { createSigner, escapeUri, type CredentialsSource } from './aws-signing.js';
 import { downloadInParts, readBody, totalOf } from './file-download.js';
@@ -101,9 +101,13 @@ function elements(xml: string, tag: string): string[] {
   return values;
 }
 
-/** What one signed GET asks. */
-interface GetRequest {
+/** What one signed request asks: a GET unless `method` says otherwise (the async store's HEAD and PUT). */
+export interface SignedRequest {
+  /** @default 'GET' */
+  readonly method?: 'GET' | 'HEAD' | 'PUT';
   readonly key?: string;
+  /** The body of a PUT. */
+  readonly body?: Uint8Array;
   readonly query?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
@@ -209,7 +213,7 @@ export class S3Reader implements BlobStore {
   }
 
   /** Refused: the serving functions never write (their roles have no write grant). */
-  public put(key: string): Promise<{ etag: string }> {
+  public put(key: string, _body?: Uint8Array, _condition?: PutCondition): Promise<{ etag: string }> {
     return Promise.reject(new Error(`the serving store only reads; refusing to write "${key}"`));
   }
 
@@ -221,8 +225,8 @@ export class S3Reader implements BlobStore {
     return Promise.reject(new Error(`the serving store only reads; refusing to delete "${key}"`));
   }
 
-  /** One signed GET with the standard retries; resolves with a 2xx response whose body is still to be read. */
-  private async send(request: GetRequest): Promise<IncomingMessage> {
+  /** One signed request with the standard retries; resolves with a 2xx response whose body is still to be read. */
+  protected async send(request: SignedRequest): Promise<IncomingMessage> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(request);
@@ -235,21 +239,29 @@ export class S3Reader implements BlobStore {
     }
   }
 
-  private async once(request: GetRequest): Promise<IncomingMessage> {
+  private async once(request: SignedRequest): Promise<IncomingMessage> {
     const keyPath = request.key === undefined ? '' : `/${request.key.split('/').map(escapeUri).join('/')}`;
     const basePath = this.base.pathname.replace(/\/$/, '');
     const path = this.pathStyle
       ? `${basePath}/${escapeUri(this.options.bucket)}${keyPath}`
       : `${basePath}${keyPath || '/'}`;
     const query = request.query ?? {};
+    const method = request.method ?? 'GET';
+    const bodyHeaders: Record<string, string> =
+      request.body === undefined ? {} : { 'content-length': String(request.body.byteLength) };
     const signed = await this.signer.sign({
-      method: 'GET',
+      method,
       protocol: this.base.protocol,
       hostname: this.base.hostname,
       ...(this.base.port === '' ? {} : { port: Number(this.base.port) }),
       path,
       query: { ...query },
-      headers: { host: this.base.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...request.headers },
+      headers: {
+        host: this.base.host,
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        ...bodyHeaders,
+        ...request.headers,
+      },
     });
     const search = Object.entries(query)
       .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
@@ -258,7 +270,7 @@ export class S3Reader implements BlobStore {
     return await new Promise<IncomingMessage>((resolve, reject) => {
       const outgoing = send(
         {
-          method: 'GET',
+          method,
           protocol: this.base.protocol,
           hostname: this.base.hostname,
           port: this.base.port,
@@ -306,7 +318,7 @@ export class S3Reader implements BlobStore {
       });
       outgoing.on('close', () => clearTimeout(connectTimer));
       outgoing.on('error', (error) => reject(transient(error)));
-      outgoing.end();
+      outgoing.end(request.body);
     });
   }
 }
@@ -339,7 +351,7 @@ function isNoSuchKey(error: unknown): boolean {
 }
 
 /** S3's 403 AccessDenied as the core's {@link StorageAccessDeniedError}; any other error as it is. */
-function denied(error: unknown, operation: string, key: string): unknown {
+export function denied(error: unknown, operation: string, key: string): unknown {
   return error instanceof S3ReadError && error.name === 'AccessDenied'
     ? new StorageAccessDeniedError(operation, key, { cause: error })
     : error;

@@ -40,6 +40,9 @@ import { createRegisterHandler, registrationOptions, type RegisterResult } from 
 import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
+import { S3AsyncStore } from '../adapters/s3-async-store.js';
+import type { AsyncJobsOptions } from '../transport/api.js';
+import { localAsyncInvoker, type AsyncInvocationRecord, type LocalAsyncInvoker } from './async-invocation.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -72,6 +75,11 @@ export interface LocalOptions {
   readonly now?: () => number;
   /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
   readonly onRegistered?: (result: RegisterResult) => void;
+  /**
+   * The on-success destination of async jobs (deployed: EventBridge's default bus), with the record Lambda sends.
+   * @default a log line
+   */
+  readonly onAsyncSuccess?: (record: AsyncInvocationRecord) => void;
 }
 
 /** A running local stack. */
@@ -89,6 +97,8 @@ export interface LocalStack {
   readonly settled: () => Promise<void>;
   /** Outcomes of every registration so far, in order of completion. */
   readonly registrations: readonly RegisterResult[];
+  /** Resolves when every async invocation started so far, destinations included, has finished. */
+  readonly asyncSettled: () => Promise<void>;
   /** Catalog models whose own infer function has started (first called), as deployed; other models have none. */
   readonly startedFunctions: () => readonly string[];
   close(): Promise<void>;
@@ -246,9 +256,35 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
-  const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), observability, {
+  // As deployed: a function's async jobs are `Event` invocations of that same function, under its own role.
+  const asyncInvokers: LocalAsyncInvoker[] = [];
+  const asyncJobsFor = (
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    handler: () => InferHandler,
+  ): AsyncJobsOptions => {
+    const invoker = localAsyncInvoker({
+      handler,
+      onSuccess:
+        options.onAsyncSuccess ??
+        ((record) => observability.logger.info('async invocation succeeded', { result: record.responsePayload })),
+      onDestinationError: (error) =>
+        observability.logger.error('the on-failure destination failed', { error: error as Error }),
+    });
+    asyncInvokers.push(invoker);
+    return {
+      bucket: s3.bucket,
+      store: new S3AsyncStore({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
+      invoke: invoker.invoke,
+    };
+  };
+  const asyncSettled = async () => {
+    await Promise.all(asyncInvokers.map((invoker) => invoker.settled()));
+  };
+  const sharedCredentials = s3.credentialsFor('infer-shared');
+  const shared: InferHandler = createInferHandler(runtimeAs(sharedCredentials, false, sharedConfig), observability, {
     limitsFor: () => config.limits,
     notReadyReason,
+    asyncJobs: asyncJobsFor(sharedCredentials, () => shared),
   });
   const started = new Map<string, InferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -261,11 +297,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
           own: (model) => {
             const role = `infer-${model}`;
             const credentials = s3.addRole(policy(role, inferAccess(model)));
-            return createInferHandler(runtimeAs(credentials), observability, {
+            const own: InferHandler = createInferHandler(runtimeAs(credentials), observability, {
               model,
               limitsFor: () => catalogLimits.get(model) ?? config.limits,
               notReadyReason,
+              asyncJobs: asyncJobsFor(credentials, () => own),
             });
+            return own;
           },
           shared,
           unrouted: createInferHandler(runtimeAs(s3.credentialsFor('infer-unrouted')), observability, {
@@ -330,8 +368,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     settled,
     registrations,
     startedFunctions: () => [...started.keys()],
+    asyncSettled,
     close: async () => {
       await gateway.close();
+      await asyncSettled();
       await settled();
       await s3.close();
       sharedServingFactory?.close?.();

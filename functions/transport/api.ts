@@ -3,6 +3,7 @@
  * The same function serves the deployed `infer` and `control` Lambdas (each scoped to its routes) and the local
  * gateway.
  */
+import { randomUUID } from 'node:crypto';
 import packageJson from '../../package.json' with { type: 'json' };
 import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import {
@@ -16,11 +17,22 @@ import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
 import type { Limits } from '../core/catalog.js';
+import {
+  type AsyncJob,
+  type AsyncJobEvent,
+  type AsyncObjectStore,
+  checkInputSize,
+  createJob,
+  mentionsInputLocation,
+  parseAsyncRequest,
+  readJob,
+  s3Uri,
+} from '../core/async-jobs.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
-import type { ModelService } from '../core/model-service.js';
-import type { ModelMetadata } from '../core/types.js';
+import type { ModelService, ResolvedVersion } from '../core/model-service.js';
+import type { InferenceRequest, InferenceResponse, ModelMetadata } from '../core/types.js';
 import { errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
 
@@ -66,6 +78,23 @@ export interface ApiOptions {
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
+  /** Async requests and their job status route. @default refused: no model bucket */
+  readonly asyncJobs?: AsyncJobsOptions;
+}
+
+/** What async requests need (docs/async.md); without it they are refused with a 400 saying why. */
+export interface AsyncJobsOptions {
+  /** The model bucket: the only bucket input and output locations may name. */
+  readonly bucket: string;
+  /** Inputs, answers and job records, under `async/` only. */
+  readonly store: AsyncObjectStore;
+  /**
+   * Hands an accepted job to an asynchronous invocation of the same function: deployed, a Lambda `Event`
+   * invocation of its `async` alias; locally, the local runtime's equivalent.
+   */
+  readonly invoke: (event: AsyncJobEvent) => Promise<void>;
+  /** The clock of job records. @default the system clock */
+  readonly now?: () => Date;
 }
 
 /** A function from request to response that never throws. */
@@ -75,6 +104,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
+  const infer = createInference(service, imageDecoder);
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -146,43 +176,11 @@ export function createApi(options: ApiOptions): Api {
           request.headers['content-encoding'],
           limits.maxBodyBytes,
         );
-        const contentType = request.headers['content-type'];
-        const headerLength = request.headers['inference-header-content-length'];
-        const mediaType = parseMediaType(contentType).type;
-        // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
-        const image =
-          headerLength === undefined && isImageBody(mediaType)
-            ? await decodeImageRequest(body, {
-                mediaType,
-                metadata: target.metadata,
-                decoder: imageDecoder,
-                limits,
-                binaryOutputs: !acceptsJson(request.headers.accept),
-              })
-            : undefined;
-        let decoded =
-          image?.request ??
-          decodeInferenceRequest(body, {
-            contentType,
-            inferenceHeaderContentLength: headerLength,
-            limits,
-            modelInputs: target.metadata.inputs,
-            encodedInputs: declaredImageInputs(target.metadata),
-          });
-        // Images in BYTES elements of inputs with declared preprocessing (README, "Images in a V2 request").
-        let parameters: Record<string, unknown> | undefined =
-          image === undefined ? undefined : { image: image.placement };
-        if (decoded.encodedInputs !== undefined) {
-          const images = await decodeEncodedImages(decoded, {
-            metadata: target.metadata,
-            decoder: imageDecoder,
-            limits,
-          });
-          decoded = images.request;
-          parameters = imageParameters(images.placements);
+        // An async request names its input object instead of carrying tensors (docs/async.md).
+        if (request.headers['inference-header-content-length'] === undefined && mentionsInputLocation(body)) {
+          return await acceptAsync(target, body);
         }
-        const answered = await service.infer(target, decoded, { timeoutMs: limits.timeoutMs });
-        const response = parameters === undefined ? answered : { ...answered, parameters };
+        const { response, decoded } = await infer(target, body, request.headers, limits);
         // Refused from the element counts first: building a response of a billion numbers to measure it would take
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
@@ -206,8 +204,115 @@ export function createApi(options: ApiOptions): Api {
         });
         return answer;
       }
+      case 'model-job': {
+        const jobs = asyncJobsOf(route.model);
+        return jsonResponse(200, await readJob(jobs.store, route.model, route.id));
+      }
     }
   }
+
+  function asyncJobsOf(model: string): AsyncJobsOptions {
+    if (options.asyncJobs === undefined) {
+      throw new BadRequestError(
+        `async requests need the model bucket; this server serves "${model}" from a folder (MODEL_DIR)`,
+      );
+    }
+    return options.asyncJobs;
+  }
+
+  /**
+   * Accepts an async request: checks both locations against the rule and the input's size, pins the version, writes
+   * the job record, and hands the job to an asynchronous invocation. 202 with the job and where its answer will be.
+   */
+  async function acceptAsync(target: ResolvedVersion, body: Uint8Array): Promise<HttpResponse> {
+    const jobs = asyncJobsOf(target.model);
+    const request = parseAsyncRequest(body, { bucket: jobs.bucket, model: target.model });
+    checkInputSize(request.input, (await jobs.store.head(request.input.key))?.size);
+    const now = (jobs.now ?? (() => new Date()))().toISOString();
+    const job: AsyncJob = {
+      id: randomUUID(),
+      model: target.model,
+      version: target.version,
+      state: 'accepted',
+      input_location: s3Uri(request.input),
+      output_location: s3Uri(request.output),
+      accepted_at: now,
+      updated_at: now,
+    };
+    await createJob(jobs.store, job);
+    await jobs.invoke({ asyncInference: { model: job.model, id: job.id } });
+    return jsonResponse(
+      202,
+      {
+        ...(request.requestId === undefined ? {} : { id: request.requestId }),
+        model_name: job.model,
+        model_version: job.version,
+        job_id: job.id,
+        status: job.state,
+        output_location: job.output_location,
+        status_location: `/v2/models/${encodeURIComponent(job.model)}/jobs/${job.id}`,
+      },
+      { location: `/v2/models/${encodeURIComponent(job.model)}/jobs/${job.id}` },
+    );
+  }
+}
+
+/** Runs one request body: see {@link createInference}. */
+export type Inference = (
+  target: ResolvedVersion,
+  body: Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  limits: Limits,
+) => Promise<{ response: InferenceResponse; decoded: InferenceRequest }>;
+
+/**
+ * Decodes a request body (V2 JSON, the binary extension, or an image for a model that declares its preprocessing)
+ * as its headers say, and runs it: one path for synchronous requests and async jobs.
+ */
+export function createInference(service: ModelService, imageDecoder: ImageDecoder): Inference {
+  return async (
+    target: ResolvedVersion,
+    body: Uint8Array,
+    headers: Readonly<Record<string, string>>,
+    limits: Limits,
+  ) => {
+    const contentType = headers['content-type'];
+    const headerLength = headers['inference-header-content-length'];
+    const mediaType = parseMediaType(contentType).type;
+    // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
+    const image =
+      headerLength === undefined && isImageBody(mediaType)
+        ? await decodeImageRequest(body, {
+            mediaType,
+            metadata: target.metadata,
+            decoder: imageDecoder,
+            limits,
+            binaryOutputs: !acceptsJson(headers.accept),
+          })
+        : undefined;
+    let decoded =
+      image?.request ??
+      decodeInferenceRequest(body, {
+        contentType,
+        inferenceHeaderContentLength: headerLength,
+        limits,
+        modelInputs: target.metadata.inputs,
+        encodedInputs: declaredImageInputs(target.metadata),
+      });
+    // Images in BYTES elements of inputs with declared preprocessing (README, "Images in a V2 request").
+    let parameters: Record<string, unknown> | undefined = image === undefined ? undefined : { image: image.placement };
+    if (decoded.encodedInputs !== undefined) {
+      const images = await decodeEncodedImages(decoded, {
+        metadata: target.metadata,
+        decoder: imageDecoder,
+        limits,
+      });
+      decoded = images.request;
+      parameters = imageParameters(images.placements);
+    }
+    const answered = await service.infer(target, decoded, { timeoutMs: limits.timeoutMs });
+    return { response: parameters === undefined ? answered : { ...answered, parameters }, decoded };
+  };
 }
 
 /**

@@ -6,7 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { Limits } from '../core/catalog.js';
-import { createApi, type ApiScope } from './api.js';
+import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
+import {
+  type AsyncFailureRecord,
+  type AsyncJobEvent,
+  isAsyncFailureRecord,
+  isAsyncJobEvent,
+} from '../core/async-jobs.js';
+import { createApi, createInference, type ApiScope, type AsyncJobsOptions } from './api.js';
+import { createAsyncRunner, type AsyncJobResult } from './async-runner.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
@@ -18,11 +26,14 @@ export type HttpHandler = (
   context?: Pick<Context, 'awsRequestId'>,
 ) => Promise<APIGatewayProxyResult>;
 
-/** The `infer` handler: API Gateway events and warmer events. */
+/**
+ * The `infer` handler: API Gateway events, warmer events, async jobs (an `Event` invocation) and the records of
+ * their on-failure destination.
+ */
 export type InferHandler = (
-  event: ApiGatewayEvent | WarmerEvent,
+  event: ApiGatewayEvent | WarmerEvent | AsyncJobEvent | AsyncFailureRecord,
   context?: Pick<Context, 'awsRequestId'> & Partial<Pick<Context, 'invokedFunctionArn'>>,
-) => Promise<APIGatewayProxyResult | WarmerResult>;
+) => Promise<APIGatewayProxyResult | WarmerResult | AsyncJobResult>;
 
 function httpHandler(
   runtime: Runtime,
@@ -30,6 +41,7 @@ function httpHandler(
   scope: ApiScope,
   limitsFor: (model: string) => Limits = () => runtime.config.limits,
   notReadyReason?: () => string | undefined,
+  asyncJobs?: AsyncJobsOptions,
 ): HttpHandler {
   const api = createApi({
     service: runtime.service,
@@ -37,6 +49,7 @@ function httpHandler(
     limitsFor,
     onInference: observability.payload,
     ...(notReadyReason === undefined ? {} : { notReadyReason }),
+    ...(asyncJobs === undefined ? {} : { asyncJobs }),
   });
   return async (event, context) => {
     observability.takeColdStart();
@@ -75,11 +88,37 @@ export function createInferHandler(
     limitsFor?: (model: string) => Limits;
     /** Why models are not ready yet (see `ApiOptions.notReadyReason`). @default always ready */
     notReadyReason?: () => string | undefined;
+    /** Async requests (docs/async.md). @default refused with a 400: no model bucket */
+    asyncJobs?: AsyncJobsOptions;
   } = {},
 ): InferHandler {
   const scope: ApiScope = options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
-  const http = httpHandler(runtime, observability, scope, options.limitsFor, options.notReadyReason);
+  const limitsFor = options.limitsFor ?? (() => runtime.config.limits);
+  const http = httpHandler(runtime, observability, scope, limitsFor, options.notReadyReason, options.asyncJobs);
+  const runner =
+    options.asyncJobs === undefined
+      ? undefined
+      : createAsyncRunner({
+          service: runtime.service,
+          inference: createInference(runtime.service, createSharpImageDecoder()),
+          jobs: options.asyncJobs,
+          limitsFor,
+        });
   return async (event, context) => {
+    if (isAsyncJobEvent(event) || isAsyncFailureRecord(event)) {
+      if (runner === undefined) throw new Error('an async job reached a function without async requests configured');
+      if (options.model !== undefined && modelOf(event) !== options.model) {
+        throw new Error(`an async job of model "${modelOf(event)}" reached the function of "${options.model}"`);
+      }
+      observability.takeColdStart();
+      try {
+        const result = isAsyncJobEvent(event) ? await runner.run(event) : await runner.recordFailure(event);
+        observability.logger.info('async job', { ...result });
+        return result;
+      } finally {
+        observability.flush();
+      }
+    }
     if (!isWarmerEvent(event)) return http(event, context);
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');
     const coldStart = observability.takeColdStart();
@@ -111,4 +150,8 @@ export function createControlHandler(
   } = {},
 ): HttpHandler {
   return httpHandler(runtime, observability, { kind: 'control' }, undefined, options.notReadyReason);
+}
+
+function modelOf(event: AsyncJobEvent | AsyncFailureRecord): string {
+  return 'asyncInference' in event ? event.asyncInference.model : event.requestPayload.asyncInference.model;
 }

@@ -1,0 +1,357 @@
+/**
+ * Async requests through the real wiring users run (docs/async.md): `startLocal()`, its HTTP gateway, the embedded S3
+ * server enforcing each function's deployed grants, real onnxruntime. A 50 MB input in S3 is answered in S3 with
+ * the synchronous answer for the same bytes; bad locations are 4xx naming the rule; a model that fails on its input
+ * ends as an error record and a failed job; the service keeps serving synchronously.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3AsyncStore } from '../../functions/adapters/s3-async-store.js';
+import { ASYNC_LIMITS, type AsyncJob } from '../../functions/core/async-jobs.js';
+import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
+import { StorageAccessDeniedError } from '../../functions/core/errors.js';
+import type { AsyncInvocationRecord } from '../../functions/local/async-invocation.js';
+import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
+import type { AccessDenial } from '../../functions/local/s3-access.js';
+import { bucketArn, bucketStatements, inferAccess } from '../../infra/function-grants.js';
+import { attr, ModelBuilder } from '../../tools/onnx/model-builder.js';
+
+/** Rows × columns of FP32: 64 × 204,800 × 4 bytes = 50 MiB of tensor data in the binary extension. */
+const ROWS = 64;
+const COLUMNS = 204_800;
+
+/** Rows per synchronous request: 3.2 MB in the binary extension, under Lambda's 6 MB request payload (base64). */
+const SYNC_ROWS = 4;
+
+/** `sum = ReduceSum(x, axis 1)`: a 50 MB input; each row's sum is also what a synchronous request of it answers. */
+function rowSumModel(): Uint8Array {
+  return new ModelBuilder({ graphName: 'row_sum' })
+    .input('x', 'FP32', ['N', 'D'])
+    .initializer('axes', { datatype: 'INT64', dims: [1], data: new BigInt64Array([1n]) })
+    .node('ReduceSum', ['x', 'axes'], ['sum'], { keepdims: attr.int(0) })
+    .output('sum', 'FP32', ['N'])
+    .toBytes();
+}
+
+/**
+ * `y = Reshape(x, shape)`: registers with its sample (x of 2 into shape [2]), and fails at run time on an input
+ * whose element count does not fit the shape asked: a model error that only the request's data causes.
+ */
+function reshapeModel(): Uint8Array {
+  return new ModelBuilder({ graphName: 'reshape' })
+    .input('x', 'FP32', ['N'])
+    .input('shape', 'INT64', [1])
+    .node('Reshape', ['x', 'shape'], ['y'])
+    .output('y', 'FP32', ['M'])
+    .toBytes();
+}
+
+function reshapeRequest(x: number[], shape: number): object {
+  return {
+    inputs: [
+      { name: 'x', datatype: 'FP32', shape: [x.length], data: x },
+      { name: 'shape', datatype: 'INT64', shape: [1], data: [shape] },
+    ],
+  };
+}
+
+interface Local {
+  readonly stack: LocalStack;
+  readonly dataDir: string;
+  readonly denials: AccessDenial[];
+  readonly successes: AsyncInvocationRecord[];
+  /** The bucket as its owner sees it (the user's own `aws s3 cp`). */
+  readonly owner: S3AsyncStore;
+}
+
+async function call(local: Local, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${local.stack.gatewayUrl}${path}`, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function jobOf(local: Local, model: string, id: unknown): Promise<AsyncJob> {
+  const status = await call(local, 'GET', `/v2/models/${model}/jobs/${String(id)}`);
+  expect(status.status).toBe(200);
+  return status.body as unknown as AsyncJob;
+}
+
+describe('async requests under npm start', () => {
+  let local: Local;
+  let input: { body: Uint8Array; headerLength: number; data: Float32Array };
+
+  beforeAll(async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-async-'));
+    const denials: AccessDenial[] = [];
+    const successes: AsyncInvocationRecord[] = [];
+    const stack = await startLocal({
+      port: 0,
+      s3Port: 0,
+      dataDir,
+      silent: true,
+      onAccessDenied: (denial) => denials.push(denial),
+      onAsyncSuccess: (record) => successes.push(record),
+    });
+    const owner = new S3AsyncStore({
+      bucket: stack.s3.bucket,
+      endpoint: stack.s3.endpoint,
+      region: stack.s3.region,
+      credentials: stack.s3.credentials,
+    });
+    local = { stack, dataDir, denials, successes, owner };
+    await stack.runtime.store.put('uploads/rowsum/v1.onnx', rowSumModel());
+    await stack.runtime.store.put('uploads/fails/v1.onnx.json', Buffer.from(JSON.stringify(reshapeRequest([1, 2], 2))));
+    await stack.runtime.store.put('uploads/fails/v1.onnx', reshapeModel());
+    await stack.settled();
+
+    const data = new Float32Array(ROWS * COLUMNS);
+    for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 1000) / 250 - 2;
+    const encoded = encodeInferenceRequest([{ name: 'x', datatype: 'FP32', shape: [ROWS, COLUMNS], data }], {
+      binary: true,
+    });
+    input = {
+      body: encoded.body,
+      headerLength: Number(encoded.headers['Inference-Header-Content-Length']),
+      data,
+    };
+    await owner.put(
+      'async/rowsum/inputs/big.bin',
+      input.body,
+      {},
+      {
+        contentType: 'application/octet-stream',
+        metadata: { 'inference-header-content-length': String(input.headerLength) },
+      },
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await local?.stack.close();
+    if (local !== undefined) await rm(local.dataDir, { recursive: true, force: true });
+  });
+
+  it('answers a 50 MB input in S3 with the synchronous answer, and the job moves to succeeded', async () => {
+    expect(input.body.byteLength).toBeGreaterThan(50 * 1024 * 1024);
+    const accepted = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      id: 'big-1',
+      parameters: {
+        input_location: 's3://models/async/rowsum/inputs/big.bin',
+        output_location: 's3://models/async/rowsum/outputs/big.json',
+      },
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({
+      id: 'big-1',
+      model_name: 'rowsum',
+      model_version: '1',
+      status: 'accepted',
+      output_location: 's3://models/async/rowsum/outputs/big.json',
+    });
+    expect(accepted.body.status_location).toBe(`/v2/models/rowsum/jobs/${String(accepted.body.job_id)}`);
+
+    await local.stack.asyncSettled();
+    const job = await jobOf(local, 'rowsum', accepted.body.job_id);
+    expect(job).toMatchObject({
+      state: 'succeeded',
+      version: '1',
+      input_location: 's3://models/async/rowsum/inputs/big.bin',
+    });
+    expect(job.error).toBeUndefined();
+
+    const stored = await local.owner.get('async/rowsum/outputs/big.json');
+    const head = await local.owner.head('async/rowsum/outputs/big.json');
+    expect(head?.contentType).toBe('application/json');
+    const asyncAnswer = decodeInferenceResponse(stored?.body ?? new Uint8Array(), {
+      'content-type': 'application/json',
+    });
+
+    // The same input synchronously: 50 MB is over a synchronous request's limit (that is what async is for), so
+    // row by row, in requests that fit; each row's sum depends on that row alone.
+    const syncSums: number[] = [];
+    for (let row = 0; row < ROWS; row += SYNC_ROWS) {
+      const part = encodeInferenceRequest(
+        [
+          {
+            name: 'x',
+            datatype: 'FP32',
+            shape: [SYNC_ROWS, COLUMNS],
+            data: input.data.subarray(row * COLUMNS, (row + SYNC_ROWS) * COLUMNS),
+          },
+        ],
+        { binary: true },
+      );
+      const sync = await fetch(`${local.stack.gatewayUrl}/v2/models/rowsum/infer`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'inference-header-content-length': part.headers['Inference-Header-Content-Length'] ?? '',
+        },
+        body: part.body,
+      });
+      expect(sync.status, sync.status === 200 ? '' : await sync.clone().text()).toBe(200);
+      const answer = decodeInferenceResponse(new Uint8Array(await sync.arrayBuffer()), {
+        'content-type': sync.headers.get('content-type') ?? undefined,
+      });
+      syncSums.push(...Array.from((answer.outputs[0]?.data ?? []) as Iterable<number>));
+    }
+    expect(asyncAnswer.outputs).toHaveLength(1);
+    expect(asyncAnswer.outputs[0]).toMatchObject({ name: 'sum', datatype: 'FP32', shape: [ROWS] });
+    expect(Array.from(asyncAnswer.outputs[0]?.data as Iterable<number>)).toEqual(syncSums);
+    expect(asyncAnswer.modelVersion).toBe('1');
+
+    // And the answer is the row sums, not merely the same wrong thing twice.
+    const sums = Array.from(asyncAnswer.outputs[0]?.data as Iterable<number>);
+    expect(sums).toHaveLength(ROWS);
+    for (const row of [0, 17, ROWS - 1]) {
+      let expected = 0;
+      for (let c = 0; c < COLUMNS; c++) expected += input.data[row * COLUMNS + c] ?? 0;
+      expect(sums[row]).toBeCloseTo(expected, 0);
+    }
+    // The on-success destination got the invocation's result.
+    expect(local.successes.map((r) => (r.responsePayload as { job_id: string }).job_id)).toContain(job.id);
+  }, 120_000);
+
+  it('refuses locations outside the rule, in another bucket, missing or over 1 GiB with a 4xx naming the rule', async () => {
+    const ask = (input_location: string, output_location = 's3://models/async/rowsum/outputs/x.json') =>
+      call(local, 'POST', '/v2/models/rowsum/infer', { parameters: { input_location, output_location } });
+    const rule = 'under s3://models/async/rowsum/inputs/';
+
+    const outside = await ask('s3://models/models/rowsum/1/model.onnx');
+    expect(outside.status).toBe(400);
+    expect(String(outside.body.error)).toContain(rule);
+
+    const otherModel = await ask('s3://models/async/fails/inputs/big.bin');
+    expect(otherModel.status).toBe(400);
+    expect(String(otherModel.body.error)).toContain(rule);
+
+    const otherBucket = await ask('s3://other-bucket/async/rowsum/inputs/big.bin');
+    expect(otherBucket.status).toBe(400);
+    expect(String(otherBucket.body.error)).toContain('is not the model bucket');
+
+    const traversal = await ask('s3://models/async/rowsum/inputs/../../../models/rowsum/manifest.json');
+    expect(traversal.status).toBe(400);
+
+    const badOutput = await ask('s3://models/async/rowsum/inputs/big.bin', 's3://models/models/rowsum/manifest.json');
+    expect(badOutput.status).toBe(400);
+    expect(String(badOutput.body.error)).toContain('output_location must be an S3 URI in the model bucket under');
+
+    const missing = await ask('s3://models/async/rowsum/inputs/nothing-here.bin');
+    expect(missing.status).toBe(404);
+    expect(String(missing.body.error)).toContain('no such object');
+
+    // A sparse object just over the limit: the embedded store's size is the file's (a fault injected on disk).
+    await local.owner.put('async/rowsum/inputs/huge.bin', new Uint8Array(1));
+    const key = 'async/rowsum/inputs/huge.bin';
+    const file = join(local.dataDir, 'models', 'objects', createHash('sha256').update(key).digest('hex'), 'object');
+    await truncate(file, ASYNC_LIMITS.maxInputBytes + 1);
+    const huge = await ask(`s3://models/${key}`);
+    expect(huge.status).toBe(413);
+    expect(String(huge.body.error)).toContain(`the limit of an async input is ${ASYNC_LIMITS.maxInputBytes} bytes`);
+
+    // None of these was a denial: the rule refused them before S3 was asked.
+    expect(local.denials).toEqual([]);
+    // And the next valid request still succeeds.
+    const next = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+    });
+    expect(next.status).toBe(200);
+  }, 60_000);
+
+  it('lands a model error as an error record and a failed job; synchronous requests still succeed', async () => {
+    await local.owner.put(
+      'async/fails/inputs/three.json',
+      Buffer.from(JSON.stringify(reshapeRequest([1, 2, 3], 2))),
+      {},
+      { contentType: 'application/json' },
+    );
+    const sync = await call(local, 'POST', '/v2/models/fails/infer', reshapeRequest([1, 2, 3], 2));
+    expect(sync.status).toBeGreaterThanOrEqual(400);
+    const accepted = await call(local, 'POST', '/v2/models/fails/infer', {
+      parameters: {
+        input_location: 's3://models/async/fails/inputs/three.json',
+        output_location: 's3://models/async/fails/outputs/three.json',
+      },
+    });
+    expect(accepted.status).toBe(202);
+    await local.stack.asyncSettled();
+
+    const job = await jobOf(local, 'fails', accepted.body.job_id);
+    expect(job.state).toBe('failed');
+    const record = JSON.parse(
+      Buffer.from((await local.owner.get('async/fails/outputs/three.json'))?.body ?? []).toString(),
+    ) as { error: string; job_id: string };
+    expect(record.job_id).toBe(job.id);
+    expect(record.error).toBe(job.error);
+    // The reason the synchronous request gets (onnxruntime's, about the reshape), here as the job's.
+    expect(record.error).toContain(String(sync.body.error).slice(0, 40));
+    expect(record.error).toMatch(/reshape/i);
+
+    // A bad input object (wrong shape) fails its job with the decoder's reason, at once.
+    await local.owner.put(
+      'async/rowsum/inputs/wrong.json',
+      Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3], data: [1, 2, 3] }] })),
+      {},
+      { contentType: 'application/json' },
+    );
+    const wrong = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      parameters: {
+        input_location: 's3://models/async/rowsum/inputs/wrong.json',
+        output_location: 's3://models/async/rowsum/outputs/wrong.json',
+      },
+    });
+    expect(wrong.status).toBe(202);
+    await local.stack.asyncSettled();
+    const wrongJob = await jobOf(local, 'rowsum', wrong.body.job_id);
+    expect(wrongJob.state).toBe('failed');
+    expect(wrongJob.error).toMatch(/shape|rank|dimension/i);
+
+    const next = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 2], data: [1, 2, 3, 4] }],
+    });
+    expect(next.status).toBe(200);
+    expect((next.body.outputs as { data: number[] }[])[0]?.data).toEqual([3, 7]);
+  }, 60_000);
+
+  it('answers an unknown job with a 404', async () => {
+    const unknown = await call(local, 'GET', '/v2/models/rowsum/jobs/00000000-0000-4000-8000-000000000000');
+    expect(unknown.status).toBe(404);
+    const malformed = await call(local, 'GET', '/v2/models/rowsum/jobs/..%2Fmanifest');
+    expect(malformed.status).toBe(404);
+  });
+
+  it('enforces the async grants on S3: a model function reads and writes only its own async/ prefixes', async () => {
+    const credentials = local.stack.s3.addRole({
+      role: 'infer-rowsum-probe',
+      statements: bucketStatements(inferAccess('rowsum'), bucketArn(local.stack.s3.bucket)),
+    });
+    const asRole = new S3AsyncStore({
+      bucket: local.stack.s3.bucket,
+      endpoint: local.stack.s3.endpoint,
+      region: local.stack.s3.region,
+      credentials,
+    });
+    const before = local.denials.length;
+    await expect(asRole.put('async/rowsum/outputs/probe.json', Buffer.from('{}'))).resolves.toMatchObject({
+      etag: expect.any(String),
+    });
+    expect((await asRole.head('async/rowsum/inputs/big.bin'))?.size).toBe(input.body.byteLength);
+    await expect(asRole.put('async/rowsum/inputs/planted.bin', Buffer.from('x'))).rejects.toBeInstanceOf(
+      StorageAccessDeniedError,
+    );
+    await expect(asRole.put('async/fails/outputs/probe.json', Buffer.from('{}'))).rejects.toBeInstanceOf(
+      StorageAccessDeniedError,
+    );
+    await expect(asRole.put('models/rowsum/manifest.json', Buffer.from('{}'))).rejects.toBeInstanceOf(
+      StorageAccessDeniedError,
+    );
+    await expect(asRole.get('async/fails/inputs/three.json')).rejects.toBeInstanceOf(StorageAccessDeniedError);
+    const denied = local.denials.slice(before);
+    expect(denied.map((d) => d.action)).toEqual(['s3:PutObject', 's3:PutObject', 's3:PutObject', 's3:GetObject']);
+    expect(denied.every((d) => d.role === 'infer-rowsum-probe')).toBe(true);
+  });
+});

@@ -41,15 +41,50 @@ async function textOf(response: IncomingMessage): Promise<string> {
  * ```
  */
 export function createLambdaInvoker(functionName: string, options: LambdaInvokerOptions): SelfInvoker {
+  const invoke = lambdaInvoke(options);
+  return async (payload, target) => {
+    const { status, text, functionError } = await invoke(target ?? functionName, payload, 'RequestResponse');
+    if (status < 200 || status >= 300) throw new Error(`warmer invocation refused: ${text}`);
+    if (functionError !== undefined) throw new Error(`warmer invocation failed: ${functionError}`);
+  };
+}
+
+/**
+ * Queues `payload` for `target` (a qualified function name such as `infer-iris:async`) with `InvocationType: Event`:
+ * Lambda answers 202 once the event is queued, then runs it with the retries and destinations of the target's
+ * event invoke configuration. Rejects when Lambda refused to queue it.
+ *
+ * @example
+ * ```ts
+ * const enqueue = createEventInvoker('infer-iris:async', { region: 'eu-west-1', credentials: () => credentialsFromEnvironment() });
+ * await enqueue({ asyncInference: { model: 'iris', id } });
+ * ```
+ */
+export function createEventInvoker(target: string, options: LambdaInvokerOptions): (payload: unknown) => Promise<void> {
+  const invoke = lambdaInvoke(options);
+  return async (payload) => {
+    const { status, text } = await invoke(target, payload, 'Event');
+    if (status !== 202) throw new Error(`asynchronous invocation of ${target} refused: ${text}`);
+  };
+}
+
+/** One signed `Invoke` call: the status, the error type and body on failure, and the function's error if any. */
+function lambdaInvoke(
+  options: LambdaInvokerOptions,
+): (
+  target: string,
+  payload: unknown,
+  invocationType: 'RequestResponse' | 'Event',
+) => Promise<{ status: number; text: string; functionError?: string }> {
   const base = new URL(options.endpoint ?? `https://lambda.${options.region}.amazonaws.com`);
   const https = base.protocol === 'https:';
   const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   let signer: ReturnType<typeof createSigner> | undefined;
-  return async (payload, target) => {
+  return async (target, payload, invocationType) => {
     signer ??= createSigner('lambda', options.region, options.credentials());
     const body = JSON.stringify(payload);
     // Escaped once here; the signer escapes the path once more for the canonical request, as Lambda expects.
-    const path = `${base.pathname.replace(/\/$/, '')}/2015-03-31/functions/${encodeURIComponent(target ?? functionName)}/invocations`;
+    const path = `${base.pathname.replace(/\/$/, '')}/2015-03-31/functions/${encodeURIComponent(target)}/invocations`;
     const signed = await signer.sign({
       method: 'POST',
       protocol: base.protocol,
@@ -61,7 +96,7 @@ export function createLambdaInvoker(functionName: string, options: LambdaInvoker
         host: base.host,
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(body)),
-        'x-amz-invocation-type': 'RequestResponse',
+        'x-amz-invocation-type': invocationType,
       },
       body,
     });
@@ -78,11 +113,11 @@ export function createLambdaInvoker(functionName: string, options: LambdaInvoker
     });
     const text = await textOf(response);
     const status = response.statusCode ?? 0;
+    const functionError = response.headers['x-amz-function-error'];
     if (status < 200 || status >= 300) {
       const type = response.headers['x-amzn-errortype'] ?? `HTTP ${status}`;
-      throw new Error(`warmer invocation refused: ${String(type).split(':')[0]} ${text.slice(0, 300)}`);
+      return { status, text: `${String(type).split(':')[0]} ${text.slice(0, 300)}` };
     }
-    const functionError = response.headers['x-amz-function-error'];
-    if (functionError !== undefined) throw new Error(`warmer invocation failed: ${String(functionError)}`);
+    return { status, text, ...(functionError === undefined ? {} : { functionError: String(functionError) }) };
   };
 }

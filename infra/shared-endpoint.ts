@@ -9,6 +9,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { AsyncInvocation } from './async-invocation.js';
 import { DEFAULT_LIMITS, SHARED_FUNCTION_DEFAULTS, sessionBudgetMbFor } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
@@ -39,6 +40,8 @@ export class SharedModelEndpoint extends Construct {
   public readonly inferFunction: ServiceFunction;
   /** `/v2/models/{model}`. */
   public readonly resource: apigw.Resource;
+  /** The `async` alias that async requests are queued on, with its destinations (docs/async.md). */
+  public readonly asyncInvocation: AsyncInvocation;
   /** Fires on any error of the function in five minutes. */
   public readonly errorsAlarm: cloudwatch.Alarm;
 
@@ -69,6 +72,7 @@ export class SharedModelEndpoint extends Construct {
     });
     const role = this.inferFunction.role;
     grantBucketAccess(role, props.bucket, SHARED_INFER_ACCESS);
+    this.asyncInvocation = new AsyncInvocation(this, 'Async', { function: this.inferFunction.function, role });
     this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
     this.errorsAlarm = functionErrorsAlarm(this.inferFunction, props.alarmAction);
   }
@@ -90,6 +94,7 @@ export class SharedModelEndpoint extends Construct {
     model.addResource('ready').addMethod('GET', integration, withParams('model'));
     model.addResource('infer').addMethod('POST', integration, withParams('model'));
     model.addResource('config').addMethod('GET', integration, withParams('model'));
+    model.addResource('jobs').addResource('{id}').addMethod('GET', integration, withParams('model', 'id'));
     const version = model.addResource('versions').addResource('{v}');
     version.addMethod('GET', integration, withParams('model', 'v'));
     version.addResource('ready').addMethod('GET', integration, withParams('model', 'v'));

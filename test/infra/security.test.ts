@@ -40,7 +40,7 @@ const XRAY_UPLOAD = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
 describe('infer roles', () => {
   it.each(['tight', 'open'])(
-    '%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/',
+    '%s: no wildcard resource or action; S3 reads only its own prefixes, writes only async/<name>/ answers and jobs',
     (name) => {
       const endpoint = synth.stack.endpoints.get(name)!;
       const statements = roleStatements(
@@ -59,21 +59,35 @@ describe('infer roles', () => {
           }
           const text = JSON.stringify(resource);
           // Object ARNs: exactly this model's prefix; function ARNs: this function's versions and aliases.
-          if (text.includes('/models/') || actions.includes('s3:GetObject')) {
-            expect(text).toMatch(new RegExp(`"/(models|rejected)/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+          const own = name.replace('.', '\\.');
+          if (actions.includes('s3:GetObject')) {
+            expect(text).toMatch(new RegExp(`"/((models|rejected)/${own}|async/${own}/(inputs|jobs))/\\*"\\]\\]\\}$`));
+          } else if (text.includes('/models/')) {
+            expect(text).toMatch(new RegExp(`"/(models|rejected)/${own}/\\*"\\]\\]\\}$`));
+          }
+          // Async requests (docs/async.md): answers and job records of this model, nothing else.
+          if (actions.includes('s3:PutObject')) {
+            expect(text).toMatch(new RegExp(`"/async/${own}/(outputs|jobs)/\\*"\\]\\]\\}$`));
           }
           if (text.endsWith(':*"]]}')) expect(actions).toEqual(['lambda:InvokeFunction']);
         }
         if (actions.includes('s3:ListBucket')) {
           expect(statement.Condition).toEqual({
             StringLikeIfExists: {
-              's3:prefix': [`models/${name}/`, `models/${name}/*`, `rejected/${name}/`, `rejected/${name}/*`],
+              's3:prefix': [
+                `models/${name}/`,
+                `models/${name}/*`,
+                `rejected/${name}/`,
+                `rejected/${name}/*`,
+                `async/${name}/`,
+                `async/${name}/*`,
+              ],
             },
           });
         }
         expect(
-          actions.filter((a) => /^s3:(Put|Delete)/.test(a)),
-          'infer never writes the bucket',
+          actions.filter((a) => /^s3:(Put|Delete)/.test(a) && a !== 's3:PutObject'),
+          'infer writes nothing but async answers and job records',
         ).toEqual([]);
       }
     },
@@ -84,8 +98,9 @@ describe('API', () => {
   it('requires an API key on every method by default, with a key bound to a throttled usage plan', () => {
     const methods = ofType('AWS::ApiGateway::Method');
 
-    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
-    expect(methods.length).toBe(6 + 8 * 3);
+    // control 6 (incl. Triton's load/unload), 9 per catalog model, 9 for the shared function's {model} routes (the
+    // 8 of the protocol and the async job status)
+    expect(methods.length).toBe(6 + 9 * 3);
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');

@@ -35,6 +35,8 @@ export interface InvokeOptions {
   readonly faults?: Readonly<Record<string, string>>;
   /** Serve Lambda's Runtime API on loopback and record what is posted to it (the inference watchdog's answers). */
   readonly runtimeApi?: boolean;
+  /** Where the function's own Lambda API calls go (`AWS_ENDPOINT_URL_LAMBDA`): a loopback stand-in. */
+  readonly lambdaEndpoint?: string;
 }
 
 /** A synthesized app's functions, runnable against an embedded S3 server that enforces their roles. */
@@ -114,6 +116,7 @@ export async function startArtifactRig(synth: Synthesized): Promise<ArtifactRig>
         AWS_ACCESS_KEY_ID: credentials.accessKeyId,
         AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
         S3_ENDPOINT: s3.server.endpoint,
+        ...(options.lambdaEndpoint === undefined ? {} : { AWS_ENDPOINT_URL_LAMBDA: options.lambdaEndpoint }),
         // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
         POWERTOOLS_TRACE_ENABLED: 'false',
         ...options.faults,

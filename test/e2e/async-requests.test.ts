@@ -353,5 +353,69 @@ describe('async requests under npm start', () => {
     const denied = local.denials.slice(before);
     expect(denied.map((d) => d.action)).toEqual(['s3:PutObject', 's3:PutObject', 's3:PutObject', 's3:GetObject']);
     expect(denied.every((d) => d.role === 'infer-rowsum-probe')).toBe(true);
+
+    // The shared function's own role (it serves rowsum here): any model's async answers, nothing else written.
+    const shared = new S3AsyncStore({
+      bucket: local.stack.s3.bucket,
+      endpoint: local.stack.s3.endpoint,
+      region: local.stack.s3.region,
+      credentials: local.stack.s3.credentialsFor('infer-shared'),
+    });
+    await expect(shared.put('async/fails/outputs/probe.json', Buffer.from('{}'))).resolves.toBeDefined();
+    await expect(shared.put('async/rowsum/inputs/planted.bin', Buffer.from('x'))).rejects.toBeInstanceOf(
+      StorageAccessDeniedError,
+    );
+    await expect(shared.put('uploads/rowsum/planted.onnx', Buffer.from('x'))).rejects.toBeInstanceOf(
+      StorageAccessDeniedError,
+    );
+    expect(local.denials.slice(before + 4).map((d) => [d.role, d.action])).toEqual([
+      ['infer-shared', 's3:PutObject'],
+      ['infer-shared', 's3:PutObject'],
+    ]);
+  });
+
+  it('pins the version when the job is accepted: a route version, or the latest at that moment', async () => {
+    const square = (op: 'Mul' | 'Add') =>
+      new ModelBuilder({ graphName: `pinned_${op}` })
+        .input('x', 'FP32', ['N'])
+        .node(op, ['x', 'x'], ['y'])
+        .output('y', 'FP32', ['N'])
+        .toBytes();
+    await local.stack.runtime.store.put('uploads/pinned/v1.onnx', square('Mul'));
+    await local.stack.settled();
+    await local.stack.runtime.store.put('uploads/pinned/v2.onnx', square('Add'));
+    await local.stack.settled();
+    await local.owner.put(
+      'async/pinned/inputs/x.json',
+      Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [3, 5] }] })),
+      {},
+      { contentType: 'application/json' },
+    );
+    const ask = (path: string, output: string) =>
+      call(local, 'POST', path, {
+        parameters: {
+          input_location: 's3://models/async/pinned/inputs/x.json',
+          output_location: `s3://models/async/pinned/outputs/${output}`,
+        },
+      });
+
+    const first = await ask('/v2/models/pinned/versions/1/infer', 'v1.json');
+    const latest = await ask('/v2/models/pinned/infer', 'latest.json');
+    await local.stack.asyncSettled();
+
+    expect([first.body.model_version, latest.body.model_version]).toEqual(['1', '2']);
+    const answer = async (key: string) =>
+      JSON.parse(Buffer.from((await local.owner.get(key))?.body ?? []).toString()) as {
+        model_version: string;
+        outputs: { data: number[] }[];
+      };
+    expect(await answer('async/pinned/outputs/v1.json')).toMatchObject({
+      model_version: '1',
+      outputs: [{ data: [9, 25] }],
+    });
+    expect(await answer('async/pinned/outputs/latest.json')).toMatchObject({
+      model_version: '2',
+      outputs: [{ data: [6, 10] }],
+    });
   });
 });

@@ -81,6 +81,25 @@ async function jobOf(local: Local, model: string, id: unknown): Promise<AsyncJob
   return status.body as unknown as AsyncJob;
 }
 
+/** Uploads a JSON input as `async/<model>/inputs/<name>`, asks for it at `path`, and waits for the job to end. */
+async function runJob(local: Local, model: string, name: string, input: object, path = `/v2/models/${model}/infer`) {
+  await local.owner.put(
+    `async/${model}/inputs/${name}`,
+    Buffer.from(JSON.stringify(input)),
+    {},
+    { contentType: 'application/json' },
+  );
+  const accepted = await call(local, 'POST', path, {
+    parameters: {
+      input_location: `s3://models/async/${model}/inputs/${name}`,
+      output_location: `s3://models/async/${model}/outputs/${name}`,
+    },
+  });
+  expect(accepted.status).toBe(202);
+  await local.stack.asyncSettled();
+  return { accepted, job: await jobOf(local, model, accepted.body.job_id) };
+}
+
 describe('async requests under npm start', () => {
   let local: Local;
   let input: { body: Uint8Array; headerLength: number; data: Float32Array };
@@ -263,24 +282,9 @@ describe('async requests under npm start', () => {
   }, 60_000);
 
   it('lands a model error as an error record and a failed job; synchronous requests still succeed', async () => {
-    await local.owner.put(
-      'async/fails/inputs/three.json',
-      Buffer.from(JSON.stringify(reshapeRequest([1, 2, 3], 2))),
-      {},
-      { contentType: 'application/json' },
-    );
     const sync = await call(local, 'POST', '/v2/models/fails/infer', reshapeRequest([1, 2, 3], 2));
     expect(sync.status).toBeGreaterThanOrEqual(400);
-    const accepted = await call(local, 'POST', '/v2/models/fails/infer', {
-      parameters: {
-        input_location: 's3://models/async/fails/inputs/three.json',
-        output_location: 's3://models/async/fails/outputs/three.json',
-      },
-    });
-    expect(accepted.status).toBe(202);
-    await local.stack.asyncSettled();
-
-    const job = await jobOf(local, 'fails', accepted.body.job_id);
+    const { job } = await runJob(local, 'fails', 'three.json', reshapeRequest([1, 2, 3], 2));
     expect(job.state).toBe('failed');
     const record = JSON.parse(
       Buffer.from((await local.owner.get('async/fails/outputs/three.json'))?.body ?? []).toString(),
@@ -292,21 +296,9 @@ describe('async requests under npm start', () => {
     expect(record.error).toMatch(/reshape/i);
 
     // A bad input object (wrong shape) fails its job with the decoder's reason, at once.
-    await local.owner.put(
-      'async/rowsum/inputs/wrong.json',
-      Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3], data: [1, 2, 3] }] })),
-      {},
-      { contentType: 'application/json' },
-    );
-    const wrong = await call(local, 'POST', '/v2/models/rowsum/infer', {
-      parameters: {
-        input_location: 's3://models/async/rowsum/inputs/wrong.json',
-        output_location: 's3://models/async/rowsum/outputs/wrong.json',
-      },
+    const { job: wrongJob } = await runJob(local, 'rowsum', 'wrong.json', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [3], data: [1, 2, 3] }],
     });
-    expect(wrong.status).toBe(202);
-    await local.stack.asyncSettled();
-    const wrongJob = await jobOf(local, 'rowsum', wrong.body.job_id);
     expect(wrongJob.state).toBe('failed');
     expect(wrongJob.error).toMatch(/shape|rank|dimension/i);
 
@@ -385,25 +377,11 @@ describe('async requests under npm start', () => {
     await local.stack.settled();
     await local.stack.runtime.store.put('uploads/pinned/v2.onnx', square('Add'));
     await local.stack.settled();
-    await local.owner.put(
-      'async/pinned/inputs/x.json',
-      Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [3, 5] }] })),
-      {},
-      { contentType: 'application/json' },
-    );
-    const ask = (path: string, output: string) =>
-      call(local, 'POST', path, {
-        parameters: {
-          input_location: 's3://models/async/pinned/inputs/x.json',
-          output_location: `s3://models/async/pinned/outputs/${output}`,
-        },
-      });
+    const input = { inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [3, 5] }] };
+    const first = await runJob(local, 'pinned', 'v1.json', input, '/v2/models/pinned/versions/1/infer');
+    const latest = await runJob(local, 'pinned', 'latest.json', input);
 
-    const first = await ask('/v2/models/pinned/versions/1/infer', 'v1.json');
-    const latest = await ask('/v2/models/pinned/infer', 'latest.json');
-    await local.stack.asyncSettled();
-
-    expect([first.body.model_version, latest.body.model_version]).toEqual(['1', '2']);
+    expect([first.job.version, latest.job.version]).toEqual(['1', '2']);
     const answer = async (key: string) =>
       JSON.parse(Buffer.from((await local.owner.get(key))?.body ?? []).toString()) as {
         model_version: string;

@@ -104,7 +104,7 @@ export type Api = (request: HttpRequest) => Promise<HttpResponse>;
 export function createApi(options: ApiOptions): Api {
   const { service, scope } = options;
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
-  const infer = createInference(service, imageDecoder);
+  const inference = createInference(service, imageDecoder);
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -180,7 +180,11 @@ export function createApi(options: ApiOptions): Api {
         if (request.headers['inference-header-content-length'] === undefined && mentionsInputLocation(body)) {
           return await acceptAsync(target, body);
         }
-        const { response, decoded } = await infer(target, body, request.headers, limits);
+        const { response, decoded } = await inference.run(
+          target,
+          await inference.decode(target, body, request.headers, limits),
+          limits,
+        );
         // Refused from the element counts first: building a response of a billion numbers to measure it would take
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
@@ -257,25 +261,31 @@ export function createApi(options: ApiOptions): Api {
   }
 }
 
-/** Runs one request body: see {@link createInference}. */
-export type Inference = (
-  target: ResolvedVersion,
-  body: Uint8Array,
-  headers: Readonly<Record<string, string>>,
-  limits: Limits,
-) => Promise<{ response: InferenceResponse; decoded: InferenceRequest }>;
+/** A request body decoded for a model: the request, and the image placements an answer reports. */
+export interface DecodedBody {
+  readonly request: InferenceRequest;
+  readonly parameters?: Record<string, unknown>;
+}
 
-/**
- * Decodes a request body (V2 JSON, the binary extension, or an image for a model that declares its preprocessing)
- * as its headers say, and runs it: one path for synchronous requests and async jobs.
- */
-export function createInference(service: ModelService, imageDecoder: ImageDecoder): Inference {
-  return async (
+/** Decodes and runs request bodies: see {@link createInference}. */
+export interface Inference {
+  /** Decodes a body as its headers say. */
+  decode(
     target: ResolvedVersion,
     body: Uint8Array,
     headers: Readonly<Record<string, string>>,
     limits: Limits,
-  ) => {
+  ): Promise<DecodedBody>;
+  /** Runs a decoded body. */
+  run(
+    target: ResolvedVersion,
+    decoded: DecodedBody,
+    limits: Limits,
+  ): Promise<{ response: InferenceResponse; decoded: InferenceRequest }>;
+}
+
+export function createInference(service: ModelService, imageDecoder: ImageDecoder): Inference {
+  const decode: Inference['decode'] = async (target, body, headers, limits) => {
     const contentType = headers['content-type'];
     const headerLength = headers['inference-header-content-length'];
     const mediaType = parseMediaType(contentType).type;
@@ -310,9 +320,13 @@ export function createInference(service: ModelService, imageDecoder: ImageDecode
       decoded = images.request;
       parameters = imageParameters(images.placements);
     }
-    const answered = await service.infer(target, decoded, { timeoutMs: limits.timeoutMs });
-    return { response: parameters === undefined ? answered : { ...answered, parameters }, decoded };
+    return { request: decoded, ...(parameters === undefined ? {} : { parameters }) };
   };
+  const run: Inference['run'] = async (target, { request, parameters }, limits) => {
+    const answered = await service.infer(target, request, { timeoutMs: limits.timeoutMs });
+    return { response: parameters === undefined ? answered : { ...answered, parameters }, decoded: request };
+  };
+  return { decode, run };
 }
 
 /**

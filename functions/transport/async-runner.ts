@@ -17,9 +17,9 @@ import {
 import type { Limits } from '../core/catalog.js';
 import { encodeInferenceResponse, HEADERS, minimumResponseBytes } from '../core/codec/index.js';
 import { InferenceServerError, PayloadTooLargeError, ServiceUnavailableError } from '../core/errors.js';
-import type { ModelService } from '../core/model-service.js';
+import type { ModelService, ResolvedVersion } from '../core/model-service.js';
 import { redactInternals } from '../core/redact.js';
-import type { AsyncJobsOptions, Inference } from './api.js';
+import type { AsyncJobsOptions, DecodedBody, Inference } from './api.js';
 
 /** The binary extension's header, lower-case as object metadata and our header maps carry it. */
 const HEADER_LENGTH = HEADERS.inferenceHeaderContentLength.toLowerCase();
@@ -75,6 +75,28 @@ export function createAsyncRunner(options: AsyncRunnerOptions): AsyncRunner {
     return resultOf(written ?? (await readJob(store, job.model, job.id)));
   }
 
+  /**
+   * Reads the input object and decodes it. The object is read straight into one buffer of its size (no chunks to
+   * join) and is unreachable once this returns: the run holds only the decoded tensors.
+   */
+  async function decodeInput(key: string, target: ResolvedVersion, limits: Limits): Promise<DecodedBody> {
+    const location = { bucket: options.jobs.bucket, key };
+    const head = await store.head(key);
+    // Checked from the object's size before a byte is read.
+    checkInputSize(location, head?.size);
+    const input = await store.get(key);
+    // The object may have been replaced since the HEAD.
+    checkInputSize(location, input?.body.byteLength);
+    // JSON answers unless the input asks for binary outputs (an image input's default would be binary).
+    const headers: Record<string, string> = {
+      'content-type': head?.contentType ?? 'application/json',
+      accept: 'application/json',
+    };
+    const headerLength = head?.metadata[HEADER_LENGTH];
+    if (headerLength !== undefined) headers[HEADER_LENGTH] = headerLength;
+    return await options.inference.decode(target, input?.body ?? new Uint8Array(), headers, limits);
+  }
+
   return {
     async run(event) {
       const { model, id } = event.asyncInference;
@@ -84,22 +106,13 @@ export function createAsyncRunner(options: AsyncRunnerOptions): AsyncRunner {
       try {
         // The version pinned at acceptance, whatever `latest` says now.
         const target = await options.service.resolve(model, job.version);
-        const inputKey = keyOf(job.input_location, options.jobs.bucket);
-        const head = await store.head(inputKey);
-        const location = { bucket: options.jobs.bucket, key: inputKey };
-        checkInputSize(location, head?.size);
-        // One buffer of the object's size, filled as the bytes stream in (S3Reader.get): never held twice.
-        const input = await store.get(inputKey);
-        checkInputSize(location, input?.body.byteLength);
-        const headers: Record<string, string> = { 'content-type': head?.contentType ?? 'application/json' };
-        const headerLength = head?.metadata[HEADER_LENGTH];
-        if (headerLength !== undefined) headers[HEADER_LENGTH] = headerLength;
         const limits: Limits = {
           ...options.limitsFor(model),
           maxBodyBytes: ASYNC_LIMITS.maxInputBytes,
           maxResponseBytes: ASYNC_LIMITS.maxOutputBytes,
         };
-        const { response, decoded } = await options.inference(target, input?.body ?? new Uint8Array(), headers, limits);
+        const body = await decodeInput(keyOf(job.input_location, options.jobs.bucket), target, limits);
+        const { response, decoded } = await options.inference.run(target, body, limits);
         const floor = minimumResponseBytes(response, decoded);
         if (floor.bytes > ASYNC_LIMITS.maxOutputBytes) {
           throw new PayloadTooLargeError(

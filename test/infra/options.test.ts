@@ -48,8 +48,9 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    // control 6 (incl. Triton's load/unload), 8 per catalog model, 8 for the shared function's {model} routes
-    expect(methods).toHaveLength(6 + 8 * 3);
+    // control 6 (incl. Triton's load/unload), 9 per catalog model and 9 for the shared function's {model} routes
+    // (the 8 of the protocol and the async job status)
+    expect(methods).toHaveLength(6 + 9 * 3);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);
@@ -250,7 +251,9 @@ describe('operations', () => {
     });
     expect(synth.template.findOutputs('FailedRegistrationsQueue')).not.toEqual({});
     // The warmer targets the live alias, which serves the traffic.
-    const aliasId = Object.entries(all).find(([, r]) => r.Type === 'AWS::Lambda::Alias')![0];
+    const aliasId = Object.entries(all).find(
+      ([, r]) => r.Type === 'AWS::Lambda::Alias' && r.Properties?.['Name'] === 'live',
+    )![0];
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       Targets: [Match.objectLike({ Arn: { Ref: aliasId } })],
     });

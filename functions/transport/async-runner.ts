@@ -41,6 +41,8 @@ export interface AsyncRunnerOptions {
   readonly jobs: AsyncJobsOptions;
   /** The model's request limits; an async input may be larger (`ASYNC_LIMITS`), everything else holds. */
   readonly limitsFor: (model: string) => Limits;
+  /** Told why an error record could not be written (for the log); the job ends failed all the same. */
+  readonly onRecordError?: (error: unknown) => void;
 }
 
 /** The async side of the infer function. */
@@ -62,16 +64,23 @@ export function createAsyncRunner(options: AsyncRunnerOptions): AsyncRunner {
   const now = options.jobs.now ?? (() => new Date());
 
   async function fail(job: AsyncJob, reason: string): Promise<AsyncJobResult> {
-    // The error record first: a caller who sees `failed` finds the reason at the output location too.
-    await store.put(
-      keyOf(job.output_location, options.jobs.bucket),
-      Buffer.from(
-        JSON.stringify({ error: reason, job_id: job.id, model_name: job.model, model_version: job.version }, null, 2),
-      ),
-      {},
-      { contentType: 'application/json' },
-    );
-    const written = await advanceJob(store, job.model, job.id, 'failed', now(), reason);
+    // The error record first: a caller who sees `failed` finds the reason at the output location too. If it cannot
+    // be written (the same fault that failed the job, say), the job still ends failed, saying so.
+    let recorded = reason;
+    try {
+      await store.put(
+        keyOf(job.output_location, options.jobs.bucket),
+        Buffer.from(
+          JSON.stringify({ error: reason, job_id: job.id, model_name: job.model, model_version: job.version }, null, 2),
+        ),
+        {},
+        { contentType: 'application/json' },
+      );
+    } catch (error) {
+      options.onRecordError?.(error);
+      recorded = `${reason} (the error record could not be written to ${job.output_location})`;
+    }
+    const written = await advanceJob(store, job.model, job.id, 'failed', now(), recorded);
     return resultOf(written ?? (await readJob(store, job.model, job.id)));
   }
 

@@ -18,6 +18,7 @@ import { createAsyncRunner, type AsyncJobResult } from './async-runner.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
 import type { Observability } from '../wiring/observability.js';
 import type { Runtime } from '../wiring/runtime.js';
+import { InferenceServerError } from '../core/errors.js';
 import { isWarmerEvent, warm, type SelfInvoker, type WarmerEvent, type WarmerResult } from '../core/warmer.js';
 
 /** An API Gateway handler (REST payload 1.0 or HTTP API payload 2.0). */
@@ -103,6 +104,8 @@ export function createInferHandler(
           inference: createInference(runtime.service, createSharpImageDecoder()),
           jobs: options.asyncJobs,
           limitsFor,
+          onRecordError: (error) =>
+            observability.logger.error('async job: the error record could not be written', { error: error as Error }),
         });
   return async (event, context) => {
     if (isAsyncJobEvent(event) || isAsyncFailureRecord(event)) {
@@ -115,6 +118,14 @@ export function createInferHandler(
         const result = isAsyncJobEvent(event) ? await runner.run(event) : await runner.recordFailure(event);
         observability.logger.info('async job', { ...result });
         return result;
+      } catch (error) {
+        // Lambda retries the attempt, then hands its error message to the on-failure destination, which puts it in
+        // the job record that callers read: only our own errors' messages (safe, actionable) go there; anything
+        // else (a denial, a bug) is logged here in full and travels as a reference to this log.
+        if (error instanceof InferenceServerError) throw error;
+        const requestId = context?.awsRequestId ?? randomUUID();
+        observability.logger.error('async job attempt failed', { requestId, error: error as Error });
+        throw new Error(`internal error; request id ${requestId} (see the function's log)`, { cause: error });
       } finally {
         observability.flush();
       }

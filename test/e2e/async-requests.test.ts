@@ -16,7 +16,13 @@ import { StorageAccessDeniedError } from '../../functions/core/errors.js';
 import type { AsyncInvocationRecord } from '../../functions/local/async-invocation.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import type { AccessDenial } from '../../functions/local/s3-access.js';
-import { bucketArn, bucketStatements, inferAccess } from '../../infra/function-grants.js';
+import {
+  type BucketAccess,
+  bucketArn,
+  bucketStatements,
+  inferAccess,
+  SHARED_INFER_ACCESS,
+} from '../../infra/function-grants.js';
 import { attr, ModelBuilder } from '../../tools/onnx/model-builder.js';
 
 /** Rows × columns of FP32: 64 × 204,800 × 4 bytes = 50 MiB of tensor data in the binary extension. */
@@ -396,4 +402,69 @@ describe('async requests under npm start', () => {
       outputs: [{ data: [6, 10] }],
     });
   });
+});
+
+describe('a function whose role may not write async answers', () => {
+  it('ends the job failed after its retries, names no internals, and keeps serving', async () => {
+    // The shared function's deployed grants, less the async answers: a grant narrowed on purpose.
+    const narrowed: BucketAccess = {
+      ...SHARED_INFER_ACCESS,
+      objects: SHARED_INFER_ACCESS.objects.map((grant) =>
+        grant.actions.includes('s3:PutObject')
+          ? { ...grant, keyPatterns: grant.keyPatterns.filter((pattern) => !pattern.includes('/outputs/')) }
+          : grant,
+      ),
+    };
+    const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-async-denied-'));
+    const denials: AccessDenial[] = [];
+    const stack = await startLocal({
+      port: 0,
+      s3Port: 0,
+      dataDir,
+      silent: true,
+      onAccessDenied: (denial) => denials.push(denial),
+      accessOverrides: { 'infer-shared': narrowed },
+    });
+    try {
+      const owner = new S3AsyncStore({
+        bucket: stack.s3.bucket,
+        endpoint: stack.s3.endpoint,
+        region: stack.s3.region,
+        credentials: stack.s3.credentials,
+      });
+      await stack.runtime.store.put(
+        'uploads/double/v1.onnx',
+        new ModelBuilder({ graphName: 'double' })
+          .input('x', 'FP32', ['N'])
+          .node('Add', ['x', 'x'], ['y'])
+          .output('y', 'FP32', ['N'])
+          .toBytes(),
+      );
+      await stack.settled();
+      const local: Local = { stack, dataDir, denials, successes: [], owner };
+      const { job } = await runJob(local, 'double', 'x.json', {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }],
+      });
+
+      expect(job.state).toBe('failed');
+      expect(job.error).toMatch(/^the job failed after 3 attempt\(s\): internal error; request id /);
+      expect(job.error).toContain('(the error record could not be written to s3://models/async/double/outputs/x.json)');
+      expect(job.error).not.toContain('AccessDenied');
+      // Three attempts and the on-failure destination's error record, each refused by the role's policy.
+      expect(denials.map((d) => [d.role, d.action, d.resource])).toEqual(
+        Array.from({ length: 4 }, () => [
+          'infer-shared',
+          's3:PutObject',
+          'arn:aws:s3:::models/async/double/outputs/x.json',
+        ]),
+      );
+      const next = await call(local, 'POST', '/v2/models/double/infer', {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }],
+      });
+      expect(next.status).toBe(200);
+    } finally {
+      await stack.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -140,16 +140,40 @@ export interface AsyncRequest {
  * True when a request body names an `input_location`, without parsing it: a synchronous request (megabytes of
  * numbers) pays one byte search, not a second JSON parse.
  */
-export function mentionsInputLocation(body: Uint8Array): boolean {
+function mentionsInputLocation(body: Uint8Array): boolean {
   return Buffer.from(body.buffer, body.byteOffset, body.byteLength).includes('"input_location"');
 }
 
 /** The largest async request body: two URIs and an id, far below this. */
 const MAX_ASYNC_REQUEST_BYTES = 16 * 1024;
 
+/** The top level of a JSON request body, or `undefined` when it is not a JSON object. */
+function requestObject(body: Uint8Array): { id?: unknown; inputs?: unknown; parameters?: unknown } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : undefined;
+}
+
+function parametersOf(request: { parameters?: unknown } | undefined): Record<string, unknown> {
+  const parameters = request?.parameters;
+  return (typeof parameters === 'object' && parameters !== null ? parameters : {}) as Record<string, unknown>;
+}
+
 /**
- * Reads an async request: `{"id"?, "parameters": {"input_location", "output_location"}}` and no `inputs` (the
- * tensors are in the input object).
+ * True when a body is an async request: a JSON object with `parameters.input_location`. A synchronous request that
+ * merely mentions the name (a BYTES element, say) is not, and goes to its own decoder.
+ */
+export function isAsyncRequest(body: Uint8Array): boolean {
+  return mentionsInputLocation(body) && parametersOf(requestObject(body)).input_location !== undefined;
+}
+
+/**
+ * Reads an async request ({@link isAsyncRequest}): `{"id"?, "parameters": {"input_location", "output_location"}}`
+ * and no `inputs` (the tensors are in the input object).
  * @throws BadRequestError naming what to change
  */
 export function parseAsyncRequest(body: Uint8Array, options: { bucket: string; model: string }): AsyncRequest {
@@ -159,26 +183,17 @@ export function parseAsyncRequest(body: Uint8Array, options: { bucket: string; m
         'bytes; put the inputs in the input object',
     );
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(body).toString('utf8'));
-  } catch {
-    throw new BadRequestError('an async request must be a JSON object with parameters.input_location');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new BadRequestError('an async request must be a JSON object with parameters.input_location');
-  }
-  const request = parsed as { id?: unknown; inputs?: unknown; parameters?: unknown };
+  const request = requestObject(body) ?? {};
   if (request.inputs !== undefined) {
     throw new BadRequestError(
       'an async request takes its tensors from parameters.input_location; remove "inputs" (or drop ' +
         'input_location to infer synchronously)',
     );
   }
-  const parameters = (request.parameters ?? {}) as Record<string, unknown>;
   if (request.id !== undefined && typeof request.id !== 'string') {
     throw new BadRequestError('"id" must be a string');
   }
+  const parameters = parametersOf(request);
   const input = parseAsyncLocation(parameters.input_location, 'input_location', options);
   const output = parseAsyncLocation(parameters.output_location, 'output_location', options);
   return { input, output, ...(request.id === undefined ? {} : { requestId: request.id }) };

@@ -21,9 +21,10 @@ import {
   type AsyncJob,
   type AsyncJobEvent,
   type AsyncObjectStore,
+  type AsyncRequest,
   checkInputSize,
   createJob,
-  mentionsInputLocation,
+  isAsyncRequest,
   parseAsyncRequest,
   readJob,
   s3Uri,
@@ -177,8 +178,9 @@ export function createApi(options: ApiOptions): Api {
           limits.maxBodyBytes,
         );
         // An async request names its input object instead of carrying tensors (docs/async.md).
-        if (request.headers['inference-header-content-length'] === undefined && mentionsInputLocation(body)) {
-          return await acceptAsync(target, body);
+        if (request.headers['inference-header-content-length'] === undefined && isAsyncRequest(body)) {
+          const jobs = asyncJobsOf(target.model);
+          return await acceptAsync(target, jobs, parseAsyncRequest(body, { bucket: jobs.bucket, model: target.model }));
         }
         const { response, decoded } = await inference.run(
           target,
@@ -228,9 +230,11 @@ export function createApi(options: ApiOptions): Api {
    * Accepts an async request: checks both locations against the rule and the input's size, pins the version, writes
    * the job record, and hands the job to an asynchronous invocation. 202 with the job and where its answer will be.
    */
-  async function acceptAsync(target: ResolvedVersion, body: Uint8Array): Promise<HttpResponse> {
-    const jobs = asyncJobsOf(target.model);
-    const request = parseAsyncRequest(body, { bucket: jobs.bucket, model: target.model });
+  async function acceptAsync(
+    target: ResolvedVersion,
+    jobs: AsyncJobsOptions,
+    request: AsyncRequest,
+  ): Promise<HttpResponse> {
     checkInputSize(request.input, (await jobs.store.head(request.input.key))?.size);
     const now = (jobs.now ?? (() => new Date()))().toISOString();
     const job: AsyncJob = {

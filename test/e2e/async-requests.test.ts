@@ -278,6 +278,24 @@ describe('async requests under npm start', () => {
     expect(huge.status).toBe(413);
     expect(String(huge.body.error)).toContain(`the limit of an async input is ${ASYNC_LIMITS.maxInputBytes} bytes`);
 
+    const withInputs = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+      parameters: {
+        input_location: 's3://models/async/rowsum/inputs/big.bin',
+        output_location: 's3://models/async/rowsum/outputs/x.json',
+      },
+    });
+    expect(withInputs.status).toBe(400);
+    expect(String(withInputs.body.error)).toContain('remove "inputs"');
+
+    // A synchronous request that merely mentions the name is served synchronously.
+    const mention = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      id: 'input_location',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] }],
+    });
+    expect(mention.status).toBe(200);
+    expect(mention.body).toMatchObject({ id: 'input_location', outputs: [{ data: [3] }] });
+
     // None of these was a denial: the rule refused them before S3 was asked.
     expect(local.denials).toEqual([]);
     // And the next valid request still succeeds.

@@ -22,6 +22,7 @@ import {
   type AsyncJobEvent,
   type AsyncObjectStore,
   type AsyncRequest,
+  advanceJob,
   checkInputSize,
   createJob,
   isAsyncRequest,
@@ -29,7 +30,7 @@ import {
   readJob,
   s3Uri,
 } from '../core/async-jobs.js';
-import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import { BadRequestError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
 import type { ModelService, ResolvedVersion } from '../core/model-service.js';
@@ -236,7 +237,8 @@ export function createApi(options: ApiOptions): Api {
     request: AsyncRequest,
   ): Promise<HttpResponse> {
     checkInputSize(request.input, (await jobs.store.head(request.input.key))?.size);
-    const now = (jobs.now ?? (() => new Date()))().toISOString();
+    const clock = jobs.now ?? (() => new Date());
+    const now = clock().toISOString();
     const job: AsyncJob = {
       id: randomUUID(),
       model: target.model,
@@ -248,7 +250,15 @@ export function createApi(options: ApiOptions): Api {
       updated_at: now,
     };
     await createJob(jobs.store, job);
-    await jobs.invoke({ asyncInference: { model: job.model, id: job.id } });
+    try {
+      await jobs.invoke({ asyncInference: { model: job.model, id: job.id } });
+    } catch (error) {
+      // Never queued, so nothing will ever run it: the record says so, and the caller may simply ask again.
+      await advanceJob(jobs.store, job.model, job.id, 'failed', clock(), 'the job could not be queued');
+      throw new ServiceUnavailableError('the async job could not be queued; send the request again', 1, {
+        cause: error,
+      });
+    }
     return jsonResponse(
       202,
       {

@@ -26,6 +26,8 @@ let rig: ArtifactRig;
 let lambdaApi: Server;
 let lambdaEndpoint: string;
 const invocations: Invocation[] = [];
+/** A fault to inject: the Lambda API refuses the next Event invocation as throttled. */
+let throttleNext = false;
 let inferId: string;
 
 beforeAll(async () => {
@@ -48,6 +50,13 @@ beforeAll(async () => {
         signed: String(request.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 '),
         payload: JSON.parse(Buffer.concat(chunks).toString('utf8')),
       });
+      if (throttleNext) {
+        throttleNext = false;
+        response
+          .writeHead(429, { 'x-amzn-errortype': 'TooManyRequestsException' })
+          .end(JSON.stringify({ message: 'Rate Exceeded.' }));
+        return;
+      }
       response.writeHead(invocationType === 'Event' ? 202 : 200).end();
     });
   });
@@ -175,4 +184,28 @@ it("marks the job failed with the reason from the on-failure destination's recor
     error: errorRecord.error,
   });
   expect(rig.describeDenials()).toEqual([]);
+}, 120_000);
+
+it('answers 503 when Lambda refuses to queue the job, and the job record says it failed', async () => {
+  invocations.length = 0;
+  throttleNext = true;
+  const run = await rig.invoke(
+    inferId,
+    [
+      restEvent('POST', '/v2/models/square/infer', '/v2/models/square/infer', asyncRequest('throttled'), {
+        'content-type': 'application/json',
+      }),
+    ],
+    { lambdaEndpoint },
+  );
+  const [refused] = run.results as { statusCode: number; headers: Record<string, string> }[];
+  expect(refused?.statusCode).toBe(503);
+  expect(refused?.headers['retry-after']).toBe('1');
+  expect(bodyOf(refused)).toEqual({ error: 'the async job could not be queued; send the request again' });
+  const [{ payload }] = invocations as [Invocation];
+  const { id } = (payload as { asyncInference: { id: string } }).asyncInference;
+  expect(JSON.parse(await objectText(`async/square/jobs/${id}.json`))).toMatchObject({
+    state: 'failed',
+    error: 'the job could not be queued',
+  });
 }, 120_000);

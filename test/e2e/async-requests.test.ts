@@ -87,6 +87,34 @@ async function jobOf(local: Local, model: string, id: unknown): Promise<AsyncJob
   return status.body as unknown as AsyncJob;
 }
 
+/** Starts the local stack in a fresh data folder, recording denials and on-success records. */
+async function startAsyncStack(options: Parameters<typeof startLocal>[0] = {}): Promise<Local> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-async-'));
+  const denials: AccessDenial[] = [];
+  const successes: AsyncInvocationRecord[] = [];
+  const stack = await startLocal({
+    port: 0,
+    s3Port: 0,
+    dataDir,
+    silent: true,
+    onAccessDenied: (denial) => denials.push(denial),
+    onAsyncSuccess: (record) => successes.push(record),
+    ...options,
+  });
+  const owner = new S3AsyncStore({
+    bucket: stack.s3.bucket,
+    endpoint: stack.s3.endpoint,
+    region: stack.s3.region,
+    credentials: stack.s3.credentials,
+  });
+  return { stack, dataDir, denials, successes, owner };
+}
+
+async function stopAsyncStack(local: Local | undefined): Promise<void> {
+  await local?.stack.close();
+  if (local !== undefined) await rm(local.dataDir, { recursive: true, force: true });
+}
+
 /** Uploads a JSON input as `async/<model>/inputs/<name>`, asks for it at `path`, and waits for the job to end. */
 async function runJob(local: Local, model: string, name: string, input: object, path = `/v2/models/${model}/infer`) {
   await local.owner.put(
@@ -111,24 +139,8 @@ describe('async requests under npm start', () => {
   let input: { body: Uint8Array; headerLength: number; data: Float32Array };
 
   beforeAll(async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-async-'));
-    const denials: AccessDenial[] = [];
-    const successes: AsyncInvocationRecord[] = [];
-    const stack = await startLocal({
-      port: 0,
-      s3Port: 0,
-      dataDir,
-      silent: true,
-      onAccessDenied: (denial) => denials.push(denial),
-      onAsyncSuccess: (record) => successes.push(record),
-    });
-    const owner = new S3AsyncStore({
-      bucket: stack.s3.bucket,
-      endpoint: stack.s3.endpoint,
-      region: stack.s3.region,
-      credentials: stack.s3.credentials,
-    });
-    local = { stack, dataDir, denials, successes, owner };
+    local = await startAsyncStack();
+    const { stack, owner } = local;
     await stack.runtime.store.put('uploads/rowsum/v1.onnx', rowSumModel());
     await stack.runtime.store.put('uploads/fails/v1.onnx.json', Buffer.from(JSON.stringify(reshapeRequest([1, 2], 2))));
     await stack.runtime.store.put('uploads/fails/v1.onnx', reshapeModel());
@@ -155,10 +167,7 @@ describe('async requests under npm start', () => {
     );
   }, 120_000);
 
-  afterAll(async () => {
-    await local?.stack.close();
-    if (local !== undefined) await rm(local.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => stopAsyncStack(local));
 
   it('answers a 50 MB input in S3 with the synchronous answer, and the job moves to succeeded', async () => {
     expect(input.body.byteLength).toBeGreaterThan(50 * 1024 * 1024);
@@ -433,23 +442,9 @@ describe('a function whose role may not write async answers', () => {
           : grant,
       ),
     };
-    const dataDir = await mkdtemp(join(tmpdir(), 'onnx-serverless-async-denied-'));
-    const denials: AccessDenial[] = [];
-    const stack = await startLocal({
-      port: 0,
-      s3Port: 0,
-      dataDir,
-      silent: true,
-      onAccessDenied: (denial) => denials.push(denial),
-      accessOverrides: { 'infer-shared': narrowed },
-    });
+    const local = await startAsyncStack({ accessOverrides: { 'infer-shared': narrowed } });
+    const { stack, denials } = local;
     try {
-      const owner = new S3AsyncStore({
-        bucket: stack.s3.bucket,
-        endpoint: stack.s3.endpoint,
-        region: stack.s3.region,
-        credentials: stack.s3.credentials,
-      });
       await stack.runtime.store.put(
         'uploads/double/v1.onnx',
         new ModelBuilder({ graphName: 'double' })
@@ -459,7 +454,6 @@ describe('a function whose role may not write async answers', () => {
           .toBytes(),
       );
       await stack.settled();
-      const local: Local = { stack, dataDir, denials, successes: [], owner };
       const { job } = await runJob(local, 'double', 'x.json', {
         inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }],
       });
@@ -481,8 +475,7 @@ describe('a function whose role may not write async answers', () => {
       });
       expect(next.status).toBe(200);
     } finally {
-      await stack.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await stopAsyncStack(local);
     }
   }, 60_000);
 });

@@ -342,6 +342,39 @@ describe('async requests under npm start', () => {
     expect((next.body.outputs as { data: number[] }[])[0]?.data).toEqual([3, 7]);
   }, 60_000);
 
+  it('answers in the binary extension when the input object asks for binary outputs', async () => {
+    const encoded = encodeInferenceRequest(
+      [{ name: 'x', datatype: 'FP32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }],
+      { binary: true, binaryOutput: true },
+    );
+    const headerLength = encoded.headers['Inference-Header-Content-Length'] ?? '';
+    await local.owner.put(
+      'async/rowsum/inputs/small.bin',
+      encoded.body,
+      {},
+      { contentType: 'application/octet-stream', metadata: { 'inference-header-content-length': headerLength } },
+    );
+    const accepted = await call(local, 'POST', '/v2/models/rowsum/infer', {
+      parameters: {
+        input_location: 's3://models/async/rowsum/inputs/small.bin',
+        output_location: 's3://models/async/rowsum/outputs/small.bin',
+      },
+    });
+    expect(accepted.status).toBe(202);
+    await local.stack.asyncSettled();
+
+    const head = await local.owner.head('async/rowsum/outputs/small.bin');
+    expect(head?.contentType).toBe('application/octet-stream');
+    const answerHeaderLength = head?.metadata['inference-header-content-length'];
+    expect(Number(answerHeaderLength)).toBeGreaterThan(0);
+    const stored = await local.owner.get('async/rowsum/outputs/small.bin');
+    const answer = decodeInferenceResponse(stored?.body ?? new Uint8Array(), {
+      'content-type': head?.contentType,
+      'inference-header-content-length': answerHeaderLength,
+    });
+    expect(Array.from(answer.outputs[0]?.data as Iterable<number>)).toEqual([6, 15]);
+  });
+
   it('answers an unknown job with a 404', async () => {
     const unknown = await call(local, 'GET', '/v2/models/rowsum/jobs/00000000-0000-4000-8000-000000000000');
     expect(unknown.status).toBe(404);

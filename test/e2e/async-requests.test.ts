@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3AsyncStore } from '../../functions/adapters/s3-async-store.js';
 import { ASYNC_LIMITS, type AsyncJob } from '../../functions/core/async-jobs.js';
@@ -24,6 +25,7 @@ import {
   SHARED_INFER_ACCESS,
 } from '../../infra/function-grants.js';
 import { attr, ModelBuilder } from '../../tools/onnx/model-builder.js';
+import { buildIdentityModel } from '../../tools/onnx/sample-models.js';
 
 /** Rows × columns of FP32: 64 × 204,800 × 4 bytes = 50 MiB of tensor data in the binary extension. */
 const ROWS = 64;
@@ -373,6 +375,45 @@ describe('async requests under npm start', () => {
       'inference-header-content-length': answerHeaderLength,
     });
     expect(Array.from(answer.outputs[0]?.data as Iterable<number>)).toEqual([6, 15]);
+  });
+
+  it('reads an image input for a model that declares its preprocessing, as the synchronous image body', async () => {
+    await local.stack.runtime.store.put(
+      'uploads/picture/identity.onnx.json',
+      Buffer.from(
+        JSON.stringify({ preprocess: { images: { input: { size: [64, 64], resize: 'letterbox', pad: 0 } } } }),
+      ),
+    );
+    await local.stack.runtime.store.put('uploads/picture/identity.onnx', buildIdentityModel('FP32', [1, 3, 64, 64]));
+    await local.stack.settled();
+    const png = await sharp(Buffer.alloc(48 * 32 * 3, 0x7f), { raw: { width: 48, height: 32, channels: 3 } })
+      .png()
+      .toBuffer();
+    await local.owner.put('async/picture/inputs/tiny.png', png, {}, { contentType: 'image/png' });
+    const accepted = await call(local, 'POST', '/v2/models/picture/infer', {
+      parameters: {
+        input_location: 's3://models/async/picture/inputs/tiny.png',
+        output_location: 's3://models/async/picture/outputs/tiny.json',
+      },
+    });
+    expect(accepted.status).toBe(202);
+    await local.stack.asyncSettled();
+    expect((await jobOf(local, 'picture', accepted.body.job_id)).state).toBe('succeeded');
+
+    const stored = JSON.parse(
+      Buffer.from((await local.owner.get('async/picture/outputs/tiny.json'))?.body ?? []).toString(),
+    ) as { parameters: unknown; outputs: { shape: number[]; data: number[] }[] };
+    const sync = await fetch(`${local.stack.gatewayUrl}/v2/models/picture/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', accept: 'application/json' },
+      body: png,
+    });
+    expect(sync.status).toBe(200);
+    const syncBody = (await sync.json()) as { parameters: unknown; outputs: { shape: number[]; data: number[] }[] };
+    expect(stored.parameters).toEqual({ image: { original_size: [32, 48], scale: 1, pad: [16, 8], size: [64, 64] } });
+    expect(stored.parameters).toEqual(syncBody.parameters);
+    expect(stored.outputs[0]?.shape).toEqual([1, 3, 64, 64]);
+    expect(stored.outputs[0]?.data).toEqual(syncBody.outputs[0]?.data);
   });
 
   it('answers an unknown job with a 404', async () => {

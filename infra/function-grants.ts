@@ -4,6 +4,7 @@
  * (`functions/local/s3-access.ts`), so that a function runs locally with exactly the permissions it is deployed
  * with. No CDK import here: the local runtime loads this module.
  */
+import { ASYNC_PREFIX, asyncPrefixes } from '../functions/core/async-jobs.js';
 import { REPOSITORY_PREFIXES } from '../functions/core/model-repository.js';
 
 /** Object actions on keys matching patterns (`*` matches any characters, `/` included, as in IAM). */
@@ -25,9 +26,29 @@ export interface BucketAccess {
 const { uploads, models, rejected, capture } = REPOSITORY_PREFIXES;
 
 /**
+ * The async requests of one model (docs/async.md): read its inputs and job records, write its answers and job
+ * records; the key rule of `parseAsyncLocation` in code, and this grant on S3.
+ */
+function asyncGrants(model: string): ObjectGrant[] {
+  const { inputs, outputs, jobs } = asyncPrefixes(model);
+  return [
+    {
+      actions: ['s3:GetObject'],
+      keyPatterns: [`${inputs}*`, `${jobs}*`],
+      reason: `Async requests read their input objects under ${inputs} and their job records under ${jobs}.`,
+    },
+    {
+      actions: ['s3:PutObject'],
+      keyPatterns: [`${outputs}*`, `${jobs}*`],
+      reason: `Async requests write answers and error records under ${outputs} and job records under ${jobs}.`,
+    },
+  ];
+}
+
+/**
  * The per-model infer function: its own model's versions, metadata and manifest, and its own rejection records
  * (the model metadata route reports refused uploads), nothing of any other model; it writes only its own model's
- * data capture files.
+ * data capture files; and its own async requests.
  */
 export function inferAccess(model: string): BucketAccess {
   const own = `${models}${model}/`;
@@ -48,8 +69,10 @@ export function inferAccess(model: string): BucketAccess {
           `Data capture: writes batch files of this model's sampled requests and answers under ${capture}${model}/ ` +
           '(capture/<model>/<version>/yyyy/mm/dd/hh/<file>.jsonl), and nothing else.',
       },
+      ...asyncGrants(model),
     ],
-    listPrefixes: [own, ownRejections],
+    // async/<m>/: so that a missing input or job is a 404, not a 403 (see listCondition).
+    listPrefixes: [own, ownRejections, `${ASYNC_PREFIX}${model}/`],
   };
 }
 
@@ -73,8 +96,10 @@ export const SHARED_INFER_ACCESS: BucketAccess = {
         'Data capture of the models this function serves (any model without a catalog entry): writes batch files ' +
         'under capture/<model>/, nothing else.',
     },
+    // Any model's async requests: the same prefixes as asyncGrants, with the model as a wildcard.
+    ...asyncGrants('*'),
   ],
-  listPrefixes: [models, rejected],
+  listPrefixes: [models, rejected, ASYNC_PREFIX],
 };
 
 /** The shared control function: health, server metadata and the repository index of every model. */

@@ -13,6 +13,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct, type IDependable } from 'constructs';
+import { AsyncInvocation } from './async-invocation.js';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { captureEnvironment } from '../functions/core/capture.js';
@@ -119,6 +120,8 @@ export class ModelEndpoint extends Construct {
   public readonly invokeTarget: lambda.IFunction;
   /** The `/v2/models/<name>` resource. */
   public readonly resource: apigw.Resource;
+  /** The `async` alias that async requests are queued on, with its destinations (docs/async.md). */
+  public readonly asyncInvocation: AsyncInvocation;
   /** The EventBridge warmer rule, unless the catalog disables warmers. */
   public readonly warmerRule?: events.Rule;
   /** Alarms on errors, throttles and p99 latency. */
@@ -183,6 +186,7 @@ export class ModelEndpoint extends Construct {
     }
     this.grantModelRead(props.bucket, model.name);
     this.grantSelfInvoke(fn);
+    this.asyncInvocation = new AsyncInvocation(this, 'Async', { function: fn, role: this.inferFunction.role });
 
     if (model.provisionedConcurrency > 0) {
       this.alias = new lambda.Alias(this, 'Live', {

@@ -10,6 +10,7 @@ import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { captureEnvironment } from '../functions/core/capture.js';
+import { AsyncInvocation } from './async-invocation.js';
 import { DEFAULT_LIMITS, SHARED_FUNCTION_DEFAULTS, sessionBudgetMbFor } from '../functions/core/catalog.js';
 import { functionErrorsAlarm } from './alarms.js';
 import { addTableRoutes } from './api-routes.js';
@@ -56,6 +57,8 @@ export class SharedModelEndpoint extends Construct {
   public readonly responseStreaming: boolean;
   /** `/v2/models/{model}`. */
   public readonly resource: apigw.Resource;
+  /** The `async` alias that async requests are queued on, with its destinations (docs/async.md). */
+  public readonly asyncInvocation: AsyncInvocation;
   /** Fires on any error of the function in five minutes. */
   public readonly errorsAlarm: cloudwatch.Alarm;
 
@@ -90,6 +93,7 @@ export class SharedModelEndpoint extends Construct {
     });
     const role = this.inferFunction.role;
     grantBucketAccess(role, props.bucket, SHARED_INFER_ACCESS);
+    this.asyncInvocation = new AsyncInvocation(this, 'Async', { function: this.inferFunction.function, role });
     this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
     this.errorsAlarm = functionErrorsAlarm(this.inferFunction, props.alarmAction);
   }

@@ -9,7 +9,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { SignatureV4 } from '@smithy/signature-v4';
-import type { BlobStore, DownloadedObject, DownloadOptions, StoredObject } from '../core/blob-store.js';
+import type { BlobStore, DownloadedObject, DownloadOptions, PutCondition, StoredObject } from '../core/blob-store.js';
 import type { CaptureStore } from '../core/capture.js';
 import { StorageAccessDeniedError } from '../core/errors.js';
 import { createSigner, escapeUri, type CredentialsSource } from './aws-signing.js';
@@ -103,19 +103,20 @@ function elements(xml: string, tag: string): string[] {
   return values;
 }
 
-/** What one signed request asks: a GET unless it says otherwise. */
-interface GetRequest {
-  readonly method?: 'GET' | 'PUT';
-  /** The PUT's body. */
-  readonly body?: Uint8Array;
+/** What one signed request asks: a GET unless `method` says otherwise (the async store's HEAD and PUT). */
+export interface SignedRequest {
+  /** @default 'GET' */
+  readonly method?: 'GET' | 'HEAD' | 'PUT';
   readonly key?: string;
+  /** The body of a PUT. */
+  readonly body?: Uint8Array;
   readonly query?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
 }
 
 /**
- * The serving functions' {@link BlobStore}: reads only. `put`, `putFile` and `delete` throw: the serving roles have no
+ * The serving functions' {@link BlobStore}: reads only. `put`, `putFile` and `delete` throw: the serving roles have no write
  * grant to write the repository, and registration uses the SDK store. `writeObject` writes capture files. Errors map as `S3BlobStore`'s do: a missing key is `undefined`,
  * `AccessDenied` is {@link StorageAccessDeniedError}, everything else (after the retries) an {@link S3ReadError}.
  *
@@ -229,7 +230,7 @@ export class S3Reader implements BlobStore, CaptureStore {
   }
 
   /** Refused: the serving functions never write the repository (their roles have no grant for it). */
-  public put(key: string): Promise<{ etag: string }> {
+  public put(key: string, _body?: Uint8Array, _condition?: PutCondition): Promise<{ etag: string }> {
     return Promise.reject(new Error(`the serving store only reads; refusing to write "${key}"`));
   }
 
@@ -242,7 +243,7 @@ export class S3Reader implements BlobStore, CaptureStore {
   }
 
   /** One signed request with the standard retries; resolves with a 2xx response whose body is still to be read. */
-  private async send(request: GetRequest): Promise<IncomingMessage> {
+  protected async send(request: SignedRequest): Promise<IncomingMessage> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.once(request);
@@ -255,7 +256,7 @@ export class S3Reader implements BlobStore, CaptureStore {
     }
   }
 
-  private async once(request: GetRequest): Promise<IncomingMessage> {
+  private async once(request: SignedRequest): Promise<IncomingMessage> {
     const keyPath = request.key === undefined ? '' : `/${request.key.split('/').map(escapeUri).join('/')}`;
     const basePath = this.base.pathname.replace(/\/$/, '');
     const path = this.pathStyle
@@ -263,7 +264,7 @@ export class S3Reader implements BlobStore, CaptureStore {
       : `${basePath}${keyPath || '/'}`;
     const query = request.query ?? {};
     const method = request.method ?? 'GET';
-    const length: Record<string, string> =
+    const bodyHeaders: Record<string, string> =
       request.body === undefined ? {} : { 'content-length': String(request.body.byteLength) };
     const signed = await this.signer.sign({
       method,
@@ -272,7 +273,12 @@ export class S3Reader implements BlobStore, CaptureStore {
       ...(this.base.port === '' ? {} : { port: Number(this.base.port) }),
       path,
       query: { ...query },
-      headers: { host: this.base.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...length, ...request.headers },
+      headers: {
+        host: this.base.host,
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        ...bodyHeaders,
+        ...request.headers,
+      },
     });
     const search = Object.entries(query)
       .map(([name, value]) => `${escapeUri(name)}=${escapeUri(value)}`)
@@ -362,7 +368,7 @@ function isNoSuchKey(error: unknown): boolean {
 }
 
 /** S3's 403 AccessDenied as the core's {@link StorageAccessDeniedError}; any other error as it is. */
-function denied(error: unknown, operation: string, key: string): unknown {
+export function denied(error: unknown, operation: string, key: string): unknown {
   return error instanceof S3ReadError && error.name === 'AccessDenied'
     ? new StorageAccessDeniedError(operation, key, { cause: error })
     : error;

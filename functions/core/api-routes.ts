@@ -18,7 +18,8 @@ export type RouteKind =
   | 'model-ready'
   | 'model-infer'
   | 'model-config'
-  | 'model-openapi';
+  | 'model-openapi'
+  | 'model-job';
 
 /**
  * Which function serves a route, as API Gateway routes it: `control` (health, metadata, the repository index, the
@@ -88,4 +89,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...modelRoutes('POST', '/infer', 'model-infer', 'Inference'),
   ...modelRoutes('GET', '/config', 'model-config', "Triton's model configuration"),
   ...modelRoutes('GET', '/openapi.json', 'model-openapi', "The model's own API as OpenAPI 3.1, with an example"),
+  {
+    method: 'GET',
+    path: `${MODEL}/jobs/{id}`,
+    kind: 'model-job',
+    function: 'model',
+    summary: 'Status of an async request',
+  },
 ];

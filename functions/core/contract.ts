@@ -102,6 +102,11 @@ export const ENV = {
   lambdaRuntimeApi: 'AWS_LAMBDA_RUNTIME_API',
   /** Set by Lambda. */
   functionName: 'AWS_LAMBDA_FUNCTION_NAME',
+  /**
+   * The Lambda API's endpoint for this function's own invocations (warmer fan-out, async jobs), as the AWS SDKs
+   * read it: unset on AWS; tests point it at a loopback stand-in.
+   */
+  lambdaEndpoint: 'AWS_ENDPOINT_URL_LAMBDA',
   /** Set by Lambda. */
   functionMemorySize: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
   /** Set by Lambda; read by the AWS SDK and the CLI. */

@@ -195,6 +195,13 @@ const PARAMETERS = {
     description: 'A version number (1, 2, ...) or a label of the manifest (stable, canary); without it, latest',
     schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
   },
+  id: {
+    name: 'id',
+    in: 'path',
+    required: true,
+    description: "An async request's job id, as its 202 answer gave it",
+    schema: { type: 'string' },
+  },
 } as const;
 
 /** Headers of an inference request besides the body (README, "Binary" and "HTTP compression"). */
@@ -284,11 +291,24 @@ function responses(kind: RouteKind, schemas: { request: unknown; response: unkno
       };
     case 'model-config':
       return { 200: { description: 'OK', content: json(ref('model_config_response')) }, 404: notFound };
+    case 'model-job':
+      return {
+        200: {
+          description: 'The job record: its state (accepted, running, succeeded, failed), version and locations',
+          content: json({ type: 'object', properties: { state: { type: 'string' } } }),
+        },
+        404: error('Unknown model or job'),
+      };
     case 'model-infer':
       return {
         200: {
           description: 'The outputs, as V2 JSON or in the binary extension (Inference-Header-Content-Length)',
           content: { 'application/json': { schema: schemas.response }, 'application/octet-stream': BINARY },
+        },
+        202: {
+          description:
+            'An async request (parameters.input_location and output_location) was accepted: the job id and where its answer will be',
+          content: json({ type: 'object' }),
         },
         400: error('The request does not fit the model (the message says what to change)'),
         404: notFound,

@@ -4,9 +4,11 @@
  * Everything that can happen at init does: configuration, clients, and (with `PRELOAD=true`) the latest session.
  * Past a model's `limits.timeoutMs`, a run is answered 504 and the instance ends (`lambda-watchdog.ts`).
  */
-import { createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import type { StreamifyHandler } from 'aws-lambda';
+import { createEventInvoker, createLambdaInvoker } from '../adapters/lambda-invoker.js';
 import { onLambdaShutdown } from '../adapters/lambda-shutdown.js';
+import { S3AsyncStore } from '../adapters/s3-async-store.js';
+import { ASYNC_INVOCATION } from '../core/async-jobs.js';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
 import { createInferHandler, createStreamingInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import type { WarmerEvent } from '../core/warmer.js';
@@ -49,14 +51,35 @@ if (runtime.capture.enabled && config.lambdaRuntimeApi !== undefined) {
   });
 }
 
+// Async requests (docs/async.md) need the model bucket, and this function's name to queue the job on its alias.
+const asyncJobs =
+  config.bucket === undefined || config.functionName === undefined
+    ? undefined
+    : {
+        bucket: config.bucket,
+        store: new S3AsyncStore({
+          bucket: config.bucket,
+          ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+          region: config.region,
+          credentials: credentialsFromEnvironment(),
+        }),
+        invoke: createEventInvoker(`${config.functionName}:${ASYNC_INVOCATION.alias}`, {
+          region: config.region,
+          credentials: () => credentialsFromEnvironment(),
+          ...(config.lambdaEndpoint === undefined ? {} : { endpoint: config.lambdaEndpoint }),
+        }),
+      };
+
 const options = {
   model: config.modelName,
+  ...(asyncJobs === undefined ? {} : { asyncJobs }),
   invoke:
     config.functionName === undefined
       ? undefined
       : createLambdaInvoker(config.functionName, {
           region: config.region,
           credentials: () => credentialsFromEnvironment(),
+          ...(config.lambdaEndpoint === undefined ? {} : { endpoint: config.lambdaEndpoint }),
         }),
 };
 

@@ -57,6 +57,9 @@ import type { WarmerEvent } from '../core/warmer.js';
 import { httpResponseStreamFrom, isStreamingHandler, streamifyResponse } from './lambda-response-stream.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
+import { S3AsyncStore } from '../adapters/s3-async-store.js';
+import type { AsyncJobsOptions } from '../transport/api.js';
+import { localAsyncInvoker, type AsyncInvocationRecord, type LocalAsyncInvoker } from './async-invocation.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -95,6 +98,11 @@ export interface LocalOptions {
   readonly now?: () => number;
   /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
   readonly onRegistered?: (result: RegisterResult) => void;
+  /**
+   * The on-success destination of async jobs (deployed: EventBridge's default bus), with the record Lambda sends.
+   * @default a log line
+   */
+  readonly onAsyncSuccess?: (record: AsyncInvocationRecord) => void;
 }
 
 /** A running local stack. */
@@ -112,6 +120,8 @@ export interface LocalStack {
   readonly settled: () => Promise<void>;
   /** Outcomes of every registration so far, in order of completion. */
   readonly registrations: readonly RegisterResult[];
+  /** Resolves when every async invocation started so far, destinations included, has finished. */
+  readonly asyncSettled: () => Promise<void>;
   /** Catalog models whose own infer function has started (first called), as deployed; other models have none. */
   readonly startedFunctions: () => readonly string[];
   /** The local rollout controller (docs/rollouts.md): its figures, its runs, and what it notified. */
@@ -325,21 +335,52 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
-  // As deployed: a front that streams (RESPONSE_STREAMING=true) gets streaming infer functions.
+  // As deployed: a function's async jobs are `Event` invocations of that same function, under its own role.
+  const asyncInvokers: LocalAsyncInvoker[] = [];
+  const asyncJobsFor = (
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    handler: () => InferHandler,
+  ): AsyncJobsOptions => {
+    const invoker = localAsyncInvoker({
+      handler,
+      onSuccess:
+        options.onAsyncSuccess ??
+        ((record) => observability.logger.info('async invocation succeeded', { result: record.responsePayload })),
+      onDestinationError: (error) =>
+        observability.logger.error('the on-failure destination failed', { error: error as Error }),
+    });
+    asyncInvokers.push(invoker);
+    return {
+      bucket: s3.bucket,
+      store: new S3AsyncStore({ bucket: s3.bucket, endpoint: s3.endpoint, region: s3.region, credentials }),
+      invoke: invoker.invoke,
+    };
+  };
+  const asyncSettled = async () => {
+    await Promise.all(asyncInvokers.map((invoker) => invoker.settled()));
+  };
+  // As deployed: a front that streams (RESPONSE_STREAMING=true) gets streaming infer functions. Locally, async jobs
+  // run through the function's buffered handler (deployed, an Event invocation of a streaming function runs the same
+  // code and its streamed result is discarded).
   const inferFunction = (
     functionRuntime: Runtime,
+    credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
     options: { model?: string; limitsFor?: (model: string) => Limits },
-  ): InferHandler | StreamingInferHandler =>
-    config.responseStreaming
+  ): InferHandler | StreamingInferHandler => {
+    const asyncJobs = credentials === undefined ? undefined : asyncJobsFor(credentials, () => buffered);
+    const functionOptions = { ...options, notReadyReason, ...(asyncJobs === undefined ? {} : { asyncJobs }) };
+    const buffered: InferHandler = createInferHandler(functionRuntime, observability, functionOptions);
+    return config.responseStreaming
       ? streamifyResponse(
           createStreamingInferHandler(functionRuntime, observability, {
-            ...options,
-            notReadyReason,
+            ...functionOptions,
             from: httpResponseStreamFrom,
           }),
         )
-      : createInferHandler(functionRuntime, observability, { ...options, notReadyReason });
-  const shared = inferFunction(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), {
+      : buffered;
+  };
+  const sharedCredentials = s3.credentialsFor('infer-shared');
+  const shared = inferFunction(runtimeAs(sharedCredentials, false, sharedConfig), sharedCredentials, {
     limitsFor: () => config.limits,
   });
   const started = new Map<string, InferHandler | StreamingInferHandler>();
@@ -354,13 +395,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
             const role = `infer-${model}`;
             const credentials = s3.addRole(policy(role, inferAccess(model)));
             const capture = catalogCapture.get(model) ?? config.capture;
-            return inferFunction(runtimeAs(credentials, false, { ...config, capture }), {
+            return inferFunction(runtimeAs(credentials, false, { ...config, capture }), credentials, {
               model,
               limitsFor: () => catalogLimits.get(model) ?? config.limits,
             });
           },
           shared,
-          unrouted: inferFunction(runtimeAs(s3.credentialsFor('infer-unrouted')), {}),
+          unrouted: inferFunction(runtimeAs(s3.credentialsFor('infer-unrouted')), undefined, {}),
         },
         started,
       ),
@@ -448,10 +489,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     registrations,
     startedFunctions: () => [...started.keys()],
     rollouts: { figures, notices, runs: () => runs },
+    asyncSettled,
     close: async () => {
       clearInterval(controllerTimer);
       await running;
       await gateway.close();
+      await asyncSettled();
       await settled();
       // Requests are answered and the gateway is closed: what capture still holds is written before S3 stops.
       clearInterval(captureTimer);

@@ -3,6 +3,7 @@
  * The same function serves the deployed `infer` and `control` Lambdas (each scoped to its routes) and the local
  * gateway.
  */
+import { randomUUID } from 'node:crypto';
 import packageJson from '../../package.json' with { type: 'json' };
 import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
 import {
@@ -18,13 +19,26 @@ import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBo
 import type { CaptureSink } from '../core/capture.js';
 import type { Limits } from '../core/catalog.js';
 import { ENV } from '../core/contract.js';
-import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
+import {
+  type AsyncJob,
+  type AsyncJobEvent,
+  type AsyncObjectStore,
+  type AsyncRequest,
+  advanceJob,
+  checkInputSize,
+  createJob,
+  isAsyncRequest,
+  parseAsyncRequest,
+  readJob,
+  s3Uri,
+} from '../core/async-jobs.js';
+import { BadRequestError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../core/errors.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { modelConfig } from '../core/triton.js';
 import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
-import type { ModelService, RoutedTarget } from '../core/model-service.js';
-import type { Manifest, ModelMetadata } from '../core/types.js';
+import type { ModelService, ResolvedVersion, RoutedTarget } from '../core/model-service.js';
+import type { InferenceRequest, InferenceResponse, Manifest, ModelMetadata } from '../core/types.js';
 import { ALL_AT_ONCE } from '../core/rollout.js';
 import { bodyByteLength, bodyBytes, errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
 import { MODEL_ROUTES, matchRoute } from './routes.js';
@@ -101,6 +115,23 @@ export interface ApiOptions {
   readonly consolePage?: (acceptEncoding: string | undefined) => Promise<HttpResponse>;
   /** Runs a shadow rollout's copies. @default {@link createShadowRunner}: one at a time, after the answer */
   readonly shadow?: ShadowRunner;
+  /** Async requests and their job status route. @default refused: no model bucket */
+  readonly asyncJobs?: AsyncJobsOptions;
+}
+
+/** What async requests need (docs/async.md); without it they are refused with a 400 saying why. */
+export interface AsyncJobsOptions {
+  /** The model bucket: the only bucket input and output locations may name. */
+  readonly bucket: string;
+  /** Inputs, answers and job records, under `async/` only. */
+  readonly store: AsyncObjectStore;
+  /**
+   * Hands an accepted job to an asynchronous invocation of the same function: deployed, a Lambda `Event`
+   * invocation of its `async` alias; locally, the local runtime's equivalent.
+   */
+  readonly invoke: (event: AsyncJobEvent) => Promise<void>;
+  /** The clock of job records. @default the system clock */
+  readonly now?: () => Date;
 }
 
 /** A function from request to response that never throws. */
@@ -112,6 +143,7 @@ export function createApi(options: ApiOptions): Api {
   const imageDecoder = options.imageDecoder ?? createSharpImageDecoder();
   const delivery = options.delivery ?? 'buffered';
   const shadow = options.shadow ?? createShadowRunner();
+  const inference = createInference(service, imageDecoder);
   return async (request) => {
     // Only successful inference answers are compressed (in the infer route), as Triton does: its clients decode no
     // other answer (tritonclient.http.aio reads metadata, the repository index and errors as plain UTF-8), and
@@ -192,43 +224,16 @@ export function createApi(options: ApiOptions): Api {
           request.headers['content-encoding'],
           limits.maxBodyBytes,
         );
-        const contentType = request.headers['content-type'];
-        const headerLength = request.headers['inference-header-content-length'];
-        const mediaType = parseMediaType(contentType).type;
-        // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
-        const image =
-          headerLength === undefined && isImageBody(mediaType)
-            ? await decodeImageRequest(body, {
-                mediaType,
-                metadata: target.metadata,
-                decoder: imageDecoder,
-                limits,
-                binaryOutputs: !acceptsJson(request.headers.accept),
-              })
-            : undefined;
-        let decoded =
-          image?.request ??
-          decodeInferenceRequest(body, {
-            contentType,
-            inferenceHeaderContentLength: headerLength,
-            limits,
-            modelInputs: target.metadata.inputs,
-            encodedInputs: declaredImageInputs(target.metadata),
-          });
-        // Images in BYTES elements of inputs with declared preprocessing (README, "Images in a V2 request").
-        let parameters: Record<string, unknown> | undefined =
-          image === undefined ? undefined : { image: image.placement };
-        if (decoded.encodedInputs !== undefined) {
-          const images = await decodeEncodedImages(decoded, {
-            metadata: target.metadata,
-            decoder: imageDecoder,
-            limits,
-          });
-          decoded = images.request;
-          parameters = imageParameters(images.placements);
+        // An async request names its input object instead of carrying tensors (docs/async.md).
+        if (request.headers['inference-header-content-length'] === undefined && isAsyncRequest(body)) {
+          const jobs = asyncJobsOf(target.model);
+          return await acceptAsync(target, jobs, parseAsyncRequest(body, { bucket: jobs.bucket, model: target.model }));
         }
-        const answered = await service.infer(target, decoded, { timeoutMs: limits.timeoutMs });
-        const response = parameters === undefined ? answered : { ...answered, parameters };
+        const { response, decoded } = await inference.run(
+          target,
+          await inference.decode(target, body, request.headers, limits),
+          limits,
+        );
         // Refused from the element counts first: building a response of a billion numbers to measure it would take
         // seconds and gigabytes, or crash the process outright. The floor is of the uncompressed body: compression
         // saves bytes on the wire, it does not raise the limit on what is built.
@@ -258,9 +263,11 @@ export function createApi(options: ApiOptions): Api {
         const candidate = target.shadow;
         if (candidate !== undefined) {
           // The client's answer is final: the copy only feeds the rollout's figures (docs/rollouts.md, "Shadow").
-          shadow(() => service.shadow(route.model, candidate, decoded, answered, { timeoutMs: limits.timeoutMs }));
+          shadow(() => service.shadow(route.model, candidate, decoded, response, { timeoutMs: limits.timeoutMs }));
         }
         options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
+        const contentType = request.headers['content-type'];
+        const headerLength = request.headers['inference-header-content-length'];
         options.capture?.capture({
           model: route.model,
           version: target.version,
@@ -280,8 +287,136 @@ export function createApi(options: ApiOptions): Api {
         });
         return answer;
       }
+      case 'model-job': {
+        const jobs = asyncJobsOf(route.model);
+        return jsonResponse(200, await readJob(jobs.store, route.model, route.id));
+      }
     }
   }
+
+  function asyncJobsOf(model: string): AsyncJobsOptions {
+    if (options.asyncJobs === undefined) {
+      throw new BadRequestError(
+        `async requests need the model bucket; this server serves "${model}" from a folder (MODEL_DIR)`,
+      );
+    }
+    return options.asyncJobs;
+  }
+
+  /**
+   * Accepts an async request: checks both locations against the rule and the input's size, pins the version, writes
+   * the job record, and hands the job to an asynchronous invocation. 202 with the job and where its answer will be.
+   */
+  async function acceptAsync(
+    target: ResolvedVersion,
+    jobs: AsyncJobsOptions,
+    request: AsyncRequest,
+  ): Promise<HttpResponse> {
+    checkInputSize(request.input, (await jobs.store.head(request.input.key))?.size);
+    const clock = jobs.now ?? (() => new Date());
+    const now = clock().toISOString();
+    const job: AsyncJob = {
+      id: randomUUID(),
+      model: target.model,
+      version: target.version,
+      state: 'accepted',
+      input_location: s3Uri(request.input),
+      output_location: s3Uri(request.output),
+      accepted_at: now,
+      updated_at: now,
+    };
+    await createJob(jobs.store, job);
+    try {
+      await jobs.invoke({ asyncInference: { model: job.model, id: job.id } });
+    } catch (error) {
+      // Never queued, so nothing will ever run it: the record says so, and the caller may simply ask again.
+      await advanceJob(jobs.store, job.model, job.id, 'failed', clock(), 'the job could not be queued');
+      throw new ServiceUnavailableError('the async job could not be queued; send the request again', 1, {
+        cause: error,
+      });
+    }
+    return jsonResponse(
+      202,
+      {
+        ...(request.requestId === undefined ? {} : { id: request.requestId }),
+        model_name: job.model,
+        model_version: job.version,
+        job_id: job.id,
+        status: job.state,
+        output_location: job.output_location,
+        status_location: `/v2/models/${encodeURIComponent(job.model)}/jobs/${job.id}`,
+      },
+      { location: `/v2/models/${encodeURIComponent(job.model)}/jobs/${job.id}` },
+    );
+  }
+}
+
+/** A request body decoded for a model: the request, and the image placements an answer reports. */
+export interface DecodedBody {
+  readonly request: InferenceRequest;
+  readonly parameters?: Record<string, unknown>;
+}
+
+/** Decodes and runs request bodies: see {@link createInference}. */
+export interface Inference {
+  /** Decodes a body as its headers say. */
+  decode(
+    target: ResolvedVersion,
+    body: Uint8Array,
+    headers: Readonly<Record<string, string>>,
+    limits: Limits,
+  ): Promise<DecodedBody>;
+  /** Runs a decoded body. */
+  run(
+    target: ResolvedVersion,
+    decoded: DecodedBody,
+    limits: Limits,
+  ): Promise<{ response: InferenceResponse; decoded: InferenceRequest }>;
+}
+
+export function createInference(service: ModelService, imageDecoder: ImageDecoder): Inference {
+  const decode: Inference['decode'] = async (target, body, headers, limits) => {
+    const contentType = headers['content-type'];
+    const headerLength = headers['inference-header-content-length'];
+    const mediaType = parseMediaType(contentType).type;
+    // An image body: decoded and preprocessed as the model's metadata declares (README, "Image inputs").
+    const image =
+      headerLength === undefined && isImageBody(mediaType)
+        ? await decodeImageRequest(body, {
+            mediaType,
+            metadata: target.metadata,
+            decoder: imageDecoder,
+            limits,
+            binaryOutputs: !acceptsJson(headers.accept),
+          })
+        : undefined;
+    let decoded =
+      image?.request ??
+      decodeInferenceRequest(body, {
+        contentType,
+        inferenceHeaderContentLength: headerLength,
+        limits,
+        modelInputs: target.metadata.inputs,
+        encodedInputs: declaredImageInputs(target.metadata),
+      });
+    // Images in BYTES elements of inputs with declared preprocessing (README, "Images in a V2 request").
+    let parameters: Record<string, unknown> | undefined = image === undefined ? undefined : { image: image.placement };
+    if (decoded.encodedInputs !== undefined) {
+      const images = await decodeEncodedImages(decoded, {
+        metadata: target.metadata,
+        decoder: imageDecoder,
+        limits,
+      });
+      decoded = images.request;
+      parameters = imageParameters(images.placements);
+    }
+    return { request: decoded, ...(parameters === undefined ? {} : { parameters }) };
+  };
+  const run: Inference['run'] = async (target, { request, parameters }, limits) => {
+    const answered = await service.infer(target, request, { timeoutMs: limits.timeoutMs });
+    return { response: parameters === undefined ? answered : { ...answered, parameters }, decoded: request };
+  };
+  return { decode, run };
 }
 
 /**

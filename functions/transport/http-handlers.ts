@@ -6,8 +6,24 @@
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { Context } from 'aws-lambda';
+import { createSharpImageDecoder } from '../adapters/sharp-image-decoder.js';
+import {
+  type AsyncFailureRecord,
+  type AsyncJobEvent,
+  isAsyncFailureRecord,
+  isAsyncJobEvent,
+} from '../core/async-jobs.js';
 import type { Limits } from '../core/catalog.js';
-import { createApi, type ApiOptions, type ApiScope, type ResponseDelivery } from './api.js';
+import { InferenceServerError } from '../core/errors.js';
+import {
+  createApi,
+  createInference,
+  type ApiOptions,
+  type ApiScope,
+  type AsyncJobsOptions,
+  type ResponseDelivery,
+} from './api.js';
+import { createAsyncRunner, type AsyncJobResult } from './async-runner.js';
 import { consolePage } from './console-page.js';
 import {
   errorResponse,
@@ -32,18 +48,24 @@ export type HttpHandler = (
   context?: Pick<Context, 'awsRequestId'>,
 ) => Promise<ApiGatewayResult>;
 
-/** The `infer` handler: proxy events and warmer events. */
+/** What an `infer` function is invoked with besides proxy events: warmers, async jobs and their failure records. */
+type InvocationEvent = WarmerEvent | AsyncJobEvent | AsyncFailureRecord;
+
+/**
+ * The `infer` handler: proxy events, warmer events, async jobs (an `Event` invocation) and the records of their
+ * on-failure destination.
+ */
 export type InferHandler = (
-  event: ApiGatewayEvent | WarmerEvent,
+  event: ApiGatewayEvent | InvocationEvent,
   context?: HandlerContext,
-) => Promise<ApiGatewayResult | WarmerResult>;
+) => Promise<ApiGatewayResult | WarmerResult | AsyncJobResult>;
 
 /**
  * The streaming `infer` handler, for fronts that stream (see `RESPONSE_STREAMING`): it writes each answer onto
  * Lambda's response stream (prelude, then body) instead of returning it, and a warmer's result as plain JSON.
  */
 export type StreamingInferHandler = (
-  event: ApiGatewayEvent | WarmerEvent,
+  event: ApiGatewayEvent | InvocationEvent,
   responseStream: Writable,
   context?: HandlerContext,
 ) => Promise<void>;
@@ -60,6 +82,7 @@ function responder(
     notReadyReason?: () => string | undefined;
     delivery?: ResponseDelivery;
     consolePage?: ApiOptions['consolePage'];
+    asyncJobs?: AsyncJobsOptions;
   } = {},
 ): Respond {
   const api = createApi({
@@ -71,6 +94,7 @@ function responder(
     ...(options.consolePage === undefined ? {} : { consolePage: options.consolePage }),
     ...(options.delivery === undefined ? {} : { delivery: options.delivery }),
     ...(options.notReadyReason === undefined ? {} : { notReadyReason: options.notReadyReason }),
+    ...(options.asyncJobs === undefined ? {} : { asyncJobs: options.asyncJobs }),
   });
   return async (event, requestId) => {
     observability.takeColdStart();
@@ -114,6 +138,8 @@ interface InferOptions {
   limitsFor?: (model: string) => Limits;
   /** Why models are not ready yet (see `ApiOptions.notReadyReason`). @default always ready */
   notReadyReason?: () => string | undefined;
+  /** Async requests (docs/async.md). @default refused with a 400: no model bucket */
+  asyncJobs?: AsyncJobsOptions;
 }
 
 /** Answers a warmer event (see `core/warmer.ts`). */
@@ -145,6 +171,72 @@ async function warmOnce(
   }
 }
 
+/**
+ * Runs async jobs and records their failures (docs/async.md), or undefined without async requests configured.
+ * A failed attempt rethrows for Lambda's retries and on-failure destination.
+ */
+function asyncJobRunner(
+  runtime: Runtime,
+  observability: Observability,
+  options: InferOptions,
+): ((event: AsyncJobEvent | AsyncFailureRecord, context?: HandlerContext) => Promise<AsyncJobResult>) | undefined {
+  if (options.asyncJobs === undefined) return undefined;
+  const runner = createAsyncRunner({
+    service: runtime.service,
+    inference: createInference(runtime.service, createSharpImageDecoder()),
+    jobs: options.asyncJobs,
+    limitsFor: options.limitsFor ?? (() => runtime.config.limits),
+    onRecordError: (error) =>
+      observability.logger.error('async job: the error record could not be written', { error: error as Error }),
+  });
+  return async (event, context) => {
+    if (options.model !== undefined && modelOf(event) !== options.model) {
+      throw new Error(`an async job of model "${modelOf(event)}" reached the function of "${options.model}"`);
+    }
+    observability.takeColdStart();
+    try {
+      const result = isAsyncJobEvent(event) ? await runner.run(event) : await runner.recordFailure(event);
+      observability.logger.info('async job', { ...result });
+      return result;
+    } catch (error) {
+      // Lambda retries the attempt, then hands its error message to the on-failure destination, which puts it in
+      // the job record that callers read: only our own errors' messages (safe, actionable) go there; anything
+      // else (a denial, a bug) is logged here in full and travels as a reference to this log.
+      if (error instanceof InferenceServerError) throw error;
+      const requestId = context?.awsRequestId ?? randomUUID();
+      observability.logger.error('async job attempt failed', { requestId, error: error as Error });
+      throw new Error(`internal error; request id ${requestId} (see the function's log)`, { cause: error });
+    } finally {
+      await runtime.capture.flushIfDue();
+      observability.flush();
+    }
+  };
+}
+
+/** Answers an event that is not a proxy event: a warmer, an async job or its failure record. */
+function invocationHandler(
+  runtime: Runtime,
+  observability: Observability,
+  options: InferOptions,
+): (event: InvocationEvent, context?: HandlerContext) => Promise<WarmerResult | AsyncJobResult> {
+  const runJob = asyncJobRunner(runtime, observability, options);
+  return (event, context) => {
+    if (isAsyncJobEvent(event) || isAsyncFailureRecord(event)) {
+      if (runJob === undefined) throw new Error('an async job reached a function without async requests configured');
+      return runJob(event, context);
+    }
+    return warmOnce(runtime, observability, event, options, context);
+  };
+}
+
+function isInvocationEvent(event: ApiGatewayEvent | InvocationEvent): event is InvocationEvent {
+  return isWarmerEvent(event) || isAsyncJobEvent(event) || isAsyncFailureRecord(event);
+}
+
+function modelOf(event: AsyncJobEvent | AsyncFailureRecord): string {
+  return 'asyncInference' in event ? event.asyncInference.model : event.requestPayload.asyncInference.model;
+}
+
 function inferScope(options: InferOptions): ApiScope {
   return options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
 }
@@ -159,8 +251,8 @@ export function createInferHandler(
   options: InferOptions = {},
 ): InferHandler {
   const http = httpHandler(responder(runtime, observability, inferScope(options), options), runtime, observability);
-  return async (event, context) =>
-    isWarmerEvent(event) ? warmOnce(runtime, observability, event, options, context) : http(event, context);
+  const invocation = invocationHandler(runtime, observability, options);
+  return async (event, context) => (isInvocationEvent(event) ? invocation(event, context) : http(event, context));
 }
 
 /**
@@ -174,10 +266,11 @@ export function createStreamingInferHandler(
   options: InferOptions & { from: HttpResponseStreamFrom },
 ): StreamingInferHandler {
   const respond = responder(runtime, observability, inferScope(options), { ...options, delivery: 'streamed' });
+  const invocation = invocationHandler(runtime, observability, options);
   return async (event, responseStream, context) => {
-    if (isWarmerEvent(event)) {
+    if (isInvocationEvent(event)) {
       // A warmer's caller (EventBridge, the fan-out's Invoke) reads the stream as the result: plain JSON, no prelude.
-      const result = await warmOnce(runtime, observability, event, options, context);
+      const result = await invocation(event, context);
       await new Promise<void>((resolve) => responseStream.end(JSON.stringify(result), resolve));
       return;
     }

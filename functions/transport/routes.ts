@@ -18,7 +18,9 @@ export type Route =
       readonly kind: 'model-metadata' | 'model-ready' | 'model-infer' | 'model-config' | 'model-openapi';
       readonly model: string;
       readonly version?: string;
-    };
+    }
+  /** `GET /v2/models/<m>/jobs/<id>`: the status of an async request (docs/async.md). */
+  | { readonly kind: 'model-job'; readonly model: string; readonly id: string };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
 export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(
@@ -104,6 +106,10 @@ export function matchRoute(method: string, path: string): Route {
     const model = modelName(second);
     let version: string | undefined;
     let action: string | undefined = third;
+    if (third === 'jobs') {
+      if (fourth === undefined || fifth !== undefined) throw new NotFoundError(`no route ${path.slice(0, 200)}`);
+      return only(method, 'GET', { kind: 'model-job', model, id: decodeSegment(fourth) });
+    }
     if (third === 'versions') {
       if (fourth === undefined) throw new NotFoundError('missing version after /versions/');
       version = decodeSegment(fourth);

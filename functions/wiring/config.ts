@@ -68,8 +68,10 @@ export interface RuntimeConfig {
   readonly maxGraphBytes: number;
   /** `AWS_LAMBDA_RUNTIME_API` (set by Lambda): where the inference watchdog posts a 504 for a stuck run. */
   readonly lambdaRuntimeApi?: string;
-  /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations. */
+  /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations and async jobs. */
   readonly functionName?: string;
+  /** `AWS_ENDPOINT_URL_LAMBDA`: the Lambda API's endpoint for those invocations; unset on AWS. */
+  readonly lambdaEndpoint?: string;
   /** `REGISTRATION_TIMEOUT_SECONDS`: deadline of an upload's isolated load and smoke inference, default 100. */
   readonly registrationTimeoutSeconds: number;
   /**
@@ -333,6 +335,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     ),
     registrationMemoryMb,
     functionName: env[ENV.functionName] || undefined,
+    lambdaEndpoint: env[ENV.lambdaEndpoint] || undefined,
     lambdaRuntimeApi: env[ENV.lambdaRuntimeApi] || undefined,
     tracing: env[ENV.traceEnabled] === 'true',
     sessionOptions: { intraOpNumThreads: intraOpThreads(env), graphOptimizationLevel: level },

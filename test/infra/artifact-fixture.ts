@@ -65,6 +65,8 @@ export interface InvokeOptions {
    * variables (`AWS_ENDPOINT_URL_CLOUDWATCH`...), added to the function's environment.
    */
   readonly awsEndpoints?: Readonly<Record<string, string>>;
+  /** Where the function's own Lambda API calls go (`AWS_ENDPOINT_URL_LAMBDA`): a loopback stand-in. */
+  readonly lambdaEndpoint?: string;
 }
 
 /** A synthesized app's functions, runnable against an embedded S3 server that enforces their roles. */
@@ -155,6 +157,7 @@ export async function startArtifactRig(
         AWS_ACCESS_KEY_ID: credentials.accessKeyId,
         AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
         S3_ENDPOINT: s3.server.endpoint,
+        ...(options.lambdaEndpoint === undefined ? {} : { AWS_ENDPOINT_URL_LAMBDA: options.lambdaEndpoint }),
         // No X-Ray daemon here: Powertools' tracer is told so instead of emitting to a closed UDP port.
         POWERTOOLS_TRACE_ENABLED: 'false',
         ...options.awsEndpoints,

@@ -79,6 +79,13 @@ const VARIANTS: readonly Variant[] = [
     },
   },
   { name: 'managedInstances (both forms), own VPC', context: {}, catalog: MANAGED_CATALOG },
+  // Async jobs (docs/async.md): every infer function has an `async` alias with an event invoke configuration; here
+  // beside the `live` alias of provisioned concurrency, both on the function's current version.
+  {
+    name: 'async alias beside provisionedConcurrency',
+    context: {},
+    catalog: { pinned: { provisionedConcurrency: 1, preload: true, warmer: false } },
+  },
   {
     name: 'managedInstances (both forms), given subnets and security groups',
     context: { subnetIds: SUBNETS, securityGroupIds: GROUPS },

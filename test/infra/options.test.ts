@@ -49,8 +49,8 @@ describe('authorization "iam", execution logging off, destroyable bucket, x86_64
 
   it('signs every method with IAM and creates no API key or usage plan', () => {
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model, 10 for the shared {model} routes
-    expect(methods).toHaveLength(8 + 10 * 3);
+    // control 8 (incl. the console and Triton's load/unload), 11 per catalog model, 11 for the shared {model} routes
+    expect(methods).toHaveLength(8 + 11 * 3);
     for (const method of methods) {
       expect(method.Properties?.['AuthorizationType']).toBe('AWS_IAM');
       expect(method.Properties?.['ApiKeyRequired']).toBe(false);
@@ -294,7 +294,9 @@ describe('operations', () => {
     });
     expect(synth.template.findOutputs('FailedRegistrationsQueue')).not.toEqual({});
     // The warmer targets the live alias, which serves the traffic.
-    const aliasId = Object.entries(all).find(([, r]) => r.Type === 'AWS::Lambda::Alias')![0];
+    const aliasId = Object.entries(all).find(
+      ([, r]) => r.Type === 'AWS::Lambda::Alias' && r.Properties?.['Name'] === 'live',
+    )![0];
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       Targets: [Match.objectLike({ Arn: { Ref: aliasId } })],
     });

@@ -40,7 +40,7 @@ const XRAY_UPLOAD = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'];
 
 describe('infer roles', () => {
   it.each(['tight', 'open'])(
-    '%s: no wildcard resource or action; S3 reads only under models/<name>/ and rejected/<name>/, writes only capture/<name>/',
+    '%s: no wildcard resource or action; S3 reads only its own prefixes, writes only capture/<name>/ and async/<name>/ answers and jobs',
     (name) => {
       const endpoint = synth.stack.endpoints.get(name)!;
       const statements = roleStatements(
@@ -59,30 +59,51 @@ describe('infer roles', () => {
           }
           const text = JSON.stringify(resource);
           // Object ARNs: exactly this model's prefix; function ARNs: this function's versions and aliases.
-          if (text.includes('/models/') || actions.includes('s3:GetObject')) {
-            expect(text).toMatch(new RegExp(`"/(models|rejected)/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`));
+          const own = name.replace('.', '\\.');
+          if (actions.includes('s3:GetObject')) {
+            expect(text).toMatch(new RegExp(`"/((models|rejected)/${own}|async/${own}/(inputs|jobs))/\\*"\\]\\]\\}$`));
+          } else if (text.includes('/models/')) {
+            expect(text).toMatch(new RegExp(`"/(models|rejected)/${own}/\\*"\\]\\]\\}$`));
           }
           if (text.endsWith(':*"]]}')) expect(actions).toEqual(['lambda:InvokeFunction']);
         }
         if (actions.includes('s3:ListBucket')) {
           expect(statement.Condition).toEqual({
             StringLikeIfExists: {
-              's3:prefix': [`models/${name}/`, `models/${name}/*`, `rejected/${name}/`, `rejected/${name}/*`],
+              's3:prefix': [
+                `models/${name}/`,
+                `models/${name}/*`,
+                `rejected/${name}/`,
+                `rejected/${name}/*`,
+                `async/${name}/`,
+                `async/${name}/*`,
+              ],
             },
           });
         }
         const writes = actions.filter((a) => /^s3:(Put|Delete)/.test(a));
         if (writes.length > 0) {
-          expect(writes, 'infer writes only capture files').toEqual(['s3:PutObject']);
+          expect(writes, 'infer writes objects, never deletes').toEqual(['s3:PutObject']);
+          // Data capture files and async answers and job records (docs/async.md) of this model, nothing else.
+          const own = name.replace('.', '\\.');
           for (const resource of list(statement.Resource)) {
             expect(JSON.stringify(resource)).toMatch(
-              new RegExp(`"/capture/${name.replace('.', '\\.')}/\\*"\\]\\]\\}$`),
+              new RegExp(`"/(capture/${own}|async/${own}/(outputs|jobs))/\\*"\\]\\]\\}$`),
             );
           }
         }
       }
-      const writing = statements.filter((s) => list(s.Action).some((a) => /^s3:(Put|Delete)/.test(a)));
-      expect(writing, 'one write grant: the capture files').toHaveLength(1);
+      const written = statements
+        .filter((s) => list(s.Action).some((a) => /^s3:(Put|Delete)/.test(a)))
+        .flatMap((s) => list(s.Resource).map((resource) => JSON.stringify(resource)));
+      expect(
+        written.some((text) => text.includes('/capture/')),
+        'writes its capture files',
+      ).toBe(true);
+      expect(
+        written.some((text) => text.includes('/outputs/')),
+        'writes its async answers',
+      ).toBe(true);
     },
   );
 });
@@ -91,8 +112,9 @@ describe('API', () => {
   it('requires an API key on every method by default, with a key bound to a throttled usage plan', () => {
     const methods = ofType('AWS::ApiGateway::Method');
 
-    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model, 10 for the shared {model} routes
-    expect(methods.length).toBe(8 + 10 * 3);
+    // control 8 (incl. the console and Triton's load/unload), 11 per catalog model and 11 for the shared {model}
+    // routes (the protocol's, the OpenAPI document's and the async job status)
+    expect(methods.length).toBe(8 + 11 * 3);
     for (const [id, method] of methods) expect(method.Properties?.['ApiKeyRequired'], id).toBe(true);
     expect(ofType('AWS::ApiGateway::ApiKey')).toHaveLength(1);
     const [[, plan] = ['', undefined]] = ofType('AWS::ApiGateway::UsagePlan');

@@ -153,13 +153,42 @@ describe('functions', () => {
 
   it('puts provisioned concurrency on a live alias that the API invokes', () => {
     const resnet = synth.stack.endpoints.get('resnet.v1')!;
-    synth.template.resourceCountIs('AWS::Lambda::Alias', 1);
+    // The live alias, and the async alias of every infer function (docs/async.md).
+    synth.template.resourceCountIs('AWS::Lambda::Alias', 1 + synth.stack.endpoints.size + 1);
     synth.template.hasResourceProperties('AWS::Lambda::Alias', {
       Name: 'live',
       FunctionName: { Ref: logicalId(resnet.inferFunction.function) },
       ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
     });
     expect(routes(synth.template).get('POST /v2/models/resnet.v1/infer')).toEqual(new Set([logicalId(resnet.alias!)]));
+  });
+
+  it('queues async jobs on an async alias: an hour of event age, 2 retries, EventBridge on success, itself on failure', () => {
+    const functions = [
+      ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction.function),
+      synth.stack.sharedEndpoint.inferFunction.function,
+    ];
+    const asyncConfigs = synth.template.findResources('AWS::Lambda::EventInvokeConfig', {
+      Properties: { Qualifier: 'async' },
+    });
+    expect(Object.keys(asyncConfigs)).toHaveLength(functions.length);
+    for (const fn of functions) {
+      const fnArn = { 'Fn::GetAtt': [logicalId(fn), 'Arn'] };
+      synth.template.hasResourceProperties('AWS::Lambda::Alias', {
+        Name: 'async',
+        FunctionName: { Ref: logicalId(fn) },
+      });
+      synth.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: logicalId(fn) },
+        Qualifier: 'async',
+        MaximumEventAgeInSeconds: 3600,
+        MaximumRetryAttempts: 2,
+        DestinationConfig: {
+          OnSuccess: { Destination: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([':event-bus/default'])] }) },
+          OnFailure: { Destination: fnArn },
+        },
+      });
+    }
   });
 });
 
@@ -185,6 +214,7 @@ describe('API', () => {
       expected.set(`GET ${base}/config`, shared);
       expected.set(`GET ${base}/openapi.json`, shared);
     }
+    expected.set('GET /v2/models/{model}/jobs/{id}', shared);
     for (const [model, endpoint] of synth.stack.endpoints) {
       const target = logicalId(endpoint.invokeTarget);
       for (const base of [`/v2/models/${model}`, `/v2/models/${model}/versions/{v}`]) {
@@ -194,6 +224,7 @@ describe('API', () => {
         expected.set(`GET ${base}/config`, target);
         expected.set(`GET ${base}/openapi.json`, target);
       }
+      expected.set(`GET /v2/models/${model}/jobs/{id}`, target);
     }
     expect(new Map([...all].map(([route, targets]) => [route, [...targets].join()]))).toEqual(expected);
     expect(expected.get('POST /v2/models/iris/infer')).toBe(
@@ -206,8 +237,8 @@ describe('API', () => {
     // Compression is the function's job (README: HTTP compression): the gateway neither compresses nor decodes.
     synth.template.hasResourceProperties('AWS::ApiGateway::RestApi', { MinimumCompressionSize: Match.absent() });
     const methods = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::ApiGateway::Method');
-    // control 8 (incl. the console and Triton's load/unload), 10 per catalog model (2 here), 10 for the shared one
-    expect(methods).toHaveLength(8 + 10 * 2 + 10);
+    // control 8 (incl. the console and Triton's load/unload), 11 per catalog model (2 here), 11 for the shared one
+    expect(methods).toHaveLength(8 + 11 * 2 + 11);
     for (const method of methods) {
       expect(method.Properties).toMatchObject({ ApiKeyRequired: true, AuthorizationType: 'NONE' });
     }
@@ -335,7 +366,7 @@ describe('security', () => {
     expect(resources(synth.template)[bucket]).toMatchObject({ DeletionPolicy: 'Retain' });
   });
 
-  it('lets infer read only its own model and rejection prefixes, write only its capture files, and invoke only itself', () => {
+  it('lets infer read only its own model, rejection and async prefixes, write only its capture files and async answers, and invoke only itself', () => {
     const iris = synth.stack.endpoints.get('iris')!;
     const statements = roleStatements(synth.template, logicalId(iris.inferFunction.role));
     const s3 = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
@@ -351,11 +382,36 @@ describe('security', () => {
       },
       { Action: 's3:PutObject', Effect: 'Allow', Resource: { 'Fn::Join': ['', [bucketArn, '/capture/iris/*']] } },
       {
+        Action: 's3:GetObject',
+        Effect: 'Allow',
+        Resource: [
+          { 'Fn::Join': ['', [bucketArn, '/async/iris/inputs/*']] },
+          { 'Fn::Join': ['', [bucketArn, '/async/iris/jobs/*']] },
+        ],
+      },
+      {
+        Action: 's3:PutObject',
+        Effect: 'Allow',
+        Resource: [
+          { 'Fn::Join': ['', [bucketArn, '/async/iris/outputs/*']] },
+          { 'Fn::Join': ['', [bucketArn, '/async/iris/jobs/*']] },
+        ],
+      },
+      {
         Action: 's3:ListBucket',
         Effect: 'Allow',
         Resource: bucketArn,
         Condition: {
-          StringLikeIfExists: { 's3:prefix': ['models/iris/', 'models/iris/*', 'rejected/iris/', 'rejected/iris/*'] },
+          StringLikeIfExists: {
+            's3:prefix': [
+              'models/iris/',
+              'models/iris/*',
+              'rejected/iris/',
+              'rejected/iris/*',
+              'async/iris/',
+              'async/iris/*',
+            ],
+          },
         },
       },
     ]);
@@ -363,8 +419,15 @@ describe('security', () => {
     const fnArn = { 'Fn::GetAtt': [logicalId(iris.inferFunction.function), 'Arn'] };
     expect(lambda).toEqual([
       { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: [fnArn, { 'Fn::Join': ['', [fnArn, ':*']] }] },
+      // Async jobs: queued on the async alias; the function is its own on-failure destination.
+      { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: [fnArn, { 'Fn::Join': ['', [fnArn, ':async']] }] },
     ]);
-    const others = statements.filter((s) => ![s.Action].flat().some((a) => /^(s3|lambda|logs|xray):/.test(a)));
+    // The on-success destination of async jobs: EventBridge's default bus, nothing else.
+    const events = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('events:')));
+    expect(events).toHaveLength(1);
+    expect(events[0]?.Action).toBe('events:PutEvents');
+    expect(JSON.stringify(events[0]?.Resource)).toContain(':event-bus/default');
+    const others = statements.filter((s) => ![s.Action].flat().some((a) => /^(s3|lambda|logs|xray|events):/.test(a)));
     expect(others).toEqual([]);
   });
 

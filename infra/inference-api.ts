@@ -11,8 +11,8 @@ import { Construct } from 'constructs';
 import { BINARY_MEDIA_TYPES, V2_ROOT } from './constants.js';
 import { acknowledge, managedPolicyFinding } from './nag.js';
 
-/** How callers authenticate to the REST API. */
-export type ApiAuthorization = 'api-key' | 'iam';
+/** How callers authenticate to the REST API; `'none'` only when the operator asks for it (`-c auth=none`). */
+export type ApiAuthorization = 'api-key' | 'iam' | 'none';
 
 /** Steady-state requests per second and burst, per method of the stage and for the usage plan. */
 export interface ThrottleSettings {
@@ -30,6 +30,7 @@ export interface InferenceApiProps {
   /**
    * `'api-key'`: every method requires an `x-api-key` header; a key and a usage plan are created.
    * `'iam'`: every method requires SigV4-signed requests (`execute-api:Invoke`); no key is created.
+   * `'none'`: no authentication at all (throttling still applies).
    * @default 'api-key'
    */
   readonly authorization?: ApiAuthorization;
@@ -170,8 +171,8 @@ export class InferenceApi extends Construct {
 
   private validate(authorization: string, throttle: ThrottleSettings, stageName: string): void {
     const path = this.node.path;
-    if (authorization !== 'api-key' && authorization !== 'iam') {
-      throw new Error(`${path}: authorization must be "api-key" or "iam", got "${authorization}"`);
+    if (authorization !== 'api-key' && authorization !== 'iam' && authorization !== 'none') {
+      throw new Error(`${path}: authorization must be "api-key", "iam" or "none", got "${authorization}"`);
     }
     const { rateLimit, burstLimit } = throttle;
     if (!(rateLimit > 0) || !Number.isInteger(burstLimit) || burstLimit < 1) {
@@ -195,7 +196,7 @@ export class InferenceApi extends Construct {
     // API Gateway answers an unknown path or method with "Missing Authentication Token"; say what it means.
     this.api.addGatewayResponse('UnknownRoute', {
       type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-      ...(authorization === 'api-key'
+      ...(authorization !== 'iam'
         ? {
             statusCode: '404',
             templates: {
@@ -241,6 +242,13 @@ export class InferenceApi extends Construct {
         ['APIG4'],
         'Every method requires an API key bound to a throttled usage plan (the default); deploy with authorization ' +
           '"iam" for SigV4 authorization.',
+      );
+    }
+    if (authorization === 'none') {
+      acknowledge(
+        this.api,
+        ['APIG4'],
+        'No authorization: the operator deployed with -c auth=none (a synth warning says so); throttling applies.',
       );
     }
     if (executionLogging) {

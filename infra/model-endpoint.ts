@@ -34,8 +34,11 @@ const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBody
 export interface ModelEndpointProps {
   /** The model's catalog entry (`models/<name>.json`, parsed with `parseCatalogEntry` or `loadCatalog`). */
   readonly model: CatalogEntry;
-  /** The `/v2/models` resource of the REST API; the endpoint adds `<name>` and its sub-routes under it. */
-  readonly modelsResource: apigw.IResource;
+  /**
+   * The `/v2/models` resource of the REST API; the endpoint adds `<name>` and its sub-routes under it.
+   * @default no REST routes: another front (HTTP API, function URL) routes to {@link ModelEndpoint.invokeTarget}
+   */
+  readonly modelsResource?: apigw.IResource;
   /** The model repository bucket. The function may read only `models/<name>/*` of it. */
   readonly bucket: s3.IBucket;
   /** The onnxruntime layer; its architecture must be the model's. */
@@ -100,8 +103,8 @@ export class ModelEndpoint extends Construct {
   public readonly alias?: lambda.Alias;
   /** What API Gateway and the warmer invoke: the alias when there is one, else the function. */
   public readonly invokeTarget: lambda.IFunction;
-  /** The `/v2/models/<name>` resource. */
-  public readonly resource: apigw.Resource;
+  /** The `/v2/models/<name>` resource, when the endpoint is on the REST API. */
+  public readonly resource?: apigw.Resource;
   /** The EventBridge warmer rule, unless the catalog disables warmers. */
   public readonly warmerRule?: events.Rule;
   /** Alarms on errors, throttles and p99 latency. */
@@ -172,7 +175,8 @@ export class ModelEndpoint extends Construct {
     }
     this.invokeTarget = this.alias ?? fn;
 
-    this.resource = this.addRoutes(props.modelsResource, model.name, props.methodOptions ?? {});
+    if (props.modelsResource !== undefined)
+      this.resource = this.addRoutes(props.modelsResource, model.name, props.methodOptions ?? {});
     if (model.warmer !== false) this.warmerRule = this.addWarmer(model.name, model.warmer);
     this.alarms = this.addAlarms(fn, model.name, errorsThreshold, latencyThreshold, props.alarmAction);
     if (seedPath !== undefined)

@@ -19,8 +19,11 @@ import { ServiceFunction } from './service-function.js';
 
 /** Props of {@link SharedModelEndpoint}. */
 export interface SharedModelEndpointProps extends HostedFunctionProps {
-  /** The `/v2/models` resource of the REST API; `{model}` and its sub-routes are added under it. */
-  readonly modelsResource: apigw.IResource;
+  /**
+   * The `/v2/models` resource of the REST API; `{model}` and its sub-routes are added under it.
+   * @default no REST routes: another front routes to {@link SharedModelEndpoint.inferFunction}
+   */
+  readonly modelsResource?: apigw.IResource;
   /** Options of every method (authorization, API key, request validator). @default none */
   readonly methodOptions?: apigw.MethodOptions;
   /**
@@ -37,8 +40,8 @@ export interface SharedModelEndpointProps extends HostedFunctionProps {
 export class SharedModelEndpoint extends Construct {
   /** The shared `infer` function (no `MODEL_NAME`). */
   public readonly inferFunction: ServiceFunction;
-  /** `/v2/models/{model}`. */
-  public readonly resource: apigw.Resource;
+  /** `/v2/models/{model}`, when the endpoint is on the REST API. */
+  public readonly resource?: apigw.Resource;
   /** Fires on any error of the function in five minutes. */
   public readonly errorsAlarm: cloudwatch.Alarm;
 
@@ -69,7 +72,8 @@ export class SharedModelEndpoint extends Construct {
     });
     const role = this.inferFunction.role;
     grantBucketAccess(role, props.bucket, SHARED_INFER_ACCESS);
-    this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
+    if (props.modelsResource !== undefined)
+      this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
     this.errorsAlarm = functionErrorsAlarm(this.inferFunction, props.alarmAction);
   }
 

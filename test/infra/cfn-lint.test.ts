@@ -65,6 +65,14 @@ const VARIANTS: readonly Variant[] = [
     },
   },
   { name: 'managedInstances (both forms), own VPC', context: {}, catalog: MANAGED_CATALOG },
+  { name: 'api=http (IAM)', context: { api: 'http' } },
+  {
+    name: 'api=http, jwtIssuer, jwtAudience',
+    context: { api: 'http', jwtIssuer: 'https://issuer.example.com/pool', jwtAudience: 'client-a,client-b' },
+  },
+  { name: 'api=url (IAM)', context: { api: 'url' } },
+  { name: 'api=url, cloudfront=true, auth=none', context: { api: 'url', cloudfront: 'true', auth: 'none' } },
+  { name: 'api=rest, auth=none', context: { auth: 'none' } },
   {
     name: 'managedInstances (both forms), given subnets and security groups',
     context: { subnetIds: SUBNETS, securityGroupIds: GROUPS },

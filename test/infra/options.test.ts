@@ -188,7 +188,7 @@ describe('misuse', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const props = { models: [], layerBuildDir: tempDir('layers') };
     expect(() => new OnnxServerlessStack(app, 'A', { ...props, authorization: 'oauth' as 'iam' })).toThrow(
-      /authorization must be "api-key" or "iam", got "oauth"/,
+      /authorization "oauth" is not known: use api-key, iam, none with api=rest/,
     );
     expect(() => new OnnxServerlessStack(app, 'B', { ...props, throttle: { rateLimit: 100, burstLimit: 10 } })).toThrow(
       /burstLimit \(10\) must be at least rateLimit \(100\)/,

@@ -107,7 +107,11 @@ export function containerCredentials(env: NodeJS.ProcessEnv = process.env): () =
  * A SigV4 signer for `service` in `region`. S3 signs the path as sent (each segment escaped once); the other services
  * escape it once more in the canonical request, as the signer does by default.
  */
-export function createSigner(service: 's3' | 'lambda', region: string, credentials: CredentialsSource): SignatureV4 {
+export function createSigner(
+  service: 's3' | 'lambda' | 'execute-api',
+  region: string,
+  credentials: CredentialsSource,
+): SignatureV4 {
   return new SignatureV4({
     service,
     region,

@@ -40,6 +40,7 @@ import { createRegisterHandler, registrationOptions, type RegisterResult } from 
 import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
+import { createLocalFront, type LocalFront, type LocalFrontOptions } from './front.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -70,6 +71,12 @@ export interface LocalOptions {
   readonly accessOverrides?: Readonly<Record<string, BucketAccess>>;
   /** The serving clock (manifest TTL); tests pass time with it instead of sleeping. @default Date.now */
   readonly now?: () => number;
+  /**
+   * The front the gateway emulates: its event format, limits and authentication (docs/fronts.md). `npm start`
+   * reads it from `FRONT`, `FRONT_AUTH` and friends.
+   * @default the REST API without authentication
+   */
+  readonly front?: LocalFrontOptions;
   /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
   readonly onRegistered?: (result: RegisterResult) => void;
 }
@@ -77,6 +84,8 @@ export interface LocalOptions {
 /** A running local stack. */
 export interface LocalStack {
   readonly gatewayUrl: string;
+  /** The emulated front: its key, SigV4 service or JWT issuer, for clients to authenticate with. */
+  readonly front: LocalFront;
   readonly s3: EmbeddedS3;
   /**
    * A runtime with the owner's credentials (full access, as the user's own): for seeding, tests and the start-up
@@ -114,7 +123,8 @@ interface InferRoutes {
  */
 function perModelInfer(routes: InferRoutes, started: Map<string, InferHandler>): InferHandler {
   return (event, context) => {
-    const segment = 'path' in event ? /^\/v2\/models\/([^/]+)/.exec(event.path ?? '')?.[1] : undefined;
+    const path = 'rawPath' in event ? event.rawPath : 'path' in event ? event.path : undefined;
+    const segment = /^\/v2\/models\/([^/]+)/.exec(path ?? '')?.[1];
     const model = segment === undefined ? undefined : safeDecode(segment);
     if (model === undefined || !isValidModelName(model)) return routes.unrouted(event, context);
     if (!routes.catalog.has(model)) return routes.shared(event, context);
@@ -252,8 +262,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
   const started = new Map<string, InferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
+  let front: LocalFront;
   try {
+    // IAM fronts accept the owner's key pair, the one npm start prints.
+    front = await createLocalFront(options.front ?? {}, s3.credentials, s3.region);
     gateway = await startGateway({
+      front,
       port: options.port ?? 8080,
       infer: perModelInfer(
         {
@@ -324,6 +338,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
 
   return {
     gatewayUrl: gateway.url,
+    front,
     s3,
     runtime,
     seeded,

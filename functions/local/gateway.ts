@@ -105,11 +105,12 @@ export function toRestApiEvent(
   const { path, query: searchParams } = splitTarget(request.url);
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined) continue;
-    const values = Array.isArray(value) ? value : [value];
-    headers[name] = values.join(',');
-    multiValueHeaders[name] = values;
+  // From the raw headers: Node joins repeated headers into one value, API Gateway lists each.
+  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) {
+    const name = (request.rawHeaders[i] ?? '').toLowerCase();
+    const value = request.rawHeaders[i + 1] ?? '';
+    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
   const query = Object.fromEntries(searchParams.entries());
   const method = request.method ?? 'GET';

@@ -1,10 +1,10 @@
 /**
  * What the artifact tests share: a synthesized app with bundling, the embedded S3 server enforcing the S3 statements
  * the template attaches to each function's role, and the invocation of a staged function in a fresh Lambda-like
- * process (tools/lambda-process.ts) with the environment its template declares. Also the API Gateway REST events
- * those tests send, and readers for the answers.
+ * process (tools/lambda-process.ts) with the environment its template declares. Also the API Gateway REST (1.0) and
+ * HTTP API / function URL (2.0) events those tests send, and readers for the answers.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, S3Event } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { expect } from 'vitest';
 import { describeDenial, type AccessDenial } from '../../functions/local/s3-access.js';
 import {
@@ -181,6 +181,47 @@ export function restEvent(
       resourceId: 'res',
       resourcePath: resource,
     },
+  };
+}
+
+/**
+ * A payload format 2.0 event, as an HTTP API (`routeKey` the matched route, e.g. `POST /v2/models/{model}/infer`,
+ * with its `pathParameters`) or a function URL (`routeKey` `$default`, no path parameters) sends it. Text bodies
+ * (JSON) arrive as text, others base64, as both fronts do.
+ */
+export function httpApiEvent(
+  routeKey: string,
+  rawPath: string,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+  pathParameters?: Record<string, string>,
+): APIGatewayProxyEventV2 {
+  const method = routeKey === '$default' ? (body === undefined ? 'GET' : 'POST') : (routeKey.split(' ')[0] ?? 'GET');
+  const domainName =
+    routeKey === '$default' ? 'abc123.lambda-url.us-east-1.on.aws' : 'abc123.execute-api.us-east-1.amazonaws.com';
+  const allHeaders: Record<string, string> = { host: domainName, 'user-agent': 'artifact-test', ...headers };
+  const text = /^(application\/json|text\/)/.test(allHeaders['content-type'] ?? '');
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath,
+    rawQueryString: '',
+    headers: allHeaders,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      domainName,
+      domainPrefix: 'abc123',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'artifact-test' },
+      requestId: `req-${method}-${rawPath}`,
+      routeKey,
+      stage: '$default',
+      time: '06/Dec/2026:05:00:00 +0000',
+      timeEpoch: Date.now(),
+    },
+    ...(pathParameters === undefined ? {} : { pathParameters }),
+    ...(body === undefined ? {} : { body: text ? body.toString('utf8') : body.toString('base64') }),
+    isBase64Encoded: body !== undefined && !text,
   };
 }
 

@@ -5,7 +5,6 @@
  * or WAF; see docs/fronts.md.
  */
 import { RemovalPolicy } from 'aws-cdk-lib';
-import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -13,7 +12,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { RouteSpec } from './front-routes.js';
-import { DEFAULT_THROTTLE, type ThrottleSettings } from './inference-api.js';
+import { accessLogFormat, DEFAULT_THROTTLE, type ThrottleSettings } from './inference-api.js';
 import { acknowledge } from './nag.js';
 
 /** The JWT issuer and audiences an HTTP API's authorizer accepts. */
@@ -75,17 +74,7 @@ export class HttpApiFront extends Construct {
       throttle: { rateLimit: throttle.rateLimit, burstLimit: throttle.burstLimit },
       accessLogSettings: {
         destination: new apigwv2.LogGroupLogDestination(accessLogs),
-        format: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: true,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
+        format: accessLogFormat(),
       },
     });
     if (props.authorization === 'none') {

@@ -25,6 +25,21 @@ export interface ThrottleSettings {
 /** Throttling when none is given. */
 export const DEFAULT_THROTTLE: ThrottleSettings = { rateLimit: 50, burstLimit: 100 };
 
+/** The access-log line of every front's stage: the standard fields, as JSON (never bodies). */
+export function accessLogFormat(): apigw.AccessLogFormat {
+  return apigw.AccessLogFormat.jsonWithStandardFields({
+    caller: true,
+    httpMethod: true,
+    ip: true,
+    protocol: true,
+    requestTime: true,
+    resourcePath: true,
+    responseLength: true,
+    status: true,
+    user: true,
+  });
+}
+
 /** Props of {@link InferenceApi}. */
 export interface InferenceApiProps {
   /**
@@ -107,17 +122,7 @@ export class InferenceApi extends Construct {
       deployOptions: {
         stageName,
         accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: true,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
+        accessLogFormat: accessLogFormat(),
         loggingLevel: executionLogging ? apigw.MethodLoggingLevel.ERROR : apigw.MethodLoggingLevel.OFF,
         // Request and response bodies are tensors: never write them to logs.
         dataTraceEnabled: false,

@@ -40,6 +40,11 @@ export interface GatewayOptions {
    */
   readonly front?: LocalFront;
   /**
+   * How long the front waits for the function before answering 504 (the function keeps running, as deployed).
+   * @default the front's integration timeout: 29 s (REST), 30 s (HTTP API), 900 s (function URL)
+   */
+  readonly integrationTimeoutMs?: number;
+  /**
    * Larger bodies are a 413 before the function runs; never above the front's own limit (10 MB for the REST and
    * HTTP APIs, Lambda's 6 MB payload for a function URL). @default the front's limit
    */
@@ -242,7 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   const frontLimit = front.profile.maxRequestBodyBytes;
   const maxBodyBytes = Math.min(options.maxBodyBytes ?? frontLimit, frontLimit);
-  const timeoutMs = front.profile.timeoutSeconds * 1000;
+  const timeoutMs = options.integrationTimeoutMs ?? front.profile.timeoutSeconds * 1000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * maxBodyBytes;
   const defaults = GATEWAY_READ_LIMIT_DEFAULTS;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? defaults.bodyTimeoutSeconds * 1000;
@@ -375,7 +380,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const outcome = await Promise.race([call, timedOut]).finally(() => clearTimeout(timer));
         if (outcome === 'timeout') {
           call.catch(() => undefined);
-          sendError(response, 504, integrationTimeoutMessage(front.profile.title, front.profile.timeoutSeconds));
+          sendError(response, 504, integrationTimeoutMessage(front.profile.title, timeoutMs / 1000));
           return undefined;
         }
         return outcome;

@@ -124,3 +124,32 @@ describe('payload format 1.0', () => {
     expect('version' in event).toBe(false);
   });
 });
+
+describe('integration timeout', () => {
+  it("answers 504 naming the front's timeout when the function is late, and serves the next request", async () => {
+    // Prepare: a function that answers only when released (the first call), at once afterwards.
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const handler = async () => {
+      calls += 1;
+      if (calls === 1) await new Promise<void>((resolve) => (release = resolve));
+      return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"late":false}' };
+    };
+    const front = await createLocalFront({ api: 'http' }, { accessKeyId: 'a', secretAccessKey: 's' }, 'us-east-1');
+    gateway = await startGateway({ port: 0, front, infer: handler, control: handler, integrationTimeoutMs: 300 });
+
+    // Act
+    const late = await fetch(`${gateway.url}/v2/health/ready`);
+    const lateBody = await late.json();
+    release?.();
+    const next = await fetch(`${gateway.url}/v2/health/ready`);
+
+    // Assess
+    expect(late.status).toBe(504);
+    expect(lateBody).toEqual({
+      error: expect.stringMatching(/did not answer within 0\.3 s, the API Gateway HTTP API's timeout/),
+    });
+    expect(next.status).toBe(200);
+    expect(await next.json()).toEqual({ late: false });
+  });
+});

@@ -17,6 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { scratchMbFor } from '../functions/core/model-service.js';
+import { FRONT_PROFILES, type ApiFront } from '../functions/core/fronts.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
 import { ENV, REPOSITORY_PREFIXES, UPLOAD_SUFFIX } from './constants.js';
@@ -26,9 +27,6 @@ import { acknowledge, wildcardResourceFinding } from './nag.js';
 import type { NodeRuntime } from './lambda-runtime.js';
 import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
-
-const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
-  PLATFORM_LIMITS;
 
 /** Props of {@link ModelEndpoint}. */
 export interface ModelEndpointProps {
@@ -48,6 +46,11 @@ export interface ModelEndpointProps {
    * @default no authorization: set this, as {@link OnnxServerlessStack} does
    */
   readonly methodOptions?: apigw.MethodOptions;
+  /**
+   * The front that routes to this endpoint: its timeout decides the catalog's timeout warning.
+   * @default 'rest'
+   */
+  readonly front?: ApiFront;
   /** The Node.js runtime. @default 'nodejs24.x' */
   readonly runtime?: NodeRuntime;
   /**
@@ -240,14 +243,17 @@ export class ModelEndpoint extends Construct {
     if (resolved.seedPath !== undefined) validateSeed(where, model.seed ?? '', resolved.seedPath);
 
     const annotations = Annotations.of(this);
-    if (model.timeoutSeconds > API_GATEWAY_TIMEOUT_SECONDS) {
+    const front = FRONT_PROFILES[props.front ?? 'rest'];
+    if (model.timeoutSeconds > front.timeoutSeconds) {
       annotations.addWarningV2(
         'onnx-serverless:timeout',
-        `timeoutSeconds ${model.timeoutSeconds} exceeds API Gateway's ${API_GATEWAY_TIMEOUT_SECONDS} s: clients ` +
-          'get a 504 after 29 s while the function keeps running',
+        `timeoutSeconds ${model.timeoutSeconds} exceeds the ${front.title}'s ${front.timeoutSeconds} s: clients ` +
+          `get a 504 after ${front.timeoutSeconds} s while the function keeps running`,
       );
     }
-    if (model.limits.maxBodyBytes > API_GATEWAY_MAX_BODY_BYTES) {
+    // API Gateway's 10 MB, whatever the front: Lambda's 6 MB event bounds every front alike (the local gateway says
+    // so per request), so only a limit past the largest gateway's is certainly unreachable.
+    if (model.limits.maxBodyBytes > PLATFORM_LIMITS.apiGatewayMaxBodyBytes) {
       annotations.addWarningV2(
         'onnx-serverless:max-body',
         `limits.maxBodyBytes ${model.limits.maxBodyBytes} exceeds API Gateway's 10 MB; larger bodies never arrive`,

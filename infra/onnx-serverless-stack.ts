@@ -400,6 +400,7 @@ export class OnnxServerlessStack extends Stack {
         ...(this.inferenceApi === undefined
           ? {}
           : { modelsResource: this.inferenceApi.modelsResource, methodOptions: this.inferenceApi.routeOptions }),
+        front: api,
         bucket: this.bucket,
         layer: layers.get(model.architecture) as OnnxruntimeLayer,
         runtime,

@@ -205,6 +205,20 @@ describe('auth=none', () => {
   });
 });
 
+describe("catalog warnings follow the front's limits", () => {
+  it('a 120 s model: a 504 warning behind the HTTP API (30 s), none behind a function URL (15 min)', () => {
+    modelsDir = writeCatalog({ slow: { timeoutSeconds: 120, warmer: false } });
+    try {
+      expect(warnings(build({ api: 'http' })).join('\n')).toMatch(
+        /timeoutSeconds 120 exceeds the API Gateway HTTP API's 30 s: clients get a 504 after 30 s/,
+      );
+      expect(warnings(build({ api: 'url' }))).toEqual([]);
+    } finally {
+      modelsDir = writeCatalog(CATALOG);
+    }
+  }, 120_000);
+});
+
 describe('impossible combinations fail the synth with the reason', () => {
   const refused = (context: Record<string, string>): string => {
     try {

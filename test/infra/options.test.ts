@@ -178,7 +178,7 @@ describe('misuse', () => {
     endpoint(model('slow', { timeoutSeconds: 60, provisionedConcurrency: 1, warmer: { concurrency: 3 } }));
     const annotations = Annotations.fromStack(stack);
     const path = `/Misuse/Case${counter - 1}`;
-    annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds API Gateway's 29 s"));
+    annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds the API Gateway REST API's 29 s"));
     annotations.hasWarning(path, Match.stringLikeRegexp('set "preload": true'));
     // The warmer's fan-out invokes the ARN it came in through (the live alias), so that needs no warning.
     annotations.hasNoWarning(path, Match.stringLikeRegexp('fan-out'));

@@ -153,8 +153,8 @@ describe('api=url', () => {
         SigningBehavior: 'always',
       }),
     });
-    const distribution = ofType(cdn.template, 'AWS::CloudFront::Distribution')[0]?.[1];
-    const config = (distribution?.Properties as { DistributionConfig: { CacheBehaviors: { PathPattern: string }[] } })
+    const [distribution] = ofType(cdn.template, 'AWS::CloudFront::Distribution').map(([, r]) => r.Properties);
+    const config = (distribution as { DistributionConfig: { CacheBehaviors: { PathPattern: string }[] } })
       .DistributionConfig;
     expect(config.CacheBehaviors.map((b) => b.PathPattern)).toEqual([
       '/v2/models/iris',

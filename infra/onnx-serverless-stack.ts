@@ -496,6 +496,15 @@ export class OnnxServerlessStack extends Stack {
         `${this.node.path}: jwtIssuer and jwtAudience apply only with authorization=jwt (api=http), not ${front.authorization}`,
       );
     }
+    if (front.api !== 'rest') {
+      const restOnly = (['executionLogging', 'stageName'] as const).filter((key) => props[key] !== undefined);
+      if (restOnly.length > 0) {
+        throw new Error(
+          `${this.node.path}: ${restOnly.join(' and ')} apply to api=rest only (the ${front.api} front has no such ` +
+            'setting): leave them out',
+        );
+      }
+    }
     if (props.cloudfront === true && front.api !== 'url') {
       throw new Error(
         `${this.node.path}: cloudfront=true puts CloudFront before function URLs: use it with -c api=url`,

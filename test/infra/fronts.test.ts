@@ -258,6 +258,7 @@ describe('impossible combinations fail the synth with the reason', () => {
     [{ auth: 'none', authorization: 'iam' }, /-c auth=none and -c authorization=iam contradict each other/],
     [{ auth: 'off' }, /-c auth=off: the only value is none/],
     [{ api: 'graphql' }, /api "graphql" is not a front: use rest, http, url/],
+    [{ api: 'http', executionLogging: 'false' }, /executionLogging apply to api=rest only/],
   ])('%o', (context, message) => {
     expect(refused(context)).toMatch(message);
   });

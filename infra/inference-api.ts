@@ -12,8 +12,8 @@ import { addTableRoutes } from './api-routes.js';
 import { BINARY_MEDIA_TYPES, V2_ROOT } from './constants.js';
 import { acknowledge, managedPolicyFinding } from './nag.js';
 
-/** How callers authenticate to the REST API. */
-export type ApiAuthorization = 'api-key' | 'iam';
+/** How callers authenticate to the REST API; `'none'` only when the operator asks for it (`-c auth=none`). */
+export type ApiAuthorization = 'api-key' | 'iam' | 'none';
 
 /** Steady-state requests per second and burst, per method of the stage and for the usage plan. */
 export interface ThrottleSettings {
@@ -26,11 +26,27 @@ export interface ThrottleSettings {
 /** Throttling when none is given. */
 export const DEFAULT_THROTTLE: ThrottleSettings = { rateLimit: 50, burstLimit: 100 };
 
+/** The access-log line of every front's stage: the standard fields, as JSON (never bodies). */
+export function accessLogFormat(): apigw.AccessLogFormat {
+  return apigw.AccessLogFormat.jsonWithStandardFields({
+    caller: true,
+    httpMethod: true,
+    ip: true,
+    protocol: true,
+    requestTime: true,
+    resourcePath: true,
+    responseLength: true,
+    status: true,
+    user: true,
+  });
+}
+
 /** Props of {@link InferenceApi}. */
 export interface InferenceApiProps {
   /**
    * `'api-key'`: every method requires an `x-api-key` header; a key and a usage plan are created.
    * `'iam'`: every method requires SigV4-signed requests (`execute-api:Invoke`); no key is created.
+   * `'none'`: no authentication at all (throttling still applies).
    * @default 'api-key'
    */
   readonly authorization?: ApiAuthorization;
@@ -107,17 +123,7 @@ export class InferenceApi extends Construct {
       deployOptions: {
         stageName,
         accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
-        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
-          caller: true,
-          httpMethod: true,
-          ip: true,
-          protocol: true,
-          requestTime: true,
-          resourcePath: true,
-          responseLength: true,
-          status: true,
-          user: true,
-        }),
+        accessLogFormat: accessLogFormat(),
         loggingLevel: executionLogging ? apigw.MethodLoggingLevel.ERROR : apigw.MethodLoggingLevel.OFF,
         // Request and response bodies are tensors: never write them to logs.
         dataTraceEnabled: false,
@@ -166,8 +172,8 @@ export class InferenceApi extends Construct {
 
   private validate(authorization: string, throttle: ThrottleSettings, stageName: string): void {
     const path = this.node.path;
-    if (authorization !== 'api-key' && authorization !== 'iam') {
-      throw new Error(`${path}: authorization must be "api-key" or "iam", got "${authorization}"`);
+    if (authorization !== 'api-key' && authorization !== 'iam' && authorization !== 'none') {
+      throw new Error(`${path}: authorization must be "api-key", "iam" or "none", got "${authorization}"`);
     }
     const { rateLimit, burstLimit } = throttle;
     if (!(rateLimit > 0) || !Number.isInteger(burstLimit) || burstLimit < 1) {
@@ -191,7 +197,7 @@ export class InferenceApi extends Construct {
     // API Gateway answers an unknown path or method with "Missing Authentication Token"; say what it means.
     this.api.addGatewayResponse('UnknownRoute', {
       type: apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-      ...(authorization === 'api-key'
+      ...(authorization !== 'iam'
         ? {
             statusCode: '404',
             templates: {
@@ -237,6 +243,13 @@ export class InferenceApi extends Construct {
         ['APIG4'],
         'Every method requires an API key bound to a throttled usage plan (the default); deploy with authorization ' +
           '"iam" for SigV4 authorization.',
+      );
+    }
+    if (authorization === 'none') {
+      acknowledge(
+        this.api,
+        ['APIG4'],
+        'No authorization: the operator deployed with -c auth=none (a synth warning says so); throttling applies.',
       );
     }
     if (executionLogging) {

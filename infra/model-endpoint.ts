@@ -19,6 +19,7 @@ import { basename, dirname } from 'node:path';
 import { captureEnvironment } from '../functions/core/capture.js';
 import { parseCatalogEntry, type CatalogEntry } from '../functions/core/catalog.js';
 import { scratchMbFor } from '../functions/core/model-service.js';
+import { FRONT_PROFILES, type ApiFront } from '../functions/core/fronts.js';
 import { PLATFORM_LIMITS } from '../functions/core/platform-limits.js';
 import { addTableRoutes } from './api-routes.js';
 import { DEFAULT_MODELS_DIR, resolveSeedPath } from './catalog-loader.js';
@@ -31,15 +32,15 @@ import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 import { ServiceFunction } from './service-function.js';
 import { restIntegrationOptions, streamingEnvironment } from './response-streaming.js';
 
-const { apiGatewayTimeoutSeconds: API_GATEWAY_TIMEOUT_SECONDS, apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY_BYTES } =
-  PLATFORM_LIMITS;
-
 /** Props of {@link ModelEndpoint}. */
 export interface ModelEndpointProps {
   /** The model's catalog entry (`models/<name>.json`, parsed with `parseCatalogEntry` or `loadCatalog`). */
   readonly model: CatalogEntry;
-  /** The `/v2/models` resource of the REST API; the endpoint adds `<name>` and its sub-routes under it. */
-  readonly modelsResource: apigw.IResource;
+  /**
+   * The `/v2/models` resource of the REST API; the endpoint adds `<name>` and its sub-routes under it.
+   * @default no REST routes: another front (HTTP API, function URL) routes to {@link ModelEndpoint.invokeTarget}
+   */
+  readonly modelsResource?: apigw.IResource;
   /** The model repository bucket. The function may read only `models/<name>/*` of it. */
   readonly bucket: s3.IBucket;
   /** The onnxruntime layer; its architecture must be the model's. */
@@ -49,6 +50,11 @@ export interface ModelEndpointProps {
    * @default no authorization: set this, as {@link OnnxServerlessStack} does
    */
   readonly methodOptions?: apigw.MethodOptions;
+  /**
+   * The front that routes to this endpoint: its timeout decides the catalog's timeout warning.
+   * @default 'rest'
+   */
+  readonly front?: ApiFront;
   /** The Node.js runtime. @default 'nodejs24.x' */
   readonly runtime?: NodeRuntime;
   /**
@@ -118,8 +124,8 @@ export class ModelEndpoint extends Construct {
   public readonly alias?: lambda.Alias;
   /** What API Gateway and the warmer invoke: the alias when there is one, else the function. */
   public readonly invokeTarget: lambda.IFunction;
-  /** The `/v2/models/<name>` resource. */
-  public readonly resource: apigw.Resource;
+  /** The `/v2/models/<name>` resource, when the endpoint is on the REST API. */
+  public readonly resource?: apigw.Resource;
   /** The `async` alias that async requests are queued on, with its destinations (docs/async.md). */
   public readonly asyncInvocation: AsyncInvocation;
   /** The EventBridge warmer rule, unless the catalog disables warmers. */
@@ -197,7 +203,8 @@ export class ModelEndpoint extends Construct {
     }
     this.invokeTarget = this.alias ?? fn;
 
-    this.resource = this.addRoutes(props.modelsResource, model.name, props.methodOptions ?? {});
+    if (props.modelsResource !== undefined)
+      this.resource = this.addRoutes(props.modelsResource, model.name, props.methodOptions ?? {});
     if (model.warmer !== false) this.warmerRule = this.addWarmer(model.name, model.warmer);
     this.alarms = this.addAlarms(fn, model.name, errorsThreshold, latencyThreshold, props.alarmAction);
     if (seedPath !== undefined)
@@ -261,14 +268,17 @@ export class ModelEndpoint extends Construct {
     if (resolved.seedPath !== undefined) validateSeed(where, model.seed ?? '', resolved.seedPath);
 
     const annotations = Annotations.of(this);
-    if (model.timeoutSeconds > API_GATEWAY_TIMEOUT_SECONDS) {
+    const front = FRONT_PROFILES[props.front ?? 'rest'];
+    if (model.timeoutSeconds > front.timeoutSeconds) {
       annotations.addWarningV2(
         'onnx-serverless:timeout',
-        `timeoutSeconds ${model.timeoutSeconds} exceeds API Gateway's ${API_GATEWAY_TIMEOUT_SECONDS} s: clients ` +
-          'get a 504 after 29 s while the function keeps running',
+        `timeoutSeconds ${model.timeoutSeconds} exceeds the ${front.title}'s ${front.timeoutSeconds} s: clients ` +
+          `get a 504 after ${front.timeoutSeconds} s while the function keeps running`,
       );
     }
-    if (model.limits.maxBodyBytes > API_GATEWAY_MAX_BODY_BYTES) {
+    // API Gateway's 10 MB, whatever the front: Lambda's 6 MB event bounds every front alike (the local gateway says
+    // so per request), so only a limit past the largest gateway's is certainly unreachable.
+    if (model.limits.maxBodyBytes > PLATFORM_LIMITS.apiGatewayMaxBodyBytes) {
       annotations.addWarningV2(
         'onnx-serverless:max-body',
         `limits.maxBodyBytes ${model.limits.maxBodyBytes} exceeds API Gateway's 10 MB; larger bodies never arrive`,

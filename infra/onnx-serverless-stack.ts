@@ -4,6 +4,7 @@
  * onnxruntime layers the functions need. The catalog is read by the app (`app.ts`) and passed in.
  */
 import {
+  Annotations,
   Aspects,
   CfnOutput,
   DefaultStackSynthesizer,
@@ -28,12 +29,22 @@ import { join } from 'node:path';
 import { checkSamplingPercent } from '../functions/core/capture.js';
 import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
 import { catalogRolloutJson, ROLLOUT_DEFAULTS } from '../functions/core/rollout.js';
+import {
+  FrontChoiceError,
+  resolveFrontAuth,
+  type ApiFront,
+  type FrontAuthorization,
+} from '../functions/core/fronts.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
 import { FitDescriptions } from './descriptions.js';
 import { ENV, REPOSITORY_PREFIXES } from './constants.js';
-import { InferenceApi, type ApiAuthorization, type ThrottleSettings } from './inference-api.js';
+import { CONTROL_ROUTES, modelRoutes } from './front-routes.js';
+import { FunctionUrlFront } from './function-url-front.js';
+import { HttpApiFront, type JwtSettings } from './http-api-front.js';
+import { frontStreams } from './response-streaming.js';
+import { InferenceApi, type ThrottleSettings } from './inference-api.js';
 import { DEFAULT_NODE_RUNTIME, lambdaRuntime, type Architecture, type NodeRuntime } from './lambda-runtime.js';
 import { ModelBucket } from './model-bucket.js';
 import { ModelEndpoint } from './model-endpoint.js';
@@ -45,6 +56,8 @@ import { ServiceFunction, TRACER_CONTEXT } from './service-function.js';
 import { SharedModelEndpoint } from './shared-endpoint.js';
 
 export type { ApiAuthorization, ThrottleSettings } from './inference-api.js';
+export type { ApiFront, FrontAuthorization } from '../functions/core/fronts.js';
+export type { JwtSettings } from './http-api-front.js';
 
 /** Props of {@link OnnxServerlessStack}. */
 export interface OnnxServerlessStackProps extends StackProps {
@@ -58,11 +71,28 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly modelsDir?: string;
   /**
-   * `'api-key'`: every method requires an `x-api-key` header; a key and a usage plan are created.
-   * `'iam'`: every method requires SigV4-signed requests (`execute-api:Invoke`); no key is created.
-   * @default 'api-key'
+   * The front door (docs/fronts.md): `'rest'`, an API Gateway REST API (payload 1.0 events); `'http'`, an API
+   * Gateway HTTP API (2.0); `'url'`, a Lambda function URL per function (2.0), optionally behind CloudFront.
+   * CLI: `-c api=http`.
+   * @default 'rest'
    */
-  readonly authorization?: ApiAuthorization;
+  readonly api?: ApiFront;
+  /**
+   * How callers authenticate. `'api-key'` (REST): an `x-api-key` header, with a key and a usage plan created.
+   * `'iam'`: SigV4-signed requests (`execute-api:Invoke`, or `lambda:InvokeFunctionUrl` for function URLs).
+   * `'jwt'` (HTTP API): a bearer JWT of {@link jwt}. `'none'`: no authentication, with a synth warning
+   * (CLI: `-c auth=none`). A front that cannot use the choice fails the synth saying why.
+   * @default the front's first: 'api-key' for REST, 'iam' for the HTTP API and function URLs
+   */
+  readonly authorization?: FrontAuthorization;
+  /** The issuer and audiences of `authorization: 'jwt'`. CLI: `-c jwtIssuer=https://... -c jwtAudience=a,b`. */
+  readonly jwt?: JwtSettings;
+  /**
+   * `api: 'url'` only: one CloudFront distribution with origin access control before the function URLs, a single
+   * public domain for every route (needs `authorization: 'none'`). CLI: `-c cloudfront=true`.
+   * @default false
+   */
+  readonly cloudfront?: boolean;
   /**
    * Throttling of every method of the stage, and of the usage plan's key.
    * @default { rateLimit: 50, burstLimit: 100 }
@@ -83,8 +113,9 @@ export interface OnnxServerlessStackProps extends StackProps {
    * Stream answers from the infer functions (REST integrations with `responseTransferMode: STREAM`, functions with
    * `RESPONSE_STREAMING=true`): answers past Lambda's 6 MB buffered limit reach the client, up to 200 MB, instead of
    * a 413. It turns off API Gateway's response caching and content encoding for those routes (the functions
-   * compress themselves). CLI: `-c streaming=true`.
-   * @default false
+   * compress themselves). With `api: 'url'`, function URLs with `RESPONSE_STREAM`. An HTTP API cannot stream.
+   * CLI: `-c streaming=true|false`.
+   * @default the front's own: true for `url` (it costs nothing more), false for `rest` and `http`
    */
   readonly responseStreaming?: boolean;
   /**
@@ -185,10 +216,16 @@ export class OnnxServerlessStack extends Stack {
   public readonly bucket: s3.Bucket;
   /** Receives the model bucket's server access logs. */
   public readonly accessLogBucket: s3.Bucket;
-  /** The REST API with every route. */
-  public readonly api: apigw.RestApi;
-  /** The API construct: the REST API, its resources, key and usage plan. */
-  public readonly inferenceApi: InferenceApi;
+  /** The front door and how its callers authenticate. */
+  public readonly front: { readonly api: ApiFront; readonly authorization: FrontAuthorization };
+  /** The REST API with every route, with `api: 'rest'`. */
+  public readonly api?: apigw.RestApi;
+  /** The API construct: the REST API, its resources, key and usage plan, with `api: 'rest'`. */
+  public readonly inferenceApi?: InferenceApi;
+  /** The HTTP API with every route, with `api: 'http'`. */
+  public readonly httpApi?: HttpApiFront;
+  /** The function URLs (and CloudFront distribution), with `api: 'url'`. */
+  public readonly functionUrls?: FunctionUrlFront;
   /** One endpoint per served model, by model name. */
   public readonly endpoints: ReadonlyMap<string, ModelEndpoint>;
   /** The onnxruntime layers, by architecture (only those some function uses). */
@@ -237,7 +274,13 @@ export class OnnxServerlessStack extends Stack {
     const sharedArchitecture = props.sharedArchitecture ?? 'arm64';
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const manifestTtlSeconds = props.manifestTtlSeconds ?? 15;
-    const responseStreaming = props.responseStreaming ?? false;
+    // Whether the front streams the infer functions' answers: decided for every front in one place.
+    let responseStreaming: boolean;
+    try {
+      responseStreaming = frontStreams(props.api ?? 'rest', props.responseStreaming);
+    } catch (error) {
+      throw new Error(`${this.node.path}: ${(error as Error).message}`, { cause: error });
+    }
     validateModels(this.node.path, models);
     const captureSamplingPercent = props.captureSamplingPercent ?? 0;
     checkSamplingPercent(`${this.node.path}: captureSamplingPercent`, captureSamplingPercent);
@@ -277,19 +320,35 @@ export class OnnxServerlessStack extends Stack {
     this.layers = layers;
     const sharedLayer = layers.get(sharedArchitecture) as OnnxruntimeLayer;
 
-    // Id "Default": CDK leaves it out of every logical id and of the unique ids that API Gateway's permissions and
-    // usage-plan key embed in theirs; a renamed usage-plan key would be created beside the old one and conflict.
-    this.inferenceApi = new InferenceApi(this, 'Default', {
-      ...(props.authorization === undefined ? {} : { authorization: props.authorization }),
-      ...(props.throttle === undefined ? {} : { throttle: props.throttle }),
-      ...(props.stageName === undefined ? {} : { stageName: props.stageName }),
-      ...(props.executionLogging === undefined ? {} : { executionLogging: props.executionLogging }),
-      logRetention,
-      serviceName: this.stackName,
-    });
-    this.api = this.inferenceApi.api;
-    this.apiKey = this.inferenceApi.apiKey;
-    this.usagePlan = this.inferenceApi.usagePlan;
+    this.front = this.resolveFront(props);
+    const { api, authorization } = this.front;
+    if (api === 'rest') {
+      // Id "Default": CDK leaves it out of every logical id and of the unique ids that API Gateway's permissions and
+      // usage-plan key embed in theirs; a renamed usage-plan key would be created beside the old one and conflict.
+      this.inferenceApi = new InferenceApi(this, 'Default', {
+        authorization: authorization === 'jwt' ? 'iam' : authorization,
+        ...(props.throttle === undefined ? {} : { throttle: props.throttle }),
+        ...(props.stageName === undefined ? {} : { stageName: props.stageName }),
+        ...(props.executionLogging === undefined ? {} : { executionLogging: props.executionLogging }),
+        logRetention,
+        serviceName: this.stackName,
+      });
+      this.api = this.inferenceApi.api;
+      this.apiKey = this.inferenceApi.apiKey;
+      this.usagePlan = this.inferenceApi.usagePlan;
+    } else if (api === 'http') {
+      this.httpApi = new HttpApiFront(this, 'HttpFront', {
+        authorization: authorization === 'jwt' || authorization === 'none' ? authorization : 'iam',
+        ...(props.jwt === undefined ? {} : { jwt: props.jwt }),
+        ...(props.throttle === undefined ? {} : { throttle: props.throttle }),
+        logRetention,
+      });
+    } else {
+      this.functionUrls = new FunctionUrlFront(this, 'UrlFront', {
+        authorization: authorization === 'none' ? 'none' : 'iam',
+        cloudfront: props.cloudfront ?? false,
+      });
+    }
 
     // control's bundle imports onnxruntime-node (shared handler runtime), so it gets the layer too.
     this.controlFunction = this.createControl(
@@ -299,7 +358,10 @@ export class OnnxServerlessStack extends Stack {
       logRetention,
       manifestTtlSeconds,
     );
-    this.inferenceApi.addControlRoutes(this.controlFunction.function);
+    this.inferenceApi?.addControlRoutes(this.controlFunction.function);
+    this.httpApi?.addRoutes('Control', CONTROL_ROUTES, this.controlFunction.function);
+    // Control is the distribution's default origin: every path no model owns.
+    this.functionUrls?.addTarget('Control', this.controlFunction.function, [], false);
     functionErrorsAlarm(this.controlFunction, alarmAction);
 
     this.registrar = this.group(
@@ -369,33 +431,41 @@ export class OnnxServerlessStack extends Stack {
 
     const endpoints = new Map<string, ModelEndpoint>();
     for (const model of models) {
-      endpoints.set(
-        model.name,
-        new ModelEndpoint(this, `Model-${model.name}`, {
-          model,
-          modelsResource: this.inferenceApi.modelsResource,
-          bucket: this.bucket,
-          layer: layers.get(model.architecture) as OnnxruntimeLayer,
-          methodOptions: this.inferenceApi.routeOptions,
-          runtime,
-          ...(model.managedInstances === false ? {} : { capacityProvider: capacityProviders.get(model.architecture) }),
-          manifestTtlSeconds,
-          captureSamplingPercent,
-          logRetention,
-          modelsDir,
-          responseStreaming,
-          // The bucket construct holds the notification resource: seeds go up once register would see them.
-          seedAfter: [this.bucket, this.registerFunction],
-          ...(alarmAction === undefined ? {} : { alarmAction }),
-        }),
+      const endpoint = new ModelEndpoint(this, `Model-${model.name}`, {
+        model,
+        ...(this.inferenceApi === undefined
+          ? {}
+          : { modelsResource: this.inferenceApi.modelsResource, methodOptions: this.inferenceApi.routeOptions }),
+        front: api,
+        bucket: this.bucket,
+        layer: layers.get(model.architecture) as OnnxruntimeLayer,
+        runtime,
+        ...(model.managedInstances === false ? {} : { capacityProvider: capacityProviders.get(model.architecture) }),
+        manifestTtlSeconds,
+        captureSamplingPercent,
+        logRetention,
+        modelsDir,
+        responseStreaming,
+        // The bucket construct holds the notification resource: seeds go up once register would see them.
+        seedAfter: [this.bucket, this.registerFunction],
+        ...(alarmAction === undefined ? {} : { alarmAction }),
+      });
+      endpoints.set(model.name, endpoint);
+      this.httpApi?.addRoutes(`Model-${model.name}`, modelRoutes(model.name), endpoint.invokeTarget);
+      this.functionUrls?.addTarget(
+        `Model-${model.name}`,
+        endpoint.invokeTarget,
+        [`/v2/models/${model.name}`, `/v2/models/${model.name}/*`],
+        responseStreaming,
       );
     }
     this.endpoints = endpoints;
     this.sharedEndpoint = new SharedModelEndpoint(this, 'SharedModels', {
-      modelsResource: this.inferenceApi.modelsResource,
+      ...(this.inferenceApi === undefined
+        ? {}
+        : { modelsResource: this.inferenceApi.modelsResource, methodOptions: this.inferenceApi.routeOptions }),
       bucket: this.bucket,
       layer: sharedLayer,
-      methodOptions: this.inferenceApi.routeOptions,
       runtime,
       manifestTtlSeconds,
       captureSamplingPercent,
@@ -404,6 +474,12 @@ export class OnnxServerlessStack extends Stack {
       ...(props.sharedInferMemoryMb === undefined ? {} : { memoryMb: props.sharedInferMemoryMb }),
       ...(alarmAction === undefined ? {} : { alarmAction }),
     });
+
+    const sharedFunction = this.sharedEndpoint.inferFunction.function;
+    this.httpApi?.addRoutes('SharedModels', modelRoutes('{model}'), sharedFunction);
+    // After every catalog model's patterns: CloudFront takes the first behavior that matches.
+    this.functionUrls?.addTarget('SharedModels', sharedFunction, ['/v2/models/*'], responseStreaming);
+    const v2Url = this.inferenceApi?.v2Url ?? this.httpApi?.v2Url ?? this.functionUrls?.finish();
 
     if (this.apiKey !== undefined) {
       new CfnOutput(this, 'ApiKeyId', {
@@ -419,10 +495,12 @@ export class OnnxServerlessStack extends Stack {
       value: this.registrar.failedEvents.queueUrl,
       description: 'S3 events of uploads whose registration failed after retries (re-upload to retry)',
     });
-    new CfnOutput(this, 'InferenceUrl', {
-      value: this.inferenceApi.v2Url,
-      description: 'KServe V2 root; models are under /models/<name>',
-    });
+    if (v2Url !== undefined) {
+      new CfnOutput(this, 'InferenceUrl', {
+        value: v2Url,
+        description: 'KServe V2 root; models are under /models/<name>',
+      });
+    }
 
     ({ fn: this.rolloutFunction, rule: this.rolloutSchedule } = this.createRolloutController(
       sharedArchitecture,
@@ -446,6 +524,52 @@ export class OnnxServerlessStack extends Stack {
     }
 
     this.acknowledgeCdkProviders();
+  }
+
+  /** The front and its authentication, checked together (a combination the front cannot serve fails the synth). */
+  private resolveFront(props: OnnxServerlessStackProps): OnnxServerlessStack['front'] {
+    const api = props.api ?? 'rest';
+    const authorization = props.authorization ?? (props.jwt === undefined ? undefined : 'jwt');
+    let front: OnnxServerlessStack['front'];
+    try {
+      front = resolveFrontAuth(api, authorization);
+    } catch (error) {
+      if (!(error instanceof FrontChoiceError)) throw error;
+      throw new Error(`${this.node.path}: ${error.message}`, { cause: error });
+    }
+    if (front.authorization === 'jwt' && props.jwt === undefined) {
+      throw new Error(
+        `${this.node.path}: authorization=jwt needs the issuer and audience: -c jwtIssuer=... -c jwtAudience=...`,
+      );
+    }
+    if (front.authorization !== 'jwt' && props.jwt !== undefined) {
+      throw new Error(
+        `${this.node.path}: jwtIssuer and jwtAudience apply only with authorization=jwt (api=http), not ${front.authorization}`,
+      );
+    }
+    if (front.api !== 'rest') {
+      const restOnly = (['executionLogging', 'stageName'] as const).filter((key) => props[key] !== undefined);
+      if (restOnly.length > 0) {
+        throw new Error(
+          `${this.node.path}: ${restOnly.join(' and ')} apply to api=rest only (the ${front.api} front has no such ` +
+            'setting): leave them out',
+        );
+      }
+    }
+    if (props.cloudfront === true && front.api !== 'url') {
+      throw new Error(
+        `${this.node.path}: cloudfront=true puts CloudFront before function URLs: use it with -c api=url`,
+      );
+    }
+    if (front.authorization === 'none') {
+      Annotations.of(this).addWarningV2(
+        'onnx-serverless:no-auth',
+        `auth=none: the ${front.api} front accepts requests from anyone on the internet` +
+          (props.cloudfront === true ? ' (through CloudFront; attach a WAF web ACL)' : '') +
+          '; every inference is billed to this account',
+      );
+    }
+    return front;
   }
 
   /** Logical ids leave out the grouping constructs (see {@link groupingConstructs}). */

@@ -6,10 +6,8 @@
  */
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { ApiFront } from '../functions/core/fronts.js';
 import { ENV } from './constants.js';
-
-/** The fronts issue 26 names: API Gateway REST, HTTP API, Lambda function URL. */
-export type Front = 'rest' | 'http' | 'url';
 
 /**
  * True when `front` streams answers under the `-c streaming` setting: a function URL streams unless told not to
@@ -17,7 +15,7 @@ export type Front = 'rest' | 'http' | 'url';
  * streaming turns off its response caching and content encoding; an HTTP API cannot stream.
  * @throws Error for `streaming: true` on an HTTP API, naming the fronts that can
  */
-export function frontStreams(front: Front, streaming?: boolean): boolean {
+export function frontStreams(front: ApiFront, streaming?: boolean): boolean {
   if (front === 'http') {
     if (streaming === true) {
       throw new Error('-c streaming=true: HTTP APIs cannot stream answers; use -c api=url or -c api=rest with it');

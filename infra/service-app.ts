@@ -7,8 +7,12 @@ import { App, RemovalPolicy, Validations, type AppProps } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DEFAULT_MODELS_DIR, loadCatalog } from './catalog-loader.js';
 import { NODE_RUNTIMES, type NodeRuntime } from './lambda-runtime.js';
-import { frontStreams } from './response-streaming.js';
-import { OnnxServerlessStack, type ApiAuthorization, type OnnxServerlessStackProps } from './onnx-serverless-stack.js';
+import {
+  OnnxServerlessStack,
+  type ApiFront,
+  type FrontAuthorization,
+  type OnnxServerlessStackProps,
+} from './onnx-serverless-stack.js';
 
 /**
  * CDK's own CloudFormation validation (on every synth) reports its findings as warnings unless told otherwise, and
@@ -24,7 +28,14 @@ export const STRICT_VALIDATION_CONTEXT = {
 /** The context options of the app (`-c key=value`), each with what it sets; the README's table lists the same. */
 export const CONTEXT_OPTIONS = {
   stackName: 'the stack name (default OnnxServerless)',
-  authorization: 'api-key (default) or iam',
+  api: 'the front door: rest (default), http (HTTP API) or url (Lambda function URLs); see docs/fronts.md',
+  authorization:
+    "how callers authenticate: api-key (rest's default), iam (http's and url's default) or jwt (http, with jwtIssuer)",
+  auth: 'none deploys the front without authentication (a synth warning says so); the only value',
+  jwtIssuer: "api=http: the JWT issuer URL (iss) callers' bearer tokens must come from; implies authorization=jwt",
+  jwtAudience: 'api=http: comma-separated audiences (aud or client_id) accepted with jwtIssuer',
+  cloudfront:
+    'api=url: true puts one CloudFront distribution with origin access control before the URLs (default false; needs auth=none)',
   runtime: `the Node.js runtime of every function: ${NODE_RUNTIMES.join(' or ')} (default ${NODE_RUNTIMES[0]})`,
   alarmEmail: 'every alarm notifies a new SNS topic with this address subscribed',
   alarmTopicArn: 'every alarm notifies this existing SNS topic',
@@ -83,8 +94,33 @@ export function addServiceStack(app: App, options: ServiceStackOptions = {}): On
 /** The stack props the context options set (see {@link CONTEXT_OPTIONS}); options not given are left out. */
 export function stackPropsFromContext(app: App): Partial<OnnxServerlessStackProps> {
   const props: { -readonly [K in keyof OnnxServerlessStackProps]?: OnnxServerlessStackProps[K] } = {};
+  const api = contextString(app, 'api');
+  // The stack checks the front and its authentication together, naming what to change.
+  if (api !== undefined) props.api = api as ApiFront;
   const authorization = contextString(app, 'authorization');
-  if (authorization !== undefined) props.authorization = authorization as ApiAuthorization;
+  if (authorization !== undefined) props.authorization = authorization as FrontAuthorization;
+  const auth = contextString(app, 'auth');
+  if (auth !== undefined) {
+    if (auth !== 'none')
+      throw new Error(`-c auth=${auth}: the only value is none; choose a method with -c authorization`);
+    if (authorization !== undefined) {
+      throw new Error(`-c auth=none and -c authorization=${authorization} contradict each other: give one`);
+    }
+    props.authorization = 'none';
+  }
+  const jwtIssuer = contextString(app, 'jwtIssuer');
+  const jwtAudience = contextList(app, 'jwtAudience');
+  if ((jwtIssuer === undefined) !== (jwtAudience === undefined || jwtAudience.length === 0)) {
+    throw new Error('-c jwtIssuer and -c jwtAudience go together: give both (the issuer URL and its audiences)');
+  }
+  if (jwtIssuer !== undefined && jwtAudience !== undefined) {
+    if (!/^https:\/\/[^\s]+$/.test(jwtIssuer)) {
+      throw new Error(`-c jwtIssuer=${jwtIssuer}: an https:// URL, as API Gateway fetches its JWKS from it`);
+    }
+    props.jwt = { issuer: jwtIssuer, audience: jwtAudience };
+  }
+  const cloudfront = contextBoolean(app, 'cloudfront');
+  if (cloudfront !== undefined) props.cloudfront = cloudfront;
   const runtime = contextString(app, 'runtime');
   if (runtime !== undefined) props.runtime = runtime as NodeRuntime;
   const alarmEmail = contextString(app, 'alarmEmail');
@@ -99,9 +135,9 @@ export function stackPropsFromContext(app: App): Partial<OnnxServerlessStackProp
   if (tracer !== undefined) props.powertoolsTracer = tracer;
   const sourceMaps = contextBoolean(app, 'sourceMapStackTraces');
   if (sourceMaps !== undefined) props.sourceMapStackTraces = sourceMaps;
-  // The REST front's answer to "does this front stream" (infra/response-streaming.ts decides for every front).
+  // The stack decides with the front whether it streams (infra/response-streaming.ts); unset, the front's default.
   const streaming = contextBoolean(app, 'streaming');
-  if (streaming !== undefined) props.responseStreaming = frontStreams('rest', streaming);
+  if (streaming !== undefined) props.responseStreaming = streaming;
   const executionLogging = contextBoolean(app, 'executionLogging');
   if (executionLogging !== undefined) props.executionLogging = executionLogging;
   const capturePercent = contextString(app, 'captureSamplingPercent');

@@ -23,8 +23,11 @@ import { restIntegrationOptions, streamingEnvironment } from './response-streami
 
 /** Props of {@link SharedModelEndpoint}. */
 export interface SharedModelEndpointProps extends HostedFunctionProps {
-  /** The `/v2/models` resource of the REST API; `{model}` and its sub-routes are added under it. */
-  readonly modelsResource: apigw.IResource;
+  /**
+   * The `/v2/models` resource of the REST API; `{model}` and its sub-routes are added under it.
+   * @default no REST routes: another front routes to {@link SharedModelEndpoint.inferFunction}
+   */
+  readonly modelsResource?: apigw.IResource;
   /** Options of every method (authorization, API key, request validator). @default none */
   readonly methodOptions?: apigw.MethodOptions;
   /**
@@ -55,8 +58,8 @@ export class SharedModelEndpoint extends Construct {
   public readonly inferFunction: ServiceFunction;
   /** Whether the front streams this function's answers (`responseStreaming`). */
   public readonly responseStreaming: boolean;
-  /** `/v2/models/{model}`. */
-  public readonly resource: apigw.Resource;
+  /** `/v2/models/{model}`, when the endpoint is on the REST API. */
+  public readonly resource?: apigw.Resource;
   /** The `async` alias that async requests are queued on, with its destinations (docs/async.md). */
   public readonly asyncInvocation: AsyncInvocation;
   /** Fires on any error of the function in five minutes. */
@@ -94,7 +97,8 @@ export class SharedModelEndpoint extends Construct {
     const role = this.inferFunction.role;
     grantBucketAccess(role, props.bucket, SHARED_INFER_ACCESS);
     this.asyncInvocation = new AsyncInvocation(this, 'Async', { function: this.inferFunction.function, role });
-    this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
+    if (props.modelsResource !== undefined)
+      this.resource = this.addRoutes(props.modelsResource, props.methodOptions ?? {});
     this.errorsAlarm = functionErrorsAlarm(this.inferFunction, props.alarmAction);
   }
 

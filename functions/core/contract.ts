@@ -117,6 +117,16 @@ export const ENV = {
   s3Port: 'S3_PORT',
   /** `npm start`: where the embedded S3 server keeps its data. */
   dataDir: 'DATA_DIR',
+  /** `npm start`: the front the local gateway emulates, `rest` (default), `http` or `url` (docs/fronts.md). */
+  front: 'FRONT',
+  /** `npm start`: how the emulated front authenticates: `none` (default), `api-key`, `iam` or `jwt`. */
+  frontAuth: 'FRONT_AUTH',
+  /** `npm start` with `FRONT_AUTH=api-key`: the key (default: a random one, printed). */
+  frontApiKey: 'FRONT_API_KEY',
+  /** `npm start` with `FRONT_AUTH=jwt`: the issuer (`iss`) of the local JWTs. */
+  frontJwtIssuer: 'FRONT_JWT_ISSUER',
+  /** `npm start` with `FRONT_AUTH=jwt`: the audience (`aud`) of the local JWTs. */
+  frontJwtAudience: 'FRONT_JWT_AUDIENCE',
   /** `npm start`: seconds the local gateway gives a request body to arrive (default 30). */
   gatewayBodyTimeoutSeconds: 'GATEWAY_BODY_TIMEOUT_SECONDS',
   /** `npm start`: bytes per second a body must keep arriving at, over each 5 s (default 16384; 0 disables). */

@@ -1,7 +1,8 @@
 /**
- * The local API Gateway: turns each HTTP request into the REST API (payload 1.0) proxy event the deployed
- * functions receive, calls the same handler, and writes its result back. Model routes go to the `infer`
- * handler, everything else to `control`, as the deployed routes do.
+ * The local front door: turns each HTTP request into the event the chosen front (`front.ts`: REST API, HTTP API or
+ * function URL) sends the deployed functions (payload 1.0 for REST, 2.0 for the others), after authenticating it as
+ * that front would, calls the same handler, and writes its result back. Model routes go to the `infer` handler,
+ * everything else to `control`, as the deployed routes do.
  *
  * The platform's size limits are reproduced, so that what fails deployed fails here first, with a clearer message:
  * bodies over API Gateway's 10 MB (or the configured `maxBodyBytes`) and events over Lambda's 6 MB request payload
@@ -16,12 +17,15 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
 import type { HttpHandler, InferHandler, StreamingInferHandler } from '../transport/http-handlers.js';
 import type { ApiGatewayEvent } from '../transport/http.js';
+import { FRONT_PROFILES } from '../core/fronts.js';
 import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { isModelPath } from '../transport/routes.js';
 import { GATEWAY_READ_LIMIT_DEFAULTS } from '../wiring/config.js';
+import { isRefusal, type FrontIdentity, type LocalFront } from './front.js';
+import { toHttpApiEvent } from './http-api-event.js';
 import { frontResponseStream, isStreamingHandler } from './lambda-response-stream.js';
 
 /** Settings of {@link startGateway}. */
@@ -36,7 +40,20 @@ export interface GatewayOptions {
   readonly port?: number;
   /** @default '127.0.0.1' */
   readonly host?: string;
-  /** API Gateway REST refuses larger bodies with 413 before the function runs. @default 10 MiB */
+  /**
+   * The front emulated: its event format, request-size limit, integration timeout and authentication.
+   * @default the REST API without authentication
+   */
+  readonly front?: LocalFront;
+  /**
+   * How long the front waits for the function before answering 504 (the function keeps running, as deployed).
+   * @default the front's integration timeout: 29 s (REST), 30 s (HTTP API), 900 s (function URL)
+   */
+  readonly integrationTimeoutMs?: number;
+  /**
+   * Larger bodies are a 413 before the function runs; never above the front's own limit (10 MB for the REST and
+   * HTTP APIs, Lambda's 6 MB payload for a function URL). @default the front's limit
+   */
   readonly maxBodyBytes?: number;
   /**
    * Request bytes held at once across all connections, from the first body byte until the answer is sent: past it,
@@ -67,7 +84,6 @@ export interface Gateway {
 }
 
 const {
-  apiGatewayMaxBodyBytes: API_GATEWAY_MAX_BODY,
   lambdaRequestPayloadBytes: LAMBDA_REQUEST_PAYLOAD_BYTES,
   lambdaResponsePayloadBytes: LAMBDA_RESPONSE_PAYLOAD_BYTES,
 } = PLATFORM_LIMITS;
@@ -91,15 +107,21 @@ export function splitTarget(target: string | undefined): { path: string; query: 
 }
 
 /** Builds the proxy event API Gateway would send for this request (every body base64: binary media type `*\/*`). */
-export function toRestApiEvent(request: http.IncomingMessage, body: Buffer, requestId: string): APIGatewayProxyEvent {
+export function toRestApiEvent(
+  request: http.IncomingMessage,
+  body: Buffer,
+  requestId: string,
+  identity: FrontIdentity = { kind: 'none' },
+): APIGatewayProxyEvent {
   const { path, query: searchParams } = splitTarget(request.url);
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined) continue;
-    const values = Array.isArray(value) ? value : [value];
-    headers[name] = values.join(',');
-    multiValueHeaders[name] = values;
+  // From the raw headers: Node joins repeated headers into one value, API Gateway lists each.
+  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) {
+    const name = (request.rawHeaders[i] ?? '').toLowerCase();
+    const value = request.rawHeaders[i + 1] ?? '';
+    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
+    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
   const query = Object.fromEntries(searchParams.entries());
   const method = request.method ?? 'GET';
@@ -123,6 +145,8 @@ export function toRestApiEvent(request: http.IncomingMessage, body: Buffer, requ
       httpMethod: method,
       identity: {
         sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        ...(identity.kind === 'api-key' ? { apiKey: identity.apiKey } : {}),
+        ...(identity.kind === 'iam' ? { accessKey: identity.accessKeyId, user: identity.accessKeyId } : {}),
       } as APIGatewayProxyEvent['requestContext']['identity'],
       path,
       stage: 'local',
@@ -135,12 +159,15 @@ export function toRestApiEvent(request: http.IncomingMessage, body: Buffer, requ
 }
 
 /**
- * Bytes of `event` as Lambda receives it (its JSON), without serialising the body twice: a base64 body needs no
- * escaping, so it adds exactly its length and two quotes in place of `null`.
+ * Bytes of `event` as Lambda receives it (its JSON), without serialising a base64 body twice: it needs no
+ * escaping, so it adds exactly its length and two quotes in place of `null`. A text body (2.0 events) is measured
+ * escaped, as JSON carries it.
  */
-export function lambdaEventBytes(event: APIGatewayProxyEvent): number {
+export function lambdaEventBytes(event: APIGatewayProxyEvent | APIGatewayProxyEventV2): number {
+  if (event.body === null || event.body === undefined) return Buffer.byteLength(JSON.stringify(event));
+  if (!event.isBase64Encoded) return Buffer.byteLength(JSON.stringify(event));
   const envelope = Buffer.byteLength(JSON.stringify({ ...event, body: null }));
-  return event.body === null ? envelope : envelope - 'null'.length + event.body.length + 2;
+  return envelope - 'null'.length + event.body.length + 2;
 }
 
 /** Bytes of a handler's result as Lambda returns it (its JSON); cheap for results far below the limit. */
@@ -167,12 +194,12 @@ function sendError(response: http.ServerResponse, statusCode: number, message: s
 }
 
 /** The 413 API Gateway and Lambda give a request whose event is over Lambda's payload limit. */
-function eventTooLargeMessage(bodyBytes: number, eventBytes: number): string {
+function eventTooLargeMessage(bodyBytes: number, eventBytes: number, base64: boolean, title: string): string {
+  const encoded = base64 ? `base64-encoded in the Lambda event, as the ${title} sends it` : 'in the Lambda event';
   return (
-    `the request body is ${bodyBytes} bytes; base64-encoded in the Lambda event, as API Gateway sends it, that ` +
-    `makes ${eventBytes} bytes, over Lambda's ${LAMBDA_REQUEST_PAYLOAD_BYTES}-byte request payload limit (so ` +
-    'deployed endpoints take bodies up to about 4.5 MiB): send the binary tensor extension (about 3x smaller ' +
-    'than JSON numbers) or fewer rows per request'
+    `the request body is ${bodyBytes} bytes; ${encoded}, that makes ${eventBytes} bytes, over Lambda's ` +
+    `${LAMBDA_REQUEST_PAYLOAD_BYTES}-byte request payload limit (so deployed endpoints take binary bodies up to ` +
+    'about 4.5 MiB): send the binary tensor extension (about 3x smaller than JSON numbers) or fewer rows per request'
   );
 }
 
@@ -182,6 +209,14 @@ function resultTooLargeMessage(resultBytes: number): string {
     `the function's response is ${resultBytes} bytes, over Lambda's ${LAMBDA_RESPONSE_PAYLOAD_BYTES}-byte ` +
     'response payload limit (deployed, API Gateway answers 502): lower limits.maxResponseBytes, request binary ' +
     'outputs or fewer outputs'
+  );
+}
+
+/** The 504 a front gives when the function has not answered within its integration timeout. */
+function integrationTimeoutMessage(title: string, seconds: number): string {
+  return (
+    `the function did not answer within ${seconds} s, the ${title}'s timeout (it may still be running): send ` +
+    "fewer rows per request, or raise the model's memory so it computes faster"
   );
 }
 
@@ -235,7 +270,15 @@ function deliverStreamed(
 
 /** Starts the gateway; resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_MAX_BODY;
+  const front: LocalFront = options.front ?? {
+    api: 'rest',
+    authorization: 'none',
+    profile: FRONT_PROFILES.rest,
+    authenticate: async () => ({ kind: 'none' }),
+  };
+  const frontLimit = front.profile.maxRequestBodyBytes;
+  const maxBodyBytes = Math.min(options.maxBodyBytes ?? frontLimit, frontLimit);
+  const timeoutMs = options.integrationTimeoutMs ?? front.profile.timeoutSeconds * 1000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * maxBodyBytes;
   const defaults = GATEWAY_READ_LIMIT_DEFAULTS;
   const bodyTimeoutMs = options.bodyTimeoutMs ?? defaults.bodyTimeoutSeconds * 1000;
@@ -301,7 +344,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     };
     const tooLarge = () =>
-      `the request body is over ${maxBodyBytes} bytes, API Gateway's limit: send fewer rows per request`;
+      maxBodyBytes === frontLimit
+        ? `the request body is over ${maxBodyBytes} bytes, the ${front.profile.title}'s limit: send fewer rows per request`
+        : `the request body is over ${maxBodyBytes} bytes, the limit of this endpoint (limits.maxBodyBytes): send ` +
+          'fewer rows per request';
     const declared = Number(request.headers['content-length']);
     if (declared > maxBodyBytes) {
       refuse(413, tooLarge());
@@ -329,28 +375,56 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       stopTimers();
       if (refused) return;
       const requestId = randomUUID();
+      const body = Buffer.concat(chunks, size);
       // Whatever a client sends, the gateway answers: a throw here would take the whole local stack down.
-      let pending: Promise<unknown>;
-      try {
-        const event = toRestApiEvent(request, Buffer.concat(chunks, size), requestId);
+      const invoke = async (): Promise<unknown> => {
+        const identity = await front.authenticate(request, body);
+        if (isRefusal(identity)) {
+          send(response, {
+            statusCode: identity.statusCode,
+            headers: { 'content-type': 'application/json', ...identity.headers },
+            body: JSON.stringify({ error: identity.message }),
+          });
+          return undefined;
+        }
+        const event =
+          front.profile.eventFormat === '1.0'
+            ? toRestApiEvent(request, body, requestId, identity)
+            : toHttpApiEvent(request, body, requestId, front.api, identity);
         const eventBytes = lambdaEventBytes(event);
         if (eventBytes > LAMBDA_REQUEST_PAYLOAD_BYTES) {
-          sendError(response, 413, eventTooLargeMessage(size, eventBytes));
-          return;
+          sendError(
+            response,
+            413,
+            eventTooLargeMessage(size, eventBytes, event.isBase64Encoded === true, front.profile.title),
+          );
+          return undefined;
         }
-        const isModelRoute = isModelPath(event.path);
+        const isModelRoute = isModelPath(splitTarget(request.url).path);
         const context = { awsRequestId: requestId };
         if (isModelRoute && isStreamingHandler(options.infer)) {
+          // A streaming function's answer goes out as it comes (a front that streams has no integration timeout
+          // short of the function's own).
           deliverStreamed(response, options.infer as StreamingInferHandler, event, context);
-          return;
+          return undefined;
         }
-        pending = isModelRoute ? (options.infer as InferHandler)(event, context) : options.control(event, context);
-      } catch {
-        sendError(response, 500, `internal error; request id ${requestId}`);
-        return;
-      }
-      pending
+        // The front stops waiting after its integration timeout; the function itself keeps running, as deployed.
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), timeoutMs).unref();
+        });
+        const call = isModelRoute ? (options.infer as InferHandler)(event, context) : options.control(event, context);
+        const outcome = await Promise.race([call, timedOut]).finally(() => clearTimeout(timer));
+        if (outcome === 'timeout') {
+          call.catch(() => undefined);
+          sendError(response, 504, integrationTimeoutMessage(front.profile.title, timeoutMs / 1000));
+          return undefined;
+        }
+        return outcome;
+      };
+      invoke()
         .then((r) => {
+          if (r === undefined) return;
           const result = r as APIGatewayProxyResult;
           const resultBytes = lambdaResultBytes(result);
           if (resultBytes > LAMBDA_RESPONSE_PAYLOAD_BYTES) sendError(response, 502, resultTooLargeMessage(resultBytes));

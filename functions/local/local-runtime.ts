@@ -60,6 +60,7 @@ import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/ru
 import { S3AsyncStore } from '../adapters/s3-async-store.js';
 import type { AsyncJobsOptions } from '../transport/api.js';
 import { localAsyncInvoker, type AsyncInvocationRecord, type LocalAsyncInvoker } from './async-invocation.js';
+import { createLocalFront, type LocalFront, type LocalFrontOptions } from './front.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -96,6 +97,12 @@ export interface LocalOptions {
    * instead of sleeping. @default Date.now
    */
   readonly now?: () => number;
+  /**
+   * The front the gateway emulates: its event format, limits and authentication (docs/fronts.md). `npm start`
+   * reads it from `FRONT`, `FRONT_AUTH` and friends.
+   * @default the REST API without authentication
+   */
+  readonly front?: LocalFrontOptions;
   /** Called as each registration finishes, after it is added to `registrations` (tests wait on it, not on timers). */
   readonly onRegistered?: (result: RegisterResult) => void;
   /**
@@ -108,6 +115,8 @@ export interface LocalOptions {
 /** A running local stack. */
 export interface LocalStack {
   readonly gatewayUrl: string;
+  /** The emulated front: its key, SigV4 service or JWT issuer, for clients to authenticate with. */
+  readonly front: LocalFront;
   readonly s3: EmbeddedS3;
   /**
    * A runtime with the owner's credentials (full access, as the user's own): for seeding, tests and the start-up
@@ -385,8 +394,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   });
   const started = new Map<string, InferHandler | StreamingInferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
+  let front: LocalFront;
   try {
+    // IAM fronts accept the owner's key pair, the one npm start prints.
+    front = await createLocalFront(options.front ?? {}, s3.credentials, s3.region);
     gateway = await startGateway({
+      front,
       port: options.port ?? 8080,
       infer: perModelInfer(
         {
@@ -482,6 +495,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
 
   return {
     gatewayUrl: gateway.url,
+    front,
     s3,
     runtime,
     seeded,

@@ -4,6 +4,8 @@
  * registered, which is also when `/v2/health/ready` turns 200.
  */
 import { ENV } from '../core/contract.js';
+import { FrontChoiceError } from '../core/fronts.js';
+import { frontOptionsFromEnv, type LocalFront, type LocalFrontOptions } from './front.js';
 import { busyPortMessage, startLocal, type LocalStack } from './local-runtime.js';
 import { endWithin } from './shutdown.js';
 
@@ -15,9 +17,24 @@ const DEFAULT_S3_PORT = 9000;
 const port = Number(process.env[ENV.port] ?? DEFAULT_PORT);
 const s3Port = Number(process.env[ENV.s3Port] ?? DEFAULT_S3_PORT);
 
+let front: LocalFrontOptions;
+try {
+  front = frontOptionsFromEnv(process.env);
+} catch (error) {
+  if (!(error instanceof FrontChoiceError)) throw error;
+  console.error(`npm start: ${ENV.front}/${ENV.frontAuth}: ${error.message}`);
+  process.exit(1);
+}
+
 let stack: LocalStack;
 try {
-  stack = await startLocal({ port, s3Port, dataDir: process.env[ENV.dataDir] ?? '.data', catalogDir: 'models' });
+  stack = await startLocal({
+    port,
+    s3Port,
+    dataDir: process.env[ENV.dataDir] ?? '.data',
+    catalogDir: 'models',
+    front,
+  });
 } catch (error) {
   const busy = busyPortMessage(error, { port, s3Port });
   if (busy === undefined) throw error;
@@ -27,9 +44,36 @@ try {
 
 // The CLI finds the local server through S3_PORT; say so when it is not the default.
 const cliEnv = s3Port === DEFAULT_S3_PORT ? '' : `${ENV.s3Port}=${s3Port} `;
+/** How to call the emulated front: what it checks, and the header a client adds. */
+async function frontLines(emulated: LocalFront): Promise<{ lines: string[]; curlHeader: string }> {
+  const title = `front: ${emulated.profile.title} (${ENV.front}=${emulated.api}), authorization ${emulated.authorization}`;
+  if (emulated.apiKey !== undefined) {
+    return { lines: [title, `  API key: ${emulated.apiKey}`], curlHeader: ` -H 'x-api-key: ${emulated.apiKey}'` };
+  }
+  if (emulated.jwt !== undefined) {
+    const token = await emulated.jwt.issueToken({}, 12 * 3600);
+    return {
+      lines: [title, `  JWT (12 h, iss ${emulated.jwt.issuer}, aud ${emulated.jwt.audience}): ${token}`],
+      curlHeader: ` -H 'Authorization: Bearer ${token}'`,
+    };
+  }
+  if (emulated.sigV4 !== undefined) {
+    return {
+      lines: [
+        title,
+        `  sign with SigV4: service ${emulated.sigV4.service}, region ${emulated.sigV4.region}, the access key below`,
+      ],
+      curlHeader: ` --aws-sigv4 'aws:amz:${emulated.sigV4.region}:${emulated.sigV4.service}' --user '${stack.s3.credentials.accessKeyId}:${stack.s3.credentials.secretAccessKey}'`,
+    };
+  }
+  return { lines: [title], curlHeader: '' };
+}
+const frontInfo = await frontLines(stack.front);
+
 const lines = [
   `onnx-serverless is ready on ${stack.gatewayUrl}`,
   `console: ${stack.gatewayUrl}/  API as OpenAPI 3.1: ${stack.gatewayUrl}/v2/openapi.json`,
+  ...frontInfo.lines,
   `embedded S3: ${stack.s3.endpoint}  bucket: ${stack.s3.bucket}  access key: ${stack.s3.credentials.accessKeyId}  secret: ${stack.s3.credentials.secretAccessKey}  region: ${stack.s3.region}`,
   `  (owner credentials: full access; each function runs with its deployed role's S3 permissions; denials print as "embedded S3: AccessDenied ...")`,
   '',
@@ -37,7 +81,7 @@ const lines = [
   ...(await stack.runtime.repository.listModels()).map((m) => `  ${stack.gatewayUrl}/v2/models/${m}`),
   '',
   'try:',
-  `  curl -s -X POST ${stack.gatewayUrl}/v2/models/linear/infer -H 'Content-Type: application/json' \\`,
+  `  curl -s -X POST ${stack.gatewayUrl}/v2/models/linear/infer -H 'Content-Type: application/json'${frontInfo.curlHeader} \\`,
   `    -d '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}'`,
   '',
   'upload a new version:',

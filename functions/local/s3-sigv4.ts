@@ -59,6 +59,24 @@ export interface VerifiedRequest {
 }
 
 /**
+ * What a signature must be for: S3 (the embedded server; the default), or another service whose requests the local
+ * gateway verifies as its front would (`execute-api` for API Gateway, `lambda` for function URLs).
+ */
+export interface SigV4Service {
+  /** The service of the credential scope. */
+  readonly service: string;
+  /**
+   * The SHA-256 (hex) of the body as received. Services other than S3 sign the body's own hash (a client may also
+   * send it as `x-amz-content-sha256`, which must then match), double-encode the path in the canonical request, and
+   * do not insist that every `x-amz-*` header be signed.
+   */
+  readonly bodySha256?: string;
+}
+
+/** S3's rules: the default of {@link verifySigV4}. */
+const S3_SERVICE: SigV4Service = { service: 's3' };
+
+/**
  * Verifies the SigV4 signature of `request` (header or presigned form) with the secret that `secretFor` returns
  * for its access key id. Throws {@link SignatureError}; anonymous requests are refused with `AccessDenied`.
  */
@@ -66,7 +84,9 @@ export function verifySigV4(
   request: Pick<IncomingMessage, 'method' | 'url' | 'rawHeaders'>,
   secretFor: (accessKeyId: string) => string | undefined,
   now: number = Date.now(),
+  target: SigV4Service = S3_SERVICE,
 ): VerifiedRequest {
+  const isS3 = target.service === 's3';
   const { path, query } = splitUrl(request.url ?? '/');
   const headers = headerValues(request.rawHeaders);
   const authorization = headers.get('authorization');
@@ -90,12 +110,12 @@ export function verifySigV4(
     accessKeyId === undefined ||
     date === undefined ||
     region === undefined ||
-    service !== 's3' ||
+    service !== target.service ||
     terminal !== 'aws4_request'
   ) {
     throw new SignatureError(
       'AuthorizationHeaderMalformed',
-      `The credential scope "${fields.credential}" is malformed.`,
+      `The credential scope "${fields.credential}" is malformed (service ${target.service} expected).`,
     );
   }
   const secret = secretFor(accessKeyId);
@@ -133,7 +153,9 @@ export function verifySigV4(
   }
   // S3 requires every x-amz-* header to be signed: an unsigned one (say x-amz-copy-source) could turn a signed PUT
   // into another operation.
-  const unsigned = [...headers.keys()].filter((name) => name.startsWith('x-amz-') && !signedHeaders.includes(name));
+  const unsigned = isS3
+    ? [...headers.keys()].filter((name) => name.startsWith('x-amz-') && !signedHeaders.includes(name))
+    : [];
   if (unsigned.length > 0) {
     throw new SignatureError(
       'AccessDenied',
@@ -141,11 +163,17 @@ export function verifySigV4(
     );
   }
   // Presigned: S3's presigners hoist x-amz-content-sha256 (UNSIGNED-PAYLOAD) into the query; S3 defaults to it.
-  const payloadHash =
+  const declaredHash =
     authorization !== undefined
       ? (headers.get('x-amz-content-sha256') ?? '')
-      : (query.find(([name]) => name.toLowerCase() === 'x-amz-content-sha256')?.[1] ?? 'UNSIGNED-PAYLOAD');
-  if (authorization !== undefined && payloadHash === '') {
+      : (query.find(([name]) => name.toLowerCase() === 'x-amz-content-sha256')?.[1] ??
+        (isS3 ? 'UNSIGNED-PAYLOAD' : ''));
+  const bodyHash = target.bodySha256 ?? EMPTY_SHA256;
+  if (!isS3 && declaredHash !== '' && declaredHash.toLowerCase() !== bodyHash) {
+    throw new SignatureError('SignatureDoesNotMatch', 'x-amz-content-sha256 is not the SHA-256 of the body sent.');
+  }
+  const payloadHash = isS3 ? declaredHash : bodyHash;
+  if (isS3 && authorization !== undefined && payloadHash === '') {
     throw new SignatureError('InvalidArgument', 'x-amz-content-sha256 must be sent with a signed request.');
   }
   const payloadSha256 = /^[0-9a-fA-F]{64}$/.test(payloadHash) ? payloadHash.toLowerCase() : undefined;
@@ -157,7 +185,7 @@ export function verifySigV4(
   }
   const canonicalRequest = [
     request.method ?? 'GET',
-    canonicalUri(path),
+    isS3 ? canonicalUri(path) : doubleEncodedUri(path),
     canonicalQuery(query.filter(([name]) => name !== 'X-Amz-Signature')),
     ...signedHeaders.map((name) => `${name}:${canonicalHeaderValue(headers.get(name) ?? '')}`),
     '',
@@ -322,6 +350,16 @@ function canonicalUri(path: string): string {
     path
       .split('/')
       .map((segment) => uriEncode(safeDecode(segment)))
+      .join('/') || '/'
+  );
+}
+
+/** Other services' canonical URI: each segment, as sent (already encoded once), encoded again. */
+function doubleEncodedUri(path: string): string {
+  return (
+    path
+      .split('/')
+      .map((segment) => uriEncode(segment))
       .join('/') || '/'
   );
 }

@@ -107,7 +107,7 @@ it('answers a 12 MB body with a 413 that Node fetch reads', async () => {
 
   expect(response.status).toBe(413);
   expect(await response.json()).toEqual({
-    error: `the request body is over ${LIMIT} bytes, API Gateway's limit: send fewer rows per request`,
+    error: `the request body is over ${LIMIT} bytes, the API Gateway REST API's limit: send fewer rows per request`,
   });
   // The connection ended cleanly: the next request is served.
   expect((await post()).status).toBe(200);
@@ -134,7 +134,7 @@ it.runIf(hasCurl || REQUIRE_CURL)(
     const expecting = await curl();
     const streaming = await curl('-H', 'Expect:');
 
-    const error = `{"error":"the request body is over ${LIMIT} bytes, API Gateway's limit: send fewer rows per request"}`;
+    const error = `{"error":"the request body is over ${LIMIT} bytes, the API Gateway REST API's limit: send fewer rows per request"}`;
     expect(expecting.stdout).toBe(`${error}\n413`);
     expect(streaming.stdout).toBe(`${error}\n413`);
     expect(streaming.stderr).toBe('');

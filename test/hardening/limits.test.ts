@@ -324,7 +324,7 @@ describe("Lambda's payload limits", () => {
     expect(fits.status, fits.text.slice(0, 300)).toBe(200);
     expect(over.status).toBe(413);
     expect(errorOf(over)).toMatch(
-      /^the request body is 4800000 bytes; base64-encoded in the Lambda event, as API Gateway sends it, that makes \d+ bytes, over Lambda's 6291456-byte request payload limit .* send the binary tensor extension .* or fewer rows per request$/,
+      /^the request body is 4800000 bytes; base64-encoded in the Lambda event, as the API Gateway REST API sends it, that makes \d+ bytes, over Lambda's 6291456-byte request payload limit .* send the binary tensor extension .* or fewer rows per request$/,
     );
   });
 });

@@ -1,8 +1,8 @@
 /**
  * What the artifact tests share: a synthesized app with bundling, the embedded S3 server enforcing the S3 statements
  * the template attaches to each function's role, and the invocation of a staged function in a fresh Lambda-like
- * process (tools/lambda-process.ts) with the environment its template declares. Also the API Gateway REST events
- * those tests send, and readers for the answers.
+ * process (tools/lambda-process.ts) with the environment its template declares. Also the API Gateway REST (1.0) and
+ * HTTP API / function URL (2.0) events those tests send, and readers for the answers.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, S3Event } from 'aws-lambda';
 import { expect } from 'vitest';
@@ -230,30 +230,43 @@ export function restEvent(
 }
 
 /**
- * The same request as a payload format 2.0 event, as a Lambda function URL sends it (an HTTP API's `$default` stage
- * sends the same shape): `rawPath` and `rawQueryString` as the client wrote them, repeated headers joined with
- * commas, cookies apart from the headers, a binary body base64-encoded.
+ * The same request as a payload format 2.0 event, as a Lambda function URL sends it (`routeKey` `$default`), or an
+ * HTTP API with `extra.routeKey` the matched route (e.g. `POST /v2/models/{model}/infer`) and its `pathParameters`:
+ * `rawPath` and `rawQueryString` as the client wrote them, repeated headers joined with commas, cookies apart from
+ * the headers; text bodies (JSON) arrive as text, others base64, as both fronts send them.
  */
 export function httpApiEvent(
   method: string,
   path: string,
   body?: Buffer,
   headers: Record<string, string> = {},
-  extra: { readonly cookies?: readonly string[]; readonly rawQueryString?: string } = {},
+  extra: {
+    readonly cookies?: readonly string[];
+    readonly rawQueryString?: string;
+    readonly routeKey?: string;
+    readonly pathParameters?: Record<string, string>;
+  } = {},
 ): APIGatewayProxyEventV2 {
-  const host = 'abc123xyz.lambda-url.us-east-1.on.aws';
+  const routeKey = extra.routeKey ?? '$default';
+  const host =
+    routeKey === '$default' ? 'abc123xyz.lambda-url.us-east-1.on.aws' : 'abc123xyz.execute-api.us-east-1.amazonaws.com';
   const allHeaders = Object.fromEntries(
-    Object.entries({ host, ...headers }).map(([name, value]) => [name.toLowerCase(), value]),
+    Object.entries({ host, 'user-agent': 'artifact-test', ...headers }).map(([name, value]) => [
+      name.toLowerCase(),
+      value,
+    ]),
   );
+  const text = /^(application\/json|text\/)/.test(allHeaders['content-type'] ?? '');
   return {
     version: '2.0',
-    routeKey: '$default',
+    routeKey,
     rawPath: path,
     rawQueryString: extra.rawQueryString ?? '',
     ...(extra.cookies === undefined ? {} : { cookies: [...extra.cookies] }),
     headers: allHeaders,
-    ...(body === undefined ? {} : { body: body.toString('base64') }),
-    isBase64Encoded: body !== undefined,
+    ...(extra.pathParameters === undefined ? {} : { pathParameters: extra.pathParameters }),
+    ...(body === undefined ? {} : { body: text ? body.toString('utf8') : body.toString('base64') }),
+    isBase64Encoded: body !== undefined && !text,
     requestContext: {
       accountId: '123456789012',
       apiId: 'abc123xyz',
@@ -268,7 +281,7 @@ export function httpApiEvent(
         userAgent: 'artifact-test',
       },
       requestId: `req-${method}-${path}`,
-      routeKey: '$default',
+      routeKey,
       stage: '$default',
       time: '06/Dec/2026:05:00:00 +0000',
       timeEpoch: Date.now(),

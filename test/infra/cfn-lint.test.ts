@@ -86,6 +86,14 @@ const VARIANTS: readonly Variant[] = [
     context: {},
     catalog: { pinned: { provisionedConcurrency: 1, preload: true, warmer: false } },
   },
+  { name: 'api=http (IAM)', context: { api: 'http' } },
+  {
+    name: 'api=http, jwtIssuer, jwtAudience',
+    context: { api: 'http', jwtIssuer: 'https://issuer.example.com/pool', jwtAudience: 'client-a,client-b' },
+  },
+  { name: 'api=url (IAM)', context: { api: 'url' } },
+  { name: 'api=url, cloudfront=true, auth=none', context: { api: 'url', cloudfront: 'true', auth: 'none' } },
+  { name: 'api=rest, auth=none', context: { auth: 'none' } },
   {
     name: 'managedInstances (both forms), given subnets and security groups',
     context: { subnetIds: SUBNETS, securityGroupIds: GROUPS },

@@ -99,7 +99,7 @@ describe('InferenceApi', () => {
     template.hasResourceProperties('AWS::ApiGateway::Method', { AuthorizationType: 'AWS_IAM' });
     expect(api.apiKey).toBeUndefined();
     expect(() => new InferenceApi(stack, 'A', { authorization: 'basic' as 'iam' })).toThrow(
-      /authorization must be "api-key" or "iam"/,
+      /authorization must be "api-key", "iam" or "none"/,
     );
     expect(() => new InferenceApi(stack, 'B', { throttle: { rateLimit: 0, burstLimit: 1 } })).toThrow(/rateLimit > 0/);
     expect(() => new InferenceApi(stack, 'C', { stageName: 'a/b' })).toThrow(/stageName "a\/b"/);
@@ -176,9 +176,9 @@ describe('OnnxServerlessStack', () => {
     // Ids of the stack as it was before it was split into constructs: changing one would replace the resource.
     expect(logicalId(stack.bucket)).toBe('ModelBucketB33D855B');
     expect(logicalId(stack.accessLogBucket)).toBe('AccessLogBucketDA470295');
-    expect(logicalId(stack.api)).toBe('ApiF70053CD');
+    expect(logicalId(stack.api!)).toBe('ApiF70053CD');
     expect(logicalId(stack.apiKey!)).toBe('ApiApiKey8A01341B');
-    expect(logicalId(stack.api.deploymentStage)).toBe('ApiDeploymentStageprod3EB9684E');
+    expect(logicalId(stack.api!.deploymentStage)).toBe('ApiDeploymentStageprod3EB9684E');
     expect(logicalId(stack.registerFunction.function)).toBe('RegisterFunction3F4C4225');
     expect(logicalId(stack.controlFunction.function)).toBe('ControlFunction8A0764F3');
     expect(logicalId(stack.endpoints.get('a')!.inferFunction.function)).toBe('ModelaInferFunction5CAA9662');

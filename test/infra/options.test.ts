@@ -180,7 +180,7 @@ describe('misuse', () => {
     endpoint(model('slow', { timeoutSeconds: 60, provisionedConcurrency: 1, warmer: { concurrency: 3 } }));
     const annotations = Annotations.fromStack(stack);
     const path = `/Misuse/Case${counter - 1}`;
-    annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds API Gateway's 29 s"));
+    annotations.hasWarning(path, Match.stringLikeRegexp("timeoutSeconds 60 exceeds the API Gateway REST API's 29 s"));
     annotations.hasWarning(path, Match.stringLikeRegexp('set "preload": true'));
     // The warmer's fan-out invokes the ARN it came in through (the live alias), so that needs no warning.
     annotations.hasNoWarning(path, Match.stringLikeRegexp('fan-out'));
@@ -190,7 +190,7 @@ describe('misuse', () => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const props = { models: [], layerBuildDir: tempDir('layers') };
     expect(() => new OnnxServerlessStack(app, 'A', { ...props, authorization: 'oauth' as 'iam' })).toThrow(
-      /authorization must be "api-key" or "iam", got "oauth"/,
+      /authorization "oauth" is not known: use api-key, iam, none with api=rest/,
     );
     expect(() => new OnnxServerlessStack(app, 'B', { ...props, throttle: { rateLimit: 100, burstLimit: 10 } })).toThrow(
       /burstLimit \(10\) must be at least rateLimit \(100\)/,

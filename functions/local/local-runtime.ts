@@ -25,6 +25,8 @@ import {
 } from '../core/catalog.js';
 import { isRegistrationUpload, UPLOADS_PREFIX } from '../core/model-repository.js';
 import {
+  BATCH_FUNCTION_ACCESS,
+  BATCH_STATE_MACHINE_ACCESS,
   bucketArn,
   bucketStatements,
   CONTROL_ACCESS,
@@ -40,6 +42,8 @@ import { createRegisterHandler, registrationOptions, type RegisterResult } from 
 import { createControlHandler, createInferHandler, type InferHandler } from '../transport/http-handlers.js';
 import { createObservability } from '../wiring/observability.js';
 import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/runtime.js';
+import { createBatchHandler } from '../transport/batch-handler.js';
+import { createLocalBatchEngine, type LocalBatchEngine } from './batch-engine.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -91,6 +95,8 @@ export interface LocalStack {
   readonly registrations: readonly RegisterResult[];
   /** Catalog models whose own infer function has started (first called), as deployed; other models have none. */
   readonly startedFunctions: () => readonly string[];
+  /** The local batch engine (what the deployed state machine does): jobs started by the batch routes and the CLI. */
+  readonly batch: LocalBatchEngine;
   close(): Promise<void>;
 }
 
@@ -166,6 +172,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       policy('register', REGISTER_ACCESS),
       policy('control', CONTROL_ACCESS),
       policy('infer-shared', SHARED_INFER_ACCESS),
+      policy('batch', BATCH_FUNCTION_ACCESS),
+      policy('batch-state-machine', BATCH_STATE_MACHINE_ACCESS),
       { role: 'infer-unrouted', statements: [] },
     ],
     ...(options.onAccessDenied === undefined ? {} : { onAccessDenied: options.onAccessDenied }),
@@ -246,9 +254,34 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
+  // Batch jobs: the batch function with its own role (any model's versions, batch/ only), driven by the local engine
+  // that stands for the state machine (listing with the state machine's role).
+  const batchRuntime = runtimeAs(s3.credentialsFor('batch'), true, sharedConfig);
+  const batch = createLocalBatchEngine({
+    handler: createBatchHandler(batchRuntime, {
+      engine: 'local',
+      limitsFor: (model) => catalogLimits.get(model) ?? config.limits,
+    }),
+    lister: new S3BlobStore(
+      createS3Client({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: s3.credentialsFor('batch-state-machine'),
+      }),
+      s3.bucket,
+    ),
+    records: batchRuntime.store,
+    batchSize: config.batch.itemsPerChild,
+    concurrency: config.batch.maxConcurrency,
+    onFinished: (record) => observability.logger.info('batch job finished', { ...record }),
+    onError: (job, error) =>
+      observability.logger.error('batch job could not finish', { jobId: job.jobId, error: error as Error }),
+  });
   const shared = createInferHandler(runtimeAs(s3.credentialsFor('infer-shared'), false, sharedConfig), observability, {
     limitsFor: () => config.limits,
     notReadyReason,
+    batch,
   });
   const started = new Map<string, InferHandler>();
   let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -265,6 +298,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
               model,
               limitsFor: () => catalogLimits.get(model) ?? config.limits,
               notReadyReason,
+              batch,
             });
           },
           shared,
@@ -321,6 +355,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     await settled();
   }
   starting = undefined;
+  // Jobs the last run left RUNNING (the process was stopped or killed): resumed, their finished items skipped.
+  const resumed = batch
+    .resume()
+    .then((ids) => {
+      for (const jobId of ids) observability.logger.info('batch job resumed', { jobId });
+    })
+    .catch((error: unknown) => observability.logger.error('could not list batch jobs', { error: error as Error }))
+    .finally(() => pending.delete(resumed));
+  pending.add(resumed);
 
   return {
     gatewayUrl: gateway.url,
@@ -330,8 +373,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     settled,
     registrations,
     startedFunctions: () => [...started.keys()],
+    batch,
     close: async () => {
       await gateway.close();
+      await batch.stop();
       await settled();
       await s3.close();
       sharedServingFactory?.close?.();

@@ -15,6 +15,7 @@ import {
 import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
+import type { BatchJobs } from '../core/batch/index.js';
 import type { Limits } from '../core/catalog.js';
 import { BadRequestError, NotFoundError, PayloadTooLargeError } from '../core/errors.js';
 import { modelConfig } from '../core/triton.js';
@@ -66,6 +67,12 @@ export interface ApiOptions {
   readonly onInference?: (event: { model: string; requestBytes: number; responseBytes: number }) => void;
   /** Decoder of image bodies. @default sharp (libvips), loaded on the first image request */
   readonly imageDecoder?: ImageDecoder;
+  /**
+   * The engine behind the batch routes (`npm start`'s local engine). Deployed, jobs are Step Functions executions
+   * started on the state machine, and these routes answer 404 saying so.
+   * @default none
+   */
+  readonly batch?: BatchJobs;
 }
 
 /** A function from request to response that never throws. */
@@ -86,6 +93,16 @@ export function createApi(options: ApiOptions): Api {
     }
   };
 
+  function batchJobs(): BatchJobs {
+    if (options.batch === undefined) {
+      throw new NotFoundError(
+        'batch jobs are not started through this endpoint: deployed, start an execution of the stack\'s batch ' +
+          'state machine (docs/batch.md); locally, npm run models -- batch',
+      );
+    }
+    return options.batch;
+  }
+
   async function answer(request: HttpRequest): Promise<HttpResponse> {
     const route = matchRoute(request.method, request.path);
     const isModelRoute = MODEL_ROUTES.has(route.kind);
@@ -95,6 +112,20 @@ export function createApi(options: ApiOptions): Api {
       throw new NotFoundError(`no route ${request.path.slice(0, 200)} on the endpoint of model "${scope.model}"`);
     }
     switch (route.kind) {
+      case 'batch-start': {
+        const batch = batchJobs();
+        const started = await batch.start({
+          model: route.model,
+          version: route.version ?? 'latest',
+          ...batchLocations(request.body),
+        });
+        return jsonResponse(202, {
+          ...started,
+          status_url: `/v2/models/${encodeURIComponent(started.model)}/batch/${started.jobId}`,
+        });
+      }
+      case 'batch-status':
+        return jsonResponse(200, await batchJobs().status(route.model, route.jobId));
       case 'server-metadata':
         return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
       case 'health-live':
@@ -208,6 +239,23 @@ export function createApi(options: ApiOptions): Api {
       }
     }
   }
+}
+
+/** The `{"input", "output"}` body of `POST .../batch`. */
+function batchLocations(body: Uint8Array): { input: string; output: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    parsed = undefined;
+  }
+  const { input, output } = (parsed ?? {}) as { input?: unknown; output?: unknown };
+  if (typeof input !== 'string' || typeof output !== 'string') {
+    throw new BadRequestError(
+      'a batch job is started with {"input": "s3://<bucket>/batch/<in>/", "output": "s3://<bucket>/batch/<out>/"}',
+    );
+  }
+  return { input, output };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { BatchJobs } from '../core/batch/index.js';
 import type { Limits } from '../core/catalog.js';
 import { createApi, type ApiScope } from './api.js';
 import { errorResponse, fromApiGatewayEvent, toApiGatewayResult, type ApiGatewayEvent } from './http.js';
@@ -30,6 +31,7 @@ function httpHandler(
   scope: ApiScope,
   limitsFor: (model: string) => Limits = () => runtime.config.limits,
   notReadyReason?: () => string | undefined,
+  batch?: BatchJobs,
 ): HttpHandler {
   const api = createApi({
     service: runtime.service,
@@ -37,6 +39,7 @@ function httpHandler(
     limitsFor,
     onInference: observability.payload,
     ...(notReadyReason === undefined ? {} : { notReadyReason }),
+    ...(batch === undefined ? {} : { batch }),
   });
   return async (event, context) => {
     observability.takeColdStart();
@@ -75,10 +78,12 @@ export function createInferHandler(
     limitsFor?: (model: string) => Limits;
     /** Why models are not ready yet (see `ApiOptions.notReadyReason`). @default always ready */
     notReadyReason?: () => string | undefined;
+    /** The engine behind the batch routes (see `ApiOptions.batch`). @default none: they answer 404 */
+    batch?: BatchJobs;
   } = {},
 ): InferHandler {
   const scope: ApiScope = options.model === undefined ? { kind: 'all' } : { kind: 'model', model: options.model };
-  const http = httpHandler(runtime, observability, scope, options.limitsFor, options.notReadyReason);
+  const http = httpHandler(runtime, observability, scope, options.limitsFor, options.notReadyReason, options.batch);
   return async (event, context) => {
     if (!isWarmerEvent(event)) return http(event, context);
     if (options.model === undefined) throw new Error('a warmer event needs MODEL_NAME: which model should be warmed?');

@@ -17,7 +17,11 @@ export type Route =
       readonly kind: 'model-metadata' | 'model-ready' | 'model-infer' | 'model-config';
       readonly model: string;
       readonly version?: string;
-    };
+    }
+  /** `POST /v2/models/<m>[/versions/<v>]/batch`: starts a batch job (docs/batch.md). */
+  | { readonly kind: 'batch-start'; readonly model: string; readonly version?: string }
+  /** `GET /v2/models/<m>/batch/<job-id>`: a batch job's record. */
+  | { readonly kind: 'batch-status'; readonly model: string; readonly jobId: string };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
 export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set([
@@ -25,6 +29,8 @@ export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set([
   'model-ready',
   'model-infer',
   'model-config',
+  'batch-start',
+  'batch-status',
 ]);
 
 const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -99,6 +105,9 @@ export function matchRoute(method: string, path: string): Route {
   ) {
     return only(method, 'POST', { kind: 'repository-control', model: modelName(third), action: fourth });
   }
+  if (first === 'models' && second !== undefined && third === 'batch' && fourth !== undefined && fifth === undefined) {
+    return only(method, 'GET', { kind: 'batch-status', model: modelName(second), jobId: decodeSegment(fourth) });
+  }
   if (first === 'models' && second !== undefined && rest.length === 0) {
     const model = modelName(second);
     let version: string | undefined;
@@ -119,6 +128,7 @@ export function matchRoute(method: string, path: string): Route {
     if (action === 'ready') return only(method, 'GET', { kind: 'model-ready', ...target });
     if (action === 'infer') return only(method, 'POST', { kind: 'model-infer', ...target });
     if (action === 'config') return only(method, 'GET', { kind: 'model-config', ...target });
+    if (action === 'batch') return only(method, 'POST', { kind: 'batch-start', ...target });
   }
   throw new NotFoundError(`no route ${path.slice(0, 200)}`);
 }

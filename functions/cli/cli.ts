@@ -5,9 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import type { BlobStore } from '../core/blob-store.js';
+import { ENV } from '../core/contract.js';
 import { ModelRepository } from '../core/model-repository.js';
 import {
   type CommandContext,
+  batchCommand,
   DEFAULT_WAIT_SECONDS,
   listCommand,
   promoteCommand,
@@ -28,6 +30,10 @@ commands:
   promote <m> <version> [--label <name>]
                               point latest (rollback or roll forward) or a label such as stable at a version
   rejections [<m>]            refused uploads and why
+  batch <m>[:<version>] --input s3://<bucket>/batch/<in>/ --output s3://<bucket>/batch/<out>/
+        [--api <url>] [--wait [--timeout <s>]]
+      start a batch job on npm start's local engine (one result or failure record per input; docs/batch.md);
+      --api: the gateway, default http://127.0.0.1:\${PORT:-8080}; with --wait, print its counts when done
 
 options:
   --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
@@ -64,6 +70,9 @@ const OPTIONS = {
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
   label: { type: 'string' },
+  input: { type: 'string' },
+  output: { type: 'string' },
+  api: { type: 'string' },
   endpoint: { type: 'string' },
   bucket: { type: 'string' },
   region: { type: 'string' },
@@ -80,6 +89,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   list: [],
   promote: ['label'],
   rejections: [],
+  batch: ['input', 'output', 'api', 'wait', 'timeout'],
 };
 
 function expectPositionals(
@@ -198,6 +208,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           version: rest[1] ?? '',
           ...(values.label === undefined ? {} : { label: values.label }),
         });
+      case 'batch': {
+        expectPositionals('batch', rest, 1, 1, 'one <model>[:<version>]');
+        if (values.input === undefined || values.output === undefined) {
+          throw new UsageError('batch needs --input s3://<bucket>/batch/<in>/ and --output s3://<bucket>/batch/<out>/');
+        }
+        if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');
+        const env = io.env ?? process.env;
+        return await batchCommand(ctx, {
+          target: rest[0] ?? '',
+          input: values.input,
+          output: values.output,
+          api: values.api ?? `http://127.0.0.1:${env[ENV.port] || 8080}`,
+          wait: values.wait === true,
+          timeoutSeconds: timeoutSeconds(values.timeout),
+        });
+      }
       default:
         expectPositionals('rejections', rest, 0, 1, 'at most one <model>');
         return await rejectionsCommand(ctx, rest[0]);

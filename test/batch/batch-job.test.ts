@@ -6,6 +6,7 @@
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../functions/cli/cli.js';
 import { type FlowStack, startFlowStack } from '../flow/fixture.js';
 import {
   BATCH_MODEL,
@@ -171,5 +172,41 @@ describe('a batch job of 1,000 inputs', () => {
     expect((await flow.request('GET', `/v2/models/${BATCH_MODEL.name}/batch/nosuch-job`)).status).toBe(404);
     const record = await runJob();
     expect(record.counts).toMatchObject({ inputs: 1000, pending: 0 });
+  }, 120_000);
+
+  it('starts from the CLI, pinned to the version asked for, and waits for the counts', async () => {
+    const lines: string[] = [];
+    const io = { out: (line: string) => lines.push(line), store: flow.store };
+    const locations = ['--input', `s3://models/${INPUT_PREFIX}`, '--output', `s3://models/${OUTPUT_PREFIX}`];
+    const code = await runCli(
+      ['batch', `${BATCH_MODEL.name}:1`, ...locations, '--api', flow.gatewayUrl, '--wait', '--json'],
+      io,
+    );
+    expect({ code, lines }).toEqual({ code: 0, lines: expect.any(Array) as unknown });
+    const record = JSON.parse(lines.at(-1) ?? '') as { state: string; version: string; counts: Record<string, number> };
+    expect(record).toMatchObject({ state: 'SUCCEEDED', version: '1', counts: { inputs: 1000, pending: 0 } });
+
+    // A bad location: the route's 400 reason on stderr, exit 1; a missing option: usage, exit 2.
+    const errors: string[] = [];
+    const failing = { out: () => undefined, err: (line: string) => errors.push(line), store: flow.store };
+    expect(
+      await runCli(
+        [
+          'batch',
+          BATCH_MODEL.name,
+          '--input',
+          's3://models/uploads/',
+          '--output',
+          's3://models/batch/o/',
+          '--api',
+          flow.gatewayUrl,
+        ],
+        failing,
+      ),
+    ).toBe(1);
+    expect(errors.join('\n')).toMatch(/400: input s3:\/\/models\/uploads\/ is not a folder under batch\//);
+    expect(await runCli(['batch', BATCH_MODEL.name, '--input', `s3://models/${INPUT_PREFIX}`], failing)).toBe(2);
+    expect(await runCli(['batch', `${BATCH_MODEL.name}:7`, ...locations, '--api', flow.gatewayUrl], failing)).toBe(1);
+    expect(errors.join('\n')).toMatch(/404: model "pic" has no version "7"/);
   }, 120_000);
 });

@@ -24,6 +24,7 @@ import type { Construct, IConstruct } from 'constructs';
 import { join } from 'node:path';
 import { catalogPreprocessJson, type CatalogEntry } from '../functions/core/catalog.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
+import { BatchJobs } from './batch-jobs.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
 import { FitDescriptions } from './descriptions.js';
@@ -146,6 +147,19 @@ export interface OnnxServerlessStackProps extends StackProps {
   /** Every alarm notifies this existing SNS topic. CLI: `-c alarmTopicArn=arn:aws:sns:...`. */
   readonly alarmTopicArn?: string;
   /**
+   * Batch jobs' children in flight at once (the Distributed Map's `MaxConcurrency`); never above
+   * `batchReservedConcurrency`. CLI: `-c batchMaxConcurrency=20`.
+   * @default 10
+   */
+  readonly batchMaxConcurrency?: number;
+  /** Reserved concurrency of the batch function. CLI: `-c batchReservedConcurrency=20`. @default 10 */
+  readonly batchReservedConcurrency?: number;
+  /**
+   * Share of failed batch children a job tolerates. CLI: `-c batchToleratedFailurePercentage=5`.
+   * @default 10
+   */
+  readonly batchToleratedFailurePercentage?: number;
+  /**
    * Directory the onnxruntime layers are built in, one sub-directory per architecture.
    * @default `layers/onnxruntime/build`
    */
@@ -187,6 +201,8 @@ export class OnnxServerlessStack extends Stack {
   public readonly registrar: Registrar;
   /** Validates and registers uploads. */
   public readonly registerFunction: ServiceFunction;
+  /** Batch jobs: the state machine, the batch function and the topic of finished jobs. */
+  public readonly batchJobs: BatchJobs;
   /** The API key callers send as `x-api-key`, with `authorization: 'api-key'`. */
   public readonly apiKey?: apigw.IApiKey;
   /** The usage plan throttling that key, with `authorization: 'api-key'`. */
@@ -373,6 +389,29 @@ export class OnnxServerlessStack extends Stack {
       ...(alarmAction === undefined ? {} : { alarmAction }),
     });
 
+    this.batchJobs = new BatchJobs(this, 'BatchJobs', {
+      bucket: this.bucket,
+      layer: sharedLayer,
+      runtime,
+      logRetention,
+      ...(props.batchMaxConcurrency === undefined ? {} : { maxConcurrency: props.batchMaxConcurrency }),
+      ...(props.batchReservedConcurrency === undefined ? {} : { reservedConcurrency: props.batchReservedConcurrency }),
+      ...(props.batchToleratedFailurePercentage === undefined
+        ? {}
+        : { toleratedFailurePercentage: props.batchToleratedFailurePercentage }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
+    });
+    new CfnOutput(this, 'BatchStateMachineArn', {
+      value: this.batchJobs.stateMachine.stateMachineArn,
+      description:
+        'aws stepfunctions start-execution --state-machine-arn <this> --input ' +
+        '\'{"model":"<m>","input":"s3://<bucket>/batch/<in>/","output":"s3://<bucket>/batch/<out>/"}\'',
+    });
+    new CfnOutput(this, 'BatchTopicArn', {
+      value: this.batchJobs.topic.topicArn,
+      description: 'Every finished batch job record is published here',
+    });
+
     if (this.apiKey !== undefined) {
       new CfnOutput(this, 'ApiKeyId', {
         value: this.apiKey.keyId,
@@ -396,6 +435,7 @@ export class OnnxServerlessStack extends Stack {
       this.controlFunction,
       this.registerFunction,
       this.sharedEndpoint.inferFunction,
+      this.batchJobs.batchFunction,
       ...[...this.endpoints.values()].map((e) => e.inferFunction),
     ];
     for (const serviceFunction of functions) {

@@ -51,8 +51,16 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true',
-    context: { runtime: 'nodejs22.x', authorization: 'iam', alarmEmail: 'ops@example.com', powertoolsTracer: 'true' },
+    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, batch options',
+    context: {
+      runtime: 'nodejs22.x',
+      authorization: 'iam',
+      alarmEmail: 'ops@example.com',
+      powertoolsTracer: 'true',
+      batchMaxConcurrency: '40',
+      batchReservedConcurrency: '50',
+      batchToleratedFailurePercentage: '0',
+    },
   },
   {
     name: 'alarmTopicArn, sourceMapStackTraces=true, bucketRemovalPolicy=destroy, executionLogging=false, stackName',

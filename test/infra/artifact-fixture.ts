@@ -65,6 +65,7 @@ export async function startArtifactRig(synth: Synthesized): Promise<ArtifactRig>
   const functions = [
     synth.stack.registerFunction,
     synth.stack.controlFunction,
+    synth.stack.batchJobs.batchFunction,
     ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction),
   ];
   const denials: AccessDenial[] = [];

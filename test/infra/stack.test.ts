@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { EXTERNAL_MODULES, TRACER_MODULES } from '../../infra/service-function.js';
 import {
   bucketArn,
+  BATCH_FUNCTION_ACCESS,
   bucketStatements,
   CONTROL_ACCESS,
   inferAccess,
@@ -132,7 +133,8 @@ describe('functions', () => {
     const ours = Object.values(resources(synth.template)).filter(
       (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
-    expect(ours).toHaveLength(5);
+    // control, register, the shared infer, the batch function, and one per catalog model on nodejs24.x.
+    expect(ours).toHaveLength(6);
   });
 
   it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
@@ -282,7 +284,8 @@ describe('events', () => {
   });
 
   it('alarms on errors, throttles and p99 latency of each model, on errors of register, control and the shared infer, and on failed registrations', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 4);
+    // 3 per model of 2, errors of register, control, the shared infer and the batch function, failed registrations.
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 5);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
@@ -404,6 +407,7 @@ describe('security', () => {
       );
     expect(deployed(synth.stack.registerFunction.role)).toEqual(bucketStatements(REGISTER_ACCESS, arn));
     expect(deployed(synth.stack.controlFunction.role)).toEqual(bucketStatements(CONTROL_ACCESS, arn));
+    expect(deployed(synth.stack.batchJobs.batchFunction.role)).toEqual(bucketStatements(BATCH_FUNCTION_ACCESS, arn));
     for (const [name, endpoint] of synth.stack.endpoints) {
       expect(deployed(endpoint.inferFunction.role)).toEqual(bucketStatements(inferAccess(name), arn));
     }
@@ -418,7 +422,8 @@ describe('security', () => {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(6);
+    // The functions' (the batch function's among them) and the batch state machine's.
+    expect(groups.length).toBe(8);
     for (const group of groups) expect(group.Properties?.['RetentionInDays']).toBe(30);
   });
 

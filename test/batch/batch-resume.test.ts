@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../functions/adapters/s3-blob-store.js';
 import { createS3Client } from '../../functions/adapters/s3-client.js';
@@ -19,6 +19,7 @@ import {
   expectedKeys,
   INPUT_PREFIX,
   isValidCase,
+  listing as listObjects,
   OUTPUT_PREFIX,
   uploadInputs,
 } from './fixture.js';
@@ -72,18 +73,7 @@ async function startChild(dir: string): Promise<Child> {
   return started;
 }
 
-async function listing(child: Child, prefix: string): Promise<Map<string, string>> {
-  const objects = new Map<string, string>();
-  let token: string | undefined;
-  do {
-    const page = await child.client.send(
-      new ListObjectsV2Command({ Bucket: 'models', Prefix: prefix, ContinuationToken: token }),
-    );
-    for (const o of page.Contents ?? []) objects.set(o.Key ?? '', o.ETag ?? '');
-    token = page.NextContinuationToken;
-  } while (token !== undefined);
-  return objects;
-}
+const listing = (child: Child, prefix: string) => listObjects(child.client, 'models', prefix);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

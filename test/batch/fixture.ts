@@ -3,6 +3,7 @@
  * and malformed JSON, wrong shapes, bytes that are not an image, empty objects), for an identity model over a
  * `[1, 3, 8, 8]` image input with declared preprocessing, so that every valid answer is checkable.
  */
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import type { BlobStore } from '../../functions/core/blob-store.js';
 import { mapBounded } from '../../functions/core/batch/index.js';
@@ -105,4 +106,18 @@ export function expectedKeys(input: BatchInput): { result: string; failure: stri
     result: `${base}${input.kind === 'jsonl' ? '.result.jsonl' : '.result.json'}`,
     failure: `${base}.failure.json`,
   };
+}
+
+/** Every object under `prefix` of `bucket`, with its etag (what "changes nothing" compares). */
+export async function listing(client: S3Client, bucket: string, prefix: string): Promise<Map<string, string>> {
+  const objects = new Map<string, string>();
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) objects.set(o.Key ?? '', o.ETag ?? '');
+    token = page.NextContinuationToken;
+  } while (token !== undefined);
+  return objects;
 }

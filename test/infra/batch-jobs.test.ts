@@ -49,7 +49,8 @@ function definitionOf(synth: Synthesized): Json {
     (r) => r.Type === 'AWS::StepFunctions::StateMachine',
   );
   expect(machines).toHaveLength(1);
-  const join = (machines[0]?.Properties?.DefinitionString as Json)['Fn::Join'] as [string, unknown[]];
+  const definitionString = (machines[0]?.Properties?.DefinitionString ?? {}) as Json;
+  const join = definitionString['Fn::Join'] as [string, unknown[]];
   const text = join[1]
     .map((part) => (typeof part === 'string' ? part : resolveReference(template, part as Json)))
     .join('');

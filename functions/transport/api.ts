@@ -96,7 +96,7 @@ export function createApi(options: ApiOptions): Api {
   function batchJobs(): BatchJobs {
     if (options.batch === undefined) {
       throw new NotFoundError(
-        'batch jobs are not started through this endpoint: deployed, start an execution of the stack\'s batch ' +
+        "batch jobs are not started through this endpoint: deployed, start an execution of the stack's batch " +
           'state machine (docs/batch.md); locally, npm run models -- batch',
       );
     }

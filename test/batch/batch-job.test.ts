@@ -91,7 +91,7 @@ describe('a batch job of 1,000 inputs', () => {
       const failure = JSON.parse(new TextDecoder().decode(stored?.body)) as Record<string, unknown>;
       const single = await fetch(`${flow.gatewayUrl}/v2/models/${BATCH_MODEL.name}/versions/1/infer`, {
         method: 'POST',
-        headers: { 'content-type': input.contentType, accept: 'application/json' },
+        headers: input.headers,
         body: input.body,
       });
       const answer = (await single.json()) as { error: string };
@@ -114,7 +114,7 @@ describe('a batch job of 1,000 inputs', () => {
       for (const body of bodies) {
         const single = await fetch(`${flow.gatewayUrl}/v2/models/${BATCH_MODEL.name}/versions/1/infer`, {
           method: 'POST',
-          headers: { 'content-type': input.contentType, accept: 'application/json' },
+          headers: input.headers,
           body,
         });
         expect(single.status).toBe(200);
@@ -136,7 +136,7 @@ describe('a batch job of 1,000 inputs', () => {
     expect(await listing(OUTPUT_PREFIX)).toEqual(written);
     // Every function stayed within its deployed grants.
     expect(flow.denials).toEqual([]);
-    expect(INPUT_COUNTS.json + INPUT_COUNTS.image + INPUT_COUNTS.jsonl).toBe(valid);
+    expect(INPUT_COUNTS.json + INPUT_COUNTS.binary + INPUT_COUNTS.image + INPUT_COUNTS.jsonl).toBe(valid);
   }, 300_000);
 
   it('refuses a location outside batch/ with a 400 naming the rule, then starts the next valid job', async () => {

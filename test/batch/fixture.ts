@@ -7,6 +7,7 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import type { BlobStore } from '../../functions/core/blob-store.js';
 import { mapBounded } from '../../functions/core/batch/index.js';
+import { encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import { buildIdentityModel } from '../../tools/onnx/index.js';
 
 /** The model the jobs run: identity over FP32 `[1, 3, 8, 8]`, images preprocessed to 8 x 8. */
@@ -22,6 +23,7 @@ export const OUTPUT_PREFIX = 'batch/out/';
 /** What each input is, and so which record it must end as. */
 export type InputCase =
   | 'json'
+  | 'binary'
   | 'image'
   | 'jsonl'
   | 'malformed'
@@ -35,13 +37,14 @@ export interface BatchInput {
   readonly key: string;
   readonly body: Uint8Array;
   readonly kind: InputCase;
-  /** The request a client would send for it (for valid ones): content type and body. */
-  readonly contentType: string;
+  /** The headers a client would send with its body to the infer route. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /** How many of each: 1,000 in all; the first three kinds are valid. */
 export const INPUT_COUNTS: Readonly<Record<InputCase, number>> = {
-  json: 600,
+  json: 580,
+  binary: 20,
   image: 100,
   jsonl: 20,
   malformed: 80,
@@ -52,7 +55,8 @@ export const INPUT_COUNTS: Readonly<Record<InputCase, number>> = {
 };
 
 /** True for the kinds that end as a result. */
-export const isValidCase = (kind: InputCase) => kind === 'json' || kind === 'image' || kind === 'jsonl';
+export const isValidCase = (kind: InputCase) =>
+  kind === 'json' || kind === 'binary' || kind === 'image' || kind === 'jsonl';
 
 const encoder = new TextEncoder();
 
@@ -65,21 +69,33 @@ function request(seed: number, shape: readonly number[] = [1, 3, 8, 8]): string 
 /** The 1,000 inputs, in a fixed order and with fixed contents. */
 export async function buildInputs(): Promise<BatchInput[]> {
   const inputs: BatchInput[] = [];
-  const add = (kind: InputCase, name: string, body: Uint8Array | string, contentType = 'application/json') =>
+  const add = (
+    kind: InputCase,
+    name: string,
+    body: Uint8Array | string,
+    headers: Record<string, string> = { 'content-type': 'application/json' },
+  ) =>
     inputs.push({
       key: `${INPUT_PREFIX}${name}`,
       body: typeof body === 'string' ? encoder.encode(body) : body,
       kind,
-      contentType,
+      headers: { ...headers, accept: 'application/json' },
     });
   for (let i = 0; i < INPUT_COUNTS.json; i++) add('json', `json/${String(i).padStart(4, '0')}.json`, request(i));
+  for (let i = 0; i < INPUT_COUNTS.binary; i++) {
+    const data = Float32Array.from({ length: 192 }, (_, n) => ((i * 17 + n * 3) % 101) / 7);
+    const { body, headers } = encodeInferenceRequest([{ name: 'input', datatype: 'FP32', shape: [1, 3, 8, 8], data }], {
+      binary: true,
+    });
+    add('binary', `binary/${String(i).padStart(4, '0')}.bin`, body, { ...headers });
+  }
   for (let i = 0; i < INPUT_COUNTS.image; i++) {
     const png = await sharp({
       create: { width: 8, height: 8, channels: 3, background: { r: i % 256, g: (i * 7) % 256, b: (i * 13) % 256 } },
     })
       .png()
       .toBuffer();
-    add('image', `images/${String(i).padStart(4, '0')}.png`, new Uint8Array(png), 'image/png');
+    add('image', `images/${String(i).padStart(4, '0')}.png`, new Uint8Array(png), { 'content-type': 'image/png' });
   }
   for (let i = 0; i < INPUT_COUNTS.jsonl; i++) {
     add('jsonl', `lines/${String(i).padStart(4, '0')}.jsonl`, `${request(5000 + i)}\n${request(6000 + i)}\n`);
@@ -88,7 +104,7 @@ export async function buildInputs(): Promise<BatchInput[]> {
   for (let i = 0; i < INPUT_COUNTS['wrong-shape']; i++)
     add('wrong-shape', `bad/shape-${i}.json`, request(i, [1, 3, 4, 4]));
   for (let i = 0; i < INPUT_COUNTS['not-image']; i++)
-    add('not-image', `bad/not-image-${i}.png`, `not a png ${i}`, 'image/png');
+    add('not-image', `bad/not-image-${i}.png`, `not a png ${i}`, { 'content-type': 'image/png' });
   for (let i = 0; i < INPUT_COUNTS.empty; i++) add('empty', `bad/empty-${i}.json`, '');
   for (let i = 0; i < INPUT_COUNTS['empty-object']; i++) add('empty-object', `bad/empty-object-${i}.json`, '{}');
   return inputs;

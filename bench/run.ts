@@ -17,6 +17,7 @@ import { buildLargeModel } from '../tools/onnx/sample-models.js';
 import { readConfig } from '../functions/wiring/config.js';
 import { startLocal, type LocalStack } from '../functions/local/local-runtime.js';
 import { layerSizes, synthesizeInfer } from './artifacts.js';
+import { measureBatch } from './batch.js';
 import { measureCodec } from './codec.js';
 import { measureDecodeStarvation } from './decode-starvation.js';
 import { measureImagePreprocess } from './image.js';
@@ -66,10 +67,13 @@ const TARGETS: readonly Target[] = [
   { key: 'register_memory.large_attribute.peak_rss_over_bound', bound: 'max', limit: 1, label: '<= 1' },
   { key: 'image_preprocess_ms', bound: 'max', limit: 20, label: '<= 20 ms' },
   { key: 'capture.overhead_ratio', bound: 'max', limit: 1.05, label: '<= 1.05' },
+  { key: 'batch.throughput_ratio', bound: 'min', limit: 0.8, label: '>= 0.8' },
 ];
 
 /** Keys printed without a target: context and peers. */
 const INFORMATIVE = [
+  'batch.items_per_second',
+  'batch.loop_items_per_second',
   'cold_start_ms',
   'floor_ms',
   'cold_init_ms',
@@ -237,6 +241,8 @@ async function main(): Promise<void> {
     const capture = await measureCapture({ store: stack.runtime.store, env, model: name, small: 'linear' });
     step('guarded rollouts: a canary and a shadow on the warm path, against none');
     const rollout = await measureRollout(env);
+    step('batch job through the local engine against a plain session.run loop (96 items, 32 per child)');
+    const batch = await measureBatch({ stack, model: name, modelPath, sessionOptions });
 
     step('serving engines (main thread, worker thread, supervised process, deployed watchdog)');
     const engines = await measureServingEngines(modelBytes, sessionOptions);
@@ -326,6 +332,7 @@ async function main(): Promise<void> {
       engines,
       capture,
       streaming,
+      batch,
     };
     results.targets = Object.fromEntries(
       TARGETS.map((t) => {

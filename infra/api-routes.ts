@@ -4,7 +4,7 @@
  * document lists, so the deployed API cannot gain or lose a route the others do not.
  */
 import type * as apigw from 'aws-cdk-lib/aws-apigateway';
-import { API_ROUTES, pathParameters, type RouteFunction } from '../functions/core/api-routes.js';
+import { DEPLOYED_ROUTES, pathParameters, type RouteFunction } from '../functions/core/api-routes.js';
 
 /**
  * Path parameters as the deployed resources name them: `{version}` stays `{v}`, the name it was deployed with
@@ -36,7 +36,7 @@ export function addTableRoutes(
 ): apigw.IResource {
   const fn: RouteFunction = target.function;
   const base = target.function === 'control' ? target.root : target.models.resourceForPath(target.model);
-  for (const route of API_ROUTES.filter((r) => r.function === fn)) {
+  for (const route of DEPLOYED_ROUTES.filter((r) => r.function === fn)) {
     let path = route.path;
     if (target.function === 'model') path = path.slice(MODEL_PREFIX.length);
     for (const [name, deployed] of Object.entries(DEPLOYED_PARAMETER_NAMES))

@@ -3,7 +3,7 @@
  * API) or as path patterns (the CloudFront distribution before function URLs). The REST API builds the same routes
  * resource by resource (`api-routes.ts`); a test compares the two.
  */
-import { API_ROUTES, type ApiRoute } from '../functions/core/api-routes.js';
+import { DEPLOYED_ROUTES, type ApiRoute } from '../functions/core/api-routes.js';
 
 /** One route: an HTTP method and a path with `{param}` placeholders. */
 export interface RouteSpec {
@@ -17,7 +17,7 @@ function deployedPath(path: string): string {
 }
 
 /** The control function's routes: the console, health, server metadata, the OpenAPI document, the index, load/unload. */
-export const CONTROL_ROUTES: readonly RouteSpec[] = API_ROUTES.filter((route) => route.function === 'control').map(
+export const CONTROL_ROUTES: readonly RouteSpec[] = DEPLOYED_ROUTES.filter((route) => route.function === 'control').map(
   (route) => ({ method: route.method, path: deployedPath(route.path) }),
 );
 
@@ -26,7 +26,7 @@ export const CONTROL_ROUTES: readonly RouteSpec[] = API_ROUTES.filter((route) =>
  * `{model}`): the fronts prefer a literal segment to a parameter, so a catalog model's routes win.
  */
 export function modelRoutes(segment: string): RouteSpec[] {
-  return API_ROUTES.filter((route) => route.function === 'model').map((route) => ({
+  return DEPLOYED_ROUTES.filter((route) => route.function === 'model').map((route) => ({
     method: route.method,
     path: deployedPath(route.path).replace('{model}', segment),
   }));

@@ -5,6 +5,7 @@
  * with. No CDK import here: the local runtime loads this module.
  */
 import { ASYNC_PREFIX, asyncPrefixes } from '../functions/core/async-jobs.js';
+import { BATCH_PREFIX } from '../functions/core/batch/locations.js';
 import { REPOSITORY_PREFIXES } from '../functions/core/model-repository.js';
 
 /** Object actions on keys matching patterns (`*` matches any characters, `/` included, as in IAM). */
@@ -163,6 +164,38 @@ export const ROLLOUT_ACCESS: BucketAccess = {
     },
   ],
   listPrefixes: [models],
+};
+
+/**
+ * The batch function (the children of a batch job, and its first and last steps): serves any model's pinned version
+ * (as the shared infer function reads `models/`), reads inputs and writes results, failure records and job records
+ * under `batch/` only. Job inputs and outputs are refused anywhere else (`functions/core/batch/locations.ts`).
+ */
+export const BATCH_FUNCTION_ACCESS: BucketAccess = {
+  objects: [
+    {
+      actions: ['s3:GetObject'],
+      keyPatterns: [`${models}*`, `${BATCH_PREFIX}*`],
+      reason:
+        'Batch jobs serve any registered model (its versions, metadata and manifest under models/) and read their ' +
+        'inputs, results and job records under batch/, the only prefix a job may use.',
+    },
+    {
+      actions: ['s3:PutObject'],
+      keyPatterns: [`${BATCH_PREFIX}*`],
+      reason: 'Batch jobs write one result or failure record per input, and their job records, under batch/ only.',
+    },
+  ],
+  listPrefixes: [BATCH_PREFIX],
+};
+
+/**
+ * The batch state machine: its Distributed Map's `ItemReader` lists the job's input prefix, under `batch/` only.
+ * (It invokes the batch function and publishes to the stack's topic: those grants are not the bucket's.)
+ */
+export const BATCH_STATE_MACHINE_ACCESS: BucketAccess = {
+  objects: [],
+  listPrefixes: [BATCH_PREFIX],
 };
 
 /** A right outside the bucket, as the stack grants it: actions, and why. */

@@ -36,6 +36,7 @@ import {
   type FrontAuthorization,
 } from '../functions/core/fronts.js';
 import { AlarmTopic, functionErrorsAlarm } from './alarms.js';
+import { BatchJobs } from './batch-jobs.js';
 import { grantBucketAccess } from './bucket-grants.js';
 import { DEFAULT_MODELS_DIR } from './catalog-loader.js';
 import { FitDescriptions } from './descriptions.js';
@@ -197,6 +198,19 @@ export interface OnnxServerlessStackProps extends StackProps {
    */
   readonly captureSamplingPercent?: number;
   /**
+   * Batch jobs' children in flight at once (the Distributed Map's `MaxConcurrency`); never above
+   * `batchReservedConcurrency`. CLI: `-c batchMaxConcurrency=20`.
+   * @default 10
+   */
+  readonly batchMaxConcurrency?: number;
+  /** Reserved concurrency of the batch function. CLI: `-c batchReservedConcurrency=20`. @default 10 */
+  readonly batchReservedConcurrency?: number;
+  /**
+   * Share of failed batch children a job tolerates. CLI: `-c batchToleratedFailurePercentage=5`.
+   * @default 10
+   */
+  readonly batchToleratedFailurePercentage?: number;
+  /**
    * Directory the onnxruntime layers are built in, one sub-directory per architecture.
    * @default `layers/onnxruntime/build`
    */
@@ -248,6 +262,8 @@ export class OnnxServerlessStack extends Stack {
   public readonly rolloutFunction: ServiceFunction;
   /** The EventBridge rule that runs the rollout controller. */
   public readonly rolloutSchedule: events.Rule;
+  /** Batch jobs: the state machine, the batch function and the topic of finished jobs. */
+  public readonly batchJobs: BatchJobs;
   /** The API key callers send as `x-api-key`, with `authorization: 'api-key'`. */
   public readonly apiKey?: apigw.IApiKey;
   /** The usage plan throttling that key, with `authorization: 'api-key'`. */
@@ -475,6 +491,28 @@ export class OnnxServerlessStack extends Stack {
       ...(alarmAction === undefined ? {} : { alarmAction }),
     });
 
+    this.batchJobs = new BatchJobs(this, 'BatchJobs', {
+      bucket: this.bucket,
+      layer: sharedLayer,
+      runtime,
+      logRetention,
+      ...(props.batchMaxConcurrency === undefined ? {} : { maxConcurrency: props.batchMaxConcurrency }),
+      ...(props.batchReservedConcurrency === undefined ? {} : { reservedConcurrency: props.batchReservedConcurrency }),
+      ...(props.batchToleratedFailurePercentage === undefined
+        ? {}
+        : { toleratedFailurePercentage: props.batchToleratedFailurePercentage }),
+      ...(alarmAction === undefined ? {} : { alarmAction }),
+    });
+    new CfnOutput(this, 'BatchStateMachineArn', {
+      value: this.batchJobs.stateMachine.stateMachineArn,
+      description:
+        'aws stepfunctions start-execution --state-machine-arn <this> --input ' +
+        '\'{"model":"<m>","input":"s3://<bucket>/batch/<in>/","output":"s3://<bucket>/batch/<out>/"}\'',
+    });
+    new CfnOutput(this, 'BatchTopicArn', {
+      value: this.batchJobs.topic.topicArn,
+      description: 'Every finished batch job record is published here',
+    });
     const sharedFunction = this.sharedEndpoint.inferFunction.function;
     this.httpApi?.addRoutes('SharedModels', modelRoutes('{model}'), sharedFunction);
     // After every catalog model's patterns: CloudFront takes the first behavior that matches.
@@ -515,6 +553,7 @@ export class OnnxServerlessStack extends Stack {
       this.registerFunction,
       this.rolloutFunction,
       this.sharedEndpoint.inferFunction,
+      this.batchJobs.batchFunction,
       ...[...this.endpoints.values()].map((e) => e.inferFunction),
     ];
     for (const serviceFunction of functions) {

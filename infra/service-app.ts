@@ -51,6 +51,9 @@ export const CONTEXT_OPTIONS = {
     'false turns API Gateway execution logs off, and with them the account-wide CloudWatch role (default true)',
   captureSamplingPercent:
     'percent (0-100) of requests and answers data capture writes to capture/<model>/ for models whose entry sets none (default 0)',
+  batchMaxConcurrency: 'batch jobs: children in flight at once, never above batchReservedConcurrency (default 10)',
+  batchReservedConcurrency: 'batch jobs: reserved concurrency of the batch function (default 10)',
+  batchToleratedFailurePercentage: 'batch jobs: share of failed children a job tolerates, 0 to 100 (default 10)',
 } as const;
 
 /** A context option's name. */
@@ -148,6 +151,12 @@ export function stackPropsFromContext(app: App): Partial<OnnxServerlessStackProp
     }
     props.captureSamplingPercent = percent;
   }
+  const batchMax = contextNumber(app, 'batchMaxConcurrency');
+  if (batchMax !== undefined) props.batchMaxConcurrency = batchMax;
+  const batchReserved = contextNumber(app, 'batchReservedConcurrency');
+  if (batchReserved !== undefined) props.batchReservedConcurrency = batchReserved;
+  const tolerated = contextNumber(app, 'batchToleratedFailurePercentage');
+  if (tolerated !== undefined) props.batchToleratedFailurePercentage = tolerated;
   const removal = contextString(app, 'bucketRemovalPolicy');
   if (removal !== undefined) {
     if (removal !== 'retain' && removal !== 'destroy') {
@@ -170,6 +179,15 @@ function contextList(app: App, key: ContextOption): string[] | undefined {
     ?.split(',')
     .map((v) => v.trim())
     .filter((v) => v !== '');
+}
+
+/** A numeric context value; anything but a number is refused naming the option. */
+function contextNumber(app: App, key: ContextOption): number | undefined {
+  const value = contextString(app, key);
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number)) throw new Error(`-c ${key}=${value}: use a number`);
+  return number;
 }
 
 function contextBoolean(app: App, key: ContextOption): boolean | undefined {

@@ -28,7 +28,7 @@ import type { OnnxruntimeLayer } from './onnxruntime-layer.js';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The handler files of `functions/handlers/`. */
-export type HandlerName = 'infer' | 'register' | 'control' | 'rollout';
+export type HandlerName = 'infer' | 'register' | 'control' | 'rollout' | 'batch';
 
 /**
  * Packages that must not be bundled. `onnxruntime-node` loads native code relative to its own files and comes from
@@ -85,6 +85,8 @@ export interface ServiceFunctionProps {
   readonly runtime?: NodeRuntime;
   /** Retries of asynchronous invocations (S3 events, EventBridge). @default 2 (Lambda's default) */
   readonly retryAttempts?: number;
+  /** Reserved concurrency: at most this many instances, and never fewer available. @default none (unreserved) */
+  readonly reservedConcurrency?: number;
 }
 
 /** A handler of `functions/handlers/` as a Lambda function, with its role and log group. */
@@ -137,6 +139,7 @@ export class ServiceFunction extends Construct {
       tracing: lambda.Tracing.ACTIVE,
       layers: props.layer === undefined ? [] : [props.layer.layerVersion],
       retryAttempts: props.retryAttempts,
+      ...(props.reservedConcurrency === undefined ? {} : { reservedConcurrentExecutions: props.reservedConcurrency }),
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
       environment: {

@@ -5,9 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import type { BlobStore } from '../core/blob-store.js';
+import { ENV } from '../core/contract.js';
 import { ModelRepository } from '../core/model-repository.js';
 import {
   type CommandContext,
+  batchCommand,
   DEFAULT_WAIT_SECONDS,
   listCommand,
   promoteCommand,
@@ -33,6 +35,10 @@ commands:
                               a guarded rollout (docs/rollouts.md): state, weights and guard figures; start one
                               (with --policy, else the model's), pause or resume its steps, end it by hand, or
                               set the model's policy
+  batch <m>[:<version>] --input s3://<bucket>/batch/<in>/ --output s3://<bucket>/batch/<out>/
+        [--api <url>] [--wait [--timeout <s>]]
+      start a batch job on npm start's local engine (one result or failure record per input; docs/batch.md);
+      --api: the gateway, default http://127.0.0.1:\${PORT:-8080}; with --wait, print its counts when done
 
 options:
   --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
@@ -70,6 +76,9 @@ const OPTIONS = {
   timeout: { type: 'string' },
   label: { type: 'string' },
   policy: { type: 'string' },
+  input: { type: 'string' },
+  output: { type: 'string' },
+  api: { type: 'string' },
   endpoint: { type: 'string' },
   bucket: { type: 'string' },
   region: { type: 'string' },
@@ -87,6 +96,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   promote: ['label'],
   rejections: [],
   rollout: ['policy'],
+  batch: ['input', 'output', 'api', 'wait', 'timeout'],
 };
 
 function expectPositionals(
@@ -213,6 +223,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           ...(rest[2] === undefined ? {} : { version: rest[2] }),
           ...(values.policy === undefined ? {} : { policy: values.policy }),
         });
+      case 'batch': {
+        expectPositionals('batch', rest, 1, 1, 'one <model>[:<version>]');
+        if (values.input === undefined || values.output === undefined) {
+          throw new UsageError('batch needs --input s3://<bucket>/batch/<in>/ and --output s3://<bucket>/batch/<out>/');
+        }
+        if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');
+        const env = io.env ?? process.env;
+        return await batchCommand(ctx, {
+          target: rest[0] ?? '',
+          input: values.input,
+          output: values.output,
+          api: values.api ?? `http://127.0.0.1:${env[ENV.port] || 8080}`,
+          wait: values.wait === true,
+          timeoutSeconds: timeoutSeconds(values.timeout),
+        });
+      }
       default:
         expectPositionals('rejections', rest, 0, 1, 'at most one <model>');
         return await rejectionsCommand(ctx, rest[0]);

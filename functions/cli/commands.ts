@@ -368,3 +368,94 @@ export async function rejectionsCommand(ctx: CommandContext, model?: string): Pr
   }
   return EXIT_CODES.ok;
 }
+
+/** Options of {@link batchCommand}. */
+export interface BatchOptions {
+  /** `<model>` or `<model>:<version>` (a number or a label). */
+  readonly target: string;
+  readonly input: string;
+  readonly output: string;
+  /** The API serving the batch routes: `npm start`'s gateway. */
+  readonly api: string;
+  readonly wait: boolean;
+  /** @default {@link DEFAULT_WAIT_SECONDS} */
+  readonly timeoutSeconds?: number;
+}
+
+/** How often `batch --wait` reads the job record. */
+const BATCH_POLL_MS = 500;
+
+/**
+ * `batch <model>[:<version>] --input s3://... --output s3://...`: starts a batch job through the batch route of
+ * `npm start`'s gateway (the local engine; deployed, the state machine: docs/batch.md) and prints its id; with
+ * `wait`, polls the job record until it is complete and prints its counts (exit 1 if items were left pending).
+ */
+export async function batchCommand(ctx: CommandContext, options: BatchOptions): Promise<number> {
+  const [model = '', version = 'latest', ...extra] = options.target.split(':');
+  checkModelName(model);
+  if (extra.length > 0 || version === '')
+    throw new UsageError(`batch takes <model>[:<version>], got "${options.target}"`);
+  const base = options.api.replace(/\/$/, '');
+  const call = async (method: string, route: string, body?: unknown): Promise<Record<string, unknown>> => {
+    let response: Response;
+    try {
+      response = await fetch(`${base}${route}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+    } catch (error) {
+      throw new CommandFailedError(`cannot reach the API at ${base} (start it with \`npm start\`, or pass --api)`, {
+        cause: error,
+      });
+    }
+    const text = await response.text();
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      json = { error: text.slice(0, 300) };
+    }
+    if (response.status >= 400) {
+      throw new CommandFailedError(`${base} answered ${response.status}: ${String(json.error)}`);
+    }
+    return json;
+  };
+  const versionPath = version === 'latest' ? '' : `/versions/${encodeURIComponent(version)}`;
+  const started = (await call('POST', `/v2/models/${encodeURIComponent(model)}${versionPath}/batch`, {
+    input: options.input,
+    output: options.output,
+  })) as { jobId: string; version: string; status_url: string };
+  if (!ctx.json)
+    ctx.out(`job ${started.jobId}: ${model} version ${started.version}; status ${base}${started.status_url}`);
+  if (!options.wait) {
+    if (ctx.json) ctx.out(JSON.stringify(started));
+    return EXIT_CODES.ok;
+  }
+  const sleep = ctx.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = ctx.now ?? Date.now;
+  const deadline = now() + (options.timeoutSeconds ?? DEFAULT_WAIT_SECONDS) * 1000;
+  for (;;) {
+    const record = (await call('GET', started.status_url)) as {
+      state: string;
+      counts?: { inputs: number; results: number; failures: number; pending: number };
+      durationMs?: number;
+    };
+    if (record.state !== 'RUNNING') {
+      if (ctx.json) ctx.out(JSON.stringify(record));
+      else {
+        const c = record.counts;
+        ctx.out(
+          `job ${started.jobId} ${record.state.toLowerCase()} in ${((record.durationMs ?? 0) / 1000).toFixed(1)} s: ` +
+            `${c?.inputs} inputs, ${c?.results} results, ${c?.failures} failure records, ${c?.pending} pending` +
+            ` (under ${options.output})`,
+        );
+      }
+      return (record.counts?.pending ?? 0) > 0 ? EXIT_CODES.failed : EXIT_CODES.ok;
+    }
+    if (now() >= deadline) {
+      ctx.err(`job ${started.jobId} still running after ${options.timeoutSeconds ?? DEFAULT_WAIT_SECONDS} s`);
+      return EXIT_CODES.timedOut;
+    }
+    await sleep(BATCH_POLL_MS);
+  }
+}

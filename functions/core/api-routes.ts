@@ -19,7 +19,9 @@ export type RouteKind =
   | 'model-infer'
   | 'model-config'
   | 'model-openapi'
-  | 'model-job';
+  | 'model-job'
+  | 'batch-start'
+  | 'batch-status';
 
 /**
  * Which function serves a route, as API Gateway routes it: `control` (health, metadata, the repository index, the
@@ -36,6 +38,11 @@ export interface ApiRoute {
   readonly function: RouteFunction;
   /** One line for the OpenAPI document's `summary`. */
   readonly summary: string;
+  /**
+   * Served by `npm start` only: deployed, batch jobs are Step Functions executions (docs/batch.md), so the fronts
+   * leave these routes out.
+   */
+  readonly localOnly?: true;
 }
 
 /** The OpenAPI `operationId` of a route: its method and path, as the Open Inference Protocol's document names them. */
@@ -96,4 +103,21 @@ export const API_ROUTES: readonly ApiRoute[] = [
     function: 'model',
     summary: 'Status of an async request',
   },
+  ...modelRoutes(
+    'POST',
+    '/batch',
+    'batch-start',
+    'Start a batch job (npm start; deployed, a Step Functions execution)',
+  ).map((route): ApiRoute => ({ ...route, localOnly: true })),
+  {
+    method: 'GET',
+    path: `${MODEL}/batch/{jobId}`,
+    kind: 'batch-status',
+    function: 'model',
+    summary: "A batch job's record (npm start)",
+    localOnly: true,
+  },
 ];
+
+/** The routes the deployed fronts serve: every route but the ones `npm start` alone serves. */
+export const DEPLOYED_ROUTES: readonly ApiRoute[] = API_ROUTES.filter((route) => route.localOnly !== true);

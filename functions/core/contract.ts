@@ -152,6 +152,10 @@ export const ENV = {
   containerAuthorizationToken: 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
   containerAuthorizationTokenFile: 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
   profile: 'AWS_PROFILE',
+  /** Batch jobs: input objects per child invocation (Step Functions' `MaxItemsPerBatch`), default 32. */
+  batchItemsPerChild: 'BATCH_ITEMS_PER_CHILD',
+  /** `npm start`: batches of a job in flight at once (the local `MaxConcurrency`), default 2. */
+  batchMaxConcurrency: 'BATCH_MAX_CONCURRENCY',
 } as const;
 
 /** CloudWatch namespace of the Powertools metrics of every function. */

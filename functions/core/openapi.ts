@@ -202,6 +202,13 @@ const PARAMETERS = {
     description: "An async request's job id, as its 202 answer gave it",
     schema: { type: 'string' },
   },
+  jobId: {
+    name: 'jobId',
+    in: 'path',
+    required: true,
+    description: "A batch job's id, as its start gave it",
+    schema: { type: 'string' },
+  },
 } as const;
 
 /** Headers of an inference request besides the body (README, "Binary" and "HTTP compression"). */
@@ -291,6 +298,17 @@ function responses(kind: RouteKind, schemas: { request: unknown; response: unkno
       };
     case 'model-config':
       return { 200: { description: 'OK', content: json(ref('model_config_response')) }, 404: notFound };
+    case 'batch-start':
+      return {
+        202: { description: 'The job started: its id and status URL', content: json({ type: 'object' }) },
+        400: error('The input or output location breaks the rule (the message names it)'),
+        404: notFound,
+      };
+    case 'batch-status':
+      return {
+        200: { description: "The job's record: counts, durations, failed keys", content: json({ type: 'object' }) },
+        404: error('Unknown model or job'),
+      };
     case 'model-job':
       return {
         200: {

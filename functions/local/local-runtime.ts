@@ -31,6 +31,8 @@ import { FigureLog, type RolloutNotice } from '../core/rollout-controller.js';
 import { createRolloutHandler } from '../transport/rollout-handler.js';
 import type { ServingTelemetry } from '../core/model-service.js';
 import {
+  BATCH_FUNCTION_ACCESS,
+  BATCH_STATE_MACHINE_ACCESS,
   bucketArn,
   bucketStatements,
   CONTROL_ACCESS,
@@ -61,6 +63,8 @@ import { S3AsyncStore } from '../adapters/s3-async-store.js';
 import type { AsyncJobsOptions } from '../transport/api.js';
 import { localAsyncInvoker, type AsyncInvocationRecord, type LocalAsyncInvoker } from './async-invocation.js';
 import { createLocalFront, type LocalFront, type LocalFrontOptions } from './front.js';
+import { createBatchHandler } from '../transport/batch-handler.js';
+import { createLocalBatchEngine, type LocalBatchEngine } from './batch-engine.js';
 import { startGateway } from './gateway.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './s3-server.js';
 
@@ -135,6 +139,8 @@ export interface LocalStack {
   readonly startedFunctions: () => readonly string[];
   /** The local rollout controller (docs/rollouts.md): its figures, its runs, and what it notified. */
   readonly rollouts: LocalRollouts;
+  /** The local batch engine (what the deployed state machine does): jobs started by the batch routes and the CLI. */
+  readonly batch: LocalBatchEngine;
   close(): Promise<void>;
 }
 
@@ -234,6 +240,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       policy('rollout', ROLLOUT_ACCESS),
       policy('control', CONTROL_ACCESS),
       policy('infer-shared', SHARED_INFER_ACCESS),
+      policy('batch', BATCH_FUNCTION_ACCESS),
+      policy('batch-state-machine', BATCH_STATE_MACHINE_ACCESS),
       { role: 'infer-unrouted', statements: [] },
     ],
     ...(options.onAccessDenied === undefined ? {} : { onAccessDenied: options.onAccessDenied }),
@@ -344,6 +352,28 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   // As deployed: a catalog model has its own function and role; every other model is served by the shared function
   // (one runtime, one multi-model session cache) with the shared role.
   const catalogNames = new Set(catalog.map((entry) => entry.name));
+  // Batch jobs: the batch function with its own role (any model's versions, batch/ only), driven by the local engine
+  // that stands for the state machine (listing with the state machine's role).
+  const batchRuntime = runtimeAs(s3.credentialsFor('batch'), true, sharedConfig);
+  const batch = createLocalBatchEngine({
+    // As deployed, the batch function runs every model under the default request limits (docs/batch.md).
+    handler: createBatchHandler(batchRuntime, { engine: 'local' }),
+    lister: new S3BlobStore(
+      createS3Client({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: s3.credentialsFor('batch-state-machine'),
+      }),
+      s3.bucket,
+    ),
+    records: batchRuntime.store,
+    batchSize: config.batch.itemsPerChild,
+    concurrency: config.batch.maxConcurrency,
+    onFinished: (record) => observability.logger.info('batch job finished', { ...record }),
+    onError: (job, error) =>
+      observability.logger.error('batch job could not finish', { jobId: job.jobId, error: error as Error }),
+  });
   // As deployed: a function's async jobs are `Event` invocations of that same function, under its own role.
   const asyncInvokers: LocalAsyncInvoker[] = [];
   const asyncJobsFor = (
@@ -377,7 +407,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     options: { model?: string; limitsFor?: (model: string) => Limits },
   ): InferHandler | StreamingInferHandler => {
     const asyncJobs = credentials === undefined ? undefined : asyncJobsFor(credentials, () => buffered);
-    const functionOptions = { ...options, notReadyReason, ...(asyncJobs === undefined ? {} : { asyncJobs }) };
+    const functionOptions = {
+      ...options,
+      notReadyReason,
+      batch,
+      ...(asyncJobs === undefined ? {} : { asyncJobs }),
+    };
     const buffered: InferHandler = createInferHandler(functionRuntime, observability, functionOptions);
     return config.responseStreaming
       ? streamifyResponse(
@@ -492,6 +527,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     await settled();
   }
   starting = undefined;
+  // Jobs the last run left RUNNING (the process was stopped or killed): resumed, their finished items skipped.
+  const resumed = batch
+    .resume()
+    .then((ids) => {
+      for (const jobId of ids) observability.logger.info('batch job resumed', { jobId });
+    })
+    .catch((error: unknown) => observability.logger.error('could not list batch jobs', { error: error as Error }))
+    .finally(() => pending.delete(resumed));
+  pending.add(resumed);
 
   return {
     gatewayUrl: gateway.url,
@@ -504,11 +548,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     startedFunctions: () => [...started.keys()],
     rollouts: { figures, notices, runs: () => runs },
     asyncSettled,
+    batch,
     close: async () => {
       clearInterval(controllerTimer);
       await running;
       await gateway.close();
       await asyncSettled();
+      await batch.stop();
       await settled();
       // Requests are answered and the gateway is closed: what capture still holds is written before S3 stops.
       clearInterval(captureTimer);

@@ -16,6 +16,7 @@ import {
 import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
+import type { BatchJobs } from '../core/batch/index.js';
 import type { CaptureSink } from '../core/capture.js';
 import type { Limits } from '../core/catalog.js';
 import { ENV } from '../core/contract.js';
@@ -115,6 +116,12 @@ export interface ApiOptions {
   readonly consolePage?: (acceptEncoding: string | undefined) => Promise<HttpResponse>;
   /** Runs a shadow rollout's copies. @default {@link createShadowRunner}: one at a time, after the answer */
   readonly shadow?: ShadowRunner;
+  /**
+   * The engine behind the batch routes (`npm start`'s local engine). Deployed, jobs are Step Functions executions
+   * started on the state machine, and these routes answer 404 saying so.
+   * @default none
+   */
+  readonly batch?: BatchJobs;
   /** Async requests and their job status route. @default refused: no model bucket */
   readonly asyncJobs?: AsyncJobsOptions;
 }
@@ -155,6 +162,16 @@ export function createApi(options: ApiOptions): Api {
     }
   };
 
+  function batchJobs(): BatchJobs {
+    if (options.batch === undefined) {
+      throw new NotFoundError(
+        "batch jobs are not started through this endpoint: deployed, start an execution of the stack's batch " +
+          'state machine (docs/batch.md); locally, npm run models -- batch',
+      );
+    }
+    return options.batch;
+  }
+
   async function answer(request: HttpRequest): Promise<HttpResponse> {
     const route = matchRoute(request.method, request.path);
     const isModelRoute = MODEL_ROUTES.has(route.kind);
@@ -173,6 +190,20 @@ export function createApi(options: ApiOptions): Api {
         const target = await service.resolve(route.model, route.version);
         return jsonResponse(200, modelOpenApi(target.metadata, OPENAPI_INFO, route.version));
       }
+      case 'batch-start': {
+        const batch = batchJobs();
+        const started = await batch.start({
+          model: route.model,
+          version: route.version ?? 'latest',
+          ...batchLocations(request.body),
+        });
+        return jsonResponse(202, {
+          ...started,
+          status_url: `/v2/models/${encodeURIComponent(started.model)}/batch/${started.jobId}`,
+        });
+      }
+      case 'batch-status':
+        return jsonResponse(200, await batchJobs().status(route.model, route.jobId));
       case 'server-metadata':
         return jsonResponse(200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
       case 'health-live':
@@ -432,6 +463,23 @@ export function versionHeaders(target: RoutedTarget): Record<string, string> {
 
 /** Names of the {@link versionHeaders}. */
 export const VERSION_HEADERS = { version: 'x-model-version', role: 'x-rollout-role' } as const;
+
+/** The `{"input", "output"}` body of `POST .../batch`. */
+function batchLocations(body: Uint8Array): { input: string; output: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    parsed = undefined;
+  }
+  const { input, output } = (parsed ?? {}) as { input?: unknown; output?: unknown };
+  if (typeof input !== 'string' || typeof output !== 'string') {
+    throw new BadRequestError(
+      'a batch job is started with {"input": "s3://<bucket>/batch/<in>/", "output": "s3://<bucket>/batch/<out>/"}',
+    );
+  }
+  return { input, output };
+}
 
 /**
  * The response's `parameters` for images sent in BYTES elements: `images` maps each image input to the placement of

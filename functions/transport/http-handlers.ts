@@ -13,6 +13,7 @@ import {
   isAsyncFailureRecord,
   isAsyncJobEvent,
 } from '../core/async-jobs.js';
+import type { BatchJobs } from '../core/batch/index.js';
 import type { Limits } from '../core/catalog.js';
 import { InferenceServerError } from '../core/errors.js';
 import {
@@ -83,6 +84,7 @@ function responder(
     delivery?: ResponseDelivery;
     consolePage?: ApiOptions['consolePage'];
     asyncJobs?: AsyncJobsOptions;
+    batch?: BatchJobs;
   } = {},
 ): Respond {
   const api = createApi({
@@ -95,6 +97,7 @@ function responder(
     ...(options.delivery === undefined ? {} : { delivery: options.delivery }),
     ...(options.notReadyReason === undefined ? {} : { notReadyReason: options.notReadyReason }),
     ...(options.asyncJobs === undefined ? {} : { asyncJobs: options.asyncJobs }),
+    ...(options.batch === undefined ? {} : { batch: options.batch }),
   });
   return async (event, requestId) => {
     observability.takeColdStart();
@@ -140,6 +143,8 @@ interface InferOptions {
   notReadyReason?: () => string | undefined;
   /** Async requests (docs/async.md). @default refused with a 400: no model bucket */
   asyncJobs?: AsyncJobsOptions;
+  /** The engine behind the batch routes (see `ApiOptions.batch`). @default none: they answer 404 */
+  batch?: BatchJobs;
 }
 
 /** Answers a warmer event (see `core/warmer.ts`). */

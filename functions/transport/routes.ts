@@ -20,7 +20,11 @@ export type Route =
       readonly version?: string;
     }
   /** `GET /v2/models/<m>/jobs/<id>`: the status of an async request (docs/async.md). */
-  | { readonly kind: 'model-job'; readonly model: string; readonly id: string };
+  | { readonly kind: 'model-job'; readonly model: string; readonly id: string }
+  /** `POST /v2/models/<m>[/versions/<v>]/batch`: starts a batch job (docs/batch.md). */
+  | { readonly kind: 'batch-start'; readonly model: string; readonly version?: string }
+  /** `GET /v2/models/<m>/batch/<job-id>`: a batch job's record. */
+  | { readonly kind: 'batch-status'; readonly model: string; readonly jobId: string };
 
 /** The route kinds served by the per-model `infer` function; the `control` function serves the others. */
 export const MODEL_ROUTES: ReadonlySet<Route['kind']> = new Set(
@@ -102,6 +106,9 @@ export function matchRoute(method: string, path: string): Route {
   ) {
     return only(method, 'POST', { kind: 'repository-control', model: modelName(third), action: fourth });
   }
+  if (first === 'models' && second !== undefined && third === 'batch' && fourth !== undefined && fifth === undefined) {
+    return only(method, 'GET', { kind: 'batch-status', model: modelName(second), jobId: decodeSegment(fourth) });
+  }
   if (first === 'models' && second !== undefined && rest.length === 0) {
     const model = modelName(second);
     let version: string | undefined;
@@ -127,6 +134,7 @@ export function matchRoute(method: string, path: string): Route {
     if (action === 'infer') return only(method, 'POST', { kind: 'model-infer', ...target });
     if (action === 'config') return only(method, 'GET', { kind: 'model-config', ...target });
     if (action === 'openapi.json') return only(method, 'GET', { kind: 'model-openapi', ...target });
+    if (action === 'batch') return only(method, 'POST', { kind: 'batch-start', ...target });
   }
   throw new NotFoundError(`no route ${path.slice(0, 200)}`);
 }

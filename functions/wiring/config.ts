@@ -15,6 +15,7 @@ import { parseCatalogRollout, ROLLOUT_DEFAULTS, type RolloutPolicy } from '../co
 import { MODEL_SERVICE_DEFAULTS } from '../core/model-service.js';
 import { REGISTRATION_STEPS, type RegistrationStep } from '../core/model-repository.js';
 import type { GraphOptimizationLevel, SessionOptions } from '../core/session.js';
+import { BATCH_DEFAULTS } from '../core/batch/job.js';
 import { ENV } from '../core/contract.js';
 import { S3_CLIENT_DEFAULTS } from '../adapters/s3-settings.js';
 import { containerCredentials, type CredentialsSource } from '../adapters/aws-signing.js';
@@ -66,6 +67,8 @@ export interface RuntimeConfig {
   readonly maxModelBytes: number;
   /** `MAX_GRAPH_BYTES`: largest model graph registration holds in memory (see {@link maxGraphBytesDefault}). */
   readonly maxGraphBytes: number;
+  /** `BATCH_ITEMS_PER_CHILD` and `BATCH_MAX_CONCURRENCY`: the local batch engine (see `BATCH_DEFAULTS`). */
+  readonly batch: { readonly itemsPerChild: number; readonly maxConcurrency: number };
   /** `AWS_LAMBDA_RUNTIME_API` (set by Lambda): where the inference watchdog posts a 504 for a stuck run. */
   readonly lambdaRuntimeApi?: string;
   /** This function's name (`AWS_LAMBDA_FUNCTION_NAME`), for the warmers' self-invocations and async jobs. */
@@ -327,6 +330,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     scratchDir: env[ENV.scratchDir] || undefined,
     maxLoadedBytes: env[ENV.sessionBudgetMb] ? positiveNumber(env, ENV.sessionBudgetMb, 1) * 1024 * 1024 : undefined,
     maxModelBytes: positiveNumber(env, ENV.maxModelBytes, DEFAULT_MAX_MODEL_BYTES),
+    batch: {
+      itemsPerChild: Math.round(positiveNumber(env, ENV.batchItemsPerChild, BATCH_DEFAULTS.itemsPerChild)),
+      maxConcurrency: Math.round(positiveNumber(env, ENV.batchMaxConcurrency, BATCH_DEFAULTS.localMaxConcurrency)),
+    },
     maxGraphBytes: positiveNumber(env, ENV.maxGraphBytes, maxGraphBytesDefault(env, registrationMemoryMb)),
     registrationTimeoutSeconds: positiveNumber(
       env,

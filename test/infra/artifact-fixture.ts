@@ -107,6 +107,7 @@ export async function startArtifactRig(
     synth.stack.registerFunction,
     synth.stack.controlFunction,
     synth.stack.rolloutFunction,
+    synth.stack.batchJobs.batchFunction,
     ...[...synth.stack.endpoints.values()].map((endpoint) => endpoint.inferFunction),
   ];
   const denials: AccessDenial[] = [];

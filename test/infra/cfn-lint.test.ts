@@ -58,7 +58,7 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10, streaming=true',
+    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10, streaming=true, batch options',
     context: {
       runtime: 'nodejs22.x',
       authorization: 'iam',
@@ -66,6 +66,9 @@ const VARIANTS: readonly Variant[] = [
       powertoolsTracer: 'true',
       captureSamplingPercent: '10',
       streaming: 'true',
+      batchMaxConcurrency: '40',
+      batchReservedConcurrency: '50',
+      batchToleratedFailurePercentage: '0',
     },
   },
   {

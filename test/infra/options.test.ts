@@ -260,14 +260,15 @@ describe('operations', () => {
       { bundling: false, id: 'Ops' },
     );
     const all = resources(synth.template);
-    const topicId = Object.entries(all).find(([, r]) => r.Type === 'AWS::SNS::Topic')![0];
+    const topicId = Object.entries(all).find(([id, r]) => r.Type === 'AWS::SNS::Topic' && id.startsWith('Alarms'))![0];
     synth.template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
       TopicArn: { Ref: topicId },
     });
     const alarms = Object.values(all).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms.length).toBe(3 + 5);
+    // 3 of the model; errors of register, control, rollout, the shared infer and the batch function; failed registrations.
+    expect(alarms.length).toBe(3 + 6);
     for (const alarm of alarms) expect(alarm.Properties?.['AlarmActions']).toEqual([{ Ref: topicId }]);
     // The rollout controller publishes its rollbacks to the same topic, and may publish nowhere else.
     const rolloutId = synth.stack.resolve(
@@ -306,7 +307,10 @@ describe('operations', () => {
   it('uses an existing topic by ARN, and refuses an address or ARN that cannot work', () => {
     const arn = 'arn:aws:sns:eu-west-1:123456789012:pager';
     const synth = synthesize({ models: [], alarmTopicArn: arn }, { bundling: false, id: 'OpsArn' });
-    synth.template.resourceCountIs('AWS::SNS::Topic', 0);
+    // No alarm topic of its own: the only topic is the batch jobs' (finished job records, not alarms).
+    expect(
+      Object.keys(resources(synth.template)).filter((id) => resources(synth.template)[id]?.Type === 'AWS::SNS::Topic'),
+    ).toEqual([expect.stringMatching(/^BatchJobsTopic/)]);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: [arn] });
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const props = { models: [], layerBuildDir: tempDir('layers') };
@@ -424,8 +428,8 @@ describe('runtime', () => {
           'POWERTOOLS_SERVICE_NAME'
         ] !== undefined,
     );
-    // Infer of a, the shared infer, register, control and rollout.
-    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(Array(5).fill('nodejs22.x'));
+    // Infer of a, the shared infer, register, control, rollout and batch.
+    expect(ours.map((r) => r.Properties?.['Runtime'])).toEqual(Array(6).fill('nodejs22.x'));
     on22.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
       CompatibleRuntimes: ['nodejs24.x', 'nodejs22.x'],
     });

@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS } from '../../functions/core/catalog.js';
 import { EXTERNAL_MODULES, TRACER_MODULES } from '../../infra/service-function.js';
 import {
   bucketArn,
+  BATCH_FUNCTION_ACCESS,
   bucketStatements,
   CONTROL_ACCESS,
   inferAccess,
@@ -133,8 +134,8 @@ describe('functions', () => {
     const ours = Object.values(resources(synth.template)).filter(
       (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.['Runtime'] === 'nodejs24.x',
     );
-    // Two infer functions, the shared one, register, control and the rollout controller.
-    expect(ours).toHaveLength(6);
+    // Two infer functions, the shared one, register, control, the rollout controller and the batch function.
+    expect(ours).toHaveLength(7);
   });
 
   it('builds one layer per architecture in use, each declaring that architecture and Node 24 and 22', () => {
@@ -319,8 +320,8 @@ describe('events', () => {
     });
   });
 
-  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control, rollout and the shared infer, and on failed registrations', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 5);
+  it('alarms on errors, throttles and p99 latency of each model, on errors of register, control, rollout, batch and the shared infer, and on failed registrations', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 3 * 2 + 6);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'Duration',
       ExtendedStatistic: 'p99',
@@ -495,6 +496,7 @@ describe('security', () => {
     expect(deployed(synth.stack.registerFunction.role)).toEqual(bucketStatements(REGISTER_ACCESS, arn));
     expect(deployed(synth.stack.controlFunction.role)).toEqual(bucketStatements(CONTROL_ACCESS, arn));
     expect(deployed(synth.stack.rolloutFunction.role)).toEqual(bucketStatements(ROLLOUT_ACCESS, arn));
+    expect(deployed(synth.stack.batchJobs.batchFunction.role)).toEqual(bucketStatements(BATCH_FUNCTION_ACCESS, arn));
     for (const [name, endpoint] of synth.stack.endpoints) {
       expect(deployed(endpoint.inferFunction.role)).toEqual(bucketStatements(inferAccess(name), arn));
     }
@@ -510,7 +512,8 @@ describe('security', () => {
       expect(resources(synth.template)[logicalId(role)]?.Properties?.['ManagedPolicyArns']).toBeUndefined();
     }
     const groups = Object.values(resources(synth.template)).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(7);
+    // The functions' (the rollout and batch functions' among them) and the batch state machine's.
+    expect(groups.length).toBe(9);
     for (const group of groups) expect(group.Properties?.['RetentionInDays']).toBe(30);
   });
 

@@ -125,8 +125,8 @@ function httpHandler(respond: Respond, runtime: Runtime, observability: Observab
     try {
       return toApiGatewayResult(await respond(event, requestId), payloadFormatOf(event));
     } finally {
-      // Before returning: once it returns, a Lambda instance may be frozen (docs/capture.md, "When batches are
-      // written"). Never rejects; a write failure is only a metric.
+      // Before returning: once it returns, a Lambda instance may be frozen. Never rejects; a write failure is only
+      // a metric. See docs/capture.md, "When batches are written".
       await runtime.capture.flushIfDue();
       observability.flush();
     }

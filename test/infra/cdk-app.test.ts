@@ -61,8 +61,8 @@ it('synthesizes the models/ catalog offline with no credentials, passing the AWS
       .map((entry) => entry.name)
       .sort(),
   );
-  // Besides the catalog's: register, control, the shared infer and the batch function.
-  expect(functions).toHaveLength(served.length + 4);
+  // Besides the catalog's: register, control, the shared infer, the rollout controller and the batch function.
+  expect(functions).toHaveLength(served.length + 5);
   expect(readdirSync(outDir).some((f) => f.startsWith('asset.'))).toBe(true);
   // Six bundles and two layers (with sharp and libvips since images): over 180 s on a loaded 2-core machine.
 }, 300_000);

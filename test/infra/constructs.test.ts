@@ -235,7 +235,7 @@ describe('catalog image preprocessing', () => {
 
     const many = Array.from({ length: 20 }, (_, i) => parseCatalogEntry(`detector-${i}`, { preprocess: letterbox }));
     expect(() => synthesize({ models: many }, { bundling: false, id: 'TooMany' })).toThrow(
-      /the image preprocessing declared in the catalog \(models\/\*\.json "preprocess"\) takes \d+ bytes of register's environment \(CATALOG_PREPROCESS\), over the 3072/,
+      /the image preprocessing declared in the catalog \(models\/\*\.json "preprocess"\) takes \d+ bytes of register's environment \(CATALOG_PREPROCESS, with CATALOG_ROLLOUT\), over the 3072/,
     );
   });
 

@@ -100,11 +100,30 @@ describe.runIf(CAN_RUN_LINUX_X64_NODE).each(['http', 'url'] as const)('api=%s: s
 
     // Act
     const events = FRONTS[api];
-    const infer = await rig.invoke(inferId, [events.metadata, events.json, events.binary, events.missing]);
+    // A function URL streams the infer function's answers (RESPONSE_STREAM, infra/response-streaming.ts): its
+    // answers are read from the Runtime API's streaming mode, as the URL reads them; the HTTP API's are returned.
+    const streams = api === 'url';
+    const infer = await rig.invoke(
+      inferId,
+      [events.metadata, events.json, events.binary, events.missing],
+      streams ? { runtimeApi: true } : {},
+    );
     const control = await rig.invoke(controlId, [events.ready]);
 
     // Assess
-    const [metadata, inferred, binary, missing] = infer.results as APIGatewayProxyResult[];
+    const answers = streams
+      ? [0, 1, 2, 3].map((index): APIGatewayProxyResult => {
+          const streamed = infer.runtimeApi?.streamed.get(`req-${index}`);
+          expect(streamed?.prelude, infer.stderr).toBeDefined();
+          return {
+            statusCode: streamed?.prelude?.statusCode ?? 0,
+            headers: streamed?.prelude?.headers ?? {},
+            body: streamed?.body.toString('base64') ?? '',
+            isBase64Encoded: true,
+          };
+        })
+      : (infer.results as APIGatewayProxyResult[]);
+    const [metadata, inferred, binary, missing] = answers;
     expect(metadata?.statusCode).toBe(200);
     expect(bodyOf(metadata)).toMatchObject({ name: 'square', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1] }] });
     expect(inferred?.statusCode).toBe(200);

@@ -72,7 +72,8 @@ describe('api=http', () => {
   it('serves exactly the REST API routes, each signed with IAM by default; no REST API, no API key', () => {
     const keys = httpRoutes(iam.template);
     expect([...keys.keys()].sort()).toEqual([...routes(rest.template).keys()].sort());
-    expect(keys.size).toBe(6 + 8 * 3);
+    // control 8 (the console and OpenAPI document among them), 11 per model function (2 models and the shared one)
+    expect(keys.size).toBe(8 + 11 * 3);
     expect(new Set(keys.values())).toEqual(new Set(['AWS_IAM']));
     iam.template.resourceCountIs('AWS::ApiGateway::RestApi', 0);
     iam.template.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
@@ -104,7 +105,7 @@ describe('api=http', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com/pool', Audience: ['client-a', 'client-b'] },
     });
     const keys = httpRoutes(jwt.template);
-    expect(keys.size).toBe(30);
+    expect(keys.size).toBe(8 + 11 * 3);
     expect(new Set(keys.values())).toEqual(new Set(['JWT']));
     expect(jwt.stack.front.authorization).toBe('jwt');
   });
@@ -124,13 +125,17 @@ describe('api=url', () => {
     cdn = build({ api: 'url', cloudfront: 'true', auth: 'none' });
   }, 120_000);
 
-  it('gives every function a BUFFERED, IAM-only URL and no API Gateway at all', () => {
+  it('gives every function an IAM-only URL, streaming the infer functions, and no API Gateway at all', () => {
     const urls = ofType(iam.template, 'AWS::Lambda::Url');
     expect(urls).toHaveLength(4); // control, iris, resnet.v1 (alias), shared
-    for (const [, url] of urls) {
-      expect(url.Properties?.['AuthType']).toBe('AWS_IAM');
-      expect(url.Properties?.['InvokeMode']).toBe('BUFFERED');
-    }
+    for (const [, url] of urls) expect(url.Properties?.['AuthType']).toBe('AWS_IAM');
+    // A function URL streams the infer functions' answers by default (infra/response-streaming.ts); control buffers.
+    expect(urls.map(([, url]) => url.Properties?.['InvokeMode']).sort()).toEqual([
+      'BUFFERED',
+      'RESPONSE_STREAM',
+      'RESPONSE_STREAM',
+      'RESPONSE_STREAM',
+    ]);
     expect(urls.some(([, u]) => u.Properties?.['Qualifier'] !== undefined)).toBe(true);
     iam.template.resourceCountIs('AWS::ApiGateway::RestApi', 0);
     iam.template.resourceCountIs('AWS::ApiGatewayV2::Api', 0);

@@ -459,12 +459,12 @@ describe('powertoolsTracer and sourceMapStackTraces', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function')
         .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
         .filter((variables) => variables.POWERTOOLS_SERVICE_NAME !== undefined);
-    expect(environments(off)).toHaveLength(5);
+    expect(environments(off)).toHaveLength(6);
     for (const variables of environments(off)) {
       expect(variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
       expect(variables.NODE_OPTIONS).toBeUndefined();
     }
-    expect(environments(on)).toHaveLength(5);
+    expect(environments(on)).toHaveLength(6);
     for (const variables of environments(on)) {
       expect(variables).toMatchObject({ POWERTOOLS_TRACE_ENABLED: 'true', NODE_OPTIONS: '--enable-source-maps' });
     }

@@ -131,10 +131,17 @@ export interface CapturedExchange {
   readonly response: CapturedBody;
   /** The V2 request's `id`. */
   readonly inferenceId?: string;
+  /**
+   * `eventMetadata.customAttributes` of the record: a shadow copy's comparison with the answer the client got
+   * (`shadow_of`, `max_abs_diff`, ...; docs/rollouts.md, "Shadow").
+   */
+  readonly customAttributes?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Where captured exchanges go: the HTTP layer calls {@link capture}; a shadow comparison calls {@link record}. */
 export interface CaptureSink {
+  /** False when the policy samples nothing: a caller can skip building what it would hand over. */
+  readonly enabled: boolean;
   /** Captures one answered inference if the policy samples it. Never throws, never waits for storage. */
   capture(exchange: CapturedExchange): void;
   /**
@@ -213,6 +220,7 @@ export function buildCaptureRecord(
       eventId: event.eventId,
       ...(exchange.inferenceId === undefined ? {} : { inferenceId: exchange.inferenceId }),
       inferenceTime: isoSeconds(event.inferenceTime),
+      ...(exchange.customAttributes === undefined ? {} : { customAttributes: exchange.customAttributes }),
     },
     eventVersion: '0',
   };

@@ -430,8 +430,8 @@ export class ModelService {
 
   /**
    * Runs a shadow copy of `request` on `candidate` and compares its outputs with `answered` (the stable version's
-   * answer, already sent): only telemetry comes out of it (`shadowed`, and the candidate's `served`); it never
-   * throws, so that a failing shadow is a figure and nothing else.
+   * answer, already sent): telemetry (`shadowed`, and the candidate's `served`) and, for data capture, the copy's
+   * answer with the comparison. It never throws, so that a failing shadow is a figure and nothing else.
    */
   public async shadow(
     model: string,
@@ -439,19 +439,18 @@ export class ModelService {
     request: InferenceRequest,
     answered: InferenceResponse,
     options: { readonly timeoutMs?: number } = {},
-  ): Promise<void> {
+  ): Promise<{ readonly copy?: InferenceResponse; readonly comparison: ShadowedEvent }> {
+    let comparison: ShadowedEvent;
+    let copy: InferenceResponse | undefined;
     try {
       const target = await this.resolve(model, candidate);
-      const copy = await this.infer(target, request, options);
-      this.options.telemetry?.shadowed?.({
-        model,
-        candidate,
-        failed: false,
-        ...compareOutputs(answered.outputs, copy.outputs),
-      });
+      copy = await this.infer(target, request, options);
+      comparison = { model, candidate, failed: false, ...compareOutputs(answered.outputs, copy.outputs) };
     } catch {
-      this.options.telemetry?.shadowed?.({ model, candidate, failed: true });
+      comparison = { model, candidate, failed: true };
     }
+    this.options.telemetry?.shadowed?.(comparison);
+    return { ...(copy === undefined ? {} : { copy }), comparison };
   }
 
   /** Makes sure the version's session is loaded; `loaded` tells whether this call loaded it. */

@@ -17,7 +17,7 @@ import type { ImageDecoder } from '../core/image/decoder.js';
 import type { ImagePlacement } from '../core/image/preprocess.js';
 import { declaredImageInputs, decodeEncodedImages, decodeImageRequest, isImageBody } from '../core/image/request.js';
 import type { BatchJobs } from '../core/batch/index.js';
-import type { CaptureSink } from '../core/capture.js';
+import type { CapturedBody, CaptureSink } from '../core/capture.js';
 import type { Limits } from '../core/catalog.js';
 import { ENV } from '../core/contract.js';
 import {
@@ -38,7 +38,7 @@ import { PLATFORM_LIMITS } from '../core/platform-limits.js';
 import { modelConfig } from '../core/triton.js';
 import { modelOpenApi, serverOpenApi, type OpenApiInfo } from '../core/openapi.js';
 import { compressResponse, decodeContentEncoding } from './compression.js';
-import type { ModelService, ResolvedVersion, RoutedTarget } from '../core/model-service.js';
+import type { ModelService, ResolvedVersion, RoutedTarget, ShadowedEvent } from '../core/model-service.js';
 import type { InferenceRequest, InferenceResponse, Manifest, ModelMetadata } from '../core/types.js';
 import { ALL_AT_ONCE } from '../core/rollout.js';
 import { bodyByteLength, bodyBytes, errorResponse, jsonResponse, type HttpRequest, type HttpResponse } from './http.js';
@@ -291,29 +291,33 @@ export function createApi(options: ApiOptions): Api {
           const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
           assertStreamFits(bodyByteLength(answer.body), json);
         } else checkResponseSize(answer, limits);
+        const captured = capturedBody(body, request.headers);
         const candidate = target.shadow;
         if (candidate !== undefined) {
           // The client's answer is final: the copy only feeds the rollout's figures (docs/rollouts.md, "Shadow").
-          shadow(() => service.shadow(route.model, candidate, decoded, response, { timeoutMs: limits.timeoutMs }));
+          shadow(async () => {
+            const { copy, comparison } = await service.shadow(route.model, candidate, decoded, response, {
+              timeoutMs: limits.timeoutMs,
+            });
+            // Sampled as the client's exchanges are: the copy's answer, and how it compares (docs/rollouts.md).
+            if (copy === undefined || options.capture?.enabled !== true) return;
+            const copied = encodeInferenceResponseParts(copy, decoded);
+            options.capture.capture({
+              model: route.model,
+              version: candidate,
+              request: captured,
+              response: capturedBody(copied.parts, copied.headers),
+              ...(decoded.id === undefined ? {} : { inferenceId: decoded.id }),
+              customAttributes: shadowAttributes(target.version, comparison),
+            });
+          });
         }
         options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
-        const contentType = request.headers['content-type'];
-        const headerLength = request.headers['inference-header-content-length'];
         options.capture?.capture({
           model: route.model,
           version: target.version,
-          request: {
-            body,
-            ...(contentType === undefined ? {} : { contentType }),
-            ...(headerLength === undefined ? {} : { inferenceHeaderContentLength: headerLength }),
-          },
-          response: {
-            body: answerBody,
-            ...(headers['content-type'] === undefined ? {} : { contentType: headers['content-type'] }),
-            ...(headers['inference-header-content-length'] === undefined
-              ? {}
-              : { inferenceHeaderContentLength: headers['inference-header-content-length'] }),
-          },
+          request: captured,
+          response: capturedBody(answerBody, headers),
           ...(decoded.id === undefined ? {} : { inferenceId: decoded.id }),
         });
         return answer;
@@ -448,6 +452,35 @@ export function createInference(service: ModelService, imageDecoder: ImageDecode
     return { response: parameters === undefined ? answered : { ...answered, parameters }, decoded: request };
   };
   return { decode, run };
+}
+
+/**
+ * A body as data capture takes it (the request as it arrived, decompressed; an answer before compression, or its
+ * pieces) with its content headers, whatever the case of their names.
+ */
+function capturedBody(body: CapturedBody['body'], headers: Readonly<Record<string, string>>): CapturedBody {
+  const lower = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+  const contentType = lower['content-type'];
+  const headerLength = lower['inference-header-content-length'];
+  return {
+    body,
+    ...(contentType === undefined ? {} : { contentType }),
+    ...(headerLength === undefined ? {} : { inferenceHeaderContentLength: headerLength }),
+  };
+}
+
+/**
+ * A shadow copy's comparison as capture record attributes: which version answered the client, the largest
+ * differences (a non-finite one as text, which JSON cannot hold) and, for classifiers, whether the labels agree.
+ */
+function shadowAttributes(stable: string, comparison: ShadowedEvent): Record<string, string | number | boolean> {
+  const figure = (value: number) => (Number.isFinite(value) ? value : String(value));
+  return {
+    shadow_of: stable,
+    ...(comparison.absDiff === undefined ? {} : { max_abs_diff: figure(comparison.absDiff) }),
+    ...(comparison.relDiff === undefined ? {} : { max_rel_diff: figure(comparison.relDiff) }),
+    ...(comparison.labelsAgree === undefined ? {} : { labels_agree: comparison.labelsAgree }),
+  };
 }
 
 /**

@@ -6,24 +6,9 @@
  */
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type { ApiFront } from '../functions/core/fronts.js';
 import { ENV } from './constants.js';
 
-/**
- * True when `front` streams answers under the `-c streaming` setting: a function URL streams unless told not to
- * (`RESPONSE_STREAM` costs nothing more and lifts the 6 MB limit to 200 MB); a REST API only when asked, since
- * streaming turns off its response caching and content encoding; an HTTP API cannot stream.
- * @throws Error for `streaming: true` on an HTTP API, naming the fronts that can
- */
-export function frontStreams(front: ApiFront, streaming?: boolean): boolean {
-  if (front === 'http') {
-    if (streaming === true) {
-      throw new Error('-c streaming=true: HTTP APIs cannot stream answers; use -c api=url or -c api=rest with it');
-    }
-    return false;
-  }
-  return streaming ?? front === 'url';
-}
+export { frontStreams } from '../functions/core/fronts.js';
 
 /** The environment an infer function gets where its front streams (nothing where it buffers: the default). */
 export function streamingEnvironment(streams: boolean): Record<string, string> {

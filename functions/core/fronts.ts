@@ -126,6 +126,23 @@ export function resolveFrontAuth(api: string, authorization?: string): FrontChoi
   return { api: front, authorization: auth };
 }
 
+/**
+ * True when `front` streams answers under the `-c streaming` setting (`RESPONSE_STREAMING` locally): a function URL
+ * streams unless told not to (`RESPONSE_STREAM` costs nothing more and lifts the 6 MB limit to 200 MB); a REST API
+ * only when asked, since streaming turns off its response caching and content encoding; an HTTP API cannot stream.
+ * One decision for the CDK app and `npm start`.
+ * @throws Error for `streaming: true` on an HTTP API, naming the fronts that can
+ */
+export function frontStreams(front: ApiFront, streaming?: boolean): boolean {
+  if (front === 'http') {
+    if (streaming === true) {
+      throw new Error('-c streaming=true: HTTP APIs cannot stream answers; use -c api=url or -c api=rest with it');
+    }
+    return false;
+  }
+  return streaming ?? front === 'url';
+}
+
 /** Content types whose bodies HTTP APIs and function URLs pass as text (unless compressed); all else is base64. */
 const TEXT_CONTENT_TYPE = /^\s*(text\/[^;]*|application\/([\w.+-]*\+)?(json|xml|javascript))\s*(;|$)/i;
 

@@ -62,6 +62,7 @@ import { createRuntime, servingSessionFactory, type Runtime } from '../wiring/ru
 import { S3AsyncStore } from '../adapters/s3-async-store.js';
 import type { AsyncJobsOptions } from '../transport/api.js';
 import { localAsyncInvoker, type AsyncInvocationRecord, type LocalAsyncInvoker } from './async-invocation.js';
+import { frontStreams } from '../core/fronts.js';
 import { createLocalFront, type LocalFront, type LocalFrontOptions } from './front.js';
 import { createBatchHandler } from '../transport/batch-handler.js';
 import { createLocalBatchEngine, type LocalBatchEngine } from './batch-engine.js';
@@ -398,9 +399,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const asyncSettled = async () => {
     await Promise.all(asyncInvokers.map((invoker) => invoker.settled()));
   };
-  // As deployed: a front that streams (RESPONSE_STREAMING=true) gets streaming infer functions. Locally, async jobs
-  // run through the function's buffered handler (deployed, an Event invocation of a streaming function runs the same
-  // code and its streamed result is discarded).
+  // As deployed: a front that streams gets streaming infer functions, decided as the CDK app decides it (a function
+  // URL streams unless RESPONSE_STREAMING=false; REST only with RESPONSE_STREAMING=true). Locally, async jobs run
+  // through the function's buffered handler (deployed, an Event invocation of a streaming function runs the same code
+  // and its streamed result is discarded).
+  const streams = frontStreams(options.front?.api ?? 'rest', config.responseStreaming);
   const inferFunction = (
     functionRuntime: Runtime,
     credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
@@ -414,7 +417,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
       ...(asyncJobs === undefined ? {} : { asyncJobs }),
     };
     const buffered: InferHandler = createInferHandler(functionRuntime, observability, functionOptions);
-    return config.responseStreaming
+    return streams
       ? streamifyResponse(
           createStreamingInferHandler(functionRuntime, observability, {
             ...functionOptions,

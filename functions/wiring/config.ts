@@ -52,9 +52,10 @@ export interface RuntimeConfig {
   readonly preload: boolean;
   /**
    * `RESPONSE_STREAMING=true`: the front streams answers, so the infer handler streams them (up to Lambda's streamed
-   * limit instead of the 6 MB of a buffered result). Infra sets it from the front; `npm start` reads it as given.
+   * limit instead of the 6 MB of a buffered result). Infra sets it from the front; unset, `undefined`: deployed,
+   * buffered; under `npm start`, the emulated front's default (`frontStreams`: a function URL streams).
    */
-  readonly responseStreaming: boolean;
+  readonly responseStreaming?: boolean;
   /** `STORAGE_TIMEOUT_SECONDS`: deadline of a storage read while serving (the model file gets more per MB). */
   readonly storageTimeoutSeconds?: number;
   /** `MODEL_DOWNLOAD_PART_MB` (default 8) and `MODEL_DOWNLOAD_CONCURRENCY` (default 8): the serving download. */
@@ -285,8 +286,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
       `${ENV.onnxruntimeThread} must be one of ${ONNXRUNTIME_THREADS.join(', ')}, got "${thread}"`,
     );
   }
-  const streaming = env[ENV.responseStreaming] || 'false';
-  if (streaming !== 'true' && streaming !== 'false') {
+  const streaming = env[ENV.responseStreaming] || undefined;
+  if (streaming !== undefined && streaming !== 'true' && streaming !== 'false') {
     throw new ConfigurationError(`${ENV.responseStreaming} must be true or false, got "${streaming}"`);
   }
   const killAfter = env[ENV.faultKillAfterStep] || undefined;
@@ -314,7 +315,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     rolloutIntervalMs:
       positiveNumber(env, ENV.rolloutIntervalSeconds, ROLLOUT_DEFAULTS.controllerIntervalSeconds) * 1000,
     preload: env[ENV.preload] === 'true',
-    responseStreaming: streaming === 'true',
+    ...(streaming === undefined ? {} : { responseStreaming: streaming === 'true' }),
     storageTimeoutSeconds: env[ENV.storageTimeoutSeconds]
       ? positiveNumber(env, ENV.storageTimeoutSeconds, 10)
       : undefined,

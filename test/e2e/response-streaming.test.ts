@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeInferenceResponse, encodeInferenceRequest } from '../../functions/core/codec/index.js';
 import { PLATFORM_LIMITS } from '../../functions/core/platform-limits.js';
 import type { Tensor } from '../../functions/core/types.js';
+import type { LocalFrontOptions } from '../../functions/local/front.js';
 import { startLocal, type LocalStack } from '../../functions/local/local-runtime.js';
 import { buildTileModel } from '../../tools/onnx/index.js';
 
@@ -30,12 +31,19 @@ const LARGE = 5243;
  * `npm start`'s stack for the describe block it is called in, with `env` and the tile model registered: started
  * before its tests, closed and removed after them.
  */
-function localStackWith(env: Record<string, string>): () => LocalStack {
+function localStackWith(env: Record<string, string>, front?: LocalFrontOptions): () => LocalStack {
   let stack: LocalStack | undefined;
   let dataDir: string | undefined;
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'streaming-'));
-    stack = await startLocal({ port: 0, s3Port: 0, dataDir, silent: true, env: { ...process.env, ...env } });
+    stack = await startLocal({
+      port: 0,
+      s3Port: 0,
+      dataDir,
+      silent: true,
+      env: { ...process.env, ...env },
+      ...(front === undefined ? {} : { front }),
+    });
     await stack.runtime.store.put('uploads/tile/tile.onnx', tileModel);
     await stack.settled();
     expect(stack.registrations.flatMap((r) => r.outcomes).map((o) => o.kind)).toEqual(['registered']);
@@ -158,6 +166,23 @@ describe('a front that streams', () => {
     expect(JSON.parse(new TextDecoder().decode(missing.body))).toEqual({
       error: expect.stringContaining('no-such-model'),
     });
+  });
+});
+
+describe("the function-URL front's emulation (FRONT=url), RESPONSE_STREAMING unset", () => {
+  // As the CDK app decides it (frontStreams): a function URL streams the infer functions' answers by default.
+  const url = localStackWith({}, { api: 'url', authorization: 'none' });
+
+  it('streams a 20 MB answer through the function URL in 2.0 events, intact', async () => {
+    const expected = await sessionOutput(LARGE);
+
+    const answer = await infer(url(), 'tile', LARGE);
+
+    expect(url().front.api).toBe('url');
+    expect(answer.status, new TextDecoder().decode(answer.body.subarray(0, 300))).toBe(200);
+    expect(answer.headers['transfer-encoding']).toBe('chunked');
+    const y = decodeInferenceResponse(answer.body, answer.headers).outputs[0]!.data as Float32Array;
+    expect(Buffer.compare(Buffer.from(y.buffer, y.byteOffset, y.byteLength), expected)).toBe(0);
   });
 });
 

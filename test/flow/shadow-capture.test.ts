@@ -6,7 +6,7 @@
  * version's answer in `eventMetadata.customAttributes`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FlowStack, linearModel, outputData, startFlowStack } from './fixture.js';
+import { type FlowStack, type HttpAnswer, linearModel, outputData, startFlowStack } from './fixture.js';
 
 let flow: FlowStack;
 
@@ -47,7 +47,7 @@ describe('a shadow rollout with data capture', () => {
 
     // Act: requests one after the other, with ids, until 4 copies are captured (one copy runs at a time, after its
     // answer: copies that find the last one still running are skipped, as while the candidate's session loads).
-    const answers = [];
+    const answers: HttpAnswer[] = [];
     let copies: CapturedRecord[] = [];
     const deadline = Date.now() + 30_000;
     while (copies.length < 4 && Date.now() < deadline) {

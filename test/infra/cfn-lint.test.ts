@@ -58,22 +58,24 @@ interface Variant {
 const VARIANTS: readonly Variant[] = [
   { name: 'default', context: {} },
   {
-    name: 'runtime=nodejs22.x, authorization=iam, alarmEmail, powertoolsTracer=true, captureSamplingPercent=10, streaming=true, batch options',
+    name: 'api=url, authorization=iam, runtime=nodejs22.x, alarmEmail, powertoolsTracer, captureSamplingPercent, batch options',
     context: {
-      runtime: 'nodejs22.x',
+      api: 'url',
       authorization: 'iam',
+      runtime: 'nodejs22.x',
       alarmEmail: 'ops@example.com',
       powertoolsTracer: 'true',
       captureSamplingPercent: '10',
-      streaming: 'true',
       batchMaxConcurrency: '40',
       batchReservedConcurrency: '50',
       batchToleratedFailurePercentage: '0',
     },
   },
   {
-    name: 'alarmTopicArn, sourceMapStackTraces=true, bucketRemovalPolicy=destroy, executionLogging=false, stackName',
+    name: 'authorization=iam, streaming=true, alarmTopicArn, sourceMapStackTraces, bucketRemovalPolicy=destroy, executionLogging=false, stackName',
     context: {
+      authorization: 'iam',
+      streaming: 'true',
       alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:pager',
       sourceMapStackTraces: 'true',
       bucketRemovalPolicy: 'destroy',
@@ -81,27 +83,23 @@ const VARIANTS: readonly Variant[] = [
       stackName: 'Models-Staging',
     },
   },
-  { name: 'managedInstances (both forms), own VPC', context: {}, catalog: MANAGED_CATALOG },
-  // Async jobs (docs/async.md): every infer function has an `async` alias with an event invoke configuration; here
-  // beside the `live` alias of provisioned concurrency, both on the function's current version.
+  // Async jobs (docs/async.md): every infer function has an `async` alias with an event invoke configuration; `pinned`
+  // puts it beside the `live` alias of provisioned concurrency, both on the function's current version.
   {
-    name: 'async alias beside provisionedConcurrency',
-    context: {},
-    catalog: { pinned: { provisionedConcurrency: 1, preload: true, warmer: false } },
+    name: 'managedInstances (both forms), own VPC; the async alias beside provisionedConcurrency; auth=none',
+    context: { auth: 'none' },
+    catalog: { ...MANAGED_CATALOG, pinned: { provisionedConcurrency: 1, preload: true, warmer: false } },
   },
-  { name: 'api=http (IAM)', context: { api: 'http' } },
+  {
+    name: 'managedInstances (both forms), given subnets and security groups; api=http (IAM)',
+    context: { subnetIds: SUBNETS, securityGroupIds: GROUPS, api: 'http' },
+    catalog: MANAGED_CATALOG,
+  },
   {
     name: 'api=http, jwtIssuer, jwtAudience',
     context: { api: 'http', jwtIssuer: 'https://issuer.example.com/pool', jwtAudience: 'client-a,client-b' },
   },
-  { name: 'api=url (IAM)', context: { api: 'url' } },
   { name: 'api=url, cloudfront=true, auth=none', context: { api: 'url', cloudfront: 'true', auth: 'none' } },
-  { name: 'api=rest, auth=none', context: { auth: 'none' } },
-  {
-    name: 'managedInstances (both forms), given subnets and security groups',
-    context: { subnetIds: SUBNETS, securityGroupIds: GROUPS },
-    catalog: MANAGED_CATALOG,
-  },
 ];
 
 const layerBuildDir = tempDir('lint-layers');

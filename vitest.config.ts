@@ -9,5 +9,7 @@ export default defineConfig({
     // Two cores: run files in parallel but not more than the machine has.
     maxWorkers: 2,
     allowOnly: false,
+    // A temporary folder per test file, removed after it: CDK's default outdirs went there and stayed (see the file).
+    setupFiles: ['test/temp-dir.setup.ts'],
   },
 });

@@ -12,6 +12,14 @@ import { DEPLOYED_ROUTES, pathParameters, type RouteFunction } from '../function
  */
 const DEPLOYED_PARAMETER_NAMES: Readonly<Record<string, string>> = { version: 'v' };
 
+/** A table path with its parameters as the deployed resources and routes name them. */
+export function deployedPath(path: string): string {
+  let deployed = path;
+  for (const [name, renamed] of Object.entries(DEPLOYED_PARAMETER_NAMES))
+    deployed = deployed.replace(`{${name}}`, `{${renamed}}`);
+  return deployed;
+}
+
 const MODEL_PREFIX = '/v2/models/{model}';
 
 /** Where {@link addTableRoutes} adds routes. */
@@ -37,10 +45,8 @@ export function addTableRoutes(
   const fn: RouteFunction = target.function;
   const base = target.function === 'control' ? target.root : target.models.resourceForPath(target.model);
   for (const route of DEPLOYED_ROUTES.filter((r) => r.function === fn)) {
-    let path = route.path;
+    let path = deployedPath(route.path);
     if (target.function === 'model') path = path.slice(MODEL_PREFIX.length);
-    for (const [name, deployed] of Object.entries(DEPLOYED_PARAMETER_NAMES))
-      path = path.replace(`{${name}}`, `{${deployed}}`);
     const required = pathParameters(path).filter((name) => target.function !== 'model' || name !== 'model');
     if (target.function === 'model' && target.model === '{model}') required.unshift('model');
     const resource = path === '' || path === '/' ? base : base.resourceForPath(path.replace(/^\//, ''));

@@ -4,16 +4,12 @@
  * resource by resource (`api-routes.ts`); a test compares the two.
  */
 import { DEPLOYED_ROUTES, type ApiRoute } from '../functions/core/api-routes.js';
+import { deployedPath } from './api-routes.js';
 
 /** One route: an HTTP method and a path with `{param}` placeholders. */
 export interface RouteSpec {
   readonly method: ApiRoute['method'];
   readonly path: string;
-}
-
-/** `{version}` as the deployed resources name it (`{v}`: renaming a route replaces it). */
-function deployedPath(path: string): string {
-  return path.replace('{version}', '{v}');
 }
 
 /** The control function's routes: the console, health, server metadata, the OpenAPI document, the index, load/unload. */

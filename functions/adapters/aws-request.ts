@@ -1,7 +1,7 @@
 /**
  * One signed POST to an AWS service endpoint over node:http(s), for the few AWS calls the functions make without an
- * SDK client (the warmers' Lambda `Invoke`, the rollout controller's CloudWatch and SNS calls): a client would add
- * hundreds of kilobytes to a bundle for one request.
+ * SDK client (the warmers' Lambda `Invoke`, the rollout controller's CloudWatch and SNS calls, the CLI's Step Functions
+ * calls): a client would add hundreds of kilobytes to a bundle, or a dependency, for one request.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -24,7 +24,7 @@ export type AwsPoster = (path: string, headers: Record<string, string>, body: st
  * @example await createAwsPoster('sns', 'https://sns.eu-west-1.amazonaws.com', 'eu-west-1', creds)('/', headers, body)
  */
 export function createAwsPoster(
-  service: 'lambda' | 'monitoring' | 'sns',
+  service: 'lambda' | 'monitoring' | 'sns' | 'states',
   endpoint: string,
   region: string,
   credentials: () => CredentialsSource,

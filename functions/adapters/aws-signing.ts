@@ -108,7 +108,7 @@ export function containerCredentials(env: NodeJS.ProcessEnv = process.env): () =
  * escape it once more in the canonical request, as the signer does by default.
  */
 export function createSigner(
-  service: 's3' | 'lambda' | 'monitoring' | 'sns' | 'execute-api',
+  service: 's3' | 'lambda' | 'monitoring' | 'sns' | 'states' | 'execute-api',
   region: string,
   credentials: CredentialsSource,
 ): SignatureV4 {

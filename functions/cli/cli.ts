@@ -7,16 +7,24 @@ import { parseArgs } from 'node:util';
 import type { BlobStore } from '../core/blob-store.js';
 import { ENV } from '../core/contract.js';
 import { ModelRepository } from '../core/model-repository.js';
+import { createStepFunctions } from '../adapters/step-functions.js';
+import { type BatchOptions, batchCommand } from './batch-command.js';
 import {
   type CommandContext,
-  batchCommand,
   DEFAULT_WAIT_SECONDS,
   listCommand,
   promoteCommand,
   rejectionsCommand,
   uploadCommand,
 } from './commands.js';
-import { describeConnection, openStore, resolveConnection, resolveRegion, type Connection } from './connection.js';
+import {
+  type Connection,
+  credentialChain,
+  describeConnection,
+  openStore,
+  resolveConnection,
+  resolveRegion,
+} from './connection.js';
 import { CommandFailedError, EXIT_CODES, UsageError } from './errors.js';
 import { rolloutCommand } from './rollout-command.js';
 
@@ -36,9 +44,11 @@ commands:
                               (with --policy, else the model's), pause or resume its steps, end it by hand, or
                               set the model's policy
   batch <m>[:<version>] --input s3://<bucket>/batch/<in>/ --output s3://<bucket>/batch/<out>/
-        [--api <url>] [--wait [--timeout <s>]]
-      start a batch job on npm start's local engine (one result or failure record per input; docs/batch.md);
-      --api: the gateway, default http://127.0.0.1:\${PORT:-8080}; with --wait, print its counts when done
+        [--api <url> | --state-machine <arn>] [--wait [--timeout <s>]]
+      start a batch job (one result or failure record per input; docs/batch.md): with MODEL_BUCKET set, an
+      execution of the stack's state machine (--state-machine, else env BATCH_STATE_MACHINE_ARN: the stack
+      output BatchStateMachineArn); else on npm start's local engine through its gateway (--api, default
+      http://127.0.0.1:\${PORT:-8080}); with --wait, print its counts when done
 
 options:
   --endpoint <url>   S3 endpoint (env S3_ENDPOINT); default: the local server http://127.0.0.1:\${S3_PORT:-9000}
@@ -79,6 +89,7 @@ const OPTIONS = {
   input: { type: 'string' },
   output: { type: 'string' },
   api: { type: 'string' },
+  'state-machine': { type: 'string' },
   endpoint: { type: 'string' },
   bucket: { type: 'string' },
   region: { type: 'string' },
@@ -96,7 +107,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly OptionName[]>> = {
   promote: ['label'],
   rejections: [],
   rollout: ['policy'],
-  batch: ['input', 'output', 'api', 'wait', 'timeout'],
+  batch: ['input', 'output', 'api', 'state-machine', 'wait', 'timeout'],
 };
 
 function expectPositionals(
@@ -125,6 +136,56 @@ function timeoutSeconds(raw: string | undefined): number {
   if (!Number.isFinite(value) || value <= 0)
     throw new UsageError(`--timeout takes a number of seconds > 0, got "${raw}"`);
   return value;
+}
+
+/** `arn:<partition>:states:<region>:<account>:stateMachine:<name>`; its executions run in its region. */
+const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
+
+/**
+ * Where `batch` starts its job: with `MODEL_BUCKET` set (the CLI talks to AWS) the stack's state machine, else
+ * `npm start`'s gateway; `--api` asks for a gateway whatever the bucket. `close` releases the credential chain.
+ */
+function batchEngine(values: Values, env: NodeJS.ProcessEnv): { engine: BatchOptions['engine']; close?: () => void } {
+  const modelBucket = env[ENV.modelBucket] || undefined;
+  const flag = values['state-machine'];
+  if (flag !== undefined && values.api !== undefined) {
+    throw new UsageError("--api (npm start's gateway) and --state-machine (a deployed stack) exclude each other");
+  }
+  if (modelBucket === undefined || values.api !== undefined) {
+    if (flag !== undefined) {
+      throw new UsageError(
+        "--state-machine starts a deployed job, whose inputs, outputs and job record are in the stack's model " +
+          'bucket: set MODEL_BUCKET to the stack output BucketName',
+      );
+    }
+    return { engine: { kind: 'gateway', api: values.api ?? `http://127.0.0.1:${env[ENV.port] || 8080}` } };
+  }
+  const arn = flag ?? (env[ENV.batchStateMachineArn] || undefined);
+  if (arn === undefined) {
+    throw new UsageError(
+      `MODEL_BUCKET is set, so batch starts a deployed job: pass --state-machine <arn> or set ` +
+        `${ENV.batchStateMachineArn} to the stack output BatchStateMachineArn (for npm start's local engine, unset ` +
+        'MODEL_BUCKET or pass --api)',
+    );
+  }
+  const region = STATE_MACHINE_ARN.exec(arn)?.[1];
+  if (region === undefined) {
+    throw new UsageError(
+      `"${arn}" is not a state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>): use the ` +
+        'stack output BatchStateMachineArn',
+    );
+  }
+  const chain = credentialChain(region, env);
+  const endpoint = env[ENV.stepFunctionsEndpoint] || undefined;
+  const stepFunctions = createStepFunctions({
+    region,
+    credentials: () => chain.credentials,
+    ...(endpoint === undefined ? {} : { endpoint }),
+  });
+  return {
+    engine: { kind: 'step-functions', stateMachineArn: arn, stepFunctions, bucket: values.bucket || modelBucket },
+    close: chain.close,
+  };
 }
 
 /** Says what went wrong talking to S3, and what to check, without a stack trace. */
@@ -229,15 +290,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
           throw new UsageError('batch needs --input s3://<bucket>/batch/<in>/ and --output s3://<bucket>/batch/<out>/');
         }
         if (values.timeout !== undefined && values.wait !== true) throw new UsageError('--timeout goes with --wait');
-        const env = io.env ?? process.env;
-        return await batchCommand(ctx, {
-          target: rest[0] ?? '',
-          input: values.input,
-          output: values.output,
-          api: values.api ?? `http://127.0.0.1:${env[ENV.port] || 8080}`,
-          wait: values.wait === true,
-          timeoutSeconds: timeoutSeconds(values.timeout),
-        });
+        const { engine, close: release } = batchEngine(values, io.env ?? process.env);
+        try {
+          return await batchCommand(ctx, {
+            target: rest[0] ?? '',
+            input: values.input,
+            output: values.output,
+            engine,
+            wait: values.wait === true,
+            timeoutSeconds: timeoutSeconds(values.timeout),
+          });
+        } finally {
+          release?.();
+        }
       }
       default:
         expectPositionals('rejections', rest, 0, 1, 'at most one <model>');

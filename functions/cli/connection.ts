@@ -3,6 +3,7 @@
  * With nothing set it talks to the embedded S3 server of `npm start`, so local use needs no flags at all.
  */
 import { S3Client } from '@aws-sdk/client-s3';
+import type { SigningCredentials } from '../adapters/aws-signing.js';
 import { S3BlobStore } from '../adapters/s3-blob-store.js';
 import { createS3Client } from '../adapters/s3-client.js';
 import type { BlobStore } from '../core/blob-store.js';
@@ -122,4 +123,18 @@ export function openStore(connection: Connection): { readonly store: BlobStore; 
     ...(connection.credentials === undefined ? {} : { credentials: connection.credentials }),
   });
   return { store: new S3BlobStore(client, connection.bucket), close: () => client.destroy() };
+}
+
+/**
+ * The AWS SDK's default credential chain (the environment's key pair, `AWS_PROFILE`, SSO, an instance role), as the
+ * S3 client of an AWS connection finds it, for the CLI's calls without an SDK client (Step Functions); `close`
+ * releases the client that holds it.
+ */
+export function credentialChain(
+  region: string,
+  env: NodeJS.ProcessEnv,
+): { readonly credentials: () => Promise<SigningCredentials>; readonly close: () => void } {
+  const profile = nonEmpty(env[ENV.profile]);
+  const client = new S3Client({ region, ...(profile === undefined ? {} : { profile }) });
+  return { credentials: () => client.config.credentials(), close: () => client.destroy() };
 }

@@ -156,6 +156,16 @@ export const ENV = {
   batchItemsPerChild: 'BATCH_ITEMS_PER_CHILD',
   /** `npm start`: batches of a job in flight at once (the local `MaxConcurrency`), default 2. */
   batchMaxConcurrency: 'BATCH_MAX_CONCURRENCY',
+  /**
+   * The CLI: the stack's batch state machine (stack output `BatchStateMachineArn`), which `batch` starts executions of
+   * when `MODEL_BUCKET` is set; `--state-machine` overrides it.
+   */
+  batchStateMachineArn: 'BATCH_STATE_MACHINE_ARN',
+  /**
+   * The CLI: the Step Functions API's endpoint, as the AWS SDKs name it; unset on AWS (the state machine's regional
+   * endpoint); tests point it at a loopback stand-in.
+   */
+  stepFunctionsEndpoint: 'AWS_ENDPOINT_URL_SFN',
 } as const;
 
 /** CloudWatch namespace of the Powertools metrics of every function. */

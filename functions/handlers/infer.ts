@@ -10,9 +10,13 @@ import { onLambdaShutdown } from '../adapters/lambda-shutdown.js';
 import { S3AsyncStore } from '../adapters/s3-async-store.js';
 import { ASYNC_INVOCATION } from '../core/async-jobs.js';
 import { lambdaRunWatchdog, type LambdaRunWatchdog } from '../adapters/lambda-watchdog.js';
-import { createInferHandler, createStreamingInferHandler, type InferHandler } from '../transport/http-handlers.js';
-import type { WarmerEvent } from '../core/warmer.js';
-import { errorResponse, type ApiGatewayEvent } from '../transport/http.js';
+import {
+  createInferHandler,
+  createStreamingInferHandler,
+  type InferHandler,
+  type StreamingInferHandler,
+} from '../transport/http-handlers.js';
+import { errorResponse } from '../transport/http.js';
 import { runtimeApiAnswer } from '../transport/response-stream.js';
 import { bootstrap } from '../wiring/bootstrap.js';
 import { credentialsFromEnvironment } from '../wiring/config.js';
@@ -83,6 +87,9 @@ const options = {
         }),
 };
 
+/** What the streaming handler is invoked with: proxy events, warmers, async jobs and their failure records. */
+type StreamedEvent = Parameters<StreamingInferHandler>[0];
+
 /** Runs one invocation under the watchdog, when there is one. */
 const guarded = <T>(requestId: string | undefined, work: () => Promise<T>): Promise<T> =>
   watchdog === undefined || requestId === undefined ? work() : watchdog.around(requestId, work);
@@ -94,7 +101,7 @@ function buffered(): InferHandler {
 
 // The Node runtime's own `awslambda` global (no import): `streamifyResponse` tells the runtime to pass a response
 // stream, `HttpResponseStream.from` writes the status and headers before the body, as the front expects.
-function streamed(): StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> {
+function streamed(): StreamifyHandler<StreamedEvent, void> {
   const serve = createStreamingInferHandler(runtime, observability, {
     ...options,
     from: (stream, prelude) => awslambda.HttpResponseStream.from(stream, { ...prelude }),
@@ -108,6 +115,6 @@ function streamed(): StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> {
  * The handler Lambda calls: a streaming one where the front streams (`RESPONSE_STREAMING=true`, set by infra with
  * the function URL's `RESPONSE_STREAM` or the REST integration's `STREAM`), else one that returns its answer.
  */
-export const handler: InferHandler | StreamifyHandler<ApiGatewayEvent | WarmerEvent, void> = config.responseStreaming
+export const handler: InferHandler | StreamifyHandler<StreamedEvent, void> = config.responseStreaming
   ? streamed()
   : buffered();

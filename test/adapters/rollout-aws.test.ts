@@ -3,43 +3,12 @@
  * (AWS boundaries without a local server): what is sent (protocol headers, signature scope, the metric queries, the
  * published notice) and how the answers become the controller's figures.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { awsStandIn } from './aws-stand-in.js';
 import { createCloudWatchFigures, createSnsNotifier } from '../../functions/adapters/rollout-aws.js';
 import { startRollout } from '../../functions/core/rollout.js';
 
-interface Received {
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-let server: Server | undefined;
-
-/** A service answering `status` with `answer(body)`, recording what it received. */
-async function service(status: number, answer: (body: string) => string) {
-  const received: Received[] = [];
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      received.push({ headers: request.headers, body });
-      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
-      response.end(answer(body));
-    });
-  });
-  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { received, endpoint: `http://127.0.0.1:${port}` };
-}
-
 const credentials = () => ({ accessKeyId: 'AKID', secretAccessKey: 'secret' });
-
-afterEach(async () => {
-  await new Promise((resolve) => (server === undefined ? resolve(undefined) : server.close(resolve)));
-  server = undefined;
-});
 
 const canary = startRollout(
   { strategy: 'canary', percent: 10, bakingSeconds: 300, maxErrorRate: 0.05, minRequests: 10 },
@@ -61,7 +30,7 @@ describe('createCloudWatchFigures', () => {
       cerr_0: 3,
       cp99_0: 20,
     };
-    const cloudwatch = await service(200, (body) =>
+    const cloudwatch = await awsStandIn(200, (body) =>
       JSON.stringify({
         MetricDataResults: (JSON.parse(body) as { MetricDataQueries: { Id: string }[] }).MetricDataQueries.map((q) => ({
           Id: q.Id,
@@ -110,7 +79,7 @@ describe('createCloudWatchFigures', () => {
 
   it('says what CloudWatch answered when it refuses', async () => {
     // Prepare
-    const cloudwatch = await service(400, () => '{"__type":"AccessDeniedException","message":"no"}');
+    const cloudwatch = await awsStandIn(400, () => '{"__type":"AccessDeniedException","message":"no"}');
     const figures = createCloudWatchFigures({ region: 'eu-west-1', credentials, endpoint: cloudwatch.endpoint });
 
     // Act & Assess
@@ -123,7 +92,7 @@ describe('createCloudWatchFigures', () => {
 describe('createSnsNotifier', () => {
   it('publishes the notice to the topic, signed for sns', async () => {
     // Prepare
-    const sns = await service(200, () => '<PublishResponse/>');
+    const sns = await awsStandIn(200, () => '<PublishResponse/>');
     const publish = createSnsNotifier('arn:aws:sns:eu-west-1:123456789012:alarms', {
       region: 'eu-west-1',
       credentials,
@@ -156,7 +125,7 @@ describe('createSnsNotifier', () => {
 
   it('rejects when SNS refuses, so that the handler logs it', async () => {
     // Prepare
-    const sns = await service(
+    const sns = await awsStandIn(
       403,
       () => '<ErrorResponse><Error><Code>AuthorizationError</Code></Error></ErrorResponse>',
     );

@@ -3,50 +3,18 @@
  * without a local server): what is sent (AWS JSON 1.0 headers, the signature's scope, the body) and how its answers
  * and refusals come back.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { awsStandIn } from './aws-stand-in.js';
 import { createStepFunctions, StepFunctionsError } from '../../functions/adapters/step-functions.js';
-
-interface Received {
-  readonly path: string;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-let server: Server | undefined;
-
-/** A Step Functions stand-in answering `status` with `answer(body)`, recording what it received. */
-async function stepFunctions(status: number, answer: (body: string) => string) {
-  const received: Received[] = [];
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      received.push({ path: request.url ?? '', headers: request.headers, body });
-      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
-      response.end(answer(body));
-    });
-  });
-  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { received, endpoint: `http://127.0.0.1:${port}` };
-}
 
 const credentials = () => ({ accessKeyId: 'AKID', secretAccessKey: 'secret', sessionToken: 'token' });
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:BatchJobs';
 const EXECUTION = 'arn:aws:states:eu-west-1:123456789012:execution:BatchJobs:job-1';
 
-afterEach(async () => {
-  await new Promise((resolve) => (server === undefined ? resolve(undefined) : server.close(resolve)));
-  server = undefined;
-});
-
 describe('createStepFunctions', () => {
   it('starts an execution named after the job with its input as a JSON string, signed for states', async () => {
     // Prepare
-    const sfn = await stepFunctions(200, () => JSON.stringify({ executionArn: EXECUTION, startDate: 1796529600.5 }));
+    const sfn = await awsStandIn(200, () => JSON.stringify({ executionArn: EXECUTION, startDate: 1796529600.5 }));
     const client = createStepFunctions({ region: 'eu-west-1', credentials, endpoint: sfn.endpoint });
     const input = { model: 'iris', version: 'latest', input: 's3://b/batch/in/', output: 's3://b/batch/out/' };
 
@@ -73,7 +41,7 @@ describe('createStepFunctions', () => {
   it("describes an execution, with a failed one's error and cause", async () => {
     // Prepare: the answer of an execution refused at its Start state.
     const cause = JSON.stringify({ errorType: 'BadRequestError', errorMessage: 'input s3://b/x/ is not a folder' });
-    const sfn = await stepFunctions(200, () =>
+    const sfn = await awsStandIn(200, () =>
       JSON.stringify({
         executionArn: EXECUTION,
         stateMachineArn: STATE_MACHINE,
@@ -104,7 +72,7 @@ describe('createStepFunctions', () => {
 
   it('rejects with the error type and message Step Functions answers', async () => {
     // Prepare
-    const sfn = await stepFunctions(400, () =>
+    const sfn = await awsStandIn(400, () =>
       JSON.stringify({
         __type: 'com.amazonaws.swf.service.v2.model#StateMachineDoesNotExist',
         message: `State Machine Does Not Exist: '${STATE_MACHINE}'`,

@@ -4,8 +4,6 @@
  * (an AWS boundary without a local server) and a store on disk standing in for the model bucket.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -13,6 +11,7 @@ import { FsBlobStore } from '../../functions/adapters/fs-blob-store.js';
 import { runCli } from '../../functions/cli/cli.js';
 import { EXIT_CODES } from '../../functions/cli/errors.js';
 import { finishedRecord, jobRecordKey, type BatchJobSpec } from '../../functions/core/batch/index.js';
+import { awsStandIn } from '../adapters/aws-stand-in.js';
 
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:BatchJobs';
 const LOCATIONS = ['--input', 's3://prod-models/batch/in/', '--output', 's3://prod-models/batch/out/'];
@@ -26,7 +25,6 @@ interface Call {
 /** What the stand-in does with DescribeExecution: answer a status, and optionally write what Finish writes. */
 type Describe = (name: string, calls: number) => Promise<Record<string, unknown>>;
 
-let server: Server | undefined;
 let folder: string;
 let store: FsBlobStore;
 
@@ -34,30 +32,24 @@ let store: FsBlobStore;
 async function stepFunctions(describe: Describe, refuse?: { status: number; body: unknown }) {
   const calls: Call[] = [];
   let name = '';
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', async () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, string>;
-      const target = String(request.headers['x-amz-target']);
-      calls.push({ target, authorization: String(request.headers.authorization), body });
-      let status = 200;
-      let answer: unknown;
-      if (refuse !== undefined) [status, answer] = [refuse.status, refuse.body];
-      else if (target === 'AWSStepFunctions.StartExecution') {
-        name = body.name ?? '';
-        const machine = body.stateMachineArn ?? '';
-        answer = { executionArn: `${machine.replace(':stateMachine:', ':execution:')}:${name}`, startDate: 1 };
-      } else {
-        const described = calls.filter((c) => c.target === target).length;
-        answer = { executionArn: body.executionArn, name, ...(await describe(name, described)) };
-      }
-      response.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
-      response.end(JSON.stringify(answer));
-    });
+  const { endpoint } = await awsStandIn(async (request) => {
+    const body = JSON.parse(request.body) as Record<string, string>;
+    const target = String(request.headers['x-amz-target']);
+    calls.push({ target, authorization: String(request.headers.authorization), body });
+    if (refuse !== undefined) return { status: refuse.status, body: JSON.stringify(refuse.body) };
+    if (target === 'AWSStepFunctions.StartExecution') {
+      name = body.name ?? '';
+      const machine = body.stateMachineArn ?? '';
+      const executionArn = `${machine.replace(':stateMachine:', ':execution:')}:${name}`;
+      return { status: 200, body: JSON.stringify({ executionArn, startDate: 1 }) };
+    }
+    const described = calls.filter((c) => c.target === target).length;
+    return {
+      status: 200,
+      body: JSON.stringify({ executionArn: body.executionArn, name, ...(await describe(name, described)) }),
+    };
   });
-  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  return { calls, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { calls, endpoint };
 }
 
 /** Runs the CLI as a deployed user would, MODEL_BUCKET and the state machine's ARN set. */
@@ -89,8 +81,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   vi.unstubAllEnvs();
-  await new Promise((resolve) => (server === undefined ? resolve(undefined) : server.close(resolve)));
-  server = undefined;
   await rm(folder, { recursive: true, force: true });
 });
 

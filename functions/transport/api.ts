@@ -291,7 +291,9 @@ export function createApi(options: ApiOptions): Api {
           const json = contentType.startsWith('application/json') && answer.headers['content-encoding'] === undefined;
           assertStreamFits(bodyByteLength(answer.body), json);
         } else checkResponseSize(answer, limits);
-        const captured = capturedBody(body, request.headers);
+        // Built only where capture is on: a function without it does no capture work per request.
+        const capture = options.capture?.enabled === true ? options.capture : undefined;
+        const captured = capture === undefined ? undefined : capturedBody(body, request.headers);
         const candidate = target.shadow;
         if (candidate !== undefined) {
           // The client's answer is final: the copy only feeds the rollout's figures (docs/rollouts.md, "Shadow").
@@ -300,9 +302,9 @@ export function createApi(options: ApiOptions): Api {
               timeoutMs: limits.timeoutMs,
             });
             // Sampled as the client's exchanges are: the copy's answer, and how it compares (docs/rollouts.md).
-            if (copy === undefined || options.capture?.enabled !== true) return;
+            if (copy === undefined || capture === undefined || captured === undefined) return;
             const copied = encodeInferenceResponseParts(copy, decoded);
-            options.capture.capture({
+            capture.capture({
               model: route.model,
               version: candidate,
               request: captured,
@@ -313,13 +315,15 @@ export function createApi(options: ApiOptions): Api {
           });
         }
         options.onInference?.({ model: route.model, requestBytes: request.body.byteLength, responseBytes });
-        options.capture?.capture({
-          model: route.model,
-          version: target.version,
-          request: captured,
-          response: capturedBody(answerBody, headers),
-          ...(decoded.id === undefined ? {} : { inferenceId: decoded.id }),
-        });
+        if (capture !== undefined && captured !== undefined) {
+          capture.capture({
+            model: route.model,
+            version: target.version,
+            request: captured,
+            response: capturedBody(answerBody, headers),
+            ...(decoded.id === undefined ? {} : { inferenceId: decoded.id }),
+          });
+        }
         return answer;
       }
       case 'model-job': {

@@ -131,12 +131,15 @@ export function resolveFrontAuth(api: string, authorization?: string): FrontChoi
  * streams unless told not to (`RESPONSE_STREAM` costs nothing more and lifts the 6 MB limit to 200 MB); a REST API
  * only when asked, since streaming turns off its response caching and content encoding; an HTTP API cannot stream.
  * One decision for the CDK app and `npm start`.
- * @throws Error for `streaming: true` on an HTTP API, naming the fronts that can
+ * @throws FrontChoiceError for `streaming: true` on an HTTP API, naming the fronts that can
  */
 export function frontStreams(front: ApiFront, streaming?: boolean): boolean {
   if (front === 'http') {
     if (streaming === true) {
-      throw new Error('-c streaming=true: HTTP APIs cannot stream answers; use -c api=url or -c api=rest with it');
+      throw new FrontChoiceError(
+        '-c streaming=true (RESPONSE_STREAMING=true locally): HTTP APIs cannot stream answers; use -c api=url or ' +
+          '-c api=rest with it',
+      );
     }
     return false;
   }

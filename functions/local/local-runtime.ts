@@ -54,7 +54,7 @@ import {
   type StreamingInferHandler,
 } from '../transport/http-handlers.js';
 import type { ApiGatewayEvent } from '../transport/http.js';
-import type { Limits } from '../core/catalog.js';
+import type { CatalogEntry, Limits } from '../core/catalog.js';
 import type { WarmerEvent } from '../core/warmer.js';
 import { httpResponseStreamFrom, isStreamingHandler, streamifyResponse } from './lambda-response-stream.js';
 import { createObservability } from '../wiring/observability.js';
@@ -270,19 +270,31 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
     },
   });
 
-  const catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
-  // One process serves gateway, S3 and register: serving's onnxruntime works in supervised child processes unless
-  // told otherwise.
-  // As deployed, registration applies the catalog's image preprocessing (only register reads it).
-  const config = readConfig({
-    [ENV.onnxruntimeThread]: 'process',
-    ...(options.env ?? process.env),
-    [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
-    [ENV.catalogRollout]: catalogRolloutJson(catalog) ?? '',
-    [ENV.modelBucket]: s3.bucket,
-    [ENV.s3Endpoint]: s3.endpoint,
-    [ENV.modelDir]: '',
-  });
+  // A refused catalog, configuration or front must not leave the S3 server holding its port.
+  let catalog: CatalogEntry[];
+  let config: ReturnType<typeof readConfig>;
+  let streams: boolean;
+  try {
+    catalog = options.catalogDir === undefined ? [] : loadCatalog(options.catalogDir);
+    // One process serves gateway, S3 and register: serving's onnxruntime works in supervised child processes unless
+    // told otherwise.
+    // As deployed, registration applies the catalog's image preprocessing (only register reads it).
+    config = readConfig({
+      [ENV.onnxruntimeThread]: 'process',
+      ...(options.env ?? process.env),
+      [ENV.catalogPreprocess]: catalogPreprocessJson(catalog) ?? '',
+      [ENV.catalogRollout]: catalogRolloutJson(catalog) ?? '',
+      [ENV.modelBucket]: s3.bucket,
+      [ENV.s3Endpoint]: s3.endpoint,
+      [ENV.modelDir]: '',
+    });
+    // As deployed: whether the front streams the infer functions' answers, decided as the CDK app decides it (a
+    // function URL streams unless RESPONSE_STREAMING=false; REST only with RESPONSE_STREAMING=true; never HTTP).
+    streams = frontStreams(options.front?.api ?? 'rest', config.responseStreaming);
+  } catch (error) {
+    await s3.close();
+    throw error;
+  }
   const observability = createObservability('local', false);
   if (options.silent === true) observability.logger.setLogLevel('SILENT');
   // What the deployed functions send CloudWatch as EMF, kept here for the local rollout controller.
@@ -399,11 +411,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalStack
   const asyncSettled = async () => {
     await Promise.all(asyncInvokers.map((invoker) => invoker.settled()));
   };
-  // As deployed: a front that streams gets streaming infer functions, decided as the CDK app decides it (a function
-  // URL streams unless RESPONSE_STREAMING=false; REST only with RESPONSE_STREAMING=true). Locally, async jobs run
+  // As deployed: a front that streams gets streaming infer functions (`streams`, above). Locally, async jobs run
   // through the function's buffered handler (deployed, an Event invocation of a streaming function runs the same code
   // and its streamed result is discarded).
-  const streams = frontStreams(options.front?.api ?? 'rest', config.responseStreaming);
   const inferFunction = (
     functionRuntime: Runtime,
     credentials: { accessKeyId: string; secretAccessKey: string } | undefined,

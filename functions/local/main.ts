@@ -36,6 +36,10 @@ try {
     front,
   });
 } catch (error) {
+  if (error instanceof FrontChoiceError) {
+    console.error(`npm start: ${ENV.front}/${ENV.responseStreaming}: ${error.message}`);
+    process.exit(1);
+  }
   const busy = busyPortMessage(error, { port, s3Port });
   if (busy === undefined) throw error;
   console.error(busy);

@@ -205,3 +205,36 @@ describe('a buffered front', () => {
     ]);
   });
 });
+
+describe('a front that cannot stream, asked to', () => {
+  it('refuses HTTP API + RESPONSE_STREAMING=true before serving, and leaves no server holding a port', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'streaming-refused-'));
+    const s3Port = await freePort();
+    const start = (env: Record<string, string>, front?: LocalFrontOptions) =>
+      startLocal({
+        port: 0,
+        s3Port,
+        dataDir,
+        silent: true,
+        env: { ...process.env, ...env },
+        ...(front ? { front } : {}),
+      });
+
+    await expect(start({ RESPONSE_STREAMING: 'true' }, { api: 'http', authorization: 'none' })).rejects.toThrow(
+      /HTTP APIs cannot stream answers; use -c api=url or -c api=rest/,
+    );
+    // The same S3 port is free again: the refused stack closed its embedded S3 server.
+    const next = await start({ RESPONSE_STREAMING: 'false' });
+    await next.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+});
+
+/** A loopback port no one listens on now. */
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
